@@ -1,0 +1,457 @@
+"""Data registry, verified downloads and the local cache (introduced in chapter 1).
+
+Every file the book reads comes through :func:`fetch`:
+
+registry (``data/registry.toml``) -> download with retries and a progress bar (pooch)
+-> check (sha256, or the file format where the publisher gives no hash) -> atomic move into
+the cache -> (for zip archives) extraction of the member the loaders read.
+
+A file that fails a check never stays in the cache. Where no network is available (CI, a
+course room), :func:`seed_cache` copies files you already have into the cache through the
+same checks: ``python -m helpers.data seed ../shared``.
+
+The cache directory is ``$PERTURBBOOK_CACHE`` if set, otherwise the user's cache directory
+(``~/.cache/perturbbook`` on Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = [
+    "DataError",
+    "RegistryEntry",
+    "cache_dir",
+    "load_registry",
+    "get_entry",
+    "fetch",
+    "seed_cache",
+    "cache_status",
+    "sha256sum",
+    "check_format",
+]
+
+CACHE_ENV = "PERTURBBOOK_CACHE"
+REGISTRY_ENV = "PERTURBBOOK_REGISTRY"
+RECORDED_HASHES = "recorded_hashes.json"
+
+# Leading bytes of each format the registry names (xlsx files are zip archives).
+MAGIC = {
+    "h5ad": b"\x89HDF\r\n\x1a\n",
+    "zip": b"PK\x03\x04",
+    "xlsx": b"PK\x03\x04",
+    "pickle": b"\x80",
+}
+
+
+class DataError(RuntimeError):
+    """A dataset could not be provided: the message names the dataset, what went wrong and the fix."""
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One dataset of the registry (see ``data/registry.toml`` for the meaning of each field)."""
+
+    name: str
+    url: str
+    filename: str
+    format: str
+    description: str = ""
+    sha256: str = ""
+    size: int | None = None
+    member: str | None = None
+    layout: str | None = None
+    normalisation: str = ""
+    licence: str = ""
+    citation: str = ""
+    kind: str = "dataset"
+    seed_names: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def names_to_seed(self) -> set[str]:
+        """File names that :func:`seed_cache` recognises as this entry."""
+        return {self.filename, *self.seed_names}
+
+
+# --------------------------------------------------------------------------------------------
+# registry and cache locations
+
+
+def _default_registry_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "registry.toml"
+
+
+def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
+    """Read the registry TOML (default: ``data/registry.toml`` of this checkout, or ``$PERTURBBOOK_REGISTRY``)."""
+    path = Path(path or os.environ.get(REGISTRY_ENV) or _default_registry_path())
+    if not path.is_file():
+        raise DataError(
+            f"The data registry {path} does not exist. The helpers are meant to be installed from a "
+            "checkout of the book (pip install -e .), which holds data/registry.toml; or point "
+            f"${REGISTRY_ENV} at a registry file."
+        )
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    entries = {}
+    for name, spec in raw.items():
+        missing = {"url", "filename", "format"} - set(spec)
+        if missing:
+            raise DataError(f"Registry entry {name!r} in {path} lacks {sorted(missing)}.")
+        if spec["format"] not in MAGIC:
+            raise DataError(
+                f"Registry entry {name!r} has format {spec['format']!r}; known formats: {sorted(MAGIC)}."
+            )
+        spec = dict(spec)
+        spec["seed_names"] = tuple(spec.get("seed_names", ()))
+        entries[name] = RegistryEntry(name=name, **spec)
+    return entries
+
+
+def get_entry(name: str, registry: dict[str, RegistryEntry] | None = None) -> RegistryEntry:
+    """The registry entry called ``name``, with a helpful error for unknown names."""
+    registry = registry if registry is not None else load_registry()
+    if name not in registry:
+        raise DataError(
+            f"Unknown dataset {name!r}. Registered datasets: {', '.join(sorted(registry))}."
+        )
+    return registry[name]
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache directory: ``path`` if given, else ``$PERTURBBOOK_CACHE``, else the user cache dir."""
+    if path is None:
+        path = os.environ.get(CACHE_ENV)
+    if not path:
+        import pooch
+
+        path = pooch.os_cache("perturbbook")
+    path = Path(path).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# checks
+
+
+def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _looks_like_html(head: bytes) -> bool:
+    text = head.lstrip().lower()
+    return text.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in text[:512]
+
+
+def check_format(path: str | os.PathLike, fmt: str) -> None:
+    """Raise :class:`DataError` unless the file starts with the magic bytes of ``fmt``.
+
+    An HTML page (what a failing Dataverse or figshare request often returns with status 200)
+    is named as such in the message.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    if head.startswith(MAGIC[fmt]):
+        return
+    if _looks_like_html(head):
+        snippet = head[:200].decode("utf-8", errors="replace").replace("\n", " ")
+        raise DataError(f"got an HTML page instead of a {fmt} file (starts with: {snippet!r})")
+    if not head:
+        raise DataError(f"got an empty file instead of a {fmt} file")
+    raise DataError(f"the file is not a {fmt} file (first bytes {head[:8]!r}, expected {MAGIC[fmt]!r})")
+
+
+def _cached_digest(path: Path, cache: Path) -> str:
+    """sha256 of ``path``; for files in the cache remembered per (size, mtime), so multi-GB files are
+    hashed once rather than on every fetch."""
+    if path.parent.resolve() != cache.resolve():
+        return sha256sum(path)
+    stamp_file = cache / ".verified.json"
+    stamps = json.loads(stamp_file.read_text()) if stamp_file.exists() else {}
+    stat = path.stat()
+    key = str(path.resolve())
+    stamp = stamps.get(key)
+    if stamp and stamp["size"] == stat.st_size and stamp["mtime_ns"] == stat.st_mtime_ns:
+        return stamp["sha256"]
+    digest = sha256sum(path)
+    stamps[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    tmp = stamp_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stamps, indent=1))
+    os.replace(tmp, stamp_file)
+    return digest
+
+
+def _recorded_hashes(cache: Path) -> dict[str, str]:
+    path = cache / RECORDED_HASHES
+    if path.exists():
+        return json.loads(path.read_text())
+    return {}
+
+
+def _record_hash(cache: Path, name: str, digest: str) -> None:
+    hashes = _recorded_hashes(cache)
+    hashes[name] = digest
+    tmp = cache / (RECORDED_HASHES + ".tmp")
+    tmp.write_text(json.dumps(hashes, indent=2, sort_keys=True))
+    os.replace(tmp, cache / RECORDED_HASHES)
+
+
+def _verify(entry: RegistryEntry, path: Path, cache: Path) -> str:
+    """Check a candidate file for ``entry``; return its sha256 or raise :class:`DataError`."""
+    check_format(path, entry.format)
+    digest = _cached_digest(path, cache)
+    expected = entry.sha256 or _recorded_hashes(cache).get(entry.name, "")
+    if expected and digest != expected:
+        origin = "registry" if entry.sha256 else f"hash recorded at the first download ({RECORDED_HASHES})"
+        raise DataError(f"sha256 mismatch: got {digest}, expected {expected} ({origin})")
+    if entry.format == "zip" and entry.member:
+        with zipfile.ZipFile(path) as zf:
+            if entry.member not in zf.namelist():
+                raise DataError(
+                    f"the archive does not contain {entry.member!r} (it holds {zf.namelist()[:10]})"
+                )
+    return digest
+
+
+def _how_to_seed(entry: RegistryEntry, cache: Path) -> str:
+    return (
+        f"To provide the file by hand, download {entry.url} on a machine with network access and run "
+        f"`python -m helpers.data seed <folder holding {entry.filename}>` (cache: {cache}; set "
+        f"${CACHE_ENV} to use another cache directory)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# download, seed, fetch
+
+
+def _install(entry: RegistryEntry, candidate: Path, cache: Path, *, move: bool) -> Path:
+    """Verify ``candidate`` and place it atomically at its cache path (bad files never land)."""
+    digest = _verify(entry, candidate, cache)
+    target = cache / entry.filename
+    staging = Path(tempfile.mkstemp(dir=cache, prefix=f".{entry.filename}.", suffix=".part")[1])
+    try:
+        if move:
+            shutil.move(candidate, staging)
+        else:
+            shutil.copyfile(candidate, staging)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    if not entry.sha256:
+        _record_hash(cache, entry.name, digest)
+    return target
+
+
+def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool) -> Path:
+    import pooch
+    import requests
+
+    tmpdir = Path(tempfile.mkdtemp(dir=cache, prefix=".download-"))
+    try:
+        part = tmpdir / entry.filename
+        downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=60)
+        last_error: Exception | None = None
+        for attempt in range(1, retries + 1):
+            try:
+                downloader(entry.url, str(part), None)
+                last_error = None
+                break
+            except requests.exceptions.HTTPError as err:
+                last_error = err
+                status = err.response.status_code if err.response is not None else None
+                if status is not None and status < 500 and status != 429:
+                    break  # a client error will not go away by retrying
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+                last_error = err
+            if attempt < retries:
+                time.sleep(min(2**attempt, 10))
+        if last_error is not None:
+            raise DataError(
+                f"Could not download dataset {entry.name!r} from {entry.url} "
+                f"({type(last_error).__name__}: {last_error}). Check your network connection. "
+                + _how_to_seed(entry, cache)
+            ) from last_error
+        try:
+            return _install(entry, part, cache, move=True)
+        except DataError as err:
+            raise DataError(
+                f"Download of dataset {entry.name!r} from {entry.url} was rejected: {err}. The file was "
+                "discarded and the cache is unchanged. Try again later (Dataverse and figshare sometimes "
+                "serve error pages); if it persists, " + _how_to_seed(entry, cache)
+            ) from None
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _extract_member(entry: RegistryEntry, archive: Path, cache: Path) -> Path:
+    target = cache / entry.name / entry.member
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            extracted = Path(zf.extract(entry.member, staging))
+        os.replace(extracted, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def fetch(
+    name: str,
+    *,
+    cache: str | os.PathLike | None = None,
+    download: bool = True,
+    retries: int = 3,
+    progressbar: bool = True,
+    registry: dict[str, RegistryEntry] | None = None,
+) -> Path:
+    """Return the local path of a registered file, downloading and verifying it if needed.
+
+    For zip entries the path of the extracted ``member`` is returned. A file already in the
+    cache is re-checked against the registry hash (or the hash recorded at its first download),
+    so a corrupted cache is caught rather than read. ``download=False`` raises instead of
+    downloading (the offline quick profile uses this, so nothing is fetched behind your back).
+    """
+    entry = get_entry(name, registry)
+    cache = cache_dir(cache)
+    path = cache / entry.filename
+    if path.exists():
+        try:
+            _verify(entry, path, cache)
+        except DataError as err:
+            path.unlink()
+            shutil.rmtree(cache / entry.name, ignore_errors=True)
+            if not download:
+                raise DataError(
+                    f"The cached file of dataset {name!r} ({path}) failed its check ({err}) and was "
+                    "removed. " + _how_to_seed(entry, cache)
+                ) from None
+    if not path.exists():
+        if not download:
+            raise DataError(
+                f"Dataset {name!r} is not in the cache ({cache}) and downloading is switched off. "
+                + _how_to_seed(entry, cache)
+            )
+        path = _download(entry, cache, retries, progressbar)
+    if entry.format == "zip" and entry.member:
+        return _extract_member(entry, path, cache)
+    return path
+
+
+def seed_cache(
+    source: str | os.PathLike,
+    *,
+    cache: str | os.PathLike | None = None,
+    registry: dict[str, RegistryEntry] | None = None,
+) -> pd.DataFrame:
+    """Copy registered files found under ``source`` (a file or a folder, searched recursively) into the cache.
+
+    A file is recognised by its name (the entry's ``filename`` or one of its ``seed_names``) and
+    then checked exactly like a download: a file that fails is reported and not copied.
+    Returns a table of what was found: dataset, source path, status.
+    """
+    registry = registry if registry is not None else load_registry()
+    cache = cache_dir(cache)
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"Cannot seed the cache from {source}: no such file or folder.")
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    by_name: dict[str, list[RegistryEntry]] = {}
+    for entry in registry.values():
+        for fname in entry.names_to_seed:
+            by_name.setdefault(fname, []).append(entry)
+    rows = []
+    for path in files:
+        for entry in by_name.get(path.name, []):
+            target = cache / entry.filename
+            try:
+                if target.exists() and sha256sum(target) == sha256sum(path):
+                    status = "already cached"
+                else:
+                    _install(entry, path, cache, move=False)
+                    shutil.rmtree(cache / entry.name, ignore_errors=True)  # stale extraction
+                    status = "seeded"
+            except DataError as err:
+                status = f"rejected: {err}"
+            rows.append({"dataset": entry.name, "source": str(path), "status": status})
+    return pd.DataFrame(rows, columns=["dataset", "source", "status"])
+
+
+def cache_status(
+    cache: str | os.PathLike | None = None, registry: dict[str, RegistryEntry] | None = None
+) -> pd.DataFrame:
+    """One row per registry entry: whether its file is in the cache, its size and where it comes from."""
+    registry = registry if registry is not None else load_registry()
+    cache = cache_dir(cache)
+    rows = []
+    for entry in registry.values():
+        path = cache / entry.filename
+        rows.append(
+            {
+                "dataset": entry.name,
+                "kind": entry.kind,
+                "format": entry.format,
+                "cached": path.exists(),
+                "size_mb": round(path.stat().st_size / 1e6, 2) if path.exists() else None,
+                "hash": "published" if entry.sha256 else "recorded at first download",
+                "url": entry.url,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the registry and what is cached")
+    p_fetch = sub.add_parser("fetch", help="download (or verify) datasets")
+    p_fetch.add_argument("names", nargs="+")
+    p_seed = sub.add_parser("seed", help="copy files you already have into the cache, with the same checks")
+    p_seed.add_argument("source", help="a file or a folder (searched recursively)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            print(f"cache: {cache_dir()}")
+            print(cache_status().drop(columns="url").to_string(index=False))
+        elif args.command == "fetch":
+            for name in args.names:
+                print(f"{name}: {fetch(name)}")
+        elif args.command == "seed":
+            table = seed_cache(args.source)
+            print(f"cache: {cache_dir()}")
+            print(table.to_string(index=False) if len(table) else "no registered files found")
+            if table["status"].str.startswith("rejected").any():
+                return 1
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

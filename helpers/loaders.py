@@ -1,0 +1,273 @@
+"""One loader, one canonical AnnData, whatever the source (introduced in chapter 1).
+
+The canonical form every later step relies on:
+
+* ``obs["condition"]``: ``"ctrl"`` for control cells, ``"A"`` for a single perturbation of gene A,
+  ``"A+B"`` for a double (categorical). GEARS' ``"A+ctrl"`` / ``"ctrl+A"`` and perturbench's
+  ``"control"`` are mapped onto it; the source's own label is kept in ``obs["condition_source"]``.
+* ``obs["n_targets"]``: 0 for control, 1 for singles, 2 for doubles; ``obs["cell_line"]``.
+* ``var_names``: gene symbols (unique).
+* ``X``: log-normalised expression as the source provides it (which normalisation: see
+  ``adata.uns["perturbbook"]["normalisation"]``); ``layers["counts"]`` where the source has raw counts.
+* ``uns["perturbbook"]``: dataset name, layout, normalisation, source file, whether counts exist.
+
+``load_dataset(name, backed="r")`` opens large files (the full Norman file is ~85k cells x 19k
+genes) without reading ``X`` into memory; :func:`helpers.pseudobulk.pseudobulk` then reads it in
+row chunks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import data as data_mod
+
+__all__ = [
+    "CONTROL",
+    "LoaderError",
+    "normalize_condition",
+    "condition_genes",
+    "canonicalize",
+    "read_perturbench",
+    "read_gears",
+    "read_canonical",
+    "load_dataset",
+    "condition_table",
+]
+
+CONTROL = "ctrl"
+_CONTROL_ALIASES = {"ctrl", "control", "non-targeting", "non_targeting", "nt", "negctrl"}
+
+
+class LoaderError(ValueError):
+    """A file or AnnData does not have the layout the loader expects (message says what and how to fix)."""
+
+
+def normalize_condition(label: str) -> str:
+    """Map a source condition label to the canonical form: ``ctrl``, ``A`` or ``A+B``.
+
+    ``"control"`` -> ``"ctrl"``; ``"KLF1+ctrl"`` and ``"ctrl+KLF1"`` -> ``"KLF1"``;
+    ``"CEBPE+CEBPB"`` stays as it is (the order of the source is kept).
+    """
+    text = str(label).strip()
+    if text.lower() in _CONTROL_ALIASES:
+        return CONTROL
+    parts = [p.strip() for p in text.split("+")]
+    if any(p == "" for p in parts):
+        raise LoaderError(f"Malformed condition label {label!r}: empty gene name around '+'.")
+    genes = [p for p in parts if p.lower() not in _CONTROL_ALIASES]
+    if not genes:
+        return CONTROL
+    if len(set(genes)) != len(genes):
+        raise LoaderError(f"Malformed condition label {label!r}: the same gene appears twice.")
+    return "+".join(genes)
+
+
+def condition_genes(condition: str) -> list[str]:
+    """The target genes of a canonical condition (``[]`` for ``ctrl``)."""
+    return [] if condition == CONTROL else condition.split("+")
+
+
+def canonicalize(
+    adata: ad.AnnData,
+    *,
+    condition_key: str,
+    dataset: str,
+    layout: str,
+    normalisation: str,
+    gene_symbol_key: str | None = None,
+    cell_line: str | None = None,
+    source_file: str | None = None,
+) -> ad.AnnData:
+    """Bring an AnnData (in memory or backed) into the canonical form described in the module docstring.
+
+    Works in place on ``obs``/``var``/``uns`` and never touches ``X`` (so backed files stay on disk).
+    """
+    if condition_key not in adata.obs:
+        raise LoaderError(
+            f"{dataset}: obs has no column {condition_key!r} with the perturbation condition "
+            f"(columns: {list(adata.obs.columns)}). Pass condition_key= naming the right column."
+        )
+    source = adata.obs[condition_key].astype(str)
+    mapping = {label: normalize_condition(label) for label in pd.unique(source)}
+    condition = source.map(mapping)
+    if CONTROL not in set(mapping.values()):
+        raise LoaderError(
+            f"{dataset}: no control cells found in obs[{condition_key!r}] (looked for {sorted(_CONTROL_ALIASES)}). "
+            "Every analysis in the book is relative to control; check the control label of your file."
+        )
+    adata.obs["condition_source"] = source.values
+    categories = [CONTROL] + sorted(set(mapping.values()) - {CONTROL})
+    adata.obs["condition"] = pd.Categorical(condition.values, categories=categories)
+    adata.obs["n_targets"] = np.array([len(condition_genes(c)) for c in condition], dtype=np.int8)
+    if cell_line is None:
+        cell_line = str(adata.obs["cell_type"].iloc[0]) if "cell_type" in adata.obs else "unknown"
+    adata.obs["cell_line"] = pd.Categorical([cell_line] * adata.n_obs)
+
+    if gene_symbol_key is not None:
+        if gene_symbol_key not in adata.var:
+            raise LoaderError(
+                f"{dataset}: var has no column {gene_symbol_key!r} with gene symbols "
+                f"(columns: {list(adata.var.columns)})."
+            )
+        symbols = adata.var[gene_symbol_key].astype(str).values
+        adata.var["source_var_name"] = adata.var_names.values
+        adata.var_names = pd.Index(symbols)
+    n_dup = int(adata.var_names.duplicated().sum())
+    if n_dup:
+        adata.var_names_make_unique()
+    adata.var.index.name = "gene"
+    adata.obs.index.name = "cell"
+
+    has_counts = "counts" in adata.layers
+    adata.uns["perturbbook"] = {
+        "dataset": dataset,
+        "layout": layout,
+        "normalisation": normalisation,
+        "source_file": source_file or "",
+        "has_counts": has_counts,
+        "duplicated_gene_symbols_made_unique": n_dup,
+    }
+    return adata
+
+
+def _as_float32_csr(X):
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+    else:
+        X = sp.csr_matrix(np.asarray(X))
+    if X.dtype != np.float32:
+        X = X.astype(np.float32)
+    return X
+
+
+def read_perturbench(
+    path: str | os.PathLike,
+    *,
+    dataset: str = "norman2019_subset",
+    screen: str = "norman19",
+    normalisation: str = "",
+) -> ad.AnnData:
+    """Read a perturbench-style h5ad (``obs["condition"]`` with ``control``; ``obs["dataset"]`` naming screens).
+
+    Only cells of ``screen`` are kept (the development file also holds another screen).
+    """
+    adata = ad.read_h5ad(path)
+    for col in ("condition", "dataset"):
+        if col not in adata.obs:
+            raise LoaderError(f"{path}: not in perturbench layout, obs lacks {col!r} (has {list(adata.obs.columns)}).")
+    screens = adata.obs["dataset"].astype(str)
+    if screen not in set(screens):
+        raise LoaderError(f"{path}: no cells of screen {screen!r}; screens present: {sorted(set(screens))}.")
+    adata = adata[screens.values == screen].copy()
+    adata.X = _as_float32_csr(adata.X)
+    cell_line = str(adata.obs["cell_type"].iloc[0]).upper() if "cell_type" in adata.obs else None
+    return canonicalize(
+        adata,
+        condition_key="condition",
+        dataset=dataset,
+        layout="perturbench",
+        normalisation=normalisation,
+        cell_line=cell_line,
+        source_file=str(path),
+    )
+
+
+def read_gears(
+    path: str | os.PathLike,
+    *,
+    dataset: str,
+    backed: str | None = None,
+    normalisation: str = "",
+) -> ad.AnnData:
+    """Read an h5ad in GEARS' layout (``obs["condition"]`` as ``A+ctrl`` / ``A+B`` / ``ctrl``, ``var["gene_name"]``).
+
+    GEARS' ``perturb_processed.h5ad`` files and scFoundation's Norman file share this layout.
+    With ``backed="r"``, ``X`` stays on disk.
+    """
+    adata = ad.read_h5ad(path, backed=backed)
+    if "condition" not in adata.obs:
+        raise LoaderError(
+            f"{path}: not in GEARS layout, obs lacks 'condition' (has {list(adata.obs.columns)})."
+        )
+    gene_key = "gene_name" if "gene_name" in adata.var else None
+    if not backed:
+        if "counts" not in adata.layers and adata.raw is not None and adata.raw.n_vars == adata.n_vars:
+            adata.layers["counts"] = _as_float32_csr(adata.raw.X)
+            adata.raw = None
+        adata.X = _as_float32_csr(adata.X)
+    return canonicalize(
+        adata,
+        condition_key="condition",
+        dataset=dataset,
+        layout="gears",
+        normalisation=normalisation,
+        gene_symbol_key=gene_key,
+        source_file=str(path),
+    )
+
+
+def read_canonical(path: str | os.PathLike, *, backed: str | None = None) -> ad.AnnData:
+    """Read an h5ad written by this book (e.g. by the simulator), which is already canonical."""
+    adata = ad.read_h5ad(path, backed=backed)
+    if "condition" not in adata.obs or "perturbbook" not in adata.uns:
+        raise LoaderError(f"{path}: not a canonical AnnData written by the book's helpers.")
+    return adata
+
+
+_READERS = {"perturbench": read_perturbench, "gears": read_gears}
+
+
+def load_dataset(
+    name: str,
+    *,
+    backed: str | None = None,
+    download: bool = True,
+    cache: str | os.PathLike | None = None,
+) -> ad.AnnData:
+    """Fetch a registered dataset (see :mod:`helpers.data`) and return it as canonical AnnData.
+
+    ``backed="r"`` keeps ``X`` on disk (use it for the full Norman, Replogle files on small
+    machines). ``download=False`` raises instead of downloading.
+    """
+    entry = data_mod.get_entry(name)
+    if entry.layout not in _READERS:
+        raise LoaderError(
+            f"Registry entry {name!r} is not a dataset with a known layout (layout={entry.layout!r}); "
+            f"loadable datasets have layout in {sorted(_READERS)}."
+        )
+    path = data_mod.fetch(name, download=download, cache=cache)
+    kwargs = {"dataset": name, "normalisation": entry.normalisation}
+    if entry.layout == "gears":
+        kwargs["backed"] = backed  # the perturbench subset is small and always read into memory
+    return _READERS[entry.layout](Path(path), **kwargs)
+
+
+def condition_table(adata: ad.AnnData) -> pd.DataFrame:
+    """One row per condition: condition, kind (control / single / double), targets, number of cells."""
+    if "condition" not in adata.obs:
+        raise LoaderError("obs has no 'condition'; load the data with load_dataset() first.")
+    counts = adata.obs["condition"].value_counts(sort=False)
+    counts = counts[counts > 0]
+    kinds = {0: "control", 1: "single", 2: "double"}
+    rows = []
+    for condition, n in counts.items():
+        genes = condition_genes(str(condition))
+        rows.append(
+            {
+                "condition": str(condition),
+                "kind": kinds.get(len(genes), f"{len(genes)} targets"),
+                "targets": ";".join(genes),
+                "n_cells": int(n),
+            }
+        )
+    table = pd.DataFrame(rows)
+    order = {"control": 0, "single": 1, "double": 2}
+    table["_order"] = table["kind"].map(order).fillna(3)
+    return table.sort_values(["_order", "condition"]).drop(columns="_order").reset_index(drop=True)

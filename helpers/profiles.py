@@ -1,0 +1,54 @@
+"""Data profiles: which real or synthetic data each chapter uses (introduced in chapter 1).
+
+* ``quick`` (default, offline): the real Norman 2019 subset wherever it can serve, and the
+  simulator (:mod:`helpers.simulate`) where an experiment needs more conditions than it has.
+* ``paper``: the real datasets the paper used, downloaded through the registry.
+
+Nothing falls back from one profile to the other: an unknown profile or a dataset that cannot
+be provided is an error.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PROFILES", "check_profile", "norman_dataset", "dataset_label"]
+
+PROFILES = {
+    "quick": {
+        "norman": "norman2019_subset",
+        "backed": None,
+        "description": "offline: real Norman 2019 subset (34 conditions) + the book's simulator",
+    },
+    "paper": {
+        "norman": "norman2019",
+        "backed": "r",
+        "description": "the paper's real datasets, downloaded (full Norman 2019, Adamson, Replogle K562/RPE1)",
+    },
+}
+
+_LABELS = {
+    "norman2019_subset": "Norman 2019 subset (real K562 CRISPRa cells, 34 conditions)",
+    "norman2019": "Norman 2019 (real, scFoundation-processed file used by the paper)",
+    "norman2019_gears": "Norman 2019 (real, GEARS processing)",
+    "adamson": "Adamson 2016 (real)",
+    "replogle_k562_essential": "Replogle 2022 K562 essential (real)",
+    "replogle_rpe1_essential": "Replogle 2022 RPE1 essential (real)",
+}
+
+
+def check_profile(profile: str) -> dict:
+    """The settings of ``profile``; a clear error for anything but ``quick`` or ``paper``."""
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it in the parameters cell).")
+    return PROFILES[profile]
+
+
+def norman_dataset(profile: str) -> str:
+    """Registry name of the Norman 2019 data of a profile."""
+    return check_profile(profile)["norman"]
+
+
+def dataset_label(name: str) -> str:
+    """Human-readable label of a dataset for figure titles and tables (synthetic data say so)."""
+    if name.startswith("simulated"):
+        return f"SYNTHETIC: {name} (book simulator, not real data)"
+    return _LABELS.get(name, name)

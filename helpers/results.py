@@ -1,0 +1,44 @@
+"""Where each chapter writes its tables (introduced in chapter 1).
+
+Every chapter writes its key tables as CSV to ``_build/results/<notebook name>/`` at the root of
+the book (git ignores ``_build/``), or under ``$PERTURBBOOK_RESULTS`` if that is set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["book_root", "results_dir", "save_table"]
+
+RESULTS_ENV = "PERTURBBOOK_RESULTS"
+
+
+def book_root(start: str | os.PathLike | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file():
+            return folder
+    return here
+
+
+def results_dir(chapter: str) -> Path:
+    """``<book root>/_build/results/<chapter>`` (created if needed)."""
+    if not chapter or "/" in chapter or chapter.startswith("."):
+        raise ValueError(f"chapter must be a notebook name such as '01_data', got {chapter!r}.")
+    base = Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else book_root() / "_build" / "results"
+    path = base / chapter
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_table(table: pd.DataFrame, chapter: str, name: str, *, index: bool = False) -> Path:
+    """Write ``table`` as ``<results_dir(chapter)>/<name>.csv`` and return the path."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"save_table expects a pandas DataFrame, got {type(table).__name__}.")
+    path = results_dir(chapter) / f"{name}.csv"
+    table.to_csv(path, index=index)
+    return path

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Command 1 of the README: set up everything from nothing and build the book.
+#   1. a virtual environment in .venv (Python 3.11) with the exact pins of requirements.txt + the helpers
+#   2. seed the data cache from $PERTURBBOOK_SEED_DIR (default: ../shared beside the checkout, if it exists),
+#      with the same checks as a download; anything not seeded is downloaded from the registry's URL
+#   3. execute every chapter with papermill on the profile $PROFILE (default: quick)
+#   4. build the book from the executed copies with warnings as errors -> _build/html/index.html
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROFILE="${PROFILE:-quick}"
+VENV="${VENV:-.venv}"
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3 python; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 && \
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "error: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  PY="$(find_python)"
+  echo "[setup] creating $VENV with $($PY --version)"
+  "$PY" -m venv "$VENV"
+fi
+echo "[setup] installing requirements.txt and the helpers package"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -r requirements.txt
+"$VENV/bin/python" -m pip install --quiet --no-deps -e .
+
+SEED_DIR="${PERTURBBOOK_SEED_DIR:-../shared}"
+if [ -d "$SEED_DIR" ]; then
+  echo "[data] seeding the cache from $SEED_DIR"
+  "$VENV/bin/python" -m helpers.data seed "$SEED_DIR"
+else
+  echo "[data] no seed folder ($SEED_DIR); data will be downloaded from the registry's URLs"
+fi
+
+echo "[execute] running the chapters (profile=$PROFILE)"
+"$VENV/bin/python" -m helpers.execute --profile "$PROFILE" --out _build/book_src
+
+echo "[book] building the book from the executed notebooks (warnings are errors)"
+rm -rf _build/html
+"$VENV/bin/jupyter-book" build _build/book_src -W -n --keep-going --path-output _build/jb
+cp -r _build/jb/_build/html _build/html
+echo "[book] done: $(pwd)/_build/html/index.html"
