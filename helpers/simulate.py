@@ -323,20 +323,15 @@ def write_norman_scale_h5ad(
     tmp = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["encoding-type"] = "anndata"
-            f.attrs["encoding-version"] = "0.1.0"
-            for key in ("obs", "var", "uns"):
-                write_elem(f, key, getattr(adata, key))
-            for key in ("obsm", "varm", "obsp", "varp", "layers"):
-                write_elem(f, key, {})
+        adata.write_h5ad(tmp)  # obs, var, uns; X is appended chunk by chunk below
+        with h5py.File(tmp, "a") as f:
             X = None
             for start in range(0, n_cells, chunk_cells):
                 stop = min(start + chunk_cells, n_cells)
                 rows = cell_condition[start:stop]
                 block = _log_normalise(_draw_cells(rng, baseline + effects[rows], library_size, 8.0))
                 if X is None:
-                    write_elem(f, "X", block, dataset_kwargs={"maxshape": (None,), "chunks": True})
+                    write_elem(f, "X", block)  # anndata makes the arrays resizable
                     X = sparse_dataset(f["X"])
                 else:
                     X.append(block)

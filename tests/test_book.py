@@ -1,0 +1,56 @@
+"""The book's structure: every chapter has the house anatomy and is stored without outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import profiles, results
+from helpers.execute import toc_files
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_toc_lists_every_notebook():
+    pages = toc_files(ROOT)
+    assert pages[0] == "index"
+    assert {f"notebooks/{nb.stem}" for nb in NOTEBOOKS} <= set(pages)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_anatomy(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "strip outputs"
+    tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+    params = [c for c, t in zip(cells, tags) if "parameters" in t]
+    assert len(params) == 1, "exactly one papermill parameters cell"
+    assert "profile = " in "".join(params[0]["source"])
+    colab = [c for c, t in zip(cells, tags) if "remove-cell" in t]
+    assert colab and "google.colab" in "".join(colab[0]["source"])
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert "Learning goals" in text and "## Summary" in text and "Exercise" in text
+    assert "footbibliography" in text
+    assert any("hide-input" in t for t in tags), "exercise solutions are hidden"
+
+
+def test_profiles():
+    assert profiles.norman_dataset("quick") == "norman2019_subset"
+    assert profiles.norman_dataset("paper") == "norman2019"
+    with pytest.raises(ValueError, match="Unknown data profile 'fast'"):
+        profiles.check_profile("fast")
+    assert profiles.dataset_label("simulated_x").startswith("SYNTHETIC")
+
+
+def test_results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    import pandas as pd
+
+    path = results.save_table(pd.DataFrame({"a": [1]}), "01_data", "t")
+    assert path == tmp_path / "01_data" / "t.csv" and path.read_text().startswith("a")
+    with pytest.raises(ValueError):
+        results.results_dir("../escape")
