@@ -11,3 +11,9 @@ Nothing is imported at package import time: ``from helpers import data, loaders`
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# tqdm.autonotebook warns that ipywidgets is missing whenever a library imports it inside a notebook;
+# plain-text progress bars are what the book wants, so the warning is noise on every page.
+_warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
