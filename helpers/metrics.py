@@ -1,0 +1,214 @@
+"""The benchmark's metrics and the one ``evaluate`` every method goes through (introduced in chapter 2).
+
+Notation: for a condition ``p``, ``y`` is the observed pseudobulk, ``y_hat`` the prediction and
+``c`` the control pseudobulk, all restricted to the evaluation genes ``G`` = the ``n`` genes most
+expressed in control (n = 1,000 in the paper; ties broken first come).
+
+* L2 (the headline metric):   ``l2 = sqrt( sum_{g in G} (y_hat_g - y_g)^2 )``
+* Pearson delta:              ``pearson_delta = cor( y_hat - c, y - c )`` over ``G``; undefined (NaN)
+  when the predicted change is constant, e.g. for "no change" - reported as NaN, never 0.
+* Pearson r on raw values:    ``r = cor( y_hat, y )`` over ``G``.
+* Error vs top-n genes:       ``l2`` over the first ``n`` genes for a grid of ``n``, with genes
+  sorted by control expression (``order="control"``) or by observed |y - c| (``order="de"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .loaders import CONTROL
+from .predictions import PredictionError, Predictions
+from .pseudobulk import Pseudobulk, top_control_genes
+from .splits import HELD_OUT, Split
+
+__all__ = [
+    "l2",
+    "pearson_delta",
+    "pearson_r",
+    "evaluate",
+    "error_vs_top_n",
+    "top_n_grid",
+    "summarise",
+    "METRIC_COLUMNS",
+]
+
+METRIC_COLUMNS = ["dataset", "method", "seed", "split", "condition", "l2", "pearson_delta", "r", "n_genes"]
+
+
+def l2(prediction, observed) -> float:
+    """Euclidean distance ``sqrt(sum((prediction - observed)^2))``."""
+    diff = np.asarray(prediction, dtype=np.float64) - np.asarray(observed, dtype=np.float64)
+    return float(np.sqrt(np.sum(diff * diff)))
+
+
+def _cor(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN when either vector is constant (up to rounding)."""
+    for v in (a, b):
+        if v.std() <= 1e-12 * max(1.0, float(np.abs(v).max(initial=0.0))):
+            return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def pearson_delta(prediction, observed, ctrl) -> float:
+    """``cor(prediction - ctrl, observed - ctrl)``; NaN if either change is constant."""
+    ctrl = np.asarray(ctrl, dtype=np.float64)
+    return _cor(np.asarray(prediction, dtype=np.float64) - ctrl, np.asarray(observed, dtype=np.float64) - ctrl)
+
+
+def pearson_r(prediction, observed) -> float:
+    """``cor(prediction, observed)`` on the raw (log-normalised) values."""
+    return _cor(np.asarray(prediction, dtype=np.float64), np.asarray(observed, dtype=np.float64))
+
+
+def _check_against_truth(predictions: Predictions, truth: Pseudobulk, split: Split | None, allow_missing: bool,
+                         subsets: tuple[str, ...]) -> list[str]:
+    """Validate predictions against the truth and the split; return the conditions to evaluate."""
+    name = predictions.method
+    if truth.dataset and predictions.dataset and truth.dataset != predictions.dataset:
+        raise PredictionError(
+            f"{name}: predictions are for dataset {predictions.dataset!r} but the truth is {truth.dataset!r}. "
+            "Evaluate predictions on the dataset (and version) they were made for."
+        )
+    unknown = predictions.conditions.difference(truth.conditions)
+    if len(unknown):
+        raise PredictionError(
+            f"{name}: {len(unknown)} predicted condition(s) do not exist in {truth.dataset or 'the data'}: "
+            f"{list(unknown)[:5]}. Use the canonical names ('A', 'A+B'; see helpers.loaders.normalize_condition)."
+        )
+    foreign = predictions.genes.difference(truth.genes)
+    if len(foreign):
+        raise PredictionError(
+            f"{name}: {len(foreign)} predicted gene(s) are not measured in {truth.dataset or 'the data'} "
+            f"(e.g. {list(foreign)[:5]}). Gene sets do not match: use the dataset's gene symbols as columns."
+        )
+    if split is None:
+        return [c for c in predictions.conditions if c != CONTROL]
+    if split.dataset and truth.dataset and split.dataset != truth.dataset:
+        raise PredictionError(f"The split is for {split.dataset!r} but the truth is {truth.dataset!r}.")
+    leaked = [c for c in predictions.conditions if split.assignment.get(c) not in subsets]
+    if leaked:
+        where = {c: split.assignment.get(c, "not in split") for c in leaked[:5]}
+        raise PredictionError(
+            f"{name}: predictions include {len(leaked)} condition(s) that are not held out ({'/'.join(subsets)}) in "
+            f"split seed {split.seed}: {where}. Scoring training conditions as if held out inflates performance; "
+            "predict only split.held_out."
+        )
+    expected = split.conditions(*subsets)
+    missing = [c for c in expected if c not in predictions.conditions]
+    if missing and not allow_missing:
+        raise PredictionError(
+            f"{name}: {len(missing)} held-out condition(s) have no prediction (e.g. {missing[:5]}). Predict all of "
+            "split.held_out, or pass allow_missing=True and compare methods on the conditions all of them predict."
+        )
+    return [c for c in expected if c in predictions.conditions]
+
+
+def evaluate(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    split: Split | None = None,
+    *,
+    n_top: int = 1000,
+    genes=None,
+    subsets: tuple[str, ...] = HELD_OUT,
+    allow_missing: bool = False,
+    allow_missing_genes: bool = False,
+) -> pd.DataFrame:
+    """Score predictions against observed pseudobulks: one row per condition (see :data:`METRIC_COLUMNS`).
+
+    ``truth`` holds the observed pseudobulks (all conditions of the dataset, with ``ctrl``).
+    Evaluation genes: ``genes`` if given, else the ``n_top`` genes most expressed in the truth's
+    control (all genes if fewer are measured). With a ``split``, only its held-out conditions
+    (test + val) may be predicted and all of them must be, unless ``allow_missing``. Predictions
+    must cover every evaluation gene unless ``allow_missing_genes`` (then each metric uses the
+    evaluation genes that are predicted and ``n_genes`` says how many).
+    """
+    if not isinstance(predictions, Predictions):
+        raise PredictionError(f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
+                              "wrap a conditions x genes DataFrame with helpers.predictions.Predictions.")
+    conditions = _check_against_truth(predictions, truth, split, allow_missing, subsets)
+    if genes is None:
+        genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
+    genes = pd.Index(genes)
+    missing_genes = genes.difference(predictions.genes)
+    if len(missing_genes):
+        if not allow_missing_genes:
+            raise PredictionError(
+                f"{predictions.method}: {len(missing_genes)} of the {len(genes)} evaluation genes are not predicted "
+                f"(e.g. {list(missing_genes)[:5]}). Predict all genes, or pass allow_missing_genes=True."
+            )
+        genes = genes.intersection(predictions.genes, sort=False)
+    pred = predictions.values.loc[conditions, genes].to_numpy()
+    obs = truth.means.loc[conditions, genes].to_numpy()
+    ctrl = truth.ctrl[genes].to_numpy()
+    rows = []
+    for i, condition in enumerate(conditions):
+        rows.append({
+            "dataset": truth.dataset or predictions.dataset,
+            "method": predictions.method,
+            "seed": predictions.seed if predictions.seed is not None else (split.seed if split else pd.NA),
+            "split": split.subset_of(condition) if split else "none",
+            "condition": condition,
+            "l2": l2(pred[i], obs[i]),
+            "pearson_delta": pearson_delta(pred[i], obs[i], ctrl),
+            "r": pearson_r(pred[i], obs[i]),
+            "n_genes": len(genes),
+        })
+    table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    if split is not None:
+        table.attrs["missing_conditions"] = [c for c in split.conditions(*subsets) if c not in conditions]
+    return table
+
+
+def top_n_grid(n_genes: int, n_points: int = 60) -> np.ndarray:
+    """Roughly log-spaced, distinct numbers of genes from 1 to ``n_genes`` (for error-vs-top-n curves)."""
+    grid = np.unique(np.round(np.logspace(0, np.log10(n_genes), n_points)).astype(int))
+    return grid[(grid >= 1) & (grid <= n_genes)]
+
+
+def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None, *, order: str = "control",
+                   grid=None) -> pd.DataFrame:
+    """L2 over the top-n genes for each condition and each n of ``grid``.
+
+    ``order="control"``: genes sorted by control expression (decreasing, ties first come);
+    ``order="de"``: genes sorted per condition by the observed |y - ctrl| (decreasing).
+    Returns columns dataset, method, seed, condition, sorted_by, n, l2.
+    """
+    if order not in {"control", "de"}:
+        raise ValueError(f"order must be 'control' or 'de', got {order!r}.")
+    conditions = list(predictions.conditions if conditions is None else conditions)
+    conditions = [c for c in conditions if c != CONTROL]
+    genes = truth.genes.intersection(predictions.genes, sort=False)
+    grid = top_n_grid(len(genes)) if grid is None else np.asarray(grid)
+    if grid.max() > len(genes) or grid.min() < 1:
+        raise ValueError(f"grid values must lie in 1..{len(genes)}.")
+    ctrl = truth.ctrl[genes].to_numpy()
+    control_order = np.argsort(-ctrl, kind="stable")
+    rows = []
+    for condition in conditions:
+        obs = truth.means.loc[condition, genes].to_numpy()
+        pred = predictions.values.loc[condition, genes].to_numpy()
+        order_idx = control_order if order == "control" else np.argsort(-np.abs(obs - ctrl), kind="stable")
+        cumulative = np.sqrt(np.cumsum((pred[order_idx] - obs[order_idx]) ** 2))
+        for n in grid:
+            rows.append((condition, int(n), float(cumulative[n - 1])))
+    table = pd.DataFrame(rows, columns=["condition", "n", "l2"])
+    table.insert(0, "dataset", truth.dataset)
+    table.insert(1, "method", predictions.method)
+    table.insert(2, "seed", predictions.seed)
+    table.insert(4, "sorted_by", order)
+    return table
+
+
+def summarise(metrics: pd.DataFrame, by=("dataset", "method")) -> pd.DataFrame:
+    """Mean and median L2, mean Pearson delta and the number of evaluated rows per group (the paper's red bars)."""
+    by = list(by)
+    grouped = metrics.groupby(by, observed=True, sort=False)
+    summary = grouped.agg(
+        mean_l2=("l2", "mean"),
+        median_l2=("l2", "median"),
+        mean_pearson_delta=("pearson_delta", "mean"),
+        n=("l2", "size"),
+    ).reset_index()
+    return summary.sort_values(by[:-1] + ["mean_l2"]).reset_index(drop=True)
