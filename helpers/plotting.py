@@ -8,7 +8,10 @@ import pandas as pd
 
 from .profiles import dataset_label
 
-__all__ = ["titled", "cells_per_condition", "delta_heatmap", "strongest_changes"]
+__all__ = [
+    "titled", "cells_per_condition", "delta_heatmap", "strongest_changes", "strip_plot", "prediction_scatter",
+    "error_curves",
+]
 
 
 def titled(ax, title: str, dataset: str) -> None:
@@ -48,4 +51,70 @@ def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, title: str = "Chan
     ax.set_yticks(range(delta.shape[0]), delta.index, fontsize=7)
     ax.figure.colorbar(image, ax=ax, shrink=0.6, label="pseudobulk - ctrl")
     titled(ax, title, dataset)
+    return ax
+
+
+def strip_plot(metrics: pd.DataFrame, dataset: str, *, value: str = "l2", ax=None, order=None,
+               title: str | None = None, source_col: str | None = None):
+    """The paper's Fig. 1a style: one jittered point per (perturbation, seed), a red bar at each method's
+    mean, and a dashed line at the best mean. Methods from a ``source == "published"`` column are marked."""
+    from .published import method_label
+
+    table = metrics.dropna(subset=[value])
+    means = table.groupby("method")[value].mean()
+    order = list(order) if order is not None else list(means.sort_values().index)
+    ax = ax or plt.subplots(figsize=(1.0 * len(order) + 2, 3.8))[1]
+    rng = np.random.default_rng(0)
+    for i, method in enumerate(order):
+        values = table.loc[table["method"] == method, value].to_numpy()
+        if len(values) == 0:
+            continue
+        published = source_col and (table.loc[table["method"] == method, source_col] == "published").any()
+        ax.scatter(i + rng.uniform(-0.28, 0.28, len(values)), values, s=6, alpha=0.45,
+                   color="tab:gray" if published else "tab:blue", linewidths=0)
+        ax.hlines(values.mean(), i - 0.35, i + 0.35, color="red", linewidth=2.5)
+    best = min(means[m] for m in order if m in means)
+    ax.axhline(best, color="black", linestyle="--", linewidth=0.8)
+    labels = []
+    for m in order:
+        published = source_col and (table.loc[table["method"] == m, source_col] == "published").any()
+        labels.append(method_label(m) + ("\n(published)" if published else ""))
+    ax.set_xticks(range(len(order)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel({"l2": "prediction error (L2)", "pearson_delta": "Pearson delta"}.get(value, value))
+    titled(ax, title or f"{value} per held-out perturbation (red: mean)", dataset)
+    return ax
+
+
+def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Series, dataset: str, *,
+                       method: str, condition: str, ax=None):
+    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as reference."""
+    from .metrics import l2, pearson_delta
+
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    ax.scatter(observed, prediction, s=5, alpha=0.5, label="prediction", color="tab:blue", linewidths=0)
+    ax.scatter(observed, ctrl, s=5, alpha=0.3, label="control", color="tab:gray", linewidths=0)
+    lims = [min(observed.min(), prediction.min()), max(observed.max(), prediction.max())]
+    ax.plot(lims, lims, color="black", linewidth=0.6)
+    ax.set_xlabel("observed (log1p)")
+    ax.set_ylabel("predicted (log1p)")
+    ax.legend(fontsize=7, loc="upper left")
+    pd_ = pearson_delta(prediction, observed, ctrl)
+    titled(ax, f"{condition}: {method}, L2 = {l2(prediction, observed):.2f}, Pearson delta = {pd_:.2f}", dataset)
+    return ax
+
+
+def error_curves(curves: pd.DataFrame, dataset: str, ax=None):
+    """Mean L2 over the top-n genes against n, one line per method (and per gene ordering)."""
+    from .published import method_label
+
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    mean = curves.groupby(["method", "sorted_by", "n"])["l2"].mean().reset_index()
+    styles = {"control": "-", "de": "--"}
+    for (method, order), rows in mean.groupby(["method", "sorted_by"]):
+        ax.plot(rows["n"], rows["l2"], styles.get(order, ":"), label=f"{method_label(method)} ({order})")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of genes considered (top n)")
+    ax.set_ylabel("mean L2")
+    ax.legend(fontsize=7)
+    titled(ax, "Error vs number of genes (solid: by control expr., dashed: by observed change)", dataset)
     return ax

@@ -23,7 +23,9 @@ import pandas as pd
 
 from .loaders import CONTROL, condition_genes
 
-__all__ = ["SplitError", "Split", "double_split", "split_from_assignment", "HELD_OUT"]
+__all__ = [
+    "SplitError", "Split", "double_split", "split_from_assignment", "complete_doubles", "holdout_split", "HELD_OUT",
+]
 
 SUBSETS = ("train", "val", "test")
 HELD_OUT = ("test", "val")
@@ -132,3 +134,19 @@ def split_from_assignment(assignment: dict[str, str] | pd.DataFrame, *, dataset:
             raise SplitError(f"The split table lacks columns {sorted(missing)}.")
         assignment = dict(zip(assignment["condition"].astype(str), assignment["split"].astype(str)))
     return Split(dataset, seed, kind, dict(assignment), note)
+
+
+def complete_doubles(conditions) -> list[str]:
+    """Doubles ``A+B`` whose singles ``A`` and ``B`` are both among ``conditions`` (sorted)."""
+    conditions = {str(c) for c in conditions}
+    return sorted(c for c in conditions if len(condition_genes(c)) == 2 and set(condition_genes(c)) <= conditions)
+
+
+def holdout_split(conditions, held_out, *, dataset: str = "", seed: int = 0, subset: str = "test") -> Split:
+    """Hold out exactly ``held_out`` (as ``subset``); every other condition is train."""
+    conditions = [str(c) for c in conditions]
+    unknown = sorted(set(map(str, held_out)) - set(conditions))
+    if unknown:
+        raise SplitError(f"Held-out conditions not in the data: {unknown[:5]}.")
+    held = set(map(str, held_out))
+    return Split(dataset, seed, "holdout", {c: subset if c in held else "train" for c in conditions})
