@@ -3,7 +3,9 @@
 Data flows one way through these modules:
 
 ``data`` (registry, verified downloads) -> ``loaders`` (canonical AnnData) -> ``pseudobulk``
--> splits -> models / baselines -> predictions -> metrics -> tables and figures.
+-> ``splits`` -> ``baselines`` / models -> ``predictions`` (one contract) -> ``metrics.evaluate``
+-> ``plotting`` and ``results`` (tables and figures). ``benchmark`` runs that loop over splits;
+``published`` loads the paper's own numbers, always labelled "published".
 
 ``simulate`` provides a synthetic screen with known truth for the offline quick profile;
 ``profiles`` says which dataset each profile uses; ``results`` writes each chapter's tables.
