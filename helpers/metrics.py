@@ -8,6 +8,8 @@ expressed in control (n = 1,000 in the paper; ties broken first come).
 * Pearson delta:              ``pearson_delta = cor( y_hat - c, y - c )`` over ``G``; undefined (NaN)
   when the predicted change is constant, e.g. for "no change" - reported as NaN, never 0.
 * Pearson r on raw values:    ``r = cor( y_hat, y )`` over ``G``.
+* Ratio to a baseline (chapter 3): ``l2_method(p) / l2_baseline(p)`` per condition; the forest plot
+  shows its mean over conditions with a 95% percentile-bootstrap interval (10,000 resamples).
 * Error vs top-n genes:       ``l2`` over the first ``n`` genes for a grid of ``n``, with genes
   sorted by control expression (``order="control"``) or by observed |y - c| (``order="de"``).
 """
@@ -30,6 +32,9 @@ __all__ = [
     "error_vs_top_n",
     "top_n_grid",
     "summarise",
+    "common_conditions",
+    "ratio_to_baseline",
+    "bootstrap_mean_ratio",
     "METRIC_COLUMNS",
 ]
 
@@ -212,3 +217,60 @@ def summarise(metrics: pd.DataFrame, by=("dataset", "method")) -> pd.DataFrame:
         n=("l2", "size"),
     ).reset_index()
     return summary.sort_values(by[:-1] + ["mean_l2"]).reset_index(drop=True)
+
+
+def common_conditions(metrics: pd.DataFrame, methods=None, by=("dataset", "seed")) -> pd.DataFrame:
+    """Rows of ``metrics`` for the (dataset, seed, condition)s that **every** method in ``methods`` scored.
+
+    The paper compares methods on the perturbations all of them could predict; this makes that
+    restriction explicit (and the number of dropped conditions visible in ``attrs["dropped"]``).
+    """
+    methods = list(metrics["method"].unique() if methods is None else methods)
+    keys = list(by) + ["condition"]
+    table = metrics[metrics["method"].isin(methods)]
+    counts = table.groupby(keys, observed=True)["method"].nunique()
+    keep = counts[counts == len(methods)].index
+    out = table.set_index(keys).loc[lambda t: t.index.isin(keep)].reset_index()
+    out.attrs["dropped"] = int(len(counts) - len(keep))
+    return out
+
+
+def ratio_to_baseline(metrics: pd.DataFrame, baseline: str = "mean", value: str = "l2",
+                      by=("dataset", "seed")) -> pd.DataFrame:
+    """Per condition, each method's ``value`` divided by the baseline's on the same condition and seed.
+
+    Returns columns dataset, seed, condition, method, ratio (the baseline itself has ratio 1).
+    """
+    keys = list(by) + ["condition"]
+    base = metrics[metrics["method"] == baseline].set_index(keys)[value]
+    if base.empty:
+        raise ValueError(f"No rows of the baseline {baseline!r} in the metrics table.")
+    table = metrics.set_index(keys)
+    joined = table.join(base.rename("_base"), how="inner")
+    out = joined.reset_index()[keys + ["method"]].copy()
+    out["ratio"] = (joined[value] / joined["_base"]).to_numpy()
+    return out
+
+
+def bootstrap_mean_ratio(ratios: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 1, level: float = 0.95,
+                         by=("dataset", "method")) -> pd.DataFrame:
+    """Mean ratio per group with a percentile bootstrap interval (the paper's Fig. 2c forest plot).
+
+    Resamples the per-condition ratios of each group with replacement ``n_boot`` times
+    (``numpy.random.default_rng(seed)``) and reports the mean and the (1-level)/2 and
+    1-(1-level)/2 quantiles of the resampled means. Columns: dataset, method, n, mean_ratio, lower, upper.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    alpha = (1 - level) / 2
+    for key, group in ratios.groupby(list(by), observed=True, sort=True):
+        values = group["ratio"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            continue
+        idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+        means = values[idx].mean(axis=1)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "n": len(values),
+                     "mean_ratio": values.mean(), "lower": float(np.quantile(means, alpha)),
+                     "upper": float(np.quantile(means, 1 - alpha))})
+    return pd.DataFrame(rows)

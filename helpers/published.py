@@ -14,12 +14,33 @@ import pandas as pd
 from . import data
 from .splits import Split, split_from_assignment
 
-__all__ = ["METHOD_LABELS", "method_label", "double_metrics", "paper_double_split", "PAPER_DOUBLE_DATASET"]
+__all__ = [
+    "METHOD_LABELS", "method_label", "double_metrics", "single_metrics", "paper_double_split", "PAPER_DOUBLE_DATASET",
+    "TRANSFER_SOURCE",
+]
 
 PAPER_DOUBLE_DATASET = "norman2019"
 
 # The paper's method codes -> the book's method names
-_METHOD_CODES = {"additive_model": "additive", "no_change": "no_change"}
+_METHOD_CODES = {
+    "additive_model": "additive",
+    "no_change": "no_change",
+    "lpm_selftrained": "linear",
+    "lpm_randomGeneEmb": "linear_random_G",
+    "lpm_randomPertEmb": "linear_random_P",
+    "lpm_scgptGeneEmb": "linear_G_scgpt",
+    "lpm_scFoundationGeneEmb": "linear_G_scfoundation",
+    "lpm_gearsPertEmb": "linear_P_gears_go",
+    "lpm_k562PertEmb": "linear_P_k562",
+    "lpm_rpe1PertEmb": "linear_P_rpe1",
+}
+
+# the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation dataset
+TRANSFER_SOURCE = {
+    "adamson": "replogle_k562_essential",
+    "replogle_rpe1_essential": "replogle_k562_essential",
+    "replogle_k562_essential": "replogle_rpe1_essential",
+}
 
 METHOD_LABELS = {
     "no_change": "No change",
@@ -32,7 +53,15 @@ METHOD_LABELS = {
     "scbert": "scBERT*",
     "geneformer": "Geneformer*",
     "cpa": "CPA",
-    "linear": "Linear model",
+    "linear": "LM (training G, P)",
+    "linear_random_G": "LM, random G",
+    "linear_random_P": "LM, random P",
+    "linear_G_scgpt": "LM, G from scGPT",
+    "linear_G_scfoundation": "LM, G from scFoundation",
+    "linear_P_gears_go": "LM, P from GEARS GO",
+    "linear_P_k562": "LM, P from K562",
+    "linear_P_rpe1": "LM, P from RPE1",
+    "linear_P_other_screen": "LM, P from other screen",
 }
 
 
@@ -88,3 +117,36 @@ def paper_double_split(seed: int, conditions, *, download: bool = True) -> Split
     assignment = {c: held.get(c, "train") for c in conditions}
     return split_from_assignment(assignment, dataset=PAPER_DOUBLE_DATASET, seed=seed, kind="double",
                                  note="held-out doubles as published by Ahlmann-Eltze et al. 2025")
+
+
+def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bool = True) -> pd.DataFrame:
+    """Per-perturbation metrics on Adamson and Replogle K562 / RPE1 (Fig. 2; seeds 1-2).
+
+    ``panel="C"`` includes the linear-model variants; ``"A"`` the methods of Fig. 2a. Conditions are
+    in the book's canonical form (``"GENE"``, not ``"GENE+ctrl"``). The transfer variant of each
+    dataset (P from the other Replogle screen, see :data:`TRANSFER_SOURCE`) is added as
+    ``linear_P_other_screen``. Columns as :func:`double_metrics`.
+    """
+    from .loaders import normalize_condition
+
+    raw = _sheet("paper_single_perturbation_prediction", f"Panel {panel}", download)
+    table = pd.DataFrame({
+        "dataset": raw["dataset_name"],
+        "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
+        "seed": raw["seed"].astype(int),
+        "split": raw["train"],
+        "condition": raw["perturbation"].map(normalize_condition),
+        "l2": raw["l2"],
+        "pearson_delta": raw["r2_delta"],
+        "r": raw["r2"],
+    })
+    if held_out_only:
+        table = table[table["split"].isin(["test", "val"])]
+    transfer = []
+    for dataset, source in TRANSFER_SOURCE.items():
+        code = "linear_P_k562" if source == "replogle_k562_essential" else "linear_P_rpe1"
+        rows = table[(table["dataset"] == dataset) & (table["method"] == code)]
+        transfer.append(rows.assign(method="linear_P_other_screen"))
+    table = pd.concat([table, *transfer], ignore_index=True)
+    table["source"] = "published"
+    return table.reset_index(drop=True)

@@ -7,7 +7,9 @@ as JSON, so a reader can reuse exactly the partition a chapter used.
   train; of the doubles, ``len // 2`` chosen at random go to train, and the rest is split evenly
   into test and val (test gets the extra one if the number is odd). Seeds 1-5 in the paper; the
   held-out set that is evaluated is test + val.
-* :func:`paper_double_split`: the exact held-out doubles of the paper's seed, read from its
+* :func:`single_split`: GEARS' "simulation" split of single perturbations (chapter 3): 75% of
+  the perturbed genes seen in training (10% of those as val), the rest unseen (test).
+* :func:`helpers.published.paper_double_split`: the exact held-out doubles of the paper's seed, read from its
   published per-perturbation results (for the full Norman data).
 """
 
@@ -24,7 +26,8 @@ import pandas as pd
 from .loaders import CONTROL, condition_genes
 
 __all__ = [
-    "SplitError", "Split", "double_split", "split_from_assignment", "complete_doubles", "holdout_split", "HELD_OUT",
+    "SplitError", "Split", "double_split", "split_from_assignment", "complete_doubles", "holdout_split", "single_split",
+    "HELD_OUT",
 ]
 
 SUBSETS = ("train", "val", "test")
@@ -150,3 +153,44 @@ def holdout_split(conditions, held_out, *, dataset: str = "", seed: int = 0, sub
         raise SplitError(f"Held-out conditions not in the data: {unknown[:5]}.")
     held = set(map(str, held_out))
     return Split(dataset, seed, "holdout", {c: subset if c in held else "train" for c in conditions})
+
+
+def _floor(x: float) -> int:
+    return int(np.floor(x + 1e-9))
+
+
+def single_split(conditions, seed: int, *, dataset: str = "", train_gene_fraction: float = 0.75,
+                 val_fraction: float = 0.1) -> Split:
+    """GEARS' "simulation" split for single perturbations, in the book's own code (no GEARS import).
+
+    The perturbed genes are shuffled with ``seed``; ``floor(0.75 n)`` of them are seen in training
+    and the rest are the test set (unseen perturbations). Of the training genes,
+    ``floor(0.9 n_train)`` stay in train and the rest become val. ``ctrl`` is train. Doubles, if
+    any, are assigned to train only when both genes are train genes, otherwise to test.
+    Seed-1 sizes for 81 singles (Adamson): 54 / 6 / 21, as reported for the paper.
+    """
+    if not 0 < train_gene_fraction < 1 or not 0 <= val_fraction < 1:
+        raise SplitError("train_gene_fraction must lie in (0, 1) and val_fraction in [0, 1).")
+    conditions = list(dict.fromkeys(str(c) for c in conditions))
+    if CONTROL not in conditions:
+        raise SplitError("The conditions contain no 'ctrl'; every baseline needs the control.")
+    genes = sorted({g for c in conditions for g in condition_genes(c)})
+    if len(genes) < 3:
+        raise SplitError(f"A single-perturbation split needs at least 3 perturbed genes; found {len(genes)}.")
+    rng = np.random.default_rng(seed)
+    order = [genes[i] for i in rng.permutation(len(genes))]
+    n_seen = _floor(train_gene_fraction * len(genes))
+    n_train = _floor((1 - val_fraction) * n_seen)
+    subset_of_gene = {g: "train" for g in order[:n_train]}
+    subset_of_gene.update({g: "val" for g in order[n_train:n_seen]})
+    subset_of_gene.update({g: "test" for g in order[n_seen:]})
+    assignment = {}
+    for c in conditions:
+        targets = condition_genes(c)
+        if not targets:
+            assignment[c] = "train"
+        elif len(targets) == 1:
+            assignment[c] = subset_of_gene[targets[0]]
+        else:
+            assignment[c] = "train" if all(subset_of_gene[g] == "train" for g in targets) else "test"
+    return Split(dataset, seed, "simulation", assignment)

@@ -1,0 +1,277 @@
+"""The paper's linear model ``Y ~ G W P^T + b`` (introduced in chapter 3).
+
+Notation (genes ``g``, conditions ``p``): ``c`` is the control pseudobulk and
+``Y[g, p] = pseudobulk[p, g] - c[g]`` the change matrix of the **training** conditions.
+
+* ``G`` (genes x K): a gene embedding. Default: the genes' scores in a PCA of the training
+  pseudobulk matrix (genes x training conditions; genes are the observations, centred, not
+  scaled), K = 10.
+* ``P`` (conditions x K'): a perturbation embedding. Default: the row of ``G`` of the target gene
+  (``ctrl`` = 0; a double ``A+B`` = ``G_A + G_B``), so only perturbations of measured genes can be
+  embedded. Variants: random, an external table, or the PCA of another screen's pseudobulk.
+* ``b = mean_p Y[:, p]`` over training conditions, ``Y~ = Y - b 1^T``, and ``W`` (K x K') the
+  two-sided ridge solution
+
+      W = (G^T G + lambda I)^-1  G^T Y~ P  (P^T P + lambda I)^-1,      lambda = 0.1,
+
+  which minimises ``||Y~ - G W P^T||_F^2 + lambda ||W||^2``-type penalties on both sides (see
+  chapter 3 for the derivation).
+* Prediction: ``y_hat_p = c + b + G W P_p``.
+
+Perturbations whose embedding is unknown are reported as unpredictable (``LinearFit.unpredictable``),
+never silently predicted as the mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .loaders import CONTROL, condition_genes
+from .predictions import Predictions
+from .pseudobulk import Pseudobulk
+
+__all__ = [
+    "EmbeddingError",
+    "solve_two_sided_ridge",
+    "pca_gene_embedding",
+    "random_gene_embedding",
+    "perturbation_embedding_from_genes",
+    "random_perturbation_embedding",
+    "pca_perturbation_embedding",
+    "align_gene_embedding",
+    "LinearFit",
+    "fit_linear_model",
+    "linear_model",
+]
+
+
+class EmbeddingError(ValueError):
+    """An embedding table does not fit the data (the message says how)."""
+
+
+def solve_two_sided_ridge(G: np.ndarray, Y: np.ndarray, P: np.ndarray, ridge: float) -> np.ndarray:
+    """``W = (G^T G + ridge I)^-1 G^T Y P (P^T P + ridge I)^-1`` for ``Y ~ G W P^T``.
+
+    Shapes: G (n_genes x K), Y (n_genes x n_conditions), P (n_conditions x K'); returns K x K'.
+    """
+    if ridge < 0:
+        raise ValueError("ridge must be non-negative.")
+    K, Kp = G.shape[1], P.shape[1]
+    left = np.linalg.solve(G.T @ G + ridge * np.eye(K), G.T @ Y @ P)
+    right = P.T @ P + ridge * np.eye(Kp)
+    return np.linalg.solve(right.T, left.T).T
+
+
+def _pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
+    """Scores of the rows of ``matrix`` on its first ``k`` principal components (columns centred)."""
+    from sklearn.utils.extmath import randomized_svd
+
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    k = min(k, min(centred.shape))
+    if min(centred.shape) <= 50:
+        U, S, _ = np.linalg.svd(centred, full_matrices=False)
+        U, S = U[:, :k], S[:k]
+    else:
+        U, S, _ = randomized_svd(centred, n_components=k, random_state=0)
+    # fix the sign of each component (largest |loading| positive) so results do not flip between runs
+    signs = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])])
+    signs[signs == 0] = 1
+    return U * S * signs
+
+
+def pca_gene_embedding(train_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
+    """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training conditions)."""
+    X = train_pb.means.to_numpy().T  # genes x conditions
+    scores = _pca_scores(X, k)
+    return pd.DataFrame(scores, index=train_pb.genes, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
+
+
+def random_gene_embedding(genes, k: int = 10, seed: int = 0) -> pd.DataFrame:
+    """``G`` with i.i.d. N(0, 1) entries (the paper's "random G" control)."""
+    rng = np.random.default_rng(seed)
+    genes = pd.Index(genes)
+    return pd.DataFrame(rng.normal(size=(len(genes), k)), index=genes, columns=[f"R{i + 1}" for i in range(k)])
+
+
+def perturbation_embedding_from_genes(gene_embedding: pd.DataFrame, conditions) -> tuple[pd.DataFrame, list[str]]:
+    """``P`` from a genes x d table: ``ctrl`` -> 0, ``A`` -> row A, ``A+B`` -> row A + row B.
+
+    Returns the embedding of the conditions that can be embedded and the list of those that
+    cannot (a target gene without a row).
+    """
+    rows, names, missing = [], [], []
+    for condition in conditions:
+        genes = condition_genes(condition)
+        if not genes:
+            rows.append(np.zeros(gene_embedding.shape[1]))
+        elif all(g in gene_embedding.index for g in genes):
+            rows.append(gene_embedding.loc[genes].to_numpy().sum(axis=0))
+        else:
+            missing.append(condition)
+            continue
+        names.append(condition)
+    table = pd.DataFrame(np.array(rows).reshape(len(names), gene_embedding.shape[1]), index=pd.Index(names, name="condition"),
+                         columns=gene_embedding.columns)
+    return table, missing
+
+
+def random_perturbation_embedding(conditions, k: int = 10, seed: int = 0) -> pd.DataFrame:
+    """One i.i.d. N(0, 1) vector per condition, test conditions included (the paper's "random P")."""
+    rng = np.random.default_rng(seed)
+    conditions = list(conditions)
+    return pd.DataFrame(rng.normal(size=(len(conditions), k)), index=pd.Index(conditions, name="condition"),
+                        columns=[f"R{i + 1}" for i in range(k)])
+
+
+def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
+    """Perturbation embeddings learned on **another** screen: PCA scores of its pseudobulk (conditions x genes).
+
+    Indexed by the other screen's condition names (matched to ours by target gene); its ``ctrl``
+    keeps its own score. Used for the paper's cross-dataset transfer (e.g. P from K562 for RPE1).
+    """
+    scores = _pca_scores(other_pb.means.to_numpy(), k)
+    return pd.DataFrame(scores, index=pd.Index(other_pb.conditions, name="condition"),
+                        columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
+
+
+def align_gene_embedding(table: pd.DataFrame, genes) -> tuple[pd.DataFrame, list[str]]:
+    """Rows of an external genes x d table for ``genes`` (matched by symbol) and the genes it lacks."""
+    if not isinstance(table, pd.DataFrame) or table.shape[1] == 0:
+        raise EmbeddingError("A gene embedding must be a DataFrame with genes as rows and at least one column.")
+    if table.index.has_duplicates:
+        raise EmbeddingError(f"The gene embedding has duplicated gene names, e.g. {table.index[table.index.duplicated()][:5].tolist()}.")
+    if not np.isfinite(table.to_numpy(dtype=float)).all():
+        raise EmbeddingError("The gene embedding contains NaN or infinite values.")
+    genes = pd.Index(genes)
+    present = genes[genes.isin(table.index)]
+    if len(present) == 0:
+        raise EmbeddingError(
+            f"None of the {len(genes)} genes has an embedding (table genes look like {table.index[:3].tolist()}, data "
+            f"genes like {genes[:3].tolist()}); align both on gene symbols."
+        )
+    return table.loc[present], genes[~genes.isin(table.index)].tolist()
+
+
+@dataclass
+class LinearFit:
+    """A fitted linear model and what it could not use."""
+
+    G: pd.DataFrame
+    W: np.ndarray
+    b: pd.Series
+    ctrl: pd.Series
+    P: pd.DataFrame  # embedding of every condition the model can predict or was trained on
+    dataset: str
+    method: str
+    genes_without_embedding: list[str] = field(default_factory=list)
+    train_without_embedding: list[str] = field(default_factory=list)
+
+    def predict(self, conditions, *, seed: int | None = None) -> tuple[Predictions, list[str]]:
+        """Predictions for the conditions that have an embedding, and the list of those that do not."""
+        conditions = list(conditions)
+        ok = [c for c in conditions if c in self.P.index]
+        unpredictable = [c for c in conditions if c not in self.P.index]
+        change = self.G.to_numpy() @ self.W @ self.P.loc[ok].to_numpy().T  # genes x conditions
+        values = (self.ctrl[self.G.index].to_numpy() + self.b[self.G.index].to_numpy())[:, None] + change
+        frame = pd.DataFrame(values.T, index=pd.Index(ok, name="condition"), columns=self.G.index)
+        return Predictions(frame, self.method, self.dataset, seed), unpredictable
+
+
+def fit_linear_model(
+    train_pb: Pseudobulk,
+    *,
+    gene_embedding: pd.DataFrame | str = "pca",
+    perturbation_embedding: pd.DataFrame | str = "genes",
+    predict_conditions=(),
+    k: int = 10,
+    ridge: float = 0.1,
+    seed: int = 0,
+    method: str = "linear",
+) -> LinearFit:
+    """Fit ``Y ~ G W P^T + b`` on the training pseudobulk (see the module docstring).
+
+    ``gene_embedding``: ``"pca"`` (training PCA), ``"random"``, or a genes x d table (aligned by
+    symbol; genes without a row are dropped from the model and listed). ``perturbation_embedding``:
+    ``"genes"`` (rows of G of the target genes), ``"random"`` (one random vector per condition),
+    or a conditions x d table (e.g. :func:`pca_perturbation_embedding` of another screen; matched
+    by condition name). ``predict_conditions`` are embedded too, so that :meth:`LinearFit.predict`
+    can use them. Training conditions without an embedding are left out of the fit (listed).
+    """
+    if CONTROL not in train_pb.conditions:
+        raise ValueError("The training pseudobulk needs the 'ctrl' row.")
+    if isinstance(gene_embedding, str):
+        if gene_embedding == "pca":
+            G = pca_gene_embedding(train_pb, k)
+        elif gene_embedding == "random":
+            G = random_gene_embedding(train_pb.genes, k, seed)
+        else:
+            raise ValueError(f"gene_embedding must be 'pca', 'random' or a DataFrame, got {gene_embedding!r}.")
+        genes_missing: list[str] = []
+    else:
+        G, genes_missing = align_gene_embedding(gene_embedding, train_pb.genes)
+
+    all_conditions = list(dict.fromkeys([*train_pb.conditions, *predict_conditions]))
+    if isinstance(perturbation_embedding, str):
+        if perturbation_embedding == "genes":
+            # the paper's P always comes from the training PCA, also when G is random or external
+            source = G if isinstance(gene_embedding, str) and gene_embedding == "pca" else pca_gene_embedding(train_pb, k)
+            P, _ = perturbation_embedding_from_genes(source, all_conditions)
+        elif perturbation_embedding == "random":
+            P = random_perturbation_embedding(all_conditions, k, seed + 1)
+        else:
+            raise ValueError(f"perturbation_embedding must be 'genes', 'random' or a DataFrame, got {perturbation_embedding!r}.")
+    else:
+        table = perturbation_embedding
+        if not np.isfinite(table.to_numpy(dtype=float)).all():
+            raise EmbeddingError("The perturbation embedding contains NaN or infinite values.")
+        P = _embed_by_targets(table, all_conditions)
+
+    train = [c for c in train_pb.conditions if c in P.index]
+    train_missing = [c for c in train_pb.conditions if c not in P.index]
+    if len(train) < 2:
+        raise EmbeddingError(f"Only {len(train)} training condition(s) have a perturbation embedding; cannot fit.")
+    ctrl = train_pb.ctrl
+    Y = (train_pb.means.loc[train, G.index] - ctrl[G.index]).to_numpy().T  # genes x conditions
+    b = Y.mean(axis=1)
+    W = solve_two_sided_ridge(G.to_numpy(), Y - b[:, None], P.loc[train].to_numpy(), ridge)
+    return LinearFit(G=G, W=W, b=pd.Series(b, index=G.index), ctrl=ctrl, P=P, dataset=train_pb.dataset,
+                     method=method, genes_without_embedding=genes_missing, train_without_embedding=train_missing)
+
+
+def _embed_by_targets(table: pd.DataFrame, conditions) -> pd.DataFrame:
+    """Embed conditions with a table indexed by conditions of (possibly) another screen.
+
+    ``ctrl`` uses the table's ``ctrl`` row if present (else 0); ``A`` uses row ``A``; a double sums
+    its singles' rows. Conditions whose targets are all absent are left out.
+    """
+    index = {str(c): i for i, c in enumerate(table.index)}
+    values = table.to_numpy(dtype=float)
+    rows, names = [], []
+    for condition in conditions:
+        genes = condition_genes(condition)
+        if not genes:
+            rows.append(values[index[CONTROL]] if CONTROL in index else np.zeros(values.shape[1]))
+        elif condition in index and len(genes) == 1:
+            rows.append(values[index[condition]])
+        elif all(g in index for g in genes):
+            rows.append(values[[index[g] for g in genes]].sum(axis=0))
+        else:
+            continue
+        names.append(condition)
+    return pd.DataFrame(np.array(rows).reshape(len(names), values.shape[1]), index=pd.Index(names, name="condition"),
+                        columns=table.columns)
+
+
+def linear_model(train_pb: Pseudobulk, conditions, *, seed: int | None = None, **kwargs) -> Predictions:
+    """Fit and predict in one call, with the signature of the baselines (for :func:`helpers.benchmark.run_methods`).
+
+    Conditions that cannot be embedded are missing from the returned predictions; evaluate with
+    ``allow_missing=True`` and compare methods on the common set.
+    """
+    conditions = list(conditions)
+    fit = fit_linear_model(train_pb, predict_conditions=conditions, seed=seed or 0, **kwargs)
+    predictions, _ = fit.predict(conditions, seed=seed)
+    return predictions
