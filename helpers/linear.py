@@ -45,6 +45,7 @@ __all__ = [
     "LinearFit",
     "fit_linear_model",
     "linear_model",
+    "paper_variants",
 ]
 
 
@@ -275,3 +276,22 @@ def linear_model(train_pb: Pseudobulk, conditions, *, seed: int | None = None, *
     fit = fit_linear_model(train_pb, predict_conditions=conditions, seed=seed or 0, **kwargs)
     predictions, _ = fit.predict(conditions, seed=seed)
     return predictions
+
+
+def paper_variants(other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: float = 0.1) -> dict:
+    """The linear-model variants of the paper's Fig. 2c that need no pretrained model, as benchmark methods.
+
+    ``linear`` (G and P from the training PCA), ``linear_random_G``, ``linear_random_P`` and, when the
+    pseudobulk of another screen is given, ``linear_P_other_screen`` (P = PCA of that screen).
+    """
+    from functools import partial
+
+    variants = {
+        "linear": partial(linear_model, k=k, ridge=ridge),
+        "linear_random_G": partial(linear_model, gene_embedding="random", k=k, ridge=ridge),
+        "linear_random_P": partial(linear_model, perturbation_embedding="random", k=k, ridge=ridge),
+    }
+    if other_pb is not None:
+        variants["linear_P_other_screen"] = partial(
+            linear_model, perturbation_embedding=pca_perturbation_embedding(other_pb, k), k=k, ridge=ridge)
+    return variants

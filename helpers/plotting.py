@@ -10,7 +10,7 @@ from .profiles import dataset_label
 
 __all__ = [
     "titled", "cells_per_condition", "delta_heatmap", "strongest_changes", "strip_plot", "prediction_scatter",
-    "error_curves",
+    "error_curves", "forest_plot",
 ]
 
 
@@ -117,4 +117,39 @@ def error_curves(curves: pd.DataFrame, dataset: str, ax=None):
     ax.set_ylabel("mean L2")
     ax.legend(fontsize=7)
     titled(ax, "Error vs number of genes (solid: by control expr., dashed: by observed change)", dataset)
+    return ax
+
+
+def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, order=None, ax=None,
+                title: str = "Error relative to the mean baseline (mean ratio, 95% bootstrap CI)"):
+    """The paper's Fig. 2c: one row per method, one column of points per dataset, ratio 1 = as good as "mean".
+
+    ``forest``: output of :func:`helpers.metrics.bootstrap_mean_ratio` (columns dataset, method,
+    mean_ratio, lower, upper; an optional ``source`` column marks published rows).
+    """
+    from .published import method_label
+
+    datasets = list(dict.fromkeys(forest["dataset"]))
+    order = list(order) if order is not None else list(
+        forest.groupby("method")["mean_ratio"].mean().sort_values(ascending=False).index)
+    ax = ax or plt.subplots(figsize=(7, 0.35 * len(order) + 1.5))[1]
+    offsets = np.linspace(-0.25, 0.25, len(datasets)) if len(datasets) > 1 else [0.0]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for d, (dataset, offset) in enumerate(zip(datasets, offsets)):
+        rows = forest[forest["dataset"] == dataset].set_index("method")
+        ys = [i + offset for i, m in enumerate(order) if m in rows.index]
+        ms = [m for m in order if m in rows.index]
+        label = (dataset_labels or {}).get(dataset, dataset_label(dataset))
+        ax.errorbar(rows.loc[ms, "mean_ratio"], ys,
+                    xerr=[rows.loc[ms, "mean_ratio"] - rows.loc[ms, "lower"], rows.loc[ms, "upper"] - rows.loc[ms, "mean_ratio"]],
+                    fmt="o", ms=4, capsize=2, color=colours[d % len(colours)], label=label)
+    ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
+    labels = []
+    for m in order:
+        published = "source" in forest and (forest.loc[forest["method"] == m, "source"] == "published").all()
+        labels.append(method_label(m) + (" (published)" if published else ""))
+    ax.set_yticks(range(len(order)), labels, fontsize=8)
+    ax.set_xlabel("L2 / L2 of the mean baseline (lower is better)")
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=10)
     return ax

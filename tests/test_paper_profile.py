@@ -1,7 +1,7 @@
 """The paper profile runs end to end offline on a stand-in file in the published layout.
 
-The real full Norman file (figshare, ~7 GB) cannot be downloaded here. This test writes a small file
-with the same layout (GEARS-style conditions `A+ctrl` / `A+B` / `ctrl`, symbols in var['gene_name'],
+The real full Norman file (figshare, ~7 GB) and GEARS' Dataverse zips cannot be downloaded here. This
+test writes small files with the same layout (GEARS-style conditions `A+ctrl` / `A+B` / `ctrl`, symbols in var['gene_name'],
 dense X) and the real condition names of the paper's held-out doubles, seeds it into a temporary
 cache under the registry name `norman2019`, and executes the chapters with profile="paper".
 The numbers it produces are meaningless (random data); what is tested is the code path.
@@ -36,7 +36,29 @@ def write_standin(path: Path, seed: int = 0) -> None:
     ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path)
 
 
-@pytest.mark.parametrize("notebook", ["01_data", "02_double_perturbations"])
+def write_single_standins(folder: Path, seed: int = 0) -> None:
+    """Dataverse-style zips (``<name>/perturb_processed.h5ad``) for the three single-perturbation screens."""
+    import zipfile
+
+    rng = np.random.default_rng(seed)
+    pool = [f"GENE{i}" for i in range(90)]
+    for name, start in [("adamson", 0), ("replogle_k562_essential", 10), ("replogle_rpe1_essential", 20)]:
+        targets = pool[start:start + 60]
+        genes = [*targets, *[f"FILLER{i}" for i in range(300)]]
+        labels = np.repeat(["ctrl", *[f"{t}+ctrl" for t in targets]], 8)
+        X = np.log1p(rng.poisson(2.0, size=(len(labels), len(genes)))).astype(np.float32)
+        obs = pd.DataFrame({"condition": pd.Categorical(labels), "cell_type": name.split("_")[-2] if "_" in name else "K562"},
+                           index=[f"c{i}" for i in range(len(labels))])
+        var = pd.DataFrame({"gene_name": genes}, index=[f"ENSG{i:011d}" for i in range(len(genes))])
+        h5 = folder / f"{name}.h5ad"
+        ad.AnnData(X=X, obs=obs, var=var).write_h5ad(h5)
+        entry = data.get_entry(name)
+        with zipfile.ZipFile(folder / entry.filename, "w") as zf:
+            zf.write(h5, entry.member)
+        h5.unlink()
+
+
+@pytest.mark.parametrize("notebook", ["01_data", "02_double_perturbations", "03_linear_model"])
 def test_chapter_runs_on_the_paper_profile(notebook, tmp_path, monkeypatch):
     import papermill as pm
 
@@ -44,10 +66,11 @@ def test_chapter_runs_on_the_paper_profile(notebook, tmp_path, monkeypatch):
     source = tmp_path / "src"
     source.mkdir()
     write_standin(source / data.get_entry("norman2019").filename)
+    write_single_standins(source)
     table = data.seed_cache(source, cache=cache)
-    assert list(table["status"]) == ["seeded"]
+    assert set(table["status"]) == {"seeded"} and len(table) == 4
     # the published spreadsheets come from the real cache, seeded like any dataset
-    for name in ["paper_perturbation_prediction"]:
+    for name in ["paper_perturbation_prediction", "paper_single_perturbation_prediction"]:
         target = cache / data.get_entry(name).filename
         target.write_bytes(data.fetch(name, progressbar=False).read_bytes())
     monkeypatch.setenv(data.CACHE_ENV, str(cache))
@@ -63,5 +86,10 @@ def test_chapter_runs_on_the_paper_profile(notebook, tmp_path, monkeypatch):
         assert sorted(real["seed"].unique()) == [1, 2, 3, 4, 5]
         assert (real.groupby(["method", "seed"]).size() == 62).all()  # the paper's 62 held-out doubles per seed
         assert {"dataset", "method", "seed", "split", "condition", "l2", "pearson_delta"} <= set(ours.columns)
+    elif notebook == "03_linear_model":
+        ours = tables["per_perturbation_metrics"]
+        assert set(ours["dataset"]) == {"adamson", "replogle_k562_essential", "replogle_rpe1_essential"}
+        assert {"mean", "linear", "linear_P_other_screen"} <= set(ours["method"])
+        assert set(tables["published_forest"]["source"]) == {"published"}
     else:
         assert (tables["conditions"]["dataset"] == "norman2019").all()
