@@ -117,16 +117,16 @@ class _Model:
         # programs: each gene loads on few programs
         loadings = rng.normal(0.0, 1.0, (G, n_programs)) * (rng.random((G, n_programs)) < 0.2)
         self.programs = pd.DataFrame(loadings, index=self.genes, columns=[f"program{k + 1}" for k in range(n_programs)])
-        # perturbation targets: distinct genes, preferring expressed ones so the target's change is visible
-        weights = np.exp(0.5 * mu0)
-        targets = rng.choice(G, size=n_single, replace=False, p=weights / weights.sum())
+        # perturbation targets: distinct genes drawn uniformly (a CRISPRa target that is already among the most
+        # expressed genes would take over the library and make every double look non-additive)
+        targets = rng.choice(G, size=n_single, replace=False)
         self.targets = [self.genes[i] for i in targets]
         # embeddings: each perturbation activates 1-3 programs with a perturbation-specific strength
         z = np.zeros((n_single, n_programs))
         for i in range(n_single):
             k = rng.choice(n_programs, size=rng.integers(1, 4), replace=False)
             z[i, k] = rng.normal(0.0, 1.0, len(k))
-        strength = rng.lognormal(np.log(effect_scale), 0.8, n_single)
+        strength = rng.lognormal(np.log(effect_scale), 0.6, n_single)
         z *= strength[:, None]
         self.embedding = pd.DataFrame(z, index=self.targets, columns=self.programs.columns)
         own = (2.5 if modality == "CRISPRa" else -1.5) * rng.uniform(0.5, 1.5, n_single)
@@ -220,7 +220,7 @@ def simulate_screen(
     n_programs: int = 10,
     effect_scale: float = 0.12,
     modality: str = "CRISPRa",
-    interaction_fraction: float = 0.08,
+    interaction_fraction: float = 0.3,
     library_size: float = 15000.0,
     theta: float = 8.0,
     cell_lines: tuple[str, ...] = ("simK562",),
@@ -299,7 +299,7 @@ def write_norman_scale_h5ad(
 
     path = Path(path)
     rng = np.random.default_rng(seed)
-    model = _Model(rng, n_genes, n_single, n_double, 10, 0.12, "CRISPRa", 0.08, ("simK562",), 1.0)
+    model = _Model(rng, n_genes, n_single, n_double, 10, 0.12, "CRISPRa", 0.3, ("simK562",), 1.0)
     conditions = model.conditions["simK562"]
     cell_condition = rng.integers(0, len(conditions), size=n_cells)
     cell_condition[: min(n_cells, 2000)] = 0  # a well-sampled control
