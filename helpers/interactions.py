@@ -40,13 +40,17 @@ __all__ = [
     "tpr_fdp_curve",
     "ranking_scores",
     "top_k_composition",
+    "score_predictions",
 ]
 
 
-def deviations(pb: Pseudobulk, doubles=None, genes=None) -> pd.DataFrame:
+def deviations(pb: Pseudobulk, doubles=None, genes=None, *, drop_unexpressed: bool = True) -> pd.DataFrame:
     """One row per (double, gene): ctrl, A, B, AB, additive expectation and deviation ``d = AB - (A + B - ctrl)``.
 
     ``doubles`` default: every double whose two singles are in ``pb``; ``genes`` default: all genes.
+    With ``drop_unexpressed``, entries where the gene is not detected in any of ctrl, A, B and AB (all
+    four means 0, so ``d = 0`` exactly and carries no information) are dropped; their number is in
+    ``attrs["dropped_unexpressed"]``.
     """
     genes = pb.genes if genes is None else pd.Index(genes)
     if doubles is None:
@@ -62,7 +66,16 @@ def deviations(pb: Pseudobulk, doubles=None, genes=None) -> pd.DataFrame:
         A, B, AB = (pb.means.loc[x, genes].to_numpy() for x in (a, b, double))
         frames.append(pd.DataFrame({"condition": double, "gene": genes, "ctrl": ctrl, "A": A, "B": B, "AB": AB,
                                     "additive": A + B - ctrl, "deviation": AB - (A + B - ctrl)}))
-    return pd.concat(frames, ignore_index=True)
+    if not frames:
+        raise ValueError("No double perturbation with both singles measured: no deviations to compute.")
+    table = pd.concat(frames, ignore_index=True)
+    dropped = 0
+    if drop_unexpressed:
+        silent = (table[["ctrl", "A", "B", "AB"]] == 0).all(axis=1)
+        dropped = int(silent.sum())
+        table = table[~silent].reset_index(drop=True)
+    table.attrs["dropped_unexpressed"] = dropped
+    return table
 
 
 @dataclass
@@ -138,6 +151,11 @@ def fit_empirical_null(values, *, target_fdr: float = 0.05, central: float = 0.2
     if len(values) < 200:
         raise ValueError(f"An empirical null needs many values (got {len(values)}, want at least 200).")
     lo, hi = np.quantile(values, [central, 1 - central])
+    if not hi > lo:
+        raise ValueError(
+            f"The central {1 - 2 * central:.0%} of the values are all equal ({lo}); an empirical null cannot be fitted. "
+            "Drop entries that carry no information (e.g. genes not expressed in any of the conditions)."
+        )
     mean, sd, p0 = _truncated_normal_mle(values, lo, hi, len(values))
     centres, counts, density, _ = _fit_mixture_density(values, n_bins, df)
     null = p0 * stats.norm.pdf(centres, mean, sd)
@@ -238,3 +256,29 @@ def top_k_composition(table: pd.DataFrame, k: int = 500, by: str = "method") -> 
         counts = top["predicted_class"].value_counts()
         rows.append({by: method, **{c: int(counts.get(c, 0)) for c in ("buffering", "opposite", "synergy")}, "k": len(top)})
     return pd.DataFrame(rows)
+
+
+def score_predictions(predictions, observed: pd.DataFrame, truth_column: str = "non_additive",
+                      exclude=("additive",)) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rank each method's predicted deviations against the observed interactions, per method and seed.
+
+    ``observed``: a :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
+    skipped (the additive baseline predicts no deviation at all). Returns (curves: method, seed, fdp,
+    tpr; scores: method, seed, auroc, auprc, positives, n; joined: every (method, seed, condition,
+    gene) with its predicted deviation and class).
+    """
+    curves, scores, joined = [], [], []
+    for pred in predictions:
+        if pred.method in exclude:
+            continue
+        table = prediction_deviations(pred, observed)
+        if table.empty or table[truth_column].sum() == 0:
+            continue
+        score = table["pred_minus_add"].abs().to_numpy()
+        curve = tpr_fdp_curve(score, table[truth_column])
+        curves.append(curve.assign(method=pred.method, seed=pred.seed))
+        scores.append({"method": pred.method, "seed": pred.seed, **ranking_scores(score, table[truth_column])})
+        joined.append(table)
+    if not joined:
+        raise ValueError("No method had predictions on conditions with observed interactions.")
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(scores), pd.concat(joined, ignore_index=True)

@@ -10,7 +10,7 @@ from .profiles import dataset_label
 
 __all__ = [
     "titled", "cells_per_condition", "delta_heatmap", "strongest_changes", "strip_plot", "prediction_scatter",
-    "error_curves", "forest_plot",
+    "error_curves", "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot", "tpr_fdp_plot", "class_mosaic",
 ]
 
 
@@ -152,4 +152,106 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
     ax.set_xlabel("L2 / L2 of the mean baseline (lower is better)")
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title, fontsize=10)
+    return ax
+
+
+def interaction_cartoon(ax=None):
+    """The paper's Fig. 1d idea drawn by code: control, the two singles, the additive expectation, and where
+    a double lands for each class (buffering, synergy, opposite)."""
+    ax = ax or plt.subplots(figsize=(6.5, 3))[1]
+    ctrl, a, b = 1.0, 1.6, 1.8
+    additive = a + b - ctrl
+    positions = {"ctrl": ctrl, "A": a, "B": b, "A + B - ctrl\n(additive)": additive}
+    for i, (label, value) in enumerate(positions.items()):
+        ax.bar(i, value, color="0.6" if i < 3 else "0.3")
+        ax.text(i, value + 0.05, label, ha="center", va="bottom", fontsize=8)
+    outcomes = {"buffering": (ctrl + additive) / 2, "synergy": additive + 0.9, "opposite": ctrl - 0.5}
+    colours = {"buffering": "tab:blue", "synergy": "tab:red", "opposite": "tab:purple"}
+    for j, (label, value) in enumerate(outcomes.items()):
+        x = 4 + j
+        ax.bar(x, value, color=colours[label])
+        ax.text(x, value + 0.05, f"AB:\n{label}", ha="center", va="bottom", fontsize=8)
+    ax.axhline(ctrl, color="black", linewidth=0.7, linestyle=":")
+    ax.axhline(additive, color="0.3", linewidth=0.7, linestyle="--")
+    ax.set_xticks([])
+    ax.set_ylabel("expression of one gene")
+    ax.set_ylim(0, additive + 1.6)
+    ax.set_title("Interaction classes of a double A+B for one gene (schematic)", fontsize=10)
+    return ax
+
+
+def null_fit_plot(fit, dataset: str, ax=None):
+    """Histogram density of the deviations with the fitted mixture and the empirical-null component."""
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    table = fit.density
+    width = table["centre"].iloc[1] - table["centre"].iloc[0]
+    ax.bar(table["centre"], table["count"] / (table["count"].sum() * width), width=width, color="0.8", label="observed")
+    ax.plot(table["centre"], table["mixture_density"], color="black", linewidth=1, label="fitted mixture f")
+    ax.plot(table["centre"], table["null_density"], color="tab:red", linewidth=1,
+            label=f"null p0 N({fit.mean:.3f}, {fit.sd:.3f}²), p0 = {fit.proportion:.2f}")
+    for t in (fit.lower, fit.upper):
+        ax.axvline(t, color="tab:blue", linestyle="--", linewidth=0.8)
+    ax.set_yscale("log")
+    observed = table["count"] / (table["count"].sum() * width)
+    ax.set_ylim(max(1e-3, 0.3 * observed[observed > 0].min()), 5 * observed.max())
+    ax.set_xlabel("deviation from additive, d = AB - (A + B - ctrl)")
+    ax.set_ylabel("density (log scale)")
+    ax.legend(fontsize=7)
+    titled(ax, f"Empirical null; thresholds {fit.lower:.3f} / {fit.upper:.3f}", dataset)
+    return ax
+
+
+def qq_plot(fit, dataset: str, ax=None, max_points: int = 5000):
+    """Quantiles of the deviations against those of the fitted null normal."""
+    from scipy import stats
+
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    values = np.sort(fit.values)
+    idx = np.unique(np.linspace(0, len(values) - 1, min(max_points, len(values))).astype(int))
+    probs = (idx + 0.5) / len(values)
+    theoretical = stats.norm.ppf(probs, fit.mean, fit.sd)
+    ax.scatter(theoretical, values[idx], s=3, color="tab:blue")
+    lims = [values.min(), values.max()]
+    ax.plot(lims, lims, color="black", linewidth=0.7)
+    ax.set_xlabel("quantile of the fitted null")
+    ax.set_ylabel("observed quantile of d")
+    titled(ax, "QQ plot of deviations vs the empirical null", dataset)
+    return ax
+
+
+def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, title: str = "Finding interactions: TPR vs FDP"):
+    """True-positive rate against false-discovery proportion, one line per method (``source`` marks published)."""
+    from .published import method_label
+
+    ax = ax or plt.subplots(figsize=(5, 3.8))[1]
+    for method, rows in curves.groupby("method", sort=False):
+        mean = rows.groupby("fdp")["tpr"].mean()
+        published = "source" in rows and (rows["source"] == "published").all()
+        ax.plot(mean.index, mean.values, linestyle="--" if published else "-",
+                label=method_label(method) + (" (published)" if published else ""))
+    ax.set_xlabel("false-discovery proportion")
+    ax.set_ylabel("true-positive rate")
+    ax.legend(fontsize=7)
+    titled(ax, title, dataset)
+    return ax
+
+
+def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, title: str = "Predicted class of the top predictions"):
+    """Stacked bars: share of buffering / opposite / synergy among each method's top-k predicted interactions."""
+    from .published import method_label
+
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    colours = {"buffering": "tab:blue", "opposite": "tab:purple", "synergy": "tab:red"}
+    table = composition.set_index("method")
+    shares = table[list(colours)].div(table[list(colours)].sum(axis=1), axis=0)
+    bottom = np.zeros(len(shares))
+    for cls, colour in colours.items():
+        ax.bar(range(len(shares)), shares[cls], bottom=bottom, color=colour, label=cls)
+        bottom += shares[cls].to_numpy()
+    labels = [method_label(m) + (" (published)" if "source" in table and table.loc[m, "source"] == "published" else "")
+              for m in shares.index]
+    ax.set_xticks(range(len(shares)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("share of top predictions")
+    ax.legend(fontsize=7, loc="upper right")
+    titled(ax, title, dataset)
     return ax

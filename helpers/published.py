@@ -16,7 +16,7 @@ from .splits import Split, split_from_assignment
 
 __all__ = [
     "METHOD_LABELS", "method_label", "double_metrics", "single_metrics", "paper_double_split", "PAPER_DOUBLE_DATASET",
-    "TRANSFER_SOURCE",
+    "TRANSFER_SOURCE", "double_interaction_curves", "double_top_interactions", "observed_class_shares",
 ]
 
 PAPER_DOUBLE_DATASET = "norman2019"
@@ -150,3 +150,31 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
     table = pd.concat([table, *transfer], ignore_index=True)
     table["source"] = "published"
     return table.reset_index(drop=True)
+
+
+def double_interaction_curves(*, download: bool = True) -> pd.DataFrame:
+    """TPR vs false-discovery proportion of each method's predicted interactions (Fig. 1c; averaged over seeds)."""
+    raw = _sheet("paper_perturbation_prediction", "Panel C", download)
+    table = raw.assign(method=raw["method"].map(lambda m: _METHOD_CODES.get(m, m)))
+    return table.assign(source="published")
+
+
+def double_top_interactions(*, download: bool = True) -> pd.DataFrame:
+    """The top-500 predicted interactions of each method (Fig. 1f), in the book's column names.
+
+    Columns: condition, gene, ctrl, AB (observed), additive, value (prediction), deviation (observed minus
+    additive), pred_minus_add, method, seed, observed_class (the paper's label, lower case), source.
+    """
+    raw = _sheet("paper_perturbation_prediction", "Panel F", download)
+    return pd.DataFrame({
+        "condition": raw["perturbation"], "gene": raw["gene_name"], "ctrl": raw["baseline"], "AB": raw["ground_truth"],
+        "additive": raw["ref"], "value": raw["value"], "deviation": raw["obs_minus_add"],
+        "pred_minus_add": raw["pred_minus_add"], "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
+        "seed": raw["seed"], "observed_class": raw["interaction_label"].str.lower(), "source": "published",
+    })
+
+
+def observed_class_shares(*, download: bool = True) -> pd.DataFrame:
+    """Observed (double, gene) class counts and shares on the full Norman data (Fig. 1e)."""
+    raw = _sheet("paper_perturbation_prediction", "Panel E", download)
+    return pd.DataFrame({"observed_class": raw["label"].str.lower(), "n": raw["n"], "share": raw["frac"], "source": "published"})

@@ -117,9 +117,14 @@ class _Model:
         # programs: each gene loads on few programs
         loadings = rng.normal(0.0, 1.0, (G, n_programs)) * (rng.random((G, n_programs)) < 0.2)
         self.programs = pd.DataFrame(loadings, index=self.genes, columns=[f"program{k + 1}" for k in range(n_programs)])
-        # perturbation targets: distinct genes drawn uniformly (a CRISPRa target that is already among the most
-        # expressed genes would take over the library and make every double look non-additive)
-        targets = rng.choice(G, size=n_single, replace=False)
+        # perturbation targets: CRISPRa screens like Norman's activate mostly weakly expressed regulators (a target
+        # among the most expressed genes would take over the library and make every double look non-additive);
+        # CRISPRi screens knock down expressed (essential) genes. Drawn uniformly from the lower or upper half.
+        ranked = np.argsort(mu0)
+        pool = ranked[: G // 2] if modality == "CRISPRa" else ranked[G // 2:]
+        if n_single > len(pool):
+            pool = ranked
+        targets = rng.choice(pool, size=n_single, replace=False)
         self.targets = [self.genes[i] for i in targets]
         # embeddings: each perturbation activates 1-3 programs with a perturbation-specific strength
         z = np.zeros((n_single, n_programs))

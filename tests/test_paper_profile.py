@@ -58,7 +58,7 @@ def write_single_standins(folder: Path, seed: int = 0) -> None:
         h5.unlink()
 
 
-@pytest.mark.parametrize("notebook", ["01_data", "02_double_perturbations", "03_linear_model", "07_your_model"])
+@pytest.mark.parametrize("notebook", ["01_data", "02_double_perturbations", "03_linear_model", "06_interactions", "07_your_model"])
 def test_chapter_runs_on_the_paper_profile(notebook, tmp_path, monkeypatch):
     import papermill as pm
 
@@ -91,6 +91,10 @@ def test_chapter_runs_on_the_paper_profile(notebook, tmp_path, monkeypatch):
         assert set(ours["dataset"]) == {"adamson", "replogle_k562_essential", "replogle_rpe1_essential"}
         assert {"mean", "linear", "linear_P_other_screen"} <= set(ours["method"])
         assert set(tables["published_forest"]["source"]) == {"published"}
+    elif notebook == "06_interactions":
+        observed = tables["observed_deviations"]
+        assert (observed["dataset"] == "norman2019").all() and observed["condition"].nunique() > 100
+        assert set(tables["empirical_null"]["source"]) == {"this book", "published (first version of the paper)"}
     elif notebook == "07_your_model":
         board = tables["leaderboard"]
         assert "knn" in set(board["method"]) and (board["dataset"] == "replogle_k562_essential").all()
