@@ -20,6 +20,7 @@ For a double ``A+B``, gene ``g`` and pseudobulks ``ctrl``, ``A``, ``B``, ``AB``:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,8 +112,13 @@ def _fit_mixture_density(values: np.ndarray, n_bins: int, df: int) -> tuple[np.n
     width = edges[1] - edges[0]
     scaled = ((centres - centres.mean()) / centres.std()).reshape(-1, 1)
     basis = SplineTransformer(n_knots=df - 1, degree=3, extrapolation="linear", include_bias=False).fit_transform(scaled)
-    model = PoissonRegressor(alpha=1e-10, max_iter=10_000, tol=1e-10).fit(basis, counts)
-    fitted = model.predict(basis)
+    # the optimiser may probe huge coefficients on its way (numpy overflow warnings); the result is checked below
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model = PoissonRegressor(alpha=1e-10, max_iter=10_000, tol=1e-10).fit(basis, counts)
+        fitted = model.predict(basis)
+    if not np.isfinite(fitted).all():
+        raise ValueError("The mixture density fit did not converge; try fewer histogram bins (n_bins).")
     density = fitted / (len(values) * width)
     return centres, counts, density, width
 

@@ -30,6 +30,11 @@ def write_standin(path: Path, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     labels = np.repeat(conditions, 6)
     X = np.log1p(rng.poisson(rng.gamma(0.5, 2.0, len(genes)), size=(len(labels), len(genes)))).astype(np.float32)
+    # a few strong non-additive entries per double, so that interactions exist to be found
+    for double in doubles:
+        rows = np.flatnonzero(labels == double)
+        cols = rng.choice(len(genes), 15, replace=False)
+        X[np.ix_(rows, cols)] += 2.0
     obs = pd.DataFrame({"condition": pd.Categorical(labels), "cell_type": "K562"},
                        index=[f"c{i}" for i in range(len(labels))])
     var = pd.DataFrame({"gene_name": genes}, index=[f"ENSG{i:011d}" for i in range(len(genes))])
