@@ -145,14 +145,17 @@ def complete_doubles(conditions) -> list[str]:
     return sorted(c for c in conditions if len(condition_genes(c)) == 2 and set(condition_genes(c)) <= conditions)
 
 
-def holdout_split(conditions, held_out, *, dataset: str = "", seed: int = 0, subset: str = "test") -> Split:
-    """Hold out exactly ``held_out`` (as ``subset``); every other condition is train."""
+def holdout_split(conditions, held_out, *, val=(), dataset: str = "", seed: int = 0, subset: str = "test") -> Split:
+    """Hold out exactly ``held_out`` (as ``subset``) and ``val`` (as val); every other condition is train."""
     conditions = [str(c) for c in conditions]
-    unknown = sorted(set(map(str, held_out)) - set(conditions))
+    held, val = set(map(str, held_out)), set(map(str, val))
+    unknown = sorted((held | val) - set(conditions))
     if unknown:
         raise SplitError(f"Held-out conditions not in the data: {unknown[:5]}.")
-    held = set(map(str, held_out))
-    return Split(dataset, seed, "holdout", {c: subset if c in held else "train" for c in conditions})
+    if held & val:
+        raise SplitError(f"Conditions both held out and in val: {sorted(held & val)[:5]}.")
+    return Split(dataset, seed, "holdout",
+                 {c: subset if c in held else "val" if c in val else "train" for c in conditions})
 
 
 def _floor(x: float) -> int:
