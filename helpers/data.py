@@ -54,6 +54,7 @@ MAGIC = {
     "zip": b"PK\x03\x04",
     "xlsx": b"PK\x03\x04",
     "pickle": b"\x80",
+    "deb": b"!<arch>\n",
 }
 
 
@@ -231,6 +232,27 @@ def _verify(entry: RegistryEntry, path: Path, cache: Path) -> str:
     return digest
 
 
+def _deb_data_tar(path: Path):
+    """Open the ``data.tar.*`` of a Debian package (an ar archive) as a tarfile, without dpkg."""
+    import io
+    import tarfile
+
+    with open(path, "rb") as fh:
+        if fh.read(8) != MAGIC["deb"]:
+            raise DataError(f"{path} is not a Debian package")
+        while header := fh.read(60):
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58].decode().strip())
+            if name.startswith("data.tar"):
+                payload = fh.read(size)
+                mode = {"data.tar.xz": "r:xz", "data.tar.gz": "r:gz", "data.tar.bz2": "r:bz2", "data.tar": "r:"}.get(name)
+                if mode is None:
+                    raise DataError(f"{path}: unsupported package payload {name}")
+                return tarfile.open(fileobj=io.BytesIO(payload), mode=mode)
+            fh.seek(size + (size % 2), 1)
+    raise DataError(f"{path} holds no data.tar member")
+
+
 def _how_to_seed(entry: RegistryEntry, cache: Path) -> str:
     return (
         f"To provide the file by hand, download {entry.url} on a machine with network access and run "
@@ -309,8 +331,17 @@ def _extract_member(entry: RegistryEntry, archive: Path, cache: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            extracted = Path(zf.extract(entry.member, staging))
+        if entry.format == "deb":
+            with _deb_data_tar(archive) as tar:
+                try:
+                    member = tar.getmember(entry.member)
+                except KeyError:
+                    raise DataError(f"{archive} does not contain {entry.member!r}") from None
+                tar.extract(member, staging, filter="data")
+                extracted = staging / entry.member
+        else:
+            with zipfile.ZipFile(archive) as zf:
+                extracted = Path(zf.extract(entry.member, staging))
         os.replace(extracted, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -328,7 +359,7 @@ def fetch(
 ) -> Path:
     """Return the local path of a registered file, downloading and verifying it if needed.
 
-    For zip entries the path of the extracted ``member`` is returned. A file already in the
+    For zip entries and Debian packages the path of the extracted ``member`` is returned. A file already in the
     cache is re-checked against the registry hash (or the hash recorded at its first download),
     so a corrupted cache is caught rather than read. ``download=False`` raises instead of
     downloading (the offline quick profile uses this, so nothing is fetched behind your back).
@@ -354,7 +385,7 @@ def fetch(
                 + _how_to_seed(entry, cache)
             )
         path = _download(entry, cache, retries, progressbar)
-    if entry.format == "zip" and entry.member:
+    if entry.format in ("zip", "deb") and entry.member:
         return _extract_member(entry, path, cache)
     return path
 
