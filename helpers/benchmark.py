@@ -73,7 +73,9 @@ def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, M
             if pred.method != name:
                 pred = Predictions(pred.values, name, pred.dataset, pred.seed)
             predictions.append(pred)
-            tables.append(evaluate(pred, truth, split, n_top=n_top, **evaluate_kwargs))
+            table = evaluate(pred, truth, split, n_top=n_top, **evaluate_kwargs)
+            if len(table):  # a method that could not predict any held-out condition adds no rows
+                tables.append(table)
     return pd.concat(tables, ignore_index=True), predictions
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "fit_linear_model",
     "linear_model",
     "paper_variants",
+    "embedding_variants",
 ]
 
 
@@ -295,3 +296,21 @@ def paper_variants(other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: fl
         variants["linear_P_other_screen"] = partial(
             linear_model, perturbation_embedding=pca_perturbation_embedding(other_pb, k), k=k, ridge=ridge)
     return variants
+
+
+def embedding_variants(tables: dict[str, pd.DataFrame], *, as_gene: bool = True, as_perturbation: bool = True,
+                       k: int = 10, ridge: float = 0.1) -> dict:
+    """Linear-model methods that use pretrained genes x d tables as G (``linear_G_<name>``) and/or as the
+    perturbation embedding (``linear_P_<name>``: a perturbation of gene g gets g's row, doubles the sum).
+
+    With an external G, genes without a row are not predicted: evaluate with ``allow_missing_genes=True``.
+    """
+    from functools import partial
+
+    methods = {}
+    for name, table in tables.items():
+        if as_gene:
+            methods[f"linear_G_{name}"] = partial(linear_model, gene_embedding=table, k=k, ridge=ridge)
+        if as_perturbation:
+            methods[f"linear_P_{name}"] = partial(linear_model, perturbation_embedding=table, k=k, ridge=ridge)
+    return methods

@@ -40,17 +40,20 @@ else
   echo "[data] no seed folder ($SEED_DIR); data will be downloaded from the registry's URLs"
 fi
 
-# The gene annotation database (Bioconductor org.Hs.eg.db, packaged by Debian) comes through Debian's own
-# client where there is one; elsewhere helpers.data downloads it from the Debian pool URL in the registry.
-if ! "$VENV/bin/python" -c "from helpers.data import fetch; fetch('org_hs_eg_db', download=False)" >/dev/null 2>&1 \
-   && command -v apt-get >/dev/null 2>&1; then
-  echo "[data] fetching the annotation package r-bioc-org.hs.eg.db with apt-get download"
-  mkdir -p _build/debs
-  (cd _build/debs && { apt-get download r-bioc-org.hs.eg.db=3.16.0-1 >/dev/null 2>&1 \
-     || { apt-get update -qq >/dev/null 2>&1 && apt-get download r-bioc-org.hs.eg.db=3.16.0-1; }; }) \
-     && "$VENV/bin/python" -m helpers.data seed _build/debs \
-     || echo "[data] apt-get could not provide it; the notebooks will download it from the registry URL"
-fi
+# The gene annotation databases (Bioconductor org.Hs.eg.db and GO.db, packaged by Debian) come through Debian's
+# own client where there is one; elsewhere helpers.data downloads them from the Debian pool URLs in the registry.
+for entry in org_hs_eg_db:r-bioc-org.hs.eg.db go_db:r-bioc-go.db; do
+  name="${entry%%:*}"; package="${entry#*:}"
+  if ! "$VENV/bin/python" -c "from helpers.data import fetch; fetch('$name', download=False)" >/dev/null 2>&1 \
+     && command -v apt-get >/dev/null 2>&1; then
+    echo "[data] fetching the annotation package $package with apt-get download"
+    mkdir -p _build/debs
+    (cd _build/debs && { apt-get download "$package=3.16.0-1" >/dev/null 2>&1 \
+       || { apt-get update -qq >/dev/null 2>&1 && apt-get download "$package=3.16.0-1"; }; }) \
+       && "$VENV/bin/python" -m helpers.data seed _build/debs \
+       || echo "[data] apt-get could not provide $package; the notebooks will download it from the registry URL"
+  fi
+done
 
 echo "[execute] running the chapters (profile=$PROFILE)"
 "$VENV/bin/python" -m helpers.execute --profile "$PROFILE" --out _build/book_src

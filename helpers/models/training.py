@@ -310,4 +310,22 @@ def tiny_config(ntoken: int, *, embsize: int = 32, nheads: int = 2, d_hid: int =
                        extra={"note": "tiny configuration trained by the book (not scGPT_human)"})
 
 
-__all__.append("tiny_config")
+def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int = 256, seed: int = 1):
+    """Pretrain a tiny scGPT-style model on the control cells of ``adata`` and save it in the released layout.
+
+    The vocabulary covers the measured genes and every target gene. Returns (folder, pretraining log).
+    Used by chapter 4 (and by chapter 5 when chapter 4's checkpoint is not there).
+    """
+    from .scgpt import save_checkpoint
+
+    conditions = adata.obs["condition"].astype(str).unique()
+    targets = sorted({g for c in conditions for g in condition_genes(c)})
+    vocab = build_vocab([*map(str, adata.var_names), *targets])
+    torch.manual_seed(seed)
+    model = ScGPTPerturbationModel(tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
+    controls = prepare_cells(adata, vocab, conditions=[CONTROL])
+    log = pretrain(model, controls, epochs=epochs, max_seq_len=max_seq_len, seed=seed, progress=False)
+    return save_checkpoint(model, vocab, folder), log
+
+
+__all__ += ["tiny_config", "pretrain_tiny_checkpoint"]
