@@ -30,7 +30,7 @@ PAGE_SUFFIXES = (".md", ".ipynb")
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib", "logo.png")
 VERSION_PACKAGES = (
     "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "torch", "matplotlib",
-    "papermill", "jupyter-book", "pooch", "h5py",
+    "papermill", "jupyter-book", "pooch", "h5py", "cell-gears", "torch-geometric", "sentence-transformers",
 )
 
 
@@ -134,6 +134,19 @@ def package_versions() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def status_page(status: pd.DataFrame, versions: pd.DataFrame) -> str:
+    """Markdown of the book's status page: each chapter's execution time and the package versions."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = ["# Status of this build", "",
+             f"Every chapter was executed from scratch with papermill when this book was built ({when}), on the "
+             f"`{status['profile'].iloc[0] if len(status) else '?'}` data profile. Run times and the versions of the key "
+             "packages:", "", "| chapter | status | seconds |", "|---|---|---|"]
+    lines += [f"| {row.notebook} | {row.status} | {row.seconds} |" for row in status.itertuples()]
+    lines += ["", "| package | version |", "|---|---|"]
+    lines += [f"| {row.package} | {row.version} |" for row in versions.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.execute", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
@@ -146,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     results = root / "_build" / "results"
     results.mkdir(parents=True, exist_ok=True)
     status.to_csv(results / "status.csv", index=False)
-    package_versions().to_csv(results / "versions.csv", index=False)
+    versions = package_versions()
+    versions.to_csv(results / "versions.csv", index=False)
+    (out / "status.md").write_text(status_page(status, versions))
     print(status.to_string(index=False))
     failed = status[status["status"] != "ok"]
     if len(failed):

@@ -32,6 +32,14 @@ echo "[setup] installing requirements.txt and the helpers package"
 "$VENV/bin/python" -m pip install --quiet -r requirements.txt
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
 
+# Chromium (Debian) for the browser test of command 2; installed only where apt-get runs as root.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Chromium from Debian for the browser test"
+  apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+    || echo "[setup] could not install chromium; the browser test will fail and say so"
+fi
+
 SEED_DIR="${PERTURBBOOK_SEED_DIR:-../shared}"
 if [ -d "$SEED_DIR" ]; then
   echo "[data] seeding the cache from $SEED_DIR"
@@ -57,6 +65,14 @@ done
 
 echo "[execute] running the chapters (profile=$PROFILE)"
 "$VENV/bin/python" -m helpers.execute --profile "$PROFILE" --out _build/book_src
+
+echo "[book] vendoring MathJax 3.2.2 from the npm registry, so that math renders without a CDN"
+if [ ! -f _build/vendor/mathjax/es5/tex-chtml.js ]; then
+  rm -rf _build/vendor && mkdir -p _build/vendor
+  (cd _build/vendor && npm pack mathjax@3.2.2 --silent >/dev/null && tar xzf mathjax-3.2.2.tgz && mv package mathjax)
+fi
+mkdir -p _build/book_src/_static
+cp -r _build/vendor/mathjax/es5 _build/book_src/_static/mathjax
 
 echo "[book] building the book from the executed notebooks (warnings are errors)"
 rm -rf _build/html

@@ -35,7 +35,19 @@ def test_notebook_anatomy(path):
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert "Learning goals" in text and "## Summary" in text and "Exercise" in text
     assert "footbibliography" in text
+    assert "## Self-check" in text and ":class: dropdown" in text, "a self-check quiz with hidden answers"
     assert any("hide-input" in t for t in tags), "exercise solutions are hidden"
+
+
+def test_teaching_pages_are_in_the_book():
+    pages = toc_files(ROOT)
+    assert {"course", "glossary", "status"} <= set(pages)
+    glossary = (ROOT / "glossary.md").read_text()
+    for term in ["Perturb-seq", "CRISPRa", "CRISPRi", "pseudobulk", "log-fold change", "L2 error", "Pearson delta",
+                 "buffering", "synergy", "local fdr", "foundation model", "fine-tuning", "embedding"]:
+        assert f"\n{term}\n" in glossary, term
+    course = (ROOT / "course.md").read_text()
+    assert "Learning objectives" in course and "Plan of sessions" in course and "| criterion | points |" in course
 
 
 def test_profiles():
