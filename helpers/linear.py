@@ -36,6 +36,7 @@ from .pseudobulk import Pseudobulk
 __all__ = [
     "EmbeddingError",
     "solve_two_sided_ridge",
+    "pca_scores",
     "pca_gene_embedding",
     "random_gene_embedding",
     "perturbation_embedding_from_genes",
@@ -67,8 +68,8 @@ def solve_two_sided_ridge(G: np.ndarray, Y: np.ndarray, P: np.ndarray, ridge: fl
     return np.linalg.solve(right.T, left.T).T
 
 
-def _pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
-    """Scores of the rows of ``matrix`` on its first ``k`` principal components (columns centred)."""
+def pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
+    """Scores of the rows of ``matrix`` on its first ``k`` principal components (columns centred, signs fixed)."""
     from sklearn.utils.extmath import randomized_svd
 
     centred = matrix - matrix.mean(axis=0, keepdims=True)
@@ -87,7 +88,7 @@ def _pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
 def pca_gene_embedding(train_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
     """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training conditions)."""
     X = train_pb.means.to_numpy().T  # genes x conditions
-    scores = _pca_scores(X, k)
+    scores = pca_scores(X, k)
     return pd.DataFrame(scores, index=train_pb.genes, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
 
 
@@ -134,7 +135,7 @@ def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFram
     Indexed by the other screen's condition names (matched to ours by target gene); its ``ctrl``
     keeps its own score. Used for the paper's cross-dataset transfer (e.g. P from K562 for RPE1).
     """
-    scores = _pca_scores(other_pb.means.to_numpy(), k)
+    scores = pca_scores(other_pb.means.to_numpy(), k)
     return pd.DataFrame(scores, index=pd.Index(other_pb.conditions, name="condition"),
                         columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
 

@@ -53,7 +53,7 @@ def test_linear_variants_on_the_leaderboard_equal_chapter_3():
     from helpers import linear
 
     task = benchmark.get_task("simulated_singles")
-    methods = {"mean": baselines.mean_baseline, **linear.paper_variants(task._loaded[2])}
+    methods = {"mean": baselines.mean_baseline, **linear.paper_variants(task.other_screen)}
     chapter3, _ = benchmark.run_methods(task.truth, task.splits, methods, allow_missing=True)
     result = benchmark.run(knn_model, task="simulated_singles", name="knn", progress=False)
     merged = result.metrics.merge(chapter3, on=["method", "seed", "condition"], suffixes=("", "_ch3"))
