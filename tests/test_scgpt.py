@@ -150,3 +150,12 @@ def test_pretrain_save_load_finetune_predict_is_deterministic(tiny_data, norman_
     assert list(first.conditions) == ["KLF1+MAP2K6"] and first.values.shape[1] == 500
     assert len(log.val_loss) == 2 and log.best_epoch in (1, 2) and log.cells_per_second > 0
     assert len(report.loaded) > 0
+
+
+def test_predict_refuses_conditions_it_cannot_flag(tiny_data):
+    vocab, data = tiny_data
+    model = ScGPTPerturbationModel(training.tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
+    with pytest.raises(ValueError, match="could not be flagged"):
+        training.predict(model, data, ["NOT_A_TARGET+KLF1"], pool_size=5)
+    with pytest.raises(ValueError, match="pool_size"):
+        training.predict(model, data, ["KLF1"], pool_size=0)

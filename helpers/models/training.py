@@ -286,6 +286,17 @@ def predict(model: ScGPTPerturbationModel, data: CellData, conditions, *, pool_s
             method: str = "scgpt_style", dataset: str = "", split_seed: int | None = None,
             device: str | None = None, batch_size: int = 64) -> Predictions:
     """Mean predicted expression of each condition over a pool of control cells (the benchmark's recipe)."""
+    if pool_size < 1:
+        raise ValueError("pool_size must be at least 1 control cell.")
+    conditions = list(conditions)
+    tokens = set(data.tokens)
+    unflaggable = [c for c in conditions if c != CONTROL and not set(condition_genes(c)) <= tokens]
+    if unflaggable:
+        raise ValueError(
+            f"Target genes of {unflaggable[:5]} are not tokens of this model input, so their perturbation could not be "
+            "flagged and the prediction would silently be control-like. Build the CellData with prepare_cells on an "
+            "AnnData that contains these conditions (their targets then become flag-only tokens)."
+        )
     dev = device_for(device)
     model.to(dev).eval()
     rng = np.random.default_rng(seed)
