@@ -9,6 +9,7 @@ import pytest
 
 from helpers import profiles, results
 from helpers.execute import toc_files
+from helpers.student import hidden_solution_problems, is_solution
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -36,7 +37,8 @@ def test_notebook_anatomy(path):
     assert "Learning goals" in text and "## Summary" in text and "Exercise" in text
     assert "footbibliography" in text
     assert "## Self-check" in text and ":class: dropdown" in text, "a self-check quiz with hidden answers"
-    assert any("hide-input" in t for t in tags), "exercise solutions are hidden"
+    assert any(is_solution(c) for c in cells), "the exercises have solutions"
+    assert not hidden_solution_problems(nb, path.name), "solutions are hidden, input and output, until opened"
 
 
 MAX_CODE_LINE = 88  # house rule: code lines of notebook cells fit the book's content column
