@@ -180,14 +180,23 @@ return cells.map(cell => Array.from(cell.querySelectorAll('details:not([open]) >
 """
 
 
-def screenshot(driver, path: Path) -> None:
-    """A PNG of the full page height (Chrome DevTools' captureBeyondViewport), not just the first screen."""
+def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
+    """A PNG of the full page height, not just the first screen: Chrome DevTools' captureBeyondViewport, in
+    slices (a single capture taller than Chromium's texture limit comes back blank) stitched with Pillow."""
+    import io
+
+    from PIL import Image
+
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    width, height = int(size["width"]), int(size["height"])
+    page = Image.new("RGB", (width, height), "white")
+    for top in range(0, height, slice_height):
+        clip = {"x": 0, "y": top, "width": width, "height": min(slice_height, height - top), "scale": 1}
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
+                                      {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        page.paste(Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"), (0, top))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(base64.b64decode(shot["data"]))
+    page.save(path, optimize=True)
 
 
 def check_page(driver, url: str, name: str | None = None, shot: Path | None = None,
