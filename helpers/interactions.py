@@ -37,6 +37,7 @@ __all__ = [
     "deviations",
     "EmpiricalNull",
     "fit_empirical_null",
+    "non_additive",
     "natural_spline_basis",
     "observed_classes",
     "predicted_classes",
@@ -96,8 +97,14 @@ class EmpiricalNull:
     density: pd.DataFrame  # bin centres, counts, fitted mixture density, null component
 
     def is_non_additive(self, d) -> np.ndarray:
-        d = np.asarray(d, dtype=float)
-        return (d > self.upper) | (d < self.lower)
+        return non_additive(d, self.lower, self.upper)
+
+
+def non_additive(d, lower: float, upper: float) -> np.ndarray:
+    """The paper's call: an entry is non-additive if its deviation lies beyond a threshold (``d > upper`` or
+    ``d < lower``)."""
+    d = np.asarray(d, dtype=float)
+    return (d > upper) | (d < lower)
 
 
 def natural_spline_basis(x, df: int = 7) -> np.ndarray:
@@ -294,10 +301,10 @@ def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Seri
     c, A, B, AB = (table[k].to_numpy() for k in ("ctrl", "A", "B", "AB"))
     d, e = table["deviation"].to_numpy(), table["additive"].to_numpy()
     same_dir = (np.sign(A - c) == np.sign(B - c)) & (np.sign(AB - c) == np.sign(A - c))
-    non_additive = (d > upper) | (d < lower)
+    called = non_additive(d, lower, upper)
     up, down = same_dir & (e > c), same_dir & (e < c)
     labels = np.full(len(table), "additive", dtype=object)
-    labels[non_additive] = "other"
+    labels[called] = "other"
     labels[up & (d > upper)] = "synergy"
     labels[up & (d < lower)] = "buffering"
     labels[down & (d < lower)] = "synergy"
@@ -339,24 +346,37 @@ def prediction_deviations(predictions: Predictions, obs: pd.DataFrame) -> pd.Dat
 
 
 def tpr_fdp_curve(score, truth, grid=None) -> pd.DataFrame:
-    """True-positive rate against false-discovery proportion when ranking by ``score`` (descending).
+    """True-positive rate against false-discovery proportion when ranking by ``score``, as the paper computes it.
 
-    ``truth``: boolean, the entry is a real (observed non-additive) interaction. The curve is
-    interpolated on ``grid`` (default: 101 FDP values 0, 0.01, ..., 1) as in the paper.
+    The paper's recipe (``double_perturbation_analysis.Rmd``): rank entries by ``score`` (descending, ties
+    in input order); after each entry count true (``tp``) and false (``fp``) positives, ``fdp = fp /
+    max(1, tp + fp)``; sort these points by fdp and take the running maximum of ``tp``; ``tpr = tp /
+    #true``; then R's ``approx(fdp, tpr, xout = grid, yleft = 0, yright = 1)``: points with the same
+    fdp are averaged (``ties = mean``), the grid (default 101 FDP values 0, 0.01, ..., 1) is linearly
+    interpolated between them, and grid values below the smallest / above the largest fdp reached get
+    TPR 0 / 1. Column ``point`` says which: "reached" (the grid value is an fdp the ranking reaches),
+    "interpolated" (between two reached fdp values) or "outside" (0 or 1 by the rule above).
     """
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=bool)
+    if len(score) != len(truth):
+        raise ValueError(f"score and truth differ in length ({len(score)} vs {len(truth)}).")
     if truth.sum() == 0:
         raise ValueError("No true interactions: the TPR is undefined.")
-    order = np.argsort(-score, kind="stable")
-    hits = np.cumsum(truth[order])
-    called = np.arange(1, len(score) + 1)
-    tpr = hits / truth.sum()
-    fdp = 1 - hits / called
-    grid = np.linspace(0, 1, 101) if grid is None else np.asarray(grid)
-    # the best TPR reachable at or below each FDP
-    best = np.array([tpr[fdp <= g].max() if (fdp <= g).any() else 0.0 for g in grid])
-    return pd.DataFrame({"fdp": grid, "tpr": best})
+    ranked = truth[np.argsort(-score, kind="stable")]
+    tp = np.cumsum(ranked)
+    fdp = np.cumsum(~ranked) / np.maximum(1, np.arange(1, len(ranked) + 1))
+    by_fdp = np.argsort(fdp, kind="stable")
+    fdp = fdp[by_fdp]
+    tpr = np.maximum.accumulate(tp[by_fdp]) / truth.sum()
+    reached, index = np.unique(fdp, return_inverse=True)
+    mean_tpr = np.bincount(index, weights=tpr) / np.bincount(index)
+    grid = np.linspace(0, 1, 101) if grid is None else np.asarray(grid, dtype=float)
+    curve = np.interp(grid, reached, mean_tpr, left=0.0, right=1.0)
+    on_point = np.isin(grid, reached)
+    inside = (grid >= reached[0]) & (grid <= reached[-1])
+    point = np.where(on_point, "reached", np.where(inside, "interpolated", "outside"))
+    return pd.DataFrame({"fdp": grid, "tpr": curve, "point": point})
 
 
 def ranking_scores(score, truth) -> dict[str, float]:
