@@ -38,6 +38,7 @@ __all__ = [
     "EmpiricalNull",
     "fit_empirical_null",
     "non_additive",
+    "thresholds_implied_by_labels",
     "natural_spline_basis",
     "observed_classes",
     "predicted_classes",
@@ -294,6 +295,27 @@ def fit_empirical_null(values, *, target_fdr: float = 0.05, breaks: int = 120, d
     table = pd.DataFrame({"centre": centres, "count": counts, "mixture_density": fitted / (n * width),
                           "null_density": p0 * null / (n * width), "local_fdr": fdr_bins})
     return EmpiricalNull(mean, sd, p0, float(lower), float(upper), values, local_fdr, table)
+
+
+def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
+    """The interval in which each threshold must lie for ``non_additive`` to reproduce given labels.
+
+    ``called``: True where an entry is labelled non-additive. The upper threshold lies between the largest
+    positive deviation labelled additive and the smallest positive one labelled non-additive; the lower
+    threshold between the largest negative one labelled non-additive and the smallest negative one
+    labelled additive. Used to read the paper's thresholds off its published labels (Fig. 1f). Raises if
+    the labels cannot come from two thresholds.
+    """
+    d = np.asarray(deviation, dtype=float)
+    called = np.asarray(called, dtype=bool)
+    pos, neg = d > 0, d < 0
+    if not ((pos & called).any() and (pos & ~called).any() and (neg & called).any() and (neg & ~called).any()):
+        raise ValueError("Need entries labelled additive and non-additive on both sides of 0 to bracket the thresholds.")
+    upper = (d[pos & ~called].max(), d[pos & called].min())
+    lower = (d[neg & called].max(), d[neg & ~called].min())
+    if not (upper[0] < upper[1] and lower[0] < lower[1]):
+        raise ValueError("The labels are not consistent with two thresholds (additive entries beyond called ones).")
+    return pd.DataFrame({"threshold": ["lower", "upper"], "from": [lower[0], upper[0]], "to": [lower[1], upper[1]]})
 
 
 def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Series:

@@ -108,6 +108,18 @@ def test_published_labels_follow_the_books_threshold_rule_and_directions(top_pre
         assert (observed[rows] == label.lower()).all(), label
 
 
+def test_thresholds_implied_by_the_published_labels_match_the_method_spec(top_predicted):
+    """Method spec 3.2 (read off Panel F by hand): upper in (0.2005, 0.2028], lower in [-0.2142, -0.2131)."""
+    bracket = interactions.thresholds_implied_by_labels(
+        top_predicted["obs_minus_add"], top_predicted["interaction_label"] != "Additive").set_index("threshold")
+    assert bracket.loc["upper", "from"] == pytest.approx(0.2005, abs=5e-5)
+    assert bracket.loc["upper", "to"] == pytest.approx(0.2028, abs=5e-5)
+    assert bracket.loc["lower", "from"] == pytest.approx(-0.2142, abs=5e-5)
+    assert bracket.loc["lower", "to"] == pytest.approx(-0.2131, abs=5e-5)
+    with pytest.raises(ValueError, match="not consistent"):
+        interactions.thresholds_implied_by_labels([0.1, 0.3, 0.5, -0.1, -0.3], [False, True, False, False, True])
+
+
 def test_observed_classes_rules():
     table = pd.DataFrame({
         "ctrl": [1.0, 1.0, 1.0, 1.0, 1.0],
@@ -137,6 +149,17 @@ def test_planted_interactions_are_recovered_on_the_simulator():
     prevalence = truth.mean()
     # planted entries are ~0.6% of all; calls are >90% right (chance: <1%) and find a third or more of them
     assert prevalence < 0.02 and tpr > 0.3 and fdp < 0.2, (tpr, fdp)
+
+
+def test_simulator_plants_mostly_buffering():
+    """Chapter 6 says the simulated screen's planted interactions are mostly buffering (a design choice that
+    favours "no change" by construction); the chapter prints the share, this checks the claim."""
+    from helpers.simulate import simulate_screen
+
+    planted = simulate_screen(n_genes=1000, cells_per_condition=20, interaction_fraction=0.5, seed=2).truth.interactions
+    shares = planted["type"].value_counts(normalize=True)
+    assert set(shares.index) == {"buffering", "synergy"}
+    assert shares["buffering"] > 0.6
 
 
 def test_tpr_fdp_curve_follows_the_papers_recipe():
