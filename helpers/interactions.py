@@ -168,22 +168,40 @@ class _PoissonAsR(sm_families.Poisson):
         return np.asarray(y, dtype=float) + 0.1
 
 
-def _fit_mixture_density(values: np.ndarray, breaks: int, df: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_mixture_density(values: np.ndarray, breaks: int, df: int, pct: float = 0.0
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lindsey's method as locfdr does it: Poisson GLM of the histogram counts on ``ns(x, df)`` (statsmodels).
 
-    ``breaks`` equally spaced break points from ``min`` to ``max`` (``breaks - 1`` bins, locfdr's ``bre``).
-    Returns the bin centres, the counts and the fitted counts.
+    ``breaks`` equally spaced break points (``breaks - 1`` bins, locfdr's ``bre``) from ``min`` to ``max``,
+    or, with ``pct > 0`` (locfdr's ``pct``), from the ``pct`` to the ``1 - pct`` quantile, values beyond
+    counted in the end bins and those two counts capped at 1. Returns the bin centres, the counts (before
+    the cap) and the fitted counts.
     """
-    edges = np.linspace(values.min(), values.max(), breaks)
-    counts = _r_hist_counts(values, edges)
+    if pct > 0:
+        lo, hi = np.quantile(values, [pct, 1 - pct])
+    else:
+        lo, hi = values.min(), values.max()
+    edges = np.linspace(lo, hi, breaks)
+    counts = _r_hist_counts(np.clip(values, lo, hi), edges)
+    response = counts.copy()
+    if pct > 0:
+        response[0], response[-1] = min(response[0], 1), min(response[-1], 1)
     centres = (edges[:-1] + edges[1:]) / 2
     design = np.column_stack([np.ones(len(centres)), natural_spline_basis(centres, df)])
     # R's glm.fit: IRLS from mu = y + 0.1, stopping when |dev - dev_old| < 1e-8 (|dev| + 0.1) or after 25
     # iterations (where a tail bin holds a lone count the deviance creeps down forever; R stops at 25 too)
-    model = sm.GLM(counts, design, family=_PoissonAsR()).fit(atol=1e-9, rtol=1e-8, maxiter=25)
+    problem = ("The mixture density fit (Poisson GLM of the histogram on a natural spline, as locfdr) diverged: "
+               "a few extreme values stretch the histogram so that the bulk of the data falls in a handful of "
+               "bins. Fit the histogram on a trimmed range, e.g. pct=0.001 (locfdr's `pct` argument).")
+    try:
+        with np.errstate(all="ignore"):
+            model = sm.GLM(response, design, family=_PoissonAsR()).fit(atol=1e-9, rtol=1e-8, maxiter=25)
+    except ValueError as error:  # statsmodels: non-finite IRLS weights
+        raise ValueError(problem) from error
     fitted = np.asarray(model.fittedvalues, dtype=float)
-    if not (np.isfinite(fitted).all() and (fitted > 0).all()):
-        raise ValueError("The mixture density fit (Poisson GLM on a natural spline) failed; check the values.")
+    history = np.asarray(model.fit_history["deviance"][2:], dtype=float)  # after each IRLS step
+    if not (np.isfinite(fitted).all() and (fitted > 0).all()) or model.deviance > history.min() * (1 + 1e-6) + 1e-9:
+        raise ValueError(problem)
     return centres, counts, fitted
 
 
@@ -235,7 +253,8 @@ def _truncated_normal_mle(values: np.ndarray, centre: float, half_width: float, 
     return float(mean), float(sd), float(len(inside) / len(values) / mass)
 
 
-def fit_empirical_null(values, *, target_fdr: float = 0.05, breaks: int = 120, df: int = 7) -> EmpiricalNull:
+def fit_empirical_null(values, *, target_fdr: float = 0.05, breaks: int = 120, df: int = 7,
+                       pct: float = 0.0) -> EmpiricalNull:
     """Efron's local fdr with a maximum-likelihood empirical normal null: R's ``locfdr(d, nulltype = 1)``.
 
     A re-implementation of locfdr 1.1-8's algorithm (checked against R's output on four reference
@@ -252,6 +271,10 @@ def fit_empirical_null(values, *, target_fdr: float = 0.05, breaks: int = 120, d
        ``delta +- sigma``;
     4. the fdr of each value: linear interpolation between bin centres, constant beyond (``approx(rule = 2)``).
 
+    ``pct`` (locfdr's argument, default 0 as in the paper's call): histogram on the ``pct`` to ``1 - pct``
+    quantile range instead of the full range, for data whose few extreme values would squeeze the bulk
+    into a handful of bins (the fit then fails with an error saying so).
+
     Thresholds (as the paper): among the positive and among the negative values, the one whose local fdr
     is closest to ``target_fdr`` (the first such value in input order).
     """
@@ -266,7 +289,9 @@ def fit_empirical_null(values, *, target_fdr: float = 0.05, breaks: int = 120, d
             f"The central half of the values are all equal ({median}); an empirical null cannot be fitted. "
             "Drop entries that carry no information (e.g. genes not expressed in any of the conditions)."
         )
-    centres, counts, fitted = _fit_mixture_density(values, breaks, df)
+    if not 0 <= pct < 0.5:
+        raise ValueError(f"pct must be in [0, 0.5) (got {pct}).")
+    centres, counts, fitted = _fit_mixture_density(values, breaks, df, pct)
     b = 4.3 * np.exp(-0.26 * np.log10(n))
     scale = (q3 - q1) / (2 * stats.norm.ppf(0.75))
     first = _truncated_normal_mle(values, median, b * scale)

@@ -73,6 +73,20 @@ def test_empirical_null_equals_r_locfdr(case, locfdr_cases):
     np.testing.assert_allclose(fit.local_fdr, r_fdr["fdr"].to_numpy(), rtol=0, atol=0.01)
 
 
+def test_a_histogram_squeezed_by_extreme_values_fails_clearly_and_pct_trims_it():
+    """A narrow null (sd 0.01) under a few values out to +-2: the 119 equal bins over the full range put the
+    bulk in a handful of bins and the Poisson GLM's IRLS diverges; the error names locfdr's ``pct``."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 0.01, 120_000), rng.normal(0, 0.3, 1000), rng.uniform(-2, 2, 200)])
+    with pytest.raises(ValueError, match="pct="):
+        interactions.fit_empirical_null(values)
+    fit = interactions.fit_empirical_null(values, pct=0.001)
+    assert fit.sd == pytest.approx(0.01, rel=0.05) and fit.proportion > 0.95
+    assert fit.lower < 0 < fit.upper
+    with pytest.raises(ValueError, match="pct must be"):
+        interactions.fit_empirical_null(values, pct=0.5)
+
+
 @pytest.fixture(scope="module")
 def top_predicted():
     return pd.read_csv(REF / "double_top_predicted_interactions.csv")
