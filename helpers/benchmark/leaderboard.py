@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..metrics import common_conditions, ratio_to_baseline, summarise
+from ..metrics import forest, summarise
 from .tasks import Task
 
 __all__ = ["leaderboard", "spread"]
+
+_N_BOOT = 1000  # the leaderboard shows the mean ratio only; the interval is the chapters' job
 
 
 def spread(values: pd.DataFrame, genes) -> float:
@@ -23,17 +25,19 @@ def leaderboard(task: Task, metrics: pd.DataFrame, spreads: pd.DataFrame, model_
         board = pd.concat([board, pd.DataFrame({"method": absent, "n": 0})], ignore_index=True)
     # ratios are compared on the conditions every method predicted; a method that predicts fewer than
     # half of the held-out conditions (e.g. the linear model when targets are not measured) is left out
-    # of that common set and gets no ratio, with a warning
-    counts = metrics.groupby("method").size().reindex(all_methods, fill_value=0)
-    covered = counts[counts >= 0.5 * counts.max()].index
-    for method in counts.index.difference(covered):
-        warnings.append(f"{method}: predicted only {counts[method]} of {counts.max()} held-out (seed, condition) pairs; "
-                        "no ratios reported for it")
-    common = common_conditions(metrics, covered)
+    # of that common set and gets no ratio, with a warning (the coverage rule of metrics.forest)
     for baseline in ("mean", "additive"):
-        if baseline in set(metrics["method"]):
-            ratios = ratio_to_baseline(common, baseline).groupby("method")["ratio"].mean()
-            board[f"ratio_to_{baseline}"] = board["method"].map(ratios)
+        if baseline not in set(metrics["method"]):
+            continue
+        table = forest(metrics, baseline, all_methods, n_boot=_N_BOOT)
+        board[f"ratio_to_{baseline}"] = board["method"].map(table.set_index("method")["mean_ratio"])
+        for dataset, left_out in table.attrs["left_out"].items():
+            coverage = table.attrs["coverage"].loc[dataset]
+            for method in left_out:
+                message = (f"{method}: predicted only {coverage[method]} of {coverage.max()} held-out "
+                           "(seed, condition) pairs; no ratios reported for it")
+                if message not in warnings:
+                    warnings.append(message)
     board = board.merge(spreads.groupby("method")["spread_ratio"].mean().reset_index(), on="method", how="left")
     board.insert(1, "source", board["method"].map(lambda m: "your model" if m in model_names else "this book"))
     board["dataset"] = task.dataset
@@ -42,8 +46,8 @@ def leaderboard(task: Task, metrics: pd.DataFrame, spreads: pd.DataFrame, model_
         pub = summarise(published, by=("method",))
         for baseline in ("mean", "additive"):
             if baseline in set(published["method"]):
-                ratios = ratio_to_baseline(common_conditions(published), baseline).groupby("method")["ratio"].mean()
-                pub[f"ratio_to_{baseline}"] = pub["method"].map(ratios)
+                table = forest(published, baseline, n_boot=_N_BOOT)
+                pub[f"ratio_to_{baseline}"] = pub["method"].map(table.set_index("method")["mean_ratio"])
         pub.insert(1, "source", "published" if task.published_comparable else "published (other split)")
         pub["dataset"] = task.dataset
         board = pd.concat([board, pub], ignore_index=True)
