@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .loaders import CONTROL
+from .conditions import CONTROL, match_conditions
 from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk, top_control_genes
 from .splits import HELD_OUT, Split
@@ -81,7 +81,7 @@ def _check_against_truth(predictions: Predictions, truth: Pseudobulk, split: Spl
     if len(unknown):
         raise PredictionError(
             f"{name}: {len(unknown)} predicted condition(s) do not exist in {truth.dataset or 'the data'}: "
-            f"{list(unknown)[:5]}. Use the canonical names ('A', 'A+B'; see helpers.loaders.normalize_condition)."
+            f"{list(unknown)[:5]}. Use the dataset's condition names ('ctrl', 'A', 'A+B'; see helpers.conditions)."
         )
     foreign = predictions.genes.difference(truth.genes)
     if len(foreign):
@@ -111,6 +111,20 @@ def _check_against_truth(predictions: Predictions, truth: Pseudobulk, split: Spl
     return [c for c in expected if c in predictions.conditions]
 
 
+def _in_truth_spelling(predictions: Predictions, truth: Pseudobulk) -> Predictions:
+    """Rename doubles written in the other order (``B+A``) to the truth's spelling (``A+B``): the same
+    perturbation (see :mod:`helpers.conditions`)."""
+    renames = match_conditions(predictions.conditions, truth.conditions)
+    if not renames:
+        return predictions
+    clash = [f"{old!r} and {new!r}" for old, new in renames.items() if new in predictions.conditions]
+    if clash:
+        raise PredictionError(f"{predictions.method}: predicted both {clash[0]}, the same perturbation "
+                              "(the order of a double's genes carries no meaning); keep one.")
+    values = predictions.values.rename(index=renames)
+    return Predictions(values, predictions.method, predictions.dataset, predictions.seed)
+
+
 def evaluate(
     predictions: Predictions,
     truth: Pseudobulk,
@@ -129,11 +143,13 @@ def evaluate(
     control (all genes if fewer are measured). With a ``split``, only its held-out conditions
     (test + val) may be predicted and all of them must be, unless ``allow_missing``. Predictions
     must cover every evaluation gene unless ``allow_missing_genes`` (then each metric uses the
-    evaluation genes that are predicted and ``n_genes`` says how many).
+    evaluation genes that are predicted and ``n_genes`` says how many). A double written in the
+    other order (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
     """
     if not isinstance(predictions, Predictions):
         raise PredictionError(f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
                               "wrap a conditions x genes DataFrame with helpers.predictions.Predictions.")
+    predictions = _in_truth_spelling(predictions, truth)
     conditions = _check_against_truth(predictions, truth, split, allow_missing, subsets)
     if genes is None:
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))

@@ -27,7 +27,7 @@ One job per module: :mod:`.tasks` (the task registry), :mod:`.runner` (the run l
 from __future__ import annotations
 
 from ..baselines import BASELINES
-from .cli import load_predictions_file, main
+from .cli import main
 from .guards import check_units
 from .runner import BenchmarkResult, run, run_baselines, run_methods
 from .tasks import TASKS, Task, TaskData, get_task, list_tasks
@@ -44,6 +44,5 @@ __all__ = [
     "check_units",
     "BenchmarkResult",
     "run",
-    "load_predictions_file",
     "main",
 ]

@@ -6,30 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from ..predictions import LONG_COLUMNS, PredictionError, Predictions
+from ..predictions import PredictionError, Predictions
 from .runner import run
 from .tasks import get_task, list_tasks
 
-__all__ = ["load_predictions_file", "main"]
-
-
-def load_predictions_file(path) -> list[Predictions]:
-    """Read a predictions CSV in the contract's format; one :class:`Predictions` per seed in it."""
-    path = Path(path)
-    if not path.exists():
-        raise PredictionError(f"No predictions file at {path}.")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise PredictionError(f"{path} is not a readable CSV predictions file ({err}).") from None
-    missing = [c for c in LONG_COLUMNS if c not in table.columns]
-    if missing:
-        raise PredictionError(f"{path}: a predictions file needs the columns {LONG_COLUMNS}; missing {missing}.")
-    if table["seed"].isna().any():
-        raise PredictionError(f"{path}: every row needs the split seed it was predicted for.")
-    return [Predictions.from_long(rows) for _, rows in table.groupby("seed", sort=True)]
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.task or not args.predictions:
         parser.error("--task and --predictions are required (or --list)")
     try:
-        result = run(task=args.task, predictions=load_predictions_file(args.predictions), n_top=args.n_top,
+        result = run(task=args.task, predictions=Predictions.load_all(args.predictions), n_top=args.n_top,
                      allow_missing=args.allow_missing)
     except (PredictionError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

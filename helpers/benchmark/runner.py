@@ -77,6 +77,35 @@ def _as_predictions(output, method: str, dataset: str, seed: int) -> Predictions
     )
 
 
+def _by_seed(predictions: list[Predictions], task: str, splits: list[Split], warnings: list[str]) -> dict[int, Predictions]:
+    """The submitted predictions keyed by split seed. Predictions without a seed are accepted for a task
+    with a single split (they can only be for it; a warning says so); otherwise each needs its seed."""
+    seeds = [s.seed for s in splits]
+    unlabelled = [p for p in predictions if p.seed is None]
+    if unlabelled:
+        if len(seeds) > 1 or len(predictions) > 1:
+            raise PredictionError(
+                f"{unlabelled[0].method}: predictions without a split seed, but task {task!r} has splits with seeds "
+                f"{seeds}: predict each split's held-out conditions from its own training data and label them "
+                "(Predictions(values, method, dataset, seed=split.seed); in a file, the seed column)."
+            )
+        warnings.append(f"{unlabelled[0].method}: the predictions name no split seed; task {task!r} has one split "
+                        f"(seed {seeds[0]}), scored as predictions for it")
+        predictions = [Predictions(unlabelled[0].values, unlabelled[0].method, unlabelled[0].dataset, seeds[0])]
+    by_seed: dict[int, Predictions] = {}
+    for pred in predictions:
+        if pred.seed in by_seed:
+            raise PredictionError(f"{pred.method}: two sets of predictions for seed {pred.seed}.")
+        by_seed[pred.seed] = pred
+    unknown = set(by_seed) - set(seeds)
+    if unknown:
+        raise PredictionError(f"Task {task!r} has seeds {seeds}; got predictions for {sorted(unknown)}.")
+    missing = [seed for seed in seeds if seed not in by_seed]
+    if missing:
+        raise PredictionError(f"No predictions for seed(s) {missing} of task {task!r}; predict every split.")
+    return by_seed
+
+
 def run(
     model: Callable[[TaskData, list[str]], Predictions | pd.DataFrame] | None = None,
     *,
@@ -101,26 +130,21 @@ def run(
         raise ValueError("Give exactly one of model= (a predict function) or predictions= (precomputed).")
     job = get_task(task)
     truth = job.truth
+    references = job.reference_methods()
+    warnings: list[str] = []
     by_seed: dict[int, Predictions] = {}
     if predictions is not None:
-        for pred in predictions:
-            if pred.seed is None:
-                raise PredictionError(f"{pred.method}: predictions need the split seed they were made for.")
-            if pred.seed in by_seed:
-                raise PredictionError(f"{pred.method}: two sets of predictions for seed {pred.seed}.")
-            by_seed[pred.seed] = pred
-        unknown = set(by_seed) - {s.seed for s in job.splits}
-        if unknown:
-            raise PredictionError(f"Task {task!r} has seeds {[s.seed for s in job.splits]}; got predictions for {sorted(unknown)}.")
-        missing = [s.seed for s in job.splits if s.seed not in by_seed]
-        if missing:
-            raise PredictionError(f"No predictions for seed(s) {missing} of task {task!r}; predict every split.")
+        by_seed = _by_seed(list(predictions), task, job.splits, warnings)
         name = next(iter(by_seed.values())).method
-    references = job.reference_methods()
+        if name in references:
+            mine = f"{name} (submitted)"
+            warnings.append(f"your predictions are named {name!r} like a reference method; shown as {mine!r}")
+            by_seed = {seed: pred.renamed(mine) for seed, pred in by_seed.items()}
+            name = mine
     if name in references:
         raise ValueError(f"Name your model something other than a reference method ({sorted(references)}).")
 
-    tables, spreads, warnings = [], [], []
+    tables, spreads = [], []
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     for split in tqdm(job.splits, desc=f"{task}", disable=not progress):
         train = job.training_data(split)
