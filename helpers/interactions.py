@@ -5,9 +5,10 @@ For a double ``A+B``, gene ``g`` and pseudobulks ``ctrl``, ``A``, ``B``, ``AB``:
 * additive expectation ``e = A + B - ctrl`` and deviation ``d = AB - e``;
 * an **empirical null** for ``d``: Efron's local false discovery rate with a maximum-likelihood normal
   null ``N(delta0, sigma0^2)`` of proportion ``p0`` (R's ``locfdr(d, nulltype = 1)``, which the paper
-  used): ``fdr(d) = p0 * phi((d - delta0) / sigma0) / sigma0 / f(d)``, with ``f`` the mixture density
-  estimated by a Poisson regression on histogram counts (natural spline, 7 df), and the null fitted by
-  maximum likelihood to the central half of the ``d`` values (a truncated normal);
+  used, re-implemented from locfdr 1.1-8 and checked against R's output): ``fdr(d) = p0 f0(d) / f(d)``,
+  with ``f`` the mixture density estimated by a Poisson regression on histogram counts (R's natural
+  spline ``ns``, 7 df) and the null ``f0`` fitted by maximum likelihood to the values near the median (a
+  truncated normal, locfdr's ``locmle``); see :func:`fit_empirical_null`;
 * thresholds: the positive and the negative ``d`` whose local fdr is closest to 0.05; an entry is
   **non-additive** if ``d`` lies beyond them;
 * observed classes (the paper's rules): with ``same_dir = sign(A - ctrl) == sign(B - ctrl) == sign(AB - ctrl)``,
@@ -25,9 +26,9 @@ from math import comb
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 from statsmodels.genmod import families as sm_families
+from statsmodels.genmod.generalized_linear_model import GLM
 
 from .loaders import condition_genes
 from .predictions import Predictions
@@ -195,7 +196,7 @@ def _fit_mixture_density(values: np.ndarray, breaks: int, df: int, pct: float = 
                "bins. Fit the histogram on a trimmed range, e.g. pct=0.001 (locfdr's `pct` argument).")
     try:
         with np.errstate(all="ignore"):
-            model = sm.GLM(response, design, family=_PoissonAsR()).fit(atol=1e-9, rtol=1e-8, maxiter=25)
+            model = GLM(response, design, family=_PoissonAsR()).fit(atol=1e-9, rtol=1e-8, maxiter=25)
     except ValueError as error:  # statsmodels: non-finite IRLS weights
         raise ValueError(problem) from error
     fitted = np.asarray(model.fittedvalues, dtype=float)
