@@ -188,11 +188,12 @@ class ScGPTPerturbationModel(nn.Module):
         return self.config.version
 
     def forward(self, gene_ids: torch.Tensor, values: torch.Tensor, pert_flags: torch.Tensor,
-                padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+                padding_mask: torch.Tensor | None = None, *, always_mask: bool = False) -> torch.Tensor:
         """Predicted expression of every token: ``[batch, tokens]`` from ids, input values and 0/1 flags.
 
         ``padding_mask`` (True = ignore this token as a key) defaults to the ``<pad>`` tokens. When no token
-        of the batch is padded, the transformer runs without a mask (same output, faster inference).
+        of the batch is padded, the transformer runs without a mask (same output, faster inference);
+        ``always_mask=True`` passes the all-False mask anyway, as scGPT does (for comparisons).
         """
         x = self.encoder(gene_ids) + self.value_encoder(values) + self.pert_encoder(pert_flags)
         if self.config.version == "0.2.1":
@@ -201,7 +202,7 @@ class ScGPTPerturbationModel(nn.Module):
             x = self.bn(x.permute(0, 2, 1)).permute(0, 2, 1)
         if padding_mask is None:
             padding_mask = gene_ids.eq(self.pad_id)
-        if not bool(padding_mask.any()):
+        if not always_mask and not bool(padding_mask.any()):
             padding_mask = None
         h = self.transformer_encoder(x, src_key_padding_mask=padding_mask)
         return self.decoder(h, values)
