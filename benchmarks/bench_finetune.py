@@ -18,6 +18,7 @@ speed-up and the largest output difference between the two. On a CUDA device, th
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -105,7 +106,8 @@ def main() -> None:
     table = sizes(args.genes)
     chosen = [s.strip() for s in args.sizes.split(",")]
     print("scGPT perturbation architecture (version 0.2.1: BatchNorm + ExprDecoder); SYNTHETIC cells; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads of {os.cpu_count()} cores; "
+          f"load average at start {os.getloadavg()[0]:.1f} (CPU shared with other jobs inflates times)")
     runs = [(torch.device("cpu"), False)]
     if torch.cuda.is_available():
         runs.append((torch.device("cuda"), True))
@@ -120,10 +122,10 @@ def main() -> None:
             train, masked, unmasked, diff = measure(spec["config"], spec["seq"], spec["batch"], spec["steps"],
                                                     spec["repeats"], device, amp)
             label = f"{device.type}{'+amp' if amp else ''}"
-            print(f"{label:<6} {name:<6} {spec['batch']:>6} x {spec['seq']:<5} {train:>14.2f} {masked:>14.2f} "
-                  f"{unmasked:>14.2f} {unmasked / masked:>8.2f}x {diff:>11.1e}", flush=True)
+            print(f"{label:<6} {name:<6} {spec['batch']:>6} x {spec['seq']:<5} {train:>14.3g} {masked:>14.3g} "
+                  f"{unmasked:>14.3g} {unmasked / masked:>8.2f}x {diff:>11.1e}", flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"peak RSS {rss:.1f} GB. Training runs {sizes(1)['tiny']['steps']} / {sizes(1)['mid']['steps']} / "
+    print(f"load average at the end {os.getloadavg()[0]:.1f}; peak RSS {rss:.1f} GB. Training runs {sizes(1)['tiny']['steps']} / {sizes(1)['mid']['steps']} / "
           f"{sizes(1)['human']['steps']} timed steps (tiny / mid / human, the last without warm-up); prediction: "
           "median of 3 / 3 / 1 calls. 'mask' = an all-False padding mask passed to the transformer (scGPT's "
           "call), 'none' = no mask (the book's model when no token is padded).")

@@ -91,3 +91,15 @@ def test_go_graph_embedding_and_alignment_counts():
     assert set(near.index) <= {"RPS6", "RPL11"}
     aligned, missing = linear.align_gene_embedding(table, ["CEBPA", "NOT_A_GENE", "RPL3"])
     assert list(aligned.index) == ["CEBPA", "RPL3"] and missing == ["NOT_A_GENE"]
+
+
+def test_chapter_5_paper_profile_requires_an_explicit_checkpoint(tmp_path):
+    """No silent reuse of a checkpoint left by an earlier build: the paper profile stops with the fix."""
+    import papermill as pm
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(pm.PapermillExecutionError, match="The paper profile needs scgpt_checkpoint"):
+        pm.execute_notebook(str(root / "notebooks" / "05_embeddings.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "paper"}, cwd=str(root / "notebooks"), kernel_name="python3",
+                            progress_bar=False)

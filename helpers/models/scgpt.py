@@ -5,7 +5,8 @@ Two architecture versions, as released by scGPT (``ScGPTConfig.version``):
 * ``"0.2.1"`` (default; the version the paper's benchmark ran, tag v0.2.1): the summed gene + value +
   perturbation embeddings go through ``bn = BatchNorm1d(d, eps=6.1e-5)`` (over the feature dimension: the
   tensor is permuted to ``(batch, d, tokens)`` and back; statistics are taken over every token of the batch,
-  padded tokens included) before the transformer; the decoder is ``ExprDecoder``
+  padded tokens included) right before the transformer (no dropout in between; the only dropout before the
+  transformer is the value encoder's, applied before the sum); the decoder is ``ExprDecoder``
   (``decoder.fc.*``: Linear-LeakyReLU-Linear-LeakyReLU-Linear per token).
 * ``"0.2.2+"`` (master since commit 40f3a32, 2024-01-15): no BatchNorm; the decoder is
   ``AffineExprDecoder``: two ``ExprDecoder`` heads (``decoder.coeff_decoder.fc.*``,
