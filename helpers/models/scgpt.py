@@ -278,6 +278,8 @@ def _choose_version(state: dict, version: str | None, *, required: bool) -> tupl
                                   f"Leave version=None to build {found}.")
         if version is not None and version != found:
             return version, f"chosen explicitly (version={version!r}); note: {evidence[found]}, i.e. {found}"
+        if version is not None:
+            return found, f"version={version!r} asked for, and {evidence[found]}"
         return found, f"detected: {evidence[found]}"
     if version is None:
         if required:
