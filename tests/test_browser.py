@@ -182,21 +182,28 @@ return cells.map(cell => Array.from(cell.querySelectorAll('details:not([open]) >
 
 def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
     """A PNG of the full page height, not just the first screen: Chrome DevTools' captureBeyondViewport, in
-    slices (a single capture taller than Chromium's texture limit comes back blank) stitched with Pillow."""
-    import io
-
-    from PIL import Image
-
+    slices for long pages (a single capture taller than Chromium's texture limit comes back blank) stitched
+    with Pillow."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     width, height = int(size["width"]), int(size["height"])
-    page = Image.new("RGB", (width, height), "white")
+    slices = []
     for top in range(0, height, slice_height):
         clip = {"x": 0, "y": top, "width": width, "height": min(slice_height, height - top), "scale": 1}
         shot = driver.execute_cdp_cmd("Page.captureScreenshot",
                                       {"format": "png", "captureBeyondViewport": True, "clip": clip})
-        page.paste(Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"), (0, top))
+        slices.append(base64.b64decode(shot["data"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.save(path, optimize=True)
+    if len(slices) == 1:
+        path.write_bytes(slices[0])
+        return
+    import io
+
+    from PIL import Image
+
+    page = Image.new("RGB", (width, height), "white")
+    for n, data in enumerate(slices):
+        page.paste(Image.open(io.BytesIO(data)).convert("RGB"), (0, n * slice_height))
+    page.save(path, compress_level=1)
 
 
 def check_page(driver, url: str, name: str | None = None, shot: Path | None = None,
