@@ -139,7 +139,7 @@ for chapter in "${CHAPTERS[@]}"; do
       PYTHONPATH="$WORK/stub" IPYTHONDIR="$WORK/ipython" PATH="$run/venv/bin:$PATH" \
       PERTURBBOOK_COLAB_REPO="$run/content/perturbation-book" \
       GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0="url.file://$WORK/origin.git.insteadOf" GIT_CONFIG_VALUE_0="$URL" \
-      "$run/venv/bin/python" -m papermill "$nb" "$run/$chapter.ipynb" -p profile quick -k python3 \
+      "$run/venv/bin/python" -m papermill "$ROOT/$nb" "$run/$chapter.ipynb" -p profile quick -k python3 \
         --cwd "$ROOT/notebooks" --log-output --no-progress-bar
   ) > "$run/log.txt" 2>&1
   rc=$?
