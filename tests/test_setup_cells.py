@@ -108,3 +108,51 @@ def test_repository_url_error_names_the_fix(tmp_path):
     (tmp_path / "_config.yml").write_text("title: x\n")
     with pytest.raises(ValueError, match="repository: url:"):
         colab.repository_url(tmp_path)
+
+
+class _FakePip:
+    """Stands in for pip: records the calls, fails the constrained one if asked, changes versions if asked."""
+
+    def __init__(self, monkeypatch, *, constrained_ok=True, change=None, absent=("openpyxl",)):
+        self.calls, self.constraints = [], []
+        self.versions = {"numpy": "2.0.2", "pandas": "2.2.2", "scipy": "1.14.1", "openpyxl": "3.1.5"}
+        self.absent = list(absent)
+        self.constrained_ok, self.change = constrained_ok, change or {}
+        monkeypatch.setattr(colab, "_pip", self.pip)
+        monkeypatch.setattr(colab, "_versions", lambda: dict(self.versions))
+        monkeypatch.setattr(colab, "missing", lambda modules: [m for m in modules if m in self.absent])
+        monkeypatch.setattr(colab, "_imported_distributions", lambda: {"numpy", "pandas"})
+
+    def pip(self, args, quiet):
+        self.calls.append(args)
+        if args[0] == "-c":
+            self.constraints.append(Path(args[1]).read_text())
+            if not self.constrained_ok:
+                return colab.subprocess.CompletedProcess(args, 1, "", "ResolutionImpossible")
+        self.versions.update(self.change)
+        self.absent = []
+        return colab.subprocess.CompletedProcess(args, 0, "", "")
+
+
+def test_setup_installs_only_what_is_missing_and_holds_the_stack(monkeypatch):
+    fake = _FakePip(monkeypatch)
+    assert colab.setup([]) == ["openpyxl>=3.1"]
+    assert len(fake.calls) == 1 and fake.calls[0][2:] == ["openpyxl>=3.1"]
+    assert fake.constraints == ["numpy==2.0.2\nscipy==1.14.1\npandas==2.2.2\n"]
+    fake = _FakePip(monkeypatch, absent=())
+    assert colab.setup(["gears"]) == [] and fake.calls == []
+
+
+def test_setup_asks_for_a_restart_when_pip_must_change_numpy(monkeypatch):
+    fake = _FakePip(monkeypatch, constrained_ok=False, change={"numpy": "2.3.5"}, absent=("gears",))
+    with pytest.raises(colab.RestartRequired, match=r"numpy 2\.0\.2 -> 2\.3\.5.*Restart the runtime"):
+        colab.setup(["gears"])
+    assert fake.calls[-1] == ["cell-gears==0.1.2"]  # the second try without the constraints
+
+
+def test_setup_refuses_to_install_torch_and_unknown_names(monkeypatch):
+    _FakePip(monkeypatch, absent=("torch",))
+    with pytest.raises(RuntimeError, match="needs PyTorch"):
+        colab.setup(["torch"])
+    with pytest.raises(ValueError, match="does not know how to install"):
+        colab.setup(["not_a_module"])
