@@ -95,7 +95,7 @@ def test_every_import_of_the_helpers_is_provided_on_colab():
     colab_image = {"numpy", "scipy", "pandas", "sklearn", "matplotlib", "torch"}
     chapter_needs = {n for c in CHAPTERS for n in colab.cell_needs(ROOT / "notebooks" / f"{c}.ipynb")}
     book_build_only = {"papermill"}  # helpers.execute: the build's executor, not used by the chapters
-    pulled_in = {"transformers"}  # by sentence_transformers (chapter 5)
+    pulled_in = {"transformers", "huggingface_hub"}  # by sentence_transformers (chapter 5)
     provided = colab_image | set(colab.BASE_NEEDS) | chapter_needs | book_build_only | pulled_in
     for path in sorted((ROOT / "helpers").rglob("*.py")):
         assert _third_party_imports(path) <= provided, f"{path.relative_to(ROOT)} imports something no setup " \
