@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from ..loaders import condition_genes
 from ..predictions import Predictions
 from ..splits import Split
-from .training import _peak_rss_gb
+from ..resources import peak_rss_gb as _peak_rss_gb
 
 __all__ = ["to_gears_condition", "GearsRun", "train_gears"]
 
@@ -50,6 +50,84 @@ def _working_directory(path: Path):
         yield
     finally:
         os.chdir(previous)
+
+
+class _SeriesRowsCSR(sp.csr_matrix):
+    """A CSR matrix that also takes a pandas boolean Series as row index (as scipy < 1.15 did).
+
+    ``gears/gears.py`` (cell-gears 0.1.2, ``GEARS.__init__``) computes the control mean as
+    ``np.mean(self.adata.X[self.adata.obs.condition == 'ctrl'], axis=0)``; scipy >= 1.15 rejects the
+    Series (``'Series' object has no attribute 'nonzero'``). Converting pandas indexers to NumPy arrays
+    keeps GEARS unchanged and lets any scipy run it.
+    """
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            key = tuple(k.to_numpy() if isinstance(k, (pd.Series, pd.Index)) else k for k in key)
+        elif isinstance(key, (pd.Series, pd.Index)):
+            key = key.to_numpy()
+        return super().__getitem__(key)
+
+
+def _top_go_neighbours(df_jaccard: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each target's ``k + 1`` highest-``importance`` GO neighbours, targets in sorted order.
+
+    What ``gears/utils.py`` ``get_similarity_network`` computes with
+    ``df_jaccard.groupby('target').apply(lambda x: x.nlargest(k + 1, ['importance']))``: under pandas 3
+    ``groupby.apply`` no longer hands the grouping column to the function, so GEARS' result has no
+    ``target`` column (``KeyError: 'target'``). Iterating over the groups gives the same rows on pandas 2 and 3.
+    """
+    parts = [group.nlargest(k + 1, ["importance"]) for _, group in df_jaccard.groupby("target")]
+    return pd.concat(parts).reset_index(drop=True)
+
+
+@contextlib.contextmanager
+def _gears_pandas3_compat():
+    """Run GEARS (cell-gears 0.1.2) under pandas 3 as under pandas 2, without forking it; scoped to the block.
+
+    Two places in GEARS rely on pandas 2 behaviour that pandas 3 removed:
+
+    * ``gears/pertdata.py`` ``PertData.create_cell_graph_dataset``: ``adata_.obs['condition_name'][0]``
+      reads the first row of a Series indexed by cell names. pandas 2 fell back to position for an integer
+      key on a non-integer index; pandas 3 looks the label up (``KeyError: 0``). Inside the block
+      ``Series.__getitem__`` falls back to ``.iloc`` in exactly that case (an integer key, a non-integer
+      index, a missing label), as pandas 2 did.
+    * ``gears/utils.py`` ``get_similarity_network`` (GO graph, ``default_pert_graph=False``):
+      ``groupby('target').apply(...)`` drops ``target`` under pandas 3 (``KeyError: 'target'``). Inside
+      the block ``gears.gears.get_similarity_network`` (the name ``GEARS.model_initialize`` calls) builds
+      the GO graph with :func:`_top_go_neighbours`; every other call goes to GEARS' own function.
+
+    Under pandas 2 neither path changes a result.
+    """
+    import gears.gears as gears_module
+    import gears.utils as gears_utils
+
+    original_getitem = pd.Series.__getitem__
+    original_network = gears_module.get_similarity_network
+
+    def getitem(self, key):
+        try:
+            return original_getitem(self, key)
+        except KeyError:
+            if (isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+                    and not pd.api.types.is_integer_dtype(self.index.dtype)):
+                return self.iloc[key]
+            raise
+
+    def similarity_network(network_type, adata, threshold, k, data_path, data_name, split, seed,
+                           train_gene_set_size, set2conditions, default_pert_graph=True, pert_list=None):
+        if network_type == "go" and not default_pert_graph:
+            return _top_go_neighbours(gears_utils.make_GO(data_path, pert_list, data_name), k)
+        return original_network(network_type, adata, threshold, k, data_path, data_name, split, seed,
+                                train_gene_set_size, set2conditions, default_pert_graph, pert_list)
+
+    pd.Series.__getitem__ = getitem
+    gears_module.get_similarity_network = similarity_network
+    try:
+        yield
+    finally:
+        pd.Series.__getitem__ = original_getitem
+        gears_module.get_similarity_network = original_network
 
 
 @dataclass
@@ -75,7 +153,8 @@ class GearsRun:
         unpredictable = [c for c in conditions if c not in usable]
         np.random.seed(seed)
         torch.manual_seed(seed)
-        with _working_directory(Path(self.workdir)), contextlib.redirect_stdout(io.StringIO()):
+        with _working_directory(Path(self.workdir)), contextlib.redirect_stdout(io.StringIO()), \
+                _gears_pandas3_compat():
             raw = self.model.predict([condition_genes(c) for c in usable])
         rows = [raw["_".join(condition_genes(c))] for c in usable]
         frame = pd.DataFrame(np.array(rows).reshape(len(usable), len(self.genes)),
@@ -122,7 +201,8 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     log = io.StringIO()  # GEARS prints its progress; kept in GearsRun.log instead of flooding the page
-    with _working_directory(folder), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with _working_directory(folder), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _gears_pandas3_compat():
         data_path = folder / "data"
         data_path.mkdir(exist_ok=True)
         with open(data_path / "gene2go_all.pkl", "wb") as fh:
@@ -133,6 +213,7 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
             pickle.dump(set2conditions, fh)
         pert_data.prepare_split(split="custom", split_dict_path=str(folder / "split.pkl"))
         pert_data.get_dataloader(batch_size=batch_size, test_batch_size=test_batch_size)
+        pert_data.adata.X = _SeriesRowsCSR(pert_data.adata.X)  # see _SeriesRowsCSR (scipy >= 1.15)
         model = GEARS(pert_data, device=dev)
         model.model_initialize(hidden_size=hidden_size)
         model.train(epochs=epochs, lr=1e-3, weight_decay=5e-4)
