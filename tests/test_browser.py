@@ -13,9 +13,10 @@ each page :func:`check_page` scrolls through the whole document and reports, as 
   opens them, or that do not show after their toggle is clicked (each one is opened).
 
 Full-page screenshots go to ``_build/screenshots/``. The second group of tests breaks a copy of a built page
-on purpose (a missing figure, no MathJax, an opened solution, an overlong code line) and checks that the
-checker says so. Without a built book or a browser these tests fail and say what to do; set
-``PERTURBBOOK_SKIP_BROWSER=1`` to skip them deliberately.
+on purpose (a missing figure, no MathJax, an opened solution, a solution's output outside its toggle, an error
+output, an overlong code line) and checks that the checker reports it, beyond what it reports for the intact
+page. Without a built book or a browser these tests fail and say what to do; set ``PERTURBBOOK_SKIP_BROWSER=1``
+to skip them deliberately.
 """
 
 from __future__ import annotations
