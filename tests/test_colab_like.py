@@ -25,7 +25,7 @@ def colab_like(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["COLAB_LIKE_DIR"] = str(work)
     done = subprocess.run(["bash", str(ROOT / "scripts" / "colab_like.sh")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=2400)
     print(done.stdout[-6000:], done.stderr[-3000:])
     summary = work / "summary.tsv"
     assert summary.exists(), f"scripts/colab_like.sh did not run its chapters:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
