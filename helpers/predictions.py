@@ -111,14 +111,32 @@ class Predictions:
         return cls(wide, str(table["method"].iloc[0]), str(table["dataset"].iloc[0]),
                    int(seed.iloc[0]) if len(seed) else None)
 
+    def renamed(self, method: str) -> "Predictions":
+        """The same predictions under another method name."""
+        return Predictions(self.values, method, self.dataset, self.seed)
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Predictions":
-        """Read a file written by :meth:`save` (or any CSV with the contract's columns)."""
+    def load_all(cls, path: str | os.PathLike) -> list["Predictions"]:
+        """Read a predictions CSV (``.csv`` / ``.csv.gz``, the contract's columns): one
+        :class:`Predictions` per seed in it, in seed order (rows without a seed form one more set)."""
         path = Path(path)
         if not path.exists():
             raise PredictionError(f"No predictions file at {path}.")
         try:
             table = pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
             raise PredictionError(f"{path} is not a readable CSV predictions file ({err}).") from None
-        return cls.from_long(table)
+        missing = [c for c in LONG_COLUMNS if c not in table.columns]
+        if missing:
+            raise PredictionError(f"{path}: a predictions file needs the columns {LONG_COLUMNS}; missing {missing}. "
+                                  "Write it with Predictions.save.")
+        return [cls.from_long(rows) for _, rows in table.groupby("seed", sort=True, dropna=False)]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Predictions":
+        """Read a file written by :meth:`save` holding one seed (see :meth:`load_all` for several)."""
+        sets = cls.load_all(path)
+        if len(sets) != 1:
+            raise PredictionError(f"{path} holds predictions for {len(sets)} seeds "
+                                  f"({[p.seed for p in sets]}); read it with Predictions.load_all.")
+        return sets[0]

@@ -116,8 +116,7 @@ def test_transfer_embedding_beats_mean_on_the_two_line_simulation(sim_single):
         "linear_P_other_screen": partial(linear.linear_model, perturbation_embedding=linear.pca_perturbation_embedding(other)),
     }
     table, _ = benchmark.run_methods(pb, splits_, methods, allow_missing=True)
-    common = metrics.common_conditions(table)
-    ratios = metrics.bootstrap_mean_ratio(metrics.ratio_to_baseline(common, "mean"), n_boot=500)
+    ratios = metrics.forest(table, "mean", n_boot=500)
     transfer = ratios.set_index("method").loc["linear_P_other_screen", "mean_ratio"]
     assert transfer < 0.95  # perturbation programs are shared between the simulated lines
 
@@ -136,13 +135,15 @@ def test_single_split_sizes_match_the_paper():
 
 
 def test_forest_plot_numbers_recomputed_from_the_published_results():
+    """metrics.forest on the paper's per-perturbation L2 reproduces the published Fig. 2c numbers."""
     table = published.single_metrics()
     methods = ["mean", "linear", "gears", "scgpt", "uce", "scbert", "geneformer", "cpa", "linear_P_other_screen",
                "linear_G_scgpt", "linear_G_scfoundation", "linear_random_G", "linear_random_P", "linear_P_gears_go"]
-    common = metrics.common_conditions(table, methods)
-    n = common[common["method"] == "mean"].groupby("dataset").size().to_dict()
+    forest = metrics.forest(table, "mean", methods)
+    n = forest[forest["method"] == "mean"].set_index("dataset")["n"].to_dict()
     assert n == {"adamson": 20, "replogle_k562_essential": 214, "replogle_rpe1_essential": 224}
-    forest = metrics.bootstrap_mean_ratio(metrics.ratio_to_baseline(common, "mean")).set_index(["dataset", "method"])
+    assert forest.attrs["left_out"] == {d: [] for d in n}
+    forest = forest.set_index(["dataset", "method"])
     expected = {  # the paper's Fig. 2c (method_spec.md 4.7)
         ("adamson", "linear_P_other_screen"): 0.86, ("replogle_k562_essential", "linear_P_other_screen"): 0.89,
         ("replogle_rpe1_essential", "linear_P_other_screen"): 0.89, ("adamson", "linear"): 1.03,
@@ -154,3 +155,30 @@ def test_forest_plot_numbers_recomputed_from_the_published_results():
         assert forest.loc[key, "mean_ratio"] == pytest.approx(value, abs=0.006), key
     lower, upper = forest.loc[("adamson", "linear_P_other_screen"), ["lower", "upper"]]
     assert lower == pytest.approx(0.76, abs=0.02) and upper == pytest.approx(0.95, abs=0.02)
+
+
+def _rows(dataset, method, l2s, seed=1):
+    return [{"dataset": dataset, "method": method, "seed": seed, "condition": f"P{i}", "l2": v}
+            for i, v in enumerate(l2s) if v is not None]
+
+
+def test_forest_coverage_rule_common_set_and_ratio_by_hand():
+    """A hand-computed example: the coverage rule, the common set and the ratios of metrics.forest."""
+    rows = (_rows("d", "mean", [2.0, 4.0, 1.0, 5.0])
+            + _rows("d", "a", [1.0, 2.0, 0.5, 2.5])          # half of the mean's error everywhere
+            + _rows("d", "b", [4.0, None, 3.0, 5.0])          # misses P1: 3 of 4 >= 50 %, kept
+            + _rows("d", "c", [1.0, None, None, None]))       # 1 of 4 < 50 %: left out
+    table = metrics.forest(pd.DataFrame(rows), "mean", n_boot=200).set_index("method")
+    assert set(table.index) == {"mean", "a", "b"}
+    assert table.attrs["left_out"] == {"d": ["c"]}
+    assert table.attrs["dropped"] == {"d": 1}  # P1 is not in the common set (b lacks it)
+    assert table.attrs["coverage"].loc["d"].to_dict() == {"mean": 4, "a": 4, "b": 3, "c": 1}
+    assert (table["n"] == 3).all()
+    # a: 0.5 on P0, P2, P3: every bootstrap mean is 0.5
+    assert table.loc["a", ["mean_ratio", "lower", "upper"]].tolist() == pytest.approx([0.5, 0.5, 0.5])
+    # b: ratios 4/2, 3/1, 5/5 -> mean 2; the interval lies within [1, 3] and contains 2
+    assert table.loc["b", "mean_ratio"] == pytest.approx(2.0)
+    assert 1.0 <= table.loc["b", "lower"] < 2.0 < table.loc["b", "upper"] <= 3.0
+    assert table.loc["mean", ["mean_ratio", "lower", "upper"]].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="No rows of the baseline 'additive'"):
+        metrics.forest(pd.DataFrame(rows), "additive")

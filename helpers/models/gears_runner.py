@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from ..loaders import condition_genes
 from ..predictions import Predictions
 from ..splits import Split
-from .training import _peak_rss_gb
+from ..resources import peak_rss_gb as _peak_rss_gb
 
 __all__ = ["to_gears_condition", "GearsRun", "train_gears"]
 

@@ -18,7 +18,6 @@ run pretrain -> save -> load -> fine-tune -> predict offline; the paper profile 
 
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from torch import nn
 
 from ..loaders import CONTROL, condition_genes
 from ..predictions import Predictions
+from ..resources import peak_rss_gb as _peak_rss_gb
 from ..splits import Split
 from .scgpt import ScGPTConfig, ScGPTPerturbationModel, map_genes
 
@@ -120,10 +120,6 @@ class TrainingLog:
         n = max(len(self.train_loss), len(self.val_loss))
         pad = lambda xs: list(xs) + [np.nan] * (n - len(xs))  # noqa: E731
         return pd.DataFrame({"epoch": range(1, n + 1), "train_loss": pad(self.train_loss), "val_loss": pad(self.val_loss)})
-
-
-def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def _batch_tensors(data: CellData, inputs: np.ndarray, flags: np.ndarray, device, gene_idx: np.ndarray | None = None) -> tuple:

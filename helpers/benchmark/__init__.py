@@ -1,0 +1,48 @@
+"""Benchmark a perturbation model on the paper's tasks (introduced in chapter 2; the API of chapter 7).
+
+Data flow: task -> its truth pseudobulk and splits -> for each split, the **training** data handed to
+a method and the held-out conditions it must predict -> predictions (the contract of
+:mod:`helpers.predictions`) -> :func:`helpers.metrics.evaluate` -> a leaderboard beside the baselines,
+the linear model and the paper's published results (always labelled "published").
+
+Python::
+
+    from helpers import benchmark
+    benchmark.list_tasks()
+    result = benchmark.run(my_predict, task="simulated_doubles")   # my_predict(train, conditions)
+    result.leaderboard
+
+Command line (same code)::
+
+    python -m helpers.benchmark --list
+    python -m helpers.benchmark --task simulated_doubles --predictions my_predictions.csv --out results/
+
+``run_methods`` / ``run_baselines`` are the plain loops the chapters use.
+
+One job per module: :mod:`.tasks` (the task registry), :mod:`.runner` (the run loop),
+:mod:`.guards` (unit checks on submitted predictions), :mod:`.leaderboard` (the table),
+:mod:`.cli` (the command line).
+"""
+
+from __future__ import annotations
+
+from ..baselines import BASELINES
+from .cli import main
+from .guards import check_units
+from .runner import BenchmarkResult, run, run_baselines, run_methods
+from .tasks import TASKS, Task, TaskData, get_task, list_tasks
+
+__all__ = [
+    "BASELINES",
+    "run_methods",
+    "run_baselines",
+    "Task",
+    "TaskData",
+    "TASKS",
+    "list_tasks",
+    "get_task",
+    "check_units",
+    "BenchmarkResult",
+    "run",
+    "main",
+]

@@ -1,0 +1,188 @@
+"""The run loop: hand each split's training data to a method, score its predictions with the one ``evaluate``.
+
+:func:`run_methods` / :func:`run_baselines` are the plain loops the chapters use; :func:`run` scores a
+model of your own on a registered task beside the reference methods and returns a
+:class:`BenchmarkResult` with the leaderboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..baselines import BASELINES
+from ..metrics import evaluate
+from ..predictions import PredictionError, Predictions
+from ..pseudobulk import Pseudobulk, top_control_genes
+from ..splits import Split
+from .guards import check_units
+from .leaderboard import leaderboard, spread
+from .tasks import Method, TaskData, get_task
+
+__all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run"]
+
+
+def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, Method], *, n_top: int = 1000,
+                **evaluate_kwargs) -> tuple[pd.DataFrame, list[Predictions]]:
+    """Run ``methods`` (name -> ``f(train_pb, conditions, seed=...) -> Predictions``) on every split.
+
+    Each method only sees ``truth.subset(split.train)``. Returns the per-perturbation metrics of all
+    methods and splits, and the predictions.
+    """
+    tables, predictions = [], []
+    for split in splits:
+        train_pb = truth.subset(split.train)
+        for name, method in methods.items():
+            pred = method(train_pb, split.held_out, seed=split.seed)
+            if pred.method != name:
+                pred = Predictions(pred.values, name, pred.dataset, pred.seed)
+            predictions.append(pred)
+            table = evaluate(pred, truth, split, n_top=n_top, **evaluate_kwargs)
+            if len(table):  # a method that could not predict any held-out condition adds no rows
+                tables.append(table)
+    return pd.concat(tables, ignore_index=True), predictions
+
+
+def run_baselines(truth: Pseudobulk, splits: Iterable[Split], names=("no_change", "additive", "mean"),
+                  **kwargs) -> tuple[pd.DataFrame, list[Predictions]]:
+    """:func:`run_methods` with the paper's baselines (see :mod:`helpers.baselines`)."""
+    unknown = set(names) - set(BASELINES)
+    if unknown:
+        raise ValueError(f"Unknown baseline(s) {sorted(unknown)}; available: {sorted(BASELINES)}.")
+    return run_methods(truth, splits, {n: BASELINES[n] for n in names}, **kwargs)
+
+
+@dataclass
+class BenchmarkResult:
+    """Per-perturbation metrics of every method, the leaderboard, and the warnings raised."""
+
+    task: str
+    metrics: pd.DataFrame
+    leaderboard: pd.DataFrame
+    warnings: list[str]
+
+
+def _as_predictions(output, method: str, dataset: str, seed: int) -> Predictions:
+    if isinstance(output, Predictions):
+        return output
+    if isinstance(output, pd.DataFrame):
+        return Predictions(output, method, dataset, seed)
+    raise PredictionError(
+        f"{method}: predict() must return a Predictions object or a conditions x genes DataFrame, "
+        f"got {type(output).__name__}."
+    )
+
+
+def _by_seed(predictions: list[Predictions], task: str, splits: list[Split], warnings: list[str]) -> dict[int, Predictions]:
+    """The submitted predictions keyed by split seed. Predictions without a seed are accepted for a task
+    with a single split (they can only be for it; a warning says so); otherwise each needs its seed."""
+    seeds = [s.seed for s in splits]
+    unlabelled = [p for p in predictions if p.seed is None]
+    if unlabelled:
+        if len(seeds) > 1 or len(predictions) > 1:
+            raise PredictionError(
+                f"{unlabelled[0].method}: predictions without a split seed, but task {task!r} has splits with seeds "
+                f"{seeds}: predict each split's held-out conditions from its own training data and label them "
+                "(Predictions(values, method, dataset, seed=split.seed); in a file, the seed column)."
+            )
+        warnings.append(f"{unlabelled[0].method}: the predictions name no split seed; task {task!r} has one split "
+                        f"(seed {seeds[0]}), scored as predictions for it")
+        predictions = [Predictions(unlabelled[0].values, unlabelled[0].method, unlabelled[0].dataset, seeds[0])]
+    by_seed: dict[int, Predictions] = {}
+    for pred in predictions:
+        if pred.seed in by_seed:
+            raise PredictionError(f"{pred.method}: two sets of predictions for seed {pred.seed}.")
+        by_seed[pred.seed] = pred
+    unknown = set(by_seed) - set(seeds)
+    if unknown:
+        raise PredictionError(f"Task {task!r} has seeds {seeds}; got predictions for {sorted(unknown)}.")
+    missing = [seed for seed in seeds if seed not in by_seed]
+    if missing:
+        raise PredictionError(f"No predictions for seed(s) {missing} of task {task!r}; predict every split.")
+    return by_seed
+
+
+def run(
+    model: Callable[[TaskData, list[str]], Predictions | pd.DataFrame] | None = None,
+    *,
+    task: str,
+    name: str = "your_model",
+    predictions: Iterable[Predictions] | None = None,
+    n_top: int = 1000,
+    allow_missing: bool = False,
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Score a model on a task beside the reference methods; return metrics and a leaderboard.
+
+    Give either ``model`` (called as ``model(train, conditions)`` once per split, where ``train`` is a
+    :class:`TaskData` with the training pseudobulks and ``conditions`` the held-out conditions to
+    predict) or ``predictions`` (one :class:`Predictions` per split seed, e.g. loaded from files).
+    Every guard rail of :func:`helpers.metrics.evaluate` applies, plus :func:`check_units`.
+    Leaderboard columns: mean/median L2, mean Pearson delta, n, ratio_to_mean / ratio_to_additive
+    (mean per-perturbation ratio on the conditions every method predicted), spread_ratio (spread of the
+    predictions across perturbations / spread of the truth; near 0 = the same profile for everything).
+    """
+    if (model is None) == (predictions is None):
+        raise ValueError("Give exactly one of model= (a predict function) or predictions= (precomputed).")
+    job = get_task(task)
+    truth = job.truth
+    references = job.reference_methods()
+    warnings: list[str] = []
+    by_seed: dict[int, Predictions] = {}
+    if predictions is not None:
+        by_seed = _by_seed(list(predictions), task, job.splits, warnings)
+        name = next(iter(by_seed.values())).method
+        if name in references:
+            mine = f"{name} (submitted)"
+            warnings.append(f"your predictions are named {name!r} like a reference method; shown as {mine!r}")
+            by_seed = {seed: pred.renamed(mine) for seed, pred in by_seed.items()}
+            name = mine
+    if name in references:
+        raise ValueError(f"Name your model something other than a reference method ({sorted(references)}).")
+
+    tables, spreads = [], []
+    genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
+    for split in tqdm(job.splits, desc=f"{task}", disable=not progress):
+        train = job.training_data(split)
+        if model is not None:
+            pred = _as_predictions(model(train, list(split.held_out)), name, truth.dataset, split.seed)
+        else:
+            pred = by_seed[split.seed]
+        check_units(pred, truth)
+        table = evaluate(pred, truth, split, n_top=n_top, allow_missing=allow_missing)
+        if table.attrs.get("missing_conditions"):
+            warnings.append(f"{name}, seed {split.seed}: {len(table.attrs['missing_conditions'])} held-out "
+                            "conditions not predicted; compared on the common set")
+        tables.append(table)
+        runs = {name: pred}
+        for ref_name, method in references.items():
+            runs[ref_name] = method(train.pseudobulk, split.held_out, seed=split.seed)
+            if runs[ref_name].method != ref_name:
+                runs[ref_name] = Predictions(runs[ref_name].values, ref_name, truth.dataset, split.seed)
+            ref_table = evaluate(runs[ref_name], truth, split, n_top=n_top, allow_missing=True)
+            if len(ref_table):
+                tables.append(ref_table)
+        observed = truth.means.loc[split.held_out]
+        truth_spread = spread(observed, genes)
+        for method, p in runs.items():
+            usable = genes.intersection(p.genes)
+            if len(p.conditions) < 2:
+                continue
+            spreads.append({"method": method, "seed": split.seed,
+                            "spread_ratio": spread(p.values, usable) / truth_spread if truth_spread > 0 else np.nan})
+    metrics = pd.concat(tables, ignore_index=True)
+    spread_table = pd.DataFrame(spreads)
+    board = leaderboard(job, metrics, spread_table, {name}, warnings, [name, *references])
+    mine = board[board["source"] == "your model"].iloc[0]
+    if mine["spread_ratio"] < 0.2:
+        warnings.append(f"{name}: predictions barely vary across perturbations (spread ratio {mine['spread_ratio']:.2f}); "
+                        "the model predicts nearly the same profile for everything")
+    reference = job.reference_baseline
+    if f"ratio_to_{reference}" in board and mine[f"ratio_to_{reference}"] >= 1:
+        warnings.append(f"{name}: not better than the {reference} baseline (ratio {mine[f'ratio_to_{reference}']:.2f})")
+    board.attrs["warnings"] = warnings
+    return BenchmarkResult(task, metrics, board, warnings)
