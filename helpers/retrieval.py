@@ -21,8 +21,8 @@ Two references (``reference=``):
   shift shared by all perturbations, so only perturbation-specific changes can identify ``p``.
 
 **DE agreement.** ``de_overlap`` = ``|T_p ∩ P_p| / n`` where ``T_p`` are the top-``n`` DE genes of
-the observed cells of ``p`` vs control cells (scanpy's ``rank_genes_groups``, Wilcoxon, ranked by
-adjusted p-value then |score|, within ``G``) and ``P_p`` the ``n`` genes of ``G`` with the largest
+the observed cells of ``p`` vs control cells (scanpy's ``rank_genes_groups``, Welch t-test by
+default - Wilcoxon on request, ~20x slower - ranked by adjusted p-value then |score|, within ``G``) and ``P_p`` the ``n`` genes of ``G`` with the largest
 predicted ``|y_hat_p - c|`` (a pseudobulk prediction has no cells to test). A constant predicted
 change has no top genes: NaN.
 """
@@ -132,13 +132,15 @@ def retrieval_ranks(predictions: Predictions, truth: Pseudobulk, *, reference: s
 
 
 def de_genes(adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None,
-             method: str = "wilcoxon") -> dict[str, list[str]]:
+             method: str = "t-test") -> dict[str, list[str]]:
     """Top-``n_de`` DE genes of each condition's cells vs the control cells (scanpy, see module docstring).
 
     Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl", method=method)`` on
     ``X`` (log-normalised) restricted to ``genes`` (default: all); ties in the adjusted p-value are
-    broken by |score|. Deterministic (Wilcoxon has no randomness).
+    broken by |score|. Deterministic (neither test draws random numbers).
     """
+    import warnings
+
     import scanpy as sc
 
     conditions = [c for c in conditions if c != CONTROL]
@@ -147,15 +149,21 @@ def de_genes(adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None,
     cols = slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
     if genes is not None and (np.asarray(cols) < 0).any():
         raise ValueError("Some DE genes are not measured in the cells.")
-    sub = ad.AnnData(adata.X[np.flatnonzero(keep)][:, cols],
+    block = adata.X[np.flatnonzero(keep)][:, cols]
+    block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)  # dense: scanpy's fast path
+    sub = ad.AnnData(block.astype(np.float64),
                      obs=pd.DataFrame({"condition": pd.Categorical(labels[keep])},
                                       index=adata.obs_names[keep]),
                      var=pd.DataFrame(index=adata.var_names[cols]))
-    sc.tl.rank_genes_groups(sub, groupby="condition", groups=conditions, reference=CONTROL,
-                            method=method, n_genes=sub.n_vars)
+    with warnings.catch_warnings():  # scanpy's own pandas PerformanceWarnings / log2 of 0
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(sub, groupby="condition", groups=conditions, reference=CONTROL,
+                                method=method, n_genes=sub.n_vars)
+    result = sub.uns["rank_genes_groups"]
     out = {}
     for condition in conditions:
-        table = sc.get.rank_genes_groups_df(sub, group=condition)
+        table = pd.DataFrame({"names": result["names"][condition], "scores": result["scores"][condition],
+                              "pvals_adj": result["pvals_adj"][condition]})
         table["abs_score"] = table["scores"].abs()
         table = table.sort_values(["pvals_adj", "abs_score"], ascending=[True, False], kind="stable")
         out[condition] = table["names"].astype(str).head(n_de).tolist()
