@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 
 from .loaders import CONTROL
-from .metrics import l2, pearson_delta
-from .pseudobulk import Pseudobulk, pseudobulk, top_control_genes
+from .metrics import pearson_delta
+from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
 
 __all__ = ["split_halves", "noise_ceiling", "spearman_brown", "normalised_scores", "normalised_summary",
            "CEILING_COLUMNS"]
@@ -62,6 +62,28 @@ def spearman_brown(r, factor: float = 2.0):
     return factor * r / (1.0 + (factor - 1.0) * r)
 
 
+def _halves_codes(labels: pd.Categorical, seed: int, wanted: set[str] | None) -> np.ndarray:
+    """Group code per cell: condition k -> k (half A) or n + k (half B); -1 = not used."""
+    codes = np.asarray(labels.codes, dtype=np.int64)
+    n = len(labels.categories)
+    out = np.full(len(codes), -1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n + 1))
+    names = [str(c) for c in labels.categories]
+    for k in np.argsort(names, kind="stable"):  # sorted names: the draw does not depend on the order
+        if wanted is not None and names[k] not in wanted:
+            continue
+        rows = order[bounds[k]:bounds[k + 1]]
+        if len(rows) < 2:
+            continue
+        rows = rows[rng.permutation(len(rows))]
+        cut = len(rows) // 2
+        out[rows[:cut]] = k
+        out[rows[cut:2 * cut]] = n + k
+    return out
+
+
 def split_halves(adata: ad.AnnData, seed: int, *, by: str = "condition",
                  conditions=None) -> tuple[Pseudobulk, Pseudobulk]:
     """Pseudobulks of two random halves of each condition's cells (seeded; see the module docstring).
@@ -72,32 +94,34 @@ def split_halves(adata: ad.AnnData, seed: int, *, by: str = "condition",
     """
     if by not in adata.obs:
         raise KeyError(f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset.")
-    labels = adata.obs[by].astype(str).to_numpy()
-    wanted = None if conditions is None else set(map(str, conditions)) | {CONTROL}
-    rng = np.random.default_rng(seed)
-    half = np.full(adata.n_obs, "", dtype=object)
-    for condition in sorted(set(labels)):  # sorted: the draw does not depend on the order of cells
-        if wanted is not None and condition not in wanted:
-            continue
-        rows = np.flatnonzero(labels == condition)
-        if len(rows) < 2:
-            continue
-        rows = rows[rng.permutation(len(rows))]
-        cut = len(rows) // 2
-        half[rows[:cut]] = "A"
-        half[rows[cut:2 * cut]] = "B"
     if adata.isbacked:
         raise ValueError("split_halves needs cells in memory; load the dataset without backed='r' "
                          "(or pass adata.to_memory()).")
+    labels = pd.Categorical(adata.obs[by].astype(str))
+    wanted = None if conditions is None else set(map(str, conditions)) | {CONTROL}
+    codes = _halves_codes(labels, seed, wanted)
+    n = len(labels.categories)
+    sums = group_sums(adata.X, codes, 2 * n)
+    counts = np.bincount(codes[codes >= 0], minlength=2 * n)
     dataset = adata.uns.get("perturbbook", {}).get("dataset", "")
+    names = pd.Index([str(c) for c in labels.categories], name="condition")
     out = []
-    for name in ("A", "B"):
-        rows = np.flatnonzero(half == name)
-        frame = pd.DataFrame({"condition": pd.Categorical(labels[rows])}, index=adata.obs_names[rows])
-        shallow = ad.AnnData(adata.X[rows], obs=frame, var=pd.DataFrame(index=adata.var_names),
-                             uns={"perturbbook": {"dataset": dataset}})
-        out.append(pseudobulk(shallow))
+    for half in (0, 1):
+        part = slice(half * n, (half + 1) * n)
+        keep = counts[part] > 0
+        means = pd.DataFrame(sums[part][keep] / counts[part][keep, None], index=names[keep],
+                             columns=pd.Index(adata.var_names, name="gene"))
+        out.append(Pseudobulk(means, pd.Series(counts[part][keep], index=names[keep], name="n_cells"),
+                              dataset))
     return out[0], out[1]
+
+
+def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation; NaN where a row is constant (as helpers.metrics.pearson_delta)."""
+    out = np.full(a.shape[0], np.nan)
+    for i in range(a.shape[0]):
+        out[i] = pearson_delta(a[i], b[i], 0.0)
+    return out
 
 
 def noise_ceiling(adata: ad.AnnData, truth: Pseudobulk | None = None, conditions=None, *, seed: int = 0,
@@ -117,25 +141,24 @@ def noise_ceiling(adata: ad.AnnData, truth: Pseudobulk | None = None, conditions
     genes = pd.Index(genes)
     ctrl = truth.ctrl[genes].to_numpy()
     wanted = [c for c in (truth.conditions if conditions is None else conditions) if c != CONTROL]
-    sums: dict[str, np.ndarray] = {}
+    total_l2, total_r, found = None, None, None
     for repeat in range(n_repeats):
         half_a, half_b = split_halves(adata, seed + repeat, conditions=wanted)
-        for condition in wanted:
-            if condition not in half_a.conditions or condition not in half_b.conditions:
-                continue
-            a = half_a.means.loc[condition, genes].to_numpy()
-            b = half_b.means.loc[condition, genes].to_numpy()
-            value = np.array([l2(b, a), pearson_delta(b, a, ctrl)])
-            sums[condition] = sums.get(condition, 0.0) + value
-    rows = []
-    for condition, total in sums.items():
-        l2_half, r_half = total / n_repeats
-        rows.append({"dataset": truth.dataset, "condition": condition,
-                     "n_cells": int(truth.n_cells.get(condition, 0)), "l2_half": l2_half,
-                     "pearson_delta_half": r_half, "l2_ceiling": l2_half / np.sqrt(2.0),
-                     "pearson_delta_ceiling": float(spearman_brown(r_half)), "n_genes": len(genes),
-                     "n_repeats": n_repeats})
-    return pd.DataFrame(rows, columns=CEILING_COLUMNS)
+        found = [c for c in wanted if c in half_a.conditions and c in half_b.conditions]
+        a = half_a.means.loc[found, genes].to_numpy()
+        b = half_b.means.loc[found, genes].to_numpy()
+        l2_half = np.sqrt(((a - b) ** 2).sum(axis=1))
+        r_half = _row_pearson(b - ctrl, a - ctrl)
+        total_l2 = l2_half if total_l2 is None else total_l2 + l2_half
+        total_r = r_half if total_r is None else total_r + r_half
+    l2_half, r_half = total_l2 / n_repeats, total_r / n_repeats
+    table = pd.DataFrame({"dataset": truth.dataset, "condition": found,
+                          "n_cells": truth.n_cells.reindex(found).fillna(0).astype(int).to_numpy(),
+                          "l2_half": l2_half, "pearson_delta_half": r_half,
+                          "l2_ceiling": l2_half / np.sqrt(2.0),
+                          "pearson_delta_ceiling": spearman_brown(r_half), "n_genes": len(genes),
+                          "n_repeats": n_repeats})
+    return table[CEILING_COLUMNS]
 
 
 def normalised_scores(metrics: pd.DataFrame, ceiling: pd.DataFrame, *, baseline: str = "mean",

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from .loaders import CONTROL
 
-__all__ = ["Pseudobulk", "pseudobulk", "top_control_genes", "target_gene_changes"]
+__all__ = ["Pseudobulk", "pseudobulk", "group_sums", "top_control_genes", "target_gene_changes"]
 
 
 @dataclass
@@ -128,6 +128,26 @@ def _add_block(block, codes: np.ndarray, start: int, sums: np.ndarray) -> None:
         sums += onehot @ np.asarray(block, dtype=np.float64)
 
 
+def group_sums(matrix, codes: np.ndarray, n_groups: int, *, chunk_size: int = 10_000) -> np.ndarray:
+    """``sums[k, g] = sum of matrix[c, g] over the rows c with codes[c] == k`` (float64, n_groups x genes).
+
+    Rows with a negative code are skipped. The engine of :func:`pseudobulk` (same passes over
+    the data); chapter 8 uses it to pseudobulk random halves of the cells in one pass.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    if len(codes) != matrix.shape[0]:
+        raise ValueError(f"{len(codes)} codes for {matrix.shape[0]} rows.")
+    sums = np.zeros((n_groups + 1, matrix.shape[1]), dtype=np.float64)
+    codes = np.where(codes < 0, n_groups, codes)  # skipped rows go to a scratch row
+    if isinstance(matrix, sp.csr_matrix | sp.csr_array):
+        _add_block(matrix, codes, 0, sums)
+    else:
+        for start in range(0, matrix.shape[0], chunk_size):
+            stop = min(start + chunk_size, matrix.shape[0])
+            _add_block(matrix[start:stop], codes, start, sums)
+    return sums[:n_groups]
+
+
 def pseudobulk(
     adata: ad.AnnData,
     *,
@@ -157,13 +177,7 @@ def pseudobulk(
         raise ValueError(f"obs[{by!r}] has missing values for {(codes < 0).sum()} cells.")
     n_cond = len(labels.categories)
     matrix = adata.layers[layer] if layer is not None else adata.X
-    sums = np.zeros((n_cond, adata.n_vars), dtype=np.float64)
-    if isinstance(matrix, sp.csr_matrix | sp.csr_array):
-        _add_block(matrix, codes, 0, sums)
-    else:
-        for start in range(0, adata.n_obs, chunk_size):
-            stop = min(start + chunk_size, adata.n_obs)
-            _add_block(matrix[start:stop], codes, start, sums)
+    sums = group_sums(matrix, codes, n_cond, chunk_size=chunk_size)
     counts = np.bincount(codes, minlength=n_cond)
     conditions = pd.Index([str(c) for c in labels.categories], name="condition")
     means = pd.DataFrame(sums / counts[:, None], index=conditions, columns=pd.Index(adata.var_names, name="gene"))
