@@ -4,7 +4,8 @@ The observed pseudobulk ``y_p`` of a condition is the mean of ``n_p`` noisy cell
 perfect model cannot reach L2 = 0 or Pearson delta = 1. The **split-half noise ceiling** measures
 that limit from the cells themselves:
 
-* for every condition ``p`` the cells are shuffled (``numpy.random.default_rng(seed)``) and cut
+* for every condition ``p`` the cells are shuffled (``numpy.random.default_rng([seed, crc32(p)])``,
+  so a condition's halves do not depend on the other conditions) and cut
   into two disjoint halves ``A`` and ``B`` of ``floor(n_p / 2)`` cells each (an odd cell out is
   left out, so both halves have the same depth); ``y_p^A``, ``y_p^B`` are their pseudobulks (:func:`helpers.pseudobulk.pseudobulk`);
 * with the control pseudobulk ``c`` of **all** control cells (the one :func:`helpers.metrics.evaluate`
@@ -41,6 +42,8 @@ per-condition values of :func:`normalised_scores` are noisy where the baseline i
 
 from __future__ import annotations
 
+import zlib
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -67,16 +70,18 @@ def _halves_codes(labels: pd.Categorical, seed: int, wanted: set[str] | None) ->
     codes = np.asarray(labels.codes, dtype=np.int64)
     n = len(labels.categories)
     out = np.full(len(codes), -1, dtype=np.int64)
-    rng = np.random.default_rng(seed)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(n + 1))
     names = [str(c) for c in labels.categories]
-    for k in np.argsort(names, kind="stable"):  # sorted names: the draw does not depend on the order
+    for k in range(n):
         if wanted is not None and names[k] not in wanted:
             continue
         rows = order[bounds[k]:bounds[k + 1]]
         if len(rows) < 2:
             continue
+        # one generator per (seed, condition name): a condition's halves do not depend on
+        # which other conditions are asked for or on the order of the cells' labels
+        rng = np.random.default_rng([seed, zlib.crc32(names[k].encode())])
         rows = rows[rng.permutation(len(rows))]
         cut = len(rows) // 2
         out[rows[:cut]] = k

@@ -41,7 +41,7 @@ def paired_differences(metrics: pd.DataFrame, method: str, baseline: str, *, val
         raise ValueError(f"The metrics table has no column {value!r}.")
     keys = list(by) + ["seed", "condition"]
     wide = metrics[metrics["method"].isin([method, baseline])].pivot_table(
-        index=keys, columns="method", values=value, aggfunc="first", dropna=False)
+        index=keys, columns="method", values=value, aggfunc="first", dropna=True)
     wide = wide.reindex(columns=[method, baseline])
     sign = -1.0 if value in LOWER_IS_BETTER else 1.0
     out = wide.reset_index()

@@ -282,3 +282,11 @@ def test_predicted_cells_errors_name_the_problem(norman_subset):
                      obs=pd.DataFrame({"target_gene": ["A", "non-targeting"]}, index=["a", "b"]))
     with pytest.raises(PredictionError, match="NaN"):
         cells.read_predicted_cells(nan)
+
+
+def test_a_conditions_ceiling_does_not_depend_on_the_other_conditions(norman_subset):
+    truth = pseudobulk(norman_subset)
+    everything = ceilings.noise_ceiling(norman_subset, truth, seed=4, n_repeats=2).set_index("condition")
+    two = ceilings.noise_ceiling(norman_subset, truth, ["KLF1", "CBL+CNN1"], seed=4,
+                                 n_repeats=2).set_index("condition")
+    pd.testing.assert_frame_equal(two, everything.loc[two.index])
