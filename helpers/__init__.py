@@ -7,6 +7,7 @@ Data flows one way through these modules:
 -> ``plotting`` and ``results`` (tables and figures). ``benchmark`` runs that loop over splits;
 ``published`` loads the paper's own numbers, always labelled "published".
 
+``conditions`` holds the condition grammar every step shares (``ctrl``, ``A``, ``A+B``);
 ``simulate`` provides a synthetic screen with known truth for the offline quick profile;
 ``profiles`` says which dataset each profile uses; ``results`` writes each chapter's tables.
 Nothing is imported at package import time: ``from helpers import data, loaders``.

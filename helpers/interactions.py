@@ -5,9 +5,10 @@ For a double ``A+B``, gene ``g`` and pseudobulks ``ctrl``, ``A``, ``B``, ``AB``:
 * additive expectation ``e = A + B - ctrl`` and deviation ``d = AB - e``;
 * an **empirical null** for ``d``: Efron's local false discovery rate with a maximum-likelihood normal
   null ``N(delta0, sigma0^2)`` of proportion ``p0`` (R's ``locfdr(d, nulltype = 1)``, which the paper
-  used): ``fdr(d) = p0 * phi((d - delta0) / sigma0) / sigma0 / f(d)``, with ``f`` the mixture density
-  estimated by a Poisson regression on histogram counts (natural spline, 7 df), and the null fitted by
-  maximum likelihood to the central half of the ``d`` values (a truncated normal);
+  used, re-implemented from locfdr 1.1-8 and checked against R's output): ``fdr(d) = p0 f0(d) / f(d)``,
+  with ``f`` the mixture density estimated by a Poisson regression on histogram counts (R's natural
+  spline ``ns``, 7 df) and the null ``f0`` fitted by maximum likelihood to the values near the median (a
+  truncated normal, locfdr's ``locmle``); see :func:`fit_empirical_null`;
 * thresholds: the positive and the negative ``d`` whose local fdr is closest to 0.05; an entry is
   **non-additive** if ``d`` lies beyond them;
 * observed classes (the paper's rules): with ``same_dir = sign(A - ctrl) == sign(B - ctrl) == sign(AB - ctrl)``,
@@ -20,12 +21,14 @@ For a double ``A+B``, gene ``g`` and pseudobulks ``ctrl``, ``A``, ``B``, ``AB``:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
+from math import comb
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
+from statsmodels.genmod import families as sm_families
+from statsmodels.genmod.generalized_linear_model import GLM
 
 from .loaders import condition_genes
 from .predictions import Predictions
@@ -35,6 +38,9 @@ __all__ = [
     "deviations",
     "EmpiricalNull",
     "fit_empirical_null",
+    "non_additive",
+    "thresholds_implied_by_labels",
+    "natural_spline_basis",
     "observed_classes",
     "predicted_classes",
     "prediction_deviations",
@@ -93,86 +99,249 @@ class EmpiricalNull:
     density: pd.DataFrame  # bin centres, counts, fitted mixture density, null component
 
     def is_non_additive(self, d) -> np.ndarray:
-        d = np.asarray(d, dtype=float)
-        return (d > self.upper) | (d < self.lower)
+        return non_additive(d, self.lower, self.upper)
 
 
-def _fit_mixture_density(values: np.ndarray, n_bins: int, df: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Lindsey's method: Poisson regression of histogram counts on a cubic spline of the bin centres.
+def non_additive(d, lower: float, upper: float) -> np.ndarray:
+    """The paper's call: an entry is non-additive if its deviation lies beyond a threshold (``d > upper`` or
+    ``d < lower``)."""
+    d = np.asarray(d, dtype=float)
+    return (d > upper) | (d < lower)
 
-    The spline has ``df`` degrees of freedom besides the intercept (scikit-learn's SplineTransformer and
-    PoissonRegressor, essentially unpenalised), like locfdr's ``glm(counts ~ ns(x, df = 7), poisson)``.
+
+def natural_spline_basis(x, df: int = 7) -> np.ndarray:
+    """R's ``splines::ns(x, df = df)`` (no intercept column): a natural cubic spline basis.
+
+    As R builds it: ``df - 1`` interior knots at the quantiles ``1/df, ..., (df-1)/df`` of ``x`` (R's
+    default quantile rule, numpy's "linear"), boundary knots at ``range(x)``; the cubic B-spline basis
+    (scipy) without its first column, projected by the Householder QR of the second-derivative
+    constraints at the two boundary knots onto the functions that are linear beyond them (the columns
+    after the first two of ``Q^T``). ``x`` must lie within its own range, which it does by construction.
     """
-    from sklearn.linear_model import PoissonRegressor
-    from sklearn.preprocessing import SplineTransformer
+    from scipy.interpolate import BSpline
 
-    edges = np.linspace(values.min(), values.max(), n_bins + 1)
-    counts, _ = np.histogram(values, bins=edges)
+    x = np.asarray(x, dtype=float)
+    if df < 1:
+        raise ValueError(f"df must be at least 1 (got {df}).")
+    lo, hi = float(x.min()), float(x.max())
+    if not hi > lo:
+        raise ValueError("A spline basis needs at least two distinct x values.")
+    interior = np.quantile(x, np.linspace(0, 1, df + 1)[1:-1]) if df > 1 else np.array([])
+    knots = np.concatenate([[lo] * 4, interior, [hi] * 4])
+    n_basis = len(knots) - 4
+    design = BSpline.design_matrix(np.clip(x, lo, hi), knots, 3).toarray()
+    second = np.empty((2, n_basis))
+    for j in range(n_basis):
+        coef = np.zeros(n_basis)
+        coef[j] = 1.0
+        second[:, j] = BSpline(knots, coef, 3, extrapolate=True).derivative(2)([lo, hi])
+    design, second = design[:, 1:], second[:, 1:]
+    q, _ = np.linalg.qr(second.T, mode="complete")
+    return design @ q[:, 2:]
+
+
+def _r_hist_counts(values: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+    """Counts of R's ``hist(values, breaks, right = TRUE, include.lowest = TRUE)`` (with R's 1e-7 fuzz)."""
+    fuzz = 1e-7 * np.median(np.diff(breaks))
+    fuzzy = breaks + fuzz
+    fuzzy[0] = breaks[0] - fuzz
+    idx = np.searchsorted(fuzzy, values, side="left") - 1  # bin i is (fuzzy[i], fuzzy[i + 1]]
+    return np.bincount(np.clip(idx, 0, len(breaks) - 2), minlength=len(breaks) - 1)
+
+
+class _LogFloored(sm_families.links.Log):
+    """R's ``poisson()`` log link: ``mu = max(exp(eta), .Machine$double.eps)`` (and the same for d mu / d eta)."""
+
+    def inverse(self, z):
+        return np.maximum(np.exp(z), np.finfo(float).eps)
+
+    def inverse_deriv(self, z):
+        return np.maximum(np.exp(z), np.finfo(float).eps)
+
+
+class _PoissonAsR(sm_families.Poisson):
+    """statsmodels' Poisson family as R's ``poisson()``: floored log link, IRLS started at ``mu = y + 0.1``."""
+
+    def __init__(self):
+        super().__init__(link=_LogFloored())
+
+    def starting_mu(self, y):
+        return np.asarray(y, dtype=float) + 0.1
+
+
+def _fit_mixture_density(values: np.ndarray, breaks: int, df: int, pct: float = 0.0
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lindsey's method as locfdr does it: Poisson GLM of the histogram counts on ``ns(x, df)`` (statsmodels).
+
+    ``breaks`` equally spaced break points (``breaks - 1`` bins, locfdr's ``bre``) from ``min`` to ``max``,
+    or, with ``pct > 0`` (locfdr's ``pct``), from the ``pct`` to the ``1 - pct`` quantile, values beyond
+    counted in the end bins and those two counts capped at 1. Returns the bin centres, the counts (before
+    the cap) and the fitted counts.
+    """
+    if pct > 0:
+        lo, hi = np.quantile(values, [pct, 1 - pct])
+    else:
+        lo, hi = values.min(), values.max()
+    edges = np.linspace(lo, hi, breaks)
+    counts = _r_hist_counts(np.clip(values, lo, hi), edges)
+    response = counts.copy()
+    if pct > 0:
+        response[0], response[-1] = min(response[0], 1), min(response[-1], 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    width = edges[1] - edges[0]
-    scaled = ((centres - centres.mean()) / centres.std()).reshape(-1, 1)
-    basis = SplineTransformer(n_knots=df - 1, degree=3, extrapolation="linear", include_bias=False).fit_transform(scaled)
-    # the optimiser may probe huge coefficients on its way (numpy overflow warnings); the result is checked below
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        model = PoissonRegressor(alpha=1e-10, max_iter=10_000, tol=1e-10).fit(basis, counts)
-        fitted = model.predict(basis)
-    if not np.isfinite(fitted).all():
-        raise ValueError("The mixture density fit did not converge; try fewer histogram bins (n_bins).")
-    density = fitted / (len(values) * width)
-    return centres, counts, density, width
+    design = np.column_stack([np.ones(len(centres)), natural_spline_basis(centres, df)])
+    # R's glm.fit: IRLS from mu = y + 0.1, stopping when |dev - dev_old| < 1e-8 (|dev| + 0.1) or after 25
+    # iterations (where a tail bin holds a lone count the deviance creeps down forever; R stops at 25 too)
+    problem = ("The mixture density fit (Poisson GLM of the histogram on a natural spline, as locfdr) diverged: "
+               "a few extreme values stretch the histogram so that the bulk of the data falls in a handful of "
+               "bins. Fit the histogram on a trimmed range, e.g. pct=0.001 (locfdr's `pct` argument).")
+    try:
+        with np.errstate(all="ignore"):
+            model = GLM(response, design, family=_PoissonAsR()).fit(atol=1e-9, rtol=1e-8, maxiter=25)
+    except ValueError as error:  # statsmodels: non-finite IRLS weights
+        raise ValueError(problem) from error
+    fitted = np.asarray(model.fittedvalues, dtype=float)
+    history = np.asarray(model.fit_history["deviance"][2:], dtype=float)  # after each IRLS step
+    if not (np.isfinite(fitted).all() and (fitted > 0).all()) or model.deviance > history.min() * (1 + 1e-6) + 1e-9:
+        raise ValueError(problem)
+    return centres, counts, fitted
 
 
-def _truncated_normal_mle(values: np.ndarray, lo: float, hi: float, n_total: int) -> tuple[float, float, float]:
-    """ML fit of N(mean, sd) to the values inside [lo, hi] (truncated normal); p0 from the count inside."""
+def _truncated_moments(mean: float, sd: float, lo: float, hi: float) -> tuple[np.ndarray, float]:
+    """E[z^k], k = 0..4, of N(mean, sd^2) truncated to [lo, hi], and the mass of the interval."""
+    a, b = (lo - mean) / sd, (hi - mean) / sd
+    pa, pb = stats.norm.pdf(a), stats.norm.pdf(b)
+    mass = stats.norm.cdf(b) - stats.norm.cdf(a)
+    # integrals of u^k phi(u) over [a, b] for the standard normal, k = 0..4
+    std = np.array([mass, pa - pb, mass + a * pa - b * pb, (2 + a**2) * pa - (2 + b**2) * pb,
+                    3 * mass + (3 * a + a**3) * pa - (3 * b + b**3) * pb]) / mass
+    # z = mean + sd * u: binomial expansion of E[z^k]
+    moments = np.array([sum(comb(k, i) * mean ** (k - i) * sd**i * std[i] for i in range(k + 1))
+                        for k in range(5)])
+    return moments, mass
+
+
+def _truncated_normal_mle(values: np.ndarray, centre: float, half_width: float, start=(0.0, 1.0),
+                          iterations: int = 35, tol: float = 1e-5) -> tuple[float, float, float] | None:
+    """locfdr's ``locmle``: ML normal null from the values in ``centre +- half_width``.
+
+    The likelihood of the values inside the interval is that of a normal truncated to it; its maximum
+    is found as locmle does, by damped Newton steps on the natural parameters ``(mean / sd^2,
+    -1 / (2 sd^2))`` that match the truncated first two moments to the observed ones (at most
+    ``iterations`` steps from ``start``, stopping when a step is shorter than ``tol``). ``p0`` is the
+    share of values inside divided by the null's mass there. None where the iteration fails.
+    """
+    lo, hi = centre - half_width, centre + half_width
     inside = values[(values >= lo) & (values <= hi)]
-    start = np.array([np.median(inside), np.log(max(inside.std(), 1e-6) * 1.5)])
+    observed = np.array([inside.mean(), np.mean(inside**2)])
+    mean, sd = start
+    for j in range(1, iterations + 1):
+        natural = np.array([mean / sd**2, -1 / (2 * sd**2)])
+        e, _ = _truncated_moments(mean, sd, lo, hi)
+        cov = np.array([[e[2] - e[1] ** 2, e[3] - e[1] * e[2]], [e[3] - e[1] * e[2], e[4] - e[2] ** 2]])
+        try:
+            step = np.linalg.solve(cov, observed - e[1:3]) / (1 + 1 / j**2)
+        except np.linalg.LinAlgError:
+            return None
+        new = natural + step
+        if new[1] > 0:
+            new = natural + 0.1 * step
+        if not np.isfinite(new).all() or new[1] >= 0:
+            return None
+        mean, sd = -new[0] / (2 * new[1]), 1 / np.sqrt(-2 * new[1])
+        if np.sqrt(np.sum((new - natural) ** 2)) < tol:
+            break
+    _, mass = _truncated_moments(mean, sd, lo, hi)
+    return float(mean), float(sd), float(len(inside) / len(values) / mass)
 
-    def nll(params):
-        mu, log_sd = params
-        sd = np.exp(log_sd)
-        mass = stats.norm.cdf(hi, mu, sd) - stats.norm.cdf(lo, mu, sd)
-        if mass <= 1e-300:
-            return np.inf
-        return -(stats.norm.logpdf(inside, mu, sd).sum() - len(inside) * np.log(mass))
 
-    result = optimize.minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 5000})
-    mu, sd = result.x[0], float(np.exp(result.x[1]))
-    mass = stats.norm.cdf(hi, mu, sd) - stats.norm.cdf(lo, mu, sd)
-    p0 = min(1.0, len(inside) / (n_total * mass))
-    return float(mu), sd, float(p0)
+def fit_empirical_null(values, *, target_fdr: float = 0.05, breaks: int = 120, df: int = 7,
+                       pct: float = 0.0) -> EmpiricalNull:
+    """Efron's local fdr with a maximum-likelihood empirical normal null: R's ``locfdr(d, nulltype = 1)``.
 
+    A re-implementation of locfdr 1.1-8's algorithm (checked against R's output on four reference
+    vectors, ``tests/test_interactions.py``):
 
-def fit_empirical_null(values, *, target_fdr: float = 0.05, central: float = 0.25, n_bins: int = 120,
-                       df: int = 7) -> EmpiricalNull:
-    """Efron's local fdr with a maximum-likelihood empirical normal null (``locfdr``, ``nulltype = 1``).
+    1. mixture density ``f``: Poisson GLM of the counts of a histogram with ``breaks`` equally spaced
+       break points over the range of the values, on a natural cubic spline (:func:`natural_spline_basis`,
+       R's ``ns(x, df)``) of the bin centres;
+    2. null ``N(delta, sigma^2)`` with proportion ``p0``: :func:`_truncated_normal_mle` on
+       ``median +- b * sc`` (``sc`` = IQR / (2 qnorm(0.75)), ``b = 4.3 exp(-0.26 log10 N)``), started at
+       (0, 1), then again on ``delta +- b * sigma`` started at the first estimate (``b = 1`` if N > 500,000);
+    3. bin fdr = ``min(1, p0 f0 / f)`` with ``f0`` the null density scaled to the total of ``f``; set to 1
+       from the leftmost bin at or left of ``delta`` with fdr 1 to the rightmost at or right of it, and on
+       ``delta +- sigma``;
+    4. the fdr of each value: linear interpolation between bin centres, constant beyond (``approx(rule = 2)``).
 
-    ``central``: the null is fitted to the values between the ``central`` and ``1 - central`` quantiles
-    (locfdr's ``pct0 = 1/4``). ``n_bins`` and ``df``: histogram bins and spline degrees of freedom of the
-    mixture density (locfdr: 120 breaks, ``df = 7``). Thresholds are the positive and negative values whose
-    local fdr is closest to ``target_fdr``.
+    ``pct`` (locfdr's argument, default 0 as in the paper's call): histogram on the ``pct`` to ``1 - pct``
+    quantile range instead of the full range, for data whose few extreme values would squeeze the bulk
+    into a handful of bins (the fit then fails with an error saying so).
+
+    Thresholds (as the paper): among the positive and among the negative values, the one whose local fdr
+    is closest to ``target_fdr`` (the first such value in input order).
     """
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    if len(values) < 200:
-        raise ValueError(f"An empirical null needs many values (got {len(values)}, want at least 200).")
-    lo, hi = np.quantile(values, [central, 1 - central])
-    if not hi > lo:
+    n = len(values)
+    if n < 200:
+        raise ValueError(f"An empirical null needs many values (got {n}, want at least 200).")
+    q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+    if not q3 > q1:
         raise ValueError(
-            f"The central {1 - 2 * central:.0%} of the values are all equal ({lo}); an empirical null cannot be fitted. "
+            f"The central half of the values are all equal ({median}); an empirical null cannot be fitted. "
             "Drop entries that carry no information (e.g. genes not expressed in any of the conditions)."
         )
-    mean, sd, p0 = _truncated_normal_mle(values, lo, hi, len(values))
-    centres, counts, density, _ = _fit_mixture_density(values, n_bins, df)
-    null = p0 * stats.norm.pdf(centres, mean, sd)
-    fdr_bins = np.clip(null / np.maximum(density, 1e-300), 0, 1)
-    local_fdr = np.clip(np.interp(values, centres, fdr_bins), 0, 1)
-    positive, negative = values > mean, values < mean
+    if not 0 <= pct < 0.5:
+        raise ValueError(f"pct must be in [0, 0.5) (got {pct}).")
+    centres, counts, fitted = _fit_mixture_density(values, breaks, df, pct)
+    b = 4.3 * np.exp(-0.26 * np.log10(n))
+    scale = (q3 - q1) / (2 * stats.norm.ppf(0.75))
+    first = _truncated_normal_mle(values, median, b * scale)
+    if first is not None and n > 500_000:
+        first = _truncated_normal_mle(values, median, scale)
+        b = 1.0
+    second = None if first is None else _truncated_normal_mle(values, first[0], b * first[1], start=first[:2])
+    if second is None:
+        raise ValueError("The maximum-likelihood null failed (the middle of the histogram is not normal-shaped).")
+    mean, sd, p0 = second
+    null = stats.norm.pdf(centres, mean, sd)
+    null = null * fitted.sum() / null.sum()
+    fdr_bins = np.minimum(p0 * null / fitted, 1.0)
+    at_one = fdr_bins == 1
+    left = centres[(centres <= mean) & at_one]
+    right = centres[(centres >= mean) & at_one]
+    run_lo = left.min() if len(left) else mean
+    run_hi = right.max() if len(right) else mean
+    fdr_bins[(centres >= run_lo) & (centres <= run_hi)] = 1.0
+    fdr_bins[(centres >= mean - sd) & (centres <= mean + sd)] = 1.0
+    local_fdr = np.interp(values, centres, fdr_bins)
+    positive, negative = values > 0, values < 0
     upper = values[positive][np.argmin(np.abs(local_fdr[positive] - target_fdr))] if positive.any() else np.inf
     lower = values[negative][np.argmin(np.abs(local_fdr[negative] - target_fdr))] if negative.any() else -np.inf
-    table = pd.DataFrame({"centre": centres, "count": counts, "mixture_density": density, "null_density": null,
-                          "local_fdr": fdr_bins})
+    width = centres[1] - centres[0]
+    table = pd.DataFrame({"centre": centres, "count": counts, "mixture_density": fitted / (n * width),
+                          "null_density": p0 * null / (n * width), "local_fdr": fdr_bins})
     return EmpiricalNull(mean, sd, p0, float(lower), float(upper), values, local_fdr, table)
+
+
+def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
+    """The interval in which each threshold must lie for ``non_additive`` to reproduce given labels.
+
+    ``called``: True where an entry is labelled non-additive. The upper threshold lies between the largest
+    positive deviation labelled additive and the smallest positive one labelled non-additive; the lower
+    threshold between the largest negative one labelled non-additive and the smallest negative one
+    labelled additive. Used to read the paper's thresholds off its published labels (Fig. 1f). Raises if
+    the labels cannot come from two thresholds.
+    """
+    d = np.asarray(deviation, dtype=float)
+    called = np.asarray(called, dtype=bool)
+    pos, neg = d > 0, d < 0
+    if not ((pos & called).any() and (pos & ~called).any() and (neg & called).any() and (neg & ~called).any()):
+        raise ValueError("Need entries labelled additive and non-additive on both sides of 0 to bracket the thresholds.")
+    upper = (d[pos & ~called].max(), d[pos & called].min())
+    lower = (d[neg & called].max(), d[neg & ~called].min())
+    if not (upper[0] < upper[1] and lower[0] < lower[1]):
+        raise ValueError("The labels are not consistent with two thresholds (additive entries beyond called ones).")
+    return pd.DataFrame({"threshold": ["lower", "upper"], "from": [lower[0], upper[0]], "to": [lower[1], upper[1]]})
 
 
 def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Series:
@@ -180,10 +349,10 @@ def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Seri
     c, A, B, AB = (table[k].to_numpy() for k in ("ctrl", "A", "B", "AB"))
     d, e = table["deviation"].to_numpy(), table["additive"].to_numpy()
     same_dir = (np.sign(A - c) == np.sign(B - c)) & (np.sign(AB - c) == np.sign(A - c))
-    non_additive = (d > upper) | (d < lower)
+    called = non_additive(d, lower, upper)
     up, down = same_dir & (e > c), same_dir & (e < c)
     labels = np.full(len(table), "additive", dtype=object)
-    labels[non_additive] = "other"
+    labels[called] = "other"
     labels[up & (d > upper)] = "synergy"
     labels[up & (d < lower)] = "buffering"
     labels[down & (d < lower)] = "synergy"
@@ -225,24 +394,37 @@ def prediction_deviations(predictions: Predictions, obs: pd.DataFrame) -> pd.Dat
 
 
 def tpr_fdp_curve(score, truth, grid=None) -> pd.DataFrame:
-    """True-positive rate against false-discovery proportion when ranking by ``score`` (descending).
+    """True-positive rate against false-discovery proportion when ranking by ``score``, as the paper computes it.
 
-    ``truth``: boolean, the entry is a real (observed non-additive) interaction. The curve is
-    interpolated on ``grid`` (default: 101 FDP values 0, 0.01, ..., 1) as in the paper.
+    The paper's recipe (``double_perturbation_analysis.Rmd``): rank entries by ``score`` (descending, ties
+    in input order); after each entry count true (``tp``) and false (``fp``) positives, ``fdp = fp /
+    max(1, tp + fp)``; sort these points by fdp and take the running maximum of ``tp``; ``tpr = tp /
+    #true``; then R's ``approx(fdp, tpr, xout = grid, yleft = 0, yright = 1)``: points with the same
+    fdp are averaged (``ties = mean``), the grid (default 101 FDP values 0, 0.01, ..., 1) is linearly
+    interpolated between them, and grid values below the smallest / above the largest fdp reached get
+    TPR 0 / 1. Column ``point`` says which: "reached" (the grid value is an fdp the ranking reaches),
+    "interpolated" (between two reached fdp values) or "outside" (0 or 1 by the rule above).
     """
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=bool)
+    if len(score) != len(truth):
+        raise ValueError(f"score and truth differ in length ({len(score)} vs {len(truth)}).")
     if truth.sum() == 0:
         raise ValueError("No true interactions: the TPR is undefined.")
-    order = np.argsort(-score, kind="stable")
-    hits = np.cumsum(truth[order])
-    called = np.arange(1, len(score) + 1)
-    tpr = hits / truth.sum()
-    fdp = 1 - hits / called
-    grid = np.linspace(0, 1, 101) if grid is None else np.asarray(grid)
-    # the best TPR reachable at or below each FDP
-    best = np.array([tpr[fdp <= g].max() if (fdp <= g).any() else 0.0 for g in grid])
-    return pd.DataFrame({"fdp": grid, "tpr": best})
+    ranked = truth[np.argsort(-score, kind="stable")]
+    tp = np.cumsum(ranked)
+    fdp = np.cumsum(~ranked) / np.maximum(1, np.arange(1, len(ranked) + 1))
+    by_fdp = np.argsort(fdp, kind="stable")
+    fdp = fdp[by_fdp]
+    tpr = np.maximum.accumulate(tp[by_fdp]) / truth.sum()
+    reached, index = np.unique(fdp, return_inverse=True)
+    mean_tpr = np.bincount(index, weights=tpr) / np.bincount(index)
+    grid = np.linspace(0, 1, 101) if grid is None else np.asarray(grid, dtype=float)
+    curve = np.interp(grid, reached, mean_tpr, left=0.0, right=1.0)
+    on_point = np.isin(grid, reached)
+    inside = (grid >= reached[0]) & (grid <= reached[-1])
+    point = np.where(on_point, "reached", np.where(inside, "interpolated", "outside"))
+    return pd.DataFrame({"fdp": grid, "tpr": curve, "point": point})
 
 
 def ranking_scores(score, truth) -> dict[str, float]:

@@ -1,8 +1,12 @@
 """Student copies of the chapters: the same notebooks with the exercise solutions removed (course module).
 
-A solution is a code cell tagged ``hide-input`` whose first line is ``# Solution``; in the student copy its
-source becomes ``# Your solution here`` and the tag is dropped. ``python -m helpers.student`` writes
-``student/<chapter>.ipynb`` for every chapter; a test checks that the committed copies are up to date.
+A solution is a code cell whose first line is ``# Solution``. In the book it is hidden, input AND output, behind
+one toggle until the reader opens it: myst-nb's ``hide-cell`` tag (a ``<details>`` element in the HTML) with the
+cell-level prompts ``Show solution`` / ``Hide solution`` (:data:`SOLUTION_METADATA`); :func:`hide_solution`
+applies exactly that and :func:`hidden_solution_problems` checks a chapter for it. In the student copy the
+solution's source becomes ``# Your solution here`` and the tag and prompts are dropped. ``python -m
+helpers.student`` writes ``student/<chapter>.ipynb`` for every chapter; a test checks that the committed copies
+are up to date.
 """
 
 from __future__ import annotations
@@ -15,9 +19,56 @@ from pathlib import Path
 
 from .results import book_root
 
-__all__ = ["student_copy", "write_student_copies"]
+__all__ = [
+    "SOLUTION_METADATA",
+    "SOLUTION_TAG",
+    "hidden_solution_problems",
+    "hide_solution",
+    "is_solution",
+    "student_copy",
+    "write_student_copies",
+]
 
 PLACEHOLDER = "# Your solution here\n"
+SOLUTION_TAG = "hide-cell"  # myst-nb: input and output behind one toggle (hide-input would show the output)
+SOLUTION_METADATA = {"mystnb": {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}}
+_PARTIAL_HIDE_TAGS = ("hide-input", "hide-output", "remove-input", "remove-output")
+
+
+def is_solution(cell: dict) -> bool:
+    """Whether a notebook cell is an exercise solution: a code cell whose first line is ``# Solution``."""
+    return cell["cell_type"] == "code" and "".join(cell["source"]).lstrip().startswith("# Solution")
+
+
+def hide_solution(cell: dict) -> dict:
+    """Tag a solution cell so that the book hides its input and output until the reader opens it."""
+    if not is_solution(cell):
+        raise ValueError("hide_solution() takes a code cell whose first line is '# Solution'")
+    metadata = cell.setdefault("metadata", {})
+    tags = [t for t in metadata.get("tags", []) if t not in _PARTIAL_HIDE_TAGS]
+    metadata["tags"] = tags if SOLUTION_TAG in tags else [*tags, SOLUTION_TAG]
+    metadata.setdefault("mystnb", {}).update(SOLUTION_METADATA["mystnb"])
+    return cell
+
+
+def hidden_solution_problems(notebook: dict, name: str = "notebook") -> list[str]:
+    """Solution cells of a notebook that the book would not hide completely, as readable messages."""
+    problems = []
+    for n, cell in enumerate(notebook["cells"], start=1):
+        if not is_solution(cell):
+            continue
+        metadata = cell.get("metadata", {})
+        tags = metadata.get("tags", [])
+        if SOLUTION_TAG not in tags:
+            problems.append(f"{name} cell {n}: solution without the {SOLUTION_TAG!r} tag (its output would show)")
+        partial = [t for t in tags if t in _PARTIAL_HIDE_TAGS]
+        if partial:
+            problems.append(f"{name} cell {n}: solution tagged {partial}; use only {SOLUTION_TAG!r}")
+        prompts = metadata.get("mystnb", {})
+        for key, value in SOLUTION_METADATA["mystnb"].items():
+            if prompts.get(key) != value:
+                problems.append(f"{name} cell {n}: solution toggle needs metadata mystnb.{key} = {value!r}")
+    return problems
 
 
 def student_copy(notebook: dict) -> dict:
@@ -28,11 +79,16 @@ def student_copy(notebook: dict) -> dict:
         if cell["cell_type"] != "code":
             continue
         cell["outputs"], cell["execution_count"] = [], None
-        tags = cell.get("metadata", {}).get("tags", [])
-        source = "".join(cell["source"])
-        if "hide-input" in tags and source.lstrip().startswith("# Solution"):
+        if is_solution(cell):
             cell["source"] = PLACEHOLDER
-            cell["metadata"]["tags"] = [t for t in tags if t != "hide-input"]
+            metadata = cell.setdefault("metadata", {})
+            if "tags" in metadata:
+                metadata["tags"] = [t for t in metadata["tags"] if t != SOLUTION_TAG]
+            prompts = metadata.get("mystnb", {})
+            for key in SOLUTION_METADATA["mystnb"]:
+                prompts.pop(key, None)
+            if "mystnb" in metadata and not prompts:
+                del metadata["mystnb"]
             removed += 1
     nb.setdefault("metadata", {})["student_copy"] = {"solutions_removed": removed}
     return nb

@@ -32,12 +32,14 @@ echo "[setup] installing requirements.txt and the helpers package"
 "$VENV/bin/python" -m pip install --quiet -r requirements.txt
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
 
-# Chromium (Debian) for the browser test of command 2; installed only where apt-get runs as root.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "[setup] installing Chromium from Debian for the browser test"
-  apt-get install -y -qq chromium >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
-    || echo "[setup] could not install chromium; the browser test will fail and say so"
+# Chromium and its WebDriver (Debian keeps chromium-driver at the same version as chromium) for the browser
+# test of command 2, driven by Selenium. Installed (or brought to Debian's current, matching versions) where
+# apt-get runs as root, whatever the machine had before.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing chromium and chromium-driver from Debian for the browser test"
+  apt-get update -qq >/dev/null 2>&1 || echo "[setup] apt-get update failed; installing from the current lists"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+    || echo "[setup] could not install chromium and chromium-driver; the browser test will fail and say so"
 fi
 
 SEED_DIR="${PERTURBBOOK_SEED_DIR:-../shared}"

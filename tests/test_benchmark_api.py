@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import baselines, benchmark, metrics
 from helpers.predictions import PredictionError, Predictions
+from helpers.pseudobulk import Pseudobulk
+from helpers.splits import holdout_split
 
 
 def knn_model(train, conditions):
@@ -39,28 +44,49 @@ def test_end_to_end_on_the_real_subset():
     assert set(result.metrics.columns) >= set(metrics.METRIC_COLUMNS)
 
 
-def test_baselines_on_the_leaderboard_equal_chapter_2():
-    task = benchmark.get_task("simulated_doubles")
-    chapter2, _ = benchmark.run_baselines(task.truth, task.splits)
-    result = benchmark.run(knn_model, task="simulated_doubles", name="knn", progress=False)
-    ours = result.metrics[result.metrics["method"].isin(["additive", "no_change", "mean"])]
-    merged = ours.merge(chapter2, on=["method", "seed", "condition"], suffixes=("", "_ch2"))
-    assert len(merged) == len(chapter2) == 3 * 5 * 62
-    np.testing.assert_allclose(merged["l2"], merged["l2_ch2"])
+# a hand-made task: three genes A, B, C (also the targets), control at 10, every number below by hand
+_TINY = {
+    "ctrl": [10, 10, 10], "A": [11, 10, 10], "B": [10, 9, 10], "C": [10, 10, 12],
+    "B+C": [10, 9, 12], "A+B": [12, 9, 11], "A+C": [11, 10, 13],
+}
 
 
-def test_linear_variants_on_the_leaderboard_equal_chapter_3():
-    from helpers import linear
+@pytest.fixture
+def tiny_task(monkeypatch):
+    means = pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T
+    truth = Pseudobulk(means, pd.Series(50, index=means.index), "tiny")
+    task = benchmark.Task("tiny_doubles", "quick", "double", "hand-made", lambda: (None, truth, None),
+                          lambda pb: [holdout_split(pb.conditions, ["A+B", "A+C"], dataset="tiny", seed=3)])
+    monkeypatch.setitem(benchmark.TASKS, task.name, task)
+    return task
 
-    task = benchmark.get_task("simulated_singles")
-    methods = {"mean": baselines.mean_baseline, **linear.paper_variants(task.other_screen)}
-    chapter3, _ = benchmark.run_methods(task.truth, task.splits, methods, allow_missing=True)
-    result = benchmark.run(knn_model, task="simulated_singles", name="knn", progress=False)
-    merged = result.metrics.merge(chapter3, on=["method", "seed", "condition"], suffixes=("", "_ch3"))
-    assert len(merged) == len(chapter3)
-    np.testing.assert_allclose(merged["l2"], merged["l2_ch3"])
+
+def test_leaderboard_numbers_computed_by_hand(tiny_task):
+    """Train: ctrl, A, B, C, B+C; held out: A+B = (12, 9, 11) and A+C = (11, 10, 13).
+
+    additive:  A+B -> A + B - ctrl = (11, 9, 10): L2 sqrt(1 + 0 + 1);  A+C -> (11, 10, 12): L2 1
+    no_change: (10, 10, 10): L2 sqrt(4 + 1 + 1) and sqrt(1 + 0 + 9)
+    mean:      mean of the 5 training rows = (10.2, 9.6, 10.8): L2 sqrt(3.64) and sqrt(5.64)
+    mine:      exact for A+B (L2 0), (11, 10, 12) for A+C (L2 1): ratio to additive (0 + 1) / 2
+    """
+    def mine(train, conditions):
+        assert list(train.pseudobulk.conditions) == ["ctrl", "A", "B", "C", "B+C"]  # no held-out data leaks in
+        return pd.DataFrame([[12, 9, 11], [11, 10, 12]], index=["A+B", "A+C"], columns=["A", "B", "C"])
+
+    result = benchmark.run(mine, task="tiny_doubles", name="mine", progress=False)
     board = result.leaderboard.set_index("method")
-    assert board.loc["linear_P_other_screen", "ratio_to_mean"] < 1
+    expected_l2 = {"additive": [np.sqrt(2), 1.0], "no_change": [np.sqrt(6), np.sqrt(10)],
+                   "mean": [np.sqrt(3.64), np.sqrt(5.64)], "mine": [0.0, 1.0]}
+    for method, (ab, ac) in expected_l2.items():
+        rows = result.metrics[result.metrics["method"] == method].set_index("condition")
+        assert rows.loc["A+B", "l2"] == pytest.approx(ab) and rows.loc["A+C", "l2"] == pytest.approx(ac), method
+        assert board.loc[method, "mean_l2"] == pytest.approx((ab + ac) / 2), method
+        assert board.loc[method, "ratio_to_additive"] == pytest.approx((ab / np.sqrt(2) + ac / 1.0) / 2), method
+    assert (result.metrics["seed"] == 3).all() and board.loc["mine", "n"] == 2
+    # spread across the two held-out doubles, per gene (population sd), averaged over genes:
+    # truth: |12-11|/2, |9-10|/2, |11-13|/2 -> (0.5 + 0.5 + 1) / 3; mine: (0.5 + 0.5 + 0.5) / 3; no_change: 0
+    assert board.loc["mine", "spread_ratio"] == pytest.approx(1.5 / 2.0)
+    assert board.loc["no_change", "spread_ratio"] == pytest.approx(0.0)
 
 
 def test_constant_model_is_flagged():
@@ -154,3 +180,78 @@ def test_cli_on_a_predictions_file(good_predictions, tmp_path, capsys):
     assert "needs the columns" in capsys.readouterr().err
     assert benchmark.main(["--list"]) == 0
     assert "simulated_doubles" in capsys.readouterr().out
+
+
+def _readme_block(language: str, containing: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+    return next(b for b in blocks if containing in b)
+
+
+def test_readme_example_makes_a_file_the_cli_accepts(tmp_path, monkeypatch, capsys):
+    """Run the README's Python example as written, then the README's command line on its output."""
+    monkeypatch.chdir(tmp_path)
+    exec(_readme_block("python", "baselines.additive"), {})
+    command = next(line for line in _readme_block("bash", "--predictions").splitlines() if "--predictions" in line)
+    argv = command.split("#")[0].split()[3:]  # after ".venv/bin/python -m helpers.benchmark"
+    assert "--predictions" in argv and "--task" in argv
+    assert benchmark.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "my_additive" in out and "no split seed" not in out and "reference method" not in out
+    board = pd.read_csv(tmp_path / "results" / "leaderboard.csv").set_index("method")
+    # the README's predictions are the additive baseline itself: the same L2 as the reference row
+    assert board.loc["my_additive", "mean_l2"] == pytest.approx(board.loc["additive", "mean_l2"])
+    assert board.loc["my_additive", "source"] == "your model"
+
+
+def test_cli_takes_seedless_predictions_named_like_a_baseline_for_a_one_split_task(good_predictions, tmp_path, capsys):
+    """The README's earlier example: additive predictions without a seed, method name 'additive'."""
+    task, split, _ = good_predictions
+    pred = baselines.additive(task.truth.subset(split.train), split.held_out)
+    assert pred.seed is None and pred.method == "additive"
+    path = pred.save(tmp_path / "p.csv")
+    assert benchmark.main(["--task", "norman_subset_doubles", "--predictions", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "additive (submitted)" in out and "name no split seed" in out and "like a reference method" in out
+    # a task with five splits cannot guess the seed: a clear error
+    sim = benchmark.get_task("simulated_doubles")
+    s1 = sim.splits[0]
+    seedless = baselines.additive(sim.truth.subset(s1.train), s1.held_out).save(tmp_path / "s.csv")
+    assert benchmark.main(["--task", "simulated_doubles", "--predictions", str(seedless)]) == 1
+    assert "without a split seed" in capsys.readouterr().err
+
+
+def test_a_double_written_b_plus_a_is_scored_as_a_plus_b(good_predictions):
+    task, split, frame = good_predictions
+    double = next(c for c in frame.index if "+" in c)
+    a, b = double.split("+")
+    flipped = frame.rename(index={double: f"{b}+{a}"})
+    assert f"{b}+{a}" not in task.truth.conditions
+    original = benchmark.run(task="norman_subset_doubles", predictions=[Predictions(frame, "m", task.dataset, 1)],
+                             progress=False).metrics
+    renamed = benchmark.run(task="norman_subset_doubles", predictions=[Predictions(flipped, "m", task.dataset, 1)],
+                            progress=False).metrics
+    mine, theirs = (t[t["method"] == "m"].set_index("condition").sort_index() for t in (original, renamed))
+    assert list(theirs.index) == list(mine.index) and double in theirs.index
+    np.testing.assert_allclose(theirs["l2"], mine["l2"])
+    both = pd.concat([frame, flipped.loc[[f"{b}+{a}"]]])
+    with pytest.raises(PredictionError, match="the same perturbation"):
+        benchmark.run(task="norman_subset_doubles", predictions=[Predictions(both, "m", task.dataset, 1)],
+                      progress=False)
+
+
+@pytest.mark.parametrize("base", [2, 10])
+def test_guard_log2_or_log10_instead_of_natural_log(good_predictions, base):
+    task, _, frame = good_predictions
+    other_base = frame / np.log(base)  # log_b(1 + x) = ln(1 + x) / ln(b)
+    with pytest.raises(PredictionError, match="another log scale"):
+        benchmark.run(task="norman_subset_doubles", predictions=[Predictions(other_base, "m", task.dataset, 1)],
+                      progress=False)
+
+
+def test_guard_log2_on_the_simulated_screen():
+    def log2_model(train, conditions):
+        return knn_model(train, conditions) / np.log(2)
+
+    with pytest.raises(PredictionError, match="another log scale"):
+        benchmark.run(log2_model, task="simulated_doubles", progress=False)

@@ -9,6 +9,7 @@ import pytest
 
 from helpers import profiles, results
 from helpers.execute import toc_files
+from helpers.student import hidden_solution_problems, is_solution
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -36,7 +37,40 @@ def test_notebook_anatomy(path):
     assert "Learning goals" in text and "## Summary" in text and "Exercise" in text
     assert "footbibliography" in text
     assert "## Self-check" in text and ":class: dropdown" in text, "a self-check quiz with hidden answers"
-    assert any("hide-input" in t for t in tags), "exercise solutions are hidden"
+    assert any(is_solution(c) for c in cells), "the exercises have solutions"
+    assert not hidden_solution_problems(nb, path.name), "solutions are hidden, input and output, until opened"
+
+
+MAX_CODE_LINE = 88  # house rule: code lines of notebook cells fit the book's content column
+MAX_SOLUTION_LINE = 86  # a solution's code sits in its toggle's frame, two characters narrower
+
+
+def long_code_lines(nb: dict, name: str, limit: int = MAX_CODE_LINE,
+                    solution_limit: int = MAX_SOLUTION_LINE) -> list[str]:
+    """Code-cell lines longer than ``limit`` characters (``solution_limit`` in solutions), as readable messages."""
+    problems = []
+    for n, cell in enumerate(nb["cells"], start=1):
+        if cell["cell_type"] != "code":
+            continue
+        most = solution_limit if is_solution(cell) else limit
+        for m, line in enumerate("".join(cell["source"]).split("\n"), start=1):
+            if len(line) > most:
+                problems.append(f"{name} cell {n} line {m} ({len(line)} > {most} characters): {line.strip()[:60]}...")
+    return problems
+
+
+def test_long_code_lines_are_found():
+    nb = {"cells": [{"cell_type": "markdown", "source": ["x" * 200]},
+                    {"cell_type": "code", "source": ["a = 1\n", "b = '" + "y" * 90 + "'\n"]},
+                    {"cell_type": "code", "source": ["# Solution\n", "c = '" + "z" * 81 + "'\n"]}]}
+    assert long_code_lines(nb, "demo.ipynb") == [
+        f"demo.ipynb cell 2 line 2 (96 > 88 characters): b = '{'y' * 55}...",
+        f"demo.ipynb cell 3 line 2 (87 > 86 characters): c = '{'z' * 55}..."]
+
+
+def test_notebook_code_lines_fit_the_page():
+    problems = [p for path in NOTEBOOKS for p in long_code_lines(json.loads(path.read_text()), path.name)]
+    assert not problems, "code lines that would scroll sideways in the book:\n" + "\n".join(problems)
 
 
 def test_teaching_pages_are_in_the_book():

@@ -1,23 +1,34 @@
-"""The built book in a real browser: every chapter page loads, figures load, math renders, no error output.
+"""The built book as a reader sees it: every page opened in a real browser, over its full height.
 
-Opens ``_build/html`` (made by ``scripts/build_book.sh``) in headless Chromium, driven over the Chrome
-DevTools protocol (``websocket-client``), and saves a screenshot of each page to ``_build/screenshots/``.
-Chromium comes from Debian (``apt-get install chromium``; the build script installs it where apt-get is
-available). Without a built book or a browser this test fails and says what to do; set
-``PERTURBBOOK_SKIP_BROWSER=1`` to skip it deliberately.
+Opens every page of ``_build/html`` (made by ``bash scripts/build_book.sh``) in Debian's Chromium, driven by
+Selenium through Debian's ``chromium-driver`` (Debian ships the two at the same version; command 1 installs
+both with apt-get where it runs as root), served over a loopback HTTP server as a reader would get it. For
+each page :func:`check_page` scrolls through the whole document and reports, as readable messages:
+
+- images that did not load (``complete`` and ``naturalWidth > 0``),
+- math that MathJax did not typeset, and raw ``$...$``, ``\\(``, ``\\[`` delimiters left in the text,
+- error output or tracebacks in cell outputs,
+- code cells (input or output ``pre``) wider than the content column,
+- exercise solutions (cells starting with ``# Solution``) whose input or output shows before the reader
+  opens them, or that do not show after their toggle is clicked (each one is opened).
+
+Full-page screenshots go to ``_build/screenshots/``. The second group of tests breaks a copy of a built page
+on purpose (a missing figure, no MathJax, an opened solution, an overlong code line) and checks that the
+checker says so. Without a built book or a browser these tests fail and say what to do; set
+``PERTURBBOOK_SKIP_BROWSER=1`` to skip them deliberately.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import contextlib
+import functools
+import http.server
 import os
+import re
 import shutil
-import socket
-import subprocess
-import tempfile
+import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,132 +36,343 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
+BUILD_HINT = "run 'bash scripts/build_book.sh' (command 1 of the README) first"
+WINDOW = (1440, 900)  # a common laptop screen, wide enough for the theme's full content column (854 px)
 
 pytestmark = pytest.mark.skipif(os.environ.get("PERTURBBOOK_SKIP_BROWSER") == "1",
                                 reason="PERTURBBOOK_SKIP_BROWSER=1 was set")
 
-CHECK = r"""
-(() => {
-  const imgs = Array.from(document.querySelectorAll('main img, article img'));
-  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
-  const text = (document.querySelector('main') || document.body).innerText;
-  return JSON.stringify({
-    title: document.title,
-    images: imgs.length, broken: broken,
-    mathjax: document.querySelectorAll('mjx-container').length,
-    math_nodes: document.querySelectorAll('.math').length,
-    raw_math: (text.match(/\\\(|\\\[|\$\$/g) || []).length,
-    errors: document.querySelectorAll('.output.error, .output.traceback, div.cell_output .ansi-red-fg').length
-            + (text.match(/Traceback \(most recent call last\)/g) || []).length,
-  });
-})()
+
+# ----------------------------------------------------------------------------------------------- the browser
+
+def _executables() -> tuple[str, str]:
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None)
+        pytest.fail(f"No {missing} found: {BUILD_HINT}; it installs Debian's chromium and chromium-driver "
+                    "(or: apt-get install chromium chromium-driver). PERTURBBOOK_SKIP_BROWSER=1 skips this test.")
+    return browser, driver
+
+
+def start_browser():
+    """Headless Chromium driven by Selenium through the chromium-driver that matches it (no driver download)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail(f"selenium is not installed in this environment: {BUILD_HINT} (it installs requirements.txt).")
+    browser, driver = _executables()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+        options.add_argument(arg)
+    try:
+        chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    except Exception as error:  # e.g. driver and browser of different versions
+        pytest.fail(f"Could not start {browser} through {driver}: {error}\n{BUILD_HINT} to install Debian's "
+                    "matching chromium and chromium-driver.")
+    chrome.set_script_timeout(90)
+    chrome.set_page_load_timeout(90)
+    return chrome
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    """Serve a built book from 127.0.0.1 (as a reader gets it); yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ------------------------------------------------------------------------------------------ the page checker
+
+# Scroll through the whole page so that lazily loaded content loads, then wait for images and for MathJax.
+SETTLE = r"""
+const done = arguments[arguments.length - 1];
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+(async () => {
+  for (const img of document.images) img.loading = 'eager';
+  const height = () => document.documentElement.scrollHeight;
+  for (let y = 0; y < height(); y += window.innerHeight / 2) { window.scrollTo(0, y); await sleep(25); }
+  window.scrollTo(0, 0);
+  const t0 = Date.now();
+  while (Date.now() - t0 < 20000 && Array.from(document.images).some(i => !i.complete)) await sleep(100);
+  let mathjax = 'absent';
+  if (document.querySelector('.math')) {
+    // the load event has passed, so a MathJax script on the page has run: a few seconds is plenty
+    const t1 = Date.now();
+    while (Date.now() - t1 < 5000 && !(window.MathJax && MathJax.startup && MathJax.startup.promise)) {
+      await sleep(100);
+    }
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+      try { await MathJax.startup.promise; mathjax = 'typeset'; } catch (e) { mathjax = 'error: ' + e; }
+    }
+  }
+  await sleep(200);
+  done(mathjax);
+})();
+"""
+
+# Everything the checks need, measured over the whole document (not the viewport).
+MEASURE = r"""
+const main = document.querySelector('main') || document.body;
+const shown = el => el.getClientRects().length > 0 && el.offsetHeight > 0
+                    && (!el.checkVisibility || el.checkVisibility({visibilityProperty: true}));
+const brief = s => s.replace(/\s+/g, ' ').trim().slice(0, 80);
+const pageText = () => {  // prose only: code and scripts may contain $ or \( legitimately
+  const copy = main.cloneNode(true);
+  copy.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
+  return copy.textContent;
+};
+const article = document.querySelector('article.bd-article') || main;
+const column = article.getBoundingClientRect();
+const pres = Array.from(main.querySelectorAll('div.cell_input pre, div.cell_output pre, div.highlight pre'))
+  .filter(shown);
+const maths = Array.from(main.querySelectorAll('.math'));
+const outputs = Array.from(main.querySelectorAll('div.cell_output'));
+const solutions = Array.from(main.querySelectorAll('div.cell')).filter(cell => {
+  const code = cell.querySelector('div.cell_input pre');
+  return code && code.textContent.trimStart().startsWith('# Solution');
+});
+return {
+  title: document.title,
+  images: Array.from(document.images).map(i => ({
+    src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0, shown: shown(i)})),
+  math: maths.length,
+  untypeset: maths.filter(m => !m.querySelector('mjx-container')).map(m => brief(m.textContent)),
+  raw_math: (pageText().match(/\$\$|\\\(|\\\[|\$[^$\s][^$\n]*\$/g) || []).map(brief),
+  errors: outputs.filter(o => o.querySelector('.traceback, .error, .output.traceback, .output.error')
+                              || /Traceback \(most recent call last\)|^\w*(Error|Exception): /m.test(o.textContent))
+                 .map(o => brief(o.textContent)),
+  wide: pres.filter(p => p.scrollWidth > p.clientWidth + 1 || p.getBoundingClientRect().right > column.right + 1)
+            .map(p => ({text: brief(p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '')),
+                        scroll: p.scrollWidth, client: p.clientWidth})),
+  column: Math.round(column.width),
+  solutions: solutions.map(cell => ({
+    toggles: cell.querySelectorAll('details > summary').length,
+    open: cell.querySelectorAll('details[open]').length,
+    visible: Array.from(cell.querySelectorAll('div.cell_input, div.cell_output')).filter(shown).length,
+    parts: cell.querySelectorAll('div.cell_input, div.cell_output').length,
+  })),
+};
+"""
+
+OPEN_SOLUTIONS = r"""
+const cells = Array.from(document.querySelectorAll('main div.cell')).filter(cell => {
+  const code = cell.querySelector('div.cell_input pre');
+  return code && code.textContent.trimStart().startsWith('# Solution');
+});
+return cells.map(cell => Array.from(cell.querySelectorAll('details:not([open]) > summary')));
 """
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.fail("No Chromium found: install it (Debian: apt-get install chromium), or set PERTURBBOOK_SKIP_BROWSER=1.")
+def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
+    """A PNG of the full page height, not just the first screen: Chrome DevTools' captureBeyondViewport, in
+    slices (a single capture taller than Chromium's texture limit comes back blank) stitched with Pillow."""
+    import io
+
+    from PIL import Image
+
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    width, height = int(size["width"]), int(size["height"])
+    page = Image.new("RGB", (width, height), "white")
+    for top in range(0, height, slice_height):
+        clip = {"x": 0, "y": top, "width": width, "height": min(slice_height, height - top), "scale": 1}
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
+                                      {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        page.paste(Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"), (0, top))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.save(path, optimize=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def check_page(driver, url: str, name: str | None = None, shot: Path | None = None,
+               require_solution: bool = False) -> list[str]:
+    """Open ``url`` and return what a reader would see go wrong on it, one readable message per problem.
 
-
-class Browser:
-    def __init__(self):
-        import websocket
-
-        self.port = _free_port()
-        self.profile = tempfile.mkdtemp(prefix="chromium-")
-        self.proc = subprocess.Popen(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", "--disable-sync", "--allow-file-access-from-files",
-             f"--user-data-dir={self.profile}", f"--remote-debugging-port={self.port}", "--window-size=1200,1600",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json", timeout=2))
-                page = next(t for t in targets if t["type"] == "page")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise RuntimeError("Chromium did not start its DevTools endpoint within 30 s")
-                time.sleep(0.3)
-        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
-        self.counter = 0
-
-    def call(self, method, **params):
-        self.counter += 1
-        self.ws.send(json.dumps({"id": self.counter, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == self.counter:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message.get("result", {})
-
-    def open(self, url: str, settle: float = 20.0) -> dict:
-        self.call("Page.enable")
-        self.call("Page.navigate", url=url)
-        deadline = time.time() + settle
-        report = {}
-        while time.time() < deadline:  # wait until MathJax has typeset the page (or time runs out)
-            time.sleep(0.5)
-            value = self.call("Runtime.evaluate", expression=CHECK, returnByValue=True)["result"].get("value")
-            if value:
-                report = json.loads(value)
-                if report["math_nodes"] == 0 or report["mathjax"] > 0:
-                    time.sleep(0.5)
-                    report = json.loads(self.call("Runtime.evaluate", expression=CHECK, returnByValue=True)["result"]["value"])
-                    break
-        return report
-
-    def screenshot(self, path: Path):
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
-        path.write_bytes(base64.b64decode(data))
-
-    def close(self):
-        try:
-            self.ws.close()
-        finally:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
-def pages() -> list[Path]:
-    if not (HTML / "index.html").exists():
-        pytest.fail(f"No built book at {HTML}: run 'bash scripts/build_book.sh' first.")
-    return [HTML / "index.html", *sorted((HTML / "notebooks").glob("*.html")),
-            *[HTML / f"{p}.html" for p in ("course", "glossary", "status") if (HTML / f"{p}.html").exists()]]
-
-
-def test_every_page_renders_in_a_browser():
-    targets = pages()
-    assert len([p for p in targets if p.parent.name == "notebooks"]) >= 7, "every chapter page must be built"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    browser = Browser()
+    Solutions on the page are checked closed, then opened one by one by clicking their toggles and checked
+    visible. ``shot``: where to save a full-page screenshot (taken with the solutions still closed).
+    ``require_solution``: report a page without any solution to open (every chapter has exercises).
+    """
+    name = name or url
+    driver.get(url)
+    mathjax = driver.execute_async_script(SETTLE)
+    page = driver.execute_script(MEASURE)
+    if shot is not None:
+        screenshot(driver, shot)
     problems = []
+    for image in page["images"]:
+        if not image["ok"]:
+            problems.append(f"{name}: image did not load: {image['src']}")
+    if page["untypeset"]:
+        problems.append(f"{name}: {len(page['untypeset'])} of {page['math']} math elements not typeset by "
+                        f"MathJax ({mathjax}), e.g. {page['untypeset'][0]!r}")
+    if page["raw_math"]:
+        problems.append(f"{name}: {len(page['raw_math'])} raw math delimiters left in the text, e.g. "
+                        f"{page['raw_math'][0]!r}")
+    for error in page["errors"]:
+        problems.append(f"{name}: error output in a cell: {error!r}")
+    for pre in page["wide"]:
+        problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content in "
+                        f"{pre['client']} px; column {page['column']} px): {pre['text']!r}")
+    if require_solution and not page["solutions"]:
+        problems.append(f"{name}: no exercise solution (a cell starting with '# Solution') on the page")
+    for n, solution in enumerate(page["solutions"], start=1):
+        if solution["toggles"] == 0:
+            problems.append(f"{name}: solution {n} has no toggle: it is shown to every reader")
+        elif solution["open"] or solution["visible"]:
+            problems.append(f"{name}: solution {n} is visible before it is opened ({solution['visible']} of "
+                            f"{solution['parts']} parts shown: input and output must stay hidden)")
+    # open each closed solution by clicking its toggle, as a reader would, and check that it shows then
+    toggles = driver.execute_script(OPEN_SOLUTIONS)
+    for n, summaries in enumerate(toggles, start=1):
+        for summary in summaries:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", summary)
+            summary.click()
+        time.sleep(0.2)
+        after = driver.execute_script(MEASURE)["solutions"][n - 1]
+        if summaries and after["visible"] < after["parts"]:
+            problems.append(f"{name}: solution {n} did not show when its toggle was clicked ({after['visible']} of "
+                            f"{after['parts']} parts shown)")
+    if toggles:  # code inside the opened solutions must fit the column too
+        known = {pre["text"] for pre in page["wide"]}
+        for pre in driver.execute_script(MEASURE)["wide"]:
+            if pre["text"] not in known:
+                problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content "
+                                f"in {pre['client']} px; column {page['column']} px): {pre['text']!r}")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------- the whole book
+
+def book_pages(html: Path = HTML) -> list[Path]:
+    if not (html / "index.html").exists():
+        pytest.fail(f"No built book at {html}: {BUILD_HINT}.")
+    return [html / "index.html", *sorted((html / "notebooks").glob("*.html")),
+            *[html / f"{p}.html" for p in ("course", "glossary", "status") if (html / f"{p}.html").exists()]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (HTML / "index.html").exists():  # say what is missing before starting a browser
+        pytest.fail(f"No built book at {HTML}: {BUILD_HINT}.")
+    driver = start_browser()
     try:
-        for page in targets:
-            report = browser.open(page.as_uri())
-            browser.screenshot(SHOTS / f"{page.stem}.png")
-            name = page.relative_to(HTML)
-            if report.get("broken"):
-                problems.append(f"{name}: images that did not load: {report['broken'][:3]}")
-            if report.get("math_nodes", 0) and not report.get("mathjax"):
-                problems.append(f"{name}: {report['math_nodes']} math nodes but nothing typeset by MathJax")
-            if report.get("raw_math"):
-                problems.append(f"{name}: {report['raw_math']} raw math delimiters left in the text")
-            if report.get("errors"):
-                problems.append(f"{name}: {report['errors']} error outputs")
-            if page.parent.name == "notebooks" and report.get("images", 0) == 0:
-                problems.append(f"{name}: a chapter page without any figure")
+        yield driver
     finally:
-        browser.close()
-    assert not problems, "\n".join(problems)
+        driver.quit()
+
+
+def test_every_page_renders_in_a_browser(browser):
+    pages = book_pages()
+    chapters = [p for p in pages if p.parent.name == "notebooks"]
+    assert len(chapters) >= 7, "every chapter page must be built"
+    problems = []
+    with serve(HTML) as base:
+        for page in pages:
+            relative = page.relative_to(HTML)
+            shot = SHOTS / f"{page.stem}.png"
+            problems += check_page(browser, f"{base}/{relative.as_posix()}", str(relative), shot=shot,
+                                   require_solution=page in chapters)
+            assert shot.stat().st_size > 0
+    assert not problems, "what a reader of the book would see go wrong:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------- the checker finds each problem on a broken copy
+
+def _example_chapter(html: Path) -> Path:
+    """A chapter page with math, a figure and a solution: the page the broken copies are made from."""
+    for page in book_pages(html):
+        text = page.read_text()
+        if page.parent.name == "notebooks" and 'class="math' in text and "_images/" in text and "# Solution" in text:
+            return page
+    pytest.fail(f"No chapter page of {html} has math, a figure and a solution to break: {BUILD_HINT}.")
+
+
+@pytest.fixture
+def book_copy(tmp_path):
+    """A copy of the built book in a temporary folder, and the chapter page in it to break."""
+    book_pages()
+    copy = tmp_path / "html"
+    shutil.copytree(HTML, copy, ignore=shutil.ignore_patterns("_sources", "*.ipynb"))
+    return copy, _example_chapter(copy)
+
+
+def _check_copy(browser, copy: Path, page: Path) -> list[str]:
+    with serve(copy) as base:
+        return check_page(browser, f"{base}/{page.relative_to(copy).as_posix()}", page.name)
+
+
+def _edit(page: Path, pattern: str, replacement: str, count: int = 1) -> None:
+    text = page.read_text()
+    new, n = re.subn(pattern, replacement, text, count=count, flags=re.S)
+    assert n, f"{pattern!r} not found in {page}: the built page's layout changed; update this test"
+    page.write_text(new)
+
+
+def test_intact_copy_has_no_problems(browser, book_copy):
+    copy, page = book_copy
+    assert _check_copy(browser, copy, page) == []
+
+
+def test_missing_figure_is_reported(browser, book_copy):
+    copy, page = book_copy
+    image = re.search(r'<img[^>]*src="(?:\.\./)*(_images/[^"]+)"', page.read_text()).group(1)
+    (copy / image).unlink()
+    problems = _check_copy(browser, copy, page)
+    assert any("image did not load" in p and image.split("/")[-1] in p for p in problems), problems
+
+
+def test_untypeset_math_is_reported(browser, book_copy):
+    copy, page = book_copy
+    _edit(page, r'<script[^>]*src="[^"]*mathjax[^"]*"[^>]*>\s*</script>', "", count=0)
+    problems = _check_copy(browser, copy, page)
+    assert any("math elements not typeset by MathJax" in p for p in problems), problems
+    assert any("raw math delimiters left in the text" in p for p in problems), problems
+
+
+def test_solution_shown_before_opening_is_reported(browser, book_copy):
+    copy, page = book_copy
+    _edit(page, r'<details class="([^"]*)">(\s*<summary[^>]*>\s*<p[^>]*>Show solution)', r'<details class="\1" open>\2')
+    problems = _check_copy(browser, copy, page)
+    assert any("solution 1 is visible before it is opened" in p for p in problems), problems
+
+
+def test_solution_output_outside_its_toggle_is_reported(browser, book_copy):
+    # the layout of the old 'hide-input' tag: the code is behind the toggle, its output (the answer) is not
+    copy, page = book_copy
+    _edit(page, r'(Show solution.*?)(<div class="cell_output docutils container">.*?</div>\s*</div>\s*)(</details>)',
+          r"\1\3\2")
+    problems = _check_copy(browser, copy, page)
+    assert any("solution 1 is visible before it is opened" in p for p in problems), problems
+
+
+def test_error_output_is_reported(browser, book_copy):
+    copy, page = book_copy
+    traceback = ('<div class="cell_output docutils container"><div class="output traceback highlight-ipythontb">'
+                 '<div class="highlight"><pre>Traceback (most recent call last)\nValueError: broken on purpose</pre>'
+                 "</div></div></div>")
+    _edit(page, r'(<div class="cell_input docutils container">)', traceback + r"\1")
+    problems = _check_copy(browser, copy, page)
+    assert any("error output in a cell" in p and "broken on purpose" in p for p in problems), problems
+
+
+def test_overflowing_code_cell_is_reported(browser, book_copy):
+    copy, page = book_copy
+    _edit(page, r'(<div class="cell_input docutils container">\s*<div class="highlight[^"]*"><div class="highlight">'
+                r"<pre>)", r"\1overlong = " + "9" * 300 + "\n")
+    problems = _check_copy(browser, copy, page)
+    assert any("code cell wider than the content column" in p and "overlong = 999" in p for p in problems), problems

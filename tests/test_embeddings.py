@@ -7,24 +7,47 @@ import pytest
 import torch
 
 from helpers import embeddings, linear
-from helpers.models import scgpt
 from helpers.models.scgpt import CheckpointError
 
-from .test_scgpt import write_released_layout
+from .test_scgpt import REFERENCE, needs_reference, write_foundation_checkpoint
+
+
+def _layer_norm(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """PyTorch's LayerNorm by its formula (biased variance over the last dimension)."""
+    mean = rows.mean(axis=-1, keepdims=True)
+    var = ((rows - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (rows - mean) / np.sqrt(var + eps) * weight + bias
 
 
 def test_scgpt_extraction_applies_the_encoder_layernorm(tmp_path):
-    original, vocab = write_released_layout(tmp_path / "ckpt", n_genes=20, d=16)
-    with torch.no_grad():
-        original.encoder.enc_norm.weight.mul_(3.0)  # a non-trivial LayerNorm, as in a trained model
-    scgpt.save_checkpoint(original, vocab, tmp_path / "ckpt2")
-    table = embeddings.scgpt_gene_embedding(tmp_path / "ckpt2")
-    assert table.shape == (20, 16) and "<pad>" not in table.index
-    raw = original.encoder.embedding.weight[vocab["GENE3"]].detach()
-    expected = original.encoder.enc_norm(raw).detach().numpy()
-    np.testing.assert_allclose(table.loc["GENE3"].to_numpy(), expected, rtol=1e-6)
-    assert not np.allclose(table.loc["GENE3"].to_numpy(), raw.numpy())  # not the raw weights
-    assert "gene encoder" in table.attrs["provenance"]
+    written, vocab = write_foundation_checkpoint(tmp_path / "ckpt", n_genes=20, d=16)
+    table = embeddings.scgpt_gene_embedding(tmp_path / "ckpt")
+    assert table.shape == (20, 16) and "<pad>" not in table.index and list(table.index[:2]) == ["GENE0", "GENE1"]
+    raw = written["encoder.embedding.weight"].numpy()
+    expected = _layer_norm(raw[:20], written["encoder.enc_norm.weight"].numpy(), written["encoder.enc_norm.bias"].numpy())
+    np.testing.assert_allclose(table.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(table.loc["GENE3"].to_numpy(), raw[3])  # not the raw weights
+    assert table.attrs["provenance"] == "scGPT checkpoint ckpt: gene encoder (embedding + LayerNorm)"
+
+
+@needs_reference
+def test_scgpt_extraction_from_a_checkpoint_of_the_real_code():
+    state = torch.load(REFERENCE / "v0.2.1" / "best_model.pt", weights_only=True)
+    table = embeddings.scgpt_gene_embedding(REFERENCE / "v0.2.1")
+    assert table.shape == (60, 32)
+    expected = _layer_norm(state["encoder.embedding.weight"].numpy()[:60], state["encoder.enc_norm.weight"].numpy(),
+                           state["encoder.enc_norm.bias"].numpy())
+    np.testing.assert_allclose(table.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_books_own_model_is_not_labelled_scgpt(tmp_path, norman_subset):
+    from helpers.models import training
+
+    small = norman_subset[norman_subset.obs["condition"].isin(["ctrl", "KLF1+MAP2K6"])].copy()
+    folder, _ = training.pretrain_tiny_checkpoint(small, tmp_path / "tiny", epochs=1, max_seq_len=32)
+    table = embeddings.scgpt_gene_embedding(folder)
+    assert table.attrs["provenance"].startswith("the book's tiny transformer (tiny, pretrained by the book; not scGPT)")
+    assert table.columns[0] == "tiny1"
 
 
 def test_scfoundation_extraction_from_the_models_ckpt_layout(tmp_path):
@@ -68,3 +91,15 @@ def test_go_graph_embedding_and_alignment_counts():
     assert set(near.index) <= {"RPS6", "RPL11"}
     aligned, missing = linear.align_gene_embedding(table, ["CEBPA", "NOT_A_GENE", "RPL3"])
     assert list(aligned.index) == ["CEBPA", "RPL3"] and missing == ["NOT_A_GENE"]
+
+
+def test_chapter_5_paper_profile_requires_an_explicit_checkpoint(tmp_path):
+    """No silent reuse of a checkpoint left by an earlier build: the paper profile stops with the fix."""
+    import papermill as pm
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(pm.PapermillExecutionError, match="The paper profile needs scgpt_checkpoint"):
+        pm.execute_notebook(str(root / "notebooks" / "05_embeddings.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "paper"}, cwd=str(root / "notebooks"), kernel_name="python3",
+                            progress_bar=False)

@@ -182,3 +182,27 @@ def test_forest_coverage_rule_common_set_and_ratio_by_hand():
     assert table.loc["mean", ["mean_ratio", "lower", "upper"]].tolist() == pytest.approx([1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="No rows of the baseline 'additive'"):
         metrics.forest(pd.DataFrame(rows), "additive")
+
+
+def test_chapter3_quick_profile_claims_hold_on_its_simulated_screens():
+    """Chapter 3's prose on its quick profile: on the two simulated lines (the chapter's own parameters),
+    the training-only linear model lands within a few percent of the mean, random embeddings do not beat
+    the mean, and the embedding learned on the other line does (all by the simulator's construction)."""
+    from helpers import baselines, benchmark
+    from helpers.pseudobulk import pseudobulk
+    from helpers.simulate import simulate_screen
+
+    screen = simulate_screen(n_genes=2000, n_single=300, n_double=0, cells_per_condition=50, modality="CRISPRi",
+                             cell_lines=("simK562", "simRPE1"), second_line_overlap=0.8, seed=0)
+    pbs = [pseudobulk(a) for a in screen.adatas.values()]
+    tables = []
+    for pb, other in (pbs, pbs[::-1]):
+        splits_ = [single_split(pb.conditions, seed, dataset=pb.dataset) for seed in (1, 2)]
+        methods = {"mean": baselines.mean_baseline, **linear.paper_variants(other, k=10, ridge=0.1)}
+        tables.append(benchmark.run_methods(pb, splits_, methods, n_top=1000, allow_missing=True)[0])
+    forest = metrics.forest(pd.concat(tables, ignore_index=True), "mean", n_boot=2000)
+    for dataset, rows in forest.groupby("dataset"):
+        rows = rows.set_index("method")
+        assert abs(rows.loc["linear", "mean_ratio"] - 1) < 0.05, dataset  # "near the mean"
+        assert (rows.loc[["linear_random_G", "linear_random_P"], "upper"] >= 1).all(), dataset  # no better
+        assert rows.loc["linear_P_other_screen", "upper"] < 1, dataset  # better than the mean

@@ -1,8 +1,19 @@
-"""The scGPT-compatible model: released checkpoint layout, loading, training, determinism."""
+"""scGPT's perturbation architecture: the real scGPT code's outputs, the released checkpoint layout, training.
+
+Oracles, none written by the code under test:
+
+* ``../shared/reference/scgpt/<version>/``: tiny ``TransformerGenerator`` models built and run by the real
+  scGPT code (tag v0.2.1 and master cebd6fa): state dict, vocab.json, args.json and the real model's outputs
+  in eval and train mode (``case.npz``).
+* :func:`write_foundation_checkpoint`: a foundation checkpoint written key by key as the released
+  ``scGPT_human`` folder holds it (flash-attention ``self_attn.Wqkv.*`` names, pretraining heads
+  ``decoder.fc``, ``cls_decoder``, ``mvc_decoder``, the released args.json keys), without the book's writer.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,56 +23,196 @@ from helpers.models import scgpt, training
 from helpers.models.scgpt import CheckpointError, ScGPTConfig, ScGPTPerturbationModel
 from helpers.splits import holdout_split
 
+from .conftest import SHARED
 
-def write_released_layout(path, n_genes=50, d=16, nlayers=2, seed=0):
-    """A tiny checkpoint exactly like scGPT_human/: flash-attention key names, extra cls/mvc heads,
-    special tokens in the vocabulary, args.json with the released keys."""
-    torch.manual_seed(seed)
-    vocab = {f"GENE{i}": i for i in range(n_genes)} | {"<pad>": n_genes, "<cls>": n_genes + 1, "<eoc>": n_genes + 2}
-    config = ScGPTConfig(ntoken=n_genes + 3, embsize=d, nheads=2, d_hid=32, nlayers=nlayers, dropout=0.2)
-    model = ScGPTPerturbationModel(config, pad_id=vocab["<pad>"])
-    extra = {"cls_decoder._decoder.0.weight": torch.randn(d, d), "cls_decoder.out_layer.weight": torch.randn(3, d),
-             "mvc_decoder.gene2query.weight": torch.randn(d, d), "mvc_decoder.W.weight": torch.randn(d, d)}
+REFERENCE = SHARED / "reference" / "scgpt"
+VERSIONS = {"v0.2.1": "0.2.1", "master-cebd6fa": "0.2.2+"}
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason=f"{REFERENCE} (outputs of the real scGPT code) is not beside this checkout")
+
+# scGPT_human's args.json (census whole-human run), shrunk to a tiny model; the other keys as released
+RELEASED_ARGS = {
+    "data_source": "/scratch/ssd004/datasets/cellxgene/scb_strict/human", "load_model": None, "n_hvg": None,
+    "valid_size_or_ratio": 0.003, "dist_backend": "nccl", "grad_accu_steps": 1, "input_style": "binned",
+    "input_emb_style": "continuous", "n_bins": 51, "max_seq_len": 1200, "training_tasks": "both",
+    "mask_ratio": [0.25, 0.5, 0.75], "trunc_by_sample": True, "vocab_path": "default_census_vocab.json",
+    "batch_size": 32, "epochs": 6, "lr": 0.0001, "fp16": True, "fast_transformer": True, "nlayers": 2,
+    "nheads": 2, "embsize": 16, "d_hid": 32, "dropout": 0.2, "n_layers_cls": 3, "mask_value": -1,
+    "pad_value": -2, "MVC": True, "USE_GENERATIVE_TRAINING": True,
+}
+
+
+def write_foundation_checkpoint(path, n_genes=20, d=16, d_hid=32, nlayers=2, seed=0):
+    """A foundation checkpoint in the released layout, tensor by tensor; returns the state dict written."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+    state = {"encoder.embedding.weight": r(n_genes + 3, d), "encoder.enc_norm.weight": 1 + r(d),
+             "encoder.enc_norm.bias": r(d), "value_encoder.linear1.weight": r(d, 1),
+             "value_encoder.linear1.bias": r(d), "value_encoder.linear2.weight": r(d, d),
+             "value_encoder.linear2.bias": r(d), "value_encoder.norm.weight": r(d), "value_encoder.norm.bias": r(d)}
+    for i in range(nlayers):
+        layer = f"transformer_encoder.layers.{i}."
+        state |= {layer + "self_attn.Wqkv.weight": r(3 * d, d), layer + "self_attn.Wqkv.bias": r(3 * d),
+                  layer + "self_attn.out_proj.weight": r(d, d), layer + "self_attn.out_proj.bias": r(d),
+                  layer + "linear1.weight": r(d_hid, d), layer + "linear1.bias": r(d_hid),
+                  layer + "linear2.weight": r(d, d_hid), layer + "linear2.bias": r(d),
+                  layer + "norm1.weight": r(d), layer + "norm1.bias": r(d),
+                  layer + "norm2.weight": r(d), layer + "norm2.bias": r(d)}
+    state |= {"decoder.fc.0.weight": r(d, d), "decoder.fc.0.bias": r(d), "decoder.fc.2.weight": r(d, d),
+              "decoder.fc.2.bias": r(d), "decoder.fc.4.weight": r(1, d), "decoder.fc.4.bias": r(1),
+              "cls_decoder._decoder.0.weight": r(d, d), "cls_decoder._decoder.0.bias": r(d),
+              "cls_decoder.out_layer.weight": r(1, d), "cls_decoder.out_layer.bias": r(1),
+              "mvc_decoder.gene2query.weight": r(d, d), "mvc_decoder.gene2query.bias": r(d),
+              "mvc_decoder.norm.weight": r(d), "mvc_decoder.norm.bias": r(d), "mvc_decoder.W.weight": r(d, d)}
     path.mkdir(parents=True)
-    scgpt.save_checkpoint(model, vocab, path, extra_tensors=extra)
-    args = json.loads((path / "args.json").read_text())
-    args.update({"n_layers_cls": 3, "max_seq_len": 1200, "mask_ratio": [0.25, 0.5, 0.75], "fast_transformer": True})
-    (path / "args.json").write_text(json.dumps(args))
-    return model, vocab
+    torch.save(state, path / "best_model.pt")
+    vocab = {f"GENE{i}": i for i in range(n_genes)} | {"<pad>": n_genes, "<cls>": n_genes + 1, "<eoc>": n_genes + 2}
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    args = RELEASED_ARGS | {"embsize": d, "d_hid": d_hid, "nlayers": nlayers}
+    (path / "args.json").write_text(json.dumps(args, indent=4))
+    return state, vocab
 
 
-def test_released_layout_has_flash_attention_names(tmp_path):
-    write_released_layout(tmp_path / "ckpt")
+def _case(version):
+    return dict(np.load(REFERENCE / version / "case.npz"))
+
+
+def _inputs(case, rows=slice(None)):
+    return [torch.as_tensor(case[k][rows]) for k in ("gene_ids", "values", "pert_flags", "padding_mask")]
+
+
+def _undo_one_batchnorm_update(model, case):
+    """The reference's ``output_eval`` was taken before its train-mode call, but ``best_model.pt`` was saved
+    after it (``bn.num_batches_tracked == 1``), so the stored running statistics include that call's
+    update ``running = 0.9 * before + 0.1 * batch`` (unbiased variance over all tokens). Undo it."""
+    assert int(model.bn.num_batches_tracked) == 1
+    ids, values, flags, _ = _inputs(case)
+    with torch.no_grad():
+        x = (model.encoder(ids) + model.value_encoder(values) + model.pert_encoder(flags)).reshape(-1, model.config.embsize)
+        model.bn.running_mean.copy_((model.bn.running_mean - 0.1 * x.mean(0)) / 0.9)
+        model.bn.running_var.copy_((model.bn.running_var - 0.1 * x.var(0, unbiased=True)) / 0.9)
+
+
+@needs_reference
+@pytest.mark.parametrize("folder", VERSIONS)
+def test_whole_fine_tuned_checkpoint_reproduces_the_real_scgpt_outputs(folder):
+    model, vocab, report = scgpt.load_model(REFERENCE / folder)
+    case = _case(folder)
+    assert report.version == model.version == VERSIONS[folder] and "detected" in report.version_reason
+    state = torch.load(REFERENCE / folder / "best_model.pt", weights_only=True)
+    assert sorted(report.loaded) == sorted(model.state_dict()) == sorted(k for k in state if not k.startswith("cls_"))
+    assert report.skipped == sorted(k for k in state if k.startswith("cls_decoder.")) and len(report.skipped) == 10
+    assert len(vocab) == 63 and model.config.pert_pad_id == 2
+    with torch.no_grad():
+        if folder == "v0.2.1":
+            _undo_one_batchnorm_update(model, case)
+        np.testing.assert_allclose(model(*_inputs(case)).numpy(), case["output_eval"], atol=1e-5, rtol=0)
+        model.train()  # dropout is 0: in 0.2.1 BatchNorm uses the batch's statistics (padded tokens included)
+        np.testing.assert_allclose(model(*_inputs(case)).numpy(), case["output_train"], atol=1e-5, rtol=0)
+    if folder == "v0.2.1":  # the train-mode call moved the running statistics exactly as the real one did
+        for name in ("running_mean", "running_var"):
+            np.testing.assert_allclose(getattr(model.bn, name).numpy(), state[f"bn.{name}"].numpy(), atol=1e-6)
+
+
+@needs_reference
+def test_v021_train_and_eval_differ_by_batchnorm_only():
+    """The real 0.2.1 outputs differ between modes (BatchNorm); master's do not (no BatchNorm, dropout 0)."""
+    old, new = _case("v0.2.1"), _case("master-cebd6fa")
+    assert np.abs(old["output_train"] - old["output_eval"]).max() > 1e-2
+    assert np.abs(new["output_train"] - new["output_eval"]).max() < 1e-6
+    model, _, _ = scgpt.load_model(REFERENCE / "v0.2.1")
+    assert isinstance(model.bn, torch.nn.BatchNorm1d) and model.bn.eps == pytest.approx(6.1e-5)
+    master, _, _ = scgpt.load_model(REFERENCE / "master-cebd6fa")
+    assert not hasattr(master, "bn") and isinstance(master.decoder, scgpt.AffineExprDecoder)
+
+
+@needs_reference
+@pytest.mark.parametrize("folder", VERSIONS)
+def test_flash_attention_names_load_into_the_whole_model(folder, tmp_path):
+    """The same checkpoint with the attention tensors under flash-attention's names gives the same outputs."""
+    shutil.copytree(REFERENCE / folder, tmp_path / "ckpt")
     state = torch.load(tmp_path / "ckpt" / "best_model.pt", weights_only=True)
-    assert "transformer_encoder.layers.0.self_attn.Wqkv.weight" in state
-    assert not any("in_proj" in k for k in state)
-    assert "cls_decoder.out_layer.weight" in state
+    flash = {k.replace("self_attn.in_proj_weight", "self_attn.Wqkv.weight").replace("self_attn.in_proj_bias",
+                                                                                   "self_attn.Wqkv.bias"): v
+             for k, v in state.items()}
+    assert sum(".Wqkv." in k for k in flash) == 4
+    torch.save(flash, tmp_path / "ckpt" / "best_model.pt")
+    model, _, report = scgpt.load_model(tmp_path / "ckpt")
+    assert report.renamed == 4
+    case = _case(folder)
+    with torch.no_grad():
+        model.train()
+        np.testing.assert_allclose(model(*_inputs(case)).numpy(), case["output_train"], atol=1e-5, rtol=0)
 
 
-def test_loader_transfers_tensors_bit_identical(tmp_path):
-    original, vocab = write_released_layout(tmp_path / "ckpt")
+@needs_reference
+def test_unpadded_batch_runs_without_a_mask_and_gives_the_same_output():
+    """Cells 0-2 of the reference batch are not padded: the real model's outputs for them are the oracle."""
+    case = _case("master-cebd6fa")
+    model, _, _ = scgpt.load_model(REFERENCE / "master-cebd6fa")
+    ids, values, flags, mask = _inputs(case, slice(0, 3))
+    assert not mask.any()
+    calls = []
+    hook = model.transformer_encoder.register_forward_pre_hook(lambda m, a, kw: calls.append(kw.get("src_key_padding_mask")),
+                                                               with_kwargs=True)
+    with torch.no_grad():
+        for given in (None, mask):
+            np.testing.assert_allclose(model(ids, values, flags, given).numpy(), case["output_eval"][:3], atol=1e-5, rtol=0)
+        model(*_inputs(case))
+    hook.remove()
+    assert calls[0] is None and calls[1] is None and calls[2] is not None  # the padded batch keeps its mask
+
+
+@needs_reference
+def test_load_model_refuses_what_it_cannot_load_whole(tmp_path):
+    with pytest.raises(CheckpointError, match=r"bn\.\* tensors"):
+        scgpt.load_model(REFERENCE / "v0.2.1", version="0.2.2+")
+    write_foundation_checkpoint(tmp_path / "foundation")
+    with pytest.raises(CheckpointError, match="neither bn"):
+        scgpt.load_model(tmp_path / "foundation")
+    shutil.copytree(REFERENCE / "v0.2.1", tmp_path / "zero")
+    state = torch.load(tmp_path / "zero" / "best_model.pt", weights_only=True)
+    torch.save(state | {"decoder.zero_logit.0.weight": torch.zeros(32, 32)}, tmp_path / "zero" / "best_model.pt")
+    with pytest.raises(CheckpointError, match="1 checkpoint tensors have no place"):
+        scgpt.load_model(tmp_path / "zero")
+    torch.save({k: v for k, v in state.items() if k != "bn.running_var"}, tmp_path / "zero" / "best_model.pt")
+    with pytest.raises(CheckpointError, match=r"1 model tensors are not in the checkpoint \(e.g. \['bn.running_var'\]"):
+        scgpt.load_model(tmp_path / "zero")
+    with pytest.raises(CheckpointError, match="both bn"):
+        scgpt.detect_version({"bn.weight": 0, "decoder.coeff_decoder.fc.0.weight": 0})
+    with pytest.raises(ValueError, match="Unknown scGPT architecture version"):
+        ScGPTConfig(ntoken=5, version="0.3")
+
+
+def test_foundation_checkpoint_transfers_the_released_tensors(tmp_path):
+    written, vocab = write_foundation_checkpoint(tmp_path / "ckpt")
     model, loaded_vocab, report = scgpt.load_pretrained(tmp_path / "ckpt")
     assert loaded_vocab == vocab
+    assert report.version == "0.2.1" and "not detectable" in report.version_reason
     ours = model.state_dict()
-    theirs = original.state_dict()
-    transferred = [k for k in theirs if k.startswith(scgpt.TRANSFERRED_PREFIXES)]
-    assert sorted(report.loaded) == sorted(transferred)
-    for key in transferred:
-        assert torch.equal(ours[key], theirs[key]), key
-    assert report.renamed == 2 * 2  # weight and bias of 2 layers
-    assert {k.split(".")[0] for k in report.missing} == {"pert_encoder", "decoder"}
-    assert {k.split(".")[0] for k in report.skipped} == {"cls_decoder", "mvc_decoder", "pert_encoder", "decoder"}
-    assert "loaded" in report.summary()
+    for key, tensor in written.items():
+        target = key.replace("self_attn.Wqkv.", "self_attn.in_proj_")
+        if key.startswith(("encoder.", "value_encoder.", "transformer_encoder.")):
+            assert torch.equal(ours[target.replace(".weight", "_weight").replace(".bias", "_bias")
+                                    if ".Wqkv." in key else target], tensor), key
+    assert len(report.loaded) == 9 + 2 * 12 and report.renamed == 4
+    assert sorted(report.skipped) == sorted(k for k in written if k.startswith(("decoder.", "cls_", "mvc_")))
+    assert {k.split(".")[0] for k in report.missing} == {"pert_encoder", "bn", "decoder"}
+    assert model.config.embsize == 16 and model.config.nlayers == 2 and model.config.pad_value == -2
+    assert report.summary().startswith("built scGPT 0.2.1 architecture")
+    newer, _, report = scgpt.load_pretrained(tmp_path / "ckpt", version="0.2.2+")
+    assert "chosen explicitly" in report.version_reason and not hasattr(newer, "bn")
+    assert {k.split(".")[1] for k in report.missing if k.startswith("decoder.")} == {"coeff_decoder", "bias_decoder"}
 
 
 def test_vocab_without_specials_gets_them_appended(tmp_path):
-    write_released_layout(tmp_path / "ckpt")
+    write_foundation_checkpoint(tmp_path / "ckpt")
     vocab = json.loads((tmp_path / "ckpt" / "vocab.json").read_text())
     for token in ("<cls>", "<eoc>"):
         vocab.pop(token)
     (tmp_path / "ckpt" / "vocab.json").write_text(json.dumps(vocab))
     loaded = scgpt.load_vocab(tmp_path / "ckpt" / "vocab.json")
-    assert {"<pad>", "<cls>", "<eoc>"} <= set(loaded) and len(set(loaded.values())) == len(loaded)
+    assert loaded["<cls>"] == 21 and loaded["<eoc>"] == 22 and loaded["<pad>"] == 20
 
 
 def test_malformed_checkpoints_give_clear_errors(tmp_path):
@@ -70,7 +221,7 @@ def test_malformed_checkpoints_give_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"lacks \['vocab.json', 'args.json', 'best_model.pt'\]"):
         scgpt.load_pretrained(tmp_path / "empty")
-    write_released_layout(tmp_path / "ckpt")
+    write_foundation_checkpoint(tmp_path / "ckpt")
     args = json.loads((tmp_path / "ckpt" / "args.json").read_text())
     args["embsize"] = 32  # does not match the tensors
     (tmp_path / "ckpt" / "args.json").write_text(json.dumps(args))

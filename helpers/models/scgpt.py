@@ -1,22 +1,39 @@
-"""A compact scGPT-style perturbation model, weight-compatible with the released checkpoints (chapter 4).
+"""scGPT's perturbation model (``TransformerGenerator``) with the released parameter names (chapter 4).
 
-The architecture follows scGPT's ``TransformerGenerator`` as used for perturbation prediction
-(scgpt 0.2.1, the version the paper ran), with the **same parameter names** as the released
-``best_model.pt``, so that the real ``scGPT_human`` checkpoint loads into it:
+Two architecture versions, as released by scGPT (``ScGPTConfig.version``):
+
+* ``"0.2.1"`` (default; the version the paper's benchmark ran, tag v0.2.1): the summed gene + value +
+  perturbation embeddings go through ``bn = BatchNorm1d(d, eps=6.1e-5)`` (over the feature dimension: the
+  tensor is permuted to ``(batch, d, tokens)`` and back; statistics are taken over every token of the batch,
+  padded tokens included) right before the transformer (no dropout in between; the only dropout before the
+  transformer is the value encoder's, applied before the sum); the decoder is ``ExprDecoder``
+  (``decoder.fc.*``: Linear-LeakyReLU-Linear-LeakyReLU-Linear per token).
+* ``"0.2.2+"`` (master since commit 40f3a32, 2024-01-15): no BatchNorm; the decoder is
+  ``AffineExprDecoder``: two ``ExprDecoder`` heads (``decoder.coeff_decoder.fc.*``,
+  ``decoder.bias_decoder.fc.*``) and ``prediction = coeff(h) * input value + bias(h)`` (master's defaults:
+  no activation, no adaptive bias, no explicit zero probabilities).
+
+Shared by both:
 
 * ``encoder``: gene-token embedding ``encoder.embedding`` followed by ``encoder.enc_norm`` (LayerNorm);
-* ``value_encoder``: continuous value encoder, ``x -> LayerNorm(Linear(ReLU(Linear(clamp(x, max=512)))))``;
+* ``value_encoder``: continuous value encoder, ``x -> Dropout(LayerNorm(Linear(ReLU(Linear(clamp(x, max=512))))))``;
 * ``pert_encoder``: ``nn.Embedding(3, d, padding_idx=pert_pad_id)``, flag 1 marks a perturbed gene;
-* ``transformer_encoder``: ``nn.TransformerEncoder`` of post-norm ``nn.TransformerEncoderLayer`` (ReLU);
-* ``decoder``: scgpt 0.2.1's ``ExprDecoder``, ``fc = Linear-LeakyReLU-Linear-LeakyReLU-Linear`` per token.
+* ``transformer_encoder``: ``nn.TransformerEncoder`` of post-norm ``nn.TransformerEncoderLayer`` (ReLU).
 
-A cell is a set of gene tokens (no positions). Token embedding = gene + value + perturbation flag.
+A cell is a set of gene tokens (no positions).
 
 Checkpoint directory layout (released scGPT): ``vocab.json`` (symbol -> id, with ``<pad>``, ``<cls>``,
 ``<eoc>``), ``args.json`` (``embsize``, ``nheads``, ``d_hid``, ``nlayers``, ...), ``best_model.pt`` (a plain
-state dict; attention weights named ``self_attn.Wqkv.*`` by flash-attention). :func:`load_pretrained`
-renames those to PyTorch's ``self_attn.in_proj_*`` and transfers only the encoder, value encoder and
-transformer (as the benchmark did); the perturbation encoder and decoder start fresh.
+state dict; with flash-attention the attention weights are named ``self_attn.Wqkv.*``, renamed here to
+PyTorch's ``self_attn.in_proj_*``). Two loaders:
+
+* :func:`load_pretrained` transfers only the encoder, value encoder and transformer of a *foundation*
+  checkpoint (as the benchmark did); the perturbation encoder, BatchNorm and decoder start fresh.
+* :func:`load_model` loads a whole *fine-tuned perturbation* checkpoint, every tensor, strictly.
+
+The version is read from the checkpoint's tensors where they tell it (``bn.*`` -> 0.2.1,
+``decoder.coeff_decoder.*`` -> 0.2.2+); a foundation checkpoint has neither, so there it is chosen by the
+caller. :class:`LoadReport` says which version was built and why.
 """
 
 from __future__ import annotations
@@ -32,12 +49,15 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "VERSIONS",
     "ScGPTConfig",
     "ScGPTPerturbationModel",
     "LoadReport",
     "SPECIAL_TOKENS",
     "load_vocab",
     "load_pretrained",
+    "load_model",
+    "detect_version",
     "save_checkpoint",
     "map_genes",
     "TRANSFERRED_PREFIXES",
@@ -46,6 +66,10 @@ __all__ = [
 SPECIAL_TOKENS = ("<pad>", "<cls>", "<eoc>")
 TRANSFERRED_PREFIXES = ("encoder.", "value_encoder.", "transformer_encoder.")
 CHECKPOINT_FILES = ("vocab.json", "args.json", "best_model.pt")
+VERSIONS = ("0.2.1", "0.2.2+")
+# top-level modules of the perturbation model; a checkpoint's other tensors (cls_decoder, mvc_decoder, ...)
+# belong to heads this model does not have
+MODEL_MODULES = ("encoder", "value_encoder", "pert_encoder", "bn", "transformer_encoder", "decoder")
 
 
 class CheckpointError(ValueError):
@@ -65,15 +89,21 @@ class ScGPTConfig:
     pad_token: str = "<pad>"
     pad_value: float = -2.0
     pert_pad_id: int = 2
+    version: str = "0.2.1"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.version not in VERSIONS:
+            raise ValueError(f"Unknown scGPT architecture version {self.version!r}; choose one of {VERSIONS} "
+                             "(0.2.1: the paper's, with BatchNorm and ExprDecoder; 0.2.2+: master's AffineExprDecoder).")
 
     @classmethod
     def from_args(cls, args: dict, ntoken: int, **overrides) -> "ScGPTConfig":
         missing = [k for k in ("embsize", "nheads", "d_hid", "nlayers") if k not in args]
         if missing:
             raise CheckpointError(f"args.json lacks {missing}; it must describe the model (embsize, nheads, d_hid, nlayers).")
-        known = {k: args[k] for k in ("embsize", "nheads", "d_hid", "nlayers", "dropout", "pad_token", "pad_value")
-                 if k in args}
+        known = {k: args[k] for k in ("embsize", "nheads", "d_hid", "nlayers", "dropout", "pad_token", "pad_value",
+                                      "pert_pad_id") if k in args}
         extra = {k: v for k, v in args.items() if k not in known}
         return cls(ntoken=ntoken, extra=extra, **{**known, **overrides})
 
@@ -81,6 +111,7 @@ class ScGPTConfig:
         args = asdict(self)
         extra = args.pop("extra")
         args.pop("ntoken")
+        args.pop("version")  # the released args.json has no version; the tensors tell it (see detect_version)
         return {**extra, **args}
 
 
@@ -110,16 +141,34 @@ class ContinuousValueEncoder(nn.Module):
 
 
 class ExprDecoder(nn.Module):
+    """scGPT's ``ExprDecoder``: one value per token from the transformer output."""
+
     def __init__(self, d: int):
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         return self.fc(x).squeeze(-1)
 
 
+class AffineExprDecoder(nn.Module):
+    """scGPT >= 0.2.2's ``AffineExprDecoder`` (master's defaults): ``coeff(h) * input value + bias(h)``."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.coeff_decoder = ExprDecoder(d)
+        self.bias_decoder = ExprDecoder(d)
+
+    def forward(self, x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        return self.coeff_decoder(x) * values + self.bias_decoder(x)
+
+
 class ScGPTPerturbationModel(nn.Module):
-    """scGPT's perturbation ``TransformerGenerator`` (0.2.1 decoder) with the released parameter names."""
+    """scGPT's perturbation ``TransformerGenerator`` of ``config.version``, with the released parameter names.
+
+    ``forward(gene_ids, values, pert_flags, padding_mask)`` returns the predicted expression of every
+    token (scGPT's ``mlm_output``), ``[batch, tokens]``.
+    """
 
     def __init__(self, config: ScGPTConfig, pad_id: int):
         super().__init__()
@@ -129,18 +178,35 @@ class ScGPTPerturbationModel(nn.Module):
         self.encoder = GeneEncoder(config.ntoken, d, pad_id)
         self.value_encoder = ContinuousValueEncoder(d, config.dropout)
         self.pert_encoder = nn.Embedding(3, d, padding_idx=config.pert_pad_id)
+        if config.version == "0.2.1":
+            self.bn = nn.BatchNorm1d(d, eps=6.1e-5)
         layer = nn.TransformerEncoderLayer(d, config.nheads, config.d_hid, config.dropout, batch_first=True)
         self.transformer_encoder = nn.TransformerEncoder(layer, config.nlayers, enable_nested_tensor=False)
-        self.decoder = ExprDecoder(d)
+        self.decoder = ExprDecoder(d) if config.version == "0.2.1" else AffineExprDecoder(d)
+
+    @property
+    def version(self) -> str:
+        return self.config.version
 
     def forward(self, gene_ids: torch.Tensor, values: torch.Tensor, pert_flags: torch.Tensor,
-                padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted expression of every token: ``[batch, tokens]`` from ids, input values and 0/1 flags."""
+                padding_mask: torch.Tensor | None = None, *, always_mask: bool = False) -> torch.Tensor:
+        """Predicted expression of every token: ``[batch, tokens]`` from ids, input values and 0/1 flags.
+
+        ``padding_mask`` (True = ignore this token as a key) defaults to the ``<pad>`` tokens. When no token
+        of the batch is padded, the transformer runs without a mask (same output, faster inference);
+        ``always_mask=True`` passes the all-False mask anyway, as scGPT does (for comparisons).
+        """
         x = self.encoder(gene_ids) + self.value_encoder(values) + self.pert_encoder(pert_flags)
+        if self.config.version == "0.2.1":
+            # BatchNorm1d normalises dim 1: (batch, tokens, d) -> (batch, d, tokens) and back. In training
+            # mode the statistics cover every token of the batch, padded ones included, as in scGPT 0.2.1.
+            x = self.bn(x.permute(0, 2, 1)).permute(0, 2, 1)
         if padding_mask is None:
             padding_mask = gene_ids.eq(self.pad_id)
+        if not always_mask and not bool(padding_mask.any()):
+            padding_mask = None
         h = self.transformer_encoder(x, src_key_padding_mask=padding_mask)
-        return self.decoder(h)
+        return self.decoder(h, values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,57 +252,114 @@ def _rename_flash_keys(state: dict) -> dict:
     return renamed
 
 
+def detect_version(state: dict) -> str | None:
+    """The architecture version a state dict's tensors identify: ``bn.*`` -> ``"0.2.1"``,
+    ``decoder.coeff_decoder.*`` / ``decoder.bias_decoder.*`` -> ``"0.2.2+"``; ``None`` when neither is
+    present (a foundation checkpoint such as ``scGPT_human``)."""
+    has_bn = any(k.startswith("bn.") for k in state)
+    has_affine = any(k.startswith(("decoder.coeff_decoder.", "decoder.bias_decoder.")) for k in state)
+    if has_bn and has_affine:
+        raise CheckpointError("The checkpoint has both bn.* (scGPT 0.2.1) and decoder.coeff_decoder.* (scGPT >= 0.2.2) "
+                              "tensors; no released version has both. Is it a mix of two models?")
+    return "0.2.1" if has_bn else "0.2.2+" if has_affine else None
+
+
+def _choose_version(state: dict, version: str | None, *, required: bool) -> tuple[str, str]:
+    """(version, reason): from the tensors where they tell it, else the caller's choice."""
+    found = detect_version(state)
+    if version is not None and version not in VERSIONS:
+        raise CheckpointError(f"Unknown scGPT architecture version {version!r}; choose one of {VERSIONS}.")
+    evidence = {"0.2.1": "the checkpoint has bn.* tensors (BatchNorm on the summed embeddings)",
+                "0.2.2+": "the checkpoint has decoder.coeff_decoder.* / decoder.bias_decoder.* tensors "
+                          "(AffineExprDecoder)"}
+    if found is not None:
+        if version is not None and version != found and required:
+            raise CheckpointError(f"version={version!r} was asked for, but {evidence[found]}, i.e. scGPT {found}. "
+                                  f"Leave version=None to build {found}.")
+        if version is not None and version != found:
+            return version, f"chosen explicitly (version={version!r}); note: {evidence[found]}, i.e. {found}"
+        if version is not None:
+            return found, f"version={version!r} asked for, and {evidence[found]}"
+        return found, f"detected: {evidence[found]}"
+    if version is None:
+        if required:
+            raise CheckpointError("The checkpoint has neither bn.* (scGPT 0.2.1) nor decoder.coeff_decoder.* (scGPT >= "
+                                  "0.2.2) tensors, so it is not a fine-tuned perturbation model of a known version. "
+                                  "For a foundation checkpoint use load_pretrained; otherwise pass version=.")
+        version = "0.2.1"
+        return version, ("not detectable (no bn.* or decoder.coeff_decoder.* tensors: a foundation checkpoint); "
+                         "built the default 0.2.1, the version the paper ran")
+    return version, ("chosen explicitly (version=%r); the checkpoint's tensors do not tell the version" % version)
+
+
 @dataclass
 class LoadReport:
-    """What :func:`load_pretrained` did with each tensor of the checkpoint."""
+    """What a loader did with each tensor of the checkpoint, and which architecture version it built."""
 
     loaded: list[str]
-    skipped: list[str]  # in the checkpoint, not transferred (other heads, decoder)
-    missing: list[str]  # in the model, started fresh (pert_encoder, decoder)
+    skipped: list[str]  # in the checkpoint, not loaded (other heads; for load_pretrained also the decoder)
+    missing: list[str]  # in the model, started fresh (load_pretrained: pert_encoder, bn, decoder)
     renamed: int  # attention tensors renamed from flash-attention names
+    version: str = "0.2.1"
+    version_reason: str = ""
 
     def summary(self) -> str:
-        return (f"loaded {len(self.loaded)} tensors, skipped {len(self.skipped)} from the checkpoint "
+        return (f"built scGPT {self.version} architecture ({self.version_reason}); "
+                f"loaded {len(self.loaded)} tensors, skipped {len(self.skipped)} from the checkpoint "
                 f"({sorted({k.split('.')[0] for k in self.skipped})}), started {len(self.missing)} fresh "
                 f"({sorted({k.split('.')[0] for k in self.missing})}); {self.renamed} attention tensors renamed")
 
 
-def load_pretrained(path: str | os.PathLike, *, dropout: float | None = None, pert_pad_id: int = 2,
-                    prefixes=TRANSFERRED_PREFIXES) -> tuple[ScGPTPerturbationModel, dict[str, int], LoadReport]:
-    """Build the model from ``args.json`` and transfer the pretrained encoder, value encoder and transformer.
-
-    Returns the model, the vocabulary and a :class:`LoadReport`. Raises :class:`CheckpointError` for a
-    malformed folder or tensors whose shapes do not match ``args.json``.
-    """
-    path = Path(path)
+def _read_folder(path: Path) -> tuple[dict[str, int], dict, dict]:
     _check_directory(path)
     vocab = load_vocab(path / "vocab.json")
     try:
         args = json.loads((path / "args.json").read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path / 'args.json'} is not valid JSON ({err}).") from None
-    overrides = {"pert_pad_id": pert_pad_id}
-    if dropout is not None:
-        overrides["dropout"] = dropout
-    config = ScGPTConfig.from_args(args, ntoken=max(vocab.values()) + 1, **overrides)
-    model = ScGPTPerturbationModel(config, pad_id=vocab[config.pad_token])
     try:
         state = torch.load(path / "best_model.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt files
         raise CheckpointError(f"{path / 'best_model.pt'} could not be read by torch.load ({err}).") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path / 'best_model.pt'} must hold a plain state dict.")
-    renamed = sum("self_attn.Wqkv." in k for k in state)
-    state = _rename_flash_keys(state)
-    own = model.state_dict()
-    transfer = {k: v for k, v in state.items() if k.startswith(tuple(prefixes)) and k in own}
-    bad = {k: (tuple(v.shape), tuple(own[k].shape)) for k, v in transfer.items() if v.shape != own[k].shape}
+    return vocab, args, state
+
+
+def _check_shapes(state: dict, own: dict) -> None:
+    bad = {k: (tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and v.shape != own[k].shape}
     if bad:
         example = next(iter(bad.items()))
         raise CheckpointError(
             f"{len(bad)} tensors do not match the architecture in args.json, e.g. {example[0]}: checkpoint "
             f"{example[1][0]} vs model {example[1][1]}. Is args.json from the same run as best_model.pt?"
         )
+
+
+def load_pretrained(path: str | os.PathLike, *, dropout: float | None = None, pert_pad_id: int = 2,
+                    prefixes=TRANSFERRED_PREFIXES, version: str | None = None,
+                    ) -> tuple[ScGPTPerturbationModel, dict[str, int], LoadReport]:
+    """Build the model from ``args.json`` and transfer the pretrained encoder, value encoder and transformer.
+
+    ``version``: the architecture to build; ``None`` reads it from the tensors where they tell it, else
+    builds ``"0.2.1"`` (the report says which and why). Only ``prefixes`` are transferred, so a foundation
+    checkpoint of either version can start a model of either version.
+    Returns the model, the vocabulary and a :class:`LoadReport`. Raises :class:`CheckpointError` for a
+    malformed folder or tensors whose shapes do not match ``args.json``.
+    """
+    path = Path(path)
+    vocab, args, state = _read_folder(path)
+    overrides = {"pert_pad_id": pert_pad_id}
+    if dropout is not None:
+        overrides["dropout"] = dropout
+    chosen, reason = _choose_version(state, version, required=False)
+    config = ScGPTConfig.from_args(args, ntoken=max(vocab.values()) + 1, version=chosen, **overrides)
+    model = ScGPTPerturbationModel(config, pad_id=vocab[config.pad_token])
+    renamed = sum("self_attn.Wqkv." in k for k in state)
+    state = _rename_flash_keys(state)
+    own = model.state_dict()
+    transfer = {k: v for k, v in state.items() if k.startswith(tuple(prefixes)) and k in own}
+    _check_shapes(transfer, own)
     unexpected_core = [k for k in state if k.startswith(tuple(prefixes)) and k not in own]
     if unexpected_core:
         raise CheckpointError(f"Checkpoint tensors with no counterpart in the model: {unexpected_core[:5]}.")
@@ -246,7 +369,50 @@ def load_pretrained(path: str | os.PathLike, *, dropout: float | None = None, pe
         skipped=sorted(k for k in state if k not in transfer),
         missing=sorted(k for k in own if k not in transfer),
         renamed=renamed,
+        version=chosen,
+        version_reason=reason,
     )
+    return model, vocab, report
+
+
+def load_model(path: str | os.PathLike, *, version: str | None = None, dropout: float | None = None,
+               ) -> tuple[ScGPTPerturbationModel, dict[str, int], LoadReport]:
+    """Load a whole fine-tuned scGPT perturbation checkpoint (``args.json``, ``vocab.json``, ``best_model.pt``).
+
+    Every tensor of the model comes from the checkpoint (strict: a model tensor the checkpoint lacks, or a
+    checkpoint tensor of the model's modules the model lacks, raises :class:`CheckpointError`). Tensors of
+    heads this model does not have (``cls_decoder.*``, ``mvc_decoder.*``, ...) are listed in
+    ``report.skipped``. The version comes from the tensors (``bn.*`` or ``decoder.coeff_decoder.*``);
+    ``version=`` must agree with them, and is needed only for a checkpoint that has neither.
+    ``args.json`` gives the architecture and ``pert_pad_id`` (default 2); ``dropout`` overrides its dropout.
+
+    Returns ``(model, vocab, report)``, the model in eval mode; call it as
+    ``model(gene_ids, values, pert_flags, padding_mask)``.
+    """
+    path = Path(path)
+    vocab, args, state = _read_folder(path)
+    chosen, reason = _choose_version(state, version, required=True)
+    overrides = {} if dropout is None else {"dropout": dropout}
+    config = ScGPTConfig.from_args(args, ntoken=max(vocab.values()) + 1, version=chosen, **overrides)
+    model = ScGPTPerturbationModel(config, pad_id=vocab[config.pad_token])
+    renamed = sum("self_attn.Wqkv." in k for k in state)
+    state = _rename_flash_keys(state)
+    own = model.state_dict()
+    ours = {k: v for k, v in state.items() if k.split(".")[0] in MODEL_MODULES}
+    unexpected = sorted(set(ours) - set(own))
+    absent = sorted(set(own) - set(ours))
+    if unexpected or absent:
+        raise CheckpointError(
+            f"{path / 'best_model.pt'} does not match a scGPT {chosen} perturbation model built from args.json: "
+            f"{len(absent)} model tensors are not in the checkpoint (e.g. {absent[:3]}), {len(unexpected)} "
+            f"checkpoint tensors have no place in the model (e.g. {unexpected[:3]}). Is it a fine-tuned "
+            "perturbation checkpoint (not a foundation one, for which load_pretrained is meant)?"
+        )
+    _check_shapes(ours, own)
+    model.load_state_dict(ours, strict=True)
+    model.eval()
+    report = LoadReport(loaded=sorted(ours), skipped=sorted(set(state) - set(ours)), missing=[], renamed=renamed,
+                        version=chosen, version_reason=reason)
     return model, vocab, report
 
 

@@ -1,4 +1,4 @@
-"""Pretraining, fine-tuning and prediction for the scGPT-style model (chapter 4).
+"""Pretraining, fine-tuning and prediction for the scGPT perturbation architecture (chapter 4).
 
 Fine-tuning follows the benchmark's recipe (scGPT 0.2.1 perturbation tutorial): each training example
 pairs a **random control cell** (the input values) with a **perturbed cell** of a training condition (the
@@ -13,7 +13,11 @@ processing solves the same problem by adding the perturbed genes to the gene lis
 
 Pretraining (:func:`pretrain`) is a small masked-expression objective on control cells, so the book can
 run pretrain -> save -> load -> fine-tune -> predict offline; the paper profile loads the released
-``scGPT_human`` checkpoint through the same loader instead.
+``scGPT_human`` checkpoint through the same loader instead. The model the book pretrains itself is a
+*tiny transformer* of scGPT's architecture, not scGPT: name its results accordingly (``book_transformer``).
+
+The architecture version (``ScGPTConfig.version``, default ``"0.2.1"``, the paper's) decides whether the
+summed embeddings go through BatchNorm (0.2.1) and which decoder is used; see :mod:`helpers.models.scgpt`.
 """
 
 from __future__ import annotations
@@ -279,7 +283,7 @@ def fine_tune(model: ScGPTPerturbationModel, data: CellData, split: Split, *, ep
 
 @torch.no_grad()
 def predict(model: ScGPTPerturbationModel, data: CellData, conditions, *, pool_size: int = 100, seed: int = 0,
-            method: str = "scgpt_style", dataset: str = "", split_seed: int | None = None,
+            method: str = "book_transformer", dataset: str = "", split_seed: int | None = None,
             device: str | None = None, batch_size: int = 64) -> Predictions:
     """Mean predicted expression of each condition over a pool of control cells (the benchmark's recipe)."""
     if pool_size < 1:
@@ -310,18 +314,35 @@ def predict(model: ScGPTPerturbationModel, data: CellData, conditions, *, pool_s
     return Predictions(frame, method, dataset, split_seed)
 
 
+TINY_NOTE = "tiny configuration trained by the book (not scGPT_human)"
+
+
 def tiny_config(ntoken: int, *, embsize: int = 32, nheads: int = 2, d_hid: int = 64, nlayers: int = 2,
-                dropout: float = 0.1) -> ScGPTConfig:
-    """A small configuration that trains in minutes on a CPU (the real scGPT_human: 512 / 8 / 512 / 12)."""
+                dropout: float = 0.1, version: str = "0.2.1") -> ScGPTConfig:
+    """A small configuration that trains in minutes on a CPU (the real scGPT_human: 512 / 8 / 512 / 12).
+
+    ``args.json`` of a checkpoint saved from it carries ``"note": TINY_NOTE`` (see :func:`is_book_checkpoint`).
+    """
     return ScGPTConfig(ntoken=ntoken, embsize=embsize, nheads=nheads, d_hid=d_hid, nlayers=nlayers, dropout=dropout,
-                       extra={"note": "tiny configuration trained by the book (not scGPT_human)"})
+                       version=version, extra={"note": TINY_NOTE})
 
 
-def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int = 256, seed: int = 1):
-    """Pretrain a tiny scGPT-style model on the control cells of ``adata`` and save it in the released layout.
+def is_book_checkpoint(folder) -> bool:
+    """Whether a checkpoint folder holds a model the book pretrained itself (its args.json carries TINY_NOTE)."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "args.json"
+    return path.is_file() and json.loads(path.read_text()).get("note") == TINY_NOTE
+
+
+def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int = 256, seed: int = 1,
+                             version: str = "0.2.1"):
+    """Pretrain a tiny transformer of scGPT's architecture (``version``) on the control cells of ``adata`` and
+    save it in the released layout.
 
     The vocabulary covers the measured genes and every target gene. Returns (folder, pretraining log).
-    Used by chapter 4 (and by chapter 5 when chapter 4's checkpoint is not there).
+    Used by chapters 4 and 5 (quick profile).
     """
     from .scgpt import save_checkpoint
 
@@ -329,10 +350,10 @@ def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int
     targets = sorted({g for c in conditions for g in condition_genes(c)})
     vocab = build_vocab([*map(str, adata.var_names), *targets])
     torch.manual_seed(seed)
-    model = ScGPTPerturbationModel(tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
+    model = ScGPTPerturbationModel(tiny_config(max(vocab.values()) + 1, version=version), pad_id=vocab["<pad>"])
     controls = prepare_cells(adata, vocab, conditions=[CONTROL])
     log = pretrain(model, controls, epochs=epochs, max_seq_len=max_seq_len, seed=seed, progress=False)
     return save_checkpoint(model, vocab, folder), log
 
 
-__all__ += ["tiny_config", "pretrain_tiny_checkpoint"]
+__all__ += ["tiny_config", "pretrain_tiny_checkpoint", "is_book_checkpoint", "TINY_NOTE"]
