@@ -8,8 +8,8 @@ log-normalised expression** over its cells (not the log of mean counts),
 the control profile is the pseudobulk of the ``ctrl`` cells, and the change ("delta", the
 paper's "log-fold change") is ``delta[p, g] = pseudobulk[p, g] - ctrl[g]``.
 
-:func:`pseudobulk` reads ``X`` in row chunks and never densifies the whole matrix, so it works
-on backed AnnData (``load_dataset(..., backed="r")``) of any size.
+:func:`pseudobulk` never densifies the whole matrix: in-memory sparse data are summed in one pass
+over the non-zeros, backed AnnData (``load_dataset(..., backed="r")``) of any size in row chunks.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anndata as ad
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .loaders import CONTROL
 
-__all__ = ["Pseudobulk", "pseudobulk", "top_control_genes", "target_gene_changes"]
+__all__ = ["Pseudobulk", "pseudobulk", "group_sums", "top_control_genes", "target_gene_changes"]
 
 
 @dataclass
@@ -100,6 +101,53 @@ def top_control_genes(ctrl: pd.Series, n: int = 1000) -> pd.Index:
     return ctrl.index[order[:n]]
 
 
+@numba.njit(cache=True, nogil=True)
+def _csr_group_sums(indptr, indices, data, codes, row_offset, n_rows, sums):  # pragma: no cover (jitted)
+    """``sums[codes[r], indices[p]] += data[p]`` over the CSR rows ``row_offset .. row_offset + n_rows``.
+
+    One pass over the non-zeros, accumulating in the float64 ``sums``; ``codes`` is indexed by the
+    global row number, ``indptr`` by the local one.
+    """
+    for r in range(n_rows):
+        c = codes[row_offset + r]
+        for p in range(indptr[r], indptr[r + 1]):
+            sums[c, indices[p]] += data[p]
+
+
+def _add_block(block, codes: np.ndarray, start: int, sums: np.ndarray) -> None:
+    """Add the rows of ``block`` (cells ``start ..``) to the per-condition ``sums`` (float64)."""
+    n_rows = block.shape[0]
+    if sp.issparse(block):
+        block = block if block.format == "csr" else sp.csr_matrix(block)  # duplicates just add up
+        _csr_group_sums(block.indptr, block.indices, block.data, codes, start, n_rows, sums)
+    else:
+        onehot = sp.csr_matrix(
+            (np.ones(n_rows), (codes[start:start + n_rows], np.arange(n_rows))),
+            shape=(sums.shape[0], n_rows),
+        )
+        sums += onehot @ np.asarray(block, dtype=np.float64)
+
+
+def group_sums(matrix, codes: np.ndarray, n_groups: int, *, chunk_size: int = 10_000) -> np.ndarray:
+    """``sums[k, g] = sum of matrix[c, g] over the rows c with codes[c] == k`` (float64, n_groups x genes).
+
+    Rows with a negative code are skipped. The engine of :func:`pseudobulk` (same passes over
+    the data); chapter 8 uses it to pseudobulk random halves of the cells in one pass.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    if len(codes) != matrix.shape[0]:
+        raise ValueError(f"{len(codes)} codes for {matrix.shape[0]} rows.")
+    sums = np.zeros((n_groups + 1, matrix.shape[1]), dtype=np.float64)
+    codes = np.where(codes < 0, n_groups, codes)  # skipped rows go to a scratch row
+    if isinstance(matrix, sp.csr_matrix | sp.csr_array):
+        _add_block(matrix, codes, 0, sums)
+    else:
+        for start in range(0, matrix.shape[0], chunk_size):
+            stop = min(start + chunk_size, matrix.shape[0])
+            _add_block(matrix[start:stop], codes, start, sums)
+    return sums[:n_groups]
+
+
 def pseudobulk(
     adata: ad.AnnData,
     *,
@@ -111,6 +159,12 @@ def pseudobulk(
 
     Formula: ``pseudobulk[p, g] = mean over cells c with obs[by] == p of X[c, g]`` (or of
     ``layers[layer]``). Accumulates in float64. Conditions with no cells are dropped.
+
+    Sparse CSR matrices in memory are summed in one pass over their non-zeros without any copy
+    (a compiled loop: ``sums[condition of cell, gene] += value``); backed files and other formats
+    are read ``chunk_size`` rows at a time. Peak extra memory is the conditions x genes float64
+    table plus one chunk. ``benchmarks/bench_pseudobulk_vs_scanpy.py`` compares it with
+    ``scanpy.get.aggregate`` (the test suite checks they agree to 1e-10).
     """
     if by not in adata.obs:
         raise KeyError(f"obs has no column {by!r}; load the data with helpers.loaders.load_dataset first.")
@@ -118,24 +172,12 @@ def pseudobulk(
         raise ValueError("chunk_size must be positive.")
     labels = pd.Categorical(adata.obs[by])
     labels = labels.remove_unused_categories()
-    codes = labels.codes
+    codes = np.asarray(labels.codes, dtype=np.int64)
     if (codes < 0).any():
         raise ValueError(f"obs[{by!r}] has missing values for {(codes < 0).sum()} cells.")
     n_cond = len(labels.categories)
     matrix = adata.layers[layer] if layer is not None else adata.X
-    sums = np.zeros((n_cond, adata.n_vars), dtype=np.float64)
-    for start in range(0, adata.n_obs, chunk_size):
-        stop = min(start + chunk_size, adata.n_obs)
-        block = matrix[start:stop]
-        onehot = sp.csr_matrix(
-            (np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
-            shape=(n_cond, stop - start),
-        )
-        if sp.issparse(block):
-            part = onehot @ sp.csr_matrix(block, dtype=np.float64)
-            sums += part.toarray()
-        else:
-            sums += onehot @ np.asarray(block, dtype=np.float64)
+    sums = group_sums(matrix, codes, n_cond, chunk_size=chunk_size)
     counts = np.bincount(codes, minlength=n_cond)
     conditions = pd.Index([str(c) for c in labels.categories], name="condition")
     means = pd.DataFrame(sums / counts[:, None], index=conditions, columns=pd.Index(adata.var_names, name="gene"))

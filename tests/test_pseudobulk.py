@@ -82,3 +82,25 @@ def test_subset_and_long_table(norman_subset):
     assert len(long) == 10 and set(long.columns) == {"dataset", "condition", "n_cells", "gene", "mean", "delta"}
     with pytest.raises(KeyError, match="Conditions not in the pseudobulk"):
         pb.subset(["ctrl", "NOPE"])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "dense"])
+def test_equals_scanpy_aggregate_on_a_small_sparse_example(fmt):
+    """scanpy.get.aggregate(by="condition", func="mean") is the independent oracle."""
+    import anndata as ad
+    import scanpy as sc
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(7)
+    X = sp.random(400, 60, density=0.15, format="csr", random_state=3, dtype=np.float32)
+    X.data = np.log1p(X.data * 20).astype(np.float32)
+    labels = rng.choice(["ctrl", "A", "B", "A+B", "C"], size=400)  # cells of a condition interleaved
+    obs = pd.DataFrame({"condition": pd.Categorical(labels)}, index=[f"c{i}" for i in range(400)])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(60)])
+    matrix = {"csr": X, "csc": X.tocsc(), "dense": X.toarray()}[fmt]
+    adata = ad.AnnData(matrix, obs=obs, var=var)
+    ours = pseudobulk(adata, chunk_size=37).means
+    oracle = sc.get.aggregate(ad.AnnData(X, obs=obs, var=var), by="condition", func="mean")
+    expected = pd.DataFrame(np.asarray(oracle.layers["mean"]), index=oracle.obs_names.astype(str),
+                            columns=oracle.var_names)
+    np.testing.assert_allclose(ours.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-10)

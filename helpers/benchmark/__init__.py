@@ -21,7 +21,8 @@ Command line (same code)::
 
 One job per module: :mod:`.tasks` (the task registry), :mod:`.runner` (the run loop),
 :mod:`.guards` (unit checks on submitted predictions), :mod:`.leaderboard` (the table),
-:mod:`.cli` (the command line).
+:mod:`.cli` (the command line), :mod:`.beyond` (chapter 8: split audit, noise ceiling, retrieval, DE
+overlap and predicted cells, e.g. ``--predictions cells.h5ad`` in the cell-eval layout).
 """
 
 from __future__ import annotations

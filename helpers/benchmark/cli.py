@@ -1,4 +1,10 @@
-"""The command line: ``python -m helpers.benchmark --task NAME --predictions FILE.csv [--out DIR]``."""
+"""The command line: ``python -m helpers.benchmark --task NAME --predictions FILE.csv|FILE.h5ad [--out DIR]``.
+
+A ``.h5ad`` file holds predicted cells in the cell-eval / Virtual Cell Challenge layout
+(``--perturbation-key``, ``--control-label``); they are pseudobulked by the book's code and also
+scored by the energy distance. The split audit, the paired test against the reference baseline and
+(for tasks with cells in memory) chapter 8's columns are printed and written beside the metrics.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Score a predictions file on a benchmark task, beside the baselines.")
     parser.add_argument("--list", action="store_true", help="list the tasks and exit")
     parser.add_argument("--task", help="task name (see --list)")
-    parser.add_argument("--predictions", help="CSV with columns dataset, method, seed, condition, gene, prediction")
+    parser.add_argument("--predictions", help="CSV with columns dataset, method, seed, condition, gene, prediction; "
+                        "or an .h5ad of predicted cells (cell-eval layout)")
+    parser.add_argument("--perturbation-key", default="target_gene", help="obs column of predicted cells (.h5ad)")
+    parser.add_argument("--control-label", default="non-targeting", help="control label of predicted cells (.h5ad)")
+    parser.add_argument("--name", default="your_model", help="method name for predicted cells (.h5ad)")
+    parser.add_argument("--no-extras", action="store_true", help="skip noise ceiling, retrieval and DE columns")
     parser.add_argument("--out", help="folder for metrics.csv and leaderboard.csv")
     parser.add_argument("--n-top", type=int, default=1000, help="evaluation genes: top n by control expression")
     parser.add_argument("--allow-missing", action="store_true", help="allow held-out conditions without prediction")
@@ -29,14 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.task or not args.predictions:
         parser.error("--task and --predictions are required (or --list)")
     try:
-        result = run(task=args.task, predictions=Predictions.load_all(args.predictions), n_top=args.n_top,
-                     allow_missing=args.allow_missing)
+        if args.predictions.endswith(".h5ad"):
+            predictions = args.predictions
+        else:
+            predictions = Predictions.load_all(args.predictions)
+        result = run(task=args.task, predictions=predictions, n_top=args.n_top, allow_missing=args.allow_missing,
+                     extras=not args.no_extras, perturbation_key=args.perturbation_key,
+                     control_label=args.control_label, name=args.name, progress=False)
     except (PredictionError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     shown = result.leaderboard.drop(columns=["dataset"]).round(3)
     print(f"task {args.task} ({get_task(args.task).description})")
     print(shown.to_string(index=False))
+    print("split audit:")
+    for row in result.audit.drop_duplicates("check", keep="last").itertuples():
+        print(f"  {row.check}: {row.status} ({row.detail})")
+    if result.comparison is not None:
+        print("paired test (positive mean_diff = your model better; grouped bootstrap interval, sign-flip p):")
+        print(result.comparison[["method", "baseline", "value", "n_pairs", "mean_diff", "lower", "upper",
+                                 "p_value"]].round(4).to_string(index=False))
+    if result.energy is not None:
+        print(f"energy distance of the predicted cells: mean {result.energy['energy_distance'].mean():.3f} "
+              f"over {len(result.energy)} (seed, condition) pairs")
     for warning in result.warnings:
         print(f"WARNING: {warning}")
     if args.out:
@@ -44,5 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         result.metrics.to_csv(out / "metrics.csv", index=False)
         result.leaderboard.to_csv(out / "leaderboard.csv", index=False)
-        print(f"wrote {out / 'metrics.csv'} and {out / 'leaderboard.csv'}")
+        result.audit.to_csv(out / "split_audit.csv", index=False)
+        written = ["metrics.csv", "leaderboard.csv", "split_audit.csv"]
+        if result.comparison is not None:
+            result.comparison.to_csv(out / "paired_test.csv", index=False)
+            written.append("paired_test.csv")
+        if result.energy is not None:
+            result.energy.to_csv(out / "energy_distance.csv", index=False)
+            written.append("energy_distance.csv")
+        print(f"wrote {', '.join(written)} to {out}")
     return 0

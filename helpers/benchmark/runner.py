@@ -7,18 +7,22 @@ model of your own on a registered task beside the reference methods and returns 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from ..baselines import BASELINES
+from ..compare import paired_test
 from ..metrics import evaluate
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 from ..splits import Split
+from . import beyond
 from .guards import check_units
 from .leaderboard import leaderboard, spread
 from .tasks import Method, TaskData, get_task
@@ -58,12 +62,20 @@ def run_baselines(truth: Pseudobulk, splits: Iterable[Split], names=("no_change"
 
 @dataclass
 class BenchmarkResult:
-    """Per-perturbation metrics of every method, the leaderboard, and the warnings raised."""
+    """Per-perturbation metrics of every method, the leaderboard, and the warnings raised.
+
+    ``audit``: the split audit run before scoring (:mod:`helpers.audit`); ``comparison``: the paired
+    test of your model against the task's reference baseline on L2 and Pearson delta
+    (:mod:`helpers.compare`); ``energy``: energy distances of submitted predicted cells (else None).
+    """
 
     task: str
     metrics: pd.DataFrame
     leaderboard: pd.DataFrame
     warnings: list[str]
+    audit: pd.DataFrame | None = None
+    comparison: pd.DataFrame | None = None
+    energy: pd.DataFrame | None = None
 
 
 def _as_predictions(output, method: str, dataset: str, seed: int) -> Predictions:
@@ -111,10 +123,13 @@ def run(
     *,
     task: str,
     name: str = "your_model",
-    predictions: Iterable[Predictions] | None = None,
+    predictions: Iterable[Predictions] | ad.AnnData | str | os.PathLike | None = None,
     n_top: int = 1000,
     allow_missing: bool = False,
     progress: bool = True,
+    extras: bool = True,
+    perturbation_key: str = "target_gene",
+    control_label: str = "non-targeting",
 ) -> BenchmarkResult:
     """Score a model on a task beside the reference methods; return metrics and a leaderboard.
 
@@ -125,6 +140,15 @@ def run(
     Leaderboard columns: mean/median L2, mean Pearson delta, n, ratio_to_mean / ratio_to_additive
     (mean per-perturbation ratio on the conditions every method predicted), spread_ratio (spread of the
     predictions across perturbations / spread of the truth; near 0 = the same profile for everything).
+
+    ``predictions`` may also be predicted **cells** (an AnnData or a ``.h5ad`` path in the cell-eval /
+    Virtual Cell Challenge layout: ``obs[perturbation_key]``, ``control_label`` for the control, the
+    dataset's genes); they are pseudobulked by :func:`helpers.pseudobulk.pseudobulk` and also scored
+    by the energy distance (``result.energy``). Every split is audited before scoring
+    (``result.audit``; leaks raise :class:`helpers.audit.SplitLeakError`). With ``extras`` and a task
+    whose cells are in memory, the metrics and leaderboard gain chapter 8's columns (see
+    :mod:`helpers.benchmark.beyond`: retrieval ranks, DE overlap, noise ceiling, normalised scores),
+    and ``result.comparison`` holds the paired test of your model against the reference baseline.
     """
     if (model is None) == (predictions is None):
         raise ValueError("Give exactly one of model= (a predict function) or predictions= (precomputed).")
@@ -133,6 +157,12 @@ def run(
     references = job.reference_methods()
     warnings: list[str] = []
     by_seed: dict[int, Predictions] = {}
+    pred_cells = None
+    if predictions is not None and beyond.is_cells_input(predictions):
+        pred_cells, cell_pred = beyond.load_cells(
+            predictions, name=None if name == "your_model" else name, dataset=truth.dataset,
+            genes=truth.genes, perturbation_key=perturbation_key, control_label=control_label)
+        predictions = [cell_pred]
     if predictions is not None:
         by_seed = _by_seed(list(predictions), task, job.splits, warnings)
         name = next(iter(by_seed.values())).method
@@ -144,7 +174,11 @@ def run(
     if name in references:
         raise ValueError(f"Name your model something other than a reference method ({sorted(references)}).")
 
-    tables, spreads = [], []
+    audit_table = beyond.audit(job, job.splits, warnings)
+    with_cells = extras and beyond.has_cells(job)
+    if extras and not with_cells:
+        warnings.append(f"task {task!r}: cells not in memory, so no noise ceiling, DE overlap or retrieval columns")
+    tables, spreads, extra_tables, energy_tables = [], [], [], []
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     for split in tqdm(job.splits, desc=f"{task}", disable=not progress):
         train = job.training_data(split)
@@ -166,6 +200,10 @@ def run(
             ref_table = evaluate(runs[ref_name], truth, split, n_top=n_top, allow_missing=True)
             if len(ref_table):
                 tables.append(ref_table)
+        if with_cells:
+            extra_tables.append(beyond.extra_columns(job, split, runs, n_top))
+        if pred_cells is not None:
+            energy_tables.append(beyond.energy_table(job, pred_cells, split, name, n_top))
         observed = truth.means.loc[split.held_out]
         truth_spread = spread(observed, genes)
         for method, p in runs.items():
@@ -175,8 +213,19 @@ def run(
             spreads.append({"method": method, "seed": split.seed,
                             "spread_ratio": spread(p.values, usable) / truth_spread if truth_spread > 0 else np.nan})
     metrics = pd.concat(tables, ignore_index=True)
+    if extra_tables:
+        extra = pd.concat(extra_tables, ignore_index=True)
+        metrics = metrics.merge(extra, on=["method", "seed", "condition"], how="left")
+        metrics = beyond.add_ceiling(job, metrics, n_top)
     spread_table = pd.DataFrame(spreads)
     board = leaderboard(job, metrics, spread_table, {name}, warnings, [name, *references])
+    if extra_tables:
+        board = board.merge(beyond.board_columns(metrics), on="method", how="left")
+    comparison = None
+    if job.reference_baseline in set(metrics["method"]):
+        comparison = pd.concat([paired_test(metrics, name, job.reference_baseline, value=value, n_boot=2000,
+                                            n_perm=2000) for value in ("l2", "pearson_delta")],
+                               ignore_index=True)
     mine = board[board["source"] == "your model"].iloc[0]
     if mine["spread_ratio"] < 0.2:
         warnings.append(f"{name}: predictions barely vary across perturbations (spread ratio {mine['spread_ratio']:.2f}); "
@@ -185,4 +234,5 @@ def run(
     if f"ratio_to_{reference}" in board and mine[f"ratio_to_{reference}"] >= 1:
         warnings.append(f"{name}: not better than the {reference} baseline (ratio {mine[f'ratio_to_{reference}']:.2f})")
     board.attrs["warnings"] = warnings
-    return BenchmarkResult(task, metrics, board, warnings)
+    energy = pd.concat(energy_tables, ignore_index=True) if energy_tables else None
+    return BenchmarkResult(task, metrics, board, warnings, audit_table, comparison, energy)

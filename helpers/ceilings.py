@@ -1,0 +1,215 @@
+"""Noise ceilings and normalised scores: how good could a prediction be? (introduced in chapter 8).
+
+The observed pseudobulk ``y_p`` of a condition is the mean of ``n_p`` noisy cells, so even a
+perfect model cannot reach L2 = 0 or Pearson delta = 1. The **split-half noise ceiling** measures
+that limit from the cells themselves:
+
+* for every condition ``p`` the cells are shuffled (``numpy.random.default_rng([seed, crc32(p)])``,
+  so a condition's halves do not depend on the other conditions) and cut
+  into two disjoint halves ``A`` and ``B`` of ``floor(n_p / 2)`` cells each (an odd cell out is
+  left out, so both halves have the same depth); ``y_p^A``, ``y_p^B`` are their pseudobulks (:func:`helpers.pseudobulk.pseudobulk`);
+* with the control pseudobulk ``c`` of **all** control cells (the one :func:`helpers.metrics.evaluate`
+  uses) and the evaluation genes ``G`` (top ``n_top`` control-expressed genes):
+  ``r_half = cor(y^A - c, y^B - c)`` and ``l2_half = ||y^A - y^B||`` over ``G``, i.e. the book's
+  own :func:`helpers.metrics.pearson_delta` and :func:`helpers.metrics.l2` with half B as the
+  "prediction" of half A; averaged over ``n_repeats`` random cuts (seeds ``seed, seed + 1, ...``).
+
+Half-vs-half agreement understates what a replicate experiment of the **same size** would reach,
+because each half has half the cells (twice the noise variance). Models are scored against the
+full ``n_p``-cell truth, so the ceiling reported is that of an independent full-size replicate:
+
+* ``pearson_delta_ceiling = 2 r_half / (1 + r_half)`` (Spearman-Brown for doubling the cells);
+* ``l2_ceiling = l2_half / sqrt(2)`` (the expected squared distance of two independent means of
+  ``m`` cells is ``2 sum_g sigma_g^2 / m``; going from ``m = n/2`` to ``m = n`` halves it).
+
+Both corrections assume independent cells with additive noise (what the simulator draws); the raw
+half-vs-half values are kept in the table (``*_half``) so a reader can use them instead. A model
+can beat the ceiling on a condition by chance, and systematically only by predicting the noise
+of the particular cells measured (it cannot) - or through the shared control ``c``.
+
+cell-eval's ``--ceiling`` also uses disjoint halves and Spearman-Brown, but splits the control
+cells too and corrects the *mean* over perturbations; this module corrects each condition and
+keeps the full control, as :func:`helpers.metrics.evaluate` does.
+
+**Normalised score** (0 = the mean baseline, 1 = the ceiling), per condition and for means:
+
+* ``norm_l2 = (l2_mean_baseline - l2_method) / (l2_mean_baseline - l2_ceiling)``
+* ``norm_pearson_delta = (pd_method - pd_mean_baseline) / (pd_ceiling - pd_mean_baseline)``
+
+:func:`normalised_summary` applies the formulas to the **means** over conditions (stable); the
+per-condition values of :func:`normalised_scores` are noisy where the baseline is near the ceiling.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .loaders import CONTROL
+from .metrics import pearson_delta
+from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
+
+__all__ = ["split_halves", "noise_ceiling", "spearman_brown", "normalised_scores", "normalised_summary",
+           "CEILING_COLUMNS"]
+
+CEILING_COLUMNS = ["dataset", "condition", "n_cells", "l2_half", "pearson_delta_half", "l2_ceiling",
+                   "pearson_delta_ceiling", "n_genes", "n_repeats"]
+
+
+def spearman_brown(r, factor: float = 2.0):
+    """Reliability of a mean of ``factor`` times as many cells: ``factor r / (1 + (factor - 1) r)``."""
+    r = np.asarray(r, dtype=np.float64)
+    return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def _halves_codes(labels: pd.Categorical, seed: int, wanted: set[str] | None) -> np.ndarray:
+    """Group code per cell: condition k -> k (half A) or n + k (half B); -1 = not used."""
+    codes = np.asarray(labels.codes, dtype=np.int64)
+    n = len(labels.categories)
+    out = np.full(len(codes), -1, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n + 1))
+    names = [str(c) for c in labels.categories]
+    for k in range(n):
+        if wanted is not None and names[k] not in wanted:
+            continue
+        rows = order[bounds[k]:bounds[k + 1]]
+        if len(rows) < 2:
+            continue
+        # one generator per (seed, condition name): a condition's halves do not depend on
+        # which other conditions are asked for or on the order of the cells' labels
+        rng = np.random.default_rng([seed, zlib.crc32(names[k].encode())])
+        rows = rows[rng.permutation(len(rows))]
+        cut = len(rows) // 2
+        out[rows[:cut]] = k
+        out[rows[cut:2 * cut]] = n + k
+    return out
+
+
+def split_halves(adata: ad.AnnData, seed: int, *, by: str = "condition",
+                 conditions=None) -> tuple[Pseudobulk, Pseudobulk]:
+    """Pseudobulks of two random halves of each condition's cells (seeded; see the module docstring).
+
+    Conditions with fewer than 2 cells are left out. ``conditions`` restricts the conditions
+    (default: all). Returns (half A, half B) as :class:`~helpers.pseudobulk.Pseudobulk`; both keep
+    a ``ctrl`` row (the control halves), which :func:`noise_ceiling` does not use.
+    """
+    if by not in adata.obs:
+        raise KeyError(f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset.")
+    if adata.isbacked:
+        raise ValueError("split_halves needs cells in memory; load the dataset without backed='r' "
+                         "(or pass adata.to_memory()).")
+    labels = pd.Categorical(adata.obs[by].astype(str))
+    wanted = None if conditions is None else set(map(str, conditions)) | {CONTROL}
+    codes = _halves_codes(labels, seed, wanted)
+    n = len(labels.categories)
+    sums = group_sums(adata.X, codes, 2 * n)
+    counts = np.bincount(codes[codes >= 0], minlength=2 * n)
+    dataset = adata.uns.get("perturbbook", {}).get("dataset", "")
+    names = pd.Index([str(c) for c in labels.categories], name="condition")
+    out = []
+    for half in (0, 1):
+        part = slice(half * n, (half + 1) * n)
+        keep = counts[part] > 0
+        means = pd.DataFrame(sums[part][keep] / counts[part][keep, None], index=names[keep],
+                             columns=pd.Index(adata.var_names, name="gene"))
+        out.append(Pseudobulk(means, pd.Series(counts[part][keep], index=names[keep], name="n_cells"),
+                              dataset))
+    return out[0], out[1]
+
+
+def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation; NaN where a row is constant (as helpers.metrics.pearson_delta)."""
+    out = np.full(a.shape[0], np.nan)
+    for i in range(a.shape[0]):
+        out[i] = pearson_delta(a[i], b[i], 0.0)
+    return out
+
+
+def noise_ceiling(adata: ad.AnnData, truth: Pseudobulk | None = None, conditions=None, *, seed: int = 0,
+                  n_repeats: int = 5, n_top: int = 1000, genes=None) -> pd.DataFrame:
+    """Split-half noise ceiling of L2 and Pearson delta per condition (formulas: module docstring).
+
+    ``truth`` (default: ``pseudobulk(adata)``) gives the control profile ``c`` and the evaluation
+    genes (top ``n_top`` control-expressed genes, or ``genes``), exactly as in
+    :func:`helpers.metrics.evaluate`. One row per perturbed condition with at least 2 cells;
+    columns :data:`CEILING_COLUMNS`.
+    """
+    if n_repeats < 1:
+        raise ValueError("n_repeats must be at least 1.")
+    truth = pseudobulk(adata) if truth is None else truth
+    if genes is None:
+        genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
+    genes = pd.Index(genes)
+    ctrl = truth.ctrl[genes].to_numpy()
+    wanted = [c for c in (truth.conditions if conditions is None else conditions) if c != CONTROL]
+    total_l2, total_r, found = None, None, None
+    for repeat in range(n_repeats):
+        half_a, half_b = split_halves(adata, seed + repeat, conditions=wanted)
+        found = [c for c in wanted if c in half_a.conditions and c in half_b.conditions]
+        a = half_a.means.loc[found, genes].to_numpy()
+        b = half_b.means.loc[found, genes].to_numpy()
+        l2_half = np.sqrt(((a - b) ** 2).sum(axis=1))
+        r_half = _row_pearson(b - ctrl, a - ctrl)
+        total_l2 = l2_half if total_l2 is None else total_l2 + l2_half
+        total_r = r_half if total_r is None else total_r + r_half
+    l2_half, r_half = total_l2 / n_repeats, total_r / n_repeats
+    table = pd.DataFrame({"dataset": truth.dataset, "condition": found,
+                          "n_cells": truth.n_cells.reindex(found).fillna(0).astype(int).to_numpy(),
+                          "l2_half": l2_half, "pearson_delta_half": r_half,
+                          "l2_ceiling": l2_half / np.sqrt(2.0),
+                          "pearson_delta_ceiling": spearman_brown(r_half), "n_genes": len(genes),
+                          "n_repeats": n_repeats})
+    return table[CEILING_COLUMNS]
+
+
+def normalised_scores(metrics: pd.DataFrame, ceiling: pd.DataFrame, *, baseline: str = "mean",
+                      by=("dataset", "seed")) -> pd.DataFrame:
+    """Per-condition normalised L2 and Pearson delta (0 = ``baseline``, 1 = ceiling).
+
+    ``metrics``: rows of :func:`helpers.metrics.evaluate` for several methods, the baseline
+    included; ``ceiling``: :func:`noise_ceiling`. Adds ``l2_ceiling``, ``pearson_delta_ceiling``,
+    ``norm_l2`` and ``norm_pearson_delta``; conditions without a ceiling or baseline row get NaN.
+    """
+    keys = list(by) + ["condition"]
+    base = metrics[metrics["method"] == baseline]
+    if base.empty:
+        raise ValueError(f"No rows of the baseline {baseline!r} in the metrics; run it on the same splits.")
+    base = base.set_index(keys)[["l2", "pearson_delta"]].add_suffix("_base")
+    out = metrics.join(base, on=keys)
+    ceil = ceiling.set_index(["dataset", "condition"])[["l2_ceiling", "pearson_delta_ceiling"]]
+    out = out.join(ceil, on=["dataset", "condition"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["norm_l2"] = (out["l2_base"] - out["l2"]) / (out["l2_base"] - out["l2_ceiling"])
+        out["norm_pearson_delta"] = ((out["pearson_delta"] - out["pearson_delta_base"])
+                                     / (out["pearson_delta_ceiling"] - out["pearson_delta_base"]))
+    return out.drop(columns=["l2_base", "pearson_delta_base"])
+
+
+def normalised_summary(metrics: pd.DataFrame, ceiling: pd.DataFrame, *, baseline: str = "mean",
+                       by=("dataset",)) -> pd.DataFrame:
+    """Normalised scores of the **mean** L2 / Pearson delta per method (0 = baseline, 1 = ceiling).
+
+    Means are taken over the (seed, condition) rows that have a ceiling; NaN Pearson deltas
+    (e.g. "no change") stay NaN in that method's mean. Columns: by..., method, mean_l2,
+    mean_pearson_delta, ceiling_l2, ceiling_pearson_delta, norm_l2, norm_pearson_delta, n.
+    """
+    table = normalised_scores(metrics, ceiling, baseline=baseline)
+    table = table[table["l2_ceiling"].notna()]
+    rows = []
+    for key, group in table.groupby(list(by), sort=False):
+        base = group[group["method"] == baseline]
+        base_l2, base_pd = base["l2"].mean(), base["pearson_delta"].mean()
+        for method, part in group.groupby("method", sort=False):
+            mean_l2 = part["l2"].mean()
+            mean_pd = part["pearson_delta"].mean(skipna=False)
+            ceil_l2, ceil_pd = part["l2_ceiling"].mean(), part["pearson_delta_ceiling"].mean()
+            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "method": method,
+                         "mean_l2": mean_l2, "mean_pearson_delta": mean_pd, "ceiling_l2": ceil_l2,
+                         "ceiling_pearson_delta": ceil_pd,
+                         "norm_l2": (base_l2 - mean_l2) / (base_l2 - ceil_l2),
+                         "norm_pearson_delta": (mean_pd - base_pd) / (ceil_pd - base_pd), "n": len(part)})
+    return pd.DataFrame(rows)

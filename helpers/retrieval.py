@@ -1,0 +1,200 @@
+"""Does a prediction identify its perturbation? Retrieval ranks and DE agreement (introduced in chapter 8).
+
+**Retrieval rank.** For each predicted condition ``p`` among the candidates ``Q`` (by default every
+condition that was predicted, i.e. the held-out set), with a reference profile ``r`` and the
+evaluation genes ``G``:
+
+    s(p, q) = cor( y_hat_p - r, y_q - r )   over G, for every candidate q in Q
+    rank(p) = 1 + #{q != p : s(p, q) > s(p, p)} + 0.5 #{q != p : s(p, q) = s(p, p)}
+
+(average rank for ties; rank 1 = the prediction is closest to its own observed change). When
+the predicted change ``y_hat_p - r`` is constant (e.g. "no change" against control) every
+similarity is undefined and all candidates tie: ``rank = (|Q| + 1) / 2``, the rank of a guess.
+``normalised_rank = (rank - 1) / (|Q| - 1)``: 0 = always first, 0.5 = chance, 1 = always last.
+
+Two references (``reference=``):
+
+* ``"control"``: ``r = c``, the control pseudobulk - changes vs control (Pearson delta's view).
+* ``"mean"``: ``r = `` the mean observed pseudobulk of the **training** perturbations (ctrl
+  excluded) when a split is given, else of all perturbed conditions of the truth. Following
+  Systema (Viñas Torné et al. 2025), subtracting the average perturbation removes the systematic
+  shift shared by all perturbations, so only perturbation-specific changes can identify ``p``.
+
+**DE agreement.** ``de_overlap`` = ``|T_p ∩ P_p| / n`` where ``T_p`` are the top-``n`` DE genes of
+the observed cells of ``p`` vs control cells (scanpy's ``rank_genes_groups``, Welch t-test by
+default - Wilcoxon on request, ~20x slower - ranked by adjusted p-value then |score|, within ``G``) and ``P_p`` the ``n`` genes of ``G`` with the largest
+predicted ``|y_hat_p - c|`` (a pseudobulk prediction has no cells to test). A constant predicted
+change has no top genes: NaN.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .loaders import CONTROL
+from .predictions import PredictionError, Predictions
+from .pseudobulk import Pseudobulk, top_control_genes
+from .splits import Split
+
+__all__ = ["retrieval_ranks", "similarity_matrix", "reference_profile", "de_genes", "de_overlap",
+           "RETRIEVAL_COLUMNS", "DE_COLUMNS"]
+
+RETRIEVAL_COLUMNS = ["dataset", "method", "seed", "condition", "reference", "rank", "n_candidates",
+                     "normalised_rank"]
+DE_COLUMNS = ["dataset", "method", "seed", "condition", "n_de", "de_overlap"]
+
+
+def _eval_genes(truth: Pseudobulk, predictions: Predictions, genes, n_top: int) -> pd.Index:
+    if genes is None:
+        genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
+    genes = pd.Index(genes)
+    missing = genes.difference(predictions.genes)
+    if len(missing):
+        raise PredictionError(f"{predictions.method}: {len(missing)} evaluation genes are not predicted "
+                              f"(e.g. {list(missing)[:5]}); predict all genes of the dataset.")
+    return genes
+
+
+def reference_profile(truth: Pseudobulk, reference: str, split: Split | None = None) -> pd.Series:
+    """The profile changes are taken against: ``ctrl`` or the mean perturbation (module docstring)."""
+    if reference == "control":
+        return truth.ctrl
+    if reference == "mean":
+        pool = split.train if split is not None else list(truth.conditions)
+        pool = [c for c in pool if c != CONTROL and c in truth.conditions]
+        if not pool:
+            raise ValueError("No perturbed training conditions to average for reference='mean'.")
+        return truth.means.loc[pool].mean(axis=0)
+    raise ValueError(f"reference must be 'control' or 'mean', got {reference!r}.")
+
+
+def _row_cor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every row of ``a`` with every row of ``b`` (NaN for constant rows)."""
+    def standardise(m):
+        centred = m - m.mean(axis=1, keepdims=True)
+        norm = np.sqrt((centred ** 2).sum(axis=1, keepdims=True))
+        scale = np.maximum(1.0, np.abs(m).max(axis=1, keepdims=True))
+        constant = norm <= 1e-12 * scale * np.sqrt(m.shape[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = centred / norm
+        out[constant[:, 0]] = np.nan
+        return out
+    return standardise(a) @ standardise(b).T
+
+
+def similarity_matrix(predictions: Predictions, truth: Pseudobulk, *, reference: str = "control",
+                      split: Split | None = None, candidates=None, n_top: int = 1000,
+                      genes=None) -> pd.DataFrame:
+    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns)."""
+    genes = _eval_genes(truth, predictions, genes, n_top)
+    ref = reference_profile(truth, reference, split)[genes].to_numpy()
+    conditions = [c for c in predictions.conditions if c != CONTROL]
+    candidates = conditions if candidates is None else [c for c in candidates if c != CONTROL]
+    absent = [c for c in candidates if c not in truth.conditions]
+    if absent:
+        raise PredictionError(f"Candidate conditions not observed: {absent[:5]}.")
+    pred = predictions.values.loc[conditions, genes].to_numpy() - ref
+    obs = truth.means.loc[candidates, genes].to_numpy() - ref
+    return pd.DataFrame(_row_cor(pred, obs), index=pd.Index(conditions, name="condition"),
+                        columns=pd.Index(candidates, name="candidate"))
+
+
+def retrieval_ranks(predictions: Predictions, truth: Pseudobulk, *, reference: str = "control",
+                    split: Split | None = None, candidates=None, n_top: int = 1000,
+                    genes=None) -> pd.DataFrame:
+    """Rank of the true perturbation among the candidates (formula: module docstring).
+
+    One row per predicted condition; columns :data:`RETRIEVAL_COLUMNS`.
+    """
+    sim = similarity_matrix(predictions, truth, reference=reference, split=split,
+                            candidates=candidates, n_top=n_top, genes=genes)
+    n = sim.shape[1]
+    rows = []
+    for condition in sim.index:
+        if condition not in sim.columns:
+            raise PredictionError(f"{condition!r} is predicted but not among the candidates.")
+        s = sim.loc[condition].to_numpy()
+        own = s[sim.columns.get_loc(condition)]
+        if np.isnan(own):
+            rank = (n + 1) / 2.0  # constant predicted change: all candidates tie
+        else:
+            others = np.delete(s, sim.columns.get_loc(condition))
+            others = others[~np.isnan(others)]
+            rank = 1.0 + np.sum(others > own) + 0.5 * np.sum(others == own)
+        rows.append({"dataset": truth.dataset or predictions.dataset, "method": predictions.method,
+                     "seed": predictions.seed if predictions.seed is not None else pd.NA,
+                     "condition": condition, "reference": reference, "rank": float(rank),
+                     "n_candidates": n,
+                     "normalised_rank": (rank - 1.0) / (n - 1.0) if n > 1 else np.nan})
+    return pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS)
+
+
+def de_genes(adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None,
+             method: str = "t-test") -> dict[str, list[str]]:
+    """Top-``n_de`` DE genes of each condition's cells vs the control cells (scanpy, see module docstring).
+
+    Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl", method=method)`` on
+    ``X`` (log-normalised) restricted to ``genes`` (default: all); ties in the adjusted p-value are
+    broken by |score|. Deterministic (neither test draws random numbers).
+    """
+    import warnings
+
+    import scanpy as sc
+
+    conditions = [c for c in conditions if c != CONTROL]
+    labels = adata.obs["condition"].astype(str)
+    keep = labels.isin(conditions + [CONTROL]).to_numpy()
+    cols = slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
+    if genes is not None and (np.asarray(cols) < 0).any():
+        raise ValueError("Some DE genes are not measured in the cells.")
+    block = adata.X[np.flatnonzero(keep)][:, cols]
+    block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)  # dense: scanpy's fast path
+    sub = ad.AnnData(block.astype(np.float64),
+                     obs=pd.DataFrame({"condition": pd.Categorical(labels[keep])},
+                                      index=adata.obs_names[keep]),
+                     var=pd.DataFrame(index=adata.var_names[cols]))
+    with warnings.catch_warnings():  # scanpy's own pandas PerformanceWarnings / log2 of 0
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(sub, groupby="condition", groups=conditions, reference=CONTROL,
+                                method=method, n_genes=sub.n_vars)
+    result = sub.uns["rank_genes_groups"]
+    out = {}
+    for condition in conditions:
+        table = pd.DataFrame({"names": result["names"][condition], "scores": result["scores"][condition],
+                              "pvals_adj": result["pvals_adj"][condition]})
+        table["abs_score"] = table["scores"].abs()
+        table = table.sort_values(["pvals_adj", "abs_score"], ascending=[True, False], kind="stable")
+        out[condition] = table["names"].astype(str).head(n_de).tolist()
+    return out
+
+
+def de_overlap(predictions: Predictions, truth: Pseudobulk, adata: ad.AnnData, *, n_de: int = 20,
+               n_top: int = 1000, genes=None, observed_de: dict[str, list[str]] | None = None
+               ) -> pd.DataFrame:
+    """Share of the observed top-``n_de`` DE genes that are among the predicted top-``n_de`` changes.
+
+    ``observed_de`` (from :func:`de_genes`) can be passed to reuse the scanpy run across methods.
+    Columns :data:`DE_COLUMNS`.
+    """
+    genes = _eval_genes(truth, predictions, genes, n_top)
+    if n_de > len(genes):
+        raise ValueError(f"n_de={n_de} exceeds the {len(genes)} evaluation genes.")
+    conditions = [c for c in predictions.conditions if c != CONTROL]
+    if observed_de is None:
+        observed_de = de_genes(adata, conditions, n_de=n_de, genes=genes)
+    ctrl = truth.ctrl[genes].to_numpy()
+    rows = []
+    for condition in conditions:
+        change = np.abs(predictions.values.loc[condition, genes].to_numpy() - ctrl)
+        if change.max() - change.min() <= 1e-12 * max(1.0, change.max()):
+            overlap = np.nan  # constant predicted change: no top genes
+        else:
+            top = genes[np.argsort(-change, kind="stable")[:n_de]]
+            observed = observed_de[condition][:n_de]
+            overlap = len(set(top) & set(observed)) / n_de
+        rows.append({"dataset": truth.dataset or predictions.dataset, "method": predictions.method,
+                     "seed": predictions.seed if predictions.seed is not None else pd.NA,
+                     "condition": condition, "n_de": n_de, "de_overlap": overlap})
+    return pd.DataFrame(rows, columns=DE_COLUMNS)
