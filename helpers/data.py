@@ -72,6 +72,8 @@ class RegistryEntry:
     format: str
     description: str = ""
     sha256: str = ""
+    md5: str = ""
+    checksum_api: str = ""
     size: int | None = None
     member: str | None = None
     layout: str | None = None
@@ -80,6 +82,7 @@ class RegistryEntry:
     citation: str = ""
     kind: str = "dataset"
     seed_names: tuple[str, ...] = field(default_factory=tuple)
+    go_filter: bool = False
 
     @property
     def names_to_seed(self) -> set[str]:
