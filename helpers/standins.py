@@ -163,7 +163,7 @@ def _published_single_table() -> pd.DataFrame:
 def _published_singles(dataset: str) -> list[str]:
     table = _published_single_table()
     names = set(table.loc[table["dataset"] == dataset, "condition"])
-    return sorted(n for n in names if "+" not in n)  # [S7]
+    return sorted(n for n in names if "+" not in n and n != "ctrl")  # [S7]
 
 
 def norman_conditions(n_singles: int = 101, n_doubles: int = 125, *, seed: int = 0) -> list[str]:
