@@ -270,6 +270,9 @@ def read_perturbench(
     )
 
 
+_LAYOUT_NAMES = {"gears": "GEARS", "scfoundation": "scFoundation (Norman, figshare 44477939)"}
+
+
 def _read_gears_like(
     path, *, dataset: str, layout: str, backed: str | None, normalisation: str, go_genes, required_obs
 ) -> ad.AnnData:
@@ -277,7 +280,7 @@ def _read_gears_like(
     missing = [c for c in required_obs if c not in adata.obs]
     if missing:
         raise LoaderError(
-            f"{path}: not in {layout} layout, obs lacks {', '.join(repr(c) for c in missing)} "
+            f"{path}: not in {_LAYOUT_NAMES[layout]} layout, obs lacks {', '.join(repr(c) for c in missing)} "
             f"(has {list(adata.obs.columns)})."
         )
     gene_key = "gene_name" if "gene_name" in adata.var else None
