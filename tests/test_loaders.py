@@ -211,14 +211,21 @@ def test_every_real_source_loads_canonical_with_the_go_filter(name, standin_cach
         assert in_var == 1.0
 
 
-def test_backed_load_with_the_filter_is_a_view_of_the_file(standin_cache):
-    adata = loaders.load_dataset("norman2019", cache=standin_cache, download=False, backed="r")
-    assert adata.isbacked and adata.is_view
-    assert "IER5L+ctrl" not in set(adata.obs["condition_source"])
+def test_backed_load_with_the_filter_reads_a_filtered_file(standin_cache):
     from helpers.pseudobulk import pseudobulk
 
-    pb = pseudobulk(adata)
+    memory = loaders.load_dataset("norman2019", cache=standin_cache, download=False)
+    adata = loaders.load_dataset("norman2019", cache=standin_cache, download=False, backed="r")
+    assert adata.isbacked and not adata.is_view
+    assert "IER5L+ctrl" not in set(adata.obs["condition_source"]) and adata.n_obs == memory.n_obs
+    first = adata.uns["perturbbook"]["go_filter"]["filtered_file"]
+    assert loaders.load_dataset("norman2019", cache=standin_cache, download=False,
+                                backed="r").uns["perturbbook"]["go_filter"]["filtered_file"] == first
+    sub = adata[adata.obs["condition"] == "CEBPE+CEBPB"]  # chapters index into the loaded data
+    assert sub.n_obs > 0
+    pb, pb_memory = pseudobulk(adata), pseudobulk(memory)
     assert len(pb.conditions) == 225
+    pd.testing.assert_frame_equal(pb.means, pb_memory.means)
 
 
 def test_go_gene_list_of_the_wrong_type_is_a_clear_error(tmp_path):
