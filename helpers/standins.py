@@ -460,16 +460,14 @@ def write_gears_h5ad(
     groups = [f"{cell_type}_{c}_{dose[c]}" for c in conditions if c != "ctrl"]  # reference ctrl not a key
     uns = {"standin": STANDIN_NOTE, **_de_dicts(rng, groups, var_ids, n_ranked)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    totals = np.zeros(0)
     tmp = path.with_name(path.name + ".part")
     try:
         # normalize_total's default target is the median total count; a fixed 1e4 stands in for it
-        totals = _write_h5ad(tmp, obs, var, uns, rng, model, codes, chunk_rows=chunk_rows,
-                             target_sum=1e4, counts_layer=(dataset == "norman2019_gears"))
+        _write_h5ad(tmp, obs, var, uns, rng, model, codes, chunk_rows=chunk_rows,
+                    target_sum=1e4, counts_layer=(dataset == "norman2019_gears"))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    del totals
     return path
 
 
