@@ -400,8 +400,10 @@ def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
                     raise DataError(_manual_download(entry, cache, f"HTTP {status} from {entry.url}")) from None
                 if status is not None and status < 500 and status != 429:
                     break  # a client error will not go away by retrying
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as err:  # refused, timed out, cut off mid-transfer
                 last_error = err
+                part.unlink(missing_ok=True)
             if attempt < retries:
                 time.sleep(min(2**attempt, 10))
         if last_error is not None:

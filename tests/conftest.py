@@ -39,6 +39,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if self.path.startswith("/status/"):  # /status/<code>/...: answer with that HTTP status
             self.send_error(int(self.path.split("/")[2]))
             return
+        if self.path.startswith("/cut/"):  # /cut/...: promise 1 MB, send 1 kB, drop the connection
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"\x89HDF\r\n\x1a\n" + b"x" * 1016)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         super().do_GET()
 
 
@@ -46,7 +54,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def http_server(tmp_path):
     """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list of request paths).
 
-    ``/status/<code>/...`` answers with that HTTP status (e.g. 403, as figshare does to many scripts).
+    ``/status/<code>/...`` answers with that HTTP status (e.g. 403, as figshare does to many scripts);
+    ``/cut/...`` drops the connection in the middle of a transfer.
     """
     root = tmp_path / "served"
     root.mkdir()

@@ -418,3 +418,15 @@ def test_seeding_the_real_layout_norman_zip_and_loading_it(tmp_path):
     assert path.name == "gse133344_k562gi_oe_pert227_84986_19264_withtotalcount.h5ad"
     adata = loaders.load_dataset("norman2019", cache=cache, download=False, backed="r")
     assert adata.uns["perturbbook"]["go_filter"]["conditions_removed"] == ["IER5L+ctrl", "LYL1+IER5L"]
+
+
+def test_interrupted_transfer_leaves_no_partial_file(tmp_path, http_server):
+    _, base, seen = http_server
+    registry = write_registry(tmp_path / "reg.toml", {
+        "cut": {"url": f"{base}/cut/x.h5ad", "filename": "x.h5ad", "format": "h5ad"},
+    })
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="Could not download dataset 'cut'"):
+        data.fetch("cut", cache=cache, registry=registry, retries=2, progressbar=False)
+    assert len(seen) == 2, "an interrupted transfer is retried"
+    assert not any(cache.rglob("*")), "no partial file and no temporary folder stays in the cache"
