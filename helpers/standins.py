@@ -271,11 +271,24 @@ def _ensembl_ids(n: int) -> list[str]:
     return [f"ENSG9{i:010d}" for i in range(n)]
 
 
-def _gene_symbols(targets_in_var: list[str], n_genes: int) -> list[str]:
+# Real human gene symbols measured in K562 / RPE1 data (erythroid, myeloid, housekeeping genes), put
+# first among the non-target genes so that chapters that look up known genes (e.g. chapter 5's probes
+# CEBPA / CEBPB / KLF1 / MAPK1 / SGK1) find them; the rest of var is ``SYNG...``.
+_KNOWN_GENES = (
+    "CEBPA", "CEBPB", "CEBPE", "KLF1", "MAPK1", "SGK1", "GATA1", "TAL1", "HBG1", "HBG2", "HBZ", "HBA1",
+    "HBE1", "GYPA", "TFRC", "MYC", "SPI1", "RUNX1", "GAPDH", "ACTB", "TMSB4X", "B2M", "EEF1A1", "RPL13",
+    "RPS18", "MKI67", "TOP2A", "PCNA", "CDK1", "CCNB1", "NPM1", "HSPA5", "XBP1", "ATF4", "DDIT3", "JUN",
+    "FOS", "EGR1", "VIM", "LMO2",
+)
+
+
+def _gene_symbols(targets_in_var: list[str], n_genes: int, exclude=()) -> list[str]:
+    """``targets_in_var``, then known real symbols that are not targets (``exclude``), then ``SYNG...``."""
     fill = n_genes - len(targets_in_var)
     if fill < 0:
         raise ValueError(f"n_genes={n_genes} is smaller than the {len(targets_in_var)} targets kept in var.")
-    return [*targets_in_var, *[f"SYNG{i:05d}" for i in range(fill)]]
+    known = [g for g in _KNOWN_GENES if g not in set(targets_in_var) | set(exclude)][:fill]
+    return [*targets_in_var, *known, *[f"SYNG{i:05d}" for i in range(fill - len(known))]]
 
 
 def _normalise(counts: np.ndarray, target_sum) -> np.ndarray:
@@ -440,7 +453,7 @@ def write_gears_h5ad(
     targets = _targets(conditions)
     share = targets_in_var if targets_in_var is not None else _TARGETS_IN_VAR.get(dataset, 1.0)
     kept = sorted(rng.choice(targets, int(round(share * len(targets))), replace=False)) if share < 1 else targets
-    symbols = _gene_symbols(list(kept), n_genes)
+    symbols = _gene_symbols(list(kept), n_genes, exclude=targets)
     symbols = list(np.asarray(symbols)[rng.permutation(len(symbols))])  # targets anywhere in var
     var_ids = np.asarray(_ensembl_ids(n_genes), dtype=object)
     codes = _cell_codes(rng, n_cells, len(conditions), ctrl_fraction)
