@@ -28,22 +28,39 @@ def norman_subset(subset_path):
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     requests_seen: list[str] = []
+    user_agents: list[str] = []
 
     def log_message(self, *args):  # keep test output quiet
         pass
 
     def do_GET(self):
         type(self).requests_seen.append(self.path)
+        type(self).user_agents.append(self.headers.get("User-Agent", ""))
+        if self.path.startswith("/status/"):  # /status/<code>/...: answer with that HTTP status
+            self.send_error(int(self.path.split("/")[2]))
+            return
+        if self.path.startswith("/cut/"):  # /cut/...: promise 1 MB, send 1 kB, drop the connection
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"\x89HDF\r\n\x1a\n" + b"x" * 1016)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         super().do_GET()
 
 
 @pytest.fixture
 def http_server(tmp_path):
-    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list of request paths)."""
+    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list of request paths).
+
+    ``/status/<code>/...`` answers with that HTTP status (e.g. 403, as figshare does to many scripts);
+    ``/cut/...`` drops the connection in the middle of a transfer.
+    """
     root = tmp_path / "served"
     root.mkdir()
     seen: list[str] = []
-    handler = type("Handler", (_Handler,), {"requests_seen": seen})
+    handler = type("Handler", (_Handler,), {"requests_seen": seen, "user_agents": []})
 
     def factory(*args, **kwargs):
         return handler(*args, directory=str(root), **kwargs)
