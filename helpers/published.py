@@ -16,7 +16,7 @@ from .splits import Split, gears_simulation_split, split_from_assignment
 
 __all__ = [
     "METHOD_LABELS", "method_label", "double_metrics", "single_metrics", "paper_double_split", "PAPER_DOUBLE_DATASET",
-    "PAPER_SINGLE_DATASETS", "PAPER_SINGLE_SEEDS", "published_single_labels", "paper_single_split",
+    "PAPER_SINGLE_DATASETS", "PAPER_SINGLE_SEEDS", "paper_conditions", "published_single_labels", "paper_single_split",
     "TRANSFER_SOURCE", "double_interaction_curves", "double_top_interactions", "observed_class_shares",
 ]
 
@@ -158,6 +158,28 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
     return table.reset_index(drop=True)
 
 
+# the paper's dataset ids (suppl-dataset_overview.xlsx) -> the book's registry names
+_PAPER_DATASET_IDS = {"norman_from_scfoundation": PAPER_DOUBLE_DATASET, "adamson": "adamson",
+                      "replogle_k562_essential": "replogle_k562_essential",
+                      "replogle_rpe1_essential": "replogle_rpe1_essential"}
+
+
+def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
+    """Every condition of ``dataset`` that the paper analysed (after GEARS' GO filter), ``ctrl`` included.
+
+    From the UMAP panel of the paper's dataset overview (``suppl-dataset_overview.xlsx``, Panel B), which
+    has one row per condition: Norman 225 (ctrl, 100 singles, 124 doubles), Adamson 82, Replogle K562
+    1,088, RPE1 1,535. Canonical labels (``ctrl``, ``A``, ``A+B``), in the spreadsheet's order.
+    """
+    from .loaders import normalize_condition
+
+    ids = {book: paper for paper, book in _PAPER_DATASET_IDS.items()}
+    if dataset not in ids:
+        raise ValueError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
+    raw = _sheet("paper_suppl_dataset_overview", "Panel B", download)
+    return [normalize_condition(p) for p in raw.loc[raw["dataset"] == ids[dataset], "pert"]]
+
+
 def published_single_labels(dataset: str, seed: int, *, download: bool = True) -> dict[str, str]:
     """Every split label the paper published for ``dataset`` and ``seed``: condition -> train / val / test.
 
@@ -191,7 +213,8 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
     The paper used GEARS' ``simulation`` split (:func:`helpers.splits.gears_simulation_split`) on
     the data after GEARS' GO filter, seeds 1 and 2. This function runs that split on
     ``conditions`` and checks it against every label the paper published for the seed
-    (:func:`published_single_labels`). On the real data (81 / 1,087 / 1,534 singles) they agree.
+    (:func:`published_single_labels`). On the paper's perturbation lists (:func:`paper_conditions`:
+    81 / 1,087 / 1,534 singles) they agree on every label (tests/test_paper_partitions.py).
     On other perturbation lists (e.g. stand-ins with other names) the GEARS draw differs; then
     the published labels are imposed on the perturbations they cover (the evaluated ones, so
     the rows still compare one to one with the published methods), GEARS' split decides the
