@@ -42,11 +42,18 @@ __all__ = [
     "cache_status",
     "sha256sum",
     "check_format",
+    "publisher_md5",
+    "BROWSER_USER_AGENT",
 ]
 
 CACHE_ENV = "PERTURBBOOK_CACHE"
 REGISTRY_ENV = "PERTURBBOOK_REGISTRY"
 RECORDED_HASHES = "recorded_hashes.json"
+# figshare and Dataverse answer many scripted clients with 403 or an HTML challenge page
+# (googlecolab/colabtools#4601); a browser-like User-Agent avoids part of it.
+BROWSER_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+)
 
 # Leading bytes of each format the registry names (xlsx files are zip archives).
 MAGIC = {
@@ -72,6 +79,8 @@ class RegistryEntry:
     format: str
     description: str = ""
     sha256: str = ""
+    md5: str = ""
+    checksum_api: str = ""
     size: int | None = None
     member: str | None = None
     layout: str | None = None
@@ -80,6 +89,7 @@ class RegistryEntry:
     citation: str = ""
     kind: str = "dataset"
     seed_names: tuple[str, ...] = field(default_factory=tuple)
+    go_filter: bool = False
 
     @property
     def names_to_seed(self) -> set[str]:
@@ -150,11 +160,17 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
 def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    return _digests(path, chunk)["sha256"]
+
+
+def _digests(path: str | os.PathLike, chunk: int = 1 << 20) -> dict[str, str]:
+    """sha256 and md5 of a file in one pass (publishers give MD5, the book records sha256)."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+            sha.update(block)
+            md5.update(block)
+    return {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
 
 def _looks_like_html(head: bytes) -> bool:
@@ -180,24 +196,24 @@ def check_format(path: str | os.PathLike, fmt: str) -> None:
     raise DataError(f"the file is not a {fmt} file (first bytes {head[:8]!r}, expected {MAGIC[fmt]!r})")
 
 
-def _cached_digest(path: Path, cache: Path) -> str:
-    """sha256 of ``path``; for files in the cache remembered per (size, mtime), so multi-GB files are
-    hashed once rather than on every fetch."""
+def _cached_digests(path: Path, cache: Path) -> dict[str, str]:
+    """sha256 and md5 of ``path``; for files in the cache remembered per (size, mtime), so multi-GB
+    files are hashed once rather than on every fetch."""
     if path.parent.resolve() != cache.resolve():
-        return sha256sum(path)
+        return _digests(path)
     stamp_file = cache / ".verified.json"
     stamps = json.loads(stamp_file.read_text()) if stamp_file.exists() else {}
     stat = path.stat()
     key = str(path.resolve())
     stamp = stamps.get(key)
-    if stamp and stamp["size"] == stat.st_size and stamp["mtime_ns"] == stat.st_mtime_ns:
-        return stamp["sha256"]
-    digest = sha256sum(path)
-    stamps[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    if stamp and stamp["size"] == stat.st_size and stamp["mtime_ns"] == stat.st_mtime_ns and "md5" in stamp:
+        return {"sha256": stamp["sha256"], "md5": stamp["md5"]}
+    digests = _digests(path)
+    stamps[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **digests}
     tmp = stamp_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(stamps, indent=1))
     os.replace(tmp, stamp_file)
-    return digest
+    return digests
 
 
 def _recorded_hashes(cache: Path) -> dict[str, str]:
@@ -215,21 +231,81 @@ def _record_hash(cache: Path, name: str, digest: str) -> None:
     os.replace(tmp, cache / RECORDED_HASHES)
 
 
-def _verify(entry: RegistryEntry, path: Path, cache: Path) -> str:
-    """Check a candidate file for ``entry``; return its sha256 or raise :class:`DataError`."""
+def _verify(entry: RegistryEntry, path: Path, cache: Path, *, md5: str = "") -> str:
+    """Check a candidate file for ``entry``; return its sha256 or raise :class:`DataError`.
+
+    Checks, in order: format (magic bytes; an HTML page is named as such), the registry sha256 or the
+    sha256 recorded at the first good download, the publisher's MD5 (``md5``: from the registry or
+    read from the publisher's metadata API at download time), and for zips the member path.
+    """
     check_format(path, entry.format)
-    digest = _cached_digest(path, cache)
+    digests = _cached_digests(path, cache)
+    digest = digests["sha256"]
     expected = entry.sha256 or _recorded_hashes(cache).get(entry.name, "")
     if expected and digest != expected:
         origin = "registry" if entry.sha256 else f"hash recorded at the first download ({RECORDED_HASHES})"
         raise DataError(f"sha256 mismatch: got {digest}, expected {expected} ({origin})")
+    md5 = (md5 or entry.md5).lower()
+    if md5 and digests["md5"] != md5:
+        origin = "registry" if entry.md5 else f"publisher metadata {entry.checksum_api}"
+        raise DataError(f"MD5 mismatch: got {digests['md5']}, expected {md5} ({origin})")
     if entry.format == "zip" and entry.member:
-        with zipfile.ZipFile(path) as zf:
-            if entry.member not in zf.namelist():
-                raise DataError(
-                    f"the archive does not contain {entry.member!r} (it holds {zf.namelist()[:10]})"
-                )
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile as err:
+            raise DataError(f"the file is not a readable zip archive ({err}); it is probably truncated") from None
+        if entry.member not in names:
+            raise DataError(
+                f"the archive does not contain {entry.member!r} (it holds {names[:10]})"
+            )
     return digest
+
+
+def publisher_md5(entry: RegistryEntry, *, timeout: float = 60) -> str:
+    """The MD5 the publisher lists for ``entry``: the registry's ``md5``, else read from ``checksum_api``.
+
+    ``checksum_api`` is the publisher's metadata address: Dataverse's file metadata
+    (``https://dataverse.harvard.edu/api/files/<id>``, JSON ``data.dataFile.checksum`` = ``{"type": "MD5",
+    "value": ...}``, older servers ``data.dataFile.md5``) or figshare's file list of the article
+    (``https://api.figshare.com/v2/articles/<article>/files``, a JSON list whose item with the ``id`` of
+    the download URL's file carries ``computed_md5``). Returns ``""`` where the registry has neither
+    (then the hash of the first good download is recorded: trust on first use).
+    """
+    if entry.md5:
+        return entry.md5.lower()
+    if not entry.checksum_api:
+        return ""
+    import requests
+
+    try:
+        response = requests.get(entry.checksum_api, headers={"User-Agent": BROWSER_USER_AGENT,
+                                                              "Accept": "application/json"}, timeout=timeout)
+        response.raise_for_status()
+        meta = response.json()
+    except (requests.exceptions.RequestException, ValueError) as err:
+        raise DataError(
+            f"Could not read the publisher's checksum of dataset {entry.name!r} from {entry.checksum_api} "
+            f"({type(err).__name__}: {err}); the download is not verified without it."
+        ) from None
+    value = ""
+    if isinstance(meta, list):  # figshare: the article's file list
+        file_id = entry.url.rstrip("/").rsplit("/", 1)[-1]
+        for item in meta:
+            if str(item.get("id")) == file_id:
+                value = item.get("computed_md5") or item.get("supplied_md5") or ""
+    elif isinstance(meta, dict):  # Dataverse: file metadata
+        datafile = (meta.get("data") or {}).get("dataFile") or {}
+        checksum = datafile.get("checksum") or {}
+        if str(checksum.get("type", "")).upper() == "MD5":
+            value = checksum.get("value", "")
+        value = value or datafile.get("md5", "")
+    if not value:
+        raise DataError(
+            f"The publisher's metadata for dataset {entry.name!r} ({entry.checksum_api}) lists no MD5 for "
+            f"{entry.url}; check the registry's checksum_api."
+        )
+    return str(value).lower()
 
 
 def _deb_data_tar(path: Path):
@@ -256,8 +332,21 @@ def _deb_data_tar(path: Path):
 def _how_to_seed(entry: RegistryEntry, cache: Path) -> str:
     return (
         f"To provide the file by hand, download {entry.url} on a machine with network access and run "
-        f"`python -m helpers.data seed <folder holding {entry.filename}>` (cache: {cache}; set "
+        f"`python -m helpers.data seed <folder or file>` (the file is recognised by its name "
+        f"{entry.filename!r} or by its content, whatever the browser called it; cache: {cache}; set "
         f"${CACHE_ENV} to use another cache directory)."
+    )
+
+
+def _manual_download(entry: RegistryEntry, cache: Path, why: str) -> str:
+    return (
+        f"The publisher refused the scripted download of dataset {entry.name!r} ({why}). figshare and "
+        "Dataverse do this to many scripts and notebook servers (e.g. Colab). Download it in a browser "
+        f"instead: open {entry.url}, let the browser save the file (any name, any folder; do not unpack "
+        "it), then run\n"
+        f"    python -m helpers.data seed <the saved file or its folder>\n"
+        f"which checks it and copies it into the cache ({cache}; set ${CACHE_ENV} for another one). "
+        "In Colab, upload the file first (Files pane) and run the same command in a cell with '!'."
     )
 
 
@@ -265,9 +354,9 @@ def _how_to_seed(entry: RegistryEntry, cache: Path) -> str:
 # download, seed, fetch
 
 
-def _install(entry: RegistryEntry, candidate: Path, cache: Path, *, move: bool) -> Path:
+def _install(entry: RegistryEntry, candidate: Path, cache: Path, *, move: bool, md5: str = "") -> Path:
     """Verify ``candidate`` and place it atomically at its cache path (bad files never land)."""
-    digest = _verify(entry, candidate, cache)
+    digest = _verify(entry, candidate, cache, md5=md5)
     target = cache / entry.filename
     staging = Path(tempfile.mkstemp(dir=cache, prefix=f".{entry.filename}.", suffix=".part")[1])
     try:
@@ -287,10 +376,12 @@ def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
     import pooch
     import requests
 
+    md5 = publisher_md5(entry)  # before the transfer: a publisher checksum we cannot read stops here
     tmpdir = Path(tempfile.mkdtemp(dir=cache, prefix=".download-"))
     try:
         part = tmpdir / entry.filename
-        downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=60)
+        downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=60,
+                                          headers={"User-Agent": BROWSER_USER_AGENT})
         last_error: Exception | None = None
         for attempt in range(1, retries + 1):
             try:
@@ -300,6 +391,8 @@ def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
             except requests.exceptions.HTTPError as err:
                 last_error = err
                 status = err.response.status_code if err.response is not None else None
+                if status in (401, 403):
+                    raise DataError(_manual_download(entry, cache, f"HTTP {status} from {entry.url}")) from None
                 if status is not None and status < 500 and status != 429:
                     break  # a client error will not go away by retrying
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as err:
@@ -313,8 +406,13 @@ def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
                 + _how_to_seed(entry, cache)
             ) from last_error
         try:
-            return _install(entry, part, cache, move=True)
+            return _install(entry, part, cache, move=True, md5=md5)
         except DataError as err:
+            if str(err).startswith("got an HTML page"):
+                raise DataError(
+                    _manual_download(entry, cache, f"it sent an HTML page instead of the file: {err}")
+                    + " The page was discarded and the cache is unchanged."
+                ) from None
             raise DataError(
                 f"Download of dataset {entry.name!r} from {entry.url} was rejected: {err}. The file was "
                 "discarded and the cache is unchanged. Try again later (Dataverse and figshare sometimes "
@@ -390,6 +488,34 @@ def fetch(
     return path
 
 
+def _identify_by_content(path: Path, entries: list[RegistryEntry], cache: Path) -> list[RegistryEntry]:
+    """Registry entries that ``path`` is, judged by content: a known sha256 / MD5 (registry, recorded
+    at a first download), or for zip entries the member path inside the archive."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    recorded = _recorded_hashes(cache)
+    size = path.stat().st_size
+    digests: dict[str, str] | None = None
+    found = []
+    for entry in entries:
+        if not head.startswith(MAGIC[entry.format]) or (entry.size and entry.size != size):
+            continue
+        sha = entry.sha256 or recorded.get(entry.name, "")
+        if sha or entry.md5:
+            digests = digests or _digests(path)
+            if digests["sha256"] == sha or digests["md5"] == entry.md5.lower():
+                found.append(entry)
+                continue
+        if entry.format == "zip" and entry.member:
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    if entry.member in zf.namelist():
+                        found.append(entry)
+            except zipfile.BadZipFile:
+                pass
+    return found
+
+
 def seed_cache(
     source: str | os.PathLike,
     *,
@@ -398,8 +524,11 @@ def seed_cache(
 ) -> pd.DataFrame:
     """Copy registered files found under ``source`` (a file or a folder, searched recursively) into the cache.
 
-    A file is recognised by its name (the entry's ``filename`` or one of its ``seed_names``) and
-    then checked exactly like a download: a file that fails is reported and not copied.
+    A file is recognised by its name (the entry's ``filename`` or one of its ``seed_names``) or, whatever
+    its name (a browser may call it ``44477939`` or ``file.zip``), by its content: a sha256 / MD5 the
+    registry knows or the cache recorded, or, for a zip entry, the member path inside the archive. It is
+    then checked exactly like a download: a file that fails is reported and not copied. A member that
+    was unpacked from its zip (e.g. the Norman ``.h5ad``) is reported with a hint to seed the zip.
     Returns a table of what was found: dataset, source path, status.
     """
     registry = registry if registry is not None else load_registry()
@@ -409,12 +538,26 @@ def seed_cache(
         raise DataError(f"Cannot seed the cache from {source}: no such file or folder.")
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     by_name: dict[str, list[RegistryEntry]] = {}
+    by_member: dict[str, RegistryEntry] = {}
     for entry in registry.values():
         for fname in entry.names_to_seed:
             by_name.setdefault(fname, []).append(entry)
+        if entry.format == "zip" and entry.member:
+            by_member[Path(entry.member).name] = entry
     rows = []
     for path in files:
-        for entry in by_name.get(path.name, []):
+        entries = by_name.get(path.name, [])
+        how = ""
+        if not entries and path.name in by_member and by_member[path.name].filename != path.name:
+            entry = by_member[path.name]
+            rows.append({"dataset": entry.name, "source": str(path), "status": (
+                f"rejected: this is {entry.member!r} unpacked from the archive; seed the archive as "
+                f"downloaded from {entry.url} (any file name), the cache extracts the member itself")})
+            continue
+        if not entries:
+            entries = _identify_by_content(path, list(registry.values()), cache)
+            how = " (recognised by content)"
+        for entry in entries:
             target = cache / entry.filename
             try:
                 if target.exists() and sha256sum(target) == sha256sum(path):
@@ -422,7 +565,7 @@ def seed_cache(
                 else:
                     _install(entry, path, cache, move=False)
                     shutil.rmtree(cache / entry.name, ignore_errors=True)  # stale extraction
-                    status = "seeded"
+                    status = "seeded" + how
             except DataError as err:
                 status = f"rejected: {err}"
             rows.append({"dataset": entry.name, "source": str(path), "status": status})

@@ -14,11 +14,28 @@ The canonical form every later step relies on:
 ``load_dataset(name, backed="r")`` opens large files (the full Norman file is ~85k cells x 19k
 genes) without reading ``X`` into memory; :func:`helpers.pseudobulk.pseudobulk` then reads it in
 row chunks.
+
+One reader per real source: :func:`read_perturbench` (the Norman subset), :func:`read_gears` (GEARS'
+Dataverse files) and :func:`read_scfoundation` (scFoundation's Norman file, the one the paper used).
+Where the registry entry says ``go_filter = true`` the loader applies **GEARS' GO filter** as the
+paper did through GEARS (GEARS ``gears/pertdata.py``: ``PertData.load`` -> ``set_pert_genes`` and
+``utils.filter_pert_in_go``): a condition is kept when each of its two ``+`` parts is ``ctrl`` or a
+gene of GEARS' perturbable-gene list (``essential_all_data_pert_genes.pkl``) that also has GO
+annotations (a key of ``gene2go_all.pkl``). What it removed is printed and stored in
+``adata.uns["perturbbook"]["go_filter"]``. For Norman it removes ``IER5L+ctrl`` and ``LYL1+IER5L``.
+(scFoundation's GEARS fork, which the paper ran on the scFoundation file, takes the genes from the keys
+of its own ``gene2go.pkl`` instead; that file is not public, and GEARS' list gives the paper's counts:
+ctrl + 100 singles + 124 doubles.)
+
+With ``backed="r"`` and conditions removed, the result is a *view* of the backed file: ``obs`` is
+filtered, and ``X`` of the kept cells is read into memory when it is accessed (sparse, about
+nnz x 8 bytes).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import anndata as ad
@@ -36,6 +53,9 @@ __all__ = [
     "canonicalize",
     "read_perturbench",
     "read_gears",
+    "read_scfoundation",
+    "gears_go_genes",
+    "go_filter_keep",
     "read_canonical",
     "load_dataset",
     "condition_table",
@@ -147,6 +167,77 @@ def _as_float32_csr(X):
     return X
 
 
+def gears_go_genes(
+    *, cache: str | os.PathLike | None = None, download: bool = True, registry=None
+) -> frozenset[str]:
+    """GEARS' perturbable genes with GO annotation: ``essential_all_data_pert_genes.pkl`` & keys of ``gene2go_all.pkl``.
+
+    As GEARS v0.1.2 ``PertData.set_pert_genes`` builds ``pert_names`` (registry entries
+    ``gears_go_genes`` and ``gears_gene2go``, Harvard Dataverse files 6934320 and 6153417). Both
+    files are pickles, read like GEARS reads them, after the registry has checked them.
+    """
+    paths = {}
+    for name in ("gears_go_genes", "gears_gene2go"):
+        paths[name] = data_mod.fetch(name, cache=cache, download=download, registry=registry)
+    with open(paths["gears_go_genes"], "rb") as fh:
+        essential = pickle.load(fh)
+    with open(paths["gears_gene2go"], "rb") as fh:
+        gene2go = pickle.load(fh)
+    if isinstance(essential, (str, bytes)) or not hasattr(essential, "__iter__"):
+        raise LoaderError(
+            f"{paths['gears_go_genes']}: expected a pickled list of gene symbols (GEARS' "
+            f"essential_all_data_pert_genes.pkl), got {type(essential).__name__}."
+        )
+    if not isinstance(gene2go, dict):
+        raise LoaderError(
+            f"{paths['gears_gene2go']}: expected a pickled dict gene -> GO terms (GEARS' gene2go_all.pkl), "
+            f"got {type(gene2go).__name__}."
+        )
+    return frozenset(str(g) for g in essential if g in gene2go)
+
+
+def go_filter_keep(label: str, go_genes) -> bool:
+    """GEARS' rule (``utils.filter_pert_in_go``) on a source label: keep ``ctrl``, and ``A+B`` when each part
+    is ``ctrl`` or in ``go_genes``. A label without ``+`` (other than ``ctrl``) is an error, as in GEARS."""
+    if label == CONTROL:
+        return True
+    parts = str(label).split("+")
+    if len(parts) != 2:
+        raise LoaderError(
+            f"Condition {label!r} is not in GEARS spelling ('ctrl', 'A+ctrl', 'ctrl+A' or 'A+B'); "
+            "GEARS' GO filter is defined only for that spelling."
+        )
+    return all(p == CONTROL or p in go_genes for p in parts)
+
+
+def _apply_go_filter(adata: ad.AnnData, go_genes, *, dataset: str, backed: str | None) -> ad.AnnData:
+    """Drop the cells of conditions outside GEARS' GO genes; report what was removed (print + uns)."""
+    source = adata.obs["condition_source"].astype(str)
+    labels = pd.unique(source)
+    removed = sorted(label for label in labels if not go_filter_keep(label, go_genes))
+    keep = ~source.isin(removed).to_numpy()
+    report = {
+        "rule": "GEARS filter_pert_in_go: each '+' part is ctrl or in essential_all_data_pert_genes.pkl & gene2go_all.pkl",
+        "conditions_removed": removed,
+        "n_conditions_removed": len(removed),
+        "n_cells_removed": int((~keep).sum()),
+        "n_conditions_kept": int(len(labels) - len(removed)),
+    }
+    adata.uns["perturbbook"]["go_filter"] = report
+    print(
+        f"{dataset}: GEARS' GO filter removed {len(removed)} of {len(labels)} conditions "
+        f"({report['n_cells_removed']} cells): {', '.join(removed) if removed else 'none'}"
+    )
+    if not removed:
+        return adata
+    subset = adata[keep]
+    if backed:
+        return subset  # a view: obs filtered, X read on access (see the module docstring)
+    subset = subset.copy()
+    subset.obs["condition"] = subset.obs["condition"].cat.remove_unused_categories()
+    return subset
+
+
 def read_perturbench(
     path: str | os.PathLike,
     *,
@@ -179,22 +270,15 @@ def read_perturbench(
     )
 
 
-def read_gears(
-    path: str | os.PathLike,
-    *,
-    dataset: str,
-    backed: str | None = None,
-    normalisation: str = "",
+def _read_gears_like(
+    path, *, dataset: str, layout: str, backed: str | None, normalisation: str, go_genes, required_obs
 ) -> ad.AnnData:
-    """Read an h5ad in GEARS' layout (``obs["condition"]`` as ``A+ctrl`` / ``A+B`` / ``ctrl``, ``var["gene_name"]``).
-
-    GEARS' ``perturb_processed.h5ad`` files and scFoundation's Norman file share this layout.
-    With ``backed="r"``, ``X`` stays on disk.
-    """
     adata = ad.read_h5ad(path, backed=backed)
-    if "condition" not in adata.obs:
+    missing = [c for c in required_obs if c not in adata.obs]
+    if missing:
         raise LoaderError(
-            f"{path}: not in GEARS layout, obs lacks 'condition' (has {list(adata.obs.columns)})."
+            f"{path}: not in {layout} layout, obs lacks {', '.join(repr(c) for c in missing)} "
+            f"(has {list(adata.obs.columns)})."
         )
     gene_key = "gene_name" if "gene_name" in adata.var else None
     if not backed:
@@ -202,15 +286,57 @@ def read_gears(
             adata.layers["counts"] = _as_float32_csr(adata.raw.X)
             adata.raw = None
         adata.X = _as_float32_csr(adata.X)
-    return canonicalize(
+    adata = canonicalize(
         adata,
         condition_key="condition",
         dataset=dataset,
-        layout="gears",
+        layout=layout,
         normalisation=normalisation,
         gene_symbol_key=gene_key,
         source_file=str(path),
     )
+    if go_genes is not None:
+        adata = _apply_go_filter(adata, go_genes, dataset=dataset, backed=backed)
+    return adata
+
+
+def read_gears(
+    path: str | os.PathLike,
+    *,
+    dataset: str,
+    backed: str | None = None,
+    normalisation: str = "",
+    go_genes=None,
+) -> ad.AnnData:
+    """Read GEARS' ``perturb_processed.h5ad`` (``obs["condition"]`` as ``A+ctrl`` / ``ctrl+A`` / ``A+B`` / ``ctrl``).
+
+    Layout (GEARS ``data_utils.get_DE_genes``; see ``helpers/standins.py`` for the sources): var index =
+    Ensembl ids with symbols in ``var['gene_name']`` (the symbols become ``var_names``, the ids go to
+    ``var['source_var_name']``); obs ``cell_type`` / ``dose_val`` / ``control`` / ``condition_name``; uns
+    DE dictionaries; ``layers['counts']`` in GEARS Norman. ``go_genes``: apply GEARS' GO filter
+    (see :func:`gears_go_genes`). With ``backed="r"``, ``X`` stays on disk.
+    """
+    return _read_gears_like(path, dataset=dataset, layout="gears", backed=backed, normalisation=normalisation,
+                            go_genes=go_genes, required_obs=("condition",))
+
+
+def read_scfoundation(
+    path: str | os.PathLike,
+    *,
+    dataset: str = "norman2019",
+    backed: str | None = None,
+    normalisation: str = "",
+    go_genes=None,
+) -> ad.AnnData:
+    """Read scFoundation's Norman h5ad (the member of figshare file 44477939 that the paper used).
+
+    Layout (the paper's ``prepare_perturbation_data.py``; scFoundation's GEARS fork; issue #13): obs
+    ``condition`` in GEARS spelling, ``cell_type``, ``total_count``; ``var['gene_name']``; X sparse.
+    ``go_genes``: apply GEARS' GO filter, as the paper did through GEARS.
+    """
+    return _read_gears_like(path, dataset=dataset, layout="scfoundation", backed=backed,
+                            normalisation=normalisation, go_genes=go_genes,
+                            required_obs=("condition", "total_count"))
 
 
 def read_canonical(path: str | os.PathLike, *, backed: str | None = None) -> ad.AnnData:
@@ -221,7 +347,7 @@ def read_canonical(path: str | os.PathLike, *, backed: str | None = None) -> ad.
     return adata
 
 
-_READERS = {"perturbench": read_perturbench, "gears": read_gears}
+_READERS = {"perturbench": read_perturbench, "gears": read_gears, "scfoundation": read_scfoundation}
 
 
 def load_dataset(
@@ -234,7 +360,9 @@ def load_dataset(
     """Fetch a registered dataset (see :mod:`helpers.data`) and return it as canonical AnnData.
 
     ``backed="r"`` keeps ``X`` on disk (use it for the full Norman, Replogle files on small
-    machines). ``download=False`` raises instead of downloading.
+    machines). ``download=False`` raises instead of downloading. Entries with ``go_filter = true``
+    (the paper's GEARS and scFoundation files) get GEARS' GO filter (module docstring), which needs
+    the registry files ``gears_go_genes`` and ``gears_gene2go``.
     """
     entry = data_mod.get_entry(name)
     if entry.layout not in _READERS:
@@ -244,8 +372,10 @@ def load_dataset(
         )
     path = data_mod.fetch(name, download=download, cache=cache)
     kwargs = {"dataset": name, "normalisation": entry.normalisation}
-    if entry.layout == "gears":
+    if entry.layout in ("gears", "scfoundation"):
         kwargs["backed"] = backed  # the perturbench subset is small and always read into memory
+        if entry.go_filter:
+            kwargs["go_genes"] = gears_go_genes(cache=cache, download=download)
     return _READERS[entry.layout](Path(path), **kwargs)
 
 

@@ -28,22 +28,30 @@ def norman_subset(subset_path):
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     requests_seen: list[str] = []
+    user_agents: list[str] = []
 
     def log_message(self, *args):  # keep test output quiet
         pass
 
     def do_GET(self):
         type(self).requests_seen.append(self.path)
+        type(self).user_agents.append(self.headers.get("User-Agent", ""))
+        if self.path.startswith("/status/"):  # /status/<code>/...: answer with that HTTP status
+            self.send_error(int(self.path.split("/")[2]))
+            return
         super().do_GET()
 
 
 @pytest.fixture
 def http_server(tmp_path):
-    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list of request paths)."""
+    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list of request paths).
+
+    ``/status/<code>/...`` answers with that HTTP status (e.g. 403, as figshare does to many scripts).
+    """
     root = tmp_path / "served"
     root.mkdir()
     seen: list[str] = []
-    handler = type("Handler", (_Handler,), {"requests_seen": seen})
+    handler = type("Handler", (_Handler,), {"requests_seen": seen, "user_agents": []})
 
     def factory(*args, **kwargs):
         return handler(*args, directory=str(root), **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import zipfile
 from pathlib import Path
@@ -243,3 +244,177 @@ def test_check_format_messages(tmp_path):
     other.write_bytes(b"GIF89a....")
     with pytest.raises(DataError, match="not a h5ad file"):
         data.check_format(other, "h5ad")
+
+
+# --------------------------------------------------------------------------------------------
+# publisher checksums, refusals, seeding by content, the real Norman zip layout
+
+
+def md5(content: bytes) -> str:
+    return hashlib.md5(content).hexdigest()
+
+
+def test_dataverse_md5_is_read_from_the_metadata_api_and_checked(tmp_path, http_server):
+    served, base, seen = http_server
+    content = fake_h5(b"dataverse file")
+    (served / "access").mkdir()
+    (served / "access" / "6154020").write_bytes(content)
+    (served / "files").mkdir()
+    # the shape of Dataverse's file metadata (GET /api/files/<id>)
+    (served / "files" / "6154020").write_text(json.dumps(
+        {"status": "OK", "data": {"label": "norman.zip", "dataFile": {"id": 6154020, "filename": "norman.zip",
+                                                                       "checksum": {"type": "MD5", "value": md5(content)}}}}))
+    registry = write_registry(tmp_path / "reg.toml", {
+        "dv": {"url": f"{base}/access/6154020", "filename": "dv.h5ad", "format": "h5ad",
+               "checksum_api": f"{base}/files/6154020"},
+    })
+    cache = tmp_path / "cache"
+    path = data.fetch("dv", cache=cache, registry=registry, progressbar=False)
+    assert path.read_bytes() == content
+    assert seen[:2] == ["/files/6154020", "/access/6154020"]
+    assert data._recorded_hashes(cache)["dv"] == sha(content)
+
+
+def test_figshare_md5_from_the_article_file_list_and_a_mismatch_leaves_the_cache_clean(tmp_path, http_server):
+    served, base, _ = http_server
+    (served / "ndownloader").mkdir()
+    (served / "ndownloader" / "44477939").write_bytes(fake_h5(b"what arrived"))
+    (served / "articles").mkdir()
+    # the shape of figshare's GET /v2/articles/<id>/files: one item per file, computed_md5 per file
+    (served / "articles" / "files").write_text(json.dumps([
+        {"id": 1234, "name": "other.zip", "computed_md5": md5(b"other")},
+        {"id": 44477939, "name": "data.zip", "computed_md5": md5(fake_h5(b"what the publisher holds"))},
+    ]))
+    registry = write_registry(tmp_path / "reg.toml", {
+        "fs": {"url": f"{base}/ndownloader/44477939", "filename": "fs.h5ad", "format": "h5ad",
+               "checksum_api": f"{base}/articles/files"},
+    })
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="MD5 mismatch.*publisher metadata"):
+        data.fetch("fs", cache=cache, registry=registry, progressbar=False)
+    assert cache_files(cache) == set() and not data._recorded_hashes(cache)
+
+
+def test_registry_md5_is_enforced(tmp_path, http_server):
+    served, base, _ = http_server
+    (served / "x.h5ad").write_bytes(fake_h5(b"x"))
+    registry = write_registry(tmp_path / "reg.toml", {
+        "x": {"url": f"{base}/x.h5ad", "filename": "x.h5ad", "format": "h5ad", "md5": md5(fake_h5(b"x"))},
+        "y": {"url": f"{base}/x.h5ad", "filename": "y.h5ad", "format": "h5ad", "md5": md5(b"different")},
+    })
+    assert data.fetch("x", cache=tmp_path / "c", registry=registry, progressbar=False).exists()
+    with pytest.raises(DataError, match="MD5 mismatch"):
+        data.fetch("y", cache=tmp_path / "c", registry=registry, progressbar=False)
+    assert cache_files(tmp_path / "c") == {"x.h5ad", "recorded_hashes.json"}
+
+
+def test_unreadable_checksum_api_stops_before_the_transfer(tmp_path, http_server):
+    _, base, seen = http_server
+    registry = write_registry(tmp_path / "reg.toml", {
+        "x": {"url": f"{base}/x.h5ad", "filename": "x.h5ad", "format": "h5ad", "checksum_api": f"{base}/nope"},
+    })
+    with pytest.raises(DataError, match="Could not read the publisher's checksum"):
+        data.fetch("x", cache=tmp_path / "c", registry=registry, progressbar=False)
+    assert seen == ["/nope"]
+
+
+def test_403_gives_the_browser_recipe_and_downloads_send_a_browser_user_agent(tmp_path, http_server):
+    served, base, seen = http_server
+    registry = write_registry(tmp_path / "reg.toml", {
+        "fs": {"url": f"{base}/status/403/file", "filename": "fs.zip", "format": "zip", "member": "a/b.h5ad"},
+    })
+    with pytest.raises(DataError) as err:
+        data.fetch("fs", cache=tmp_path / "c", registry=registry, retries=3, progressbar=False)
+    message = str(err.value)
+    assert "HTTP 403" in message and "in a browser" in message and f"{base}/status/403/file" in message
+    assert "python -m helpers.data seed" in message and "any name" in message
+    assert len(seen) == 1, "a refusal is not retried"
+    assert cache_files(tmp_path / "c") == set()
+
+
+def test_downloads_use_a_browser_like_user_agent(tmp_path, http_server, monkeypatch):
+    served, base, _ = http_server
+    (served / "x.h5ad").write_bytes(fake_h5(b"x"))
+    registry = write_registry(tmp_path / "reg.toml", {
+        "x": {"url": f"{base}/x.h5ad", "filename": "x.h5ad", "format": "h5ad"},
+    })
+    import requests
+
+    sent = []
+    original = requests.get
+
+    def spy(url, *args, **kwargs):
+        sent.append((kwargs.get("headers") or {}).get("User-Agent", ""))
+        return original(url, *args, **kwargs)
+
+    monkeypatch.setattr(requests, "get", spy)
+    data.fetch("x", cache=tmp_path / "c", registry=registry, progressbar=False)
+    assert sent and all(agent.startswith("Mozilla/5.0") for agent in sent)
+
+
+def test_html_challenge_page_gives_the_browser_recipe(tmp_path, http_server):
+    served, base, _ = http_server
+    (served / "44477939").write_text("<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>")
+    registry = write_registry(tmp_path / "reg.toml", {
+        "fs": {"url": f"{base}/44477939", "filename": "fs.zip", "format": "zip", "member": "a/b.h5ad"},
+    })
+    with pytest.raises(DataError, match="refused the scripted download.*HTML page.*Just a moment.*in a browser"):
+        data.fetch("fs", cache=tmp_path / "c", registry=registry, progressbar=False)
+    assert cache_files(tmp_path / "c") == set()
+
+
+def test_truncated_zip_is_rejected_and_leaves_no_file(tmp_path, http_server):
+    served, base, _ = http_server
+    with zipfile.ZipFile(served / "full.zip", "w") as zf:
+        zf.writestr("a/b.h5ad", fake_h5(b"x" * 5000))
+    (served / "cut.zip").write_bytes((served / "full.zip").read_bytes()[:-40])  # central directory lost
+    registry = write_registry(tmp_path / "reg.toml", {
+        "z": {"url": f"{base}/cut.zip", "filename": "z.zip", "format": "zip", "member": "a/b.h5ad"},
+    })
+    with pytest.raises(DataError, match="not a readable zip archive"):
+        data.fetch("z", cache=tmp_path / "c", registry=registry, progressbar=False)
+    assert cache_files(tmp_path / "c") == set()
+
+
+def test_seeding_recognises_a_browser_saved_file_by_content(tmp_path):
+    good = fake_h5(b"known content")
+    with zipfile.ZipFile(tmp_path / "x", "w") as zf:
+        zf.writestr("scFoundation/GEARS/data/norman.h5ad", fake_h5(b"inner"))
+    registry = write_registry(tmp_path / "reg.toml", {
+        "hashed": {"url": "https://example.org/1", "filename": "hashed.h5ad", "format": "h5ad", "sha256": sha(good)},
+        "zipped": {"url": "https://example.org/2", "filename": "zipped.zip", "format": "zip",
+                   "member": "scFoundation/GEARS/data/norman.h5ad"},
+    })
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    (downloads / "file (1).h5ad").write_bytes(good)
+    (tmp_path / "x").rename(downloads / "44477939")  # what a browser may call the figshare zip
+    (downloads / "norman.h5ad").write_bytes(fake_h5(b"unpacked by hand"))
+    table = data.seed_cache(downloads, cache=tmp_path / "cache", registry=registry)
+    status = {Path(src).name: st for src, st in zip(table["source"], table["status"])}
+    assert status["file (1).h5ad"] == "seeded (recognised by content)"
+    assert status["44477939"] == "seeded (recognised by content)"
+    assert status["norman.h5ad"].startswith("rejected: this is 'scFoundation/GEARS/data/norman.h5ad' unpacked")
+    assert {"hashed.h5ad", "zipped.zip"} <= cache_files(tmp_path / "cache")
+    assert data.fetch("zipped", cache=tmp_path / "cache", registry=registry, download=False).read_bytes() == fake_h5(b"inner")
+
+
+def test_seeding_the_real_layout_norman_zip_and_loading_it(tmp_path):
+    """The test that would have caught the blocker of issue #13: the registry's Norman entry against a
+    zip in the real layout (figshare 44477939 holds scFoundation/GEARS/data/<h5ad>)."""
+    from helpers import loaders, standins
+
+    source = tmp_path / "src"
+    source.mkdir()
+    standins.write_scfoundation_norman_zip(source / "figshare download (1).zip", n_cells=1200, n_genes=300)
+    genes = standins.go_genes_for(standins.norman_conditions())
+    standins.write_go_gene_list(source / "essential_all_data_pert_genes.pkl", genes)
+    standins.write_gene2go(source / "gene2go_all.pkl", genes)
+    cache = tmp_path / "cache"
+    table = data.seed_cache(source, cache=cache).set_index("dataset")
+    assert table.loc["norman2019", "status"] == "seeded (recognised by content)"
+    assert set(table.loc[["gears_go_genes", "gears_gene2go"], "status"]) == {"seeded"}
+    path = data.fetch("norman2019", cache=cache, download=False)
+    assert path.name == "gse133344_k562gi_oe_pert227_84986_19264_withtotalcount.h5ad"
+    adata = loaders.load_dataset("norman2019", cache=cache, download=False, backed="r")
+    assert adata.uns["perturbbook"]["go_filter"]["conditions_removed"] == ["IER5L+ctrl", "LYL1+IER5L"]
