@@ -2,9 +2,14 @@
 
 Every file the book reads comes through :func:`fetch`:
 
-registry (``data/registry.toml``) -> download with retries and a progress bar (pooch)
--> check (sha256, or the file format where the publisher gives no hash) -> atomic move into
-the cache -> (for zip archives) extraction of the member the loaders read.
+registry (``data/registry.toml``) -> the publisher's MD5 (registry, or the publisher's metadata
+API) -> download with a browser-like User-Agent, retries and a progress bar (pooch) -> check
+(format, sha256 / MD5; trust on first use where no checksum exists) -> atomic move into the cache
+-> (for zip archives) extraction of the member the loaders read.
+
+A publisher that refuses the script (HTTP 401/403, or an HTML challenge page instead of the file,
+as figshare does to many notebook servers) gets an error that says how to download the file in a
+browser and seed it; seeding recognises the saved file by name or by content.
 
 A file that fails a check never stays in the cache. Where no network is available (CI, a
 course room), :func:`seed_cache` copies files you already have into the cache through the
@@ -459,7 +464,13 @@ def fetch(
 
     For zip entries and Debian packages the path of the extracted ``member`` is returned. A file already in the
     cache is re-checked against the registry hash (or the hash recorded at its first download),
-    so a corrupted cache is caught rather than read. ``download=False`` raises instead of
+    so a corrupted cache is caught rather than read.
+
+    Disk cost of archives: the cache keeps the verified archive *and* the extracted member. The
+    archive is what the publisher's checksum covers, so keeping it lets every later fetch re-verify
+    and re-extract without a new download; an h5ad cannot be read in place from a deflated zip
+    (HDF5 needs random access). For Norman (figshare 44477939) that is the zip plus the unpacked
+    h5ad; data/README.md gives the sizes measured on a full-scale stand-in. ``download=False`` raises instead of
     downloading (the offline quick profile uses this, so nothing is fetched behind your back).
     """
     entry = get_entry(name, registry)
@@ -588,7 +599,9 @@ def cache_status(
                 "format": entry.format,
                 "cached": path.exists(),
                 "size_mb": round(path.stat().st_size / 1e6, 2) if path.exists() else None,
-                "hash": "published" if entry.sha256 else "recorded at first download",
+                "hash": ("sha256 known" if entry.sha256 else "publisher MD5" if entry.md5
+                         else "publisher MD5 (metadata API)" if entry.checksum_api
+                         else "recorded at first download"),
                 "url": entry.url,
             }
         )

@@ -27,9 +27,10 @@ annotations (a key of ``gene2go_all.pkl``). What it removed is printed and store
 of its own ``gene2go.pkl`` instead; that file is not public, and GEARS' list gives the paper's counts:
 ctrl + 100 singles + 124 doubles.)
 
-With ``backed="r"`` and conditions removed, the result is a *view* of the backed file: ``obs`` is
-filtered, and ``X`` of the kept cells is read into memory when it is accessed (sparse, about
-nnz x 8 bytes).
+With ``backed="r"`` and conditions removed, the kept cells are written once to a derived file in
+the cache (``<dataset>/.../.go_filtered/``, streamed in row chunks; it costs about the size of the
+source h5ad on disk) and that file is opened backed, because a backed AnnData cannot be subset
+without reading ``X`` into memory.
 """
 
 from __future__ import annotations
@@ -210,32 +211,64 @@ def go_filter_keep(label: str, go_genes) -> bool:
     return all(p == CONTROL or p in go_genes for p in parts)
 
 
-def _apply_go_filter(adata: ad.AnnData, go_genes, *, dataset: str, backed: str | None) -> ad.AnnData:
-    """Drop the cells of conditions outside GEARS' GO genes; report what was removed (print + uns)."""
-    source = adata.obs["condition_source"].astype(str)
-    labels = pd.unique(source)
+def _go_filter_report(labels, go_genes) -> dict:
+    labels = pd.unique(pd.Series(labels, dtype=str))
     removed = sorted(label for label in labels if not go_filter_keep(label, go_genes))
-    keep = ~source.isin(removed).to_numpy()
-    report = {
+    return {
         "rule": "GEARS filter_pert_in_go: each '+' part is ctrl or in essential_all_data_pert_genes.pkl & gene2go_all.pkl",
         "conditions_removed": removed,
         "n_conditions_removed": len(removed),
-        "n_cells_removed": int((~keep).sum()),
         "n_conditions_kept": int(len(labels) - len(removed)),
     }
-    adata.uns["perturbbook"]["go_filter"] = report
-    print(
-        f"{dataset}: GEARS' GO filter removed {len(removed)} of {len(labels)} conditions "
-        f"({report['n_cells_removed']} cells): {', '.join(removed) if removed else 'none'}"
-    )
-    if not removed:
-        return adata
-    subset = adata[keep]
-    if backed:
-        return subset  # a view: obs filtered, X read on access (see the module docstring)
-    subset = subset.copy()
-    subset.obs["condition"] = subset.obs["condition"].cat.remove_unused_categories()
-    return subset
+
+
+def _filtered_copy(path: Path, adata: ad.AnnData, keep: np.ndarray, removed: list[str], chunk_rows: int = 10_000) -> Path:
+    """Write the kept cells of a backed file to a derived h5ad next to it, streaming X in row chunks.
+
+    A backed AnnData cannot be subset without reading X into memory (a backed view cannot be
+    indexed again), so the filtered cells are written once and reused; the file name carries a key
+    of the source file (size, mtime) and of the removed conditions. Costs disk: about the kept share
+    of the source file.
+    """
+    import hashlib
+    import json
+
+    import h5py
+    from anndata.io import sparse_dataset, write_elem
+
+    stat = path.stat()
+    key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, removed]).encode())
+    target = path.parent / ".go_filtered" / f"{path.stem}.{key.hexdigest()[:12]}.h5ad"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f"{path.stem}.*.h5ad"):
+        stale.unlink()  # an older filtered copy of the same source
+    n_keep = int(keep.sum())
+    empty = sp.csr_matrix((n_keep, adata.n_vars), dtype=np.float32)
+    layers = list(adata.layers.keys())
+    small = ad.AnnData(X=empty, obs=adata.obs[keep].copy(), var=adata.var.copy(), uns=dict(adata.uns),
+                       layers={k: empty.copy() for k in layers})
+    tmp = target.with_name(target.name + ".part")
+    try:
+        small.write_h5ad(tmp)
+        sources = [("X", adata.X), *[(f"layers/{k}", adata.layers[k]) for k in layers]]
+        with h5py.File(tmp, "a") as h5:
+            for name, matrix in sources:
+                out = None
+                for start in range(0, adata.n_obs, chunk_rows):
+                    stop = min(start + chunk_rows, adata.n_obs)
+                    block = _as_float32_csr(matrix[start:stop])[keep[start:stop]]
+                    if out is None:
+                        del h5[name]
+                        write_elem(h5, name, block)
+                        out = sparse_dataset(h5[name])
+                    else:
+                        out.append(block)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def read_perturbench(
@@ -270,16 +303,40 @@ def read_perturbench(
     )
 
 
+_LAYOUT_NAMES = {"gears": "GEARS", "scfoundation": "scFoundation (Norman, figshare 44477939)"}
+
+
 def _read_gears_like(
     path, *, dataset: str, layout: str, backed: str | None, normalisation: str, go_genes, required_obs
 ) -> ad.AnnData:
+    path = Path(path)
     adata = ad.read_h5ad(path, backed=backed)
     missing = [c for c in required_obs if c not in adata.obs]
     if missing:
         raise LoaderError(
-            f"{path}: not in {layout} layout, obs lacks {', '.join(repr(c) for c in missing)} "
+            f"{path}: not in {_LAYOUT_NAMES[layout]} layout, obs lacks {', '.join(repr(c) for c in missing)} "
             f"(has {list(adata.obs.columns)})."
         )
+    report = None
+    if go_genes is not None:
+        source = adata.obs["condition"].astype(str)
+        report = _go_filter_report(source, go_genes)
+        keep = ~source.isin(report["conditions_removed"]).to_numpy()
+        report["n_cells_removed"] = int((~keep).sum())
+        print(
+            f"{dataset}: GEARS' GO filter removed {report['n_conditions_removed']} of "
+            f"{report['n_conditions_removed'] + report['n_conditions_kept']} conditions "
+            f"({report['n_cells_removed']} cells): {', '.join(report['conditions_removed']) or 'none'}"
+        )
+        if not keep.all():
+            if backed:
+                filtered = _filtered_copy(path, adata, keep, report["conditions_removed"])
+                adata.file.close()
+                adata = ad.read_h5ad(filtered, backed=backed)
+                report["filtered_file"] = str(filtered)
+            else:
+                adata = adata[keep].copy()
+            adata.obs["condition"] = adata.obs["condition"].astype(str).astype("category")
     gene_key = "gene_name" if "gene_name" in adata.var else None
     if not backed:
         if "counts" not in adata.layers and adata.raw is not None and adata.raw.n_vars == adata.n_vars:
@@ -295,8 +352,8 @@ def _read_gears_like(
         gene_symbol_key=gene_key,
         source_file=str(path),
     )
-    if go_genes is not None:
-        adata = _apply_go_filter(adata, go_genes, dataset=dataset, backed=backed)
+    if report is not None:
+        adata.uns["perturbbook"]["go_filter"] = report
     return adata
 
 

@@ -21,13 +21,19 @@ PROFILES = {
     "paper": {
         "norman": "norman2019",
         "backed": "r",
-        "description": "the paper's real datasets, downloaded (full Norman 2019, Adamson, Replogle K562/RPE1)",
+        "description": (
+            "the paper's real datasets, downloaded (full Norman 2019 from figshare, Adamson, Replogle K562/RPE1 "
+            "and GEARS' GO gene lists from Dataverse), with GEARS' GO filter applied as in the paper"
+        ),
+        # what the paper profile downloads (registry names); the loaders need the GO lists for the filter
+        "downloads": ["norman2019", "adamson", "replogle_k562_essential", "replogle_rpe1_essential",
+                      "gears_go_genes", "gears_gene2go"],
     },
 }
 
 _LABELS = {
     "norman2019_subset": "Norman 2019 subset (real K562 CRISPRa cells, 34 conditions)",
-    "norman2019": "Norman 2019 (real, scFoundation-processed file used by the paper)",
+    "norman2019": "Norman 2019 (real, scFoundation-processed file used by the paper; GEARS GO filter)",
     "norman2019_gears": "Norman 2019 (real, GEARS processing)",
     "adamson": "Adamson 2016 (real)",
     "replogle_k562_essential": "Replogle 2022 K562 essential (real)",

@@ -1,4 +1,8 @@
-"""Small files in GEARS' published layout (perturb_processed.h5ad), generated for the tests."""
+"""Tiny in-memory AnnData in GEARS' layout for unit tests of the loaders and pseudobulk.
+
+Files in the full real layouts (zips, uns DE dicts, counts layer, any scale) come from
+:mod:`helpers.standins`.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ def make_gears_adata(n_per_condition: int = 12, dense: bool = False, seed: int =
         {
             "condition": pd.Categorical(labels),
             "cell_type": "K562",
-            "dose_val": ["1+1" if "+" in c and "ctrl" not in c else "1" for c in labels],
-            "control": [int(c == "ctrl") for c in labels],
-            "condition_name": [f"K562_{c}_1+1" for c in labels],
+            # GEARS data_utils.get_DE_genes: two '+' parts (also 'A+ctrl') -> dose '1+1' and control 0
+            "dose_val": ["1+1" if len(c.split("+")) == 2 else "1" for c in labels],
+            "control": [0 if len(c.split("+")) == 2 else 1 for c in labels],
+            "condition_name": [f"K562_{c}_{'1+1' if len(c.split('+')) == 2 else '1'}" for c in labels],
         },
         index=[f"cell{i}" for i in range(len(labels))],
     )
