@@ -12,10 +12,11 @@ from functools import lru_cache
 import pandas as pd
 
 from . import data
-from .splits import Split, split_from_assignment
+from .splits import Split, gears_simulation_split, split_from_assignment
 
 __all__ = [
     "METHOD_LABELS", "method_label", "double_metrics", "single_metrics", "paper_double_split", "PAPER_DOUBLE_DATASET",
+    "PAPER_SINGLE_DATASETS", "PAPER_SINGLE_SEEDS", "paper_conditions", "published_single_labels", "paper_single_split",
     "TRANSFER_SOURCE", "double_interaction_curves", "double_top_interactions", "observed_class_shares",
 ]
 
@@ -34,6 +35,11 @@ _METHOD_CODES = {
     "lpm_k562PertEmb": "linear_P_k562",
     "lpm_rpe1PertEmb": "linear_P_rpe1",
 }
+
+# single-perturbation datasets of the paper (Fig. 2) -> number of single perturbations GEARS had after its GO
+# filter (method_spec.md section 1.1); the paper's splits are GEARS' "simulation" split with seeds 1 and 2
+PAPER_SINGLE_DATASETS = {"adamson": 81, "replogle_k562_essential": 1087, "replogle_rpe1_essential": 1534}
+PAPER_SINGLE_SEEDS = (1, 2)
 
 # the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation dataset
 TRANSFER_SOURCE = {
@@ -150,6 +156,95 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
     table = pd.concat([table, *transfer], ignore_index=True)
     table["source"] = "published"
     return table.reset_index(drop=True)
+
+
+# the paper's dataset ids (suppl-dataset_overview.xlsx) -> the book's registry names
+_PAPER_DATASET_IDS = {"norman_from_scfoundation": PAPER_DOUBLE_DATASET, "adamson": "adamson",
+                      "replogle_k562_essential": "replogle_k562_essential",
+                      "replogle_rpe1_essential": "replogle_rpe1_essential"}
+
+
+def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
+    """Every condition of ``dataset`` that the paper analysed (after GEARS' GO filter), ``ctrl`` included.
+
+    From the UMAP panel of the paper's dataset overview (``suppl-dataset_overview.xlsx``, Panel B), which
+    has one row per condition: Norman 225 (ctrl, 100 singles, 124 doubles), Adamson 82, Replogle K562
+    1,088, RPE1 1,535. Canonical labels (``ctrl``, ``A``, ``A+B``), in the spreadsheet's order.
+    """
+    from .loaders import normalize_condition
+
+    ids = {book: paper for paper, book in _PAPER_DATASET_IDS.items()}
+    if dataset not in ids:
+        raise ValueError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
+    raw = _sheet("paper_suppl_dataset_overview", "Panel B", download)
+    return [normalize_condition(p) for p in raw.loc[raw["dataset"] == ids[dataset], "pert"]]
+
+
+def published_single_labels(dataset: str, seed: int, *, download: bool = True) -> dict[str, str]:
+    """Every split label the paper published for ``dataset`` and ``seed``: condition -> train / val / test.
+
+    Panel A lists the evaluated held-out perturbations, Panel C also training perturbations for
+    which the linear-model variants were scored; together they label a subset of the perturbations
+    (e.g. 52 of Adamson's 81 over both seeds). Conditions in the book's canonical form; ``ctrl``
+    is left out. Raises ``ValueError`` for an unknown dataset or seed, or if the two panels disagree.
+    """
+    from .loaders import normalize_condition
+
+    if dataset not in PAPER_SINGLE_DATASETS:
+        raise ValueError(f"The paper's single-perturbation datasets are {sorted(PAPER_SINGLE_DATASETS)}; "
+                         f"got {dataset!r}.")
+    if seed not in PAPER_SINGLE_SEEDS:
+        raise ValueError(f"The paper used seeds {PAPER_SINGLE_SEEDS} for single perturbations; got {seed}.")
+    labels: dict[str, str] = {}
+    for panel in ("A", "C"):
+        raw = _sheet("paper_single_perturbation_prediction", f"Panel {panel}", download)
+        rows = raw[(raw["dataset_name"] == dataset) & (raw["seed"] == seed)]
+        for pert, subset in zip(rows["perturbation"].map(normalize_condition), rows["train"]):
+            if pert == "ctrl":
+                continue
+            if labels.setdefault(pert, subset) != subset:
+                raise ValueError(f"The published tables give {pert!r} two labels ({labels[pert]}, {subset}).")
+    return labels
+
+
+def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = True) -> Split:
+    """The paper's exact partition of a single-perturbation dataset (Adamson, Replogle K562 / RPE1).
+
+    The paper used GEARS' ``simulation`` split (:func:`helpers.splits.gears_simulation_split`) on
+    the data after GEARS' GO filter, seeds 1 and 2. This function runs that split on
+    ``conditions`` and checks it against every label the paper published for the seed
+    (:func:`published_single_labels`). On the paper's perturbation lists (:func:`paper_conditions`:
+    81 / 1,087 / 1,534 singles) they agree on every label (tests/test_paper_partitions.py).
+    On other perturbation lists (e.g. stand-ins with other names) the GEARS draw differs; then
+    the published labels are imposed on the perturbations they cover (the evaluated ones, so
+    the rows still compare one to one with the published methods), GEARS' split decides the
+    rest, a warning says how many labels were imposed, and ``Split.note`` records it.
+    Raises ``ValueError`` if a published held-out perturbation is missing from ``conditions``.
+    """
+    import warnings
+
+    labels = published_single_labels(dataset, seed, download=download)
+    conditions = [str(c) for c in conditions]
+    present = set(conditions)
+    absent = sorted(c for c, s in labels.items() if s != "train" and c not in present)
+    if absent:
+        raise ValueError(
+            f"{len(absent)} of the paper's held-out perturbations of {dataset} (seed {seed}) are not in the data "
+            f"(e.g. {absent[:5]}); paper_single_split needs the GEARS-distributed {dataset} data after "
+            "GEARS' GO filter (registry entry of the same name)."
+        )
+    split = gears_simulation_split(conditions, seed, dataset=dataset)
+    differ = {c: s for c, s in labels.items() if c in present and split.assignment[c] != s}
+    n_singles = sum(1 for c in conditions if c != "ctrl" and "+" not in c)
+    if not differ:
+        return Split(dataset, seed, "simulation", split.assignment,
+                     f"GEARS simulation split; equals all {sum(c in present for c in labels)} labels published by "
+                     "Ahlmann-Eltze et al. 2025")
+    note = (f"GEARS simulation split on {n_singles} singles (the paper's data had {PAPER_SINGLE_DATASETS[dataset]}): "
+            f"{len(differ)} of {len(labels)} published labels differed and were imposed")
+    warnings.warn(f"{dataset} seed {seed}: {note}. The data are not the paper's perturbation list.", stacklevel=2)
+    assignment = {c: differ.get(c, s) for c, s in split.assignment.items()}
+    return Split(dataset, seed, "simulation+published", assignment, note)
 
 
 def double_interaction_curves(*, download: bool = True) -> pd.DataFrame:

@@ -7,8 +7,11 @@ as JSON, so a reader can reuse exactly the partition a chapter used.
   train; of the doubles, ``len // 2`` chosen at random go to train, and the rest is split evenly
   into test and val (test gets the extra one if the number is odd). Seeds 1-5 in the paper; the
   held-out set that is evaluated is test + val.
-* :func:`single_split`: GEARS' "simulation" split of single perturbations (chapter 3): 75% of
-  the perturbed genes seen in training (10% of those as val), the rest unseen (test).
+* :func:`gears_simulation_split` (= :func:`single_split`): GEARS' "simulation" split of single
+  perturbations (chapter 3), ported from GEARS v0.1.2 with its numpy seeding: 75% of the perturbed
+  genes seen in training (10% of those as val), the rest unseen (test).
+* :func:`helpers.published.paper_single_split`: the paper's exact partition of Adamson / Replogle
+  K562 / RPE1 for seed 1 or 2 (GEARS' split, checked against the published labels).
 * :func:`helpers.published.paper_double_split`: the exact held-out doubles of the paper's seed, read from its
   published per-perturbation results (for the full Norman data).
 """
@@ -27,7 +30,7 @@ from .loaders import CONTROL, condition_genes
 
 __all__ = [
     "SplitError", "Split", "double_split", "split_from_assignment", "complete_doubles", "holdout_split", "single_split",
-    "HELD_OUT",
+    "gears_simulation_split", "HELD_OUT",
 ]
 
 SUBSETS = ("train", "val", "test")
@@ -158,42 +161,81 @@ def holdout_split(conditions, held_out, *, val=(), dataset: str = "", seed: int 
                  {c: subset if c in held else "val" if c in val else "train" for c in conditions})
 
 
-def _floor(x: float) -> int:
-    return int(np.floor(x + 1e-9))
+def _choose(values: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """GEARS' draw: reseed numpy's legacy global generator, then ``choice(values, int(n * fraction),
+    replace=False)``. Legacy ``RandomState.choice`` without replacement takes the first ``size``
+    entries of ``permutation(n)``; ``int`` truncates (81 genes -> 60 seen, 21 unseen)."""
+    order = np.random.RandomState(seed).permutation(len(values))
+    return values[order[: int(len(values) * fraction)]]
 
 
-def single_split(conditions, seed: int, *, dataset: str = "", train_gene_fraction: float = 0.75,
-                 val_fraction: float = 0.1) -> Split:
-    """GEARS' "simulation" split for single perturbations, in the book's own code (no GEARS import).
+def _simulation_round(perts: list[str], fraction: float, combo_fraction: float, seed: int):
+    """One round of GEARS' ``DataSplitter.get_simulation_split`` on GEARS-style labels
+    (``A+ctrl`` / ``A+B``); returns (kept, held out)."""
+    genes = np.unique([g for p in np.unique(perts) for g in p.split("+") if g != CONTROL])
+    seen = set(_choose(genes, fraction, seed).tolist())
+    singles = [p for p in perts if CONTROL in p.split("+")]
+    combos = [p for p in perts if CONTROL not in p.split("+")]
 
-    The perturbed genes are shuffled with ``seed``; ``floor(0.75 n)`` of them are seen in training
-    and the rest are the test set (unseen perturbations). Of the training genes,
-    ``floor(0.9 n_train)`` stay in train and the rest become val. ``ctrl`` is train. Doubles, if
-    any, are assigned to train only when both genes are train genes, otherwise to test.
-    Seed-1 sizes for 81 singles (Adamson): 54 / 6 / 21, as reported for the paper.
+    def genes_of(p):
+        return [g for g in p.split("+") if g != CONTROL]
+
+    kept = [p for p in singles if any(g in seen for g in genes_of(p))]
+    held = [p for p in singles if not any(g in seen for g in genes_of(p))]
+    n_seen = {p: sum(g in seen for g in genes_of(p)) for p in combos}
+    held += [p for p in combos if n_seen[p] == 1]
+    both_seen = np.unique([p for p in combos if n_seen[p] == 2]) if combos else np.array([], dtype=str)
+    if len(both_seen):
+        combo_kept = set(_choose(both_seen, combo_fraction, seed).tolist())
+    else:
+        combo_kept = set()
+    held += [p for p in both_seen.tolist() if p not in combo_kept]
+    kept += [p for p in both_seen.tolist() if p in combo_kept]
+    held += [p for p in combos if n_seen[p] == 0]
+    return kept, held
+
+
+def gears_simulation_split(conditions, seed: int, *, dataset: str = "", train_gene_set_size: float = 0.75,
+                           combo_seen2_train_frac: float = 0.75) -> Split:
+    """GEARS' ``simulation`` split (``PertData.prepare_split(split='simulation', seed=seed)``), own code.
+
+    The algorithm of GEARS v0.1.2 ``DataSplitter.split_data`` / ``get_simulation_split``:
+
+    1. the perturbed genes, sorted and unique (``np.unique``), are drawn with numpy's legacy
+       generator reseeded to ``seed``: ``int(0.75 n)`` of them are seen in training, the rest are
+       unseen, and their single perturbations are the **test** set;
+    2. doubles with one seen gene and doubles with none go to test; of the doubles with both genes
+       seen (sorted), ``int(0.75 m)`` drawn after reseeding stay in train, the rest go to test;
+    3. the same procedure runs again on the training perturbations with fractions 0.9 / 0.9 and
+       the same seed: what it holds out is **val**; ``ctrl`` is train.
+
+    It reproduces every test / val label that Ahlmann-Eltze et al. published for Adamson and the
+    Replogle screens (seeds 1 and 2) only when ``conditions`` is exactly the perturbation list
+    GEARS had after its GO filter (81 / 1,087 / 1,534 singles): the draw depends on every gene's
+    rank. Conditions are the book's canonical labels (``ctrl``, ``A``, ``A+B``).
     """
-    if not 0 < train_gene_fraction < 1 or not 0 <= val_fraction < 1:
-        raise SplitError("train_gene_fraction must lie in (0, 1) and val_fraction in [0, 1).")
     conditions = list(dict.fromkeys(str(c) for c in conditions))
     if CONTROL not in conditions:
         raise SplitError("The conditions contain no 'ctrl'; every baseline needs the control.")
     genes = sorted({g for c in conditions for g in condition_genes(c)})
     if len(genes) < 3:
         raise SplitError(f"A single-perturbation split needs at least 3 perturbed genes; found {len(genes)}.")
-    rng = np.random.default_rng(seed)
-    order = [genes[i] for i in rng.permutation(len(genes))]
-    n_seen = _floor(train_gene_fraction * len(genes))
-    n_train = _floor((1 - val_fraction) * n_seen)
-    subset_of_gene = {g: "train" for g in order[:n_train]}
-    subset_of_gene.update({g: "val" for g in order[n_train:n_seen]})
-    subset_of_gene.update({g: "test" for g in order[n_seen:]})
-    assignment = {}
-    for c in conditions:
-        targets = condition_genes(c)
-        if not targets:
-            assignment[c] = "train"
-        elif len(targets) == 1:
-            assignment[c] = subset_of_gene[targets[0]]
-        else:
-            assignment[c] = "train" if all(subset_of_gene[g] == "train" for g in targets) else "test"
+    if CONTROL in genes:
+        raise SplitError("A perturbed gene is literally called 'ctrl'; rename it before splitting.")
+    # GEARS labels: singles are "A+ctrl"; doubles keep the order of the data
+    gears_label = {c: (f"{c}+{CONTROL}" if len(condition_genes(c)) == 1 else c)
+                   for c in conditions if c != CONTROL}
+    perts = list(gears_label.values())
+    train, test = _simulation_round(perts, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, val = _simulation_round(train, 0.9, 0.9, seed)
+    subset = {p: "train" for p in train}
+    subset.update({p: "val" for p in val})
+    subset.update({p: "test" for p in test})
+    assignment = {c: "train" if c == CONTROL else subset[gears_label[c]] for c in conditions}
     return Split(dataset, seed, "simulation", assignment)
+
+
+def single_split(conditions, seed: int, *, dataset: str = "") -> Split:
+    """The single-perturbation split of the paper: GEARS' "simulation" split
+    (:func:`gears_simulation_split`). Seed-1 sizes for 81 singles (Adamson): 54 / 6 / 21."""
+    return gears_simulation_split(conditions, seed, dataset=dataset)

@@ -31,7 +31,7 @@ from ..predictions import Predictions
 from ..splits import Split
 from ..resources import peak_rss_gb as _peak_rss_gb
 
-__all__ = ["to_gears_condition", "GearsRun", "train_gears"]
+__all__ = ["to_gears_condition", "GearsRun", "prepare_gears_data", "train_gears"]
 
 
 def to_gears_condition(condition: str) -> str:
@@ -162,21 +162,15 @@ class GearsRun:
         return Predictions(frame, "gears", self.dataset, split_seed), unpredictable
 
 
-def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: int = 20, hidden_size: int = 64,
-                batch_size: int = 32, test_batch_size: int = 128, seed: int = 0, device: str | None = None,
-                workdir: str | os.PathLike | None = None) -> GearsRun:
-    """Train GEARS on the training conditions of ``split`` (validation: its ``val`` conditions).
-
-    ``adata``: the book's canonical AnnData (cells of every condition; ``X`` log-normalised).
+def prepare_gears_data(adata, split: Split, gene2go: dict[str, set[str]], folder: str | os.PathLike, *,
+                       batch_size: int = 32, test_batch_size: int = 128, log: io.StringIO | None = None):
+    """GEARS' data processing for ``adata`` and ``split`` in ``folder``: ``PertData.new_data_process``
+    (DE genes, dense per-cell graphs), the custom split and the data loaders. Returns
+    (pert_data, genes, conditions dropped for lack of GO annotation). This is the memory-hungry part
+    of a GEARS run (``benchmarks/bench_paper_profile.py`` measures it); :func:`train_gears` calls it.
     """
-    import torch
-    from gears import GEARS, PertData
+    from gears import PertData
 
-    from .training import device_for
-
-    dev = str(device_for(device))
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     conditions = adata.obs["condition"].astype(str).to_numpy()
     annotated = set(gene2go)
     keep_conditions = [c for c in pd.unique(conditions) if all(g in annotated for g in condition_genes(c))]
@@ -197,10 +191,9 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
                       for s in ("train", "val", "test")}
     if not set2conditions["val"]:
         raise ValueError("GEARS selects its best epoch on validation conditions; the split has none it can use.")
-    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="gears-"))
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    log = io.StringIO()  # GEARS prints its progress; kept in GearsRun.log instead of flooding the page
+    log = log if log is not None else io.StringIO()
     with _working_directory(folder), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
             _gears_pandas3_compat():
         data_path = folder / "data"
@@ -214,6 +207,31 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
         pert_data.prepare_split(split="custom", split_dict_path=str(folder / "split.pkl"))
         pert_data.get_dataloader(batch_size=batch_size, test_batch_size=test_batch_size)
         pert_data.adata.X = _SeriesRowsCSR(pert_data.adata.X)  # see _SeriesRowsCSR (scipy >= 1.15)
+    return pert_data, genes, dropped
+
+
+def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: int = 20, hidden_size: int = 64,
+                batch_size: int = 32, test_batch_size: int = 128, seed: int = 0, device: str | None = None,
+                workdir: str | os.PathLike | None = None) -> GearsRun:
+    """Train GEARS on the training conditions of ``split`` (validation: its ``val`` conditions).
+
+    ``adata``: the book's canonical AnnData (cells of every condition; ``X`` log-normalised).
+    """
+    import torch
+    from gears import GEARS
+
+    from .training import device_for
+
+    dev = str(device_for(device))
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="gears-"))
+    start = time.perf_counter()
+    log = io.StringIO()  # GEARS prints its progress; kept in GearsRun.log instead of flooding the page
+    pert_data, genes, dropped = prepare_gears_data(adata, split, gene2go, folder, batch_size=batch_size,
+                                                   test_batch_size=test_batch_size, log=log)
+    with _working_directory(folder), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+            _gears_pandas3_compat():
         model = GEARS(pert_data, device=dev)
         model.model_initialize(hidden_size=hidden_size)
         model.train(epochs=epochs, lr=1e-3, weight_decay=5e-4)
