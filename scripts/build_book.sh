@@ -31,6 +31,10 @@ echo "[setup] installing requirements.txt and the helpers package"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r requirements.txt
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+# cell-eval (the peer evaluator that command 2 cross-checks the metrics against) needs newer numpy / scipy
+# than the book's pins, so it gets its own environment (.venv-celleval), made once.
+echo "[setup] the cell-eval environment for the cross-check test"
+bash scripts/make_celleval_venv.sh
 
 # Chromium and its WebDriver (Debian keeps chromium-driver at the same version as chromium) for the browser
 # test of command 2, driven by Selenium. Installed (or brought to Debian's current, matching versions) where
