@@ -40,7 +40,7 @@ __all__ = ["BASE_NEEDS", "REQUIREMENTS", "PROTECTED", "RestartRequired", "reposi
 # What the ``helpers`` package itself imports on every chapter's path, beyond what Colab always has
 # (numpy, scipy, pandas, scikit-learn, matplotlib). openpyxl: ``helpers.published`` reads the paper's
 # Excel tables with ``pd.read_excel``. Chapters add their own needs (e.g. ``gears``) in the setup cell.
-BASE_NEEDS = ("anndata", "h5py", "pooch", "requests", "tqdm", "yaml", "openpyxl", "statsmodels")
+BASE_NEEDS = ("anndata", "h5py", "pooch", "requests", "tqdm", "yaml", "openpyxl", "statsmodels", "numba")
 
 # import name -> pip requirement used when the module is missing (lower bounds as in pyproject.toml).
 REQUIREMENTS = {
@@ -58,6 +58,10 @@ REQUIREMENTS = {
     "openpyxl": "openpyxl>=3.1",
     # helpers.interactions: locfdr's Poisson GLM (Colab ships statsmodels; installed only where missing)
     "statsmodels": "statsmodels>=0.14",
+    # helpers.pseudobulk's compiled group sums (Colab ships numba; installed only where missing)
+    "numba": "numba>=0.58",
+    # chapter 8: DE genes with scanpy's rank_genes_groups
+    "scanpy": "scanpy>=1.10",
     # chapter 4: the real GEARS. No scipy pin: helpers.models.gears_runner works around GEARS' pandas
     # Series row index of a sparse matrix that scipy >= 1.15 rejects.
     "gears": "cell-gears==0.1.2",
