@@ -73,6 +73,32 @@ def test_notebook_code_lines_fit_the_page():
     assert not problems, "code lines that would scroll sideways in the book:\n" + "\n".join(problems)
 
 
+def included_code_lines(nb: dict, name: str, limit: int = MAX_CODE_LINE) -> list[str]:
+    """Lines longer than ``limit`` in the functions a chapter shows with ``{literalinclude} ... :pyobject:``."""
+    import ast
+    import re
+
+    problems = []
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for path, obj in re.findall(r"```\{literalinclude\} (\S+)\n:pyobject: (\w+)", text):
+        source = (ROOT / "notebooks" / path).resolve()
+        lines = source.read_text().split("\n")
+        nodes = [n for n in ast.walk(ast.parse("\n".join(lines))) if getattr(n, "name", None) == obj]
+        assert nodes, f"{name} includes {obj} from {path}, which does not define it"
+        node = nodes[0]
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        for number in range(start, node.end_lineno + 1):
+            if len(lines[number - 1]) > limit:
+                problems.append(f"{name} shows {source.relative_to(ROOT)}:{number} ({obj}), "
+                                f"{len(lines[number - 1])} > {limit} characters")
+    return problems
+
+
+def test_code_included_from_helpers_fits_the_page():
+    problems = [p for path in NOTEBOOKS for p in included_code_lines(json.loads(path.read_text()), path.name)]
+    assert not problems, "code shown in the book that would scroll sideways:\n" + "\n".join(problems)
+
+
 def test_teaching_pages_are_in_the_book():
     pages = toc_files(ROOT)
     assert {"course", "glossary", "status"} <= set(pages)
