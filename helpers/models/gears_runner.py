@@ -97,8 +97,13 @@ def _gears_pandas3_compat():
       the block ``gears.gears.get_similarity_network`` (the name ``GEARS.model_initialize`` calls) builds
       the GO graph with :func:`_top_go_neighbours`; every other call goes to GEARS' own function.
 
-    Under pandas 2 neither path changes a result.
+    * ``gears/pertdata.py`` ``PertData.new_data_process`` saves the AnnData with ``write_h5ad``; pandas 3
+      stores text as its ``str`` dtype, which anndata writes only with ``allow_write_nullable_strings``
+      (switched on inside the block, where anndata has the setting).
+
+    Under pandas 2 none of this changes a result.
     """
+    import anndata as ad
     import gears.gears as gears_module
     import gears.utils as gears_utils
 
@@ -121,10 +126,13 @@ def _gears_pandas3_compat():
         return original_network(network_type, adata, threshold, k, data_path, data_name, split, seed,
                                 train_gene_set_size, set2conditions, default_pert_graph, pert_list)
 
+    strings = (ad.settings.override(allow_write_nullable_strings=True)
+               if hasattr(ad.settings, "allow_write_nullable_strings") else contextlib.nullcontext())
     pd.Series.__getitem__ = getitem
     gears_module.get_similarity_network = similarity_network
     try:
-        yield
+        with strings:
+            yield
     finally:
         pd.Series.__getitem__ = original_getitem
         gears_module.get_similarity_network = original_network
