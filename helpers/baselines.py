@@ -32,7 +32,9 @@ def no_change(train_pb: Pseudobulk, conditions, *, seed: int | None = None) -> P
     return Predictions(_frame(rows, conditions, train_pb.genes), "no_change", train_pb.dataset, seed)
 
 
-def additive(train_pb: Pseudobulk, conditions, *, seed: int | None = None) -> Predictions:
+def additive(
+    train_pb: Pseudobulk, conditions, *, seed: int | None = None
+) -> Predictions:
     """Predict each double ``A+B`` as ``x_A + x_B - ctrl`` from the training singles."""
     conditions = list(conditions)
     ctrl = train_pb.ctrl.to_numpy()
@@ -41,17 +43,27 @@ def additive(train_pb: Pseudobulk, conditions, *, seed: int | None = None) -> Pr
         genes = condition_genes(condition)
         if len(genes) != 2:
             raise PredictionError(
-                f"The additive baseline predicts double perturbations 'A+B'; {condition!r} is not one."
+                "The additive baseline predicts double perturbations 'A+B'; "
+                f"{condition!r} is not one."
             )
         absent = [g for g in genes if g not in train_pb.conditions]
         if absent:
             raise PredictionError(
-                f"Double {condition!r}: single perturbation(s) {absent} are not in the training data, so the "
-                "additive baseline cannot predict it. Keep both singles in training or drop this double."
+                f"Double {condition!r}: single perturbation(s) {absent} are not in the "
+                "training data, so the additive baseline cannot predict it. Keep both "
+                "singles in training or drop this double."
             )
-        rows.append(train_pb.means.loc[genes[0]].to_numpy() + train_pb.means.loc[genes[1]].to_numpy() - ctrl)
-    return Predictions(_frame(np.array(rows).reshape(len(conditions), -1), conditions, train_pb.genes),
-                       "additive", train_pb.dataset, seed)
+        rows.append(
+            train_pb.means.loc[genes[0]].to_numpy()
+            + train_pb.means.loc[genes[1]].to_numpy()
+            - ctrl
+        )
+    return Predictions(
+        _frame(np.array(rows).reshape(len(conditions), -1), conditions, train_pb.genes),
+        "additive",
+        train_pb.dataset,
+        seed,
+    )
 
 
 def mean_baseline(train_pb: Pseudobulk, conditions, *, seed: int | None = None) -> Predictions:
@@ -63,4 +75,3 @@ def mean_baseline(train_pb: Pseudobulk, conditions, *, seed: int | None = None) 
 
 
 BASELINES = {"no_change": no_change, "additive": additive, "mean": mean_baseline}
-

@@ -57,10 +57,13 @@ class EmbeddingError(ValueError):
     """An embedding table does not fit the data (the message says how)."""
 
 
-def solve_two_sided_ridge(G: np.ndarray, Y: np.ndarray, P: np.ndarray, ridge: float) -> np.ndarray:
+def solve_two_sided_ridge(
+    G: np.ndarray, Y: np.ndarray, P: np.ndarray, ridge: float
+) -> np.ndarray:
     """``W = (G^T G + ridge I)^-1 G^T Y P (P^T P + ridge I)^-1`` for ``Y ~ G W P^T``.
 
-    Shapes: G (n_genes x K), Y (n_genes x n_conditions), P (n_conditions x K'); returns K x K'.
+    Shapes: G (n_genes x K), Y (n_genes x n_conditions), P (n_conditions x K');
+    returns K x K'.
     """
     if ridge < 0:
         raise ValueError("ridge must be non-negative.")

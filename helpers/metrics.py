@@ -45,7 +45,9 @@ METRIC_COLUMNS = ["dataset", "method", "seed", "split", "condition", "l2", "pear
 
 def l2(prediction, observed) -> float:
     """Euclidean distance ``sqrt(sum((prediction - observed)^2))``."""
-    diff = np.asarray(prediction, dtype=np.float64) - np.asarray(observed, dtype=np.float64)
+    diff = np.asarray(prediction, dtype=np.float64) - np.asarray(
+        observed, dtype=np.float64
+    )
     return float(np.sqrt(np.sum(diff * diff)))
 
 
@@ -60,7 +62,10 @@ def _cor(a: np.ndarray, b: np.ndarray) -> float:
 def pearson_delta(prediction, observed, ctrl) -> float:
     """``cor(prediction - ctrl, observed - ctrl)``; NaN if either change is constant."""
     ctrl = np.asarray(ctrl, dtype=np.float64)
-    return _cor(np.asarray(prediction, dtype=np.float64) - ctrl, np.asarray(observed, dtype=np.float64) - ctrl)
+    return _cor(
+        np.asarray(prediction, dtype=np.float64) - ctrl,
+        np.asarray(observed, dtype=np.float64) - ctrl,
+    )
 
 
 def pearson_r(prediction, observed) -> float:

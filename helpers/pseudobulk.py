@@ -155,34 +155,49 @@ def pseudobulk(
     layer: str | None = None,
     chunk_size: int = 10_000,
 ) -> Pseudobulk:
-    """Mean expression per condition, computed in row chunks (sparse-aware; works on backed AnnData).
+    """Mean expression per condition (sparse-aware; works on backed AnnData).
 
-    Formula: ``pseudobulk[p, g] = mean over cells c with obs[by] == p of X[c, g]`` (or of
-    ``layers[layer]``). Accumulates in float64. Conditions with no cells are dropped.
+    Formula: ``pseudobulk[p, g] = mean over cells c with obs[by] == p of X[c, g]``
+    (or of ``layers[layer]``). Accumulates in float64. Conditions with no cells are
+    dropped.
 
-    Sparse CSR matrices in memory are summed in one pass over their non-zeros without any copy
-    (a compiled loop: ``sums[condition of cell, gene] += value``); backed files and other formats
-    are read ``chunk_size`` rows at a time. Peak extra memory is the conditions x genes float64
-    table plus one chunk. ``benchmarks/bench_pseudobulk_vs_scanpy.py`` compares it with
+    Sparse CSR matrices in memory are summed in one pass over their non-zeros without
+    any copy (a compiled loop: ``sums[condition of cell, gene] += value``); backed
+    files and other formats are read ``chunk_size`` rows at a time. Peak extra memory
+    is the conditions x genes float64 table plus one chunk.
+    ``benchmarks/bench_pseudobulk_vs_scanpy.py`` compares it with
     ``scanpy.get.aggregate`` (the test suite checks they agree to 1e-10).
     """
     if by not in adata.obs:
-        raise KeyError(f"obs has no column {by!r}; load the data with helpers.loaders.load_dataset first.")
+        raise KeyError(
+            f"obs has no column {by!r}; load the data with "
+            "helpers.loaders.load_dataset first."
+        )
     if chunk_size < 1:
         raise ValueError("chunk_size must be positive.")
     labels = pd.Categorical(adata.obs[by])
     labels = labels.remove_unused_categories()
     codes = np.asarray(labels.codes, dtype=np.int64)
     if (codes < 0).any():
-        raise ValueError(f"obs[{by!r}] has missing values for {(codes < 0).sum()} cells.")
+        raise ValueError(
+            f"obs[{by!r}] has missing values for {(codes < 0).sum()} cells."
+        )
     n_cond = len(labels.categories)
     matrix = adata.layers[layer] if layer is not None else adata.X
     sums = group_sums(matrix, codes, n_cond, chunk_size=chunk_size)
     counts = np.bincount(codes, minlength=n_cond)
     conditions = pd.Index([str(c) for c in labels.categories], name="condition")
-    means = pd.DataFrame(sums / counts[:, None], index=conditions, columns=pd.Index(adata.var_names, name="gene"))
+    means = pd.DataFrame(
+        sums / counts[:, None],
+        index=conditions,
+        columns=pd.Index(adata.var_names, name="gene"),
+    )
     n_cells = pd.Series(counts, index=conditions, name="n_cells")
-    dataset = adata.uns.get("perturbbook", {}).get("dataset", "") if hasattr(adata, "uns") else ""
+    dataset = (
+        adata.uns.get("perturbbook", {}).get("dataset", "")
+        if hasattr(adata, "uns")
+        else ""
+    )
     return Pseudobulk(means=means, n_cells=n_cells, dataset=dataset)
 
 
