@@ -161,8 +161,11 @@ def test_guard_seeds_and_names(good_predictions):
         benchmark.run(task="norman_subset_doubles", predictions=[Predictions(frame, "m", task.dataset, 7)], progress=False)
     with pytest.raises(ValueError, match="exactly one of"):
         benchmark.run(task="norman_subset_doubles", progress=False)
-    with pytest.raises(ValueError, match="other than a reference method"):
+    with pytest.raises(ValueError, match="other than a reference or published method"):
         benchmark.run(knn_model, task="norman_subset_doubles", name="additive", progress=False)
+    for published_name in ("scgpt", "gears"):  # the paper's methods: a reader compares rows by name
+        with pytest.raises(ValueError, match="other than a reference or published method"):
+            benchmark.run(knn_model, task="norman_subset_doubles", name=published_name, progress=False)
     with pytest.raises(PredictionError, match="must return a Predictions object or a conditions x genes DataFrame"):
         benchmark.run(lambda train, conditions: [1, 2], task="norman_subset_doubles", progress=False)
 
@@ -212,7 +215,7 @@ def test_cli_takes_seedless_predictions_named_like_a_baseline_for_a_one_split_ta
     path = pred.save(tmp_path / "p.csv")
     assert benchmark.main(["--task", "norman_subset_doubles", "--predictions", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "additive (submitted)" in out and "name no split seed" in out and "like a reference method" in out
+    assert "additive (submitted)" in out and "name no split seed" in out and "like a reference or published method" in out
     # a task with five splits cannot guess the seed: a clear error
     sim = benchmark.get_task("simulated_doubles")
     s1 = sim.splits[0]

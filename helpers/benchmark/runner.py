@@ -21,6 +21,7 @@ from ..compare import paired_test
 from ..metrics import evaluate
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
+from ..published import METHOD_LABELS
 from ..splits import Split
 from . import beyond
 from .guards import check_units
@@ -155,6 +156,8 @@ def run(
     job = get_task(task)
     truth = job.truth
     references = job.reference_methods()
+    # names a reader compares: the task's reference methods and every method the paper published
+    reserved = set(references) | set(METHOD_LABELS)
     warnings: list[str] = []
     by_seed: dict[int, Predictions] = {}
     pred_cells = None
@@ -166,13 +169,15 @@ def run(
     if predictions is not None:
         by_seed = _by_seed(list(predictions), task, job.splits, warnings)
         name = next(iter(by_seed.values())).method
-        if name in references:
+        if name in reserved:
             mine = f"{name} (submitted)"
-            warnings.append(f"your predictions are named {name!r} like a reference method; shown as {mine!r}")
+            warnings.append(f"your predictions are named {name!r} like a reference or published method; "
+                            f"shown as {mine!r}")
             by_seed = {seed: pred.renamed(mine) for seed, pred in by_seed.items()}
             name = mine
-    if name in references:
-        raise ValueError(f"Name your model something other than a reference method ({sorted(references)}).")
+    if name in reserved:
+        raise ValueError(f"Name your model something other than a reference or published method "
+                         f"({sorted(reserved)}): readers compare rows by name.")
 
     audit_table = beyond.audit(job, job.splits, warnings)
     with_cells = extras and beyond.has_cells(job)
