@@ -66,12 +66,15 @@ def standin_conditions(name: str) -> list[str]:
     return [*gears_spelling(published.paper_conditions(name)), "NOGO0+ctrl"]
 
 
-def write_standins(folder: Path, scale: str, datasets: list[str], *, reuse: bool = False) -> list[dict]:
+def write_standins(folder: Path, scale: str, datasets: list[str], *, reuse: bool = False,
+                   cells: dict[str, int] | None = None) -> list[dict]:
     from helpers import data, standins
 
     rows = []
     for name in datasets:
         spec = dict(standins.SCALES[scale][name])
+        if cells and name in cells:
+            spec["n_cells"] = cells[name]
         conditions = standin_conditions(name)
         if scale == "small":  # about 12 cells per condition and room for the targets kept among the genes
             spec["n_cells"] = max(spec["n_cells"], 12 * len(conditions))
@@ -227,6 +230,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep stand-ins, cache and outputs here")
     parser.add_argument("--reuse", action="store_true", help="keep stand-ins already written in --workdir")
     parser.add_argument("--only-standins", action="store_true", help="write and seed the stand-ins, then stop")
+    parser.add_argument("--datasets", default="", help="comma-separated registry names to write (default: what the "
+                        "chapters need)")
+    parser.add_argument("--cells", default="", help="override cell counts, e.g. norman2019=34000 (reported as such)")
+    parser.add_argument("--tag", default="", help="suffix of the recorded file (runs split over processes)")
     parser.add_argument("--record", action="store_true", help="also write benchmarks/results/bench_paper_profile[_small].txt")
     args = parser.parse_args()
 
@@ -237,6 +244,8 @@ def main() -> None:
         raise SystemExit(f"unknown chapters {sorted(unknown)}; choose from {CHAPTERS}")
     gears_caps = [int(x) for x in args.gears_caps.split(",") if x]
     datasets = sorted({d for c in chapters for d in NEEDS[c]} | ({"norman2019"} if gears_caps else set()))
+    if args.datasets:
+        datasets = args.datasets.split(",")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-paper-"))
     work.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -253,7 +262,10 @@ def main() -> None:
     say("data: SYNTHETIC STAND-INS (helpers.standins: real layouts, the paper's condition lists, random values)")
     folder, cache, results = work / "standins", work / "cache", work / "results"
     start = time.perf_counter()
-    rows = write_standins(folder, args.scale, datasets, reuse=args.reuse)
+    cells = {k: int(v) for k, v in (x.split("=") for x in args.cells.split(",") if x)}
+    if cells:
+        say(f"CELL COUNTS OVERRIDDEN (not full scale): {cells}")
+    rows = write_standins(folder, args.scale, datasets, reuse=args.reuse, cells=cells)
     say("")
     say(f"{'stand-in':<26}{'cells':>9}{'genes':>8}{'conds':>7}{'file GB':>9}{'write s':>9}")
     for r in rows:
@@ -308,7 +320,8 @@ def main() -> None:
                 say("    " + "\n    ".join(t[:160] for t in log.read_text().splitlines()[-4:]))
     say(f"\nwork folder: {work} (delete it when done)")
     if args.record:
-        target = ROOT / "benchmarks" / "results" / f"bench_paper_profile{'' if args.scale == 'full' else '_small'}.txt"
+        name = f"bench_paper_profile{'' if args.scale == 'full' else '_small'}{'_' + args.tag if args.tag else ''}.txt"
+        target = ROOT / "benchmarks" / "results" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(lines) + "\n")
         print(f"recorded in {target}")
