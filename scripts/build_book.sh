@@ -77,8 +77,11 @@ if [ ! -f _build/vendor/mathjax/es5/tex-chtml.js ]; then
   rm -rf _build/vendor && mkdir -p _build/vendor
   (cd _build/vendor && npm pack mathjax@3.2.2 --silent >/dev/null && tar xzf mathjax-3.2.2.tgz && mv package mathjax)
 fi
-mkdir -p _build/book_src/_static
-cp -r _build/vendor/mathjax/es5 _build/book_src/_static/mathjax
+# A static folder that Jupyter Book does not scan: every .js file under a source _static/ folder would be added
+# to every page (MathJax's many files, loaded dozens of times), so the book's static files live in _vendor/.
+mkdir -p _build/book_src/_vendor
+cp -r _build/vendor/mathjax/es5 _build/book_src/_vendor/mathjax
+cp assets/book.css _build/book_src/_vendor/book.css
 
 echo "[book] building the book from the executed notebooks (warnings are errors)"
 rm -rf _build/html

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..baselines import BASELINES
 from ..compare import paired_test
+from ..linear import EmbeddingError
 from ..metrics import evaluate
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
@@ -36,20 +37,32 @@ def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, M
     """Run ``methods`` (name -> ``f(train_pb, conditions, seed=...) -> Predictions``) on every split.
 
     Each method only sees ``truth.subset(split.train)``. Returns the per-perturbation metrics of all
-    methods and splits, and the predictions.
+    methods and splits, and the predictions. With ``allow_missing=True`` a linear model that cannot be
+    fitted on a split (too few training perturbations with an embedding: :class:`EmbeddingError`) adds
+    no rows for that split, and the reason is printed and listed in ``table.attrs["not_fitted"]``;
+    otherwise the error is raised.
     """
-    tables, predictions = [], []
+    tables, predictions, not_fitted = [], [], []
     for split in splits:
         train_pb = truth.subset(split.train)
         for name, method in methods.items():
-            pred = method(train_pb, split.held_out, seed=split.seed)
+            try:
+                pred = method(train_pb, split.held_out, seed=split.seed)
+            except EmbeddingError as err:
+                if not evaluate_kwargs.get("allow_missing"):
+                    raise
+                not_fitted.append({"method": name, "seed": split.seed, "reason": str(err)})
+                print(f"{name} (split seed {split.seed}) not fitted: {err}")
+                continue
             if pred.method != name:
                 pred = Predictions(pred.values, name, pred.dataset, pred.seed)
             predictions.append(pred)
             table = evaluate(pred, truth, split, n_top=n_top, **evaluate_kwargs)
             if len(table):  # a method that could not predict any held-out condition adds no rows
                 tables.append(table)
-    return pd.concat(tables, ignore_index=True), predictions
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs["not_fitted"] = not_fitted
+    return table, predictions
 
 
 def run_baselines(truth: Pseudobulk, splits: Iterable[Split], names=("no_change", "additive", "mean"),
