@@ -83,7 +83,7 @@ def test_chapter_runs_on_the_paper_profile(notebook, paper_cache, tmp_path, monk
         assert (observed["dataset"] == "norman2019").all()
         # GEARS' GO filter leaves 124 doubles; LYL1+IER5L is not among them
         assert observed["condition"].nunique() == 124 and "LYL1+IER5L" not in set(observed["condition"])
-        assert set(tables["empirical_null"]["source"]) == {"this book", "published (first version of the paper)"}
+        assert "this book" in set(tables["empirical_null"]["source"])
     elif notebook == "07_your_model":
         board = tables["leaderboard"]
         assert "knn" in set(board["method"]) and (board["dataset"] == "replogle_k562_essential").all()
