@@ -40,6 +40,7 @@ __all__ = [
     "text_embedding",
     "go_graph_embedding",
     "nearest_neighbours",
+    "probe_genes",
     "text_model",
     "TEXT_MODEL",
 ]
@@ -223,3 +224,20 @@ def nearest_neighbours(table: pd.DataFrame, gene: str, k: int = 5) -> pd.Series:
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     sims = pd.Series(X @ X[table.index.get_loc(gene)], index=table.index).drop(gene)
     return sims.nlargest(k)
+
+
+def probe_genes(tables: dict[str, pd.DataFrame], preferred, n: int = 3) -> list[str]:
+    """Up to ``n`` of the ``preferred`` genes that every table embeds, in their order. When none is
+    shared (e.g. a checkpoint whose vocabulary lacks them), it says so and returns the first ``n``
+    shared genes in sorted order; raises when the tables share no gene at all."""
+    shared = set.intersection(*(set(t.index) for t in tables.values())) if tables else set()
+    if not shared:
+        raise ValueError(f"The embedding tables {list(tables)} share no gene, so there is nothing to "
+                         "compare; check that every table is indexed by gene symbols.")
+    chosen = [g for g in preferred if g in shared][:n]
+    if chosen:
+        return chosen
+    chosen = sorted(shared)[:n]
+    print(f"None of {list(preferred)} is embedded in every table ({', '.join(tables)}); "
+          f"showing {chosen} instead.")
+    return chosen

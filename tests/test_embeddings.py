@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -103,3 +104,14 @@ def test_chapter_5_paper_profile_requires_an_explicit_checkpoint(tmp_path):
         pm.execute_notebook(str(root / "notebooks" / "05_embeddings.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "paper"}, cwd=str(root / "notebooks"), kernel_name="python3",
                             progress_bar=False)
+
+
+def test_probe_genes_prefers_the_named_genes_and_says_when_it_cannot(capsys):
+    a = pd.DataFrame(np.eye(4), index=["KLF1", "SYNG2", "SYNG1", "CEBPA"])
+    b = pd.DataFrame(np.eye(3), index=["SYNG1", "KLF1", "SYNG2"])
+    assert embeddings.probe_genes({"a": a, "b": b}, ["CEBPA", "KLF1"]) == ["KLF1"]
+    assert capsys.readouterr().out == ""
+    assert embeddings.probe_genes({"a": a, "b": b}, ["CEBPA", "MAPK1"], n=2) == ["KLF1", "SYNG1"]
+    assert "None of ['CEBPA', 'MAPK1']" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="share no gene"):
+        embeddings.probe_genes({"a": a, "c": pd.DataFrame(np.eye(1), index=["X"])}, ["KLF1"])
