@@ -18,6 +18,9 @@ Public API (stable; also used by ``benchmarks/bench_paper_profile.py`` and the t
   zip (``norman`` / ``adamson`` / ``replogle_k562_essential`` / ``replogle_rpe1_essential``).
 * :func:`write_go_gene_list` / :func:`write_gene2go`: GEARS' ``essential_all_data_pert_genes.pkl`` and
   ``gene2go_all.pkl`` in their pickled types.
+* :func:`write_scgpt_checkpoint` ``(folder, genes, ...)``: a ``scGPT_human/`` folder (``vocab.json``,
+  ``args.json``, ``best_model.pt``) in the released layout, full size by default (60,697 tokens,
+  d = 512, 12 layers; random weights), for chapter 5's paper profile.
 * :func:`norman_conditions`, :func:`single_conditions`: condition labels in GEARS spelling (the real
   names wherever the paper published them).
 * :data:`SCALES`: the ``small`` (tests) and ``full`` (real sizes) settings per dataset.
@@ -55,6 +58,12 @@ Which layout fact comes from which source (``[S1]`` ... are cited at each fact b
   GO filter - Adamson 65,899 x 5,060, K562 162,264 x 5,000, RPE1 161,423 x 5,000; GEARS' preprocessing
   (GEARS_misc notebooks): normalize_total (median target) + natural log1p; control ``ctrl``;
   singles ``GENE+ctrl``; doubles ``A+B``.
+* **[S8]** ``/work/shared/design/foundation_models.md`` sections 3.1 and 3.3 (read from scGPT 0.2.1 and
+  master): the ``scGPT_human/`` folder holds ``vocab.json`` (symbol -> id, ``<pad>``, ``<cls>``,
+  ``<eoc>`` included; 60,694 + 3 = 60,697 tokens), ``args.json`` (the census run: embsize 512, d_hid 512,
+  nlayers 12, nheads 8, n_layers_cls 3, ...) and ``best_model.pt`` (a plain state dict: encoder, value
+  encoder, flash-attention ``self_attn.Wqkv`` names, ``decoder.fc.{0,2,4}``, ``cls_decoder``,
+  ``mvc_decoder``; no perturbation encoder).
 * **[S7]** the paper's published per-perturbation tables (``helpers.published``; Source Data Fig. 1 and 2):
   the real names of Norman's 122 held-out doubles and of the held-out / evaluated single perturbations.
 
@@ -95,6 +104,8 @@ __all__ = [
     "write_go_gene_list",
     "write_gene2go",
     "write_standins",
+    "write_scgpt_checkpoint",
+    "SCGPT_HUMAN_ARGS",
 ]
 
 #: [S1] member of the figshare zip that the paper reads.
@@ -574,3 +585,74 @@ def write_standins(
     written["gears_go_genes"] = write_go_gene_list(folder / data.get_entry("gears_go_genes").filename, genes)
     written["gears_gene2go"] = write_gene2go(folder / data.get_entry("gears_gene2go").filename, genes, seed=seed)
     return written
+
+
+# --------------------------------------------------------------------------------------------
+# scGPT_human checkpoint ([S8])
+
+#: ``args.json`` of the released whole-human model ([S8]: the census run recorded in scGPT's
+#: ``finetuned_model/args.json``, commit 75dd54e); the loaders read embsize / nheads / d_hid / nlayers.
+SCGPT_HUMAN_ARGS = {
+    "data_source": "/scratch/ssd004/datasets/cellxgene/scb_strict/human", "load_model": None,
+    "n_hvg": None, "valid_size_or_ratio": 0.003, "dist_backend": "nccl", "grad_accu_steps": 1,
+    "input_style": "binned", "input_emb_style": "continuous", "n_bins": 51, "max_seq_len": 1200,
+    "training_tasks": "both", "mask_ratio": [0.25, 0.5, 0.75], "trunc_by_sample": True,
+    "vocab_path": "default_census_vocab.json", "batch_size": 32, "epochs": 6, "lr": 0.0001,
+    "fp16": True, "fast_transformer": True, "nlayers": 12, "nheads": 8, "embsize": 512, "d_hid": 512,
+    "dropout": 0.2, "n_layers_cls": 3, "mask_value": -1, "pad_value": -2, "MVC": True,
+    "USE_GENERATIVE_TRAINING": True,
+}
+
+
+def write_scgpt_checkpoint(folder: str | os.PathLike, genes, *, n_tokens: int | None = 60_697,
+                           embsize: int = 512, nheads: int = 8, d_hid: int = 512, nlayers: int = 12,
+                           seed: int = 0) -> tuple[dict, dict[str, int]]:
+    """Write a ``scGPT_human/``-shaped folder ([S8]) with random weights; return (state dict, vocab).
+
+    The vocabulary holds ``genes`` (ids 0, 1, ...), then ``SYNV...`` fillers up to ``n_tokens`` - 3
+    (``None``: no fillers), then ``<pad>``, ``<cls>``, ``<eoc>``. The defaults are the released
+    model's sizes (about 52 M parameters, 200 MB). Values mean nothing: SYNTHETIC STAND-IN.
+    """
+    import json
+
+    import torch
+
+    genes = list(dict.fromkeys(map(str, genes)))
+    n_fill = 0 if n_tokens is None else n_tokens - 3 - len(genes)
+    if n_fill < 0:
+        raise ValueError(f"{len(genes)} genes do not fit a vocabulary of {n_tokens} tokens.")
+    names = [*genes, *(f"SYNV{i:05d}" for i in range(n_fill)), "<pad>", "<cls>", "<eoc>"]
+    vocab = {g: i for i, g in enumerate(names)}
+    d = embsize
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g)
+
+    state = {"encoder.embedding.weight": r(len(vocab), d), "encoder.enc_norm.weight": 1 + r(d),
+             "encoder.enc_norm.bias": r(d), "value_encoder.linear1.weight": r(d, 1),
+             "value_encoder.linear1.bias": r(d), "value_encoder.linear2.weight": r(d, d),
+             "value_encoder.linear2.bias": r(d), "value_encoder.norm.weight": r(d),
+             "value_encoder.norm.bias": r(d)}
+    for i in range(nlayers):
+        layer = f"transformer_encoder.layers.{i}."
+        state |= {layer + "self_attn.Wqkv.weight": r(3 * d, d), layer + "self_attn.Wqkv.bias": r(3 * d),
+                  layer + "self_attn.out_proj.weight": r(d, d), layer + "self_attn.out_proj.bias": r(d),
+                  layer + "linear1.weight": r(d_hid, d), layer + "linear1.bias": r(d_hid),
+                  layer + "linear2.weight": r(d, d_hid), layer + "linear2.bias": r(d),
+                  layer + "norm1.weight": r(d), layer + "norm1.bias": r(d),
+                  layer + "norm2.weight": r(d), layer + "norm2.bias": r(d)}
+    state |= {"decoder.fc.0.weight": r(d, d), "decoder.fc.0.bias": r(d), "decoder.fc.2.weight": r(d, d),
+              "decoder.fc.2.bias": r(d), "decoder.fc.4.weight": r(1, d), "decoder.fc.4.bias": r(1),
+              "cls_decoder._decoder.0.weight": r(d, d), "cls_decoder._decoder.0.bias": r(d),
+              "cls_decoder.out_layer.weight": r(1, d), "cls_decoder.out_layer.bias": r(1),
+              "mvc_decoder.gene2query.weight": r(d, d), "mvc_decoder.gene2query.bias": r(d),
+              "mvc_decoder.norm.weight": r(d), "mvc_decoder.norm.bias": r(d),
+              "mvc_decoder.W.weight": r(d, d)}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(state, folder / "best_model.pt")
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    args = SCGPT_HUMAN_ARGS | {"embsize": d, "nheads": nheads, "d_hid": d_hid, "nlayers": nlayers}
+    (folder / "args.json").write_text(json.dumps(args, indent=4))
+    return state, vocab

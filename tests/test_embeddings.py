@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +117,16 @@ def test_probe_genes_prefers_the_named_genes_and_says_when_it_cannot(capsys):
     assert "None of ['CEBPA', 'MAPK1']" in capsys.readouterr().out
     with pytest.raises(ValueError, match="share no gene"):
         embeddings.probe_genes({"a": a, "c": pd.DataFrame(np.eye(1), index=["X"])}, ["KLF1"])
+
+
+def test_full_size_scgpt_human_standin_has_the_released_sizes(tmp_path):
+    """The released scGPT_human: 60,697 tokens (60,694 + 3 specials), d = 512, 12 layers, 8 heads
+    (foundation_models.md sections 3.1 and 3.3); the book's loader and extraction read it."""
+    from helpers import standins
+
+    _, vocab = standins.write_scgpt_checkpoint(tmp_path / "scGPT_human", ["KLF1", "CEBPA"])
+    assert len(vocab) == 60_697 and vocab["KLF1"] == 0 and vocab["<eoc>"] == 60_696
+    table = embeddings.scgpt_gene_embedding(tmp_path / "scGPT_human")
+    assert table.shape[1] == 512 and {"KLF1", "CEBPA"} <= set(table.index)
+    args = json.loads((tmp_path / "scGPT_human" / "args.json").read_text())
+    assert (args["embsize"], args["nlayers"], args["nheads"], args["d_hid"]) == (512, 12, 8, 512)

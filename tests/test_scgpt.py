@@ -7,7 +7,8 @@ Oracles, none written by the code under test:
   in eval and train mode (``case.npz``).
 * :func:`write_foundation_checkpoint`: a foundation checkpoint written key by key as the released
   ``scGPT_human`` folder holds it (flash-attention ``self_attn.Wqkv.*`` names, pretraining heads
-  ``decoder.fc``, ``cls_decoder``, ``mvc_decoder``, the released args.json keys), without the book's writer.
+  ``decoder.fc``, ``cls_decoder``, ``mvc_decoder``, the released args.json keys) by ``helpers.standins``,
+  not by the book's ``scgpt.save_checkpoint``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import standins
 from helpers.models import scgpt, training
 from helpers.models.scgpt import CheckpointError, ScGPTConfig, ScGPTPerturbationModel
 from helpers.splits import holdout_split
@@ -30,47 +32,11 @@ VERSIONS = {"v0.2.1": "0.2.1", "master-cebd6fa": "0.2.2+"}
 needs_reference = pytest.mark.skipif(
     not REFERENCE.is_dir(), reason=f"{REFERENCE} (outputs of the real scGPT code) is not beside this checkout")
 
-# scGPT_human's args.json (census whole-human run), shrunk to a tiny model; the other keys as released
-RELEASED_ARGS = {
-    "data_source": "/scratch/ssd004/datasets/cellxgene/scb_strict/human", "load_model": None, "n_hvg": None,
-    "valid_size_or_ratio": 0.003, "dist_backend": "nccl", "grad_accu_steps": 1, "input_style": "binned",
-    "input_emb_style": "continuous", "n_bins": 51, "max_seq_len": 1200, "training_tasks": "both",
-    "mask_ratio": [0.25, 0.5, 0.75], "trunc_by_sample": True, "vocab_path": "default_census_vocab.json",
-    "batch_size": 32, "epochs": 6, "lr": 0.0001, "fp16": True, "fast_transformer": True, "nlayers": 2,
-    "nheads": 2, "embsize": 16, "d_hid": 32, "dropout": 0.2, "n_layers_cls": 3, "mask_value": -1,
-    "pad_value": -2, "MVC": True, "USE_GENERATIVE_TRAINING": True,
-}
-
-
 def write_foundation_checkpoint(path, n_genes=20, d=16, d_hid=32, nlayers=2, seed=0):
-    """A foundation checkpoint in the released layout, tensor by tensor; returns the state dict written."""
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
-    state = {"encoder.embedding.weight": r(n_genes + 3, d), "encoder.enc_norm.weight": 1 + r(d),
-             "encoder.enc_norm.bias": r(d), "value_encoder.linear1.weight": r(d, 1),
-             "value_encoder.linear1.bias": r(d), "value_encoder.linear2.weight": r(d, d),
-             "value_encoder.linear2.bias": r(d), "value_encoder.norm.weight": r(d), "value_encoder.norm.bias": r(d)}
-    for i in range(nlayers):
-        layer = f"transformer_encoder.layers.{i}."
-        state |= {layer + "self_attn.Wqkv.weight": r(3 * d, d), layer + "self_attn.Wqkv.bias": r(3 * d),
-                  layer + "self_attn.out_proj.weight": r(d, d), layer + "self_attn.out_proj.bias": r(d),
-                  layer + "linear1.weight": r(d_hid, d), layer + "linear1.bias": r(d_hid),
-                  layer + "linear2.weight": r(d, d_hid), layer + "linear2.bias": r(d),
-                  layer + "norm1.weight": r(d), layer + "norm1.bias": r(d),
-                  layer + "norm2.weight": r(d), layer + "norm2.bias": r(d)}
-    state |= {"decoder.fc.0.weight": r(d, d), "decoder.fc.0.bias": r(d), "decoder.fc.2.weight": r(d, d),
-              "decoder.fc.2.bias": r(d), "decoder.fc.4.weight": r(1, d), "decoder.fc.4.bias": r(1),
-              "cls_decoder._decoder.0.weight": r(d, d), "cls_decoder._decoder.0.bias": r(d),
-              "cls_decoder.out_layer.weight": r(1, d), "cls_decoder.out_layer.bias": r(1),
-              "mvc_decoder.gene2query.weight": r(d, d), "mvc_decoder.gene2query.bias": r(d),
-              "mvc_decoder.norm.weight": r(d), "mvc_decoder.norm.bias": r(d), "mvc_decoder.W.weight": r(d, d)}
-    path.mkdir(parents=True)
-    torch.save(state, path / "best_model.pt")
-    vocab = {f"GENE{i}": i for i in range(n_genes)} | {"<pad>": n_genes, "<cls>": n_genes + 1, "<eoc>": n_genes + 2}
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    args = RELEASED_ARGS | {"embsize": d, "d_hid": d_hid, "nlayers": nlayers}
-    (path / "args.json").write_text(json.dumps(args, indent=4))
-    return state, vocab
+    """A foundation checkpoint in the released layout (tensor by tensor, ``helpers.standins``, from the
+    layout in foundation_models.md section 3.3), tiny; returns the state dict and vocabulary written."""
+    return standins.write_scgpt_checkpoint(path, [f"GENE{i}" for i in range(n_genes)], n_tokens=None,
+                                           embsize=d, nheads=2, d_hid=d_hid, nlayers=nlayers, seed=seed)
 
 
 def _case(version):
