@@ -495,29 +495,19 @@ def write_gears_h5ad(
     return path
 
 
-def write_gears_zip(
-    path: str | os.PathLike,
-    dataset: str,
-    *,
-    n_cells: int,
-    n_genes: int,
-    conditions: list[str],
-    seed: int = 0,
-    compresslevel: int = 1,
-    **kwargs,
-) -> Path:
+def write_gears_zip(path: str | os.PathLike, dataset: str, *, compresslevel: int = 1, **kwargs) -> Path:
     """Write a GEARS Dataverse zip stand-in holding ``<name>/perturb_processed.h5ad`` ([S3]).
 
     ``dataset`` is the registry name (``norman2019_gears``, ``adamson``, ``replogle_k562_essential``,
-    ``replogle_rpe1_essential``); other arguments as :func:`write_gears_h5ad`.
+    ``replogle_rpe1_essential``); the other keyword arguments (``n_cells``, ``n_genes``, ``conditions``,
+    ``seed``, ...) as :func:`write_gears_h5ad`.
     """
     if dataset not in GEARS_MEMBERS:
         raise ValueError(f"Unknown GEARS dataset {dataset!r}; one of {sorted(GEARS_MEMBERS)}.")
     path = Path(path)
     member_file = path.with_name(path.name + ".member.h5ad")
     try:
-        write_gears_h5ad(member_file, dataset, n_cells=n_cells, n_genes=n_genes, conditions=conditions,
-                         seed=seed, **kwargs)
+        write_gears_h5ad(member_file, dataset, **kwargs)
         _zip_member(path, member_file, GEARS_MEMBERS[dataset], compresslevel=compresslevel)
     finally:
         member_file.unlink(missing_ok=True)
