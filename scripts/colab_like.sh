@@ -123,7 +123,8 @@ for chapter in "${CHAPTERS[@]}"; do
   [ -f "$nb" ] || { echo "error: no $nb" >&2; exit 2; }
   needs="$("$IMAGE/bin/python" -c "import sys; sys.path.insert(0, '.'); from helpers.colab import cell_needs; print(' '.join(cell_needs('$nb')))")"
   if [[ " $needs " == *" torch "* ]] && [ -n "$TORCH_NOTE" ]; then
-    echo "[colab-like] SKIPPED $chapter: it needs torch, and $TORCH_NOTE"
+    echo "[colab-like] SKIPPED $chapter: it needs torch, and $TORCH_NOTE (the same run on Python 3.11, where" \
+         "a CPU wheel exists: COLAB_PY_VERSION=3.11 bash scripts/colab_like.sh $chapter)"
     printf "%s\tskipped\t0\tneeds torch; %s\n" "$chapter" "$TORCH_NOTE" >> "$SUMMARY"
     continue
   fi
