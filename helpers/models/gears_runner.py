@@ -111,13 +111,12 @@ def _gears_pandas3_compat():
     original_network = gears_module.get_similarity_network
 
     def getitem(self, key):
-        try:
-            return original_getitem(self, key)
-        except KeyError:
-            if (isinstance(key, (int, np.integer)) and not isinstance(key, bool)
-                    and not pd.api.types.is_integer_dtype(self.index.dtype)):
-                return self.iloc[key]
-            raise
+        # an integer that is not a label of a non-integer index: by position, as pandas 2 did (there
+        # with a FutureWarning, so it is taken here before pandas sees it); all else as pandas does it
+        if (isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+                and not pd.api.types.is_integer_dtype(self.index.dtype) and key not in self.index):
+            return self.iloc[key]
+        return original_getitem(self, key)
 
     def similarity_network(network_type, adata, threshold, k, data_path, data_name, split, seed,
                            train_gene_set_size, set2conditions, default_pert_graph=True, pert_list=None):
