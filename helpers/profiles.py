@@ -41,10 +41,15 @@ _LABELS = {
 }
 
 
-def check_profile(profile: str) -> dict:
-    """The settings of ``profile``; a clear error for anything but ``quick`` or ``paper``."""
+def check_profile(profile: str, supported=None) -> dict:
+    """The settings of ``profile``; a clear error for anything but ``quick`` or ``paper``, and for a
+    profile the chapter does not have (``supported``: the profiles it has; default: all)."""
     if profile not in PROFILES:
         raise ValueError(f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it in the parameters cell).")
+    if supported is not None and profile not in supported:
+        raise ValueError(f"This chapter has no {profile!r} profile: it runs with profile = "
+                         f"{' or '.join(repr(p) for p in supported)} only (set it in the parameters cell); "
+                         "the README's chapter table says which data each chapter uses.")
     return PROFILES[profile]
 
 

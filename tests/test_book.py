@@ -115,6 +115,9 @@ def test_profiles():
     assert profiles.norman_dataset("paper") == "norman2019"
     with pytest.raises(ValueError, match="Unknown data profile 'fast'"):
         profiles.check_profile("fast")
+    with pytest.raises(ValueError, match="has no 'paper' profile: it runs with profile = 'quick' only"):
+        profiles.check_profile("paper", supported=("quick",))
+    assert profiles.check_profile("quick", supported=("quick",))["norman"] == "norman2019_subset"
     assert profiles.dataset_label("simulated_x").startswith("SYNTHETIC")
 
 

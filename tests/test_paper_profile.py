@@ -111,3 +111,14 @@ def test_chapter_runs_on_the_paper_profile(notebook, paper_cache, tmp_path, monk
         conditions = tables["conditions"]
         assert (conditions["dataset"] == "norman2019").all()
         assert conditions["kind"].value_counts().to_dict() == {"double": 124, "single": 100, "control": 1}
+
+
+def test_chapter_8_says_it_has_no_paper_profile(tmp_path):
+    """Chapter 8 exists in the quick profile only: profile="paper" stops at once with that message instead of
+    quietly running on the Norman subset."""
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="has no 'paper' profile"):
+        pm.execute_notebook(str(ROOT / "notebooks" / "08_beyond_the_paper.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "paper"}, cwd=str(ROOT / "notebooks"),
+                            kernel_name="python3", progress_bar=False)
