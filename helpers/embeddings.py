@@ -230,6 +230,8 @@ def probe_genes(tables: dict[str, pd.DataFrame], preferred, n: int = 3) -> list[
     """Up to ``n`` of the ``preferred`` genes that every table embeds, in their order. When none is
     shared (e.g. a checkpoint whose vocabulary lacks them), it says so and returns the first ``n``
     shared genes in sorted order; raises when the tables share no gene at all."""
+    if isinstance(preferred, str):
+        raise TypeError(f"preferred must be a list of gene symbols, e.g. [{preferred!r}], not a string.")
     shared = set.intersection(*(set(t.index) for t in tables.values())) if tables else set()
     if not shared:
         raise ValueError(f"The embedding tables {list(tables)} share no gene, so there is nothing to "

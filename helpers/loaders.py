@@ -61,7 +61,32 @@ __all__ = [
     "read_canonical",
     "load_dataset",
     "condition_table",
+    "SparseRowWriter",
 ]
+
+
+class SparseRowWriter:
+    """Write a CSR matrix into an open h5ad file (``h5py.File``) block of rows by block of rows.
+
+    The first block replaces whatever stands at ``key`` (e.g. the empty placeholder that
+    ``AnnData.write_h5ad`` wrote) and is stored resizable by anndata; later blocks are appended. Used by
+    every writer that streams a matrix too large for memory (the GO-filtered copies here, the
+    simulator's Norman-scale file, the stand-ins).
+    """
+
+    def __init__(self, h5, key: str):
+        self.h5, self.key, self._out = h5, key, None
+
+    def append(self, block: sp.csr_matrix) -> None:
+        from anndata.io import sparse_dataset, write_elem
+
+        if self._out is None:
+            if self.key in self.h5:
+                del self.h5[self.key]
+            write_elem(self.h5, self.key, block)
+            self._out = sparse_dataset(self.h5[self.key])
+        else:
+            self._out.append(block)
 
 _CONTROL_ALIASES = {"ctrl", "control", "non-targeting", "non_targeting", "nt", "negctrl"}
 
@@ -229,7 +254,6 @@ def _filtered_copy(path: Path, adata: ad.AnnData, keep: np.ndarray, removed: lis
     import json
 
     import h5py
-    from anndata.io import sparse_dataset, write_elem
 
     stat = path.stat()
     key = hashlib.sha256(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, removed]).encode())
@@ -250,16 +274,10 @@ def _filtered_copy(path: Path, adata: ad.AnnData, keep: np.ndarray, removed: lis
         sources = [("X", adata.X), *[(f"layers/{k}", adata.layers[k]) for k in layers]]
         with h5py.File(tmp, "a") as h5:
             for name, matrix in sources:
-                out = None
+                out = SparseRowWriter(h5, name)
                 for start in range(0, adata.n_obs, chunk_rows):
                     stop = min(start + chunk_rows, adata.n_obs)
-                    block = _as_float32_csr(matrix[start:stop])[keep[start:stop]]
-                    if out is None:
-                        del h5[name]
-                        write_elem(h5, name, block)
-                        out = sparse_dataset(h5[name])
-                    else:
-                        out.append(block)
+                    out.append(_as_float32_csr(matrix[start:stop])[keep[start:stop]])
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

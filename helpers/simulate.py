@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .loaders import CONTROL, canonicalize
+from .loaders import CONTROL, SparseRowWriter, canonicalize
 
 __all__ = ["SimulationTruth", "SimulatedScreen", "simulate_screen", "write_norman_scale_h5ad"]
 
@@ -300,7 +300,6 @@ def write_norman_scale_h5ad(
     whatever ``n_cells`` is. The file is written to a temporary name and renamed when complete.
     """
     import h5py
-    from anndata.io import sparse_dataset, write_elem
 
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -332,16 +331,11 @@ def write_norman_scale_h5ad(
     try:
         adata.write_h5ad(tmp)  # obs, var, uns; X is appended chunk by chunk below
         with h5py.File(tmp, "a") as f:
-            X = None
+            X = SparseRowWriter(f, "X")
             for start in range(0, n_cells, chunk_cells):
                 stop = min(start + chunk_cells, n_cells)
                 rows = cell_condition[start:stop]
-                block = _log_normalise(_draw_cells(rng, baseline + effects[rows], library_size, 8.0))
-                if X is None:
-                    write_elem(f, "X", block)  # anndata makes the arrays resizable
-                    X = sparse_dataset(f["X"])
-                else:
-                    X.append(block)
+                X.append(_log_normalise(_draw_cells(rng, baseline + effects[rows], library_size, 8.0)))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -309,29 +309,18 @@ def _normalise(counts: np.ndarray, target_sum) -> np.ndarray:
 
 def _stream_matrix(h5, key, rng, model, codes, *, chunk_rows, target_sum, counts_key=None):
     """Append X (and optionally raw counts) to an open h5ad file in row chunks; return per-cell totals."""
-    from anndata.io import sparse_dataset, write_elem
+    from .loaders import SparseRowWriter
 
     totals = np.zeros(len(codes), dtype=np.float64)
-    X = C = None
+    X = SparseRowWriter(h5, key)
+    C = SparseRowWriter(h5, counts_key) if counts_key is not None else None
     for start in range(0, len(codes), chunk_rows):
         stop = min(start + chunk_rows, len(codes))
         counts = model.counts(rng, codes[start:stop])
         totals[start:stop] = counts.sum(1)
-        block = sp.csr_matrix(_normalise(counts, target_sum))
-        if X is None:
-            del h5[key]
-            write_elem(h5, key, block)
-            X = sparse_dataset(h5[key])
-        else:
-            X.append(block)
-        if counts_key is not None:
-            cblock = sp.csr_matrix(counts)
-            if C is None:
-                del h5[counts_key]
-                write_elem(h5, counts_key, cblock)
-                C = sparse_dataset(h5[counts_key])
-            else:
-                C.append(cblock)
+        X.append(sp.csr_matrix(_normalise(counts, target_sum)))
+        if C is not None:
+            C.append(sp.csr_matrix(counts))
     return totals
 
 
@@ -607,6 +596,11 @@ def write_scgpt_checkpoint(folder: str | os.PathLike, genes, *, n_tokens: int | 
 
     import torch
 
+    if isinstance(genes, str):
+        raise TypeError(f"genes must be a list of gene symbols, not the string {genes!r}.")
+    if embsize < 1 or nheads < 1 or embsize % nheads or nlayers < 1 or d_hid < 1:
+        raise ValueError(f"embsize={embsize} must be a positive multiple of nheads={nheads} (attention "
+                         f"splits it into heads), and nlayers={nlayers}, d_hid={d_hid} must be positive.")
     genes = list(dict.fromkeys(map(str, genes)))
     n_fill = 0 if n_tokens is None else n_tokens - 3 - len(genes)
     if n_fill < 0:

@@ -117,6 +117,8 @@ def test_probe_genes_prefers_the_named_genes_and_says_when_it_cannot(capsys):
     assert "None of ['CEBPA', 'MAPK1']" in capsys.readouterr().out
     with pytest.raises(ValueError, match="share no gene"):
         embeddings.probe_genes({"a": a, "c": pd.DataFrame(np.eye(1), index=["X"])}, ["KLF1"])
+    with pytest.raises(TypeError, match=r"\['KLF1'\], not a string"):
+        embeddings.probe_genes({"a": a}, "KLF1")
 
 
 def test_full_size_scgpt_human_standin_has_the_released_sizes(tmp_path):
@@ -130,3 +132,8 @@ def test_full_size_scgpt_human_standin_has_the_released_sizes(tmp_path):
     assert table.shape[1] == 512 and {"KLF1", "CEBPA"} <= set(table.index)
     args = json.loads((tmp_path / "scGPT_human" / "args.json").read_text())
     assert (args["embsize"], args["nlayers"], args["nheads"], args["d_hid"]) == (512, 12, 8, 512)
+    with pytest.raises(ValueError, match="multiple of nheads"):
+        standins.write_scgpt_checkpoint(tmp_path / "bad", ["KLF1"], n_tokens=None, embsize=10, nheads=4)
+    with pytest.raises(ValueError, match="do not fit a vocabulary of 4 tokens"):
+        standins.write_scgpt_checkpoint(tmp_path / "bad", ["KLF1", "CEBPA"], n_tokens=4)
+    assert not (tmp_path / "bad").exists()  # nothing written for bad input
