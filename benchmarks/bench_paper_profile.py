@@ -126,12 +126,13 @@ def scgpt_standin(cache: Path, datasets: list[str], folder: Path) -> Path:
     (``helpers.standins.write_scgpt_checkpoint``: 60,697 tokens, d = 512, 12 layers, random weights) whose
     vocabulary holds the stand-ins' measured genes and targets, as the real vocabulary holds real symbols."""
     from helpers import loaders, standins
+    from helpers.conditions import condition_genes
 
     genes: set[str] = set()
     for name in datasets:
         adata = loaders.load_dataset(name, backed="r", download=False, cache=cache)
         genes |= set(map(str, adata.var_names))
-        genes |= {g for c in adata.obs["condition"].astype(str).unique() for g in c.split("+") if g != "ctrl"}
+        genes |= {g for c in adata.obs["condition"].astype(str).unique() for g in condition_genes(c)}
     standins.write_scgpt_checkpoint(folder, sorted(genes))
     return folder
 

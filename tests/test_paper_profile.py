@@ -65,10 +65,11 @@ def test_chapter_runs_on_the_paper_profile(notebook, paper_cache, tmp_path, monk
         # (the Norman zip, the released scGPT_human folder layout, the paper's splits, GEARS) to the tables.
         # The checkpoint: helpers.standins' scGPT_human layout, shrunk, vocabulary = the stand-in's genes.
         from helpers import loaders
+        from helpers.conditions import condition_genes
 
         norman = loaders.load_dataset("norman2019", backed="r")
-        genes = [*map(str, norman.var_names),
-                 *{g for c in norman.obs["condition"].astype(str).unique() for g in c.split("+")} - {"ctrl"}]
+        conditions = norman.obs["condition"].astype(str).unique()
+        genes = [*map(str, norman.var_names), *{g for c in conditions for g in condition_genes(c)}]
         standins.write_scgpt_checkpoint(tmp_path / "scGPT_human", genes, n_tokens=None, embsize=16,
                                         nheads=2, d_hid=32, nlayers=2)
         parameters |= {"checkpoint_dir": str(tmp_path / "scGPT_human"), "epochs": 1, "gears_epochs": 1,
