@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .loaders import CONTROL
-from .metrics import pearson_delta
+from .metrics.paper import pearson_delta
 from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
 
 __all__ = ["split_halves", "noise_ceiling", "spearman_brown", "normalised_scores", "normalised_summary",

@@ -1,4 +1,4 @@
-"""The benchmark's metrics and the one ``evaluate`` every method goes through (introduced in chapter 2).
+"""The paper's metric family and the one ``evaluate`` every method goes through (chapter 2).
 
 Notation: for a condition ``p``, ``y`` is the observed pseudobulk, ``y_hat`` the prediction and
 ``c`` the control pseudobulk, all restricted to the evaluation genes ``G`` = the ``n`` genes most
@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .conditions import CONTROL, match_conditions
-from .predictions import PredictionError, Predictions
-from .pseudobulk import Pseudobulk, top_control_genes
-from .splits import HELD_OUT, Split
+from ..conditions import CONTROL, match_conditions
+from ..predictions import PredictionError, Predictions
+from ..pseudobulk import Pseudobulk, top_control_genes
+from ..splits import HELD_OUT, Split
 
 __all__ = [
     "l2",

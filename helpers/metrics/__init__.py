@@ -1,0 +1,55 @@
+"""The book's metrics: one module per metric family, and the one ``evaluate`` (chapters 2 and 9).
+
+* :mod:`.paper` - the paper's metrics and :func:`evaluate` (L2, Pearson delta, r; ratios to a
+  baseline and the forest plot). Its public names are re-exported here, as before.
+* :mod:`.systema` - Systema (Vinas Torne et al., Nat. Biotechnol. 2025): Pearson delta against the
+  mean of the training perturbations, centroid accuracy.
+* :mod:`.calibrated` - CellSimBench (Miller et al. 2025) / scPertEval (Schaefer et al. 2026):
+  DE-weighted MSE and R2 delta, and the dynamic range fraction against negative and positive controls.
+* :mod:`.vcc` - the Virtual Cell Challenge (cell-eval 2025, cell-eval2 2026): MAE, perturbation
+  discrimination, DE overlap, and the replicate-calibrated score.
+* :mod:`.families` - :func:`score_families`, the one function that adds the families' columns.
+
+Constant predictions (e.g. "no change") get the same treatment in every family: NaN where a
+correlation is undefined, never a number made of rounding noise.
+"""
+
+from .paper import (
+    METRIC_COLUMNS,
+    bootstrap_mean_ratio,
+    common_conditions,
+    error_vs_top_n,
+    evaluate,
+    forest,
+    l2,
+    pearson_delta,
+    pearson_r,
+    ratio_to_baseline,
+    summarise,
+    top_n_grid,
+)
+from .families import FAMILIES, FAMILY_CHOICES, family_columns, family_names, score_families, summarise_families
+from .inputs import MetricInput, metric_input
+
+__all__ = [
+    "l2",
+    "pearson_delta",
+    "pearson_r",
+    "evaluate",
+    "error_vs_top_n",
+    "top_n_grid",
+    "summarise",
+    "common_conditions",
+    "ratio_to_baseline",
+    "bootstrap_mean_ratio",
+    "forest",
+    "METRIC_COLUMNS",
+    "FAMILIES",
+    "FAMILY_CHOICES",
+    "family_names",
+    "family_columns",
+    "score_families",
+    "summarise_families",
+    "MetricInput",
+    "metric_input",
+]
