@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..metrics import FAMILY_CHOICES
 from ..predictions import PredictionError, Predictions
 from .runner import run
 from .tasks import get_task, list_tasks
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="folder for metrics.csv and leaderboard.csv")
     parser.add_argument("--n-top", type=int, default=1000, help="evaluation genes: top n by control expression")
     parser.add_argument("--allow-missing", action="store_true", help="allow held-out conditions without prediction")
+    parser.add_argument("--metrics", default="paper", choices=FAMILY_CHOICES,
+                        help="metric families (chapter 9): paper (default: L2, Pearson delta, r), systema, "
+                        "calibrated (DE-weighted, DRF), vcc (Virtual Cell Challenge) or all")
     args = parser.parse_args(argv)
     if args.list:
         print(list_tasks().to_string(index=False))
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             predictions = Predictions.load_all(args.predictions)
         result = run(task=args.task, predictions=predictions, n_top=args.n_top, allow_missing=args.allow_missing,
                      extras=not args.no_extras, perturbation_key=args.perturbation_key,
-                     control_label=args.control_label, name=args.name, progress=False)
+                     control_label=args.control_label, name=args.name, progress=False,
+                     metrics=args.metrics)
     except (PredictionError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

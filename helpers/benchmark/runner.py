@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ..baselines import BASELINES
 from ..compare import paired_test
 from ..linear import EmbeddingError
-from ..metrics import evaluate
+from ..metrics import evaluate, family_names, metric_input, score_families, summarise_families
+from ..metrics.families import needs_cells
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 from ..published import METHOD_LABELS
@@ -29,7 +30,8 @@ from .guards import check_units
 from .leaderboard import leaderboard, spread
 from .tasks import Method, TaskData, get_task
 
-__all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run"]
+__all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run", "family_rows", "positive_controls",
+           "POSITIVE_CONTROLS"]
 
 
 def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, Method], *, n_top: int = 1000,
@@ -90,6 +92,7 @@ class BenchmarkResult:
     audit: pd.DataFrame | None = None
     comparison: pd.DataFrame | None = None
     energy: pd.DataFrame | None = None
+    families: tuple[str, ...] = ()
 
 
 def _as_predictions(output, method: str, dataset: str, seed: int) -> Predictions:
@@ -144,6 +147,7 @@ def run(
     extras: bool = True,
     perturbation_key: str = "target_gene",
     control_label: str = "non-targeting",
+    metrics: str | list[str] = "paper",
 ) -> BenchmarkResult:
     """Score a model on a task beside the reference methods; return metrics and a leaderboard.
 
@@ -163,14 +167,24 @@ def run(
     whose cells are in memory, the metrics and leaderboard gain chapter 8's columns (see
     :mod:`helpers.benchmark.beyond`: retrieval ranks, DE overlap, noise ceiling, normalised scores),
     and ``result.comparison`` holds the paired test of your model against the reference baseline.
+
+    ``metrics`` adds metric families to the per-perturbation table (chapter 9; see
+    :mod:`helpers.metrics.families`): ``"paper"`` (default: the paper's L2, Pearson delta and r
+    only), ``"systema"``, ``"calibrated"``, ``"vcc"`` or ``"all"`` (or a list). The calibrated
+    families also score their positive controls (:data:`POSITIVE_CONTROLS`, built from the observed
+    cells) and add calibrated summaries per method to the leaderboard.
     """
     if (model is None) == (predictions is None):
         raise ValueError("Give exactly one of model= (a predict function) or predictions= (precomputed).")
+    families = family_names(metrics)
     job = get_task(task)
     truth = job.truth
     references = job.reference_methods()
-    # names a reader compares: the task's reference methods and every method the paper published
-    reserved = set(references) | set(METHOD_LABELS)
+    # names a reader compares: the task's reference methods, the positive controls and every method
+    # the paper published
+    reserved = set(references) | set(METHOD_LABELS) | set(POSITIVE_CONTROLS)
+    cells_for_families = family_cells(
+        job, families, top_control_genes(truth.ctrl, min(n_top, len(truth.genes))))
     warnings: list[str] = []
     by_seed: dict[int, Predictions] = {}
     pred_cells = None
@@ -196,7 +210,8 @@ def run(
     with_cells = extras and beyond.has_cells(job)
     if extras and not with_cells:
         warnings.append(f"task {task!r}: cells not in memory, so no noise ceiling, DE overlap or retrieval columns")
-    tables, spreads, extra_tables, energy_tables = [], [], [], []
+    tables, spreads, extra_tables, energy_tables, family_tables = [], [], [], [], []
+    family_cache: dict = {}
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     for split in tqdm(job.splits, desc=f"{task}", disable=not progress):
         train = job.training_data(split)
@@ -218,6 +233,11 @@ def run(
             ref_table = evaluate(runs[ref_name], truth, split, n_top=n_top, allow_missing=True)
             if len(ref_table):
                 tables.append(ref_table)
+        if families:
+            _, control_tables, rows = family_rows(job, split, runs, families, genes, cells_for_families,
+                                               family_cache, n_top)
+            tables += control_tables
+            family_tables += rows
         if with_cells:
             extra_tables.append(beyond.extra_columns(job, split, runs, n_top))
         if pred_cells is not None:
@@ -235,10 +255,17 @@ def run(
         extra = pd.concat(extra_tables, ignore_index=True)
         metrics = metrics.merge(extra, on=["method", "seed", "condition"], how="left")
         metrics = beyond.add_ceiling(job, metrics, n_top)
+    if family_tables:
+        metrics = metrics.merge(pd.concat(family_tables, ignore_index=True),
+                                on=["method", "seed", "condition"], how="left")
     spread_table = pd.DataFrame(spreads)
-    board = leaderboard(job, metrics, spread_table, {name}, warnings, [name, *references])
+    controls_run = [m for m in POSITIVE_CONTROLS if m in set(metrics["method"])]
+    board = leaderboard(job, metrics, spread_table, {name}, warnings, [name, *references, *controls_run])
     if extra_tables:
         board = board.merge(beyond.board_columns(metrics), on="method", how="left")
+    if families:
+        board = board.merge(summarise_families(metrics, families), on="method", how="left")
+        board.loc[board["method"].isin(controls_run), "source"] = "positive control"
     comparison = None
     if job.reference_baseline in set(metrics["method"]):
         comparison = pd.concat([paired_test(metrics, name, job.reference_baseline, value=value, n_boot=2000,
@@ -253,4 +280,80 @@ def run(
         warnings.append(f"{name}: not better than the {reference} baseline (ratio {mine[f'ratio_to_{reference}']:.2f})")
     board.attrs["warnings"] = warnings
     energy = pd.concat(energy_tables, ignore_index=True) if energy_tables else None
-    return BenchmarkResult(task, metrics, board, warnings, audit_table, comparison, energy)
+    return BenchmarkResult(task, metrics, board, warnings, audit_table, comparison, energy,
+                           tuple(families))
+
+
+#: Positive controls of the calibrated families: "predictions" made from the held-out conditions'
+#: own observed cells (see :mod:`helpers.ceilings`), the top of the calibrated scales.
+POSITIVE_CONTROLS = {
+    "interpolated_duplicate": ("calibrated", "interpolated_duplicate"),
+    "split_half_replicate": ("vcc", "split_half_replicate"),
+}
+
+
+def family_cells(job, families, genes=None, *, chunk_rows: int = 10_000) -> ad.AnnData | None:
+    """The truth's cells for the families that need them (None if none does).
+
+    In-memory tasks give their AnnData. For a task read backed (the paper's large files) the cells
+    are read in row chunks restricted to the evaluation ``genes`` (e.g. 85k cells x 1,000 genes,
+    dense float32: 0.3 GB), which is all the families and positive controls use.
+    """
+    names = family_names(families)
+    if not names or not (needs_cells(names) or any(family in names for family, _ in
+                                                   POSITIVE_CONTROLS.values())):
+        return None
+    try:
+        adata = job.adata()
+    except ValueError:
+        raise ValueError(f"--metrics {','.join(names)} needs the observed cells of task {job.name!r} "
+                         "(DE statistics, positive controls), and it has pseudobulks only; use "
+                         "--metrics paper or systema.") from None
+    if not adata.isbacked:
+        return adata
+    if genes is None:
+        raise ValueError("A backed task's cells are read on the evaluation genes: pass genes.")
+    cols = adata.var_names.get_indexer(pd.Index(genes))
+    blocks = []
+    for start in range(0, adata.n_obs, chunk_rows):
+        block = adata.X[start:start + chunk_rows]
+        block = block[:, cols]
+        blocks.append(block.toarray() if hasattr(block, "toarray") else np.asarray(block))
+    X = np.vstack(blocks).astype(np.float32)
+    out = ad.AnnData(X, obs=adata.obs[["condition"]].copy(),
+                     var=pd.DataFrame(index=pd.Index(genes, name=adata.var_names.name)))
+    out.uns["perturbbook"] = dict(adata.uns.get("perturbbook", {}))
+    return out
+
+
+def family_rows(job, split: Split, runs: dict[str, Predictions], families, genes, cells, cache: dict,
+                n_top: int) -> tuple[dict[str, Predictions], list[pd.DataFrame], list[pd.DataFrame]]:
+    """One split's metric-family columns for ``runs`` and the positive controls the families need.
+
+    Returns (the controls' predictions, their rows of :func:`helpers.metrics.evaluate`, the family
+    columns of every
+    run and control from :func:`helpers.metrics.score_families`). Used by :func:`run` and by
+    chapter 9's :func:`helpers.benchmark.verdict.score_all`, so both score alike.
+    """
+    controls = positive_controls(job, split, families, cells) if cells is not None else {}
+    control_tables = [evaluate(c, job.truth, split, n_top=n_top, allow_missing=True)
+                      for c in controls.values()]
+    rows = []
+    for p in {**runs, **controls}.values():
+        inp = metric_input(p, job.truth, split, genes, cells=cells, cache=cache)
+        if len(inp.conditions):
+            rows.append(score_families(inp, families))
+    return controls, control_tables, rows
+
+
+def positive_controls(job, split: Split, families, cells: ad.AnnData) -> dict[str, Predictions]:
+    """The positive controls the ``families`` need, for the held-out conditions of ``split``, made
+    from ``cells`` (:func:`family_cells`)."""
+    from .. import ceilings
+
+    out = {}
+    for name, (family, function) in POSITIVE_CONTROLS.items():
+        if family in family_names(families):
+            pred = getattr(ceilings, function)(cells, job.truth, split.held_out, seed=split.seed)
+            out[name] = Predictions(pred.values, name, job.truth.dataset, split.seed)
+    return out

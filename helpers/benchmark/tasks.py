@@ -26,7 +26,7 @@ from ..published import (
     paper_single_split,
     single_metrics,
 )
-from ..simulate import simulate_screen
+from ..simulate import SimulationTruth, simulate_screen
 from ..splits import Split, complete_doubles, double_split, holdout_split, single_split
 
 __all__ = ["Method", "Task", "TaskData", "TASKS", "list_tasks", "get_task"]
@@ -73,6 +73,7 @@ class Task:
     make_splits: Callable[[Pseudobulk], list[Split]]
     published: Callable[[], pd.DataFrame] | None = None
     published_comparable: bool = False  # True if the published results used the very same splits
+    planted: Callable[[], SimulationTruth] | None = None  # simulated tasks: the truth behind the cells
 
     @cached_property
     def _loaded(self):
@@ -130,14 +131,28 @@ def _subset_splits(pb: Pseudobulk) -> list[Split]:
     return [holdout_split(pb.conditions, complete_doubles(pb.conditions), dataset=pb.dataset, seed=1)]
 
 
+_SIMULATED = {
+    "doubles": dict(seed=0),
+    "singles": dict(n_genes=2000, n_single=300, n_double=0, cells_per_condition=50, modality="CRISPRi",
+                    cell_lines=("simK562", "simRPE1"), second_line_overlap=0.8, seed=0),
+}
+_SCREENS: dict = {}
+
+
+def _screen(kind: str):
+    """The simulated screen of a quick task (drawn once per process; same seed -> same screen)."""
+    if kind not in _SCREENS:
+        _SCREENS[kind] = simulate_screen(**_SIMULATED[kind])
+    return _SCREENS[kind]
+
+
 def _simulated_doubles():
-    screen = simulate_screen(seed=0)
+    screen = _screen("doubles")
     return screen.adata, pseudobulk(screen.adata), None
 
 
 def _simulated_singles():
-    screen = simulate_screen(n_genes=2000, n_single=300, n_double=0, cells_per_condition=50, modality="CRISPRi",
-                             cell_lines=("simK562", "simRPE1"), second_line_overlap=0.8, seed=0)
+    screen = _screen("singles")
     return screen.adatas["simK562"], pseudobulk(screen.adatas["simK562"]), pseudobulk(screen.adatas["simRPE1"])
 
 
@@ -195,11 +210,11 @@ _register(Task("norman_subset_doubles", "quick", "double",
                _norman_subset, _subset_splits))
 _register(Task("simulated_doubles", "quick", "double",
                "SYNTHETIC Norman-shaped screen (100 singles, 124 doubles): the paper's double split, seeds 1-5.",
-               _simulated_doubles, _double_splits))
+               _simulated_doubles, _double_splits, planted=lambda: _screen("doubles").truth))
 _register(Task("simulated_singles", "quick", "single",
                "SYNTHETIC screen of 300 CRISPRi singles: unseen-perturbation split (GEARS style), seeds 1-2; "
                "a second synthetic cell line provides the transfer embedding.",
-               _simulated_singles, _single_splits))
+               _simulated_singles, _single_splits, planted=lambda: _screen("singles").truth))
 _register(Task("norman_doubles", "paper", "double",
                "Norman 2019 (full, 19,264 genes): the paper's five published splits, 62 held-out doubles each.",
                _norman_full, _paper_double_splits, _published_doubles, published_comparable=True))

@@ -20,11 +20,22 @@ import pandas as pd
 from . import calibrated, systema, vcc
 from .inputs import MetricInput
 
-__all__ = ["FAMILIES", "FAMILY_CHOICES", "family_names", "family_columns", "score_families",
+__all__ = ["FAMILIES", "FAMILY_CHOICES", "DIRECTIONS", "COLUMN_FAMILY", "needs_cells", "family_names", "family_columns", "score_families",
            "summarise_families"]
 
 FAMILIES = {module.NAME: module for module in (systema, calibrated, vcc)}
 FAMILY_CHOICES = ("paper", *FAMILIES, "all")
+
+#: Which way is better for every per-condition column (the chapters rank methods with it).
+DIRECTIONS = {
+    "l2": "lower", "pearson_delta": "higher", "r": "higher",
+    "pearson_delta_perturbed_mean": "higher", "centroid_accuracy": "higher",
+    "weighted_mse": "lower", "r2_delta_weighted": "higher",
+    "mae": "lower", "discrimination_score_l1": "higher", "de_overlap_vcc": "higher",
+}
+#: The family each column belongs to (the paper's columns come from ``evaluate``).
+COLUMN_FAMILY = {"l2": "paper", "pearson_delta": "paper", "r": "paper"} | {
+    col: name for name, module in FAMILIES.items() for col in module.COLUMNS}
 
 
 def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:

@@ -1,0 +1,266 @@
+"""Which of the paper's conclusions survive which metric? (chapter 9)
+
+One set of predictions, every metric family of :mod:`helpers.metrics`, one table:
+
+* :func:`score_all` - the task's reference methods (and any predictions you add, e.g. chapter 4's
+  models) on every split, scored by :func:`helpers.metrics.evaluate` plus the families' columns and
+  positive controls (the same :func:`helpers.benchmark.runner.family_rows` that
+  :func:`helpers.benchmark.run` uses), and the calibrated summaries per method. On a simulated
+  task it adds ``planted_pearson``: the correlation of the predicted change with the **planted**
+  change of the simulator (:class:`helpers.simulate.SimulationTruth`), the one score that knows
+  the answer.
+* :func:`method_means` - one value per (method, metric) on the common set of perturbations.
+* :func:`verdict` - rows = metrics, one value and rank per method (1 = best). Positive controls
+  are shown, not ranked: they are made from the held-out cells themselves. A metric that is
+  undefined for a method (NaN, e.g. a correlation of "no change") gives that method no rank.
+* :func:`agreement_with_planted` - per metric, Spearman's rho between its ranking of the methods
+  and the planted truth's ranking (simulated tasks).
+* :func:`conclusions` - each of the paper's claims (:data:`CLAIMS`), checked under every metric:
+  holds, fails, or not testable (a method it needs is missing or unranked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import evaluate, family_names
+from ..metrics.families import COLUMN_FAMILY, DIRECTIONS, FAMILIES
+from ..metrics.paper import pearson_delta
+from ..predictions import Predictions
+from ..pseudobulk import top_control_genes
+from .runner import POSITIVE_CONTROLS, family_cells, family_rows, run_methods
+from .tasks import Task
+
+__all__ = ["Claim", "CLAIMS", "DEEP_MODELS", "score_all", "method_means", "verdict", "verdict_wide",
+           "agreement_with_planted", "conclusions", "PLANTED"]
+
+#: The deep models a chapter may add (chapter 4's outputs): GEARS and the book's own small
+#: transformer with scGPT's architecture.
+DEEP_MODELS = ("gears", "tiny_transformer")
+PLANTED = "planted_pearson"
+_KEYS = ["method", "seed", "condition"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A conclusion of the paper as a ranking statement: the best of ``better`` ranks above the best
+    of ``worse``. ``kind``: the tasks it is about ("double", "single" or "any")."""
+
+    key: str
+    text: str
+    better: tuple[str, ...]
+    worse: tuple[str, ...]
+    kind: str = "any"
+
+
+CLAIMS = (
+    Claim("additive_beats_deep", "The additive baseline beats the deep models on double perturbations",
+          ("additive",), DEEP_MODELS, "double"),
+    Claim("simple_beats_deep", "No deep model beats the best simple baseline (no change, mean, additive)",
+          ("no_change", "mean", "additive"), DEEP_MODELS, "double"),
+    Claim("additive_beats_naive", "Adding the single effects beats predicting no change or the mean",
+          ("additive",), ("no_change", "mean"), "double"),
+    Claim("linear_beats_mean", "The linear model (training-data embeddings) beats the mean baseline on "
+          "unseen single perturbations", ("linear",), ("mean",), "single"),
+)
+
+
+def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, families="all",
+              n_top: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every metric family on the task's reference methods, ``extra`` predictions and the controls.
+
+    ``extra``: method name -> predictions, one per split seed (seeds the task does not have are
+    an error). Returns (per-condition metrics, calibrated summaries per method from the families'
+    ``summarise``).
+    """
+    families = family_names(families)
+    truth = task.truth
+    table, predictions = run_methods(truth, task.splits, task.reference_methods(), n_top=n_top,
+                                     allow_missing=True)
+    by_seed = {split.seed: {p.method: p for p in predictions if p.seed == split.seed and
+                            len(p.conditions)} for split in task.splits}
+    tables = [table]
+    splits = {split.seed: split for split in task.splits}
+    for name, preds in (extra or {}).items():
+        for pred in preds:
+            if pred.seed not in splits:
+                raise ValueError(f"{name}: predictions for seed {pred.seed}, but task {task.name!r} has "
+                                 f"seeds {sorted(splits)}.")
+            pred = pred.renamed(name)
+            tables.append(evaluate(pred, truth, splits[pred.seed], n_top=n_top, allow_missing=True))
+            by_seed[pred.seed][name] = pred
+    genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
+    cells = family_cells(task, families, genes)
+    cache: dict = {}
+    family_tables, planted = [], []
+    for split in task.splits:
+        controls, control_tables, rows = family_rows(task, split, by_seed[split.seed], families, genes,
+                                                     cells, cache, n_top)
+        tables += control_tables
+        family_tables += rows
+        if task.planted is not None:
+            planted.append(_planted(task, {**by_seed[split.seed], **controls}, split.seed, genes))
+    metrics = pd.concat(tables, ignore_index=True)
+    if family_tables:
+        metrics = metrics.merge(pd.concat(family_tables, ignore_index=True), on=_KEYS, how="left")
+    if planted:
+        metrics = metrics.merge(pd.concat(planted, ignore_index=True), on=_KEYS, how="left")
+    summaries = pd.DataFrame({"method": pd.unique(metrics["method"])})
+    owner = {}
+    for name in families:
+        summarise = getattr(FAMILIES[name], "summarise", None)
+        if summarise is not None:
+            part = summarise(metrics)
+            owner |= {c: name for c in part.columns if c != "method"}
+            summaries = summaries.merge(part, on="method", how="left")
+    summaries.attrs["family"] = owner
+    return metrics, summaries
+
+
+def _planted(task: Task, runs: dict[str, Predictions], seed: int, genes: pd.Index) -> pd.DataFrame:
+    """Correlation of each predicted change with the simulator's planted change (log-rate scale:
+    a correlation, so the scale does not matter; NaN for a constant prediction, as everywhere)."""
+    truth = task.planted()
+    ctrl = task.truth.ctrl[genes].to_numpy(dtype=np.float64)
+    rows = []
+    for method, pred in runs.items():
+        for condition in pred.conditions:
+            effect = truth.effect(condition).reindex(genes).to_numpy(dtype=np.float64)
+            value = pearson_delta(pred.values.loc[condition, genes].to_numpy(), ctrl + effect, ctrl)
+            rows.append({"method": method, "seed": seed, "condition": condition, PLANTED: value})
+    return pd.DataFrame(rows, columns=[*_KEYS, PLANTED])
+
+
+def _metric_columns(metrics: pd.DataFrame) -> list[str]:
+    return [c for c in DIRECTIONS if c in metrics.columns] + (
+        [PLANTED] if PLANTED in metrics.columns else [])
+
+
+def method_means(metrics: pd.DataFrame, summaries: pd.DataFrame | None = None, *,
+                 min_coverage: float = 0.5) -> pd.DataFrame:
+    """Mean of every metric column per method, on the (seed, condition)s every kept method scored.
+
+    A method that scored fewer than ``min_coverage`` x the best-covered method's pairs is left out
+    (as :func:`helpers.metrics.forest` does; ``attrs["left_out"]``). Means keep NaN: a method whose
+    correlation is undefined on a condition has no mean for it. ``summaries`` (calibrated
+    summaries per method) are joined on.
+    """
+    counts = metrics.groupby("method", sort=False).size()
+    kept = counts[counts >= min_coverage * counts.max()].index
+    table = metrics[metrics["method"].isin(kept)]
+    pairs = table.groupby(["seed", "condition"])["method"].nunique()
+    common = pairs[pairs == len(kept)].index
+    table = table.set_index(["seed", "condition"]).loc[lambda t: t.index.isin(common)].reset_index()
+    columns = _metric_columns(metrics)
+    means = table.groupby("method", sort=False)[columns].agg(lambda v: v.mean(skipna=False))
+    means["n"] = table.groupby("method", sort=False).size()
+    means = means.reset_index()
+    owner = {}
+    if summaries is not None and len(summaries.columns) > 1:
+        owner = dict(summaries.attrs.get("family", {}))
+        means = means.merge(summaries, on="method", how="left")
+    means.attrs["summary_family"] = owner
+    means.attrs["left_out"] = [m for m in counts.index if m not in kept]
+    means.attrs["n_common"] = len(common)
+    return means
+
+
+def verdict(means: pd.DataFrame) -> pd.DataFrame:
+    """Long table: family, metric, direction, method, value, rank (1 = best; controls and undefined
+    values get no rank). Metrics: the per-condition columns (:data:`helpers.metrics.families.DIRECTIONS`)
+    and the families' calibrated summaries (``attrs["summary_family"]`` of :func:`method_means`;
+    higher is better on every calibrated scale)."""
+    owner = means.attrs.get("summary_family", {})
+    rows = []
+    contenders = ~means["method"].isin(list(POSITIVE_CONTROLS))
+    for column in means.columns:
+        if column in DIRECTIONS:
+            family, direction = COLUMN_FAMILY[column], DIRECTIONS[column]
+        elif column == PLANTED:
+            family, direction = "planted truth", "higher"
+        elif column in owner:
+            family, direction = owner[column], "higher"
+        else:
+            continue
+        values = means[column].astype(float)
+        ranks = values.where(contenders).rank(ascending=direction == "lower", method="min")
+        for method, value, rank in zip(means["method"], values, ranks):
+            rows.append({"family": family, "metric": column, "direction": direction, "method": method,
+                         "value": value, "rank": rank})
+    return pd.DataFrame(rows)
+
+
+def verdict_wide(long: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Rows = (family, metric), columns = methods; each cell ``value (rank)``, ``value`` for a
+    control, ``n/a`` where the metric is undefined."""
+    def cell(row) -> str:
+        if pd.isna(row["value"]):
+            return "n/a"
+        text = f"{row['value']:.{digits}f}"
+        return text if pd.isna(row["rank"]) else f"{text} ({int(row['rank'])})"
+
+    out = long.assign(cell=long.apply(cell, axis=1))
+    order = list(dict.fromkeys(long["method"]))
+    wide = out.pivot(index=["family", "metric"], columns="method", values="cell")
+    wide = wide.reindex(columns=order).reindex(pd.MultiIndex.from_frame(
+        long[["family", "metric"]].drop_duplicates()))
+    wide.columns.name = None
+    return wide
+
+
+def agreement_with_planted(long: pd.DataFrame) -> pd.DataFrame:
+    """Per metric: Spearman's rho between its ranks of the methods and the planted truth's ranks
+    (methods ranked by both); 1 = the metric orders the methods as the planted truth does."""
+    ranks = long.pivot_table(index="metric", columns="method", values="rank", sort=False)
+    if PLANTED not in ranks.index:
+        raise ValueError("No planted truth in this table: agreement needs a simulated task.")
+    planted = ranks.loc[PLANTED]
+    rows = []
+    for metric, row in ranks.drop(index=PLANTED).iterrows():
+        both = row.notna() & planted.notna()
+        rho = (row[both].rank().corr(planted[both].rank(), method="pearson")
+               if both.sum() >= 3 else np.nan)
+        family = long.loc[long["metric"] == metric, "family"].iloc[0]
+        rows.append({"family": family, "metric": metric, "n_methods": int(both.sum()),
+                     "spearman_rho": rho})
+    return pd.DataFrame(rows)
+
+
+def conclusions(long: pd.DataFrame, kind: str, claims=CLAIMS) -> pd.DataFrame:
+    """Each claim of ``kind`` ("double" / "single") under every metric of ``long``.
+
+    Per claim: ``holds`` / ``fails`` (metrics where the best-ranked method of ``better`` ranks
+    above / not above the best of ``worse``), ``not_testable`` (a side has no ranked method) and
+    the ``verdict``: "holds under every metric", "depends on the metric", "fails under every
+    metric" or "not testable here". Ranks come from :func:`verdict`; the planted truth is left out.
+    """
+    ranks = long[long["metric"] != PLANTED].pivot_table(index="metric", columns="method",
+                                                         values="rank", sort=False)
+    rows = []
+    for claim in claims:
+        if claim.kind not in (kind, "any"):
+            continue
+        holds, fails, untestable = [], [], []
+        for metric, row in ranks.iterrows():
+            best = [row.reindex(list(side)).min() for side in (claim.better, claim.worse)]
+            if any(pd.isna(b) for b in best):
+                untestable.append(metric)
+            elif best[0] < best[1]:
+                holds.append(metric)
+            else:
+                fails.append(metric)
+        if not holds and not fails:
+            text = "not testable here"
+        elif not fails:
+            text = "holds under every metric"
+        elif not holds:
+            text = "fails under every metric"
+        else:
+            text = "depends on the metric"
+        rows.append({"claim": claim.text, "verdict": text, "holds": ", ".join(holds),
+                     "fails": ", ".join(fails), "not_testable": ", ".join(untestable),
+                     "n_holds": len(holds), "n_tested": len(holds) + len(fails)})
+    return pd.DataFrame(rows)
