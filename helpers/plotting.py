@@ -11,6 +11,7 @@ from .profiles import dataset_label
 __all__ = [
     "titled", "cells_per_condition", "delta_heatmap", "strongest_changes", "strip_plot", "prediction_scatter",
     "error_curves", "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot", "tpr_fdp_plot", "class_mosaic",
+    "metric_ranks",
 ]
 
 
@@ -255,3 +256,30 @@ def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, title: str = 
     ax.legend(fontsize=7, loc="upper right")
     titled(ax, title, dataset)
     return ax
+
+
+def metric_ranks(panels: dict[str, tuple[pd.DataFrame, str]], *, width: float = 9.0):
+    """How the ranking of the methods moves from metric to metric (chapter 9): one panel per task,
+    stacked, x = metrics grouped by family, y = rank (1 = best), one line per method.
+
+    ``panels``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`, dataset).
+    Unranked values (positive controls, undefined metrics) are not drawn.
+    """
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.9 * len(panels)), squeeze=False)
+    for ax, (title, (long, dataset)) in zip(axes[:, 0], panels.items()):
+        ranked = long[long["rank"].notna()]
+        metrics = list(dict.fromkeys(ranked["metric"]))
+        families = ranked.drop_duplicates("metric").set_index("metric")["family"]
+        for method, part in ranked.groupby("method", sort=False):
+            part = part.set_index("metric").reindex(metrics)
+            ax.plot(range(len(metrics)), part["rank"].to_numpy(), marker="o", label=method)
+        ax.set_xticks(range(len(metrics)), metrics, rotation=35, ha="right", fontsize=7)
+        edges = [i for i in range(1, len(metrics)) if families[metrics[i]] != families[metrics[i - 1]]]
+        for edge in edges:
+            ax.axvline(edge - 0.5, color="0.8", lw=0.8)
+        ax.invert_yaxis()
+        ax.set_ylabel("rank (1 = best)")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        titled(ax, title, dataset)
+    fig.tight_layout()
+    return fig

@@ -34,12 +34,13 @@ from ..pseudobulk import top_control_genes
 from .runner import POSITIVE_CONTROLS, family_cells, family_rows, run_methods
 from .tasks import Task
 
-__all__ = ["Claim", "CLAIMS", "DEEP_MODELS", "score_all", "method_means", "verdict", "verdict_wide",
-           "agreement_with_planted", "conclusions", "PLANTED"]
+__all__ = ["Claim", "CLAIMS", "DEEP_MODELS", "deep_model_predictions", "score_all", "method_means", "verdict", "verdict_wide",
+           "agreement_with_planted", "conclusions", "findings", "reference_leak", "PLANTED"]
 
-#: The deep models a chapter may add (chapter 4's outputs): GEARS and the book's own small
-#: transformer with scGPT's architecture.
-DEEP_MODELS = ("gears", "tiny_transformer")
+#: The deep models a chapter may add (chapter 4's outputs): GEARS and the book's model with scGPT's
+#: architecture (a tiny one trained from scratch on the quick profile, the released scGPT_human
+#: weights fine-tuned by the book on the paper profile).
+DEEP_MODELS = ("gears", "tiny_transformer", "scgpt_human_book")
 PLANTED = "planted_pearson"
 _KEYS = ["method", "seed", "condition"]
 
@@ -66,6 +67,29 @@ CLAIMS = (
     Claim("linear_beats_mean", "The linear model (training-data embeddings) beats the mean baseline on "
           "unseen single perturbations", ("linear",), ("mean",), "single"),
 )
+
+
+def deep_model_predictions(folder, task: Task) -> tuple[dict[str, list[Predictions]], list[str]]:
+    """Chapter 4's saved predictions (``<name>_predictions.csv`` in ``folder``) that fit ``task``:
+    same dataset, only its split seeds. Returns (name -> predictions per seed, notes on what was
+    left out and why)."""
+    from pathlib import Path
+
+    found, notes = {}, []
+    seeds = {split.seed for split in task.splits}
+    for name in DEEP_MODELS:
+        path = Path(folder) / f"{name}_predictions.csv"
+        if not path.exists():
+            notes.append(f"{name}: no {path.name} (run chapter 4 on this profile first); left out")
+            continue
+        preds = Predictions.load_all(path)
+        usable = [p for p in preds if p.dataset == task.dataset and p.seed in seeds]
+        if not usable:
+            notes.append(f"{name}: {path.name} holds predictions for "
+                         f"{sorted({p.dataset for p in preds})}, not for {task.dataset!r}; left out")
+            continue
+        found[name] = usable
+    return found, notes
 
 
 def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, families="all",
@@ -108,6 +132,7 @@ def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, 
         metrics = metrics.merge(pd.concat(family_tables, ignore_index=True), on=_KEYS, how="left")
     if planted:
         metrics = metrics.merge(pd.concat(planted, ignore_index=True), on=_KEYS, how="left")
+    metrics.attrs["predictions"] = by_seed  # seed -> method -> Predictions (for reference_leak)
     summaries = pd.DataFrame({"method": pd.unique(metrics["method"])})
     owner = {}
     for name in families:
@@ -264,3 +289,50 @@ def conclusions(long: pd.DataFrame, kind: str, claims=CLAIMS) -> pd.DataFrame:
                      "fails": ", ".join(fails), "not_testable": ", ".join(untestable),
                      "n_holds": len(holds), "n_tested": len(holds) + len(fails)})
     return pd.DataFrame(rows)
+
+
+def findings(claims: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
+    """The chapter's conclusions as Markdown bullets, written from the :func:`conclusions` tables
+    (column ``task`` added by the caller; ``labels``: task -> how to name its data)."""
+    labels = labels or {}
+    lines = []
+    for row in claims.itertuples():
+        where = labels.get(row.task, row.task)
+        if row.verdict == "not testable here":
+            lines.append(f"- *{row.claim}* ({where}): not testable here (a method it needs is "
+                         "missing or has no rank).")
+            continue
+        text = f"- *{row.claim}* ({where}): **{row.verdict}** ({row.n_holds} of {row.n_tested} metrics"
+        text += f"; fails under {row.fails})." if row.fails and row.holds else ")."
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def reference_leak(task: Task, metrics: pd.DataFrame, *, n_top: int = 1000) -> pd.DataFrame:
+    """Pearson delta of each method against three references, averaged over its predictions:
+    the control (the paper), the equal-weight mean of the **training** perturbations (Systema, the
+    book's ``pearson_delta_perturbed_mean``) and the mean of the **held-out** perturbations (what
+    one peer computes: a reference built from the test set).
+
+    ``metrics``: the table of :func:`score_all` (its ``attrs["predictions"]``).
+    """
+    by_seed = metrics.attrs.get("predictions")
+    if not by_seed:
+        raise ValueError("Pass the metrics table returned by score_all (it carries the predictions).")
+    truth = task.truth
+    genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
+    rows = []
+    for split in task.splits:
+        train = [c for c in split.train if c != "ctrl" and c in truth.conditions]
+        references = {"control": truth.ctrl[genes],
+                      "training_mean": truth.means.loc[train, genes].mean(),
+                      "held_out_mean": truth.means.loc[split.held_out, genes].mean()}
+        for method, pred in by_seed.get(split.seed, {}).items():
+            for condition in pred.conditions:
+                p = pred.values.loc[condition, genes].to_numpy()
+                o = truth.means.loc[condition, genes].to_numpy()
+                rows.append({"method": method, **{name: pearson_delta(p, o, ref.to_numpy())
+                                                  for name, ref in references.items()}})
+    table = pd.DataFrame(rows).groupby("method", sort=False).agg(lambda v: v.mean(skipna=False))
+    table["inflation_by_leak"] = table["held_out_mean"] - table["training_mean"]
+    return table

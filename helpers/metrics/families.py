@@ -21,7 +21,7 @@ from . import calibrated, systema, vcc
 from .inputs import MetricInput
 
 __all__ = ["FAMILIES", "FAMILY_CHOICES", "DIRECTIONS", "COLUMN_FAMILY", "needs_cells", "family_names", "family_columns", "score_families",
-           "summarise_families"]
+           "summarise_families", "describe"]
 
 FAMILIES = {module.NAME: module for module in (systema, calibrated, vcc)}
 FAMILY_CHOICES = ("paper", *FAMILIES, "all")
@@ -58,6 +58,18 @@ def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
 def family_columns(families) -> list[str]:
     """The per-condition columns the families add, in order."""
     return [col for name in family_names(families) for col in FAMILIES[name].COLUMNS]
+
+
+def describe(families="all") -> pd.DataFrame:
+    """One row per per-condition column: family, metric, which way is better, whether it needs the
+    cells, and the first line of the family module's docstring (where the definition is)."""
+    rows = [{"family": "paper", "metric": c, "better": DIRECTIONS[c], "needs_cells": False}
+            for c in ("l2", "pearson_delta", "r")]
+    for name in family_names(families):
+        module = FAMILIES[name]
+        rows += [{"family": name, "metric": c, "better": DIRECTIONS[c], "needs_cells": module.NEEDS_CELLS}
+                 for c in module.COLUMNS]
+    return pd.DataFrame(rows)
 
 
 def needs_cells(families) -> bool:
