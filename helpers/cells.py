@@ -56,12 +56,16 @@ def read_predicted_cells(source: str | os.PathLike | ad.AnnData, *, perturbation
         adata = source.copy()
     else:
         path = Path(source)
+        if path.is_dir():
+            raise PredictionError(f"{path} is a folder, not an .h5ad file of predicted cells: pass the "
+                                  "file itself (a .zarr store: read it with anndata and pass the AnnData).")
         if not path.exists():
             raise PredictionError(f"No predicted-cells file at {path}.")
         try:
             adata = ad.read_h5ad(path)
-        except OSError as err:
-            raise PredictionError(f"{path} is not a readable .h5ad file ({err}).") from None
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise PredictionError(f"{path} is not a readable .h5ad file ({type(err).__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else 'no detail'}).") from None
     if perturbation_key not in adata.obs:
         raise PredictionError(
             f"Predicted cells need the perturbation in obs[{perturbation_key!r}] (cell-eval / Virtual Cell "

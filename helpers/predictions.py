@@ -28,6 +28,46 @@ class PredictionError(ValueError):
     """Predictions that break the contract (the message names the problem and the fix)."""
 
 
+def _other_separator(columns) -> str | None:
+    """``';'`` or a tab if a CSV's header was read as one column holding several names."""
+    if len(columns) != 1:
+        return None
+    header = str(columns[0])
+    for separator in (";", "\t", "|"):
+        if sum(name in header.split(separator) for name in LONG_COLUMNS) >= 2:
+            return separator
+    return None
+
+
+def _separator_message(path, separator: str) -> str:
+    return (f"{path} is separated by {separator!r}, not by commas (as a spreadsheet with a European "
+            "locale writes it): save it as comma-separated CSV with a point as the decimal mark "
+            "(e.g. DataFrame.to_csv or Predictions.save).")
+
+
+def _check_prediction_column(table: pd.DataFrame, path) -> None:
+    """Missing values and text in the ``prediction`` column, named as such with an example row."""
+    values = table["prediction"]
+    missing = values.isna()
+    if missing.any():
+        row = table.index[missing.to_numpy()][0]
+        example = table.loc[row]
+        raise PredictionError(
+            f"{path}: {int(missing.sum())} missing values (empty cells or n/a) in the 'prediction' column, "
+            f"e.g. line {row + 2}: condition {example['condition']!r}, gene {example['gene']!r}. Fill "
+            "them, or leave those genes out for every condition.")
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = numbers.isna()
+    if text.any():
+        row = table.index[text.to_numpy()][0]
+        value = str(values.loc[row])
+        hint = (" It looks like a decimal comma: write numbers with a decimal point."
+                if "," in value else "")
+        raise PredictionError(
+            f"{path}: {int(text.sum())} values in the 'prediction' column are not numbers, e.g. line "
+            f"{row + 2}: {value!r}.{hint}")
+
+
 @dataclass
 class Predictions:
     """Predicted pseudobulk profiles of one method on one dataset and split seed."""
@@ -120,16 +160,40 @@ class Predictions:
         """Read a predictions CSV (``.csv`` / ``.csv.gz``, the contract's columns): one
         :class:`Predictions` per seed in it, in seed order (rows without a seed form one more set)."""
         path = Path(path)
+        if path.is_dir():
+            raise PredictionError(f"{path} is a folder, not a predictions file: pass the .csv (or .h5ad "
+                                  "of predicted cells) inside it.")
         if not path.exists():
             raise PredictionError(f"No predictions file at {path}.")
         try:
             table = pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        except pd.errors.ParserError as err:
+            try:
+                separator = _other_separator(pd.read_csv(path, nrows=0).columns)
+            except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError):
+                separator = None
+            if separator:
+                raise PredictionError(_separator_message(path, separator)) from None
+            raise PredictionError(
+                f"{path} is not a readable CSV predictions file ({str(err).strip()}). Rows with more "
+                "fields than the header often mean decimal commas: write numbers with a decimal "
+                "point.") from None
+        except (UnicodeDecodeError, pd.errors.EmptyDataError) as err:
             raise PredictionError(f"{path} is not a readable CSV predictions file ({err}).") from None
+        except OSError as err:
+            raise PredictionError(f"{path} could not be read ({err}).") from None
+        separator = _other_separator(table.columns)
+        if separator:
+            raise PredictionError(_separator_message(path, separator))
+        if not isinstance(table.index, pd.RangeIndex):
+            raise PredictionError(
+                f"{path}: the rows have more fields than the header, which most often means decimal "
+                "commas (0,5 read as two fields): write numbers with a decimal point.")
         missing = [c for c in LONG_COLUMNS if c not in table.columns]
         if missing:
             raise PredictionError(f"{path}: a predictions file needs the columns {LONG_COLUMNS}; missing {missing}. "
                                   "Write it with Predictions.save.")
+        _check_prediction_column(table, path)
         return [cls.from_long(rows) for _, rows in table.groupby("seed", sort=True, dropna=False)]
 
     @classmethod

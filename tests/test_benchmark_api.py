@@ -36,11 +36,13 @@ def test_tasks_are_listed():
 def test_end_to_end_on_the_real_subset():
     result = benchmark.run(knn_model, task="norman_subset_doubles", name="knn", progress=False)
     board = result.leaderboard.set_index("method")
-    assert {"knn", "additive", "no_change", "mean", "linear"} <= set(board.index)
+    assert {"knn", "additive", "no_change", "mean"} <= set(board.index)
+    assert "linear" not in board.index  # subset targets are not measured: not applicable, no row
     assert board.loc["knn", "source"] == "your model" and board.loc["additive", "source"] == "this book"
     assert board.loc["additive", "ratio_to_additive"] == pytest.approx(1.0)
     assert board.loc["no_change", "spread_ratio"] == pytest.approx(0.0)
-    assert any("linear: predicted only" in w for w in result.warnings)  # subset targets are not measured
+    assert "linear" in result.not_applicable
+    assert not any("linear: predicted only" in w for w in result.warnings)
     assert set(result.metrics.columns) >= set(metrics.METRIC_COLUMNS)
 
 

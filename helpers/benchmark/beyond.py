@@ -132,6 +132,8 @@ def board_columns(metrics: pd.DataFrame) -> pd.DataFrame:
             out["ceiling_pearson_delta"] = c_pd
             out["norm_l2"] = (b_l2 - by_method["l2"].mean()) / (b_l2 - c_l2)
             out["norm_pearson_delta"] = (by_method["pearson_delta"].mean() - b_pd) / (c_pd - b_pd)
+            if "mean" in out.index:  # 0 by definition, not a sum-order rounding residue
+                out.loc["mean", ["norm_l2", "norm_pearson_delta"]] = 0.0
     return out.reset_index()
 
 

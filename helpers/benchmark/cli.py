@@ -21,8 +21,11 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.benchmark",
-                                     description="Score a predictions file on a benchmark task, beside the baselines.")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.benchmark",
+        description="Score a predictions file on a benchmark task, beside the baselines.",
+        epilog="exit codes: 0 scored; 1 bad input (one line on standard error names the problem and "
+        "the fix); 2 usage error (unknown option or missing argument)")
     parser.add_argument("--list", action="store_true", help="list the tasks and exit")
     parser.add_argument("--task", help="task name (see --list)")
     parser.add_argument("--predictions", help="CSV with columns dataset, method, seed, condition, gene, prediction; "
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.task or not args.predictions:
         parser.error("--task and --predictions are required (or --list)")
+    if Path(args.predictions).is_dir():
+        print(f"error: {args.predictions} is a folder, not a predictions file: pass the .csv or .h5ad "
+              "file inside it.", file=sys.stderr)
+        return 1
     try:
         if args.predictions.endswith(".h5ad"):
             predictions = args.predictions
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.energy is not None:
         print(f"energy distance of the predicted cells: mean {result.energy['energy_distance'].mean():.3f} "
               f"over {len(result.energy)} (seed, condition) pairs")
+    for method, why in (result.not_applicable or {}).items():
+        print(f"not applicable on this task: {method} ({why})")
     for warning in result.warnings:
         print(f"WARNING: {warning}")
     if args.out:

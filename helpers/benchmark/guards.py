@@ -1,4 +1,5 @@
-"""Guard rails on submitted predictions beyond :func:`helpers.metrics.evaluate`: are they on the truth's scale?"""
+"""Guard rails on submitted predictions beyond :func:`helpers.metrics.evaluate`: are they on the
+truth's scale (:func:`check_units`), and are they suspiciously the truth itself (:func:`truth_echo`)?"""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import numpy as np
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 
-__all__ = ["check_units"]
+__all__ = ["check_units", "truth_echo", "ECHO_TOLERANCE"]
+
+#: largest |prediction - observed| still counted as "equal to within rounding" (float32 of log1p values)
+ECHO_TOLERANCE = 1e-5
 
 _SCALE_RANGE = (0.8, 1.25)  # allowed median ratio of predicted to control level on the top genes
 
@@ -54,3 +58,22 @@ def check_units(predictions: Predictions, truth: Pseudobulk) -> None:
                 "log10 0.43). These look like values on another log scale; submit the mean of the natural "
                 "log1p(normalised counts) per condition, as helpers.pseudobulk computes it."
             )
+
+
+def truth_echo(predictions: Predictions, truth: Pseudobulk, conditions) -> str | None:
+    """A warning if predictions equal the observed pseudobulks of held-out ``conditions`` to within
+    rounding (:data:`ECHO_TOLERANCE`, every shared gene); else None. No model can know the held-out
+    truth to machine precision: such a submission almost always means the truth leaked into it."""
+    conditions = [c for c in conditions if c in predictions.conditions and c in truth.conditions]
+    genes = predictions.genes.intersection(truth.genes, sort=False)
+    if not conditions or not len(genes):
+        return None
+    diff = np.abs(predictions.values.loc[conditions, genes].to_numpy()
+                  - truth.means.loc[conditions, genes].to_numpy()).max(axis=1)
+    echoed = int((diff <= ECHO_TOLERANCE).sum())
+    if not echoed:
+        return None
+    return (f"{predictions.method}, seed {predictions.seed}: the predictions of {echoed} of "
+            f"{len(conditions)} held-out conditions equal the observed pseudobulks to within rounding "
+            f"(largest difference {diff.min():.1e}); no model can know them: the held-out truth has "
+            "almost certainly leaked into the model or the file")

@@ -26,7 +26,7 @@ from ..pseudobulk import Pseudobulk, top_control_genes
 from ..published import METHOD_LABELS
 from ..splits import Split
 from . import beyond
-from .guards import check_units
+from .guards import check_units, truth_echo
 from .leaderboard import leaderboard, spread
 from .tasks import Method, TaskData, get_task
 
@@ -93,6 +93,7 @@ class BenchmarkResult:
     comparison: pd.DataFrame | None = None
     energy: pd.DataFrame | None = None
     families: tuple[str, ...] = ()
+    not_applicable: dict[str, str] | None = None  # reference method -> why it has no row
 
 
 def _as_predictions(output, method: str, dataset: str, seed: int) -> Predictions:
@@ -212,6 +213,7 @@ def run(
         warnings.append(f"task {task!r}: cells not in memory, so no noise ceiling, DE overlap or retrieval columns")
     tables, spreads, extra_tables, energy_tables, family_tables = [], [], [], [], []
     family_cache: dict = {}
+    predicted: set[str] = set()  # reference methods that predicted at least one held-out condition
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     for split in tqdm(job.splits, desc=f"{task}", disable=not progress):
         train = job.training_data(split)
@@ -220,6 +222,9 @@ def run(
         else:
             pred = by_seed[split.seed]
         check_units(pred, truth)
+        echo = truth_echo(pred, truth, split.held_out)
+        if echo:
+            warnings.append(echo)
         table = evaluate(pred, truth, split, n_top=n_top, allow_missing=allow_missing)
         if table.attrs.get("missing_conditions"):
             warnings.append(f"{name}, seed {split.seed}: {len(table.attrs['missing_conditions'])} held-out "
@@ -233,6 +238,7 @@ def run(
             ref_table = evaluate(runs[ref_name], truth, split, n_top=n_top, allow_missing=True)
             if len(ref_table):
                 tables.append(ref_table)
+                predicted.add(ref_name)
         if families:
             _, control_tables, rows = family_rows(job, split, runs, families, genes, cells_for_families,
                                                family_cache, n_top)
@@ -260,7 +266,12 @@ def run(
                                 on=["method", "seed", "condition"], how="left")
     spread_table = pd.DataFrame(spreads)
     controls_run = [m for m in POSITIVE_CONTROLS if m in set(metrics["method"])]
-    board = leaderboard(job, metrics, spread_table, {name}, warnings, [name, *references, *controls_run])
+    # a reference method that cannot run on this task (e.g. the linear model when no target is a
+    # measured gene) is listed once as not applicable, not as a row of NaNs with a warning
+    not_applicable = {ref: "predicted none of the held-out conditions of this task"
+                      for ref in references if ref not in predicted}
+    applicable = [ref for ref in references if ref in predicted]
+    board = leaderboard(job, metrics, spread_table, {name}, warnings, [name, *applicable, *controls_run])
     if extra_tables:
         board = board.merge(beyond.board_columns(metrics), on="method", how="left")
     if families:
@@ -281,7 +292,7 @@ def run(
     board.attrs["warnings"] = warnings
     energy = pd.concat(energy_tables, ignore_index=True) if energy_tables else None
     return BenchmarkResult(task, metrics, board, warnings, audit_table, comparison, energy,
-                           tuple(families))
+                           tuple(families), not_applicable)
 
 
 #: Positive controls of the calibrated families: "predictions" made from the held-out conditions'
