@@ -22,7 +22,9 @@ Command line (same code)::
 One job per module: :mod:`.tasks` (the task registry), :mod:`.runner` (the run loop),
 :mod:`.guards` (unit checks on submitted predictions), :mod:`.leaderboard` (the table),
 :mod:`.cli` (the command line), :mod:`.beyond` (chapter 8: split audit, noise ceiling, retrieval, DE
-overlap and predicted cells, e.g. ``--predictions cells.h5ad`` in the cell-eval layout).
+overlap and predicted cells, e.g. ``--predictions cells.h5ad`` in the cell-eval layout),
+:mod:`.verdict` (chapter 9: every metric family on one set of predictions). Imports point one way:
+cli -> runner -> beyond / guards / leaderboard -> tasks; verdict -> runner.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 from ..baselines import BASELINES
 from .cli import main
 from .guards import check_units
-from .runner import BenchmarkResult, run, run_baselines, run_methods
+from .runner import BenchmarkResult, run, run_baselines, run_methods, score_methods
 from .tasks import TASKS, Task, TaskData, get_task, list_tasks
 
 __all__ = [
@@ -45,5 +47,6 @@ __all__ = [
     "check_units",
     "BenchmarkResult",
     "run",
+    "score_methods",
     "main",
 ]

@@ -1,6 +1,7 @@
 """Chapter 8's metrics in the benchmark: audit, noise ceiling, retrieval, DE agreement, cells, paired test.
 
-:func:`run` (in :mod:`.runner`) calls these when the task has cells in memory (the quick tasks:
+:func:`run` and :func:`score_methods` (in :mod:`.runner`, which imports this module, never the
+reverse) call these when the task has cells in memory (the quick tasks:
 the real Norman subset and the simulated screens); for the paper's large backed files the cell-based
 columns are left out with a warning (they would read every cell into memory).
 
@@ -161,27 +162,3 @@ def energy_table(task: Task, cells: ad.AnnData, split, method: str, n_top: int) 
     table.insert(0, "method", method)
     table.insert(1, "seed", split.seed)
     return table
-
-
-def score_methods(task: Task, methods: dict | None = None, *, n_top: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run ``methods`` (default: the task's reference methods) on every split with chapter 8's columns.
-
-    Returns (per-perturbation metrics with :data:`EXTRA_COLUMNS`, one row per method with the
-    means of :func:`helpers.metrics.summarise` and :func:`board_columns`). Needs the task's cells
-    in memory (the quick tasks).
-    """
-    from ..metrics import summarise
-    from .runner import run_methods
-
-    if not has_cells(task):
-        raise ValueError(f"Task {task.name!r} has no cells in memory; chapter 8's columns need them.")
-    methods = task.reference_methods() if methods is None else methods
-    metrics, predictions = run_methods(task.truth, task.splits, methods, n_top=n_top, allow_missing=True)
-    extra = []
-    for split in task.splits:
-        runs = {p.method: p for p in predictions if p.seed == split.seed}
-        extra.append(extra_columns(task, split, runs, n_top))
-    metrics = metrics.merge(pd.concat(extra, ignore_index=True), on=["method", "seed", "condition"], how="left")
-    metrics = add_ceiling(task, metrics, n_top)
-    board = summarise(metrics, by=("method",)).merge(board_columns(metrics), on="method", how="left")
-    return metrics, board

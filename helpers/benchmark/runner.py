@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..baselines import BASELINES
 from ..compare import paired_test
 from ..linear import EmbeddingError
-from ..metrics import evaluate, family_names, metric_input, score_families, summarise_families
+from ..metrics import evaluate, family_names, summarise, metric_input, score_families, summarise_families
 from ..metrics.families import needs_cells
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
@@ -31,7 +31,7 @@ from .leaderboard import leaderboard, spread
 from .tasks import Method, TaskData, get_task
 
 __all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run", "family_rows", "positive_controls",
-           "POSITIVE_CONTROLS"]
+           "POSITIVE_CONTROLS", "score_methods"]
 
 
 def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, Method], *, n_top: int = 1000,
@@ -368,3 +368,24 @@ def positive_controls(job, split: Split, families, cells: ad.AnnData) -> dict[st
             pred = getattr(ceilings, function)(cells, job.truth, split.held_out, seed=split.seed)
             out[name] = Predictions(pred.values, name, job.truth.dataset, split.seed)
     return out
+
+
+def score_methods(task, methods: dict | None = None, *, n_top: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``methods`` (default: the task's reference methods) on every split with chapter 8's columns.
+
+    Returns (per-perturbation metrics with :data:`EXTRA_COLUMNS`, one row per method with the
+    means of :func:`helpers.metrics.summarise` and :func:`board_columns`). Needs the task's cells
+    in memory (the quick tasks).
+    """
+    if not beyond.has_cells(task):
+        raise ValueError(f"Task {task.name!r} has no cells in memory; chapter 8's columns need them.")
+    methods = task.reference_methods() if methods is None else methods
+    metrics, predictions = run_methods(task.truth, task.splits, methods, n_top=n_top, allow_missing=True)
+    extra = []
+    for split in task.splits:
+        runs = {p.method: p for p in predictions if p.seed == split.seed}
+        extra.append(beyond.extra_columns(task, split, runs, n_top))
+    metrics = metrics.merge(pd.concat(extra, ignore_index=True), on=["method", "seed", "condition"], how="left")
+    metrics = beyond.add_ceiling(task, metrics, n_top)
+    board = summarise(metrics, by=("method",)).merge(beyond.board_columns(metrics), on="method", how="left")
+    return metrics, board
