@@ -42,7 +42,7 @@ def paper_cache(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("notebook", ["01_data", "02_double_perturbations", "03_linear_model",
                                       "04_foundation_models", "05_embeddings", "06_interactions",
-                                      "07_your_model"])
+                                      "07_your_model", "09_since_the_paper"])
 def test_chapter_runs_on_the_paper_profile(notebook, paper_cache, tmp_path, monkeypatch):
     import papermill as pm
 
@@ -108,6 +108,17 @@ def test_chapter_runs_on_the_paper_profile(notebook, paper_cache, tmp_path, monk
         board = tables["leaderboard"]
         assert "knn" in set(board["method"]) and (board["dataset"] == "replogle_k562_essential").all()
         assert "published" in set(board["source"])  # the paper's own partitions: rows compare one to one
+    elif notebook == "09_since_the_paper":
+        ours = tables["metrics_norman_doubles"]
+        assert sorted(ours["seed"].unique()) == [1, 2, 3, 4, 5]
+        assert (ours[ours["method"] == "additive"].groupby("seed").size() == 62).all()
+        families = ["pearson_delta_perturbed_mean", "centroid_accuracy", "weighted_mse",
+                    "r2_delta_weighted", "mae", "discrimination_score_l1", "de_overlap_vcc"]
+        assert set(families) <= set(ours.columns)
+        assert ours.loc[ours["method"] == "additive", families].notna().all().all()
+        for name in ("adamson", "replogle_k562_essential", "replogle_rpe1_essential"):
+            assert {"mean", "linear"} <= set(tables[f"metrics_{name}_singles"]["method"])
+        assert len(tables["conclusions"])
     else:
         conditions = tables["conditions"]
         assert (conditions["dataset"] == "norman2019").all()
