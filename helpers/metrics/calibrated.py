@@ -124,8 +124,14 @@ def group_moments(
 
     codes = np.asarray(codes, dtype=np.int64)
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-        squares = X.multiply(X).tocsr()
+        X = X if X.format == "csr" else X.tocsr()
+        if not X.has_canonical_format:  # duplicate entries would square wrongly
+            X = X.copy()
+            X.sum_duplicates()
+        # squares in float64 share X's index arrays: one extra nnz-length array, no copy
+        # of X (group_sums accumulates X's own float32 values in float64)
+        data = X.data.astype(np.float64)
+        squares = sp.csr_matrix((data * data, X.indices, X.indptr), shape=X.shape)
     else:
         X = np.asarray(X, dtype=np.float64)
         squares = X * X
