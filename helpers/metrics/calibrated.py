@@ -225,8 +225,7 @@ def de_vs_all_perturbed(
     if absent:
         raise ValueError(
             f"No cells of condition(s) {absent[:5]} in the truth's cells; "
-            "DE weights need "
-            "each scored condition's cells (pass the task's full cells)."
+            "DE weights need each scored condition's cells (pass the task's full cells)."
         )
     code_of = {name: k for k, name in enumerate(names)}
     codes = np.array([code_of.get(label, -1) for label in labels], dtype=np.int64)
@@ -307,9 +306,8 @@ def r2_delta_weighted(prediction, observed, ctrl, weights) -> float:
     ``weighted_r2``, centred on control).
 
     ``1 - sum w (d - d_hat)^2 / sum w (d - dbar_w)^2`` with ``dbar_w`` the weighted mean
-    of
-    ``d = observed - ctrl``; NaN when that weighted variance is 0 or the weights sum to
-    0.
+    of ``d = observed - ctrl``; NaN when that weighted variance is 0 or the weights sum
+    to 0.
     """
     w = np.asarray(weights, dtype=np.float64)
     ctrl = np.asarray(ctrl, dtype=np.float64)
@@ -338,8 +336,7 @@ def score(inp: MetricInput) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"No cells of condition(s) {missing[:5]} in the truth's cells; "
-            "the DE weights of "
-            "the 'calibrated' metrics need them (pass the task's full cells)."
+            "the 'calibrated' metrics' DE weights need them (pass the task's full cells)."
         )
     absent = inp.genes.difference(t.columns)
     if len(absent):
@@ -395,12 +392,11 @@ def summarise(
     method).
 
     ``metrics``: per-condition rows of several methods on the same splits (columns
-    ``method``,
-    ``condition``, optionally ``dataset``/``seed``, and metric columns), the negative
-    control
-    ``negative`` included. Columns: ``method``, ``drf_<metric>`` (mean over conditions,
-    NaN skipped), ``drf_median_<metric>`` and ``n_drf`` (rows matched to a
-    negative-control row).
+    ``method``, ``condition``, optionally ``dataset``/``seed``/``split``, and metric
+    columns), the negative control ``negative`` included; rows are matched to the
+    negative control's on (dataset, seed, split, condition). Columns: ``method``,
+    ``drf_<metric>`` (mean over conditions, NaN skipped), ``drf_median_<metric>`` and
+    ``n_drf`` (rows matched to a negative-control row).
     """
     names = [m for m in DRF_METRICS if m in metrics.columns]
     if "method" not in metrics or "condition" not in metrics:
@@ -411,8 +407,7 @@ def summarise(
     if neg_rows.empty:
         raise ValueError(
             f"The DRF needs the negative control {negative!r} scored on the "
-            "same splits; "
-            f"add the {negative!r} baseline to the methods."
+            f"same splits; add the {negative!r} baseline to the methods."
         )
     keys = [
         k for k in ("dataset", "seed", "split", "condition") if k in metrics.columns
