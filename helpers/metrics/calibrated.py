@@ -225,7 +225,8 @@ def de_vs_all_perturbed(
     if absent:
         raise ValueError(
             f"No cells of condition(s) {absent[:5]} in the truth's cells; "
-            "DE weights need each scored condition's cells (pass the task's full cells)."
+            "DE weights need each scored condition's cells "
+            "(pass the task's full cells)."
         )
     code_of = {name: k for k, name in enumerate(names)}
     codes = np.array([code_of.get(label, -1) for label in labels], dtype=np.int64)
@@ -336,7 +337,8 @@ def score(inp: MetricInput) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"No cells of condition(s) {missing[:5]} in the truth's cells; "
-            "the 'calibrated' metrics' DE weights need them (pass the task's full cells)."
+            "the 'calibrated' metrics' DE weights need them "
+            "(pass the task's full cells)."
         )
     absent = inp.genes.difference(t.columns)
     if len(absent):
