@@ -53,7 +53,7 @@ from .metrics.paper import pearson_delta
 from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
 
 __all__ = ["split_halves", "noise_ceiling", "spearman_brown", "normalised_scores", "normalised_summary",
-           "CEILING_COLUMNS"]
+           "CEILING_COLUMNS", "interpolated_duplicate"]
 
 CEILING_COLUMNS = ["dataset", "condition", "n_cells", "l2_half", "pearson_delta_half", "l2_ceiling",
                    "pearson_delta_ceiling", "n_genes", "n_repeats"]
@@ -213,3 +213,106 @@ def normalised_summary(metrics: pd.DataFrame, ceiling: pd.DataFrame, *, baseline
                          "norm_l2": (base_l2 - mean_l2) / (base_l2 - ceil_l2),
                          "norm_pearson_delta": (mean_pd - base_pd) / (ceil_pd - base_pd), "n": len(part)})
     return pd.DataFrame(rows)
+
+
+# --- positive control: the interpolated duplicate (CellSimBench / scPertEval) --------
+
+
+def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
+                           conditions=None, *, seed: int = 0,
+                           reference: pd.Series | None = None,
+                           replicate: dict | None = None,
+                           method: str = "interpolated_duplicate") -> "Predictions":
+    """The interpolated-duplicate positive control (Miller et al. 2025, "CellSimBench").
+
+    For every perturbed condition ``p`` (default: all of ``truth``'s; at least 2 cells):
+
+    * ``r_p``: the pseudobulk of a replicate of ``p`` - half B of its cells from the
+      seeded cut of :func:`split_halves` (same ``seed``, same halves), or the cells
+      ``replicate[p]`` (obs positions) when given;
+    * ``alpha_g = 1 - padj_g``: BH-adjusted p-value of Welch's t-test of the replicate
+      cells vs every perturbed cell of the other conditions (leave-one-out, control
+      excluded), over all genes of ``adata``
+      (:func:`helpers.metrics.calibrated.de_vs_all_perturbed`);
+    * ``m_p``: ``reference`` if given (e.g. the mean of the training perturbations'
+      pseudobulks, CellSimBench's fold mean baseline), else the leave-one-out mean of
+      the pseudobulks of all other perturbed conditions of ``truth`` (scPertEval's
+      ``all_perturbed_mean_except``);
+    * prediction ``alpha * r_p + (1 - alpha) * m_p``: the replicate where the gene
+      responds significantly, the average perturbation where it does not.
+
+    Follows scPertEval 0.2.0 ``sources.py: src_interpolated`` (DE: ``ctx.de(pert,
+    "tech_dup", "all_perturbed")``, Welch t-test) and CellSimBench
+    ``data/add_interpolated_baseline.py`` (there the p-values come from scanpy's
+    ``t-test_overestim_var`` vs the rest and ``m`` is the fold's training mean).
+    ``tests/test_parity_scperteval.py`` checks it against scPertEval's own source on the
+    same halves.
+
+    **What truth it is scored against.** The peers score it against the *other* half A
+    of the cells (scPertEval ``gt_half``), which shares no cell with ``r_p``:
+    ``split_halves(adata, seed, conditions=...)[0]`` is exactly that half. Scored
+    against the full truth (all cells, as the book scores every method), the control
+    shares half B's noise with the truth and looks better than an independent replicate
+    would.
+    """
+    from .metrics.calibrated import de_vs_all_perturbed
+    from .predictions import Predictions
+
+    if "condition" not in adata.obs:
+        raise KeyError("obs has no column 'condition'; load the cells with "
+                       "helpers.loaders.load_dataset.")
+    if adata.isbacked:
+        raise ValueError("interpolated_duplicate needs cells in memory; load the "
+                         "dataset without backed='r' (or pass adata.to_memory()).")
+    truth = pseudobulk(adata) if truth is None else truth
+    pool = truth.conditions if conditions is None else conditions
+    wanted = [c for c in pool if c != CONTROL]
+    labels = pd.Categorical(adata.obs["condition"].astype(str))
+    if replicate is None:
+        codes = _halves_codes(labels, seed, set(wanted) | {CONTROL})
+        target = codes >= len(labels.categories)
+    else:
+        target = np.zeros(adata.n_obs, dtype=bool)
+        for condition, rows in replicate.items():
+            rows = np.asarray(rows, dtype=np.int64)
+            if (np.asarray(labels[rows]) != condition).any():
+                raise ValueError(f"replicate[{condition!r}] holds cells of other "
+                                 "conditions.")
+            target[rows] = True
+    own = pd.Series(np.asarray(labels), index=range(adata.n_obs))
+    counts = own[target].value_counts()
+    found = [c for c in wanted if counts.get(c, 0) > 0]
+    if not found:
+        raise ValueError("No condition has replicate cells (each needs at least 2 "
+                         "cells).")
+    _, padj = de_vs_all_perturbed(adata, found, target=target)
+    alpha = np.nan_to_num(1.0 - padj.to_numpy(), nan=0.0)
+    codes = np.where(target, labels.codes, -1)
+    sums = group_sums(adata.X, codes, len(labels.categories))
+    rows = [list(labels.categories).index(c) for c in found]
+    n_rep = counts.reindex(found).to_numpy(dtype=np.float64)[:, None]
+    rep = sums[rows] / n_rep
+    genes = pd.Index(adata.var_names, name="gene")
+    if reference is None:
+        perturbed = [c for c in truth.conditions if c != CONTROL]
+        if len(perturbed) < 2:
+            raise ValueError("The leave-one-out reference needs at least two perturbed "
+                             "conditions.")
+        means = truth.means.loc[perturbed, genes].to_numpy(dtype=np.float64)
+        position = {c: i for i, c in enumerate(perturbed)}
+        absent = [c for c in found if c not in position]
+        if absent:
+            raise ValueError(f"Condition(s) {absent[:5]} are not in the truth's "
+                             "pseudobulks.")
+        total = means.sum(axis=0)
+        ref = np.vstack([(total - means[position[c]]) / (len(perturbed) - 1)
+                         for c in found])
+    else:
+        profile = pd.Series(reference).reindex(genes).to_numpy(dtype=np.float64)
+        if not np.isfinite(profile).all():
+            raise ValueError("reference must give a finite value for every gene of the "
+                             "cells.")
+        ref = np.tile(profile, (len(found), 1))
+    values = alpha * rep + (1.0 - alpha) * ref
+    frame = pd.DataFrame(values, index=pd.Index(found, name="condition"), columns=genes)
+    return Predictions(frame, method, truth.dataset, seed)
