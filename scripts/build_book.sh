@@ -35,6 +35,10 @@ echo "[setup] installing requirements.txt and the helpers package"
 # than the book's pins, so it gets its own environment (.venv-celleval), made once.
 echo "[setup] the cell-eval environment for the cross-check test"
 bash scripts/make_celleval_venv.sh
+# scPertEval (the peer whose own code the calibrated metrics of chapter 9 are checked against) needs numpy >= 2
+# and anndata >= 0.12.7: its own environment too (.venv-scperteval), made once.
+echo "[setup] the scPertEval environment for the parity test"
+bash scripts/make_scperteval_venv.sh
 
 # Chromium and its WebDriver (Debian keeps chromium-driver at the same version as chromium) for the browser
 # test of command 2, driven by Selenium. Installed (or brought to Debian's current, matching versions) where

@@ -43,6 +43,7 @@ __all__ = ["Claim", "CLAIMS", "DEEP_MODELS", "deep_model_predictions", "score_al
 DEEP_MODELS = ("gears", "tiny_transformer", "scgpt_human_book")
 PLANTED = "planted_pearson"
 _KEYS = ["method", "seed", "condition"]
+_NOT_VERDICT = {"drf_r2_delta_weighted"}
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,11 @@ def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, 
         summarise = getattr(FAMILIES[name], "summarise", None)
         if summarise is not None:
             part = summarise(metrics)
-            owner |= {c: name for c in part.columns if c != "method"}
+            # one calibrated value per metric in the verdict: medians and counts stay in the
+            # table; drf_r2_delta_weighted equals drf_weighted_mse per condition (R2 = 1 - wMSE / V
+            # with V fixed by the truth), so it would count one result twice
+            owner |= {c: name for c in part.columns if c != "method" and c not in _NOT_VERDICT
+                      and not c.startswith(("n_", "drf_median_"))}
             summaries = summaries.merge(part, on="method", how="left")
     summaries.attrs["family"] = owner
     return metrics, summaries
