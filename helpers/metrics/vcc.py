@@ -93,7 +93,7 @@ from ..conditions import CONTROL, condition_genes
 from .inputs import MetricInput
 
 __all__ = ["NAME", "COLUMNS", "NEEDS_CELLS", "score", "summarise", "mae", "discrimination_scores",
-           "de_table", "de_overlaps", "predicted_cells", "replicate_score", "BASELINE_METHOD",
+           "de_table", "de_overlaps", "predicted_cells", "prediction_cells", "replicate_score", "BASELINE_METHOD",
            "REPLICATE_METHOD", "SUMMARY_COLUMNS", "P_ADJ_THRESHOLD", "EPSILON"]
 
 NAME = "vcc"
@@ -265,6 +265,18 @@ def _truth_de(inp: MetricInput, X: np.ndarray, labels: np.ndarray) -> pd.DataFra
     return inp.cache[key]
 
 
+def prediction_cells(inp: MetricInput) -> tuple[np.ndarray, np.ndarray]:
+    """The predicted cells of every condition of ``inp`` followed by the truth's control cells
+    (the DE reference): (X over the evaluation genes, labels)."""
+    X, labels = _truth_cells(inp)
+    ctrl_cells = X[labels == CONTROL]
+    n_cells = {p: int((labels == p).sum()) for p in inp.conditions}
+    seed = 0 if inp.seed is None else int(inp.seed)
+    pX, plabels = predicted_cells(inp.pred, ctrl_cells, n_cells, seed=seed)
+    return (np.vstack([pX, ctrl_cells]),
+            np.concatenate([plabels, np.full(len(ctrl_cells), CONTROL)]))
+
+
 def score(inp: MetricInput) -> pd.DataFrame:
     """Per-condition VCC metrics of one method (columns :data:`COLUMNS`)."""
     if inp.cells is None:
@@ -279,13 +291,7 @@ def score(inp: MetricInput) -> pd.DataFrame:
     table["mae"] = mae(inp.pred, inp.obs).to_numpy()
     table["discrimination_score_l1"] = discrimination_scores(inp.pred, inp.obs, inp.ctrl).to_numpy()
     real_de = _truth_de(inp, X, labels)
-    ctrl_cells = X[labels == CONTROL]
-    n_cells = {p: int((labels == p).sum()) for p in inp.conditions}
-    seed = 0 if inp.seed is None else int(inp.seed)
-    pX, plabels = predicted_cells(inp.pred, ctrl_cells, n_cells, seed=seed)
-    pred_de = de_table(np.vstack([pX, ctrl_cells]),
-                       np.concatenate([plabels, np.full(len(ctrl_cells), CONTROL)]),
-                       inp.genes, inp.conditions)
+    pred_de = de_table(*prediction_cells(inp), inp.genes, inp.conditions)
     table["de_overlap_vcc"] = de_overlaps(pred_de, real_de, inp.conditions).reindex(
         inp.conditions).to_numpy()
     return table[COLUMNS]
