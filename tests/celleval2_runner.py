@@ -26,10 +26,15 @@ PERT, CONTROL = "target_gene", "non-targeting"
 
 
 def legacy(job):
+    """``job["preds"]``: {name: h5ad}; one result per name."""
+    real = ad.read_h5ad(job["real"])
+    return {name: legacy_one(real, ad.read_h5ad(path)) for name, path in job["preds"].items()}
+
+
+def legacy_one(real, pred):
     from cell_eval2.metrics import mse, pearson_delta
     from cell_eval2.norm import validate_input_type
 
-    real, pred = ad.read_h5ad(job["real"]), ad.read_h5ad(job["pred"])
     try:
         for side in (real, pred):
             validate_input_type(side, "lognorm")
@@ -41,11 +46,29 @@ def legacy(job):
 
 
 def vcc(job):
+    """``job["methods"]``: {name: {"pred": h5ad, "pred_cells": h5ad}}; one result per name."""
     from cell_eval2.de_compute import compute_de
+
+    real = ad.read_h5ad(job["real"])
+    de, filt, cfg = DEParams(), FilterParams(), EvalConfig()
+
+    def de_of(cells):
+        return compute_de(
+            cells, backend="scanpy", groupby=PERT, reference=CONTROL, mean_calc=de.mean_calc,
+            epsilon=de.epsilon, input_type="lognorm", target_sum=cfg.target_sum,
+            clip_value=de.clip_value, filter_gene_min_cpm_cell=filt.filter_gene_min_cpm_cell,
+            fdr_scope=de.fdr_scope, threads=1)
+
+    real_de = de_of(real)
+    return {name: vcc_one(job, real, real_de, ad.read_h5ad(paths["pred"]),
+                          de_of(ad.read_h5ad(paths["pred_cells"])))
+            for name, paths in job["methods"].items()}
+
+
+def vcc_one(job, real, real_de, pred, pred_de):
     from cell_eval2.metrics import discrimination_score, mae
     from cell_eval2.metrics.de import de_overlap
 
-    real, pred = ad.read_h5ad(job["real"]), ad.read_h5ad(job["pred"])
     cfg = EvalConfig()  # the v2 defaults that cell-eval2 documents and runs
     disc = cfg.discrimination
     kw = dict(pert_col=PERT, control=CONTROL)
@@ -59,17 +82,8 @@ def vcc(job):
         exclusion_scope=disc.exclusion_scope, control_source=cfg.control_source,
         target_gene_map=job.get("target_gene_map"), **kw)
     de = DEParams()
-    filt = FilterParams()
-    tables = {}
-    for side in ("real", "pred_cells"):
-        cells = ad.read_h5ad(job[side])
-        tables[side] = compute_de(
-            cells, backend="scanpy", groupby=PERT, reference=CONTROL, mean_calc=de.mean_calc,
-            epsilon=de.epsilon, input_type="lognorm", target_sum=cfg.target_sum,
-            clip_value=de.clip_value, filter_gene_min_cpm_cell=filt.filter_gene_min_cpm_cell,
-            fdr_scope=de.fdr_scope, threads=1)
     out["de_overlap_vcc"] = de_overlap(
-        de_pred=tables["pred_cells"], de_real=tables["real"], k=None, metric="overlap",
+        de_pred=pred_de, de_real=real_de, k=None, metric="overlap",
         sort_by=de.sort_by, p_adj_threshold=de.p_adj_threshold,
         nan_lfc_policy=de.nan_lfc_policy, min_abs_log2fc=de.min_abs_log2fc, control=CONTROL)
     out["de_params"] = {"mean_calc": de.mean_calc, "epsilon": de.epsilon,

@@ -39,7 +39,7 @@ TOL = 1e-6
 
 
 def run_peer(python: Path, job: dict, workdir: Path) -> dict:
-    path = workdir / f"job_{job['kind']}_{job.get('name', '')}.json"
+    path = workdir / f"job_{job['kind']}.json"
     path.write_text(json.dumps(job))
     done = subprocess.run([str(python), str(RUNNER), str(path)], capture_output=True, text=True,
                           timeout=900, cwd=workdir)
@@ -60,7 +60,7 @@ def setting(norman_subset, tmp_path_factory):
     real = workdir / "real.h5ad"
     cells.cells_to_cell_eval(observed).write_h5ad(real)
     cache: dict = {}
-    book, peer = {}, {}
+    book, jobs = {}, {}
     for name in METHODS:
         pred = baselines.BASELINES[name](train, split.held_out)
         inp = metric_input(pred, truth, split, truth.genes, cells=norman_subset, cache=cache)
@@ -73,11 +73,11 @@ def setting(norman_subset, tmp_path_factory):
         ad.AnnData(X, obs=pd.DataFrame({cells.PERTURBATION_KEY: pd.Categorical(peer_labels)},
                                        index=[f"p{i}" for i in range(len(labels))]),
                    var=pd.DataFrame(index=inp.genes)).write_h5ad(cells_path)
-        # no held-out target gene is measured in the subset: declare "no target gene" so
-        # cell-eval2 excludes nothing, as the book does (it would refuse the 'A+B' labels)
-        peer[name] = run_peer(python, {"kind": "vcc", "name": name, "real": str(real),
-                                       "pred": str(pred_path), "pred_cells": str(cells_path),
-                                       "target_gene_map": {"*": None}}, workdir)
+        jobs[name] = {"pred": str(pred_path), "pred_cells": str(cells_path)}
+    # no held-out target gene is measured in the subset: declare "no target gene" so
+    # cell-eval2 excludes nothing, as the book does (it would refuse the 'A+B' labels)
+    peer = run_peer(python, {"kind": "vcc", "real": str(real), "methods": jobs,
+                             "target_gene_map": {"*": None}}, workdir)
     targets = {g for c in split.held_out for g in c.split("+")}
     assert not targets & set(truth.genes), "the subset now measures a target: revisit exclusion"
     return split, book, peer
