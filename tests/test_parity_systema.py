@@ -37,10 +37,16 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("additive", "mean", "no_change")
 
 RUNNER = r"""
-import json, sys, warnings import numpy as np warnings.simplefilter("ignore") from
-scperteval.protocols.metrics import nir, pearson data = np.load(sys.argv[1]) obs, ref =
-data["obs"], data["ref"] out = {} for name in json.loads(sys.argv[2]):
-    pred = data[name] out[name] = {
+import json, sys, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from scperteval.protocols.metrics import nir, pearson
+data = np.load(sys.argv[1])
+obs, ref = data["obs"], data["ref"]
+out = {}
+for name in json.loads(sys.argv[2]):
+    pred = data[name]
+    out[name] = {
         "centroid_accuracy": [float(v) for v in nir(list(obs), list(pred), None)],
         "pearson_delta_perturbed_mean": [pearson(o - ref, p - ref, None)
                                          for o, p in zip(obs, pred)],
