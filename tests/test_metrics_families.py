@@ -371,3 +371,26 @@ def test_split_half_replicate_and_reference_are_the_two_disjoint_halves():
     assert not np.allclose(rep.values.loc["A"], ref.means.loc["A"])
     other = ceilings.split_half_replicate(cells, truth, seed=4)
     assert not np.allclose(other.values.loc["A"], rep.values.loc["A"])
+
+
+def test_vcc_cache_keeps_different_cells_apart():
+    cells = _cells()
+    truth = pseudobulk(cells)
+    split = Split("toy", 0, "toy", {"ctrl": "train", "A": "test", "B": "val"})
+    pred = Predictions(truth.means.loc[["A", "B"]], "m", "", 0)
+    ref, ref_cells = ceilings.split_half_reference(cells, truth, seed=0)
+    cache: dict = {}
+    full = vcc.score(
+        metric_input(pred, truth, split, truth.genes, cells=cells, cache=cache)
+    )
+    half_input = metric_input(
+        pred, ref, split, truth.genes, cells=ref_cells, cache=cache
+    )
+    half = vcc.score(half_input)
+    # half A: 10 + 10 cells of A and B, 20 control cells (the full data: 20 + 21 + 40)
+    X, labels = vcc.prediction_cells(half_input)
+    assert len(X) == 10 + 10 + 20 and (labels == "ctrl").sum() == 20
+    alone = vcc.score(metric_input(pred, ref, split, truth.genes, cells=ref_cells))
+    # the half-data truth is not served from the full data's cache entry
+    pd.testing.assert_frame_equal(half, alone)
+    assert not full.equals(half)

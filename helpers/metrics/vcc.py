@@ -322,9 +322,15 @@ def predicted_cells(
     return np.vstack(blocks), np.asarray(labels)
 
 
+def _cache_key(inp: MetricInput, what: str) -> tuple:
+    # the cells object is part of the key (and kept alive in the cache entry): two
+    # truths with the same conditions and genes (full data, a split half) never share
+    return (what, id(inp.cells), tuple(inp.conditions), tuple(inp.genes))
+
+
 def _truth_cells(inp: MetricInput):
     """(X over the evaluation genes, labels) of held-out and control cells, cached."""
-    key = ("vcc_truth_cells", tuple(inp.conditions), tuple(inp.genes))
+    key = _cache_key(inp, "vcc_truth_cells")
     if key not in inp.cache:
         cells = inp.cells
         labels = cells.obs["condition"].astype(str).to_numpy()
@@ -336,15 +342,15 @@ def _truth_cells(inp: MetricInput):
                 "the same dataset as the pseudobulks."
             )
         X = _dense(cells.X[np.flatnonzero(use)][:, cols])
-        inp.cache[key] = (X, labels[use])
-    return inp.cache[key]
+        inp.cache[key] = (cells, X, labels[use])
+    return inp.cache[key][1:]
 
 
 def _truth_de(inp: MetricInput, X: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    key = ("vcc_truth_de", tuple(inp.conditions), tuple(inp.genes))
+    key = _cache_key(inp, "vcc_truth_de")
     if key not in inp.cache:
-        inp.cache[key] = de_table(X, labels, inp.genes, inp.conditions)
-    return inp.cache[key]
+        inp.cache[key] = (inp.cells, de_table(X, labels, inp.genes, inp.conditions))
+    return inp.cache[key][1]
 
 
 def prediction_cells(inp: MetricInput) -> tuple[np.ndarray, np.ndarray]:
