@@ -312,6 +312,9 @@ def test_summarise_needs_the_controls_and_uses_shared_rows():
     assert out.loc["model"].tolist() == pytest.approx([0.5, 0.5, 0.5, 0.5])
     assert out.loc["mean"].tolist() == pytest.approx([0.0] * 4)
     assert out.loc["split_half_replicate"].tolist() == pytest.approx([1.0] * 4)
+    two = pd.concat([table.assign(dataset="d1"), table.assign(dataset="d2")])
+    with pytest.raises(ValueError, match="per dataset"):
+        vcc.summarise(two)
     with pytest.raises(ValueError, match="split-half replicate"):
         vcc.summarise(table[table["method"] != "split_half_replicate"])
 

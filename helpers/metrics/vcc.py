@@ -428,6 +428,11 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
                 "metrics table; score the mean baseline and the split-half replicate "
                 "(helpers.ceilings.split_half_replicate) on the same splits."
             )
+    if "dataset" in metrics and metrics["dataset"].nunique() > 1:
+        raise ValueError(
+            "The replicate-calibrated VCC score is per dataset: call summarise on one "
+            f"dataset's rows at a time (got {sorted(metrics['dataset'].unique())[:5]})."
+        )
     keys = ["seed", "condition"]
     table = metrics.copy()
     table["seed"] = table["seed"].astype("object").where(table["seed"].notna(), -1)
