@@ -50,10 +50,12 @@ import pandas as pd
 
 from .loaders import CONTROL
 from .metrics.paper import pearson_delta
+from .predictions import Predictions
 from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
 
 __all__ = ["split_halves", "noise_ceiling", "spearman_brown", "normalised_scores", "normalised_summary",
-           "CEILING_COLUMNS", "interpolated_duplicate"]
+           "CEILING_COLUMNS", "interpolated_duplicate", "split_half_replicate",
+           "split_half_reference"]
 
 CEILING_COLUMNS = ["dataset", "condition", "n_cells", "l2_half", "pearson_delta_half", "l2_ceiling",
                    "pearson_delta_ceiling", "n_genes", "n_repeats"]
@@ -316,3 +318,60 @@ def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
     values = alpha * rep + (1.0 - alpha) * ref
     frame = pd.DataFrame(values, index=pd.Index(found, name="condition"), columns=genes)
     return Predictions(frame, method, truth.dataset, seed)
+
+
+# --- split-half replicate: positive control of cell-eval2's replicate scale (ch. 9) ---
+
+def _replicate_conditions(truth: Pseudobulk, conditions) -> list[str]:
+    wanted = truth.conditions if conditions is None else conditions
+    return [str(c) for c in wanted if c != CONTROL]
+
+
+def split_half_replicate(adata: ad.AnnData, truth: Pseudobulk, conditions=None, *,
+                         seed: int = 0) -> Predictions:
+    """A replicate experiment as a "method": half B of each condition's cells (method
+    ``split_half_replicate``), the 1.0 end of cell-eval2's replicate scale.
+
+    The halves are :func:`split_halves` with ``seed`` (disjoint, ``floor(n_p / 2)``
+    cells each, the odd cell left out, control cells halved too); the prediction of
+    ``p`` is half B's pseudobulk over ``truth``'s genes.
+
+    **Score it against half A**, not against the full truth:
+    :func:`split_half_reference` gives half A's pseudobulk (with its own control row)
+    and cells for the same seed. That is what cell-eval2 does
+    (``anchor.py::_score_one_split``: ``compute_metrics(half_b, half_a)``, each half
+    with its own control cells; the raw split-half value, **no** Spearman-Brown or depth
+    correction, unlike :func:`noise_ceiling`). Scored against the full truth, half B
+    would be compared with data that contains its own cells. cell-eval2 averages the
+    aggregates of 5 splits (seeds
+    ``numpy.random.SeedSequence(base_seed).generate_state(5)``); one call here is one
+    split, so average calls with several seeds to do the same. Conditions with fewer
+    than 2 cells are left out. ``conditions``: default all perturbed conditions of
+    ``truth``.
+    """
+    wanted = _replicate_conditions(truth, conditions)
+    _, half_b = split_halves(adata, seed, conditions=wanted)
+    found = [c for c in wanted if c in half_b.conditions]
+    values = half_b.means.loc[found, truth.genes]
+    return Predictions(values, "split_half_replicate", truth.dataset, seed)
+
+
+def split_half_reference(adata: ad.AnnData, truth: Pseudobulk, conditions=None, *,
+                         seed: int = 0) -> tuple[Pseudobulk, ad.AnnData]:
+    """Half A, what :func:`split_half_replicate` (same ``seed``) is scored against: its
+    pseudobulk (conditions and ``ctrl``) and its cells (canonical ``obs["condition"]``).
+
+    ``conditions`` defaults to every condition of ``truth``, so the training
+    perturbations are halved too (e.g. for Systema's perturbed-mean reference). A
+    condition's halves do not depend on which other conditions are halved
+    (:func:`split_halves`), so half A here is the complement of
+    :func:`split_half_replicate`'s half B whatever ``conditions`` each is given.
+    """
+    wanted = _replicate_conditions(truth, conditions)
+    half_a, _ = split_halves(adata, seed, conditions=wanted)
+    labels = pd.Categorical(adata.obs["condition"].astype(str))
+    codes = _halves_codes(labels, seed, set(wanted) | {CONTROL})
+    in_a = (codes >= 0) & (codes < len(labels.categories))  # half A codes are 0..n-1
+    cells = adata[np.flatnonzero(in_a)].copy()
+    means = half_a.means[truth.genes]
+    return Pseudobulk(means, half_a.n_cells, truth.dataset), cells

@@ -24,6 +24,7 @@ from ..metrics.families import needs_cells
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 from ..published import METHOD_LABELS
+from ..conditions import CONTROL
 from ..splits import Split
 from . import beyond
 from .guards import check_units, truth_echo
@@ -341,33 +342,53 @@ def family_rows(job, split: Split, runs: dict[str, Predictions], families, genes
                 n_top: int) -> tuple[dict[str, Predictions], list[pd.DataFrame], list[pd.DataFrame]]:
     """One split's metric-family columns for ``runs`` and the positive controls the families need.
 
-    Returns (the controls' predictions, their rows of :func:`helpers.metrics.evaluate`, the family
-    columns of every
-    run and control from :func:`helpers.metrics.score_families`). Used by :func:`run` and by
-    chapter 9's :func:`helpers.benchmark.verdict.score_all`, so both score alike.
+    Methods are scored against the task's truth. The positive controls are made from half B of
+    each held-out condition's cells and scored against the other half, half A (its own
+    pseudobulk, control and cells; :func:`helpers.ceilings.split_half_reference`), as
+    cell-eval2 and scPertEval score theirs: scored against all cells they would be compared with
+    data that contain their own cells. Returns (the controls' predictions, their rows of
+    :func:`helpers.metrics.evaluate`, the family columns of every run and control from
+    :func:`helpers.metrics.score_families`). Used by :func:`run` and by chapter 9's
+    :func:`helpers.benchmark.verdict.score_all`, so both score alike.
     """
-    controls = positive_controls(job, split, families, cells) if cells is not None else {}
-    control_tables = [evaluate(c, job.truth, split, n_top=n_top, allow_missing=True)
-                      for c in controls.values()]
     rows = []
-    for p in {**runs, **controls}.values():
+    for p in runs.values():
         inp = metric_input(p, job.truth, split, genes, cells=cells, cache=cache)
         if len(inp.conditions):
             rows.append(score_families(inp, families))
+    controls = positive_controls(job, split, families, cells) if cells is not None else {}
+    control_tables = []
+    if controls:
+        from .. import ceilings
+
+        half_a, half_a_cells = ceilings.split_half_reference(cells, job.truth, seed=split.seed)
+        half_cache = cache.setdefault(("half_a", split.seed), {})
+        for control in controls.values():
+            control_tables.append(evaluate(control, half_a, split, genes=genes, allow_missing=True))
+            inp = metric_input(control, half_a, split, genes, cells=half_a_cells, cache=half_cache)
+            if len(inp.conditions):
+                rows.append(score_families(inp, families))
     return controls, control_tables, rows
 
 
 def positive_controls(job, split: Split, families, cells: ad.AnnData) -> dict[str, Predictions]:
     """The positive controls the ``families`` need, for the held-out conditions of ``split``, made
-    from ``cells`` (:func:`family_cells`)."""
+    from half B of their ``cells`` (:func:`family_cells`) with the split's seed: the split-half
+    replicate (cell-eval2's) and the interpolated duplicate (CellSimBench / scPertEval's, towards
+    the mean of the **training** perturbations, never of held-out ones)."""
     from .. import ceilings
 
+    names = family_names(families)
+    truth = job.truth
     out = {}
-    for name, (family, function) in POSITIVE_CONTROLS.items():
-        if family in family_names(families):
-            pred = getattr(ceilings, function)(cells, job.truth, split.held_out, seed=split.seed)
-            out[name] = Predictions(pred.values, name, job.truth.dataset, split.seed)
-    return out
+    if POSITIVE_CONTROLS["split_half_replicate"][0] in names:
+        out["split_half_replicate"] = ceilings.split_half_replicate(
+            cells, truth, split.held_out, seed=split.seed)
+    if POSITIVE_CONTROLS["interpolated_duplicate"][0] in names:
+        train = [c for c in split.train if c != CONTROL and c in truth.conditions]
+        out["interpolated_duplicate"] = ceilings.interpolated_duplicate(
+            cells, truth, split.held_out, seed=split.seed, reference=truth.means.loc[train].mean())
+    return {name: Predictions(p.values, name, truth.dataset, split.seed) for name, p in out.items()}
 
 
 def score_methods(task, methods: dict | None = None, *, n_top: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:

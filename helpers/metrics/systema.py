@@ -1,15 +1,123 @@
-"""Metric family 'systema' (to be implemented: see helpers/metrics/families.py for the contract)."""
+"""Metric family ``systema``: Vinas Torne et al., Nat. Biotechnol. 2025 (chapter 9).
+
+Systema argues that changes measured against the *control* reward systematic variation -
+the shift every perturbation shares (stress, cell-cycle, selection) - which is exactly
+what the mean baseline predicts. It scores against the average perturbation instead.
+Notation as in :mod:`helpers.metrics.paper`: ``y_p`` observed pseudobulk of held-out
+condition ``p``, ``y_hat_p`` its prediction, over the evaluation genes ``G``.
+
+* ``pearson_delta_perturbed_mean``: ``cor( y_hat_p - m, y_p - m )`` over ``G``, with the
+  reference ``m = (1/|T|) sum_{t in T} y_t`` the **equal-weight mean of the training
+  perturbations' pseudobulks** ``T`` (control excluded; :attr:`MetricInput.train`). Each
+  perturbation counts once whatever its number of cells. This is Systema's "perturbed
+  centroid" reference (``evaluation/eval_utils.py::average_of_perturbation_centroids``,
+  applied to the training AnnData's non-control cells, README "PearsonDelta metrics with
+  custom reference") and its ``evaluation/pearson_delta_reference_metrics.py``
+  (``corr_all_allpert``). NaN when either change is constant (the book's convention,
+  :func:`helpers.metrics.paper.pearson_delta`), e.g. a method that predicts ``m``
+  itself.
+
+  The reference must not contain the held-out conditions. scPertEval 0.2.0's built-in
+  ``all_perturbed_mean`` source (``scperteval/dataset.py::all_perturbed_mean_except``)
+  centres condition ``p`` on the mean of *all other* perturbations of the evaluation
+  set, held-out ones included: the reference then carries part of the truth of the other
+  test conditions, which a model could not have seen - a leak that flatters every
+  method. The book uses only ``train``.
+
+* ``centroid_accuracy``: Systema's ``evaluation/centroid_accuracy.py::
+  calculate_centroid_accuracies``. With Euclidean distances ``d(p, q) = ||y_hat_p -
+  y_q||`` over ``G`` from the prediction of ``p`` to the observed profile of every
+  held-out condition ``q`` (``Q`` = the held-out conditions of :attr:`MetricInput.obs`,
+  ``p`` included):
+
+      centroid_accuracy(p) = #{ q in Q, q != p : d(p, q) > d(p, p) } / (|Q| - 1)
+
+  1 = the prediction is strictly closer to its own true profile than to every other one;
+  ties count as *not* farther (Systema's strict ``>``), so a prediction equidistant from
+  two truths is not credited for that pair. The space is the post-perturbation profiles
+  themselves; subtracting any common reference (control or ``m``) leaves Euclidean
+  distances unchanged, so it is the same value in delta space. The method's centroid
+  accuracy is the mean over ``p``. Defined for constant predictions too (a distance, not
+  a correlation); NaN when ``|Q| < 2`` (no other condition to compare with).
+  scPertEval's ``nir`` (``protocols/metrics.py``, squared distances, ties broken by
+  seeded noise) agrees wherever no two distances tie.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 
 from .inputs import MetricInput
+from .paper import pearson_delta
+
+__all__ = [
+    "NAME",
+    "COLUMNS",
+    "NEEDS_CELLS",
+    "score",
+    "perturbed_mean",
+    "centroid_accuracies",
+]
 
 NAME = "systema"
-COLUMNS: list[str] = []
+COLUMNS: list[str] = ["pearson_delta_perturbed_mean", "centroid_accuracy"]
 NEEDS_CELLS = False
 
 
+def perturbed_mean(train: pd.DataFrame) -> pd.Series:
+    """Equal-weight mean of the training perturbations' pseudobulks (control excluded).
+
+    ``train`` is :attr:`MetricInput.train` (training conditions x evaluation genes); a
+    ``ctrl`` row there is refused rather than averaged in.
+    """
+    if "ctrl" in train.index:
+        raise ValueError(
+            "The perturbed-mean reference excludes the control: drop the 'ctrl' row "
+            "from the training pseudobulks (MetricInput.train never has it)."
+        )
+    if train.empty:
+        raise ValueError(
+            "No training perturbations to average for Systema's perturbed-mean "
+            "reference; the split must train on at least one perturbation."
+        )
+    return train.mean(axis=0)
+
+
+def centroid_accuracies(pred: pd.DataFrame, obs: pd.DataFrame) -> pd.Series:
+    """Systema's centroid accuracy of every predicted condition (module docstring).
+
+    ``pred`` and ``obs``: conditions x genes with the same columns; every predicted
+    condition must be a row of ``obs`` (the candidates ``Q`` are all rows of ``obs``).
+    """
+    missing = pred.index.difference(obs.index)
+    if len(missing):
+        raise ValueError(
+            f"Centroid accuracy needs the true profile of every predicted condition; "
+            f"missing {list(missing)[:5]}."
+        )
+    P = pred.to_numpy(dtype=np.float64)
+    O = obs[pred.columns].to_numpy(dtype=np.float64)
+    dist = cdist(P, O, metric="euclidean")  # as Systema's centroid_accuracy.py
+    own = obs.index.get_indexer(pred.index)
+    self_dist = dist[np.arange(len(own)), own]
+    n_other = len(obs) - 1
+    if n_other < 1:
+        return pd.Series(np.nan, index=pred.index, name="centroid_accuracy")
+    farther = (dist > self_dist[:, None]).sum(axis=1)
+    return pd.Series(farther / n_other, index=pred.index, name="centroid_accuracy")
+
+
 def score(inp: MetricInput) -> pd.DataFrame:
-    raise NotImplementedError
+    """Per-condition Systema metrics of one method (columns :data:`COLUMNS`)."""
+    ref = perturbed_mean(inp.train).reindex(inp.genes).to_numpy(dtype=np.float64)
+    pred = inp.pred.to_numpy(dtype=np.float64)
+    obs = inp.obs.to_numpy(dtype=np.float64)
+    pdm = [pearson_delta(pred[i], obs[i], ref) for i in range(len(inp.conditions))]
+    table = pd.DataFrame(
+        {"pearson_delta_perturbed_mean": pdm},
+        index=pd.Index(inp.conditions, name="condition"),
+    )
+    table["centroid_accuracy"] = centroid_accuracies(inp.pred, inp.obs).to_numpy()
+    return table[COLUMNS]
