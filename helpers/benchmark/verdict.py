@@ -94,23 +94,28 @@ def deep_model_predictions(folder, task: Task) -> tuple[dict[str, list[Predictio
 
 
 def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, families="all",
-              n_top: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+              n_top: int = 1000, max_splits: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every metric family on the task's reference methods, ``extra`` predictions and the controls.
 
     ``extra``: method name -> predictions, one per split seed (seeds the task does not have are
-    an error). Returns (per-condition metrics, calibrated summaries per method from the families'
-    ``summarise``).
+    an error; seeds beyond ``max_splits`` are left out). ``max_splits``: score only the task's
+    first splits (the quick profile's budget; None = all). Returns (per-condition metrics,
+    calibrated summaries per method from the families' ``summarise``).
     """
     families = family_names(families)
     truth = task.truth
-    table, predictions = run_methods(truth, task.splits, task.reference_methods(), n_top=n_top,
+    task_splits = task.splits if max_splits is None else task.splits[:max_splits]
+    table, predictions = run_methods(truth, task_splits, task.reference_methods(), n_top=n_top,
                                      allow_missing=True)
     by_seed = {split.seed: {p.method: p for p in predictions if p.seed == split.seed and
-                            len(p.conditions)} for split in task.splits}
+                            len(p.conditions)} for split in task_splits}
     tables = [table]
-    splits = {split.seed: split for split in task.splits}
+    splits = {split.seed: split for split in task_splits}
+    every_seed = {split.seed for split in task.splits}
     for name, preds in (extra or {}).items():
         for pred in preds:
+            if pred.seed in every_seed and pred.seed not in splits:
+                continue  # a split left out by max_splits
             if pred.seed not in splits:
                 raise ValueError(f"{name}: predictions for seed {pred.seed}, but task {task.name!r} has "
                                  f"seeds {sorted(splits)}.")
@@ -121,7 +126,7 @@ def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, 
     cells = family_cells(task, families, genes)
     cache: dict = {}
     family_tables, planted = [], []
-    for split in task.splits:
+    for split in task_splits:
         controls, control_tables, rows = family_rows(task, split, by_seed[split.seed], families, genes,
                                                      cells, cache, n_top)
         tables += control_tables
@@ -328,6 +333,8 @@ def reference_leak(task: Task, metrics: pd.DataFrame, *, n_top: int = 1000) -> p
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     rows = []
     for split in task.splits:
+        if split.seed not in by_seed:
+            continue
         train = [c for c in split.train if c != "ctrl" and c in truth.conditions]
         references = {"control": truth.ctrl[genes],
                       "training_mean": truth.means.loc[train, genes].mean(),
