@@ -9,12 +9,17 @@ each page :func:`check_page` scrolls through the whole document and reports, as 
 - math that MathJax did not typeset, and raw ``$...$``, ``\\(``, ``\\[`` delimiters left in the text,
 - error output or tracebacks in cell outputs,
 - code cells (input or output ``pre``) wider than the content column,
+- tables, figures (``img``) and cell outputs that are wider than the content column or start outside it,
+  measured by the box a reader sees: the element itself, or the box it scrolls in (``assets/book.css`` lets
+  every table scroll sideways inside the column); what starts left of its scroll box, or is hidden by an
+  ``overflow: hidden`` box, is reported too,
 - exercise solutions (cells starting with ``# Solution``) whose input or output shows before the reader
   opens them, or that do not show after their toggle is clicked (each one is opened).
 
 Full-page screenshots go to ``_build/screenshots/``. The second group of tests breaks a copy of a built page
 on purpose (a missing figure, no MathJax, an opened solution, a solution's output outside its toggle, an error
-output, an overlong code line) and checks that the checker reports it, beyond what it reports for the intact
+output, an overlong code line, a table too wide for the column without the book's CSS, a figure too wide)
+and checks that the checker reports it, beyond what it reports for the intact
 page. Without a built book or a browser these tests fail and say what to do; set ``PERTURBBOOK_SKIP_BROWSER=1``
 to skip them deliberately.
 """
@@ -163,6 +168,32 @@ return {
             .map(p => ({text: brief(p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '')),
                         scroll: p.scrollWidth, client: p.clientWidth})),
   column: Math.round(column.width),
+  boxes: Array.from(main.querySelectorAll('table, img, div.cell_output')).filter(shown).map(el => {
+    // The box a reader sees of el: el itself, or the nearest ancestor (inside the column) that clips or
+    // scrolls it sideways. That box must lie within the column, and el must not start left of it (what
+    // starts left of a scroll box cannot be scrolled to).
+    let clip = null;
+    for (let p = el.parentElement; p && p !== article && !clip; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== 'visible') clip = p;
+    }
+    const r = el.getBoundingClientRect();
+    const c = clip ? clip.getBoundingClientRect() : null;
+    const seen = c || r;
+    const kind = el.tagName === 'IMG' ? 'figure' : el.tagName === 'TABLE' ? 'table' : 'output';
+    const text = kind === 'figure' ? (el.getAttribute('src') || '').split('/').pop()
+                                   : brief(el.textContent);
+    const problems = [];
+    if (seen.left < column.left - 1) problems.push(
+        `starts ${Math.round(column.left - seen.left)} px left of the content column`);
+    if (seen.right > column.right + 1) problems.push(
+        `is wider than the content column (${Math.round(seen.width)} px shown; column ${Math.round(column.width)} px, `
+        + `its right edge ${Math.round(seen.right - column.right)} px beyond it)`);
+    if (c && r.left < c.left - 1) problems.push(
+        `starts ${Math.round(c.left - r.left)} px left of the box it scrolls in (that part cannot be reached)`);
+    if (c && /hidden|clip/.test(getComputedStyle(clip).overflowX) && r.right > c.right + 1) problems.push(
+        `is cut off: ${Math.round(r.right - c.right)} px of it are hidden on the right and cannot be scrolled to`);
+    return {kind, text, problems};
+  }).filter(b => b.problems.length),
   solutions: solutions.map(cell => ({
     toggles: cell.querySelectorAll('details > summary').length,
     open: cell.querySelectorAll('details[open]').length,
@@ -236,6 +267,8 @@ def check_page(driver, url: str, name: str | None = None, shot: Path | None = No
     for pre in page["wide"]:
         problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content in "
                         f"{pre['client']} px; column {page['column']} px): {pre['text']!r}")
+    for box in page["boxes"]:
+        problems.append(f"{name}: {box['kind']} {'; '.join(box['problems'])}: {box['text']!r}")
     if require_solution and not page["solutions"]:
         problems.append(f"{name}: no exercise solution (a cell starting with '# Solution') on the page")
     for n, solution in enumerate(page["solutions"], start=1):
@@ -393,3 +426,38 @@ def test_overflowing_code_cell_is_reported(browser, book_copy, intact):
                 r"<pre>)", r"\1overlong = " + "9" * 300 + "\n")
     problems = _new_problems(browser, book_copy, intact)
     assert any("code cell wider than the content column" in p and "overlong = 999" in p for p in problems), problems
+
+
+WIDE_TABLE = ('<table class="docutils" id="too-wide"><thead><tr>'
+              + "".join(f"<th>column_{i:02d}_with_a_long_name</th>" for i in range(30))
+              + "</tr></thead><tbody><tr>" + "".join(f"<td>{i}.000</td>" for i in range(30))
+              + "</tr></tbody></table>")
+
+
+def _insert_wide_table(page: Path) -> None:
+    """A 30-column table in the prose (as raw HTML in a Markdown cell would give), after the first heading."""
+    _edit(page, r"(<h1[^>]*>.*?</h1>)", r"\1" + WIDE_TABLE)
+
+
+def test_wide_table_scrolls_inside_the_column(browser, book_copy, intact):
+    copy, page = book_copy
+    _insert_wide_table(page)
+    problems = _new_problems(browser, book_copy, intact)
+    assert not problems, problems
+
+
+def test_too_wide_table_is_reported(browser, book_copy, intact):
+    # without the book's CSS (assets/book.css) the same table spills out of the column
+    copy, page = book_copy
+    _insert_wide_table(page)
+    _edit(page, r'<link[^>]*href="[^"]*book\.css[^"]*"[^>]*>', "")
+    problems = _new_problems(browser, book_copy, intact)
+    assert any(": table is wider than the content column" in p and "column_00_with_a_long_name" in p
+               for p in problems), problems
+
+
+def test_too_wide_figure_is_reported(browser, book_copy, intact):
+    copy, page = book_copy
+    _edit(page, r'<img ([^>]*src="(?:\.\./)*_images/)', r'<img style="width: 2400px; max-width: none" \1')
+    problems = _new_problems(browser, book_copy, intact)
+    assert any(": figure " in p and "wider than the content column" in p for p in problems), problems
