@@ -213,28 +213,38 @@ return cells.map(cell => Array.from(cell.querySelectorAll('details:not([open]) >
 
 
 def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
-    """A PNG of the full page height, not just the first screen: Chrome DevTools' captureBeyondViewport, in
-    slices for long pages (a single capture taller than Chromium's texture limit comes back blank) stitched
-    with Pillow."""
-    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    width, height = int(size["width"]), int(size["height"])
-    slices = []
-    for top in range(0, height, slice_height):
-        clip = {"x": 0, "y": top, "width": width, "height": min(slice_height, height - top), "scale": 1}
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
-                                      {"format": "png", "captureBeyondViewport": True, "clip": clip})
-        slices.append(base64.b64decode(shot["data"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if len(slices) == 1:
-        path.write_bytes(slices[0])
-        return
+    """A PNG of the full page height, not just the first screen, stitched with Pillow from viewport captures:
+    the window is made as tall as a slice (Chrome DevTools' ``Emulation.setDeviceMetricsOverride``; a capture
+    taller than Chromium's texture limit comes back blank, hence slices) and scrolled slice by slice. Not
+    ``captureBeyondViewport``: on these pages it renders the content shifted sideways by up to a few hundred
+    pixels although the layout is right, which made tables look as if they started left of the column. The
+    sticky header is hidden after the first slice so that it does not cover the content."""
     import io
 
     from PIL import Image
 
-    page = Image.new("RGB", (width, height), "white")
-    for n, data in enumerate(slices):
-        page.paste(Image.open(io.BytesIO(data)).convert("RGB"), (0, n * slice_height))
+    width = WINDOW[0]
+    height = int(driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"])
+    view = max(1, min(slice_height, height))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": view, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        height = int(driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"])
+        page = Image.new("RGB", (width, height), "white")
+        for top in range(0, height, view):
+            y = driver.execute_script(
+                "window.scrollTo(0, arguments[0]);"
+                "const header = document.querySelector('header');"
+                "if (header) header.style.visibility = arguments[0] ? 'hidden' : '';"
+                "return window.scrollY;", top)
+            time.sleep(0.1)
+            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+            page.paste(Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB"), (0, int(y)))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.execute_script("window.scrollTo(0, 0); const header = document.querySelector('header');"
+                              "if (header) header.style.visibility = '';")
+    path.parent.mkdir(parents=True, exist_ok=True)
     page.save(path, compress_level=1)
 
 
