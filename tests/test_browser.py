@@ -298,12 +298,17 @@ def check_page(driver, url: str, name: str | None = None, shot: Path | None = No
         if summaries and after["visible"] < after["parts"]:
             problems.append(f"{name}: solution {n} did not show when its toggle was clicked ({after['visible']} of "
                             f"{after['parts']} parts shown)")
-    if toggles:  # code inside the opened solutions must fit the column too
+    if toggles:  # code, tables, figures and outputs inside the opened solutions must fit the column too
+        opened = driver.execute_script(MEASURE)
         known = {pre["text"] for pre in page["wide"]}
-        for pre in driver.execute_script(MEASURE)["wide"]:
+        for pre in opened["wide"]:
             if pre["text"] not in known:
                 problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content "
                                 f"in {pre['client']} px; column {page['column']} px): {pre['text']!r}")
+        known_boxes = {(box["kind"], box["text"]) for box in page["boxes"]}
+        for box in opened["boxes"]:
+            if (box["kind"], box["text"]) not in known_boxes:
+                problems.append(f"{name}: {box['kind']} {'; '.join(box['problems'])}: {box['text']!r}")
     return problems
 
 
