@@ -20,7 +20,8 @@ from helpers import annotations, embeddings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--genes", type=int, default=5000)
-    parser.add_argument("--small", action="store_true", help="quick check that the benchmark runs: 20 genes")
+    parser.add_argument("--small", action="store_true",
+                        help="quick check that the benchmark runs: 20 genes")
     args = parser.parse_args()
     if args.small:
         args.genes = 20

@@ -1,8 +1,10 @@
-"""Figures shared by the chapters (introduced in chapter 1). Every figure is titled with its dataset.
+"""Figures shared by the chapters (introduced in chapter 1). Every figure is titled with
+its dataset.
 
-Side-by-side panels come from :func:`panels`; :func:`titled` places each panel's data label so that no
-two titles collide: one figure-level label above the row when every panel shows the same data, otherwise a
-label under each panel's title, every line wrapped to its panel's width.
+Side-by-side panels come from :func:`panels`; :func:`titled` places each panel's data
+label so that no two titles collide: one figure-level label above the row when every
+panel shows the same data, otherwise a label under each panel's title, every line
+wrapped to its panel's width.
 """
 
 from __future__ import annotations
@@ -16,33 +18,40 @@ from matplotlib.textpath import TextPath
 from .profiles import dataset_label
 
 __all__ = [
-    "panels", "titled", "cells_per_condition", "delta_heatmap", "strongest_changes", "strip_plot",
-    "prediction_scatter", "error_curves", "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot",
-    "tpr_fdp_plot", "class_mosaic", "similarity_heatmap", "rank_lines", "place_labels", "wrap",
+    "panels", "titled", "place_labels", "wrap", "cells_per_condition", "delta_heatmap",
+    "strongest_changes", "strip_plot", "prediction_scatter", "error_curves",
+    "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot", "tpr_fdp_plot",
+    "class_mosaic", "similarity_heatmap", "rank_lines",
 ]
 
 TITLE_SIZE = 10
 _KEY = "_perturbbook_title"  # (title, data label) that titled() stored on an Axes
-_FILL = 0.86  # share of a panel's width (or the figure's, for the shared label) a title line may take
+# share of a panel's width (the figure's, for the shared label) a title line may take
+_FILL = 0.86
 
 
 def panels(n: int, *, width: float = 4.5, height: float = 3.6):
-    """A row of ``n`` side-by-side panels (``fig, axes``) for the plotting helpers' ``ax=`` argument.
+    """A row of ``n`` side-by-side panels (``fig, axes``) for the helpers' ``ax=``.
 
-    Constrained layout keeps titles, the figure-level data label, tick labels and colour bars apart;
-    :func:`titled` decides where the data label goes. ``width``: inches per panel.
+    Constrained layout keeps titles, the figure-level data label, tick labels and colour
+    bars apart; :func:`titled` decides where the data label goes. ``width``: inches per
+    panel.
     """
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        1, n, figsize=(width * n, height), layout="constrained", squeeze=False
+    )
     return fig, axes[0]
 
 
 def _text_width(text: str, size: float) -> float:
-    """Width in inches of one line of ``text`` at ``size`` points in the default font."""
-    return TextPath((0, 0), text, size=size, prop=FontProperties()).get_extents().width / 72
+    """Width in inches of one line of ``text`` at ``size`` points (default font)."""
+    path = TextPath((0, 0), text, size=size, prop=FontProperties())
+    return path.get_extents().width / 72
 
 
 def wrap(text: str, width: float, size: float = TITLE_SIZE) -> str:
-    """``text`` broken at spaces into lines at most ``width`` inches wide (a single longer word stays whole)."""
+    """``text`` broken at spaces into lines at most ``width`` inches wide (a single
+    longer word stays whole)."""
     lines = []
     for paragraph in text.split("\n"):
         line = ""
@@ -58,7 +67,8 @@ def wrap(text: str, width: float, size: float = TITLE_SIZE) -> str:
 
 
 def _panel_width(ax) -> float:
-    """Inches of figure width the panel's grid cell(s) get (the axes alone shrink for their labels)."""
+    """Inches of figure width the panel's grid cell(s) get (the axes alone are narrower:
+    they shrink for their labels)."""
     fig_width = ax.figure.get_figwidth()
     spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
     if spec is None:
@@ -67,29 +77,31 @@ def _panel_width(ax) -> float:
 
 
 def titled(ax, title: str, dataset: str) -> None:
-    """Title a panel with what it shows and the data it comes from (a registry name, labelled by
-    :func:`helpers.profiles.dataset_label`, or a free-text source).
+    """Title a panel with what it shows and the data it comes from (a registry name,
+    labelled by :func:`helpers.profiles.dataset_label`, or a free-text source).
 
-    The one place a figure's data label is set. A single panel gets a two-line title (what, then which
-    data). When several panels of a figure are titled, each call re-places every label of the figure: one
-    data label shared by all panels becomes the figure's suptitle, different ones stay under each panel's
-    title; every line is wrapped to fit its panel, so side-by-side titles never run into each other.
+    The one place a figure's data label is set. A single panel gets a two-line title
+    (what, then which data). When several panels of a figure are titled, each call
+    re-places every label of the figure: one data label shared by all panels becomes the
+    figure's suptitle, different ones stay under each panel's title; every line is
+    wrapped to fit its panel, so side-by-side titles never run into each other.
     """
     setattr(ax, _KEY, (title, dataset_label(dataset)))
     place_labels(ax.figure)
 
 
 def _panel_title(ax, title: str) -> None:
-    """A title without a data label (for panels that label their data elsewhere, e.g. in a legend),
-    wrapped like :func:`titled`'s."""
+    """A title without a data label (for panels that label their data elsewhere, e.g. in
+    a legend), wrapped like :func:`titled`'s."""
     setattr(ax, _KEY, (title, None))
     place_labels(ax.figure)
 
 
 def place_labels(fig) -> None:
-    """(Re-)place the titles and data labels that :func:`titled` stored on the axes of ``fig``."""
+    """(Re-)place the titles and data labels :func:`titled` stored on ``fig``'s axes."""
     titled_axes = [ax for ax in fig.axes if getattr(ax, _KEY, None)]
-    labelled = [getattr(ax, _KEY)[1] for ax in titled_axes if getattr(ax, _KEY)[1] is not None]
+    labelled = [getattr(ax, _KEY)[1] for ax in titled_axes]
+    labelled = [label for label in labelled if label is not None]
     labels = set(labelled)
     shared = len(labelled) > 1 and len(labels) == 1
     for ax in titled_axes:
@@ -100,10 +112,11 @@ def place_labels(fig) -> None:
             text += "\n" + wrap(label, width)
         ax.set_title(text, fontsize=TITLE_SIZE)
     if shared:
-        fig.suptitle(wrap(next(iter(labels)), _FILL * fig.get_figwidth()), fontsize=TITLE_SIZE)
+        label = wrap(next(iter(labels)), _FILL * fig.get_figwidth())
+        fig.suptitle(label, fontsize=TITLE_SIZE)
         fig._perturbbook_suptitle = True
-    elif getattr(fig, "_perturbbook_suptitle", False):  # a label this function placed no longer applies
-        fig.suptitle("")
+    elif getattr(fig, "_perturbbook_suptitle", False):  # a label placed here earlier
+        fig.suptitle("")  # no longer applies
         fig._perturbbook_suptitle = False
 
 
@@ -346,28 +359,41 @@ def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, title: str = 
 
 
 
-def similarity_heatmap(similarity: pd.DataFrame, dataset: str, ax=None,
-                       title: str = "Predicted vs observed change: correlation"):
-    """Heatmap of a predicted x observed correlation matrix (:func:`helpers.retrieval.similarity_matrix`),
-    colour scale -1 to 1; the image is ``ax.images[0]`` (for a shared colour bar)."""
+def similarity_heatmap(
+    similarity: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    title: str = "Predicted vs observed change: correlation",
+):
+    """Heatmap of a predicted x observed correlation matrix
+    (:func:`helpers.retrieval.similarity_matrix`), colour scale -1 to 1; the image is
+    ``ax.images[0]`` (for a shared colour bar)."""
     ax = ax or plt.subplots(figsize=(4.5, 3.8), layout="constrained")[1]
     ax.imshow(similarity.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.set_xticks(range(len(similarity.columns)), similarity.columns, rotation=60, fontsize=7, ha="right")
-    ax.set_yticks(range(len(similarity.index)), similarity.index, fontsize=7)
+    columns, rows = list(similarity.columns), list(similarity.index)
+    ax.set_xticks(range(len(columns)), columns, rotation=60, fontsize=7, ha="right")
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xlabel("observed change")
     ax.set_ylabel("predicted change")
     titled(ax, title, dataset)
     return ax
 
 
-def rank_lines(ranked: pd.DataFrame, dataset: str, ax=None, title: str = "Ranking of methods by metric"):
-    """One line per method (rows of ``ranked``) through its rank by each metric (columns), 1 = best, on top."""
+def rank_lines(
+    ranked: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    title: str = "Ranking of methods by metric",
+):
+    """One line per method (rows of ``ranked``) through its rank by each metric
+    (columns), 1 = best, on top."""
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(5, 3.4), layout="constrained")[1]
+    positions = range(ranked.shape[1])
     for method, values in ranked.iterrows():
-        ax.plot(range(ranked.shape[1]), values.to_numpy(), marker="o", label=method_label(method))
-    ax.set_xticks(range(ranked.shape[1]), list(ranked.columns), rotation=30, fontsize=7, ha="right")
+        ax.plot(positions, values.to_numpy(), marker="o", label=method_label(method))
+    ax.set_xticks(positions, list(ranked.columns), rotation=30, fontsize=7, ha="right")
     ax.invert_yaxis()
     ax.set_ylabel("rank (1 = best)")
     titled(ax, title, dataset)
