@@ -13,6 +13,7 @@ speed-up and the largest output difference between the two. On a CUDA device, th
 (``torch.autocast`` fp16 + GradScaler, as :func:`helpers.models.training.fine_tune` does on a GPU).
 
     python benchmarks/bench_finetune.py [--sizes tiny,mid,human] [--threads N]
+    python benchmarks/bench_finetune.py --small   # seconds: tiny size, 300 genes
 """
 
 from __future__ import annotations
@@ -100,10 +101,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,mid,human")
     parser.add_argument("--genes", type=int, default=1000, help="vocabulary of the tiny and mid models")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--small", action="store_true",
+        help="quick check that it runs: tiny size, 300 genes, batch 8, 2 steps")
     args = parser.parse_args()
+    if args.small:
+        args.sizes, args.genes = "tiny", 300
+        print("SMALL MODE (--small): the tiny size only; the figures say nothing "
+              "about the targets")
     if args.threads:
         torch.set_num_threads(args.threads)
     table = sizes(args.genes)
+    if args.small:  # a few cells and steps: every code path runs, nothing about speed
+        table["tiny"].update(batch=8, steps=2, repeats=1)
     chosen = [s.strip() for s in args.sizes.split(",")]
     print("scGPT perturbation architecture (version 0.2.1: BatchNorm + ExprDecoder); SYNTHETIC cells; "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads of {os.cpu_count()} cores; "

@@ -5,6 +5,7 @@ with the training-PCA embeddings and with a transfer embedding. Target (issue: c
 variant under 1 s on a 2-core machine. Synthetic pseudobulks; prints the median of 5 repeats.
 
     python benchmarks/bench_linear_model.py [--genes 5000] [--perturbations 1100]
+    python benchmarks/bench_linear_model.py --small   # seconds: 300 genes x 80 perts
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=5000)
     parser.add_argument("--perturbations", type=int, default=1100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--small", action="store_true",
+        help="quick check that it runs: 300 genes x 80 perturbations, 1 repeat")
     args = parser.parse_args()
+    if args.small:
+        args.genes, args.perturbations, args.repeats = 300, 80, 1
+        print("SMALL MODE (--small): not the Replogle-sized problem the target is for")
     pb = make_pseudobulk(args.genes, args.perturbations, 0)
     other = make_pseudobulk(args.genes, args.perturbations, 1)
     conditions = list(pb.conditions[1:])

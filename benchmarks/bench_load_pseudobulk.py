@@ -2,9 +2,11 @@
 
 Prints wall time and peak memory (max resident set size of a fresh process doing only the
 measured work). Targets (issue: book foundation): under 60 s and under 4 GB on a 2-core, 24 GB
-machine. The synthetic file is written once to benchmarks/output/ (git-ignored) by the simulator.
+machine. The synthetic file is written once to benchmarks/output/ (git-ignored;
+``--workdir``) by the simulator.
 
     python benchmarks/bench_load_pseudobulk.py [--cells 85000] [--genes 19000] [--chunk 10000]
+    python benchmarks/bench_load_pseudobulk.py --small  # seconds: 3,000 x 500 genes
 """
 
 from __future__ import annotations
@@ -41,9 +43,18 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=19_000)
     parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workdir", type=Path, default=HERE / "output",
+        help="where the synthetic file is written once (default: benchmarks/output)")
+    parser.add_argument(
+        "--small", action="store_true",
+        help="quick check that it runs: 3,000 cells x 500 genes, chunks of 1,000")
     args = parser.parse_args()
+    if args.small:
+        args.cells, args.genes, args.chunk = 3_000, 500, 1_000
+        print("SMALL MODE (--small): not the Norman-scale file the targets are for")
 
-    path = HERE / "output" / f"norman_scale_{args.cells}x{args.genes}_seed{args.seed}.h5ad"
+    path = args.workdir / f"norman_scale_{args.cells}x{args.genes}_seed{args.seed}.h5ad"
     if not path.exists():
         from helpers.simulate import write_norman_scale_h5ad
 

@@ -22,6 +22,7 @@ Chapter 4 (GEARS + the scGPT-style model; a GPU chapter) is measured separately 
 GEARS' data processing (``gears_runner.prepare_gears_data``: DE genes, one dense graph per cell, loaders)
 on the full Norman stand-in with at most N cells per condition, for each N given.
 
+    python benchmarks/bench_paper_profile.py --small       # a minute: chapter 1, small
     python benchmarks/bench_paper_profile.py --scale small            # minutes; development
     python benchmarks/bench_paper_profile.py --scale full --record    # writes benchmarks/results/...
 """
@@ -251,7 +252,17 @@ def main() -> None:
     parser.add_argument("--cells", default="", help="override cell counts, e.g. norman2019=34000 (reported as such)")
     parser.add_argument("--tag", default="", help="suffix of the recorded file (runs split over processes)")
     parser.add_argument("--record", action="store_true", help="also write benchmarks/results/bench_paper_profile[_small].txt")
+    parser.add_argument(
+        "--small", action="store_true",
+        help="quick check that the benchmark runs: --scale small --chapters 01_data")
     args = parser.parse_args()
+    if args.small:
+        if args.record:
+            raise SystemExit("error: --small is a quick check, not a measurement: "
+                             "drop --record or --small.")
+        args.scale, args.chapters = "small", "01_data"
+        print("SMALL MODE (--small): chapter 1 on small stand-ins; the figures say "
+              "nothing about the cap")
 
     sys.path.insert(0, str(ROOT))
     chapters = [c for c in args.chapters.split(",") if c]

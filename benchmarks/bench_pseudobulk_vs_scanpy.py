@@ -9,6 +9,7 @@ itself is not counted for either). Target: time ratio (book / scanpy) <= 1 and m
 < 0.1. Also checks that both give the same means (max |difference|).
 
     python benchmarks/bench_pseudobulk_vs_scanpy.py [--cells 100000] [--genes 5000]
+    python benchmarks/bench_pseudobulk_vs_scanpy.py --small   # seconds: 5,000 x 500
 """
 
 from __future__ import annotations
@@ -69,12 +70,20 @@ def main() -> None:
     parser.add_argument("--conditions", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--small", action="store_true",
+        help="quick check that it runs: 5,000 cells x 500 genes, 50 per cell, "
+             "30 conditions, 1 repeat")
     args = parser.parse_args()
+    if args.small:
+        args.cells, args.genes, args.per_cell = 5_000, 500, 50
+        args.conditions, args.repeats = 30, 1
+        print("SMALL MODE (--small): not the shape the targets are for")
 
     adata = make_cells(args.cells, args.genes, args.per_cell, args.conditions, args.seed)
     print(f"SYNTHETIC cells: {adata.n_obs:,} x {adata.n_vars:,}, {adata.X.nnz:,} non-zeros "
           f"({adata.X.dtype}, CSR), {adata.obs['condition'].nunique()} conditions; "
-          f"python {platform.python_version()}, scanpy {version("scanpy")}")
+          f"python {platform.python_version()}, scanpy {version('scanpy')}")
     book_s, book_mib, book = measure(lambda: pseudobulk(adata).means, args.repeats)
     scanpy_s, scanpy_mib, agg = measure(
         lambda: sc.get.aggregate(adata, by="condition", func="mean"), args.repeats)

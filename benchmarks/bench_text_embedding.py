@@ -4,6 +4,7 @@ Genes: the first 5,000 symbols (alphabetically) with GO biological-process annot
 Prints the time to write the descriptions, to embed them (cache off), and to read them back from the cache.
 
     python benchmarks/bench_text_embedding.py [--genes 5000]
+    python benchmarks/bench_text_embedding.py --small    # seconds: 20 genes
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from helpers import annotations, embeddings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--genes", type=int, default=5000)
+    parser.add_argument("--small", action="store_true",
+                        help="quick check that the benchmark runs: 20 genes")
     args = parser.parse_args()
+    if args.small:
+        args.genes = 20
+        print("SMALL MODE (--small): 20 genes, not the 5,000 the target is for")
     genes = sorted(annotations.gene2go(ontologies=("BP",)))[: args.genes]
     start = time.perf_counter()
     texts = embeddings.gene_descriptions(genes)

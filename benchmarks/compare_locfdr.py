@@ -2,7 +2,9 @@
 
 Prints one row per case: n, upper / lower thresholds, sigma and p0 (book / R), the largest relative
 difference of delta, sigma, p0 and the thresholds, and the largest absolute difference of the per-value
-local fdr. Run: ``python benchmarks/compare_locfdr.py [--shared ../shared] [--out FILE]``.
+local fdr. Run: ``python benchmarks/compare_locfdr.py [--shared ../shared]
+[--out FILE]``; ``--small``: only the cases of at most 2,000 values (seconds; what the
+tests run).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import pandas as pd
 from helpers import interactions
 
 
-def compare(reference: Path) -> pd.DataFrame:
+def compare(reference: Path, max_n: int | None = None) -> pd.DataFrame:
     if not (reference / "cases.csv").exists():
         raise FileNotFoundError(f"{reference}/cases.csv not found: pass --shared pointing at the shared folder.")
     cases = pd.read_csv(reference / "cases.csv")
+    if max_n is not None:
+        cases = cases[cases["n"] <= max_n]
     rows = []
     for case in cases.itertuples():
         values = pd.read_csv(reference / f"{case.case}_values.csv")["deviation"].to_numpy()
@@ -54,8 +58,17 @@ def main(argv=None) -> int:
     default = Path(__file__).resolve().parents[2] / "shared"
     parser.add_argument("--shared", type=Path, default=default, help="the shared folder (default: ../shared)")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("--small", action="store_true",
+                        help="only the cases of at most 2,000 values")
     args = parser.parse_args(argv)
-    text = markdown(compare(args.shared / "reference" / "locfdr"))
+    if args.small:
+        print("SMALL MODE (--small): the cases of at most 2,000 values only")
+    try:
+        table = compare(args.shared / "reference" / "locfdr",
+                        2_000 if args.small else None)
+    except FileNotFoundError as error:  # one line that says what to pass
+        raise SystemExit(f"error: {error}") from None
+    text = markdown(table)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

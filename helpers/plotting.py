@@ -1,23 +1,123 @@
-"""Figures shared by the chapters (introduced in chapter 1). Every figure is titled with its dataset."""
+"""Figures shared by the chapters (introduced in chapter 1). Every figure is titled with
+its dataset.
+
+Side-by-side panels come from :func:`panels`; :func:`titled` places each panel's data
+label so that no two titles collide: one figure-level label above the row when every
+panel shows the same data, otherwise a label under each panel's title, every line
+wrapped to its panel's width.
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextPath
 
 from .profiles import dataset_label
 
 __all__ = [
-    "titled", "cells_per_condition", "delta_heatmap", "strongest_changes", "strip_plot", "prediction_scatter",
-    "error_curves", "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot", "tpr_fdp_plot", "class_mosaic",
-    "metric_ranks",
+    "panels", "titled", "place_labels", "wrap", "cells_per_condition", "delta_heatmap",
+    "strongest_changes", "strip_plot", "prediction_scatter", "error_curves",
+    "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot", "tpr_fdp_plot",
+    "class_mosaic", "similarity_heatmap", "rank_lines", "metric_ranks",
 ]
+
+TITLE_SIZE = 10
+_KEY = "_perturbbook_title"  # (title, data label) that titled() stored on an Axes
+# share of a panel's width (the figure's, for the shared label) a title line may take
+_FILL = 0.86
+
+
+def panels(n: int, *, width: float = 4.5, height: float = 3.6):
+    """A row of ``n`` side-by-side panels (``fig, axes``) for the helpers' ``ax=``.
+
+    Constrained layout keeps titles, the figure-level data label, tick labels and colour
+    bars apart; :func:`titled` decides where the data label goes. ``width``: inches per
+    panel.
+    """
+    fig, axes = plt.subplots(
+        1, n, figsize=(width * n, height), layout="constrained", squeeze=False
+    )
+    return fig, axes[0]
+
+
+def _text_width(text: str, size: float) -> float:
+    """Width in inches of one line of ``text`` at ``size`` points (default font)."""
+    path = TextPath((0, 0), text, size=size, prop=FontProperties())
+    return path.get_extents().width / 72
+
+
+def wrap(text: str, width: float, size: float = TITLE_SIZE) -> str:
+    """``text`` broken at spaces into lines at most ``width`` inches wide (a single
+    longer word stays whole)."""
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if line and _text_width(candidate, size) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _panel_width(ax) -> float:
+    """Inches of figure width the panel's grid cell(s) get (the axes alone are narrower:
+    they shrink for their labels)."""
+    fig_width = ax.figure.get_figwidth()
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is None:
+        return ax.get_position().width * fig_width
+    return fig_width * len(spec.colspan) / spec.get_gridspec().ncols
 
 
 def titled(ax, title: str, dataset: str) -> None:
-    """Set a two-line title: what the panel shows, and which dataset it comes from."""
-    ax.set_title(f"{title}\n{dataset_label(dataset)}", fontsize=10)
+    """Title a panel with what it shows and the data it comes from (a registry name,
+    labelled by :func:`helpers.profiles.dataset_label`, or a free-text source).
+
+    The one place a figure's data label is set. A single panel gets a two-line title
+    (what, then which data). When several panels of a figure are titled, each call
+    re-places every label of the figure: one data label shared by all panels becomes the
+    figure's suptitle, different ones stay under each panel's title; every line is
+    wrapped to fit its panel, so side-by-side titles never run into each other.
+    """
+    setattr(ax, _KEY, (title, dataset_label(dataset)))
+    place_labels(ax.figure)
+
+
+def _panel_title(ax, title: str) -> None:
+    """A title without a data label (for panels that label their data elsewhere, e.g. in
+    a legend), wrapped like :func:`titled`'s."""
+    setattr(ax, _KEY, (title, None))
+    place_labels(ax.figure)
+
+
+def place_labels(fig) -> None:
+    """(Re-)place the titles and data labels :func:`titled` stored on ``fig``'s axes."""
+    titled_axes = [ax for ax in fig.axes if getattr(ax, _KEY, None)]
+    labelled = [getattr(ax, _KEY)[1] for ax in titled_axes]
+    labelled = [label for label in labelled if label is not None]
+    labels = set(labelled)
+    shared = len(labelled) > 1 and len(labels) == 1
+    for ax in titled_axes:
+        title, label = getattr(ax, _KEY)
+        width = _FILL * _panel_width(ax)
+        text = wrap(title, width)
+        if label is not None and not shared:
+            text += "\n" + wrap(label, width)
+        ax.set_title(text, fontsize=TITLE_SIZE)
+    if shared:
+        label = wrap(next(iter(labels)), _FILL * fig.get_figwidth())
+        fig.suptitle(label, fontsize=TITLE_SIZE)
+        fig._perturbbook_suptitle = True
+    elif getattr(fig, "_perturbbook_suptitle", False):  # a label placed here earlier
+        fig.suptitle("")  # no longer applies
+        fig._perturbbook_suptitle = False
 
 
 def cells_per_condition(table: pd.DataFrame, dataset: str, ax=None):
@@ -152,7 +252,7 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
     ax.set_yticks(range(len(order)), labels, fontsize=8)
     ax.set_xlabel("L2 / L2 of the mean baseline (lower is better)")
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(title, fontsize=10)
+    _panel_title(ax, title)
     return ax
 
 
@@ -177,7 +277,7 @@ def interaction_cartoon(ax=None):
     ax.set_xticks([])
     ax.set_ylabel("expression of one gene")
     ax.set_ylim(0, additive + 1.6)
-    ax.set_title("Interaction classes of a double A+B for one gene (schematic)", fontsize=10)
+    _panel_title(ax, "Interaction classes of a double A+B for one gene (schematic)")
     return ax
 
 
@@ -258,15 +358,57 @@ def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, title: str = 
     return ax
 
 
-def metric_ranks(panels: dict[str, tuple[pd.DataFrame, str]], *, width: float = 9.0):
+def similarity_heatmap(
+    similarity: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    title: str = "Predicted vs observed change: correlation",
+):
+    """Heatmap of a predicted x observed correlation matrix
+    (:func:`helpers.retrieval.similarity_matrix`), colour scale -1 to 1; the image is
+    ``ax.images[0]`` (for a shared colour bar)."""
+    ax = ax or plt.subplots(figsize=(4.5, 3.8), layout="constrained")[1]
+    ax.imshow(similarity.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
+    columns, rows = list(similarity.columns), list(similarity.index)
+    ax.set_xticks(range(len(columns)), columns, rotation=60, fontsize=7, ha="right")
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel("observed change")
+    ax.set_ylabel("predicted change")
+    titled(ax, title, dataset)
+    return ax
+
+
+def rank_lines(
+    ranked: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    title: str = "Ranking of methods by metric",
+):
+    """One line per method (rows of ``ranked``) through its rank by each metric
+    (columns), 1 = best, on top."""
+    from .published import method_label
+
+    ax = ax or plt.subplots(figsize=(5, 3.4), layout="constrained")[1]
+    positions = range(ranked.shape[1])
+    for method, values in ranked.iterrows():
+        ax.plot(positions, values.to_numpy(), marker="o", label=method_label(method))
+    ax.set_xticks(positions, list(ranked.columns), rotation=30, fontsize=7, ha="right")
+    ax.invert_yaxis()
+    ax.set_ylabel("rank (1 = best)")
+    titled(ax, title, dataset)
+    return ax
+
+
+def metric_ranks(tables: dict[str, tuple[pd.DataFrame, str]], *, width: float = 9.0):
     """How the ranking of the methods moves from metric to metric (chapter 9): one panel per task,
     stacked, x = metrics grouped by family, y = rank (1 = best), one line per method.
 
-    ``panels``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`, dataset).
-    Unranked values (positive controls, undefined metrics) are not drawn.
+    ``tables``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`, dataset).
+    Unranked values (positive controls, undefined metrics) are not drawn. Panels are stacked, not
+    side by side, so each keeps its own data label under its title.
     """
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.9 * len(panels)), squeeze=False)
-    for ax, (title, (long, dataset)) in zip(axes[:, 0], panels.items()):
+    fig, axes = plt.subplots(len(tables), 1, figsize=(width, 3.1 * len(tables)), squeeze=False)
+    for ax, (title, (long, dataset)) in zip(axes[:, 0], tables.items()):
         ranked = long[long["rank"].notna()]
         metrics = list(dict.fromkeys(ranked["metric"]))
         families = ranked.drop_duplicates("metric").set_index("metric")["family"]

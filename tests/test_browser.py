@@ -9,12 +9,19 @@ each page :func:`check_page` scrolls through the whole document and reports, as 
 - math that MathJax did not typeset, and raw ``$...$``, ``\\(``, ``\\[`` delimiters left in the text,
 - error output or tracebacks in cell outputs,
 - code cells (input or output ``pre``) wider than the content column,
+- tables, figures (``img``) and cell outputs wider than the content column or starting
+  outside it, measured by the box a reader sees: the element itself, or the box it
+  scrolls in (the theme puts output and Markdown tables in boxes that scroll sideways
+  inside the column); what starts left of its scroll box, or is hidden by an
+  ``overflow: hidden`` box, is reported too,
 - exercise solutions (cells starting with ``# Solution``) whose input or output shows before the reader
   opens them, or that do not show after their toggle is clicked (each one is opened).
 
 Full-page screenshots go to ``_build/screenshots/``. The second group of tests breaks a copy of a built page
 on purpose (a missing figure, no MathJax, an opened solution, a solution's output outside its toggle, an error
-output, an overlong code line) and checks that the checker reports it, beyond what it reports for the intact
+output, an overlong code line, a too-wide table outside any scroll box, a too-wide
+figure)
+and checks that the checker reports it, beyond what it reports for the intact
 page. Without a built book or a browser these tests fail and say what to do; set ``PERTURBBOOK_SKIP_BROWSER=1``
 to skip them deliberately.
 """
@@ -163,6 +170,39 @@ return {
             .map(p => ({text: brief(p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '')),
                         scroll: p.scrollWidth, client: p.clientWidth})),
   column: Math.round(column.width),
+  boxes: Array.from(main.querySelectorAll('table, img, div.cell_output')).filter(shown)
+  .map(el => {
+    // The box a reader sees of el: el itself, or the nearest ancestor (inside the
+    // column) that clips or scrolls it sideways. That box must lie within the column,
+    // and el must not start left of it (what starts left of a scroll box cannot be
+    // scrolled to).
+    let clip = null;
+    for (let p = el.parentElement; p && p !== article && !clip; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== 'visible') clip = p;
+    }
+    const r = el.getBoundingClientRect();
+    const c = clip ? clip.getBoundingClientRect() : null;
+    const seen = c || r;
+    const kind = el.tagName === 'IMG' ? 'figure'
+                 : el.tagName === 'TABLE' ? 'table' : 'output';
+    const text = kind === 'figure' ? (el.getAttribute('src') || '').split('/').pop()
+                                   : brief(el.innerText || el.textContent);
+    const problems = [];
+    if (seen.left < column.left - 1) problems.push(
+        `starts ${Math.round(column.left - seen.left)} px left of the content column`);
+    if (seen.right > column.right + 1) problems.push(
+        `is wider than the content column (${Math.round(seen.width)} px shown; column `
+        + `${Math.round(column.width)} px, its right edge `
+        + `${Math.round(seen.right - column.right)} px beyond it)`);
+    if (c && r.left < c.left - 1) problems.push(
+        `starts ${Math.round(c.left - r.left)} px left of the box it scrolls in `
+        + '(that part cannot be reached)');
+    const hides = c && /hidden|clip/.test(getComputedStyle(clip).overflowX);
+    if (hides && r.right > c.right + 1) problems.push(
+        `is cut off: ${Math.round(r.right - c.right)} px of it are hidden on the right `
+        + 'and cannot be scrolled to');
+    return {kind, text, problems};
+  }).filter(b => b.problems.length),
   solutions: solutions.map(cell => ({
     toggles: cell.querySelectorAll('details > summary').length,
     open: cell.querySelectorAll('details[open]').length,
@@ -182,29 +222,50 @@ return cells.map(cell => Array.from(cell.querySelectorAll('details:not([open]) >
 
 
 def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
-    """A PNG of the full page height, not just the first screen: Chrome DevTools' captureBeyondViewport, in
-    slices for long pages (a single capture taller than Chromium's texture limit comes back blank) stitched
-    with Pillow."""
-    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    width, height = int(size["width"]), int(size["height"])
-    slices = []
-    for top in range(0, height, slice_height):
-        clip = {"x": 0, "y": top, "width": width, "height": min(slice_height, height - top), "scale": 1}
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
-                                      {"format": "png", "captureBeyondViewport": True, "clip": clip})
-        slices.append(base64.b64decode(shot["data"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if len(slices) == 1:
-        path.write_bytes(slices[0])
-        return
+    """A PNG of the full page height, not just the first screen, stitched with Pillow
+    from viewport captures: the window is made as tall as a slice (Chrome DevTools'
+    ``Emulation.setDeviceMetricsOverride``; a capture taller than Chromium's texture
+    limit comes back blank, hence slices) and scrolled slice by slice. Not
+    ``captureBeyondViewport``: on these pages it renders the content shifted sideways by
+    up to a few hundred pixels although the layout is right, which made tables look as
+    if they started left of the column. The sticky header is hidden after the first
+    slice so that it does not cover the content."""
     import io
 
     from PIL import Image
 
-    page = Image.new("RGB", (width, height), "white")
-    for n, data in enumerate(slices):
-        page.paste(Image.open(io.BytesIO(data)).convert("RGB"), (0, n * slice_height))
+    width = WINDOW[0]
+    def content_height() -> int:
+        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        return int(metrics["cssContentSize"]["height"])
+
+    view = max(1, min(slice_height, content_height()))
+    window = {"width": width, "height": view, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", window)
+    try:
+        height = content_height()
+        page = Image.new("RGB", (width, height), "white")
+        for top in range(0, height, view):
+            y = driver.execute_script(
+                "window.scrollTo(0, arguments[0]);"
+                "const header = document.querySelector('header');"
+                "if (header) header.style.visibility = arguments[0] ? 'hidden' : '';"
+                "return window.scrollY;", top)
+            time.sleep(0.1)
+            shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+            image = Image.open(io.BytesIO(base64.b64decode(shot["data"])))
+            page.paste(image.convert("RGB"), (0, int(y)))
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.execute_script("window.scrollTo(0, 0);"
+                              "const header = document.querySelector('header');"
+                              "if (header) header.style.visibility = '';")
+    path.parent.mkdir(parents=True, exist_ok=True)
     page.save(path, compress_level=1)
+
+
+def _box_problem(name: str, box: dict) -> str:
+    return f"{name}: {box['kind']} {'; '.join(box['problems'])}: {box['text']!r}"
 
 
 def check_page(driver, url: str, name: str | None = None, shot: Path | None = None,
@@ -236,6 +297,8 @@ def check_page(driver, url: str, name: str | None = None, shot: Path | None = No
     for pre in page["wide"]:
         problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content in "
                         f"{pre['client']} px; column {page['column']} px): {pre['text']!r}")
+    for box in page["boxes"]:
+        problems.append(_box_problem(name, box))
     if require_solution and not page["solutions"]:
         problems.append(f"{name}: no exercise solution (a cell starting with '# Solution') on the page")
     for n, solution in enumerate(page["solutions"], start=1):
@@ -255,12 +318,17 @@ def check_page(driver, url: str, name: str | None = None, shot: Path | None = No
         if summaries and after["visible"] < after["parts"]:
             problems.append(f"{name}: solution {n} did not show when its toggle was clicked ({after['visible']} of "
                             f"{after['parts']} parts shown)")
-    if toggles:  # code inside the opened solutions must fit the column too
+    if toggles:  # what the opened solutions show must fit the column too
+        opened = driver.execute_script(MEASURE)
         known = {pre["text"] for pre in page["wide"]}
-        for pre in driver.execute_script(MEASURE)["wide"]:
+        for pre in opened["wide"]:
             if pre["text"] not in known:
                 problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content "
                                 f"in {pre['client']} px; column {page['column']} px): {pre['text']!r}")
+        known_boxes = {(box["kind"], box["text"]) for box in page["boxes"]}
+        for box in opened["boxes"]:
+            if (box["kind"], box["text"]) not in known_boxes:
+                problems.append(_box_problem(name, box))
     return problems
 
 
@@ -393,3 +461,41 @@ def test_overflowing_code_cell_is_reported(browser, book_copy, intact):
                 r"<pre>)", r"\1overlong = " + "9" * 300 + "\n")
     problems = _new_problems(browser, book_copy, intact)
     assert any("code cell wider than the content column" in p and "overlong = 999" in p for p in problems), problems
+
+
+WIDE_TABLE = (
+    '<table class="docutils" id="too-wide"><thead><tr>'
+    + "".join(f"<th>column_{i:02d}_with_a_long_name</th>" for i in range(30))
+    + "</tr></thead><tbody><tr>"
+    + "".join(f"<td>{i}.000</td>" for i in range(30))
+    + "</tr></tbody></table>"
+)
+
+
+def test_wide_output_table_scrolls_inside_the_column(browser, book_copy, intact):
+    # a too-wide table where pandas puts one, in a cell output: it scrolls in the column
+    copy, page = book_copy
+    output = ('<div class="cell_output docutils container">'
+              f'<div class="output text_html">{WIDE_TABLE}</div></div>')
+    _edit(page, r'(<div class="cell_input docutils container">)', output + r"\1")
+    problems = _new_problems(browser, book_copy, intact)
+    assert not problems, problems
+
+
+def test_too_wide_table_is_reported(browser, book_copy, intact):
+    # the same table in the prose, outside any box that scrolls (as raw HTML in a
+    # Markdown cell would put it)
+    copy, page = book_copy
+    _edit(page, r"(<article[^>]*>.*?<h1[^>]*>.*?</h1>)", r"\1" + WIDE_TABLE)
+    problems = _new_problems(browser, book_copy, intact)
+    assert any(": table is wider than the content column" in p
+               and "column_00_with_a_long_name" in p for p in problems), problems
+
+
+def test_too_wide_figure_is_reported(browser, book_copy, intact):
+    copy, page = book_copy
+    _edit(page, r'<img ([^>]*src="(?:\.\./)*_images/)',
+          r'<img style="width: 2400px; max-width: none" \1')
+    problems = _new_problems(browser, book_copy, intact)
+    assert any(": figure " in p and "wider than the content column" in p
+               for p in problems), problems
