@@ -153,7 +153,7 @@ def test_a_stray_repository_address_is_caught_and_synced(tmp_path):
     assert "README.md" in changed and "notebooks/01_data.ipynb" in changed and "student/01_data.ipynb" in changed
     assert publish.url_problems(tmp_path) == []
     json.loads((tmp_path / "notebooks" / "01_data.ipynb").read_text())  # still a valid notebook
-    assert "https://github.com/bowang-lab/scGPT" in (tmp_path / "notebooks" / "05_embeddings.ipynb").read_text()
+    assert "github.com/bowang-lab/scGPT" in (tmp_path / "notebooks" / "05_embeddings.ipynb").read_text()
 
 
 def test_linkcheck_report_fails_on_broken_links(tmp_path, capsys):
