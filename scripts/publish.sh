@@ -59,7 +59,8 @@ case "$step" in
   downloads)
     rm -rf _build/downloads && mkdir -p _build/downloads
     cp "$(ls _build/jb/_build/latex/*.pdf | head -n 1)" _build/downloads/perturbation-book.pdf
-    (cd _build/book_src && zip -q -r ../downloads/executed-notebooks.zip notebooks -i '*.ipynb')
+    "$VENV/bin/python" -c "import shutil; shutil.make_archive('_build/downloads/executed-notebooks', 'zip', \
+      '_build/book_src', 'notebooks')"
     cp _build/results/status.csv _build/downloads/status.csv
     mkdir -p _build/html/downloads && cp _build/downloads/* _build/html/downloads/
     ls -l _build/downloads
