@@ -130,6 +130,9 @@ def main() -> int:
     say(f"stand-ins and mirror ready in {t_standins:.0f} s; mirror at {url}; empty cache {cache}")
     env = dict(os.environ, PERTURBBOOK_MIRROR=url, PERTURBBOOK_CACHE=str(cache),
                PERTURBBOOK_SEED_DIR=str(work / "no-seed-folder"), PROFILE="paper", PYTHONPATH=str(ROOT),
+               PERTURBBOOK_MIRROR_NOTE=f"it serves SYNTHETIC stand-ins ({args.scale} scale, helpers.standins: "
+               "the real files' layouts and condition lists, random values) of the paper's datasets, so this "
+               "page's numbers mean nothing",
                MPLBACKEND="Agg")
     env.pop("PERTURBBOOK_USAGE_LOG", None)
     failed = False

@@ -44,6 +44,8 @@ __all__ = ["toc_files", "stage_book", "plan_chapters", "execute_notebooks", "bui
 
 LABEL_KEY = "perturbbook"
 CHECKPOINT_ENV = "PERTURBBOOK_SCGPT_CHECKPOINT"
+#: what a local mirror serves, said on every page built from it (scripts/rehearse_publish.sh: stand-ins)
+MIRROR_NOTE_ENV = "PERTURBBOOK_MIRROR_NOTE"
 
 PAGE_SUFFIXES = (".md", ".ipynb")
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib", "logo.png")
@@ -204,7 +206,8 @@ def build_label(record: dict, requested: str) -> str:
                     f"{record['reason']}.")
     if record.get("mirror"):
         text.append(f"Its data were downloaded from a local mirror ({record['mirror']}) standing in for the "
-                    "publishers, not from the publishers themselves.")
+                    "publishers, not from the publishers themselves"
+                    + (f": {record['mirror_note']}." if record.get("mirror_note") else "."))
     text += ["", "Data it read:", "", *_data_lines(record["data"]), ":::", ""]
     return "\n".join(text)
 
@@ -297,6 +300,7 @@ def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | Non
                       "status": status, "error": error, "seconds": seconds, "data": data, "commit": commit,
                       "executed_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                       "mirror": os.environ.get("PERTURBBOOK_MIRROR", ""),
+                      "mirror_note": os.environ.get(MIRROR_NOTE_ENV, ""),
                       "machine": machine}
             _label_notebook(target, record, profile)
         print(f"[execute] {source.name}: {status} in {seconds} s", flush=True)
@@ -323,7 +327,9 @@ def front_page_label(status: pd.DataFrame, requested: str, commit: str) -> str:
         lines.append(f"| {row.notebook} | {profile} | {_data_names(row.data)} |")
     mirror = os.environ.get("PERTURBBOOK_MIRROR")
     if mirror:
-        lines += ["", f"The data were downloaded from a local mirror ({mirror}) standing in for the publishers."]
+        note = os.environ.get(MIRROR_NOTE_ENV)
+        lines += ["", f"The data were downloaded from a local mirror ({mirror}) standing in for the publishers"
+                  + (f": {note}." if note else ".")]
     return "\n".join([*lines, ":::", ""])
 
 

@@ -103,3 +103,16 @@ def test_each_executed_page_and_the_front_page_carry_the_build_record(tmp_path, 
     status = execute.execute_notebooks(root, root / "_build" / "again", "paper", ["01_data"], gpu)
     assert status.loc[0, "status"] == "ok" and status.loc[0, "profile"] == "paper"
     assert (root / "_build" / "again" / "notebooks" / "01_data.ipynb").read_text() == (gpu / "01_data.ipynb").read_text()
+
+
+def test_a_page_built_from_a_mirror_says_so_and_what_the_mirror_serves():
+    record = {"profile": "paper", "reason": "", "executed_at": "2026-01-01 00:00 UTC", "commit": "abc",
+              "mirror": "http://127.0.0.1:8000", "mirror_note": "it serves SYNTHETIC stand-ins",
+              "data": [{"name": "adamson", "kind": "dataset", "filename": "adamson.zip", "sha256": "f" * 64,
+                        "url": "http://127.0.0.1:8000/dataverse.harvard.edu/api/access/datafile/6154417"}]}
+    label = execute.build_label(record, "paper")
+    assert "local mirror (http://127.0.0.1:8000)" in label and "SYNTHETIC stand-ins" in label
+    assert "Adamson 2016" in label and "`adamson.zip`" in label
+    quick = execute.build_label(dict(record, profile="quick", reason="no GPU", mirror=""), "paper")
+    assert quick.startswith(":::{admonition} Executed on the quick profile, not the paper profile\n:class: warning")
+    assert "no GPU" in quick and "mirror" not in quick
