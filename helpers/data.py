@@ -18,20 +18,22 @@ same checks: ``python -m helpers.data seed ../shared``.
 The cache directory is ``$PERTURBBOOK_CACHE`` if set, otherwise the user's cache directory
 (``~/.cache/perturbbook`` on Linux).
 
-A local mirror (``$PERTURBBOOK_MIRROR``, e.g. ``http://127.0.0.1:8000``) replaces the scheme and host of
-every registry address and keeps the publisher's host and path under it: figshare's
-``https://figshare.com/ndownloader/files/44477939`` is read from
+A local mirror (``$PERTURBBOOK_MIRROR``, e.g. ``http://127.0.0.1:8000``) replaces the
+scheme and host of every registry address and keeps the publisher's host and path under
+it: figshare's ``https://figshare.com/ndownloader/files/44477939`` is read from
 ``$PERTURBBOOK_MIRROR/figshare.com/ndownloader/files/44477939``, Dataverse's metadata
 ``https://dataverse.harvard.edu/api/files/6154020`` from
-``$PERTURBBOOK_MIRROR/dataverse.harvard.edu/api/files/6154020``. The checks are the same.
+``$PERTURBBOOK_MIRROR/dataverse.harvard.edu/api/files/6154020``. The checks are the
+same.
 
-``python -m helpers.data check-urls`` downloads every registry address (to a temporary file, not the
-cache) and fails, naming each dataset, where an address no longer answers, or answers with another size or
-checksum than the registry (or the publisher's metadata, or the hash recorded at the first download).
+``python -m helpers.data check-urls`` streams every registry address (hashing it, not
+storing it) and fails, naming each dataset, where an address no longer answers, or
+answers with another size or checksum than the registry (or the publisher's metadata,
+or the hash recorded at the first download).
 
-Where ``$PERTURBBOOK_USAGE_LOG`` names a file, every :func:`fetch` (and the simulator, through
-:func:`record_use`) appends one JSON line saying what was read; ``helpers.execute`` uses it to label each
-executed page with the data it ran on.
+Where ``$PERTURBBOOK_USAGE_LOG`` names a file, every :func:`fetch` (and the simulator,
+through :func:`record_use`) appends one JSON line saying what was read;
+``helpers.execute`` uses it to label each executed page with the data it ran on.
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEn
 
 
 def mirrored(url: str, mirror: str | None = None) -> str:
-    """``url`` as served by the mirror ``mirror`` (default ``$PERTURBBOOK_MIRROR``; none: ``url`` itself):
+    """``url`` as served by the mirror ``mirror`` (default ``$PERTURBBOOK_MIRROR``;
+    none: ``url`` itself):
     ``https://host/path`` -> ``<mirror>/host/path``."""
     from urllib.parse import urlsplit
 
@@ -170,7 +173,8 @@ def mirrored(url: str, mirror: str | None = None) -> str:
     parts = urlsplit(mirror)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise DataError(
-            f"${MIRROR_ENV} is {mirror!r}: give the mirror's base address, e.g. http://127.0.0.1:8000 "
+            f"${MIRROR_ENV} is {mirror!r}: give the mirror's base address, e.g. "
+            "http://127.0.0.1:8000 "
             f"(or unset ${MIRROR_ENV} to download from the publishers)."
         )
     source = urlsplit(url)
@@ -179,7 +183,8 @@ def mirrored(url: str, mirror: str | None = None) -> str:
 
 
 def record_use(name: str, **detail) -> None:
-    """Append what was read (a registry dataset, the simulator, ...) to ``$PERTURBBOOK_USAGE_LOG``, if set."""
+    """Append what was read (a registry dataset, the simulator, ...) to
+    ``$PERTURBBOOK_USAGE_LOG``, if set."""
     log = os.environ.get(USAGE_LOG_ENV)
     if not log:
         return
@@ -553,8 +558,13 @@ def fetch(
             )
         path = _download(entry, cache, retries, progressbar)
     if os.environ.get(USAGE_LOG_ENV):
-        record_use(name, kind=entry.kind, filename=entry.filename, url=entry.url,
-                   sha256=_cached_digests(path, cache)["sha256"])
+        record_use(
+            name,
+            kind=entry.kind,
+            filename=entry.filename,
+            url=entry.url,
+            sha256=_cached_digests(path, cache)["sha256"],
+        )
     if entry.format in ("zip", "deb") and entry.member:
         return _extract_member(entry, path, cache)
     return path
@@ -669,20 +679,26 @@ def cache_status(
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # the registry's addresses still answer with the registered file
 
 
 def _check_url(entry: RegistryEntry, cache: Path, timeout: float) -> str:
-    """Download ``entry.url`` to nowhere (hashing as it streams); return what was checked or raise DataError."""
+    """Stream ``entry.url`` (hashing, not storing it); return what was checked or
+    raise DataError."""
     import requests
 
     md5 = publisher_md5(entry, timeout=timeout)
     sha256 = entry.sha256 or _recorded_hashes(cache).get(entry.name, "")
     sha, md5_hash, size, head = hashlib.sha256(), hashlib.md5(), 0, b""
     try:
-        with requests.get(entry.url, headers={"User-Agent": BROWSER_USER_AGENT}, stream=True,
-                          timeout=timeout, allow_redirects=True) as response:
+        with requests.get(
+            entry.url,
+            headers={"User-Agent": BROWSER_USER_AGENT},
+            stream=True,
+            timeout=timeout,
+            allow_redirects=True,
+        ) as response:
             if response.status_code != 200:
                 raise DataError(f"HTTP {response.status_code} from {entry.url}")
             announced = response.headers.get("Content-Length")
@@ -693,24 +709,42 @@ def _check_url(entry: RegistryEntry, cache: Path, timeout: float) -> str:
                 md5_hash.update(block)
                 size += len(block)
     except requests.exceptions.RequestException as err:
-        raise DataError(f"{entry.url} did not answer ({type(err).__name__}: {err})") from None
+        raise DataError(
+            f"{entry.url} did not answer ({type(err).__name__}: {err})"
+        ) from None
     _check_head(head, entry.format)
     if announced is not None and int(announced) != size:
-        raise DataError(f"{entry.url} announced {int(announced):,} bytes but sent {size:,} (cut off)")
+        raise DataError(
+            f"{entry.url} announced {int(announced):,} bytes but sent {size:,} (cut "
+            "off)"
+        )
     if entry.size is not None and entry.size != size:
-        raise DataError(f"size {size:,} bytes, the registry expects {entry.size:,} ({entry.url})")
+        raise DataError(
+            f"size {size:,} bytes, the registry expects {entry.size:,} ({entry.url})"
+        )
     checked = [f"{size:,} bytes"]
     if sha256:
         if sha.hexdigest() != sha256:
-            origin = "the registry" if entry.sha256 else f"the first download ({RECORDED_HASHES})"
-            raise DataError(f"sha256 {sha.hexdigest()}, expected {sha256} from {origin} ({entry.url})")
+            origin = (
+                "the registry"
+                if entry.sha256
+                else f"the first download ({RECORDED_HASHES})"
+            )
+            raise DataError(
+                f"sha256 {sha.hexdigest()}, expected {sha256} from {origin} "
+                f"({entry.url})"
+            )
         checked.append("sha256")
     if md5:
         if md5_hash.hexdigest() != md5:
-            raise DataError(f"MD5 {md5_hash.hexdigest()}, the publisher lists {md5} ({entry.url})")
+            raise DataError(
+                f"MD5 {md5_hash.hexdigest()}, the publisher lists {md5} ({entry.url})"
+            )
         checked.append("publisher MD5")
     if not sha256 and not md5:
-        checked.append("no checksum known yet (trust on first use; fetch it once to record one)")
+        checked.append(
+            "no checksum known yet (trust on first use; fetch it once to record one)"
+        )
     return "ok: " + ", ".join(checked)
 
 
@@ -721,11 +755,13 @@ def check_urls(
     registry: dict[str, RegistryEntry] | None = None,
     timeout: float = 60,
 ) -> pd.DataFrame:
-    """Check that every registry address (or those of ``names``) still answers with the registered file.
+    """Check that every registry address (or those of ``names``) still answers with
+    the registered file.
 
-    Each file is streamed (not stored) and compared with the registry's ``size`` and ``sha256``, the
-    publisher's MD5 (``md5`` or ``checksum_api``) and, where the registry has no sha256, the hash recorded
-    at the first download in ``cache``. Returns one row per dataset: dataset, url, status ("ok: ..." or
+    Each file is streamed (not stored) and compared with the registry's ``size`` and
+    ``sha256``, the publisher's MD5 (``md5`` or ``checksum_api``) and, where the
+    registry has no sha256, the hash recorded at the first download in ``cache``.
+    Returns one row per dataset: dataset, url, status ("ok: ..." or
     "FAILED: ...").
     """
     registry = registry if registry is not None else load_registry()
@@ -753,10 +789,15 @@ def main(argv: list[str] | None = None) -> int:
     p_fetch.add_argument("names", nargs="+")
     p_seed = sub.add_parser("seed", help="copy files you already have into the cache, with the same checks")
     p_seed.add_argument("source", help="a file or a folder (searched recursively)")
-    p_check = sub.add_parser("check-urls", help="check that every registry address still answers with the "
-                             "registered file (size and checksums); the files are not kept")
+    p_check = sub.add_parser(
+        "check-urls",
+        help="check that every registry address still answers with the "
+        "registered file (size and checksums); the files are not kept",
+    )
     p_check.add_argument("names", nargs="*", help="datasets to check (default: all)")
-    p_check.add_argument("--timeout", type=float, default=60, help="seconds per request without data")
+    p_check.add_argument(
+        "--timeout", type=float, default=60, help="seconds per request without data"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -777,14 +818,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{row.dataset:<45} {row.status}", flush=True)
             failed = table[table["status"].str.startswith("FAILED")]
             for row in failed.itertuples():
-                if os.environ.get("GITHUB_ACTIONS") == "true":  # an error annotation on the run's page
-                    print(f"::error title=data URL check failed: {row.dataset}::{row.status}")
+                if (
+                    os.environ.get("GITHUB_ACTIONS") == "true"
+                ):  # an error annotation on the run's page
+                    print(
+                        "::error title=data URL check failed: "
+                        f"{row.dataset}::{row.status}"
+                    )
                 print(f"error: dataset {row.dataset!r}: {row.status}", file=sys.stderr)
             if len(failed):
-                print(f"error: {len(failed)} of {len(table)} registry address(es) failed: "
-                      f"{', '.join(failed['dataset'])}", file=sys.stderr)
+                print(
+                    f"error: {len(failed)} of {len(table)} registry address(es) "
+                    "failed: "
+                    f"{', '.join(failed['dataset'])}",
+                    file=sys.stderr,
+                )
                 return 1
-            print(f"all {len(table)} registry addresses answer with the registered files")
+            print(
+                f"all {len(table)} registry addresses answer with the registered files"
+            )
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,23 +1,35 @@
 """Execute the chapters with papermill and stage the executed copies for the book build.
 
-``python -m helpers.execute --profile quick`` runs every notebook listed in ``_toc.yml`` (in
-order) with ``profile`` injected into its ``parameters`` cell, writes the executed copies next to
-copies of the book's pages in ``_build/book_src/`` (which ``jupyter-book build`` then renders
+``python -m helpers.execute --profile quick`` runs every notebook listed in ``_toc.yml``
+(in
+order) with ``profile`` injected into its ``parameters`` cell, writes the executed
+copies next to
+copies of the book's pages in ``_build/book_src/`` (which ``jupyter-book build`` then
+renders
 with execution switched off), and records each chapter's run time and status in
-``_build/results/status.csv`` and the package versions in ``_build/results/versions.csv``.
+``_build/results/status.csv`` and the package versions in
+``_build/results/versions.csv``.
 It exits non-zero if any notebook fails; the other notebooks still run.
 
-Every page says, in its first lines, what it was executed on, read from the build: the profile each
-chapter actually ran with (and why, where a paper build ran a chapter on the quick profile: no paper
-profile yet, no GPU, no scGPT_human folder), the data it read (each :func:`helpers.data.fetch` and the
-simulator log what they read to ``$PERTURBBOOK_USAGE_LOG``; name, file, sha256, address) and the commit.
-The front page gets the whole build's table; the same record is kept in the notebook's metadata
+Every page says, in its first lines, what it was executed on, read from the build: the
+profile each
+chapter actually ran with (and why, where a paper build ran a chapter on the quick
+profile: no paper
+profile yet, no GPU, no scGPT_human folder), the data it read (each
+:func:`helpers.data.fetch` and the
+simulator log what they read to ``$PERTURBBOOK_USAGE_LOG``; name, file, sha256, address)
+and the commit.
+The front page gets the whole build's table; the same record is kept in the notebook's
+metadata
 (``perturbbook.build``) and in ``_build/results/executed.json``.
 
-A paper build (``--profile paper``) plans each chapter (:func:`plan_chapters`): chapters without a paper profile
+A paper build (``--profile paper``) plans each chapter (:func:`plan_chapters`): chapters
+without a paper profile
 (:data:`helpers.profiles.NO_PAPER_PROFILE`), GPU chapters on a machine without CUDA
-(:data:`helpers.profiles.GPU_CHAPTERS`) and chapters whose paper profile needs the scGPT_human folder when
-``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset run on the quick profile and say so; ``--executed-dir`` takes
+(:data:`helpers.profiles.GPU_CHAPTERS`) and chapters whose paper profile needs the
+scGPT_human folder when
+``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset run on the quick profile and say so;
+``--executed-dir`` takes
 chapters executed elsewhere (the publish workflow's GPU job) with their own record.
 """
 
@@ -40,11 +52,19 @@ import yaml
 
 from .results import book_root
 
-__all__ = ["toc_files", "stage_book", "plan_chapters", "execute_notebooks", "build_label", "main"]
+__all__ = [
+    "toc_files",
+    "stage_book",
+    "plan_chapters",
+    "execute_notebooks",
+    "build_label",
+    "main",
+]
 
 LABEL_KEY = "perturbbook"
 CHECKPOINT_ENV = "PERTURBBOOK_SCGPT_CHECKPOINT"
-#: what a local mirror serves, said on every page built from it (scripts/rehearse_publish.sh: stand-ins)
+# : what a local mirror serves, said on every page built from it
+# (scripts/rehearse_publish.sh: stand-ins)
 MIRROR_NOTE_ENV = "PERTURBBOOK_MIRROR_NOTE"
 
 PAGE_SUFFIXES = (".md", ".ipynb")
@@ -99,7 +119,8 @@ def stage_book(root: Path, out: Path) -> list[Path]:
     for name in BOOK_FILES:
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
-    # the chapters show the tested source with {literalinclude} ../helpers/...: the staged book needs it
+    # the chapters show the tested source with {literalinclude} ../helpers/...: the
+    # staged book needs it
     shutil.copytree(root / "helpers", out / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
     notebooks = []
     for page in toc_files(root):
@@ -121,19 +142,31 @@ def _has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def plan_chapters(stems: list[str], profile: str, *, gpu: bool | None = None,
-                  checkpoint: str | None = None) -> dict[str, dict]:
-    """Per chapter: the profile it runs with, why (where it differs from ``profile``) and extra parameters.
+def plan_chapters(
+    stems: list[str],
+    profile: str,
+    *,
+    gpu: bool | None = None,
+    checkpoint: str | None = None,
+) -> dict[str, dict]:
+    """Per chapter: the profile it runs with, why (where it differs from ``profile``)
+    and extra parameters.
 
-    The quick profile runs every chapter as it is. The paper profile runs each chapter on the paper profile
-    except, on the quick profile and saying why: chapters without one (``profiles.NO_PAPER_PROFILE``), GPU
-    chapters where CUDA is missing (``gpu``; default: ask torch), chapters whose paper profile requires the
-    scGPT_human folder when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``) is not given.
+    The quick profile runs every chapter as it is. The paper profile runs each chapter
+    on the paper profile
+    except, on the quick profile and saying why: chapters without one
+    (``profiles.NO_PAPER_PROFILE``), GPU
+    chapters where CUDA is missing (``gpu``; default: ask torch), chapters whose paper
+    profile requires the
+    scGPT_human folder when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``)
+    is not given.
     """
     from . import profiles
 
     profiles.check_profile(profile)
-    checkpoint = os.environ.get(CHECKPOINT_ENV) or None if checkpoint is None else checkpoint
+    checkpoint = (
+        os.environ.get(CHECKPOINT_ENV) or None if checkpoint is None else checkpoint
+    )
     plans = {}
     for stem in stems:
         plan = {"profile": profile, "reason": "", "parameters": {}}
@@ -141,13 +174,22 @@ def plan_chapters(stems: list[str], profile: str, *, gpu: bool | None = None,
             need = profiles.PAPER_CHECKPOINT_PARAMETERS.get(stem)
             if stem in profiles.NO_PAPER_PROFILE:
                 plan.update(profile="quick", reason=profiles.NO_PAPER_PROFILE[stem])
-            elif stem in profiles.GPU_CHAPTERS and not (_has_cuda() if gpu is None else gpu):
-                plan.update(profile="quick", reason="its paper profile needs a GPU and this build had none "
-                            "(the publish workflow runs it on the GPU runner named by the repository variable "
-                            "GPU_RUNNER)")
+            elif stem in profiles.GPU_CHAPTERS and not (
+                _has_cuda() if gpu is None else gpu
+            ):
+                plan.update(
+                    profile="quick",
+                    reason="its paper profile needs a GPU and this build had none "
+                    "(the publish workflow runs it on the GPU runner named by the "
+                    "repository variable "
+                    "GPU_RUNNER)",
+                )
             elif need and need[1] and not checkpoint:
-                plan.update(profile="quick", reason="its paper profile needs the released scGPT_human folder "
-                            f"and this build was given none (${CHECKPOINT_ENV})")
+                plan.update(
+                    profile="quick",
+                    reason="its paper profile needs the released scGPT_human folder "
+                    f"and this build was given none (${CHECKPOINT_ENV})",
+                )
             elif need and checkpoint:
                 plan["parameters"] = {need[0]: checkpoint}
         plans[stem] = plan
@@ -156,11 +198,17 @@ def plan_chapters(stems: list[str], profile: str, *, gpu: bool | None = None,
 
 def _commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    return (
+        out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    )
 
 
 def _read_usage(log: Path) -> list[dict]:
@@ -182,32 +230,48 @@ def _data_lines(data: list[dict]) -> list[str]:
     lines = []
     for item in data:
         if item.get("kind") == "synthetic":
-            lines.append(f"- {item['detail']}: **synthetic** data from the book's simulator")
+            lines.append(
+                f"- {item['detail']}: **synthetic** data from the book's simulator"
+            )
             continue
         label = profiles.dataset_label(item["name"])
-        lines.append(f"- {label}: `{item['name']}` (`{item.get('filename', '')}`, sha256 "
-                     f"`{item.get('sha256', '')[:16]}…`, from <{item.get('url', '')}>)")
+        lines.append(
+            f"- {label}: `{item['name']}` (`{item.get('filename', '')}`, sha256 "
+            f"`{item.get('sha256', '')[:16]}…`, from <{item.get('url', '')}>)"
+        )
     return lines or ["- no registered dataset and no simulated data"]
 
 
 def build_label(record: dict, requested: str) -> str:
-    """The note at the top of an executed page: profile, why (if not ``requested``), data, commit."""
+    """The note at the top of an executed page: profile, why (if not ``requested``),
+    data, commit."""
     profile = record["profile"]
     title = f"Executed on the {profile} profile"
     kind = "note"
     if profile != requested:
         title += f", not the {requested} profile"
         kind = "warning"
-    text = [f":::{{admonition}} {title}", f":class: {kind} perturbbook-build", "",
-            f"This page was executed from scratch with papermill on the **{profile}** data profile on "
-            f"{record['executed_at']} (commit `{record['commit']}`)."]
+    text = [
+        f":::{{admonition}} {title}",
+        f":class: {kind} perturbbook-build",
+        "",
+        f"This page was executed from scratch with papermill on the **{profile}** "
+        "data profile on "
+        f"{record['executed_at']} (commit `{record['commit']}`).",
+    ]
     if profile != requested:
-        text.append(f"This build used the {requested} profile, but this chapter ran on the {profile} profile: "
-                    f"{record['reason']}.")
+        text.append(
+            f"This build used the {requested} profile, but this chapter ran on the "
+            f"{profile} profile: "
+            f"{record['reason']}."
+        )
     if record.get("mirror"):
-        text.append(f"Its data were downloaded from a local mirror ({record['mirror']}) standing in for the "
-                    "publishers, not from the publishers themselves"
-                    + (f": {record['mirror_note']}." if record.get("mirror_note") else "."))
+        text.append(
+            f"Its data were downloaded from a local mirror ({record['mirror']}) "
+            "standing in for the "
+            "publishers, not from the publishers themselves"
+            + (f": {record['mirror_note']}." if record.get("mirror_note") else ".")
+        )
     text += ["", "Data it read:", "", *_data_lines(record["data"]), ":::", ""]
     return "\n".join(text)
 
@@ -230,7 +294,7 @@ def _label_notebook(path: Path, record: dict, requested: str) -> None:
 
 
 def _take_executed(source: Path, target: Path) -> dict | None:
-    """A copy of a chapter executed elsewhere, if it carries a build record; else None."""
+    """A copy of a chapter executed elsewhere, if it has a build record; else None."""
     nb = json.loads(source.read_text())
     record = nb.get("metadata", {}).get(LABEL_KEY, {}).get("build")
     if not record:
@@ -240,10 +304,19 @@ def _take_executed(source: Path, target: Path) -> dict | None:
     return record
 
 
-def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | None = None,
-                      executed_dir: Path | None = None, plans: dict[str, dict] | None = None) -> pd.DataFrame:
-    """Run each notebook with papermill into ``out`` (same relative path), each labelled with what it ran on;
-    return the status table. Notebooks found in ``executed_dir`` with a build record are taken as they are."""
+def execute_notebooks(
+    root: Path,
+    out: Path,
+    profile: str,
+    only: list[str] | None = None,
+    executed_dir: Path | None = None,
+    plans: dict[str, dict] | None = None,
+) -> pd.DataFrame:
+    """Run each notebook with papermill into ``out`` (same relative path), each
+    labelled with what it ran on;
+    return the status table. Notebooks found in ``executed_dir`` with a build record are
+    taken as they are.
+    """
     import papermill as pm
 
     notebooks = stage_book(root, out)
@@ -251,7 +324,8 @@ def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | Non
         notebooks = [nb for nb in notebooks if nb.stem in only]
     plans = plans or plan_chapters([nb.stem for nb in notebooks], profile)
     commit = _commit(root)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {'CUDA GPU' if _has_cuda() else 'no GPU'}"
+    gpu = "CUDA GPU" if _has_cuda() else "no GPU"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {gpu}"
     rows = []
     for source in notebooks:
         target = out / source.relative_to(root)
@@ -260,19 +334,36 @@ def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | Non
         if done is not None and done.exists():
             record = _take_executed(done, target)
             if record is not None:
-                print(f"[execute] {source.name}: taken from {done} ({record['profile']} profile, "
-                      f"{record['status']})", flush=True)
-                rows.append({"notebook": source.stem, "profile": record["profile"], "status": record["status"],
-                             "seconds": record["seconds"], "error": record.get("error", ""),
-                             "reason": record.get("reason", ""), "data": record["data"]})
+                print(
+                    f"[execute] {source.name}: taken from {done} ({record['profile']} "
+                    "profile, "
+                    f"{record['status']})",
+                    flush=True,
+                )
+                rows.append(
+                    {
+                        "notebook": source.stem,
+                        "profile": record["profile"],
+                        "status": record["status"],
+                        "seconds": record["seconds"],
+                        "error": record.get("error", ""),
+                        "reason": record.get("reason", ""),
+                        "data": record["data"],
+                    }
+                )
                 continue
         start = time.perf_counter()
         status, error = "ok", ""
         why = f" ({plan['reason']})" if plan["reason"] else ""
-        print(f"[execute] {source.relative_to(root)} (profile={plan['profile']}{why})", flush=True)
+        print(
+            f"[execute] {source.relative_to(root)} (profile={plan['profile']}{why})",
+            flush=True,
+        )
         log = Path(tempfile.mkstemp(prefix="perturbbook-usage-", suffix=".jsonl")[1])
         saved = os.environ.get("PERTURBBOOK_USAGE_LOG")
-        os.environ["PERTURBBOOK_USAGE_LOG"] = str(log)  # inherited by the kernel papermill starts
+        os.environ["PERTURBBOOK_USAGE_LOG"] = str(
+            log
+        )  # inherited by the kernel papermill starts
         try:
             pm.execute_notebook(
                 str(source),
@@ -296,40 +387,76 @@ def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | Non
         seconds = round(time.perf_counter() - start, 1)
         if target.exists():
             _hide_injected_parameters(target)
-            record = {"profile": plan["profile"], "requested_profile": profile, "reason": plan["reason"],
-                      "status": status, "error": error, "seconds": seconds, "data": data, "commit": commit,
-                      "executed_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                      "mirror": os.environ.get("PERTURBBOOK_MIRROR", ""),
-                      "mirror_note": os.environ.get(MIRROR_NOTE_ENV, ""),
-                      "machine": machine}
+            record = {
+                "profile": plan["profile"],
+                "requested_profile": profile,
+                "reason": plan["reason"],
+                "status": status,
+                "error": error,
+                "seconds": seconds,
+                "data": data,
+                "commit": commit,
+                "executed_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "mirror": os.environ.get("PERTURBBOOK_MIRROR", ""),
+                "mirror_note": os.environ.get(MIRROR_NOTE_ENV, ""),
+                "machine": machine,
+            }
             _label_notebook(target, record, profile)
         print(f"[execute] {source.name}: {status} in {seconds} s", flush=True)
-        rows.append({"notebook": source.stem, "profile": plan["profile"], "status": status, "seconds": seconds,
-                     "error": error, "reason": plan["reason"], "data": data})
-    return pd.DataFrame(rows, columns=["notebook", "profile", "status", "seconds", "error", "reason", "data"])
+        rows.append(
+            {
+                "notebook": source.stem,
+                "profile": plan["profile"],
+                "status": status,
+                "seconds": seconds,
+                "error": error,
+                "reason": plan["reason"],
+                "data": data,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["notebook", "profile", "status", "seconds", "error", "reason", "data"],
+    )
 
 
 def _data_names(data: list[dict]) -> str:
-    names = [("simulator (synthetic)" if d.get("kind") == "synthetic" else d["name"]) for d in data]
+    names = [
+        ("simulator (synthetic)" if d.get("kind") == "synthetic" else d["name"])
+        for d in data
+    ]
     return ", ".join(dict.fromkeys(names)) or "—"
 
 
 def front_page_label(status: pd.DataFrame, requested: str, commit: str) -> str:
-    """The front page's note: the build's profile and, per chapter, the profile and data it ran on."""
+    """The front page's note: the build's profile and, per chapter, the profile and
+    data it ran on."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = [f":::{{admonition}} This site: the {requested} profile, built {when} (commit `{commit}`)",
-             ":class: note perturbbook-build", "",
-             f"Every chapter was executed from scratch for this site. The build used the **{requested}** data "
-             "profile; each chapter's first lines say what it ran on, with each file's checksum. In short:", "",
-             "| chapter | profile | data read |", "|---|---|---|"]
+    lines = [
+        f":::{{admonition}} This site: the {requested} profile, built {when} (commit "
+        f"`{commit}`)",
+        ":class: note perturbbook-build",
+        "",
+        "Every chapter was executed from scratch for this site. The build used the "
+        f"**{requested}** data "
+        "profile; each chapter's first lines say what it ran on, with each file's "
+        "checksum. In short:",
+        "",
+        "| chapter | profile | data read |",
+        "|---|---|---|",
+    ]
     for row in status.itertuples():
         profile = row.profile + (f" ({row.reason})" if row.reason else "")
         lines.append(f"| {row.notebook} | {profile} | {_data_names(row.data)} |")
     mirror = os.environ.get("PERTURBBOOK_MIRROR")
     if mirror:
         note = os.environ.get(MIRROR_NOTE_ENV)
-        lines += ["", f"The data were downloaded from a local mirror ({mirror}) standing in for the publishers"
-                  + (f": {note}." if note else ".")]
+        lines += [
+            "",
+            f"The data were downloaded from a local mirror ({mirror}) standing in for "
+            "the publishers"
+            + (f": {note}." if note else "."),
+        ]
     return "\n".join([*lines, ":::", ""])
 
 
@@ -344,14 +471,25 @@ def package_versions() -> pd.DataFrame:
 
 
 def status_page(status: pd.DataFrame, versions: pd.DataFrame) -> str:
-    """Markdown of the book's status page: each chapter's profile, data, execution time and the package versions."""
+    """Markdown of the book's status page: each chapter's profile, data, execution
+    time and the package versions."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Status of this build", "",
-             f"Every chapter was executed from scratch with papermill when this book was built ({when}). "
-             "Each chapter's profile, the data it read, its run time, and the versions of the key packages:",
-             "", "| chapter | profile | data read | status | seconds |", "|---|---|---|---|---|"]
-    lines += [f"| {row.notebook} | {row.profile} | {_data_names(row.data)} | {row.status} | {row.seconds} |"
-              for row in status.itertuples()]
+    lines = [
+        "# Status of this build",
+        "",
+        "Every chapter was executed from scratch with papermill when this book was "
+        f"built ({when}). "
+        "Each chapter's profile, the data it read, its run time, and the versions of "
+        "the key packages:",
+        "",
+        "| chapter | profile | data read | status | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row.notebook} | {row.profile} | {_data_names(row.data)} | {row.status} | "
+        f"{row.seconds} |"
+        for row in status.itertuples()
+    ]
     lines += ["", "| package | version |", "|---|---|"]
     lines += [f"| {row.package} | {row.version} |" for row in versions.itertuples()]
     return "\n".join(lines) + "\n"
@@ -362,8 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
     parser.add_argument("--out", default="_build/book_src", help="staging folder for the book build")
     parser.add_argument("--only", nargs="*", help="notebook names (e.g. 01_data) to run; default: all")
-    parser.add_argument("--executed-dir", type=Path, default=None,
-                        help="take notebooks executed elsewhere from here (those with a build record)")
+    parser.add_argument(
+        "--executed-dir",
+        type=Path,
+        default=None,
+        help="take notebooks executed elsewhere from here (those with a build record)",
+    )
     args = parser.parse_args(argv)
     root = book_root()
     out = (root / args.out).resolve()
@@ -372,14 +514,19 @@ def main(argv: list[str] | None = None) -> int:
     results = root / "_build" / "results"
     results.mkdir(parents=True, exist_ok=True)
     status.drop(columns="data").to_csv(results / "status.csv", index=False)
-    (results / "executed.json").write_text(json.dumps(status.to_dict(orient="records"), indent=1))
+    (results / "executed.json").write_text(
+        json.dumps(status.to_dict(orient="records"), indent=1)
+    )
     versions = package_versions()
     versions.to_csv(results / "versions.csv", index=False)
     (out / "status.md").write_text(status_page(status, versions))
     index = out / f"{toc_files(root)[0]}.md"
     if index.exists():
-        index.write_text(_insert_after_title(index.read_text(), front_page_label(status, args.profile,
-                                                                                  _commit(root))))
+        index.write_text(
+            _insert_after_title(
+                index.read_text(), front_page_label(status, args.profile, _commit(root))
+            )
+        )
     print(status.drop(columns="data").to_string(index=False))
     failed = status[status["status"] != "ok"]
     if len(failed):

@@ -408,8 +408,13 @@ return {text: label.innerText, top: box.top + window.scrollY, height: box.height
 
 
 def test_front_page_and_every_chapter_say_what_they_were_executed_on(browser):
-    """The build's note (helpers.execute) right under each page's title: profile, data and their checksums."""
-    pages = [p for p in book_pages() if p.name == "index.html" or p.parent.name == "notebooks"]
+    """The build's note (helpers.execute) right under each page's title: profile, data
+    and their checksums."""
+    pages = [
+        p
+        for p in book_pages()
+        if p.name == "index.html" or p.parent.name == "notebooks"
+    ]
     problems = []
     with serve(HTML) as base:
         for page in pages:
@@ -417,12 +422,24 @@ def test_front_page_and_every_chapter_say_what_they_were_executed_on(browser):
             browser.get(f"{base}/{relative}")
             found = browser.execute_script(BUILD_LABEL)
             if not found:
-                problems.append(f"{relative}: no note saying which profile and data the page was executed on")
+                problems.append(
+                    f"{relative}: no note saying which profile and data the page was "
+                    "executed on"
+                )
                 continue
             if found["height"] <= 0 or "profile" not in found["text"]:
-                problems.append(f"{relative}: the build note is empty or hidden: {found['text'][:80]!r}")
+                problems.append(
+                    f"{relative}: the build note is empty or hidden: "
+                    f"{found['text'][:80]!r}"
+                )
             if found["h2"] is not None and found["top"] > found["h2"]:
-                problems.append(f"{relative}: the build note is not in the page's first lines (below the first section)")
+                problems.append(
+                    f"{relative}: the build note is not in the page's first lines "
+                    "(below the first section)"
+                )
             if page.parent.name == "notebooks" and "Data it read" not in found["text"]:
-                problems.append(f"{relative}: the build note does not list the data the chapter read")
+                problems.append(
+                    f"{relative}: the build note does not list the data the chapter "
+                    "read"
+                )
     assert not problems, "\n".join(problems)

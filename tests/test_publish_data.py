@@ -1,5 +1,6 @@
-"""The registry behind a local mirror ($PERTURBBOOK_MIRROR), and the weekly check that every registry address
-still answers with the registered file (``python -m helpers.data check-urls``), offline against an HTTP
+"""The registry behind a local mirror ($PERTURBBOOK_MIRROR), and the weekly check that
+every registry address still answers with the registered file (``python -m helpers.data
+check-urls``), offline against an HTTP
 server on 127.0.0.1 laid out like the publishers (helpers.mirror)."""
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ def _zip(path: Path, member: str, payload: bytes) -> Path:
 
 @pytest.fixture()
 def publishers(tmp_path, monkeypatch):
-    """A registry of four files at figshare-, Dataverse- and GitHub-style addresses, and a mirror of them."""
+    """A registry of four files at figshare-, Dataverse- and GitHub-style addresses,
+    and a mirror of them."""
     files = tmp_path / "files"
     files.mkdir()
-    good = _zip(files / "good.zip", "good/perturb_processed.h5ad", b"\x89HDF\r\n\x1a\n" + b"1" * 5000)
-    dv = _zip(files / "dv.zip", "dv/perturb_processed.h5ad", b"\x89HDF\r\n\x1a\n" + b"2" * 7000)
+    good = _zip(
+        files / "good.zip",
+        "good/perturb_processed.h5ad",
+        b"\x89HDF\r\n\x1a\n" + b"1" * 5000,
+    )
+    dv = _zip(
+        files / "dv.zip",
+        "dv/perturb_processed.h5ad",
+        b"\x89HDF\r\n\x1a\n" + b"2" * 7000,
+    )
     sized = _zip(files / "sized.zip", "x.txt", b"3" * 300)
     sha = hashlib.sha256(good.read_bytes()).hexdigest()
     registry_text = f"""
@@ -60,8 +70,10 @@ format = "zip"
     registry_file.write_text(registry_text)
     monkeypatch.setenv(data.REGISTRY_ENV, str(registry_file))
     monkeypatch.delenv(data.MIRROR_ENV, raising=False)
-    root = mirror.build_mirror(tmp_path / "mirror", {"good_figshare": good, "dataverse_md5": dv,
-                                                      "wrong_size": sized})
+    root = mirror.build_mirror(
+        tmp_path / "mirror",
+        {"good_figshare": good, "dataverse_md5": dv, "wrong_size": sized},
+    )
     server, url = mirror.serve(root)
     monkeypatch.setenv(data.MIRROR_ENV, url)
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
@@ -70,10 +82,16 @@ format = "zip"
 
 
 def test_mirror_keeps_the_publishers_host_and_path():
-    assert (data.mirrored("https://figshare.com/ndownloader/files/44477939", "http://127.0.0.1:8000/")
-            == "http://127.0.0.1:8000/figshare.com/ndownloader/files/44477939")
-    assert data.mirrored("https://dataverse.harvard.edu/api/files/6154020", "") == \
-        "https://dataverse.harvard.edu/api/files/6154020"
+    assert (
+        data.mirrored(
+            "https://figshare.com/ndownloader/files/44477939", "http://127.0.0.1:8000/"
+        )
+        == "http://127.0.0.1:8000/figshare.com/ndownloader/files/44477939"
+    )
+    assert (
+        data.mirrored("https://dataverse.harvard.edu/api/files/6154020", "")
+        == "https://dataverse.harvard.edu/api/files/6154020"
+    )
     with pytest.raises(data.DataError, match="PERTURBBOOK_MIRROR"):
         data.mirrored("https://figshare.com/x", "127.0.0.1:8000")
 
@@ -81,22 +99,37 @@ def test_mirror_keeps_the_publishers_host_and_path():
 def test_registry_addresses_follow_the_mirror(monkeypatch):
     monkeypatch.setenv(data.MIRROR_ENV, "http://127.0.0.1:9")
     entry = data.load_registry()["norman2019_gears"]
-    assert entry.url == "http://127.0.0.1:9/dataverse.harvard.edu/api/access/datafile/6154020"
-    assert entry.checksum_api == "http://127.0.0.1:9/dataverse.harvard.edu/api/files/6154020"
+    assert (
+        entry.url
+        == "http://127.0.0.1:9/dataverse.harvard.edu/api/access/datafile/6154020"
+    )
+    assert (
+        entry.checksum_api
+        == "http://127.0.0.1:9/dataverse.harvard.edu/api/files/6154020"
+    )
 
 
 def test_the_dataverse_metadata_document_is_what_publisher_md5_reads(publishers):
-    doc = json.loads((publishers["root"] / "dataverse.harvard.edu/api/files/222").read_text())
+    doc = json.loads(
+        (publishers["root"] / "dataverse.harvard.edu/api/files/222").read_text()
+    )
     assert doc["data"]["dataFile"]["checksum"]["type"] == "MD5"
     entry = data.get_entry("dataverse_md5")
-    assert data.publisher_md5(entry) == hashlib.md5(publishers["dv"].read_bytes()).hexdigest()
+    assert (
+        data.publisher_md5(entry)
+        == hashlib.md5(publishers["dv"].read_bytes()).hexdigest()
+    )
 
 
-def test_fetch_through_the_mirror_into_an_empty_cache_logs_what_was_read(publishers, tmp_path, monkeypatch):
+def test_fetch_through_the_mirror_into_an_empty_cache_logs_what_was_read(
+    publishers, tmp_path, monkeypatch
+):
     log = tmp_path / "usage.jsonl"
     monkeypatch.setenv(data.USAGE_LOG_ENV, str(log))
     path = data.fetch("dataverse_md5", progressbar=False)
-    assert path.name == "perturb_processed.h5ad" and path.read_bytes().startswith(b"\x89HDF")
+    assert path.name == "perturb_processed.h5ad" and path.read_bytes().startswith(
+        b"\x89HDF"
+    )
     record = json.loads(log.read_text().splitlines()[0])
     assert record["name"] == "dataverse_md5"
     assert record["sha256"] == hashlib.sha256(publishers["dv"].read_bytes()).hexdigest()
@@ -117,8 +150,11 @@ def test_check_urls_names_every_dataset_that_moved_or_changed(publishers, capsys
 
 
 def test_check_urls_catches_a_changed_file_behind_the_same_address(publishers, capsys):
-    target = mirror.mirror_path(publishers["root"], "https://figshare.com/ndownloader/files/111")
-    target.unlink()  # the mirror hard-links: replace the file, do not write through the link
+    target = mirror.mirror_path(
+        publishers["root"], "https://figshare.com/ndownloader/files/111"
+    )
+    # the mirror hard-links: replace the file, do not write through the link
+    target.unlink()
     _zip(target, "good/perturb_processed.h5ad", b"\x89HDF\r\n\x1a\n" + b"X" * 5000)
     assert data.main(["check-urls", "good_figshare"]) == 1
     assert "sha256" in capsys.readouterr().out
