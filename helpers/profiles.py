@@ -48,7 +48,7 @@ NO_PAPER_PROFILE = {"08_beyond_the_paper": "this chapter has no paper profile ye
 #: workflow runs them on a GPU runner where one is named).
 GPU_CHAPTERS = ("04_foundation_models",)
 #: the paper profile's parameter naming the released scGPT_human folder, per chapter,
-#: and whether the chapter requires it; a build passes ``$PERTURBBOOK_SCGPT_CHECKPOINT``.
+#: and whether the chapter requires it (a build passes $PERTURBBOOK_SCGPT_CHECKPOINT).
 PAPER_CHECKPOINT_PARAMETERS = {
     "04_foundation_models": ("checkpoint_dir", True),
     "05_embeddings": ("scgpt_checkpoint", True),
