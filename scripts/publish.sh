@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
-# The steps of the publishing workflows (.github/workflows/publish.yml and weekly.yml), one per argument, so
-# that what runs on GitHub is a repository script that runs the same way here:
-#   gpu-chapter  chapter 4 on the paper profile alone (the GPU job); the executed copy goes to _build/gpu/
-#   site         the paper-profile site (command 1 with PROFILE=paper; chapter 4 taken from _build/gpu/ if the
-#                GPU job ran), then `pdf` and `downloads`
+# The steps of the publishing workflows (.github/workflows/publish.yml, weekly.yml), one
+# per argument, so that what runs on GitHub is a repository script that runs here too:
+#   gpu-chapter  chapter 4 alone on the paper profile (the GPU job) -> _build/gpu/
+#   site         the paper-profile site (command 1 with PROFILE=paper; chapter 4 taken
+#                from _build/gpu/ if the GPU job ran), then `pdf` and `downloads`
 #   paper        command 1 with PROFILE=paper (the weekly end-to-end run)
-#   pdf          the book as a PDF with Jupyter Book's LaTeX builder (pdflatex builder, XeLaTeX engine)
-#   downloads    _build/downloads/: the PDF and the executed notebooks (zip), also served at <site>/downloads/
-#   linkcheck    Sphinx's linkcheck builder on the executed book: fails listing each broken external link
-#   check-urls   every registry address still answers with the registered size and checksum (helpers.data)
+#   pdf          the book as a PDF: Jupyter Book's pdflatex builder, XeLaTeX engine
+#   downloads    _build/downloads/: the PDF and the executed notebooks (zip), also
+#                served at <site>/downloads/
+#   linkcheck    Sphinx's linkcheck builder on the executed book: fails, listing each
+#                broken external link
+#   check-urls   every registry address still answers with the registered size and
+#                checksum (python -m helpers.data check-urls)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 step="${1:-}"
 
-# apt-get as root, or through sudo without a password (GitHub's hosted runners); nothing otherwise.
+# apt-get as root, or through sudo without a password (GitHub's hosted runners).
 apt_install() {
   local run=()
   if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then run=(sudo -n); else return 1; fi
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      run=(sudo -n)
+    else
+      return 1
+    fi
   fi
   "${run[@]}" apt-get update -qq >/dev/null && \
-    DEBIAN_FRONTEND=noninteractive "${run[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${run[@]}" apt-get install -y -qq \
+      --no-install-recommends "$@" >/dev/null
+}
+
+need_book() {
+  if [ ! -d _build/book_src ]; then
+    echo "error: no executed book in _build/book_src; run command 1 first" >&2
+    exit 1
+  fi
 }
 
 case "$step" in
@@ -40,47 +55,59 @@ case "$step" in
     PROFILE=paper bash scripts/build_book.sh
     ;;
   pdf)
-    [ -d _build/book_src ] || { echo "error: no executed book in _build/book_src; run command 1 first" >&2; exit 1; }
-    # Jupyter Book's pdflatex builder (Sphinx's LaTeX writer + latexmk with XeLaTeX) needs only Debian/Ubuntu
-    # packages, installed by apt; the pdfhtml builder would need pyppeteer, which downloads its own Chromium
-    # build from Google's storage at first use (not pinned, not in requirements.txt).
-    if ! command -v latexmk >/dev/null 2>&1 || ! command -v xelatex >/dev/null 2>&1; then
-      echo "[pdf] installing TeX Live (latexmk, XeLaTeX, the fonts and xindy Sphinx's LaTeX uses) with apt-get"
-      apt_install latexmk texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
-        texlive-plain-generic fonts-freefont-otf tex-gyre xindy \
-        || { echo "error: latexmk and xelatex are needed for the PDF (apt-get install latexmk texlive-xetex" \
-                  "texlive-latex-extra fonts-freefont-otf xindy)" >&2; exit 1; }
+    need_book
+    # Jupyter Book's pdflatex builder (Sphinx's LaTeX writer + latexmk, XeLaTeX per
+    # _config.yml) needs only Debian/Ubuntu packages, installed by apt; the pdfhtml
+    # builder would need pyppeteer, which downloads its own Chromium build from Google's
+    # storage at first use (not pinned, not in requirements.txt).
+    if ! command -v latexmk >/dev/null 2>&1 \
+       || ! command -v xelatex >/dev/null 2>&1; then
+      echo "[pdf] installing TeX Live (latexmk, XeLaTeX, fonts, xindy) with apt-get"
+      apt_install latexmk texlive-xetex texlive-latex-recommended texlive-latex-extra \
+        texlive-fonts-recommended texlive-plain-generic fonts-freefont-otf tex-gyre \
+        xindy \
+        || { echo "error: latexmk and xelatex are needed for the PDF (apt-get install" \
+                  "latexmk texlive-xetex texlive-latex-extra fonts-freefont-otf" \
+                  "xindy)" >&2
+             exit 1; }
     fi
     rm -rf _build/jb/_build/latex
-    "$VENV/bin/jupyter-book" build _build/book_src --builder pdflatex --path-output _build/jb
-    pdf="$(ls _build/jb/_build/latex/*.pdf | head -n 1)"
-    echo "[pdf] done: $pdf"
+    "$VENV/bin/jupyter-book" build _build/book_src --builder pdflatex \
+      --path-output _build/jb
+    echo "[pdf] done: _build/jb/_build/latex/perturbation-book.pdf"
     ;;
   downloads)
     rm -rf _build/downloads && mkdir -p _build/downloads
-    cp "$(ls _build/jb/_build/latex/*.pdf | head -n 1)" _build/downloads/perturbation-book.pdf
-    "$VENV/bin/python" -c "import shutil; shutil.make_archive('_build/downloads/executed-notebooks', 'zip', \
-      '_build/book_src', 'notebooks')"
+    cp _build/jb/_build/latex/perturbation-book.pdf _build/downloads/
+    "$VENV/bin/python" -c "import shutil; shutil.make_archive(
+      '_build/downloads/executed-notebooks', 'zip', '_build/book_src', 'notebooks')"
     cp _build/results/status.csv _build/downloads/status.csv
     mkdir -p _build/html/downloads && cp _build/downloads/* _build/html/downloads/
     ls -l _build/downloads
     ;;
   linkcheck)
-    [ -d _build/book_src ] || { echo "error: no executed book in _build/book_src; run command 1 first" >&2; exit 1; }
+    need_book
     rm -rf _build/jb/_build/linkcheck
-    "$VENV/bin/jupyter-book" build _build/book_src --builder linkcheck --path-output _build/jb || true
-    "$VENV/bin/python" -m helpers.publish linkcheck-report _build/jb/_build/linkcheck/output.json
+    "$VENV/bin/jupyter-book" build _build/book_src --builder linkcheck \
+      --path-output _build/jb || true  # the report below decides, naming each link
+    "$VENV/bin/python" -m helpers.publish linkcheck-report \
+      _build/jb/_build/linkcheck/output.json
     ;;
   check-urls)
-    # a small environment: helpers.data needs only these of requirements.txt's exact pins
+    # a small environment: helpers.data needs only these of requirements.txt's exact
+    # pins
     if [ ! -x .venv-urls/bin/python ]; then
       python3.11 -m venv .venv-urls
-      .venv-urls/bin/pip install --quiet $(grep -E '^(pandas|numpy|python-dateutil|pytz|tzdata|six|requests|urllib3|idna|certifi|charset-normalizer|pooch|platformdirs|packaging|tqdm)==' requirements.txt)
+      pins="pandas|numpy|python-dateutil|pytz|tzdata|six|requests|urllib3|idna|certifi"
+      pins="$pins|charset-normalizer|pooch|platformdirs|packaging|tqdm"
+      # shellcheck disable=SC2046
+      .venv-urls/bin/pip install --quiet $(grep -E "^($pins)==" requirements.txt)
     fi
     .venv-urls/bin/python -m helpers.data check-urls
     ;;
   *)
-    echo "usage: bash scripts/publish.sh gpu-chapter|site|paper|pdf|downloads|linkcheck|check-urls" >&2
+    echo "usage: bash scripts/publish.sh" \
+         "gpu-chapter|site|paper|pdf|downloads|linkcheck|check-urls" >&2
     exit 2
     ;;
 esac
