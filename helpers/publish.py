@@ -49,19 +49,21 @@ CLONE = re.compile(r'url = \\?"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)
 
 
 def repository(root: Path | None = None) -> tuple[str, str, str]:
-    """(owner, name, branch) of the book's repository, from ``_config.yml``."""
+    """(owner, name, branch) of the book's repository: the address that
+    :func:`helpers.colab.repository_url` reads from ``_config.yml``, and its branch."""
+    from .colab import repository_url
+
     root = root or book_root()
-    config = yaml.safe_load((root / "_config.yml").read_text())
-    repo = config.get("repository") or {}
-    match = re.fullmatch(
-        r"https://github\.com/([\w.-]+)/([\w.-]+?)/?", str(repo.get("url", ""))
-    )
+    url = repository_url(root)
+    match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)/?", url)
     if not match:
         raise ValueError(
             f"_config.yml: repository.url must be https://github.com/<owner>/<name>, "
-            f"not {repo.get('url')!r}"
+            f"not {url!r}"
         )
-    return match.group(1), match.group(2), str(repo.get("branch", "main"))
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    branch = str((config.get("repository") or {}).get("branch", "main"))
+    return match.group(1), match.group(2), branch
 
 
 def _files(root: Path) -> list[Path]:
