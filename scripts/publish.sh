@@ -63,9 +63,10 @@ case "$step" in
     if ! command -v latexmk >/dev/null 2>&1 \
        || ! command -v xelatex >/dev/null 2>&1; then
       echo "[pdf] installing TeX Live (latexmk, XeLaTeX, fonts, xindy) with apt-get"
+      # texlive-fonts-extra: bbm.sty, which sphinx-jupyterbook-latex loads (found by running it)
       apt_install latexmk texlive-xetex texlive-latex-recommended texlive-latex-extra \
-        texlive-fonts-recommended texlive-plain-generic fonts-freefont-otf tex-gyre \
-        xindy \
+        texlive-fonts-recommended texlive-fonts-extra texlive-plain-generic \
+        fonts-freefont-otf tex-gyre xindy \
         || { echo "error: latexmk and xelatex are needed for the PDF (apt-get install" \
                   "latexmk texlive-xetex texlive-latex-extra fonts-freefont-otf" \
                   "xindy)" >&2
