@@ -195,9 +195,11 @@ def main() -> int:
         "helpers.standins: the real files' layouts and condition lists, random values) "
         "of the paper's datasets, so this "
         "page's numbers mean nothing",
-        MPLBACKEND="Agg",
     )
-    env.pop("PERTURBBOOK_USAGE_LOG", None)
+    # as a reader's build: figures through the kernel's inline backend (an MPLBACKEND
+    # set here would reach the kernels and drop every figure from the pages)
+    for key in ("PERTURBBOOK_USAGE_LOG", "MPLBACKEND"):
+        env.pop(key, None)
     failed = False
     try:
         if args.stage == "data":
