@@ -88,11 +88,12 @@ case "$step" in
     ;;
   linkcheck)
     need_book
-    rm -rf _build/jb/_build/linkcheck
+    # Jupyter Book writes the linkcheck builder's output.json into _build/jb/_build/html
+    rm -f _build/jb/_build/html/output.json
     "$VENV/bin/jupyter-book" build _build/book_src --builder linkcheck \
       --path-output _build/jb || true  # the report below decides, naming each link
     "$VENV/bin/python" -m helpers.publish linkcheck-report \
-      _build/jb/_build/linkcheck/output.json
+      _build/jb/_build/html/output.json
     ;;
   check-urls)
     # a small environment: helpers.data needs only these of requirements.txt's exact
