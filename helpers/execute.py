@@ -1,36 +1,27 @@
 """Execute the chapters with papermill and stage the executed copies for the book build.
 
 ``python -m helpers.execute --profile quick`` runs every notebook listed in ``_toc.yml``
-(in
-order) with ``profile`` injected into its ``parameters`` cell, writes the executed
-copies next to
-copies of the book's pages in ``_build/book_src/`` (which ``jupyter-book build`` then
-renders
-with execution switched off), and records each chapter's run time and status in
-``_build/results/status.csv`` and the package versions in
-``_build/results/versions.csv``.
-It exits non-zero if any notebook fails; the other notebooks still run.
+(in order) with ``profile`` injected into its ``parameters`` cell, writes the executed
+copies next to copies of the book's pages in ``_build/book_src/`` (which ``jupyter-book
+build`` then renders with execution switched off), and records each chapter's run time
+and status in ``_build/results/status.csv`` and the package versions in
+``_build/results/versions.csv``. It exits non-zero if any notebook fails; the other
+notebooks still run.
 
 Every page says, in its first lines, what it was executed on, read from the build: the
-profile each
-chapter actually ran with (and why, where a paper build ran a chapter on the quick
-profile: no paper
-profile yet, no GPU, no scGPT_human folder), the data it read (each
-:func:`helpers.data.fetch` and the
-simulator log what they read to ``$PERTURBBOOK_USAGE_LOG``; name, file, sha256, address)
-and the commit.
-The front page gets the whole build's table; the same record is kept in the notebook's
-metadata
+profile each chapter actually ran with (and why, where a paper build ran a chapter on
+the quick profile: no paper profile yet, no GPU, no scGPT_human folder), the data it
+read (each :func:`helpers.data.fetch` and the simulator log what they read to
+``$PERTURBBOOK_USAGE_LOG``; name, file, sha256, address) and the commit. The front page
+gets the whole build's table; the same record is kept in the notebook's metadata
 (``perturbbook.build``) and in ``_build/results/executed.json``.
 
 A paper build (``--profile paper``) plans each chapter (:func:`plan_chapters`): chapters
-without a paper profile
-(:data:`helpers.profiles.NO_PAPER_PROFILE`), GPU chapters on a machine without CUDA
-(:data:`helpers.profiles.GPU_CHAPTERS`) and chapters whose paper profile needs the
-scGPT_human folder when
-``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset run on the quick profile and say so;
-``--executed-dir`` takes
-chapters executed elsewhere (the publish workflow's GPU job) with their own record.
+without a paper profile (:data:`helpers.profiles.NO_PAPER_PROFILE`), GPU chapters on a
+machine without CUDA (:data:`helpers.profiles.GPU_CHAPTERS`) and chapters whose paper
+profile needs the scGPT_human folder when ``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset run
+on the quick profile and say so; ``--executed-dir`` takes chapters executed elsewhere
+(the publish workflow's GPU job) with their own record.
 """
 
 from __future__ import annotations
@@ -63,8 +54,8 @@ __all__ = [
 
 LABEL_KEY = "perturbbook"
 CHECKPOINT_ENV = "PERTURBBOOK_SCGPT_CHECKPOINT"
-# : what a local mirror serves, said on every page built from it
-# (scripts/rehearse_publish.sh: stand-ins)
+#: what a local mirror serves, said on every page built from it
+#: (scripts/rehearse_publish.sh: stand-ins)
 MIRROR_NOTE_ENV = "PERTURBBOOK_MIRROR_NOTE"
 
 PAGE_SUFFIXES = (".md", ".ipynb")
@@ -153,13 +144,10 @@ def plan_chapters(
     and extra parameters.
 
     The quick profile runs every chapter as it is. The paper profile runs each chapter
-    on the paper profile
-    except, on the quick profile and saying why: chapters without one
-    (``profiles.NO_PAPER_PROFILE``), GPU
-    chapters where CUDA is missing (``gpu``; default: ask torch), chapters whose paper
-    profile requires the
-    scGPT_human folder when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``)
-    is not given.
+    on the paper profile except, on the quick profile and saying why: chapters without
+    one (``profiles.NO_PAPER_PROFILE``), GPU chapters where CUDA is missing (``gpu``;
+    default: ask torch), chapters whose paper profile requires the scGPT_human folder
+    when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``) is not given.
     """
     from . import profiles
 
@@ -313,9 +301,8 @@ def execute_notebooks(
     plans: dict[str, dict] | None = None,
 ) -> pd.DataFrame:
     """Run each notebook with papermill into ``out`` (same relative path), each
-    labelled with what it ran on;
-    return the status table. Notebooks found in ``executed_dir`` with a build record are
-    taken as they are.
+    labelled with what it ran on; return the status table. Notebooks found in
+    ``executed_dir`` with a build record are taken as they are.
     """
     import papermill as pm
 
