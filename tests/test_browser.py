@@ -396,7 +396,8 @@ def test_overflowing_code_cell_is_reported(browser, book_copy, intact):
 
 
 BUILD_LABEL = """
-const main = document.querySelector('main') || document.body;
+const main = document.querySelector('article.bd-article') || document.querySelector('main')
+             || document.body;  // the page's text, not the side bars ("Contents" is an h2)
 const label = main.querySelector('.perturbbook-build');
 if (!label) return null;
 const h1 = main.querySelector('h1'), h2 = main.querySelector('h2');
