@@ -17,6 +17,23 @@ same checks: ``python -m helpers.data seed ../shared``.
 
 The cache directory is ``$PERTURBBOOK_CACHE`` if set, otherwise the user's cache directory
 (``~/.cache/perturbbook`` on Linux).
+
+A local mirror (``$PERTURBBOOK_MIRROR``, e.g. ``http://127.0.0.1:8000``) replaces the
+scheme and host of every registry address and keeps the publisher's host and path under
+it: figshare's ``https://figshare.com/ndownloader/files/44477939`` is read from
+``$PERTURBBOOK_MIRROR/figshare.com/ndownloader/files/44477939``, Dataverse's metadata
+``https://dataverse.harvard.edu/api/files/6154020`` from
+``$PERTURBBOOK_MIRROR/dataverse.harvard.edu/api/files/6154020``. The checks are the
+same.
+
+``python -m helpers.data check-urls`` streams every registry address (hashing it, not
+storing it) and fails, naming each dataset, where an address no longer answers, or
+answers with another size or checksum than the registry (or the publisher's metadata,
+or the hash recorded at the first download).
+
+Where ``$PERTURBBOOK_USAGE_LOG`` names a file, every :func:`fetch` (and the simulator,
+through :func:`record_use`) appends one JSON line saying what was read;
+``helpers.execute`` uses it to label each executed page with the data it ran on.
 """
 
 from __future__ import annotations
@@ -49,10 +66,15 @@ __all__ = [
     "check_format",
     "publisher_md5",
     "BROWSER_USER_AGENT",
+    "mirrored",
+    "record_use",
+    "check_urls",
 ]
 
 CACHE_ENV = "PERTURBBOOK_CACHE"
 REGISTRY_ENV = "PERTURBBOOK_REGISTRY"
+MIRROR_ENV = "PERTURBBOOK_MIRROR"
+USAGE_LOG_ENV = "PERTURBBOOK_USAGE_LOG"
 RECORDED_HASHES = "recorded_hashes.json"
 # figshare and Dataverse answer many scripted clients with 403 or an HTML challenge page
 # (googlecolab/colabtools#4601); a browser-like User-Agent avoids part of it.
@@ -132,8 +154,42 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEn
             )
         spec = dict(spec)
         spec["seed_names"] = tuple(spec.get("seed_names", ()))
+        for key in ("url", "checksum_api"):
+            if spec.get(key):
+                spec[key] = mirrored(spec[key])
         entries[name] = RegistryEntry(name=name, **spec)
     return entries
+
+
+def mirrored(url: str, mirror: str | None = None) -> str:
+    """``url`` as served by the mirror ``mirror`` (default ``$PERTURBBOOK_MIRROR``;
+    none: ``url`` itself):
+    ``https://host/path`` -> ``<mirror>/host/path``."""
+    from urllib.parse import urlsplit
+
+    mirror = os.environ.get(MIRROR_ENV, "") if mirror is None else mirror
+    if not mirror:
+        return url
+    parts = urlsplit(mirror)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DataError(
+            f"${MIRROR_ENV} is {mirror!r}: give the mirror's base address, e.g. "
+            "http://127.0.0.1:8000 "
+            f"(or unset ${MIRROR_ENV} to download from the publishers)."
+        )
+    source = urlsplit(url)
+    query = f"?{source.query}" if source.query else ""
+    return f"{mirror.rstrip('/')}/{source.netloc}{source.path}{query}"
+
+
+def record_use(name: str, **detail) -> None:
+    """Append what was read (a registry dataset, the simulator, ...) to
+    ``$PERTURBBOOK_USAGE_LOG``, if set."""
+    log = os.environ.get(USAGE_LOG_ENV)
+    if not log:
+        return
+    with open(log, "a") as fh:
+        fh.write(json.dumps({"name": name, **detail}, sort_keys=True) + "\n")
 
 
 def get_entry(name: str, registry: dict[str, RegistryEntry] | None = None) -> RegistryEntry:
@@ -191,6 +247,11 @@ def check_format(path: str | os.PathLike, fmt: str) -> None:
     """
     with open(path, "rb") as fh:
         head = fh.read(1024)
+    _check_head(head, fmt)
+
+
+def _check_head(head: bytes, fmt: str) -> None:
+    """:func:`check_format` on the first bytes of a file."""
     if head.startswith(MAGIC[fmt]):
         return
     if _looks_like_html(head):
@@ -496,6 +557,14 @@ def fetch(
                 + _how_to_seed(entry, cache)
             )
         path = _download(entry, cache, retries, progressbar)
+    if os.environ.get(USAGE_LOG_ENV):
+        record_use(
+            name,
+            kind=entry.kind,
+            filename=entry.filename,
+            url=entry.url,
+            sha256=_cached_digests(path, cache)["sha256"],
+        )
     if entry.format in ("zip", "deb") and entry.member:
         return _extract_member(entry, path, cache)
     return path
@@ -610,6 +679,104 @@ def cache_status(
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------------------
+# the registry's addresses still answer with the registered file
+
+
+def _check_url(entry: RegistryEntry, cache: Path, timeout: float) -> str:
+    """Stream ``entry.url`` (hashing, not storing it); return what was checked or
+    raise DataError."""
+    import requests
+
+    md5 = publisher_md5(entry, timeout=timeout)
+    sha256 = entry.sha256 or _recorded_hashes(cache).get(entry.name, "")
+    sha, md5_hash, size, head = hashlib.sha256(), hashlib.md5(), 0, b""
+    try:
+        with requests.get(
+            entry.url,
+            headers={"User-Agent": BROWSER_USER_AGENT},
+            stream=True,
+            timeout=timeout,
+            allow_redirects=True,
+        ) as response:
+            if response.status_code != 200:
+                raise DataError(f"HTTP {response.status_code} from {entry.url}")
+            announced = response.headers.get("Content-Length")
+            for block in response.iter_content(1 << 20):
+                if len(head) < 1024:
+                    head += block[: 1024 - len(head)]
+                sha.update(block)
+                md5_hash.update(block)
+                size += len(block)
+    except requests.exceptions.RequestException as err:
+        raise DataError(
+            f"{entry.url} did not answer ({type(err).__name__}: {err})"
+        ) from None
+    _check_head(head, entry.format)
+    if announced is not None and int(announced) != size:
+        raise DataError(
+            f"{entry.url} announced {int(announced):,} bytes but sent {size:,} (cut "
+            "off)"
+        )
+    if entry.size is not None and entry.size != size:
+        raise DataError(
+            f"size {size:,} bytes, the registry expects {entry.size:,} ({entry.url})"
+        )
+    checked = [f"{size:,} bytes"]
+    if sha256:
+        if sha.hexdigest() != sha256:
+            origin = (
+                "the registry"
+                if entry.sha256
+                else f"the first download ({RECORDED_HASHES})"
+            )
+            raise DataError(
+                f"sha256 {sha.hexdigest()}, expected {sha256} from {origin} "
+                f"({entry.url})"
+            )
+        checked.append("sha256")
+    if md5:
+        if md5_hash.hexdigest() != md5:
+            raise DataError(
+                f"MD5 {md5_hash.hexdigest()}, the publisher lists {md5} ({entry.url})"
+            )
+        checked.append("publisher MD5")
+    if not sha256 and not md5:
+        checked.append(
+            "no checksum known yet (trust on first use; fetch it once to record one)"
+        )
+    return "ok: " + ", ".join(checked)
+
+
+def check_urls(
+    names: list[str] | None = None,
+    *,
+    cache: str | os.PathLike | None = None,
+    registry: dict[str, RegistryEntry] | None = None,
+    timeout: float = 60,
+) -> pd.DataFrame:
+    """Check that every registry address (or those of ``names``) still answers with
+    the registered file.
+
+    Each file is streamed (not stored) and compared with the registry's ``size`` and
+    ``sha256``, the publisher's MD5 (``md5`` or ``checksum_api``) and, where the
+    registry has no sha256, the hash recorded at the first download in ``cache``.
+    Returns one row per dataset: dataset, url, status ("ok: ..." or
+    "FAILED: ...").
+    """
+    registry = registry if registry is not None else load_registry()
+    cache = cache_dir(cache)
+    rows = []
+    for name in names or list(registry):
+        entry = get_entry(name, registry)
+        try:
+            status = _check_url(entry, cache, timeout)
+        except DataError as err:
+            status = f"FAILED: {err}"
+        rows.append({"dataset": name, "url": entry.url, "status": status})
+    return pd.DataFrame(rows, columns=["dataset", "url", "status"])
+
+
 # --------------------------------------------------------------------------------------------
 # command line
 
@@ -622,6 +789,15 @@ def main(argv: list[str] | None = None) -> int:
     p_fetch.add_argument("names", nargs="+")
     p_seed = sub.add_parser("seed", help="copy files you already have into the cache, with the same checks")
     p_seed.add_argument("source", help="a file or a folder (searched recursively)")
+    p_check = sub.add_parser(
+        "check-urls",
+        help="check that every registry address still answers with the "
+        "registered file (size and checksums); the files are not kept",
+    )
+    p_check.add_argument("names", nargs="*", help="datasets to check (default: all)")
+    p_check.add_argument(
+        "--timeout", type=float, default=60, help="seconds per request without data"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -636,6 +812,31 @@ def main(argv: list[str] | None = None) -> int:
             print(table.to_string(index=False) if len(table) else "no registered files found")
             if table["status"].str.startswith("rejected").any():
                 return 1
+        elif args.command == "check-urls":
+            table = check_urls(args.names or None, timeout=args.timeout)
+            for row in table.itertuples():
+                print(f"{row.dataset:<45} {row.status}", flush=True)
+            failed = table[table["status"].str.startswith("FAILED")]
+            for row in failed.itertuples():
+                if (
+                    os.environ.get("GITHUB_ACTIONS") == "true"
+                ):  # an error annotation on the run's page
+                    print(
+                        "::error title=data URL check failed: "
+                        f"{row.dataset}::{row.status}"
+                    )
+                print(f"error: dataset {row.dataset!r}: {row.status}", file=sys.stderr)
+            if len(failed):
+                print(
+                    f"error: {len(failed)} of {len(table)} registry address(es) "
+                    "failed: "
+                    f"{', '.join(failed['dataset'])}",
+                    file=sys.stderr,
+                )
+                return 1
+            print(
+                f"all {len(table)} registry addresses answer with the registered files"
+            )
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

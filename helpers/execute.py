@@ -1,20 +1,39 @@
 """Execute the chapters with papermill and stage the executed copies for the book build.
 
-``python -m helpers.execute --profile quick`` runs every notebook listed in ``_toc.yml`` (in
-order) with ``profile`` injected into its ``parameters`` cell, writes the executed copies next to
-copies of the book's pages in ``_build/book_src/`` (which ``jupyter-book build`` then renders
-with execution switched off), and records each chapter's run time and status in
-``_build/results/status.csv`` and the package versions in ``_build/results/versions.csv``.
-It exits non-zero if any notebook fails; the other notebooks still run.
+``python -m helpers.execute --profile quick`` runs every notebook listed in ``_toc.yml``
+(in order) with ``profile`` injected into its ``parameters`` cell, writes the executed
+copies next to copies of the book's pages in ``_build/book_src/`` (which ``jupyter-book
+build`` then renders with execution switched off), and records each chapter's run time
+and status in ``_build/results/status.csv`` and the package versions in
+``_build/results/versions.csv``. It exits non-zero if any notebook fails; the other
+notebooks still run.
+
+Every page says, in its first lines, what it was executed on, read from the build: the
+profile each chapter actually ran with (and why, where a paper build ran a chapter on
+the quick profile: no paper profile yet, no GPU, no scGPT_human folder), the data it
+read (each :func:`helpers.data.fetch` and the simulator log what they read to
+``$PERTURBBOOK_USAGE_LOG``; name, file, sha256, address) and the commit. The front page
+gets the whole build's table; the same record is kept in the notebook's metadata
+(``perturbbook.build``) and in ``_build/results/executed.json``.
+
+A paper build (``--profile paper``) plans each chapter (:func:`plan_chapters`): chapters
+without a paper profile (:data:`helpers.profiles.NO_PAPER_PROFILE`), GPU chapters on a
+machine without CUDA (:data:`helpers.profiles.GPU_CHAPTERS`) and chapters whose paper
+profile needs the scGPT_human folder when ``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset run
+on the quick profile and say so; ``--executed-dir`` takes chapters executed elsewhere
+(the publish workflow's GPU job) with their own record.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +43,20 @@ import yaml
 
 from .results import book_root
 
-__all__ = ["toc_files", "stage_book", "execute_notebooks", "main"]
+__all__ = [
+    "toc_files",
+    "stage_book",
+    "plan_chapters",
+    "execute_notebooks",
+    "build_label",
+    "main",
+]
+
+LABEL_KEY = "perturbbook"
+CHECKPOINT_ENV = "PERTURBBOOK_SCGPT_CHECKPOINT"
+#: what a local mirror serves, said on every page built from it
+#: (scripts/rehearse_publish.sh: stand-ins)
+MIRROR_NOTE_ENV = "PERTURBBOOK_MIRROR_NOTE"
 
 PAGE_SUFFIXES = (".md", ".ipynb")
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib", "logo.png")
@@ -78,7 +110,8 @@ def stage_book(root: Path, out: Path) -> list[Path]:
     for name in BOOK_FILES:
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
-    # the chapters show the tested source with {literalinclude} ../helpers/...: the staged book needs it
+    # the chapters show the tested source with {literalinclude} ../helpers/...: the
+    # staged book needs it
     shutil.copytree(root / "helpers", out / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
     notebooks = []
     for page in toc_files(root):
@@ -92,24 +125,237 @@ def stage_book(root: Path, out: Path) -> list[Path]:
     return notebooks
 
 
-def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | None = None) -> pd.DataFrame:
-    """Run each notebook with papermill into ``out`` (same relative path); return the status table."""
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def plan_chapters(
+    stems: list[str],
+    profile: str,
+    *,
+    gpu: bool | None = None,
+    checkpoint: str | None = None,
+) -> dict[str, dict]:
+    """Per chapter: the profile it runs with, why (where it differs from ``profile``)
+    and extra parameters.
+
+    The quick profile runs every chapter as it is. The paper profile runs each chapter
+    on the paper profile except, on the quick profile and saying why: chapters without
+    one (``profiles.NO_PAPER_PROFILE``), GPU chapters where CUDA is missing (``gpu``;
+    default: ask torch), chapters whose paper profile requires the scGPT_human folder
+    when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``) is not given.
+    """
+    from . import profiles
+
+    profiles.check_profile(profile)
+    checkpoint = (
+        os.environ.get(CHECKPOINT_ENV) or None if checkpoint is None else checkpoint
+    )
+    plans = {}
+    for stem in stems:
+        plan = {"profile": profile, "reason": "", "parameters": {}}
+        if profile == "paper":
+            need = profiles.PAPER_CHECKPOINT_PARAMETERS.get(stem)
+            if stem in profiles.NO_PAPER_PROFILE:
+                plan.update(profile="quick", reason=profiles.NO_PAPER_PROFILE[stem])
+            elif stem in profiles.GPU_CHAPTERS and not (
+                _has_cuda() if gpu is None else gpu
+            ):
+                plan.update(
+                    profile="quick",
+                    reason="its paper profile needs a GPU and this build had none "
+                    "(the publish workflow runs it on the GPU runner named by the "
+                    "repository variable "
+                    "GPU_RUNNER)",
+                )
+            elif need and need[1] and not checkpoint:
+                plan.update(
+                    profile="quick",
+                    reason="its paper profile needs the released scGPT_human folder "
+                    f"and this build was given none (${CHECKPOINT_ENV})",
+                )
+            elif need and checkpoint:
+                plan["parameters"] = {need[0]: checkpoint}
+        plans[stem] = plan
+    return plans
+
+
+def _commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (
+        out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    )
+
+
+def _read_usage(log: Path) -> list[dict]:
+    """The distinct records of a usage log, in first-read order."""
+    seen, records = set(), []
+    if log.exists():
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            key = json.dumps(record, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
+    return records
+
+
+def _data_lines(data: list[dict]) -> list[str]:
+    from . import profiles
+
+    lines = []
+    for item in data:
+        if item.get("kind") == "synthetic":
+            lines.append(
+                f"- {item['detail']}: **synthetic** data from the book's simulator"
+            )
+            continue
+        label = profiles.dataset_label(item["name"])
+        lines.append(
+            f"- {label}: `{item['name']}` (`{item.get('filename', '')}`, sha256 "
+            f"`{item.get('sha256', '')[:16]}…`, from <{item.get('url', '')}>)"
+        )
+    return lines or ["- no registered dataset and no simulated data"]
+
+
+def build_label(record: dict, requested: str) -> str:
+    """The note at the top of an executed page: profile, why (if not ``requested``),
+    data, commit."""
+    profile = record["profile"]
+    title = f"Executed on the {profile} profile"
+    kind = "note"
+    if profile != requested:
+        title += f", not the {requested} profile"
+        kind = "warning"
+    text = [
+        f":::{{admonition}} {title}",
+        f":class: {kind} perturbbook-build",
+        "",
+        f"This page was executed from scratch with papermill on the **{profile}** "
+        "data profile on "
+        f"{record['executed_at']} (commit `{record['commit']}`).",
+    ]
+    if profile != requested:
+        text.append(
+            f"This build used the {requested} profile, but this chapter ran on the "
+            f"{profile} profile: "
+            f"{record['reason']}."
+        )
+    if record.get("mirror"):
+        text.append(
+            f"Its data were downloaded from a local mirror ({record['mirror']}) "
+            "standing in for the "
+            "publishers, not from the publishers themselves"
+            + (f": {record['mirror_note']}." if record.get("mirror_note") else ".")
+        )
+    text += ["", "Data it read:", "", *_data_lines(record["data"]), ":::", ""]
+    return "\n".join(text)
+
+
+def _insert_after_title(text: str, label: str) -> str:
+    lines = text.split("\n")
+    at = next((i for i, line in enumerate(lines) if line.startswith("# ")), -1) + 1
+    return "\n".join([*lines[:at], "", label, *lines[at:]])
+
+
+def _label_notebook(path: Path, record: dict, requested: str) -> None:
+    nb = json.loads(path.read_text())
+    nb["metadata"][LABEL_KEY] = {"build": record}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            source = "".join(cell["source"])
+            cell["source"] = _insert_after_title(source, build_label(record, requested))
+            break
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def _take_executed(source: Path, target: Path) -> dict | None:
+    """A copy of a chapter executed elsewhere, if it has a build record; else None."""
+    nb = json.loads(source.read_text())
+    record = nb.get("metadata", {}).get(LABEL_KEY, {}).get("build")
+    if not record:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    return record
+
+
+def execute_notebooks(
+    root: Path,
+    out: Path,
+    profile: str,
+    only: list[str] | None = None,
+    executed_dir: Path | None = None,
+    plans: dict[str, dict] | None = None,
+) -> pd.DataFrame:
+    """Run each notebook with papermill into ``out`` (same relative path), each
+    labelled with what it ran on; return the status table. Notebooks found in
+    ``executed_dir`` with a build record are taken as they are.
+    """
     import papermill as pm
 
     notebooks = stage_book(root, out)
     if only:
         notebooks = [nb for nb in notebooks if nb.stem in only]
+    plans = plans or plan_chapters([nb.stem for nb in notebooks], profile)
+    commit = _commit(root)
+    gpu = "CUDA GPU" if _has_cuda() else "no GPU"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {gpu}"
     rows = []
     for source in notebooks:
         target = out / source.relative_to(root)
+        plan = plans[source.stem]
+        done = executed_dir / source.name if executed_dir else None
+        if done is not None and done.exists():
+            record = _take_executed(done, target)
+            if record is not None:
+                print(
+                    f"[execute] {source.name}: taken from {done} ({record['profile']} "
+                    "profile, "
+                    f"{record['status']})",
+                    flush=True,
+                )
+                rows.append(
+                    {
+                        "notebook": source.stem,
+                        "profile": record["profile"],
+                        "status": record["status"],
+                        "seconds": record["seconds"],
+                        "error": record.get("error", ""),
+                        "reason": record.get("reason", ""),
+                        "data": record["data"],
+                    }
+                )
+                continue
         start = time.perf_counter()
         status, error = "ok", ""
-        print(f"[execute] {source.relative_to(root)} (profile={profile})", flush=True)
+        why = f" ({plan['reason']})" if plan["reason"] else ""
+        print(
+            f"[execute] {source.relative_to(root)} (profile={plan['profile']}{why})",
+            flush=True,
+        )
+        log = Path(tempfile.mkstemp(prefix="perturbbook-usage-", suffix=".jsonl")[1])
+        saved = os.environ.get("PERTURBBOOK_USAGE_LOG")
+        os.environ["PERTURBBOOK_USAGE_LOG"] = str(
+            log
+        )  # inherited by the kernel papermill starts
         try:
             pm.execute_notebook(
                 str(source),
                 str(target),
-                parameters={"profile": profile},
+                parameters={"profile": plan["profile"], **plan["parameters"]},
                 cwd=str(source.parent),
                 kernel_name="python3",
                 progress_bar=False,
@@ -118,12 +364,87 @@ def execute_notebooks(root: Path, out: Path, profile: str, only: list[str] | Non
         except Exception as err:  # papermill re-raises cell errors; record them and go on
             status, error = "failed", f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
             print(f"[execute] FAILED {source.name}: {err}", file=sys.stderr, flush=True)
+        finally:
+            if saved is None:
+                os.environ.pop("PERTURBBOOK_USAGE_LOG", None)
+            else:
+                os.environ["PERTURBBOOK_USAGE_LOG"] = saved
+        data = _read_usage(log)
+        log.unlink(missing_ok=True)
+        seconds = round(time.perf_counter() - start, 1)
         if target.exists():
             _hide_injected_parameters(target)
-        seconds = round(time.perf_counter() - start, 1)
+            record = {
+                "profile": plan["profile"],
+                "requested_profile": profile,
+                "reason": plan["reason"],
+                "status": status,
+                "error": error,
+                "seconds": seconds,
+                "data": data,
+                "commit": commit,
+                "executed_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "mirror": os.environ.get("PERTURBBOOK_MIRROR", ""),
+                "mirror_note": os.environ.get(MIRROR_NOTE_ENV, ""),
+                "machine": machine,
+            }
+            _label_notebook(target, record, profile)
         print(f"[execute] {source.name}: {status} in {seconds} s", flush=True)
-        rows.append({"notebook": source.stem, "profile": profile, "status": status, "seconds": seconds, "error": error})
-    return pd.DataFrame(rows, columns=["notebook", "profile", "status", "seconds", "error"])
+        rows.append(
+            {
+                "notebook": source.stem,
+                "profile": plan["profile"],
+                "status": status,
+                "seconds": seconds,
+                "error": error,
+                "reason": plan["reason"],
+                "data": data,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["notebook", "profile", "status", "seconds", "error", "reason", "data"],
+    )
+
+
+def _data_names(data: list[dict]) -> str:
+    names = [
+        ("simulator (synthetic)" if d.get("kind") == "synthetic" else d["name"])
+        for d in data
+    ]
+    return ", ".join(dict.fromkeys(names)) or "—"
+
+
+def front_page_label(status: pd.DataFrame, requested: str, commit: str) -> str:
+    """The front page's note: the build's profile and, per chapter, the profile and
+    data it ran on."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        f":::{{admonition}} This site: the {requested} profile, built {when} (commit "
+        f"`{commit}`)",
+        ":class: note perturbbook-build",
+        "",
+        "Every chapter was executed from scratch for this site. The build used the "
+        f"**{requested}** data "
+        "profile; each chapter's first lines say what it ran on, with each file's "
+        "checksum. In short:",
+        "",
+        "| chapter | profile | data read |",
+        "|---|---|---|",
+    ]
+    for row in status.itertuples():
+        profile = row.profile + (f" ({row.reason})" if row.reason else "")
+        lines.append(f"| {row.notebook} | {profile} | {_data_names(row.data)} |")
+    mirror = os.environ.get("PERTURBBOOK_MIRROR")
+    if mirror:
+        note = os.environ.get(MIRROR_NOTE_ENV)
+        lines += [
+            "",
+            f"The data were downloaded from a local mirror ({mirror}) standing in for "
+            "the publishers"
+            + (f": {note}." if note else "."),
+        ]
+    return "\n".join([*lines, ":::", ""])
 
 
 def package_versions() -> pd.DataFrame:
@@ -137,13 +458,25 @@ def package_versions() -> pd.DataFrame:
 
 
 def status_page(status: pd.DataFrame, versions: pd.DataFrame) -> str:
-    """Markdown of the book's status page: each chapter's execution time and the package versions."""
+    """Markdown of the book's status page: each chapter's profile, data, execution
+    time and the package versions."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Status of this build", "",
-             f"Every chapter was executed from scratch with papermill when this book was built ({when}), on the "
-             f"`{status['profile'].iloc[0] if len(status) else '?'}` data profile. Run times and the versions of the key "
-             "packages:", "", "| chapter | status | seconds |", "|---|---|---|"]
-    lines += [f"| {row.notebook} | {row.status} | {row.seconds} |" for row in status.itertuples()]
+    lines = [
+        "# Status of this build",
+        "",
+        "Every chapter was executed from scratch with papermill when this book was "
+        f"built ({when}). "
+        "Each chapter's profile, the data it read, its run time, and the versions of "
+        "the key packages:",
+        "",
+        "| chapter | profile | data read | status | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row.notebook} | {row.profile} | {_data_names(row.data)} | {row.status} | "
+        f"{row.seconds} |"
+        for row in status.itertuples()
+    ]
     lines += ["", "| package | version |", "|---|---|"]
     lines += [f"| {row.package} | {row.version} |" for row in versions.itertuples()]
     return "\n".join(lines) + "\n"
@@ -154,17 +487,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
     parser.add_argument("--out", default="_build/book_src", help="staging folder for the book build")
     parser.add_argument("--only", nargs="*", help="notebook names (e.g. 01_data) to run; default: all")
+    parser.add_argument(
+        "--executed-dir",
+        type=Path,
+        default=None,
+        help="take notebooks executed elsewhere from here (those with a build record)",
+    )
     args = parser.parse_args(argv)
     root = book_root()
     out = (root / args.out).resolve()
-    status = execute_notebooks(root, out, args.profile, args.only)
+    executed_dir = args.executed_dir.resolve() if args.executed_dir else None
+    status = execute_notebooks(root, out, args.profile, args.only, executed_dir)
     results = root / "_build" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    status.to_csv(results / "status.csv", index=False)
+    status.drop(columns="data").to_csv(results / "status.csv", index=False)
+    (results / "executed.json").write_text(
+        json.dumps(status.to_dict(orient="records"), indent=1)
+    )
     versions = package_versions()
     versions.to_csv(results / "versions.csv", index=False)
     (out / "status.md").write_text(status_page(status, versions))
-    print(status.to_string(index=False))
+    index = out / f"{toc_files(root)[0]}.md"
+    if index.exists():
+        index.write_text(
+            _insert_after_title(
+                index.read_text(), front_page_label(status, args.profile, _commit(root))
+            )
+        )
+    print(status.drop(columns="data").to_string(index=False))
     failed = status[status["status"] != "ok"]
     if len(failed):
         print(f"[execute] {len(failed)} notebook(s) failed: {', '.join(failed['notebook'])}", file=sys.stderr)

@@ -10,7 +10,15 @@ be provided is an error.
 
 from __future__ import annotations
 
-__all__ = ["PROFILES", "check_profile", "norman_dataset", "dataset_label"]
+__all__ = [
+    "PROFILES",
+    "NO_PAPER_PROFILE",
+    "GPU_CHAPTERS",
+    "PAPER_CHECKPOINT_PARAMETERS",
+    "check_profile",
+    "norman_dataset",
+    "dataset_label",
+]
 
 PROFILES = {
     "quick": {
@@ -29,6 +37,21 @@ PROFILES = {
         "downloads": ["norman2019", "adamson", "replogle_k562_essential", "replogle_rpe1_essential",
                       "gears_go_genes", "gears_gene2go"],
     },
+}
+
+#: chapters that have no paper profile (their ``check_profile(profile, supported=...)``
+#: says so; a test checks that the two agree): a paper build executes them on the quick
+#: profile and labels them so.
+NO_PAPER_PROFILE = {"08_beyond_the_paper": "this chapter has no paper profile yet"}
+#: chapters whose paper profile needs a GPU (README chapter table): a paper build
+#: without CUDA executes them on the quick profile and labels them so (the publish
+#: workflow runs them on a GPU runner where one is named).
+GPU_CHAPTERS = ("04_foundation_models",)
+#: the paper profile's parameter naming the released scGPT_human folder, per chapter,
+#: and whether the chapter requires it (a build passes $PERTURBBOOK_SCGPT_CHECKPOINT).
+PAPER_CHECKPOINT_PARAMETERS = {
+    "04_foundation_models": ("checkpoint_dir", True),
+    "05_embeddings": ("scgpt_checkpoint", True),
 }
 
 _LABELS = {

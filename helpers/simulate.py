@@ -247,6 +247,16 @@ def simulate_screen(
     if len(set(cell_lines)) != len(cell_lines) or not cell_lines:
         raise ValueError("cell_lines must be one or more distinct names.")
     params = dict(locals())
+    from .data import (
+        record_use,
+    )  # the build labels each page with the data it read, simulated included
+
+    record_use(
+        "simulated",
+        kind="synthetic",
+        detail="helpers.simulate.simulate_screen("
+        f"seed={seed}, cell_lines={list(cell_lines)})",
+    )
     rng = np.random.default_rng(seed)
     model = _Model(
         rng, n_genes, n_single, n_double, n_programs, effect_scale, modality,
@@ -302,6 +312,13 @@ def write_norman_scale_h5ad(
     import h5py
 
     path = Path(path)
+    from .data import record_use
+
+    record_use(
+        "simulated",
+        kind="synthetic",
+        detail=f"helpers.simulate.write_norman_scale_h5ad(seed={seed})",
+    )
     rng = np.random.default_rng(seed)
     model = _Model(rng, n_genes, n_single, n_double, 10, 0.12, "CRISPRa", 0.3, ("simK562",), 1.0)
     conditions = model.conditions["simK562"]

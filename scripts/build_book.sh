@@ -5,6 +5,12 @@
 #      with the same checks as a download; anything not seeded is downloaded from the registry's URL
 #   3. execute every chapter with papermill on the profile $PROFILE (default: quick)
 #   4. build the book from the executed copies with warnings as errors -> _build/html/index.html
+# PROFILE=paper builds the published site: the paper's data are downloaded through the registry first, and each
+# page says in its first lines which profile and data it was executed on (helpers.execute). Also read:
+#   PERTURBBOOK_MIRROR             a local mirror of the publishers (helpers.data; scripts/rehearse_publish.sh)
+#   PERTURBBOOK_SCGPT_CHECKPOINT   the released scGPT_human folder (paper profile of chapters 4 and 5)
+#   PERTURBBOOK_EXECUTED_DIR       chapters executed elsewhere (the publish workflow's GPU job), taken as they are
+#   CHAPTERS                       only execute these chapters (e.g. "04_foundation_models"), then stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-quick}"
@@ -39,6 +45,10 @@ bash scripts/make_celleval_venv.sh
 # and anndata >= 0.12.7: its own environment too (.venv-scperteval), made once.
 echo "[setup] the scPertEval environment for the parity test"
 bash scripts/make_scperteval_venv.sh
+# check-jsonschema and zizmor lint the GitHub workflows in command 2 (tests/test_workflows.py); their own
+# environment (.venv-lint), made once.
+echo "[setup] the workflow-lint environment"
+bash scripts/make_lint_venv.sh
 
 # Chromium and its WebDriver (Debian keeps chromium-driver at the same version as chromium) for the browser
 # test of command 2, driven by Selenium. Installed (or brought to Debian's current, matching versions) where
@@ -48,6 +58,10 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq >/dev/null 2>&1 || echo "[setup] apt-get update failed; installing from the current lists"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
     || echo "[setup] could not install chromium and chromium-driver; the browser test will fail and say so"
+  if ! command -v npm >/dev/null 2>&1; then  # a bare Debian image (CI's python:3.11-bookworm) has no npm
+    echo "[setup] installing npm from Debian (the book vendors MathJax from the npm registry)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null 2>&1 || echo "[setup] could not install npm"
+  fi
 fi
 
 SEED_DIR="${PERTURBBOOK_SEED_DIR:-../shared}"
@@ -62,7 +76,8 @@ fi
 # own client where there is one; elsewhere helpers.data downloads them from the Debian pool URLs in the registry.
 for entry in org_hs_eg_db:r-bioc-org.hs.eg.db go_db:r-bioc-go.db; do
   name="${entry%%:*}"; package="${entry#*:}"
-  if ! "$VENV/bin/python" -c "from helpers.data import fetch; fetch('$name', download=False)" >/dev/null 2>&1 \
+  if [ -z "${PERTURBBOOK_MIRROR:-}" ] \
+     && ! "$VENV/bin/python" -c "from helpers.data import fetch; fetch('$name', download=False)" >/dev/null 2>&1 \
      && command -v apt-get >/dev/null 2>&1; then
     echo "[data] fetching the annotation package $package with apt-get download"
     mkdir -p _build/debs
@@ -73,8 +88,27 @@ for entry in org_hs_eg_db:r-bioc-org.hs.eg.db go_db:r-bioc-go.db; do
   fi
 done
 
+if [ "$PROFILE" = paper ]; then
+  echo "[data] downloading the paper profile's datasets through the registry (verified; kept in the cache)"
+  # shellcheck disable=SC2046
+  "$VENV/bin/python" -m helpers.data fetch $("$VENV/bin/python" -c \
+    'from helpers.profiles import PROFILES; print(*PROFILES["paper"]["downloads"])')
+fi
+
 echo "[execute] running the chapters (profile=$PROFILE)"
-"$VENV/bin/python" -m helpers.execute --profile "$PROFILE" --out _build/book_src
+EXECUTE_ARGS=(--profile "$PROFILE" --out _build/book_src)
+if [ -n "${CHAPTERS:-}" ]; then
+  # shellcheck disable=SC2206
+  EXECUTE_ARGS+=(--only $CHAPTERS)
+fi
+if [ -n "${PERTURBBOOK_EXECUTED_DIR:-}" ] && [ -d "$PERTURBBOOK_EXECUTED_DIR" ]; then
+  EXECUTE_ARGS+=(--executed-dir "$PERTURBBOOK_EXECUTED_DIR")
+fi
+"$VENV/bin/python" -m helpers.execute "${EXECUTE_ARGS[@]}"
+if [ -n "${CHAPTERS:-}" ]; then
+  echo "[execute] done: $CHAPTERS in _build/book_src/notebooks (CHAPTERS is set: no book build)"
+  exit 0
+fi
 
 echo "[book] vendoring MathJax 3.2.2 from the npm registry, so that math renders without a CDN"
 if [ ! -f _build/vendor/mathjax/es5/tex-chtml.js ]; then

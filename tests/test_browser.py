@@ -499,3 +499,54 @@ def test_too_wide_figure_is_reported(browser, book_copy, intact):
     problems = _new_problems(browser, book_copy, intact)
     assert any(": figure " in p and "wider than the content column" in p
                for p in problems), problems
+
+
+BUILD_LABEL = """
+const main = document.querySelector('article.bd-article') || document.querySelector('main')
+             || document.body;  // the page's text, not the side bars ("Contents" is an h2)
+const label = main.querySelector('.perturbbook-build');
+if (!label) return null;
+const h1 = main.querySelector('h1'), h2 = main.querySelector('h2');
+const box = label.getBoundingClientRect();
+return {text: label.innerText, top: box.top + window.scrollY, height: box.height,
+        h1: h1 ? h1.getBoundingClientRect().bottom + window.scrollY : null,
+        h2: h2 ? h2.getBoundingClientRect().top + window.scrollY : null};
+"""
+
+
+def test_front_page_and_every_chapter_say_what_they_were_executed_on(browser):
+    """The build's note (helpers.execute) right under each page's title: profile, data
+    and their checksums."""
+    pages = [
+        p
+        for p in book_pages()
+        if p.name == "index.html" or p.parent.name == "notebooks"
+    ]
+    problems = []
+    with serve(HTML) as base:
+        for page in pages:
+            relative = page.relative_to(HTML).as_posix()
+            browser.get(f"{base}/{relative}")
+            found = browser.execute_script(BUILD_LABEL)
+            if not found:
+                problems.append(
+                    f"{relative}: no note saying which profile and data the page was "
+                    "executed on"
+                )
+                continue
+            if found["height"] <= 0 or "profile" not in found["text"]:
+                problems.append(
+                    f"{relative}: the build note is empty or hidden: "
+                    f"{found['text'][:80]!r}"
+                )
+            if found["h2"] is not None and found["top"] > found["h2"]:
+                problems.append(
+                    f"{relative}: the build note is not in the page's first lines "
+                    "(below the first section)"
+                )
+            if page.parent.name == "notebooks" and "Data it read" not in found["text"]:
+                problems.append(
+                    f"{relative}: the build note does not list the data the chapter "
+                    "read"
+                )
+    assert not problems, "\n".join(problems)
