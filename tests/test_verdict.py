@@ -54,6 +54,9 @@ def test_claims_by_hand(means):
     naive = table.loc[verdict.CLAIMS[2].text]  # additive above no change and mean
     # l2: 1 < min(4, 3); pearson_delta: 2 < 3 (no change has no rank there)
     assert naive["verdict"] == "holds under every metric" and naive["n_tested"] == 2
+    mean_side = table.loc[verdict.CLAIMS[4].text]  # the mean baseline above the deep models
+    # l2: mean 4 > gears 2; pearson_delta: mean 3 > gears 1
+    assert mean_side["verdict"] == "fails under every metric" and mean_side["n_tested"] == 2
     singles = verdict.conclusions(verdict.verdict(means), "single")
     assert singles["verdict"].tolist() == ["not testable here"]  # no linear model in the table
 
