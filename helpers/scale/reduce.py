@@ -174,7 +174,12 @@ class PseudobulkPlan:
         return sum(_key_name(k).startswith("_block_partial-") for k in self.graph)
 
     def compute(self, **kwargs) -> GroupMeans:
-        ids, sums, n = dask.compute(self.result, **kwargs)[0]
+        """Run the reduction (on the active Dask scheduler, or as ``kwargs`` say)."""
+        return self.finish(dask.compute(self.result, **kwargs)[0])
+
+    def finish(self, partial) -> GroupMeans:
+        """Means from the reduced ``(ids, sums, n)`` (e.g. a distributed future's result)."""
+        ids, sums, n = partial
         means = pd.DataFrame(sums / n[:, None], index=self.groups[ids], columns=self.genes)
         return GroupMeans(means=means, n_cells=pd.Series(n, index=means.index, name="n_cells"),
                           by=self.by, dataset=self.dataset)
