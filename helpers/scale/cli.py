@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .readers import DEFAULT_CHUNK_ROWS, ScaleError, open_store
-from .reduce import plan_pseudobulk
+from .reduce import check_counts, plan_pseudobulk
 
 __all__ = ["main", "build_parser"]
 
@@ -64,7 +64,9 @@ def _run(args) -> Path:
         client = connect(args.scheduler)  # before reading anything: fail fast
     screen = open_store(args.store, chunk_rows=args.chunk_rows)
     plan = plan_pseudobulk(screen, args.by, counts=args.counts, genes=genes)
-    print(f"{screen!r}; {len(plan.groups):,} groups; {plan.n_tasks:,} tasks", file=sys.stderr)
+    if args.counts:
+        check_counts(screen)
+    print(f"{screen!r}; {len(plan.groups):,} groups; {plan.n_tasks:,} tasks")
     try:
         if client is None and args.workers:
             client = local_client(args.workers)
@@ -73,12 +75,12 @@ def _run(args) -> Path:
 
             future = client.compute(plan.result)
             progress(future)
-            print(file=sys.stderr)
+            print()
             result = plan.finish(future.result())
         else:
             from dask.diagnostics import ProgressBar
 
-            with ProgressBar(out=sys.stderr):
+            with ProgressBar(out=sys.stdout):
                 result = plan.compute(scheduler="threads")
     finally:
         if client is not None:
@@ -99,5 +101,5 @@ def main(argv: list[str] | None = None) -> int:
     except ScaleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"wrote {out}")
     return 0

@@ -29,7 +29,7 @@ from ..loaders import CONTROL
 from ..pseudobulk import Pseudobulk, group_sums
 from .readers import LazyScreen, ScaleError
 
-__all__ = ["GroupMeans", "PseudobulkPlan", "plan_pseudobulk", "group_means", "pseudobulk",
+__all__ = ["check_counts", "GroupMeans", "PseudobulkPlan", "plan_pseudobulk", "group_means", "pseudobulk",
            "TARGET_SUM", "LABEL_SEP"]
 
 TARGET_SUM = 1e4
@@ -75,6 +75,12 @@ def _check_counts(values: np.ndarray, start: int) -> None:
             f"--counts needs raw counts, but X holds non-count values (e.g. {example:.4g}, rows "
             f"from {start}); drop --counts for log-normalised data."
         )
+
+
+def check_counts(screen: LazyScreen) -> None:
+    """Fail fast (before the whole reduction runs) when the first row block is not counts."""
+    first = screen.X.blocks[0].compute(scheduler="sync")
+    _check_counts(first.data if sp.issparse(first) else np.asarray(first), 0)
 
 
 def _normalise_log1p(block, target_sum: float):
@@ -239,6 +245,8 @@ def group_means(screen: LazyScreen, by="condition", *, counts: bool = False, gen
     """
     plan = plan_pseudobulk(screen, by, counts=counts, genes=genes, target_sum=target_sum,
                            split_every=split_every)
+    if counts:
+        check_counts(screen)
     return plan.compute(**compute_kwargs)
 
 

@@ -1,0 +1,248 @@
+"""helpers.scale: the Dask pseudobulk equals the book's in-memory one over every layout.
+
+Oracles: helpers.pseudobulk.pseudobulk on the AnnData in memory (itself checked against
+scanpy.get.aggregate in tests/test_pseudobulk.py) and, for ``counts=True``, scanpy's own
+normalize_total(target_sum=1e4) + log1p before it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+
+from helpers.pseudobulk import pseudobulk as pseudobulk_in_memory
+from helpers.scale import ScaleError, group_means, open_store, plan_pseudobulk, pseudobulk
+from helpers.scale.cli import main
+from helpers.scale.standins import GWPS, write_replogle_gwps_standin
+
+ROOT = Path(__file__).resolve().parents[1]
+N_CELLS, N_GENES = 1_100, 60
+
+
+def _counts(seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    X = sp.random(N_CELLS, N_GENES, density=0.15, format="csr", random_state=seed, dtype=np.float32)
+    X.data = np.floor(X.data * 20).astype(np.float32) + 1
+    X[5] = 0  # a cell without counts stays zero after normalisation
+    return sp.csr_matrix(X) if rng is not None else X
+
+
+def _adata(*, log: bool, dense: bool, shuffled: bool, seed: int = 0) -> ad.AnnData:
+    rng = np.random.default_rng(seed)
+    conditions = np.array(["ctrl"] + [f"G{i}" for i in range(1, 12)])
+    codes = np.sort(rng.integers(0, len(conditions), N_CELLS))
+    if shuffled:
+        codes = rng.permutation(codes)
+    X = _counts(seed)
+    if log:
+        a = ad.AnnData(X.copy())
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+        X = sp.csr_matrix(a.X, dtype=np.float32)
+    obs = pd.DataFrame({"condition": pd.Categorical(conditions[codes]),
+                        "plate": rng.choice(["p1", "p2", "p3"], N_CELLS)},
+                       index=[f"c{i}" for i in range(N_CELLS)])
+    var = pd.DataFrame(index=[f"g{j}" for j in range(N_GENES)])
+    return ad.AnnData(X.toarray() if dense else X, obs=obs, var=var)
+
+
+def _write(adata: ad.AnnData, path: Path) -> Path:
+    if path.suffix == ".zarr":
+        with ad.settings.override(zarr_write_format=3):
+            adata.write_zarr(path)
+    else:
+        adata.write_h5ad(path)
+    return path
+
+
+def _oracle(adata: ad.AnnData, counts: bool, by="condition") -> pd.DataFrame:
+    adata = adata.copy()
+    if counts:  # scanpy's own normalisation, then the book's in-memory pseudobulk
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+    return pseudobulk_in_memory(adata, by=by).means
+
+
+@pytest.mark.parametrize("suffix", [".h5ad", ".zarr"])
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("counts", [True, False])
+@pytest.mark.parametrize("shuffled", [False, True])
+@pytest.mark.parametrize("uneven", [False, True])
+def test_dask_pseudobulk_equals_in_memory(tmp_path, suffix, dense, counts, shuffled, uneven):
+    adata = _adata(log=not counts, dense=dense, shuffled=shuffled)
+    store = _write(adata, tmp_path / f"screen{suffix}")
+    boundaries = [37, 400, 401, 999] if uneven else None
+    screen = open_store(store, chunk_rows=150, boundaries=boundaries)
+    assert screen.sparse is not dense
+    if uneven:
+        assert len(set(screen.X.chunks[0])) > 2 and 1 in screen.X.chunks[0]
+    result = group_means(screen, "condition", counts=counts, scheduler="threads")
+    expected = _oracle(adata, counts)
+    got = result.means.loc[expected.index, expected.columns]
+    assert np.abs(got.to_numpy() - expected.to_numpy()).max() <= 1e-6
+    assert result.n_cells.loc[expected.index].tolist() == adata.obs["condition"].value_counts().loc[
+        expected.index].tolist()
+
+
+def test_several_by_columns_and_gene_subset(tmp_path):
+    adata = _adata(log=False, dense=False, shuffled=True)
+    screen = open_store(_write(adata, tmp_path / "s.zarr"), chunk_rows=200)
+    genes = ["g3", "g0", "g41"]
+    result = group_means(screen, ["condition", "plate"], counts=True, genes=genes, scheduler="sync")
+    label = adata.obs["condition"].astype(str) + "|" + adata.obs["plate"].astype(str)
+    adata.obs["both"] = pd.Categorical(label)
+    sc.pp.normalize_total(adata, target_sum=1e4)  # over ALL genes, then the subset
+    sc.pp.log1p(adata)
+    agg = sc.get.aggregate(adata, by="both", func="mean")  # scanpy as the oracle
+    expected = pd.DataFrame(agg.layers["mean"], index=agg.obs_names, columns=agg.var_names)[genes]
+    assert list(result.means.columns) == genes
+    assert np.abs(result.means.loc[expected.index].to_numpy() - expected.to_numpy()).max() <= 1e-6
+
+
+def test_processes_on_a_two_worker_local_cluster(tmp_path):
+    from helpers.scale.cluster import local_client, worker_memory
+
+    adata = _adata(log=False, dense=False, shuffled=True)
+    h5 = _write(adata, tmp_path / "s.h5ad")
+    dense = _write(_adata(log=False, dense=True, shuffled=False), tmp_path / "d.zarr")
+    client = local_client(2)
+    try:
+        assert len(client.scheduler_info()["workers"]) == 2
+        for store, data in ((h5, adata), (dense, None)):
+            data = data if data is not None else ad.read_zarr(store)
+            result = group_means(open_store(store, chunk_rows=128), "condition", counts=True)
+            expected = _oracle(data, True)
+            assert np.abs(result.means.loc[expected.index].to_numpy() - expected.to_numpy()).max() <= 1e-6
+        memory = worker_memory(client)
+        assert len(memory) == 2 and all(m > 10 * 2**20 for m in memory.values())
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+
+
+def test_no_task_receives_every_block(tmp_path):
+    screen = open_store(_write(_adata(log=True, dense=False, shuffled=True), tmp_path / "s.zarr"),
+                        chunk_rows=50)
+    plan = plan_pseudobulk(screen, "condition", split_every=4)
+    n_blocks = screen.X.numblocks[0]
+    assert n_blocks == 22 and plan.n_partials() == n_blocks
+    dsk = plan.graph
+    blocks = plan.block_keys()
+    assert blocks and blocks <= set(dsk)
+    for key in dsk:
+        deps = dask.core.get_dependencies(dsk, key)
+        assert len(deps & blocks) <= 1  # a task reads at most one row block
+        assert len(deps) <= 4 < n_blocks  # the tree's fan-in is split_every
+    # the root depends on every block only through a tree of depth log4(22) = 3
+    assert plan.fan_in().max() == 4
+
+
+def test_pseudobulk_is_the_books_and_control_is_renamed(tmp_path):
+    path = write_replogle_gwps_standin(tmp_path / "K562_gwps_raw_singlecell_01.h5ad", n_cells=900,
+                                       n_genes=50, n_perturbations=6)
+    screen = open_store(path, chunk_rows=200)
+    assert not screen.sparse and list(screen.obs.columns) == GWPS["obs"]
+    pb = pseudobulk(screen, "gene", control=GWPS["control"], counts=True, scheduler="sync")
+    assert "ctrl" in pb.conditions and GWPS["control"] not in pb.conditions
+    full = ad.read_h5ad(path)
+    full.obs["condition"] = full.obs["gene"].astype(str).replace({GWPS["control"]: "ctrl"})
+    expected = _oracle(full, True)
+    assert np.abs(pb.means.loc[expected.index].to_numpy() - expected.to_numpy()).max() <= 1e-6
+    assert pb.delta.loc["ctrl"].abs().max() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# command line: same numbers, one-line errors
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    counts = _adata(log=False, dense=False, shuffled=True)
+    logged = _adata(log=True, dense=False, shuffled=True)
+    return {"counts": _write(counts, folder / "counts.h5ad"), "log": _write(logged, folder / "log.zarr"),
+            "adata": counts, "folder": folder}
+
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_cli_writes_the_csv(stores, tmp_path):
+    out = tmp_path / "pb.csv"
+    genes = tmp_path / "genes.txt"
+    genes.write_text("g1\ng7\n")
+    assert main(["pseudobulk", str(stores["counts"]), "--by", "condition", "--out", str(out),
+                 "--counts", "--chunk-rows", "300", "--genes", str(genes)]) == 0
+    table = pd.read_csv(out, index_col=0)
+    assert list(table.columns) == ["g1", "g7", "n_cells"]
+    expected = _oracle(stores["adata"], True)[["g1", "g7"]]
+    assert np.abs(table.loc[expected.index, ["g1", "g7"]].to_numpy() - expected.to_numpy()).max() <= 1e-6
+    assert table["n_cells"].sum() == N_CELLS
+
+
+def test_cli_unknown_by_column(stores, tmp_path, capsys):
+    line = _error(capsys, ["pseudobulk", str(stores["counts"]), "--by", "drug", "--out",
+                           str(tmp_path / "x.csv")])
+    assert "obs has no column 'drug'" in line and "condition" in line
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_cli_counts_on_log_normalised_values(stores, tmp_path, capsys):
+    line = _error(capsys, ["pseudobulk", str(stores["log"]), "--by", "condition", "--counts",
+                           "--out", str(tmp_path / "x.csv")])
+    assert "--counts needs raw counts" in line and "drop --counts" in line
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_cli_file_that_is_not_anndata(tmp_path, capsys):
+    bogus = tmp_path / "table.h5ad"
+    bogus.write_text("condition,g1\nctrl,1\n")
+    line = _error(capsys, ["pseudobulk", str(bogus), "--by", "condition", "--out", str(tmp_path / "x.csv")])
+    assert "cannot be read as AnnData" in line and "not an HDF5 file" in line
+    import h5py
+
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["numbers"] = np.arange(3)
+    line = _error(capsys, ["pseudobulk", str(tmp_path / "plain.h5"), "--by", "condition",
+                           "--out", str(tmp_path / "x.csv")])
+    assert "not an AnnData .h5ad file" in line
+
+
+def test_cli_unreachable_scheduler(stores, tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = _error(capsys, ["pseudobulk", str(stores["counts"]), "--by", "condition", "--out",
+                           str(tmp_path / "x.csv"), "--scheduler", f"tcp://127.0.0.1:{port}"])
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in line
+
+
+def test_cli_as_a_process_prints_no_traceback(stores, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "helpers.scale", "pseudobulk", str(stores["counts"]),
+                          "--by", "nope", "--out", str(tmp_path / "x.csv")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "error: obs has no column 'nope'" in run.stderr
+
+
+def test_open_store_errors(tmp_path):
+    with pytest.raises(ScaleError, match="does not exist"):
+        open_store(tmp_path / "missing.h5ad")
+    with pytest.raises(ScaleError, match="chunk-rows"):
+        open_store(_write(_adata(log=True, dense=False, shuffled=False), tmp_path / "a.h5ad"),
+                   chunk_rows=0)
