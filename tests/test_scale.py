@@ -246,3 +246,92 @@ def test_open_store_errors(tmp_path):
     with pytest.raises(ScaleError, match="chunk-rows"):
         open_store(_write(_adata(log=True, dense=False, shuffled=False), tmp_path / "a.h5ad"),
                    chunk_rows=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Tahoe-100M parquet layout and the registry -> loader path
+
+
+def _tahoe_oracle(folder: Path) -> ad.AnnData:
+    """The shards read with pandas alone (explode the token lists), marker entries dropped."""
+    cells = pd.read_parquet(folder / "data")
+    genes = pd.read_parquet(folder / "metadata" / "gene_metadata.parquet")
+    column = pd.Series(np.arange(len(genes)), index=genes["token_id"])
+    long = cells[["genes", "expressions"]].reset_index(names="cell").explode(["genes", "expressions"])
+    long = long[long["expressions"].astype(float) >= 0]
+    X = sp.csr_matrix((long["expressions"].astype(float), (long["cell"].astype(int),
+                       column.loc[long["genes"].astype(int)].to_numpy())), shape=(len(cells), len(genes)))
+    obs = cells[["drug", "cell_line_id", "plate"]].astype(str)
+    return ad.AnnData(X, obs=obs.set_axis([str(i) for i in range(len(obs))]),
+                      var=pd.DataFrame(index=genes["ensembl_id"].astype(str)))
+
+
+def test_tahoe_layout_pseudobulk_by_cell_line_and_drug(tmp_path):
+    from helpers.scale.loaders import load_tahoe
+    from helpers.scale.tahoe import TAHOE, write_tahoe_standin
+
+    folder = write_tahoe_standin(tmp_path / "tahoe", n_cells=3_000, n_genes=80, n_cell_lines=3,
+                                 n_drugs=4, n_plates=2, n_shards=3, row_group_size=400)
+    first = pd.read_parquet(next((folder / "data").glob("*.parquet")))
+    assert list(first.columns) == ["genes", "expressions"] + TAHOE["obs"]
+    assert first["genes"].map(lambda g: g[0]).eq(1).all() and first["expressions"].map(lambda e: e[0]).eq(-2).all()
+    screen = load_tahoe(folder)
+    assert screen.X.numblocks[0] == sum(-(-len(pd.read_parquet(p)) // 400) for p in sorted((folder / "data").glob("*")))
+    result = group_means(screen, ["cell_line_id", "drug"], counts=True, scheduler="threads")
+    oracle = _tahoe_oracle(folder)
+    sc.pp.normalize_total(oracle, target_sum=1e4)
+    sc.pp.log1p(oracle)
+    oracle.obs["group"] = (oracle.obs["cell_line_id"] + "|" + oracle.obs["drug"]).astype("category")
+    agg = sc.get.aggregate(oracle, by="group", func="mean")
+    expected = pd.DataFrame(agg.layers["mean"], index=agg.obs_names, columns=agg.var_names)
+    assert np.abs(result.means.loc[expected.index].to_numpy() - expected.to_numpy()).max() <= 1e-6
+    pb = pseudobulk(screen, "condition", scheduler="threads", counts=True)  # drug, DMSO_TF -> ctrl
+    assert "ctrl" in pb.conditions and TAHOE["control"] not in pb.conditions
+
+
+def test_fetch_tahoe_through_the_registry_from_a_local_server(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+    from dataclasses import replace
+
+    from helpers import data
+    from helpers.scale.loaders import fetch_tahoe, load_tahoe
+    from helpers.scale.tahoe import write_tahoe_standin
+
+    served = write_tahoe_standin(tmp_path / "hub", n_cells=600, n_genes=30, n_shards=2,
+                                 row_group_size=200)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    real = data.load_registry()
+    local = dict(real)
+    local["tahoe100m_gene_metadata"] = replace(real["tahoe100m_gene_metadata"],
+                                               url=f"{base}/metadata/gene_metadata.parquet")
+    local["tahoe100m_shard"] = replace(real["tahoe100m_shard"],
+                                       url=f"{base}/data/train-00000-of-00002.parquet",
+                                       filename="tahoe100m_train-00000-of-00002.parquet")
+    monkeypatch.setattr(data, "load_registry", lambda *a, **k: local)
+    monkeypatch.setattr(data, "get_entry", lambda name, registry=None: (registry or local)[name])
+    try:
+        folder = fetch_tahoe(2, download=True, cache=tmp_path / "cache")
+        screen = load_tahoe(folder)
+        assert screen.n_obs == len(pd.read_parquet(served / "data"))
+        assert (tmp_path / "cache" / "tahoe100m_train-00001-of-00002.parquet").exists()
+    finally:
+        server.shutdown()
+
+
+def test_replogle_gwps_loader_maps_non_targeting_to_ctrl(tmp_path):
+    from helpers.scale.loaders import load_replogle_gwps
+
+    path = write_replogle_gwps_standin(tmp_path / "gw.h5ad", n_cells=500, n_genes=40, n_perturbations=5,
+                                       dense=False)
+    screen = load_replogle_gwps(path, chunk_rows=128)
+    assert screen.sparse
+    gene = screen.obs["gene"].astype(str)
+    assert ((gene == "non-targeting") == (screen.obs["condition"] == "ctrl")).all()
+    with pytest.raises(ScaleError, match="obs lacks"):
+        load_replogle_gwps(_write(_adata(log=False, dense=False, shuffled=False), tmp_path / "x.h5ad"))
