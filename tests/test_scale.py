@@ -335,3 +335,59 @@ def test_replogle_gwps_loader_maps_non_targeting_to_ctrl(tmp_path):
     assert ((gene == "non-targeting") == (screen.obs["condition"] == "ctrl")).all()
     with pytest.raises(ScaleError, match="obs lacks"):
         load_replogle_gwps(_write(_adata(log=False, dense=False, shuffled=False), tmp_path / "x.h5ad"))
+
+
+# --------------------------------------------------------------------------------------------
+# benchmark tasks on stand-ins seeded into a cache, scored by the existing CLI
+
+
+def _score_with_cli(task_name: str, tmp_path: Path, capsys) -> str:
+    from helpers.baselines import BASELINES
+    from helpers.benchmark.cli import main as bench_main
+    from helpers.benchmark.tasks import get_task
+
+    task = get_task(task_name)
+    rows = []
+    for split in task.splits:
+        pred = BASELINES["no_change"](task.training_data(split).pseudobulk, split.held_out, seed=split.seed)
+        rows.append(pred.renamed("my_model").to_long())
+    csv = tmp_path / f"{task_name}.csv"
+    pd.concat(rows).to_csv(csv, index=False)
+    assert bench_main(["--task", task_name, "--predictions", str(csv), "--no-extras",
+                       "--out", str(tmp_path / task_name)]) == 0
+    return capsys.readouterr().out
+
+
+def test_atlas_tasks_score_with_the_benchmark_cli(tmp_path, monkeypatch, capsys):
+    from helpers import data, standins
+    from helpers.benchmark import tasks
+    from helpers.scale.tahoe import write_tahoe_standin
+
+    source = tmp_path / "source"
+    standins.write_standins(source, scale="small", datasets=("replogle_rpe1_essential",))
+    rpe1 = standins.SCALES["small"]["replogle_rpe1_essential"]
+    shared = [c.split("+")[0] for c in standins.single_conditions("replogle_rpe1_essential",
+                                                                  rpe1["n_singles"]) if c != "ctrl"]
+    write_replogle_gwps_standin(source / "K562_gwps_raw_singlecell_01.h5ad", n_cells=3_000, n_genes=120,
+                                n_perturbations=40, targets=shared)
+    folder = write_tahoe_standin(tmp_path / "tahoe", n_cells=2_400, n_genes=60, n_cell_lines=3, n_drugs=4,
+                                 n_plates=1, n_shards=1, row_group_size=500)
+    (folder / "data" / "train-00000-of-00001.parquet").rename(source / "train-00000-of-03388.parquet")
+    (folder / "metadata" / "gene_metadata.parquet").rename(source / "gene_metadata.parquet")
+    cache = tmp_path / "cache"
+    data.seed_cache(source, cache=cache)
+    monkeypatch.setenv(data.CACHE_ENV, str(cache))
+    for name in ("replogle_k562_gwps_singles", "tahoe_heldout_cell_line"):
+        tasks.TASKS[name].__dict__.pop("_loaded", None)
+        tasks.TASKS[name].__dict__.pop("truth", None)
+        tasks.TASKS[name].__dict__.pop("splits", None)
+    out = _score_with_cli("replogle_k562_gwps_singles", tmp_path, capsys)
+    assert "my_model" in out and "mean" in out and "linear" in out
+    out = _score_with_cli("tahoe_heldout_cell_line", tmp_path, capsys)
+    assert "my_model" in out and "other_lines_mean" in out and "no_change" in out
+    truth = tasks.TASKS["tahoe_heldout_cell_line"].truth
+    assert truth.dataset == "tahoe100m_CVCL_1000" and set(truth.conditions) == {"ctrl", "Drug01", "Drug02",
+                                                                                  "Drug03", "Drug04"}
+    for name in ("replogle_k562_gwps_singles", "tahoe_heldout_cell_line"):
+        for attr in ("_loaded", "truth", "splits"):
+            tasks.TASKS[name].__dict__.pop(attr, None)

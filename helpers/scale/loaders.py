@@ -50,6 +50,11 @@ def load_replogle_gwps(path: str | os.PathLike | None = None, *, chunk_rows: int
     missing = [c for c in ("gene", "gem_group", "UMI_count") if c not in screen.obs]
     if missing:
         raise ScaleError(f"{path} is not the genome-wide K562 raw file: obs lacks {missing}.")
+    var = screen.meta.get("var")
+    if var is not None and "gene_name" in var:  # var index: Ensembl ids; conditions name symbols
+        from anndata.utils import make_index_unique
+
+        screen.var_names = make_index_unique(pd.Index(var["gene_name"].astype(str), name="gene"))
     return with_condition(screen, "gene", GWPS["control"])
 
 

@@ -191,7 +191,7 @@ def _read_obs_var(path: Path, kind: str):
     """obs and var_names in memory, through anndata's readers (they understand every anndata version)."""
     if kind == "h5ad":
         adata = ad.read_h5ad(path, backed="r")
-        obs, var_names = adata.obs.copy(), adata.var_names.copy()
+        obs, var = adata.obs.copy(), adata.var.copy()
         adata.file.close()
     else:
         import zarr
@@ -199,8 +199,7 @@ def _read_obs_var(path: Path, kind: str):
 
         g = zarr.open_group(str(path), mode="r")
         obs, var = read_elem(g["obs"]), read_elem(g["var"])
-        var_names = var.index
-    return obs, pd.Index(var_names.astype(str), name="gene")
+    return obs, var
 
 
 def open_store(
@@ -233,7 +232,8 @@ def open_store(
             X, sparse = _open_h5ad(path, chunk_rows, boundaries)
         else:
             X, sparse = _open_zarr(path, chunk_rows, boundaries)
-        obs, var_names = _read_obs_var(path, kind)
+        obs, var = _read_obs_var(path, kind)
+        var_names = pd.Index(var.index.astype(str), name="gene")
     except ScaleError as err:
         raise ScaleError(f"{path} cannot be read as AnnData: {err}.") from None
     except (KeyError, OSError, TypeError) as err:
@@ -246,4 +246,4 @@ def open_store(
             f"{path}: obs/var ({len(obs)} x {len(var_names)}) do not match X {X.shape}; the store is damaged."
         )
     return LazyScreen(X=X, obs=obs, var_names=var_names, path=str(path), kind=kind,
-                      sparse=sparse, dataset=dataset or path.stem)
+                      sparse=sparse, dataset=dataset or path.stem, meta={"var": var})

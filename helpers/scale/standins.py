@@ -209,24 +209,31 @@ def write_replogle_gwps_standin(
     n_gem_groups: int = 4,
     dense: bool = True,
     chunk_rows: int = 2_000,
+    targets=None,
     seed: int = 0,
 ) -> Path:
     """A stand-in of ``K562_gwps_raw_singlecell_01.h5ad`` in its layout (see :data:`GWPS`), any scale.
 
     X: raw UMI counts as float32, dense and without encoding attributes as in the real file
     (``dense=False``: a CSR X with anndata's encoding, as a re-written copy would have); obs and var
-    with the real columns as anndata-0.7 legacy dataframes. Values are synthetic.
+    with the real columns as anndata-0.7 legacy dataframes. Values are synthetic. ``targets``: gene
+    symbols to perturb (e.g. those of another stand-in screen), else ``GENE<k>`` names.
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
-    n_pert = n_perturbations + 1
+    n_pert = (n_perturbations if targets is None else min(n_perturbations, len(targets))) + 1
     baseline, effects = _log_rates(rng, n_genes, n_pert)
     cdf_flat = _cdfs(baseline, effects)
     codes = rng.integers(0, n_pert, size=n_cells)
     codes[rng.random(n_cells) < 0.08] = 0
     gene_ids = np.array([f"ENSG{900000 + g:011d}" for g in range(n_genes)], dtype=object)
     symbols = np.array([f"GENE{g}" for g in range(n_genes)], dtype=object)
-    targets = rng.choice(n_genes, size=n_perturbations, replace=False)
+    if targets is not None:
+        targets = [str(t) for t in targets][:n_perturbations]
+        n_perturbations = len(targets)
+        symbols[:n_perturbations] = targets
+    targets = rng.choice(n_genes, size=n_perturbations, replace=False) if targets is None else np.arange(
+        n_perturbations)
     gene = np.array([GWPS["control"]] + [symbols[t] for t in targets], dtype=object)[codes]
     gene_id = np.array([GWPS["control"]] + [gene_ids[t] for t in targets], dtype=object)[codes]
     transcript = np.where(gene == GWPS["control"], "non-targeting", "P1P2")
