@@ -110,16 +110,21 @@ def write_synthetic_store(
 
             import zarr
 
+            import warnings
+
             from anndata.io import write_elem
 
             shutil.rmtree(tmp, ignore_errors=True)
             root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
             root.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
-            for key in ("obs", "var", "uns"):
-                write_elem(root, key, getattr(adata, key))
-            _stream(SparseRowWriter(root, "X"), rng, cdf_flat, codes, n_genes, nnz_per_cell,
-                    chunk_rows)
-            zarr.consolidate_metadata(str(tmp))
+            with warnings.catch_warnings():
+                # anndata 0.12 announces a future default (sharded zarr v3 arrays); the store is
+                # written unsharded on purpose: one chunk of rows per block, readable by zarr 3.0+
+                warnings.filterwarnings("ignore", message="zarr v3 autosharding", category=UserWarning)
+                for key in ("obs", "var", "uns"):
+                    write_elem(root, key, getattr(adata, key))
+                _stream(SparseRowWriter(root, "X"), rng, cdf_flat, codes, n_genes, nnz_per_cell,
+                        chunk_rows)
             if path.exists():
                 shutil.rmtree(path)
         else:
