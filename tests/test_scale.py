@@ -391,3 +391,12 @@ def test_atlas_tasks_score_with_the_benchmark_cli(tmp_path, monkeypatch, capsys)
     for name in ("replogle_k562_gwps_singles", "tahoe_heldout_cell_line"):
         for attr in ("_loaded", "truth", "splits"):
             tasks.TASKS[name].__dict__.pop(attr, None)
+
+
+def test_bench_scale_small_mode_runs(tmp_path):
+    out = tmp_path / "bench.txt"
+    run = subprocess.run([sys.executable, "benchmarks/bench_scale.py", "--small", "--workdir", str(tmp_path),
+                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = out.read_text()
+    assert "SYNTHETIC screens" in report and "dask_2w_peak_gib" in report and "Tahoe-100M" in report
