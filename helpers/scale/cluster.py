@@ -29,8 +29,7 @@ def _worker_env() -> dict:
     return {"PYTHONPATH": os.pathsep.join([_ROOT, *[p for p in parts if p != _ROOT]])}
 
 
-def local_client(n_workers: int = 2, *, threads_per_worker: int = 1, memory_limit: str = "auto",
-                 dashboard: bool = False):
+def local_client(n_workers: int = 2, *, threads_per_worker: int = 1, memory_limit: str = "auto"):
     """A ``distributed.Client`` on a new LocalCluster of ``n_workers`` single-threaded processes."""
     from distributed import Client, LocalCluster
 
@@ -38,7 +37,7 @@ def local_client(n_workers: int = 2, *, threads_per_worker: int = 1, memory_limi
         raise ScaleError(f"--workers must be at least 1, got {n_workers}.")
     cluster = LocalCluster(
         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-        memory_limit=memory_limit, dashboard_address=":0" if dashboard else None,
+        memory_limit=memory_limit, dashboard_address=":0",  # a free port, never a clash
         env=_worker_env(), silence_logs=40,
     )
     return Client(cluster)
