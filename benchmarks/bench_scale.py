@@ -5,11 +5,13 @@ SYNTHETIC screens written by ``helpers.scale.standins.write_synthetic_store`` in
 
 * ``dask 1w`` / ``dask 2w``: ``helpers.scale.group_means`` on a fresh ``LocalCluster`` of 1 or 2
   single-threaded worker processes (blocks of ``--chunk-rows`` cells); wall time of the reduction and
-  the peak resident memory of each worker process (``ru_maxrss``; includes Python, dask and numba);
+  the peak resident memory of each worker process (includes Python, dask and numba);
 * ``backed``: today's single-process path, ``helpers.pseudobulk.pseudobulk`` on
   ``anndata.read_h5ad(path, backed="r")`` (10,000-row chunks), in a fresh process (peak RSS);
 * ``scanpy``: ``scanpy.get.aggregate(by="condition", func="mean")`` on the AnnData read into memory,
   in a fresh process, only where the matrix fits in a quarter of the memory available.
+
+Peak memory is each process's ``VmHWM`` (not ``ru_maxrss``, which Linux carries across ``exec``).
 
 All compute the mean of X as stored (``counts=False``), so they do the same work. Targets (issue 23):
 memory per worker flat in the number of cells (<= 2 GB at 2 M), time linear in non-zeros, 2 workers
@@ -43,8 +45,9 @@ from helpers.scale.extrapolate import TAHOE_NNZ_PER_CELL, core_hours  # noqa: E4
 from helpers.scale.standins import write_synthetic_store  # noqa: E402
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import anndata as ad
+from helpers.scale.cluster import peak_rss_bytes
 path, how = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 if how == "backed":
@@ -57,7 +60,7 @@ else:
     adata = ad.read_h5ad(path)
     sc.get.aggregate(adata, by="condition", func="mean")
 wall = time.perf_counter() - start
-print(json.dumps({"wall_s": wall, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+print(json.dumps({"wall_s": wall, "peak_gib": peak_rss_bytes() / 2**30}))
 """
 
 

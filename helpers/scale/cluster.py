@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .readers import ScaleError
 
-__all__ = ["local_client", "connect", "worker_memory", "CONNECT_TIMEOUT_S"]
+__all__ = ["local_client", "connect", "worker_memory", "peak_rss_bytes", "CONNECT_TIMEOUT_S"]
 
 CONNECT_TIMEOUT_S = 5
 _ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds helpers/
@@ -56,10 +56,21 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S):
         ) from None
 
 
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process since it started (Linux ``VmHWM``).
+
+    Not ``getrusage().ru_maxrss``: Linux keeps that across ``exec``, so a fresh worker process would
+    report the peak of the process that started it.
+    """
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: kilobytes
 
 
 def worker_memory(client) -> dict:
     """Peak resident memory (bytes) of every worker process since it started."""
-    return client.run(_peak_rss_bytes)
+    return client.run(peak_rss_bytes)
