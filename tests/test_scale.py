@@ -400,3 +400,23 @@ def test_bench_scale_small_mode_runs(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     report = out.read_text()
     assert "SYNTHETIC screens" in report and "dask_2w_peak_gib" in report and "Tahoe-100M" in report
+
+
+def test_blocks_never_span_partitions_and_partials_stay_small(tmp_path):
+    adata = _adata(log=True, dense=False, shuffled=False)  # cells stored condition by condition
+    adata.obs["plate"] = pd.Categorical(np.where(np.arange(N_CELLS) < 470, "plate1", "plate2"))
+    screen = open_store(_write(adata, tmp_path / "p.h5ad"), chunk_rows=200, partition_by="condition")
+    starts = np.concatenate([[0], np.cumsum(screen.X.chunks[0])[:-1]])
+    labels = adata.obs["condition"].astype(str).to_numpy()
+    for s, n in zip(starts, screen.X.chunks[0]):
+        assert len(set(labels[s:s + n])) == 1  # one condition per block
+    plan = plan_pseudobulk(screen, "condition")
+    dsk = plan.graph
+    partials = [k for k in dsk if str(k).startswith("_block_partial-")]
+    ids, sums, n = dask.get(dsk, partials[0])
+    assert len(ids) == 1 and sums.shape == (1, N_GENES)
+    expected = _oracle(adata, False)
+    got = plan.compute(scheduler="threads").means.loc[expected.index]
+    assert np.abs(got.to_numpy() - expected.to_numpy()).max() <= 1e-6
+    with pytest.raises(ScaleError, match="no column 'lane' to partition by"):
+        open_store(tmp_path / "p.h5ad", partition_by="lane")

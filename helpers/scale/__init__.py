@@ -5,8 +5,8 @@ Imports one way: ``helpers.scale`` uses ``helpers.pseudobulk`` (its kernel and i
 except the benchmark's task registry, lazily.
 """
 
-from .readers import LazyScreen, ScaleError, open_store, row_blocks
+from .readers import LazyScreen, ScaleError, open_store, partition_starts, row_blocks
 from .reduce import GroupMeans, PseudobulkPlan, group_means, plan_pseudobulk, pseudobulk
 
-__all__ = ["LazyScreen", "ScaleError", "open_store", "row_blocks", "GroupMeans", "PseudobulkPlan",
+__all__ = ["LazyScreen", "ScaleError", "open_store", "partition_starts", "row_blocks", "GroupMeans", "PseudobulkPlan",
            "group_means", "plan_pseudobulk", "pseudobulk"]

@@ -2,6 +2,7 @@
 
     python -m helpers.scale pseudobulk STORE --by COLUMN [--by COLUMN ...] --out FILE.csv
         [--counts] [--workers N | --scheduler ADDRESS] [--chunk-rows N] [--genes FILE]
+        [--partition-by COLUMN]
 
 Writes a CSV: the group label (values of several --by columns joined by '|'), one column per
 gene, then ``n_cells``. Bad input ends with one line on stderr that names the problem and the fix
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
                     help=f"cells per block (default {DEFAULT_CHUNK_ROWS:,})")
     pb.add_argument("--genes", metavar="FILE", help="text file, one gene (var name) per line")
+    pb.add_argument("--partition-by", metavar="COLUMN",
+                    help="obs column whose runs of equal values no block may cross (cells stored by plate)")
     return parser
 
 
@@ -62,7 +65,7 @@ def _run(args) -> Path:
     client = None
     if args.scheduler:
         client = connect(args.scheduler)  # before reading anything: fail fast
-    screen = open_store(args.store, chunk_rows=args.chunk_rows)
+    screen = open_store(args.store, chunk_rows=args.chunk_rows, partition_by=args.partition_by)
     plan = plan_pseudobulk(screen, args.by, counts=args.counts, genes=genes)
     if args.counts:
         check_counts(screen)

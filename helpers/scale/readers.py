@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["LazyScreen", "ScaleError", "open_store", "row_blocks"]
+__all__ = ["LazyScreen", "ScaleError", "open_store", "row_blocks", "partition_starts"]
 
 DEFAULT_CHUNK_ROWS = 20_000
 
@@ -85,6 +85,15 @@ def row_blocks(n_rows: int, chunk_rows: int, boundaries=None) -> tuple[int, ...]
     for start, stop in zip(edges[:-1], edges[1:]):
         sizes += [min(chunk_rows, stop - s) for s in range(start, stop, chunk_rows)]
     return tuple(sizes)
+
+
+def partition_starts(obs: pd.DataFrame, column: str) -> list[int]:
+    """Row offsets where ``obs[column]`` changes value (the starts of stored partitions)."""
+    if column not in obs:
+        raise ScaleError(f"obs has no column {column!r} to partition by; "
+                         f"one of: {', '.join(map(str, obs.columns))}.")
+    values = obs[column].astype(str).to_numpy()
+    return (np.flatnonzero(values[1:] != values[:-1]) + 1).tolist()
 
 
 def _is_zarr(path: Path) -> bool:
@@ -207,12 +216,15 @@ def open_store(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     boundaries=None,
+    partition_by: str | None = None,
     dataset: str = "",
 ) -> LazyScreen:
     """Open an ``.h5ad`` file, an AnnData ``.zarr`` store or a Tahoe-100M parquet folder lazily.
 
     ``chunk_rows`` rows per block (the blocks hold every gene, so a cell's library size is known
-    inside its block); ``boundaries``: row offsets no block may cross (e.g. partition starts).
+    inside its block); ``boundaries``: row offsets no block may cross; ``partition_by``: an obs column
+    whose runs of equal values (cells stored partition by partition, e.g. plate or gem group) no block
+    may cross, so each block's partial holds only its partition's groups.
     Raises :class:`ScaleError` with a one-line reason when the path is not such a store.
     """
     path = Path(path)
@@ -228,11 +240,13 @@ def open_store(
         )
     kind = "zarr" if path.is_dir() else "h5ad"
     try:
+        obs, var = _read_obs_var(path, kind)
+        if partition_by is not None:
+            boundaries = sorted(set(boundaries or ()) | set(partition_starts(obs, partition_by)))
         if kind == "h5ad":
             X, sparse = _open_h5ad(path, chunk_rows, boundaries)
         else:
             X, sparse = _open_zarr(path, chunk_rows, boundaries)
-        obs, var = _read_obs_var(path, kind)
         var_names = pd.Index(var.index.astype(str), name="gene")
     except ScaleError as err:
         raise ScaleError(f"{path} cannot be read as AnnData: {err}.") from None
