@@ -159,6 +159,23 @@ def _h5ad_x_info(f: h5py.File):
     return True, shape, x["data"].dtype, bool(enc)
 
 
+def _probe(path: Path, kind: str) -> None:
+    """Raise ScaleError (a short reason) unless ``path`` looks like an AnnData store."""
+    if kind == "h5ad":
+        try:
+            f = h5py.File(path, "r")
+        except OSError as err:
+            raise ScaleError(f"it is not an HDF5 file ({err.__class__.__name__})") from None
+        with f:
+            _h5ad_x_info(f)
+    else:
+        import zarr
+
+        g = zarr.open_group(str(path), mode="r")
+        if "X" not in g or "obs" not in g:
+            raise ScaleError("it has no X/obs, so it is not an AnnData .zarr store")
+
+
 def _open_h5ad(path: Path, chunk_rows: int, boundaries) -> tuple[da.Array, bool]:
     try:
         f = h5py.File(path, "r")
@@ -240,9 +257,18 @@ def open_store(
         )
     kind = "zarr" if path.is_dir() else "h5ad"
     try:
+        _probe(path, kind)
         obs, var = _read_obs_var(path, kind)
-        if partition_by is not None:
-            boundaries = sorted(set(boundaries or ()) | set(partition_starts(obs, partition_by)))
+    except ScaleError as err:
+        raise ScaleError(f"{path} cannot be read as AnnData: {err}.") from None
+    except (KeyError, OSError, TypeError) as err:
+        raise ScaleError(
+            f"{path} cannot be read as AnnData ({err.__class__.__name__}: {err}); "
+            "give an .h5ad file or .zarr store written by anndata."
+        ) from None
+    if partition_by is not None:
+        boundaries = sorted(set(boundaries or ()) | set(partition_starts(obs, partition_by)))
+    try:
         if kind == "h5ad":
             X, sparse = _open_h5ad(path, chunk_rows, boundaries)
         else:
