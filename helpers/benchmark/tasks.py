@@ -237,3 +237,95 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ValueError(f"Unknown task {name!r}. Tasks: {', '.join(TASKS)} (see list_tasks()).")
     return TASKS[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Atlas-scale tasks (chapter 10): pseudobulks computed by the Dask reduction of helpers.scale from
+# lazily read files; everything downstream (splits, baselines, linear model, evaluate) unchanged.
+
+
+def _gwps_singles():
+    from ..scale import pseudobulk as dask_pseudobulk
+    from ..scale.loaders import load_replogle_gwps
+
+    screen = load_replogle_gwps(download=False)
+    pb = dask_pseudobulk(screen, "condition", counts=True)
+    _, other = _load_registered(TRANSFER_SOURCE["replogle_k562_essential"], backed="r")
+    return None, pb, other
+
+
+_register(Task("replogle_k562_gwps_singles", "paper", "single",
+               "Replogle 2022 genome-wide K562 CRISPRi (raw single-cell file, ~2.0 M cells, ~9,800 "
+               "perturbations; pseudobulk by helpers.scale on Dask): unseen single perturbations, GEARS-style "
+               "simulation split, seeds 1-2; the RPE1 essential screen provides the transfer embedding.",
+               _gwps_singles, _single_splits))
+
+
+TAHOE_HELD_OUT_LINE = None  # None: the first cell line (sorted) of the loaded shards
+
+
+class CellLineTransferTask(Task):
+    """Predict every drug's effect in a held-out cell line from the other lines (Tahoe-100M).
+
+    ``truth``: pseudobulk of the held-out line's cells per drug (its plate-matched ``DMSO_TF`` wells
+    are ``ctrl``); one split, training = its control only, held out = every drug. References:
+    ``no_change`` and ``other_lines_mean`` (the drug's mean change over the other lines, added to
+    the held-out line's control).
+    """
+
+    def reference_methods(self) -> dict[str, Method]:
+        other = self.other_screen
+
+        def other_lines_mean(train_pb: Pseudobulk, conditions, *, seed=None) -> Predictions:
+            conditions = list(conditions)
+            change = other.means.loc[conditions, train_pb.genes] - other.ctrl[train_pb.genes]
+            values = change + train_pb.ctrl
+            values.index.name = "condition"
+            return Predictions(values, "other_lines_mean", train_pb.dataset, seed)
+
+        return {"no_change": BASELINES["no_change"], "other_lines_mean": other_lines_mean}
+
+    @property
+    def reference_baseline(self) -> str:
+        return "other_lines_mean"
+
+
+def _tahoe_transfer(folder=None, held_out_line=None):
+    def load():
+        from ..scale import group_means
+        from ..scale.loaders import load_tahoe
+
+        screen = load_tahoe(folder, download=False)
+        lines = sorted(screen.obs["cell_line_id"].astype(str).unique())
+        line = held_out_line or TAHOE_HELD_OUT_LINE or lines[0]
+        by_line = group_means(screen, ["cell_line_id", "condition"], counts=True)
+        labels = by_line.means.index.str.split("|", n=1)
+        held = labels.str[0] == line
+        if not held.any():
+            raise ValueError(f"Cell line {line!r} is not in the Tahoe shards (lines: {lines[:10]}).")
+        truth = Pseudobulk(by_line.means[held].set_axis(labels[held].str[1]).rename_axis("condition"),
+                           by_line.n_cells[held].set_axis(labels[held].str[1]).rename_axis("condition"),
+                           dataset=f"tahoe100m_{line}")
+        # other lines: each line's change from its own control, averaged; as a Pseudobulk around 0
+        rest = by_line.means[~held].set_axis(pd.MultiIndex.from_arrays(
+            [labels[~held].str[0], labels[~held].str[1]]))
+        changes = rest - rest.xs("ctrl", level=1).reindex(rest.index.get_level_values(0)).to_numpy()
+        mean_change = changes.groupby(level=1).mean()
+        other = Pseudobulk(mean_change.rename_axis("condition"),
+                           pd.Series(1, index=mean_change.index.rename("condition"), name="n_cells"),
+                           dataset="tahoe100m_other_lines")
+        return None, truth, other
+
+    return load
+
+
+def _tahoe_splits(pb: Pseudobulk) -> list[Split]:
+    drugs = [c for c in pb.conditions if c != "ctrl"]
+    return [holdout_split(pb.conditions, drugs, dataset=pb.dataset, seed=1)]
+
+
+_register(CellLineTransferTask(
+    "tahoe_heldout_cell_line", "paper", "single",
+    "Tahoe-100M (parquet shards; pseudobulk by helpers.scale on Dask): every drug's effect in a held-out "
+    "cell line, predicted from the other lines; references no_change and the drug's mean over the other "
+    "lines.", _tahoe_transfer(), _tahoe_splits))

@@ -1,0 +1,134 @@
+"""Registry -> lazy screen for the atlas-scale sources (chapter 10).
+
+The one-way path of the book, at scale: :mod:`helpers.data` fetches and verifies the
+files (registry entries ``replogle_k562_gwps``, ``tahoe100m_gene_metadata``,
+``tahoe100m_shard``), these loaders open them lazily with the canonical
+``obs['condition']`` (``ctrl`` for controls, as
+:func:`helpers.loaders.normalize_condition` maps them), and
+:func:`helpers.scale.pseudobulk` turns them into the book's
+:class:`~helpers.pseudobulk.Pseudobulk`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from .. import data as data_mod
+from ..loaders import normalize_condition
+from .readers import DEFAULT_CHUNK_ROWS, LazyScreen, ScaleError, open_store
+from .standins import GWPS
+from .tahoe import TAHOE, open_tahoe
+
+__all__ = ["load_replogle_gwps", "load_tahoe", "fetch_tahoe", "with_condition"]
+
+
+def with_condition(screen: LazyScreen, column: str, control: str) -> LazyScreen:
+    """Add the canonical ``obs['condition']`` from ``obs[column]`` (``control`` -> "
+    "``ctrl``)."""
+    if column not in screen.obs:
+        raise ScaleError(
+            f"{screen.path}: obs has no column {column!r}; is this the right file?"
+        )
+    labels = screen.obs[column].astype(str)
+    if not (labels == control).any():
+        raise ScaleError(f"{screen.path}: no control cells ({column} == {control!r}).")
+    mapping = {
+        v: ("ctrl" if v == control else normalize_condition(v)) for v in labels.unique()
+    }
+    screen.obs["condition"] = pd.Categorical(labels.map(mapping))
+    return screen
+
+
+def load_replogle_gwps(
+    path: str | os.PathLike | None = None,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    download: bool = False,
+    cache=None,
+) -> LazyScreen:
+    """The genome-wide K562 raw single-cell file, lazily; ``obs['condition']`` from
+    ``obs['gene']``.
+
+    X is dense float32 raw counts in the published file and CSR in a re-written copy;
+    both are read in blocks of ``chunk_rows`` cells (all genes per block). ``path=None``
+    takes the registry's file from the cache (``download=True`` fetches the 66 GB if it
+    is missing).
+    """
+    if path is None:
+        path = data_mod.fetch("replogle_k562_gwps", download=download, cache=cache)
+    screen = open_store(path, chunk_rows=chunk_rows, dataset="replogle_k562_gwps")
+    missing = [c for c in ("gene", "gem_group", "UMI_count") if c not in screen.obs]
+    if missing:
+        raise ScaleError(
+            f"{path} is not the genome-wide K562 raw file: obs lacks {missing}."
+        )
+    var = screen.meta.get("var")
+    if (
+        var is not None and "gene_name" in var
+    ):  # var index: Ensembl ids; conditions name symbols
+        from anndata.utils import make_index_unique
+
+        screen.var_names = make_index_unique(
+            pd.Index(var["gene_name"].astype(str), name="gene")
+        )
+    return with_condition(screen, "gene", GWPS["control"])
+
+
+def fetch_tahoe(
+    n_shards: int = 1, *, first: int = 0, download: bool = False, cache=None
+) -> Path:
+    """Fetch (verify) ``n_shards`` cell shards and the gene table; return a folder in
+    the Hub layout.
+
+    Shard ``k`` uses the registry entry ``tahoe100m_shard`` with ``00000`` replaced by
+    ``k`` (same checks: format, hash recorded on first download). The folder holds links
+    to the cached files, so :func:`load_tahoe` reads it like a local copy of the
+    repository.
+    """
+    registry = data_mod.load_registry()
+    cache = data_mod.cache_dir(cache)
+    folder = cache / "tahoe100m"
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "metadata").mkdir(parents=True, exist_ok=True)
+    genes = data_mod.fetch("tahoe100m_gene_metadata", download=download, cache=cache)
+    _link(genes, folder / TAHOE["gene_metadata"])
+    template = registry["tahoe100m_shard"]
+    for k in range(first, first + n_shards):
+        tag = f"{k:05d}"
+        entry = replace(
+            template,
+            name=f"tahoe100m_shard_{tag}",
+            url=template.url.replace("00000", tag, 1),
+            filename=template.filename.replace("00000", tag, 1),
+            seed_names=(),
+        )
+        path = data_mod.fetch(
+            entry.name, download=download, cache=cache, registry={entry.name: entry}
+        )
+        _link(path, folder / "data" / entry.filename.split("_", 1)[1])
+    return folder
+
+
+def _link(target: Path, link: Path) -> None:
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(Path(target).resolve())
+
+
+def load_tahoe(
+    folder: str | os.PathLike | None = None,
+    *,
+    n_shards: int = 1,
+    download: bool = False,
+    cache=None,
+) -> LazyScreen:
+    """Tahoe-100M shards, lazily; ``obs['condition']`` = drug (``DMSO_TF`` -> "
+    "``ctrl``)."""
+    if folder is None:
+        folder = fetch_tahoe(n_shards, download=download, cache=cache)
+    screen = open_tahoe(folder)
+    return with_condition(screen, "drug", TAHOE["control"])
