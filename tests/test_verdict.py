@@ -87,8 +87,8 @@ def test_family_names():
 
 def test_reference_leak_on_the_real_subset():
     task = benchmark.get_task("norman_subset_doubles")
-    table, _ = verdict.score_all(task, families="paper")
-    leak = verdict.reference_leak(task, table)
+    scored = verdict.score_all(task, families="paper")
+    leak = verdict.reference_leak(task, scored)
     # "no change" has no predicted change against the control: undefined, not a number
     assert np.isnan(leak.loc["no_change", "control"])
     # the mean baseline averages the training pseudobulks with the control (the paper's

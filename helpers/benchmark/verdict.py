@@ -34,7 +34,7 @@ from ..pseudobulk import top_control_genes
 from .runner import POSITIVE_CONTROLS, family_cells, family_rows, run_methods
 from .tasks import Task
 
-__all__ = ["Claim", "CLAIMS", "DEEP_MODELS", "deep_model_predictions", "score_all", "method_means", "verdict", "verdict_wide",
+__all__ = ["Claim", "CLAIMS", "Scored", "DEEP_MODELS", "deep_model_predictions", "score_all", "method_means", "verdict", "verdict_wide",
            "agreement_with_planted", "conclusions", "findings", "reference_leak", "PLANTED"]
 
 #: The deep models a chapter may add (chapter 4's outputs): GEARS and the book's model with scGPT's
@@ -96,14 +96,29 @@ def deep_model_predictions(folder, task: Task) -> tuple[dict[str, list[Predictio
     return found, notes
 
 
+@dataclass
+class Scored:
+    """What :func:`score_all` returns: per-condition ``metrics``, calibrated ``summaries`` per
+    method, and the methods' ``predictions`` (split seed -> method -> Predictions). Unpacks as
+    ``metrics, summaries = score_all(...)``."""
+
+    metrics: pd.DataFrame
+    summaries: pd.DataFrame
+    predictions: dict[int, dict[str, Predictions]]
+
+    def __iter__(self):
+        return iter((self.metrics, self.summaries))
+
+
 def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, families="all",
-              n_top: int = 1000, max_splits: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              n_top: int = 1000, max_splits: int | None = None) -> Scored:
     """Every metric family on the task's reference methods, ``extra`` predictions and the controls.
 
     ``extra``: method name -> predictions, one per split seed (seeds the task does not have are
     an error; seeds beyond ``max_splits`` are left out). ``max_splits``: score only the task's
-    first splits (the quick profile's budget; None = all). Returns (per-condition metrics,
-    calibrated summaries per method from the families' ``summarise``).
+    first splits (the quick profile's budget; None = all). Returns a :class:`Scored`: the
+    per-condition metrics, the calibrated summaries per method from the families' ``summarise``
+    and the methods' predictions (the positive controls' rows are in the metrics).
     """
     families = family_names(families)
     truth = task.truth
@@ -141,7 +156,6 @@ def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, 
         metrics = metrics.merge(pd.concat(family_tables, ignore_index=True), on=_KEYS, how="left")
     if planted:
         metrics = metrics.merge(pd.concat(planted, ignore_index=True), on=_KEYS, how="left")
-    metrics.attrs["predictions"] = by_seed  # seed -> method -> Predictions (for reference_leak)
     summaries = pd.DataFrame({"method": pd.unique(metrics["method"])})
     owner = {}
     for name in families:
@@ -155,7 +169,7 @@ def score_all(task: Task, extra: dict[str, list[Predictions]] | None = None, *, 
                       and not c.startswith(("n_", "drf_median_"))}
             summaries = summaries.merge(part, on="method", how="left")
     summaries.attrs["family"] = owner
-    return metrics, summaries
+    return Scored(metrics, summaries, by_seed)
 
 
 def _planted(task: Task, runs: dict[str, Predictions], seed: int, genes: pd.Index) -> pd.DataFrame:
@@ -321,17 +335,17 @@ def findings(claims: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def reference_leak(task: Task, metrics: pd.DataFrame, *, n_top: int = 1000) -> pd.DataFrame:
+def reference_leak(task: Task, scored: Scored, *, n_top: int = 1000) -> pd.DataFrame:
     """Pearson delta of each method against three references, averaged over its predictions:
     the control (the paper), the equal-weight mean of the **training** perturbations (Systema, the
     book's ``pearson_delta_perturbed_mean``) and the mean of the **held-out** perturbations (what
     one peer computes: a reference built from the test set).
 
-    ``metrics``: the table of :func:`score_all` (its ``attrs["predictions"]``).
+    ``scored``: what :func:`score_all` returned for ``task`` (its predictions).
     """
-    by_seed = metrics.attrs.get("predictions")
-    if not by_seed:
-        raise ValueError("Pass the metrics table returned by score_all (it carries the predictions).")
+    if not isinstance(scored, Scored):
+        raise TypeError("Pass what score_all returned (a Scored, with its predictions).")
+    by_seed = scored.predictions
     truth = task.truth
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     rows = []
