@@ -1,5 +1,6 @@
 """The command line as a model developer meets it: every unreadable or unusual input gets one line that
-names the problem and the fix (exit 1), never a traceback; a valid submission gets no noise."""
+names the problem and the fix (exit 1), never a traceback; a valid submission gets no noise.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def valid(tmp_path_factory):
     """The additive baseline's predictions for the task's held-out doubles, as the contract's CSV."""
     task = benchmark.get_task(TASK)
     split = task.splits[0]
-    pred = benchmark.BASELINES["additive"](task.truth.subset(split.train), split.held_out)
+    pred = benchmark.BASELINES["additive"](
+        task.truth.subset(split.train), split.held_out
+    )
     pred = Predictions(pred.values, "mine", task.truth.dataset, split.seed)
     path = tmp_path_factory.mktemp("cli") / "predictions.csv"
     pred.save(path)
@@ -29,7 +32,9 @@ def valid(tmp_path_factory):
 
 
 def score(path, capsys, *extra):
-    code = benchmark.main(["--task", TASK, "--predictions", str(path), "--no-extras", *extra])
+    code = benchmark.main(
+        ["--task", TASK, "--predictions", str(path), "--no-extras", *extra]
+    )
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -47,8 +52,21 @@ def test_a_folder_named_h5ad_is_named_as_a_folder(tmp_path, capsys):
 
 
 def test_a_folder_from_the_shell_gives_one_line_and_no_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "helpers.benchmark", "--task", TASK, "--predictions",
-                           str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.benchmark",
+            "--task",
+            TASK,
+            "--predictions",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr
@@ -75,7 +93,9 @@ def test_tab_separated_files_are_named(valid, tmp_path, capsys):
 
 def test_decimal_commas_in_a_comma_separated_file(valid, tmp_path, capsys):
     lines = valid.read_text().splitlines()
-    body = [line[::-1].replace(".", ",", 1)[::-1] for line in lines[1:]]  # the prediction's point
+    body = [
+        line[::-1].replace(".", ",", 1)[::-1] for line in lines[1:]
+    ]  # the prediction's point
     path = tmp_path / "decimal_commas.csv"
     path.write_text("\n".join([lines[0], *body]) + "\n")
     code, _, err = score(path, capsys)
@@ -107,7 +127,9 @@ def test_text_in_the_prediction_column(valid, tmp_path, capsys):
     assert code == 1 and "are not numbers, e.g. line 3: 'high'" in err
 
 
-def test_a_valid_submission_lists_an_inapplicable_method_once_without_warnings(valid, capsys):
+def test_a_valid_submission_lists_an_inapplicable_method_once_without_warnings(
+    valid, capsys
+):
     code, out, err = score(valid, capsys)
     assert code == 0, err
     assert "WARNING: linear" not in out
@@ -119,13 +141,17 @@ def test_a_valid_submission_lists_an_inapplicable_method_once_without_warnings(v
 def test_predictions_equal_to_the_held_out_truth_are_flagged(tmp_path, capsys):
     task = benchmark.get_task(TASK)
     split = task.splits[0]
-    echo = Predictions(task.truth.means.loc[split.held_out], "echo", task.truth.dataset, split.seed)
+    echo = Predictions(
+        task.truth.means.loc[split.held_out], "echo", task.truth.dataset, split.seed
+    )
     path = tmp_path / "echo.csv"
     echo.save(path)
     code, out, _ = score(path, capsys)
     assert code == 0
-    assert (f"WARNING: echo, seed {split.seed}: the predictions of {len(split.held_out)} of "
-            f"{len(split.held_out)} held-out conditions equal the observed pseudobulks") in out
+    assert (
+        f"WARNING: echo, seed {split.seed}: the predictions of {len(split.held_out)} of "
+        f"{len(split.held_out)} held-out conditions equal the observed pseudobulks"
+    ) in out
     assert "leaked" in out
 
 

@@ -17,24 +17,43 @@ NAN = float("nan")
 @pytest.fixture
 def means():
     # l2: lower is better; pearson_delta: higher is better; the positive control is not ranked
-    return pd.DataFrame({
-        "method": ["additive", "gears", "mean", "no_change", "split_half_replicate"],
-        "l2": [1.0, 2.0, 4.0, 3.0, 0.1],
-        "pearson_delta": [0.5, 0.9, 0.1, NAN, 0.99],
-        "n": 5,
-    })
+    return pd.DataFrame(
+        {
+            "method": [
+                "additive",
+                "gears",
+                "mean",
+                "no_change",
+                "split_half_replicate",
+            ],
+            "l2": [1.0, 2.0, 4.0, 3.0, 0.1],
+            "pearson_delta": [0.5, 0.9, 0.1, NAN, 0.99],
+            "n": 5,
+        }
+    )
 
 
 def test_ranks_by_hand(means):
     long = verdict.verdict(means).set_index(["metric", "method"])
     # l2 ascending: additive 1, gears 2, no_change 3, mean 4; the control has no rank
     assert long.loc["l2", "rank"].to_dict() == pytest.approx(
-        {"additive": 1, "gears": 2, "mean": 4, "no_change": 3, "split_half_replicate": NAN},
-        nan_ok=True)
+        {
+            "additive": 1,
+            "gears": 2,
+            "mean": 4,
+            "no_change": 3,
+            "split_half_replicate": NAN,
+        },
+        nan_ok=True,
+    )
     # pearson_delta descending: gears 1, additive 2, mean 3; "no change" is undefined -> no rank
     pd_ranks = long.loc["pearson_delta", "rank"]
-    assert pd_ranks["gears"] == 1 and pd_ranks["additive"] == 2 and pd_ranks["mean"] == 3
-    assert np.isnan(pd_ranks["no_change"]) and np.isnan(pd_ranks["split_half_replicate"])
+    assert (
+        pd_ranks["gears"] == 1 and pd_ranks["additive"] == 2 and pd_ranks["mean"] == 3
+    )
+    assert np.isnan(pd_ranks["no_change"]) and np.isnan(
+        pd_ranks["split_half_replicate"]
+    )
 
 
 def test_wide_table_cells(means):
@@ -42,7 +61,13 @@ def test_wide_table_cells(means):
     assert wide.loc[("paper", "l2"), "additive"] == "1.000 (1)"
     assert wide.loc[("paper", "l2"), "split_half_replicate"] == "0.100"
     assert wide.loc[("paper", "pearson_delta"), "no_change"] == "n/a"
-    assert list(wide.columns) == ["additive", "gears", "mean", "no_change", "split_half_replicate"]
+    assert list(wide.columns) == [
+        "additive",
+        "gears",
+        "mean",
+        "no_change",
+        "split_half_replicate",
+    ]
 
 
 def test_claims_by_hand(means):
@@ -54,16 +79,29 @@ def test_claims_by_hand(means):
     naive = table.loc[verdict.CLAIMS[2].text]  # additive above no change and mean
     # l2: 1 < min(4, 3); pearson_delta: 2 < 3 (no change has no rank there)
     assert naive["verdict"] == "holds under every metric" and naive["n_tested"] == 2
-    mean_side = table.loc[verdict.CLAIMS[4].text]  # the mean baseline above the deep models
+    mean_side = table.loc[
+        verdict.CLAIMS[4].text
+    ]  # the mean baseline above the deep models
     # l2: mean 4 > gears 2; pearson_delta: mean 3 > gears 1
-    assert mean_side["verdict"] == "fails under every metric" and mean_side["n_tested"] == 2
+    assert (
+        mean_side["verdict"] == "fails under every metric"
+        and mean_side["n_tested"] == 2
+    )
     singles = verdict.conclusions(verdict.verdict(means), "single")
-    assert singles["verdict"].tolist() == ["not testable here"]  # no linear model in the table
+    assert singles["verdict"].tolist() == [
+        "not testable here"
+    ]  # no linear model in the table
 
 
 def test_agreement_with_planted_by_hand():
-    means = pd.DataFrame({"method": ["a", "b", "c"], "l2": [1.0, 2.0, 3.0],
-                          "pearson_delta": [0.1, 0.2, 0.3], verdict.PLANTED: [0.9, 0.5, 0.1]})
+    means = pd.DataFrame(
+        {
+            "method": ["a", "b", "c"],
+            "l2": [1.0, 2.0, 3.0],
+            "pearson_delta": [0.1, 0.2, 0.3],
+            verdict.PLANTED: [0.9, 0.5, 0.1],
+        }
+    )
     table = verdict.agreement_with_planted(verdict.verdict(means)).set_index("metric")
     # planted ranks a, b, c; l2 ranks a, b, c (rho 1); pearson_delta ranks c, b, a (rho -1)
     assert table.loc["l2", "spearman_rho"] == pytest.approx(1.0)
@@ -73,7 +111,9 @@ def test_agreement_with_planted_by_hand():
 def test_findings_are_written_from_the_table(means):
     claims = verdict.conclusions(verdict.verdict(means), "double").assign(task="t")
     text = verdict.findings(claims, {"t": "REAL data"})
-    assert "**depends on the metric** (1 of 2 metrics; fails under pearson_delta)" in text
+    assert (
+        "**depends on the metric** (1 of 2 metrics; fails under pearson_delta)" in text
+    )
     assert "(REAL data)" in text
 
 
@@ -100,18 +140,27 @@ def test_reference_leak_on_the_real_subset():
     genes = task.truth.ctrl.sort_values(ascending=False, kind="stable").index[:1000]
     reference = task.truth.means.loc[train, genes].mean()
     shift = task.truth.ctrl[genes] - reference
-    expected = np.mean([np.corrcoef(shift, task.truth.means.loc[c, genes] - reference)[0, 1]
-                        for c in split.held_out])
+    expected = np.mean(
+        [
+            np.corrcoef(shift, task.truth.means.loc[c, genes] - reference)[0, 1]
+            for c in split.held_out
+        ]
+    )
     assert leak.loc["mean", "training_mean"] == pytest.approx(expected, abs=1e-9)
-    assert np.isfinite(leak.loc["additive", ["control", "training_mean", "held_out_mean"]]).all()
+    assert np.isfinite(
+        leak.loc["additive", ["control", "training_mean", "held_out_mean"]]
+    ).all()
 
 
 def test_default_metrics_leave_the_table_as_it_was():
     task = benchmark.get_task("norman_subset_doubles")
     split = task.splits[0]
-    pred = benchmark.BASELINES["additive"](task.truth.subset(split.train), split.held_out)
-    result = benchmark.run(predictions=[pred.renamed("mine")], task=task.name, progress=False,
-                           extras=False)
+    pred = benchmark.BASELINES["additive"](
+        task.truth.subset(split.train), split.held_out
+    )
+    result = benchmark.run(
+        predictions=[pred.renamed("mine")], task=task.name, progress=False, extras=False
+    )
     assert not set(family_columns("all")) & set(result.metrics.columns)
     assert "positive control" not in set(result.leaderboard["source"])
 
@@ -119,15 +168,36 @@ def test_default_metrics_leave_the_table_as_it_was():
 def test_cli_metrics_all_writes_every_family_column(tmp_path, capsys):
     task = benchmark.get_task("norman_subset_doubles")
     split = task.splits[0]
-    pred = benchmark.BASELINES["additive"](task.truth.subset(split.train), split.held_out)
+    pred = benchmark.BASELINES["additive"](
+        task.truth.subset(split.train), split.held_out
+    )
     path = tmp_path / "cells.h5ad"
     cells.to_cell_eval(pred, task.truth.ctrl, n_cells=3).write_h5ad(path)
-    code = benchmark.main(["--task", task.name, "--predictions", str(path), "--name", "mine",
-                           "--metrics", "all", "--out", str(tmp_path / "out")])
+    code = benchmark.main(
+        [
+            "--task",
+            task.name,
+            "--predictions",
+            str(path),
+            "--name",
+            "mine",
+            "--metrics",
+            "all",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     written = pd.read_csv(tmp_path / "out" / "metrics.csv")
-    expected = ["pearson_delta_perturbed_mean", "centroid_accuracy", "weighted_mse",
-                "r2_delta_weighted", "mae", "discrimination_score_l1", "de_overlap_vcc"]
+    expected = [
+        "pearson_delta_perturbed_mean",
+        "centroid_accuracy",
+        "weighted_mse",
+        "r2_delta_weighted",
+        "mae",
+        "discrimination_score_l1",
+        "de_overlap_vcc",
+    ]
     assert set(expected) <= set(written.columns)
     mine = written[written["method"] == "mine"]
     assert len(mine) == len(split.held_out)
@@ -138,7 +208,15 @@ def test_cli_metrics_all_writes_every_family_column(tmp_path, capsys):
 
 def test_cli_rejects_an_unknown_family(capsys):
     with pytest.raises(SystemExit) as exit_:
-        benchmark.main(["--task", "norman_subset_doubles", "--predictions", "x.csv",
-                        "--metrics", "everything"])
+        benchmark.main(
+            [
+                "--task",
+                "norman_subset_doubles",
+                "--predictions",
+                "x.csv",
+                "--metrics",
+                "everything",
+            ]
+        )
     assert exit_.value.code == 2
     assert "invalid choice: 'everything'" in capsys.readouterr().err

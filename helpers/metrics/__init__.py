@@ -28,7 +28,14 @@ from .paper import (
     summarise,
     top_n_grid,
 )
-from .families import FAMILIES, FAMILY_CHOICES, family_columns, family_names, score_families, summarise_families
+from .families import (
+    FAMILIES,
+    FAMILY_CHOICES,
+    family_columns,
+    family_names,
+    score_families,
+    summarise_families,
+)
 from .inputs import MetricInput, metric_input
 
 __all__ = [

@@ -20,22 +20,39 @@ import pandas as pd
 from . import calibrated, systema, vcc
 from .inputs import MetricInput
 
-__all__ = ["FAMILIES", "FAMILY_CHOICES", "DIRECTIONS", "COLUMN_FAMILY", "needs_cells", "family_names", "family_columns", "score_families",
-           "summarise_families", "describe"]
+__all__ = [
+    "FAMILIES",
+    "FAMILY_CHOICES",
+    "DIRECTIONS",
+    "COLUMN_FAMILY",
+    "needs_cells",
+    "family_names",
+    "family_columns",
+    "score_families",
+    "summarise_families",
+    "describe",
+]
 
 FAMILIES = {module.NAME: module for module in (systema, calibrated, vcc)}
 FAMILY_CHOICES = ("paper", *FAMILIES, "all")
 
 #: Which way is better for every per-condition column (the chapters rank methods with it).
 DIRECTIONS = {
-    "l2": "lower", "pearson_delta": "higher", "r": "higher",
-    "pearson_delta_perturbed_mean": "higher", "centroid_accuracy": "higher",
-    "weighted_mse": "lower", "r2_delta_weighted": "higher",
-    "mae": "lower", "discrimination_score_l1": "higher", "de_overlap_vcc": "higher",
+    "l2": "lower",
+    "pearson_delta": "higher",
+    "r": "higher",
+    "pearson_delta_perturbed_mean": "higher",
+    "centroid_accuracy": "higher",
+    "weighted_mse": "lower",
+    "r2_delta_weighted": "higher",
+    "mae": "lower",
+    "discrimination_score_l1": "higher",
+    "de_overlap_vcc": "higher",
 }
 #: The family each column belongs to (the paper's columns come from ``evaluate``).
 COLUMN_FAMILY = {"l2": "paper", "pearson_delta": "paper", "r": "paper"} | {
-    col: name for name, module in FAMILIES.items() for col in module.COLUMNS}
+    col: name for name, module in FAMILIES.items() for col in module.COLUMNS
+}
 
 
 def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -51,7 +68,9 @@ def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
             if name not in out:
                 out.append(name)
         else:
-            raise ValueError(f"Unknown metric family {name!r}; choose from {', '.join(FAMILY_CHOICES)}.")
+            raise ValueError(
+                f"Unknown metric family {name!r}; choose from {', '.join(FAMILY_CHOICES)}."
+            )
     return out
 
 
@@ -62,13 +81,23 @@ def family_columns(families) -> list[str]:
 
 def describe(families="all") -> pd.DataFrame:
     """One row per per-condition column: family, metric, which way is better, whether it needs the
-    cells, and the first line of the family module's docstring (where the definition is)."""
-    rows = [{"family": "paper", "metric": c, "better": DIRECTIONS[c], "needs_cells": False}
-            for c in ("l2", "pearson_delta", "r")]
+    cells, and the first line of the family module's docstring (where the definition is).
+    """
+    rows = [
+        {"family": "paper", "metric": c, "better": DIRECTIONS[c], "needs_cells": False}
+        for c in ("l2", "pearson_delta", "r")
+    ]
     for name in family_names(families):
         module = FAMILIES[name]
-        rows += [{"family": name, "metric": c, "better": DIRECTIONS[c], "needs_cells": module.NEEDS_CELLS}
-                 for c in module.COLUMNS]
+        rows += [
+            {
+                "family": name,
+                "metric": c,
+                "better": DIRECTIONS[c],
+                "needs_cells": module.NEEDS_CELLS,
+            }
+            for c in module.COLUMNS
+        ]
     return pd.DataFrame(rows)
 
 
@@ -87,8 +116,10 @@ def score_families(inp: MetricInput, families) -> pd.DataFrame:
     for name in names:
         module = FAMILIES[name]
         if module.NEEDS_CELLS and inp.cells is None:
-            raise ValueError(f"The {name!r} metrics need the truth's cells in memory (DE statistics); "
-                             "this task has none loaded. Use a task with cells, or --metrics paper.")
+            raise ValueError(
+                f"The {name!r} metrics need the truth's cells in memory (DE statistics); "
+                "this task has none loaded. Use a task with cells, or --metrics paper."
+            )
         part = module.score(inp)
         table = table.join(part.reindex(table.index)[module.COLUMNS])
     table = table.reset_index()
@@ -106,4 +137,6 @@ def summarise_families(metrics: pd.DataFrame, families) -> pd.DataFrame:
             continue
         part = summarise(metrics)
         out = part if out is None else out.merge(part, on="method", how="outer")
-    return pd.DataFrame({"method": pd.unique(metrics["method"])}) if out is None else out
+    return (
+        pd.DataFrame({"method": pd.unique(metrics["method"])}) if out is None else out
+    )

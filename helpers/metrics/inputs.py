@@ -51,9 +51,16 @@ class MetricInput:
         return list(self.pred.index)
 
 
-def metric_input(predictions: Predictions, truth: Pseudobulk, split: Split, genes, *,
-                 conditions=None, cells: ad.AnnData | None = None,
-                 cache: dict | None = None) -> MetricInput:
+def metric_input(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    split: Split,
+    genes,
+    *,
+    conditions=None,
+    cells: ad.AnnData | None = None,
+    cache: dict | None = None,
+) -> MetricInput:
     """The :class:`MetricInput` of ``predictions`` on ``split`` (``conditions``: default the held-out
     conditions the predictions cover, in the split's order)."""
     genes = pd.Index(genes)
