@@ -397,3 +397,29 @@ def test_vcc_cache_keeps_different_cells_apart():
     # the half-data truth is not served from the full data's cache entry
     pd.testing.assert_frame_equal(half, alone)
     assert not full.equals(half)
+
+
+def test_vcc_de_overlap_is_nan_for_a_condition_with_one_cell(norman_subset):
+    # a rank test needs two cells (scanpy refuses one): such a condition has no DE score,
+    # the others are scored as usual
+    import numpy as np
+
+    from helpers import baselines
+    from helpers.metrics import metric_input, vcc
+    from helpers.pseudobulk import pseudobulk
+    from helpers.splits import complete_doubles, holdout_split
+
+    labels = norman_subset.obs["condition"].astype(str).to_numpy()
+    doubles = complete_doubles(sorted(set(labels)))
+    lonely = doubles[0]
+    keep = np.ones(len(labels), bool)
+    keep[np.flatnonzero(labels == lonely)[1:]] = False
+    cells = norman_subset[keep].copy()
+    truth = pseudobulk(cells)
+    split = holdout_split(truth.conditions, doubles, dataset=truth.dataset)
+    pred = baselines.additive(truth.subset(split.train), split.held_out)
+    inp = metric_input(pred, truth, split, truth.genes, cells=cells)
+    table = vcc.score(inp)
+    assert np.isnan(table.loc[lonely, "de_overlap_vcc"])
+    others = table.drop(index=lonely)["de_overlap_vcc"]
+    assert others.notna().all() and len(others) == len(doubles) - 1

@@ -56,7 +56,9 @@ log-normalised values, as :func:`helpers.pseudobulk.pseudobulk` computes it.
 
       de_overlap_vcc(p) = |R_p[:k] ∩ P_p[:k]| / k,   and 0 when k = 0 or P_p is empty
 
-  as in cell-eval2: an empty set is *not* counted as agreement - a condition whose truth
+  NaN for a condition with fewer than 2 observed cells (a rank test needs two; scanpy
+  refuses one), e.g. in a split half of a small condition.
+  As in cell-eval2: an empty set is *not* counted as agreement - a condition whose truth
   has no DE gene scores 0 for every method, and a prediction with no DE gene ("no
   change") scores 0. cell-eval 0.8.2 (2025) computed the same ratio.
 
@@ -98,6 +100,7 @@ stops there). ``replicate_score_vcc`` is the mean of the three (cell-eval2's
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 
 import anndata as ad
 import numpy as np
@@ -386,11 +389,17 @@ def score(inp: MetricInput) -> pd.DataFrame:
     table["discrimination_score_l1"] = discrimination_scores(
         inp.pred, inp.obs, inp.ctrl
     ).to_numpy()
-    real_de = _truth_de(inp, X, labels)
-    pred_de = de_table(*prediction_cells(inp), inp.genes, inp.conditions)
-    table["de_overlap_vcc"] = (
-        de_overlaps(pred_de, real_de, inp.conditions).reindex(inp.conditions).to_numpy()
-    )
+    # a rank test needs at least 2 cells in a group (scanpy refuses one): a condition
+    # with fewer observed cells (e.g. in a split half) has no DE score, NaN
+    testable = [p for p in inp.conditions if int((labels == p).sum()) >= 2]
+    table["de_overlap_vcc"] = np.nan
+    if testable:
+        sub = replace(inp, pred=inp.pred.loc[testable], obs=inp.obs.loc[testable])
+        real_de = _truth_de(sub, X, labels)
+        pred_de = de_table(*prediction_cells(sub), inp.genes, testable)
+        table.loc[testable, "de_overlap_vcc"] = (
+            de_overlaps(pred_de, real_de, testable).reindex(testable).to_numpy()
+        )
     return table[COLUMNS]
 
 
