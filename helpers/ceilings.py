@@ -352,7 +352,10 @@ def split_half_replicate(adata: ad.AnnData, truth: Pseudobulk, conditions=None, 
     wanted = _replicate_conditions(truth, conditions)
     _, half_b = split_halves(adata, seed, conditions=wanted)
     found = [c for c in wanted if c in half_b.conditions]
-    values = half_b.means.loc[found, truth.genes]
+    # the genes of the cells given (the evaluation genes of a task read backed), in the
+    # truth's order
+    genes = truth.genes.intersection(half_b.means.columns, sort=False)
+    values = half_b.means.loc[found, genes]
     return Predictions(values, "split_half_replicate", truth.dataset, seed)
 
 
@@ -373,5 +376,5 @@ def split_half_reference(adata: ad.AnnData, truth: Pseudobulk, conditions=None, 
     codes = _halves_codes(labels, seed, set(wanted) | {CONTROL})
     in_a = (codes >= 0) & (codes < len(labels.categories))  # half A codes are 0..n-1
     cells = adata[np.flatnonzero(in_a)].copy()
-    means = half_a.means[truth.genes]
+    means = half_a.means[truth.genes.intersection(half_a.means.columns, sort=False)]
     return Pseudobulk(means, half_a.n_cells, truth.dataset), cells

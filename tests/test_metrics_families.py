@@ -423,3 +423,19 @@ def test_vcc_de_overlap_is_nan_for_a_condition_with_one_cell(norman_subset):
     assert np.isnan(table.loc[lonely, "de_overlap_vcc"])
     others = table.drop(index=lonely)["de_overlap_vcc"]
     assert others.notna().all() and len(others) == len(doubles) - 1
+
+
+def test_split_half_controls_keep_the_genes_of_the_cells_they_get(norman_subset):
+    # a task read backed hands the controls its cells on the evaluation genes only
+    from helpers import ceilings
+    from helpers.pseudobulk import pseudobulk
+    from helpers.splits import complete_doubles
+
+    truth = pseudobulk(norman_subset)
+    genes = list(truth.genes[:100])
+    cells = norman_subset[:, genes].copy()
+    doubles = complete_doubles(truth.conditions)
+    replicate = ceilings.split_half_replicate(cells, truth, doubles, seed=1)
+    half_a, _ = ceilings.split_half_reference(cells, truth, seed=1)
+    assert list(replicate.genes) == genes and list(half_a.genes) == genes
+    assert list(replicate.conditions) == doubles
