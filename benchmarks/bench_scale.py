@@ -146,6 +146,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.small:
         args.sizes, args.genes, args.reads, args.chunk_rows = [3_000], 200, 30, 1_000
+        print("SMALL MODE: one 3,000-cell screen of 200 genes (not a measurement)")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_scale_"))
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [
