@@ -24,7 +24,6 @@ plate, a gem group).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
@@ -35,50 +34,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .screen import LazyScreen, ScaleError  # re-exported: what every reader returns
+
 __all__ = ["LazyScreen", "ScaleError", "open_store", "row_blocks", "partition_starts"]
 
 DEFAULT_CHUNK_ROWS = 20_000
-
-
-class ScaleError(ValueError):
-    """Bad input to helpers.scale; the message names the problem and the fix (the CLI "
-    "prints it)."""
-
-
-@dataclass
-class LazyScreen:
-    """A screen read lazily: ``X`` a Dask array of row blocks (all genes per block), "
-    "``obs`` in memory."""
-
-    X: da.Array
-    obs: pd.DataFrame
-    var_names: pd.Index
-    path: str = ""
-    kind: str = ""  # "h5ad" | "zarr" | "parquet"
-    sparse: bool = True
-    dataset: str = ""
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def n_obs(self) -> int:
-        return self.X.shape[0]
-
-    @property
-    def n_vars(self) -> int:
-        return self.X.shape[1]
-
-    @property
-    def threads_ok(self) -> bool:
-        """False for HDF5: h5py serialises calls within a process, so use one thread "
-        "per worker."""
-        return self.kind != "h5ad"
-
-    def __repr__(self) -> str:
-        return (
-            f"LazyScreen({self.kind} {self.path!r}: {self.n_obs:,} cells x "
-            f"{self.n_vars:,} genes, "
-            f"{'CSR' if self.sparse else 'dense'}, {self.X.numblocks[0]} row blocks)"
-        )
 
 
 def row_blocks(n_rows: int, chunk_rows: int, boundaries=None) -> tuple[int, ...]:

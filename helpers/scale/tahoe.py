@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .readers import LazyScreen, ScaleError
+from .screen import LazyScreen, ScaleError
 
 __all__ = [
     "TAHOE",
