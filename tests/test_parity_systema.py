@@ -21,7 +21,6 @@ the fix.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from helpers import baselines
 from helpers.metrics import metric_input, score_families, systema
 from helpers.pseudobulk import pseudobulk
 from helpers.splits import complete_doubles, holdout_split
+from tests.test_parity_scperteval import scperteval_python
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("additive", "mean", "no_change")
@@ -53,22 +53,6 @@ for name in json.loads(sys.argv[2]):
     }
 print(json.dumps(out))
 """
-
-
-def scperteval_python() -> Path:
-    default = ROOT / ".venv-scperteval" / "bin" / "python"
-    path = Path(os.environ.get("PERTURBBOOK_SCPERTEVAL_PYTHON", default))
-    if not path.exists():
-        message = (
-            f"scPertEval environment not found at {path}: command 1 "
-            "(scripts/build_book.sh) makes it, or run scripts/make_scperteval_venv.sh"
-        )
-        if os.environ.get("PERTURBBOOK_SKIP_SCPERTEVAL") == "1":
-            pytest.skip(f"PERTURBBOOK_SKIP_SCPERTEVAL=1: {message}")
-        pytest.fail(
-            message + " (PERTURBBOOK_SKIP_SCPERTEVAL=1 skips this deliberately)"
-        )
-    return path
 
 
 @pytest.fixture(scope="module")
