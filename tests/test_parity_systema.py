@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +32,6 @@ from helpers.pseudobulk import pseudobulk
 from helpers.splits import complete_doubles, holdout_split
 from tests.test_parity_scperteval import scperteval_python
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("additive", "mean", "no_change")
 
 RUNNER = r"""
