@@ -19,8 +19,10 @@ gets the whole build's table; the same record is kept in the notebook's metadata
 A paper build (``--profile paper``) plans each chapter (:func:`plan_chapters`): chapters
 without a paper profile (:data:`helpers.profiles.NO_PAPER_PROFILE`), GPU chapters on a
 machine without CUDA (:data:`helpers.profiles.GPU_CHAPTERS`) and chapters whose paper
-profile needs the scGPT_human folder when ``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset run
-on the quick profile and say so; ``--executed-dir`` takes chapters executed elsewhere
+profile needs the scGPT_human folder when ``$PERTURBBOOK_SCGPT_CHECKPOINT`` is unset,
+and atlas-scale chapters (:data:`helpers.profiles.ATLAS_CHAPTERS`) whose file is neither
+cached nor allowed to download (``$PERTURBBOOK_ATLAS=1``) run on the quick profile and
+say so; ``--executed-dir`` takes chapters executed elsewhere
 (the publish workflow's GPU job) with their own record.
 """
 
@@ -133,12 +135,26 @@ def _has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _atlas_allowed(dataset: str, atlas: bool | None) -> bool:
+    """Whether a paper build may run an atlas-scale chapter: its file is in the cache,
+    or the download is allowed (``atlas``; default ``$PERTURBBOOK_ATLAS == "1"``)."""
+    from . import data, profiles
+
+    if atlas is None:
+        atlas = os.environ.get(profiles.ATLAS_ENV, "") == "1"
+    if atlas:
+        return True
+    entry = data.get_entry(dataset)
+    return (data.cache_dir() / entry.filename).exists()
+
+
 def plan_chapters(
     stems: list[str],
     profile: str,
     *,
     gpu: bool | None = None,
     checkpoint: str | None = None,
+    atlas: bool | None = None,
 ) -> dict[str, dict]:
     """Per chapter: the profile it runs with, why (where it differs from ``profile``)
     and extra parameters.
@@ -147,7 +163,9 @@ def plan_chapters(
     on the paper profile except, on the quick profile and saying why: chapters without
     one (``profiles.NO_PAPER_PROFILE``), GPU chapters where CUDA is missing (``gpu``;
     default: ask torch), chapters whose paper profile requires the scGPT_human folder
-    when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``) is not given.
+    when ``checkpoint`` (default ``$PERTURBBOOK_SCGPT_CHECKPOINT``) is not given, and
+    atlas-scale chapters (``profiles.ATLAS_CHAPTERS``) unless their file is cached or
+    ``atlas`` (default ``$PERTURBBOOK_ATLAS=1``) allows the download.
     """
     from . import profiles
 
@@ -171,6 +189,15 @@ def plan_chapters(
                     "(the publish workflow runs it on the GPU runner named by the "
                     "repository variable "
                     "GPU_RUNNER)",
+                )
+            elif stem in profiles.ATLAS_CHAPTERS and not _atlas_allowed(
+                profiles.ATLAS_CHAPTERS[stem], atlas
+            ):
+                plan.update(
+                    profile="quick",
+                    reason="its paper profile reads the 66 GB genome-wide K562 file, "
+                    "more than a standard runner's disk; this build neither had it in "
+                    f"the cache nor set ${profiles.ATLAS_ENV}=1 to download it",
                 )
             elif need and need[1] and not checkpoint:
                 plan.update(

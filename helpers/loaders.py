@@ -471,3 +471,76 @@ def condition_table(adata: ad.AnnData) -> pd.DataFrame:
     order = {"control": 0, "single": 1, "double": 2}
     table["_order"] = table["kind"].map(order).fillna(3)
     return table.sort_values(["_order", "condition"]).drop(columns="_order").reset_index(drop=True)
+
+
+def _short_path(value: str, roots: dict[str, Path]) -> str:
+    """``value`` relative to the first root that holds it, as ``<name>/...``."""
+    try:
+        path = Path(value).resolve()
+    except (OSError, ValueError):
+        return value
+    for name, root in roots.items():
+        try:
+            return f"<{name}>/{path.relative_to(root).as_posix()}"
+        except ValueError:
+            continue
+    return value
+
+
+def _wrap_path(text: str, width: int) -> list[str]:
+    """A path in lines of at most ``width`` characters, broken after a ``/``."""
+    lines, line = [], ""
+    for part in text.split("/"):
+        piece = part if not line else "/" + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line + "/")
+            piece = part
+            line = ""
+        line += piece
+        while len(line) > width:  # one name longer than the page: cut it
+            lines.append(line[:width])
+            line = line[width:]
+    return lines + [line]
+
+
+def provenance_text(adata: ad.AnnData, width: int = 88) -> str:
+    """``adata.uns["perturbbook"]`` as ``key  value`` lines of at most ``width``
+    characters (nested records as ``go_filter.rule``; lists comma-separated).
+
+    Paths (``source_file``, the GO filter's ``filtered_file``) are shown relative to the
+    data cache (``<cache>/``, ``$PERTURBBOOK_CACHE``) or to the folder beside the
+    repository (``<repo parent>/``, where ``../shared`` lives) and broken after a
+    ``/``: a full cache path such as ``/home/runner/.cache/perturbbook/norman2019/...``
+    is wider than the book's page and says nothing a reader can use.
+    """
+    import textwrap
+
+    roots = {
+        "cache": data_mod.cache_dir().resolve(),
+        "repo parent": Path(__file__).resolve().parents[2],
+    }
+    items: list[tuple[str, object]] = []
+
+    def flatten(record: dict, prefix: str = "") -> None:
+        for key, value in record.items():
+            if isinstance(value, dict):
+                flatten(value, f"{prefix}{key}.")
+            else:
+                items.append((f"{prefix}{key}", value))
+
+    flatten(dict(adata.uns.get("perturbbook", {})))
+    key_width = min(max((len(k) for k, _ in items), default=0) + 2, 32, width // 3)
+    room = width - key_width
+    out = []
+    for key, value in items:
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value)) or "none"
+        text = str(value)
+        if isinstance(value, str) and os.sep in value and " " not in value:
+            lines = _wrap_path(_short_path(value, roots), room)
+        else:
+            lines = textwrap.wrap(text, room, break_long_words=True) or [""]
+        label = key if len(key) < key_width else key + "\n" + " " * key_width
+        out.append(f"{label:<{key_width}}{lines[0]}")
+        out += [" " * key_width + line for line in lines[1:]]
+    return "\n".join(out)

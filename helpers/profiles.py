@@ -47,6 +47,13 @@ NO_PAPER_PROFILE = {"08_beyond_the_paper": "this chapter has no paper profile ye
 #: without CUDA executes them on the quick profile and labels them so (the publish
 #: workflow runs them on a GPU runner where one is named).
 GPU_CHAPTERS = ("04_foundation_models",)
+#: chapters whose paper profile reads an atlas-scale file (registry name): the
+#: genome-wide K562 file is 66 GB, more than a standard GitHub runner's 14 GB of disk.
+#: A paper build runs them on the paper profile only where the file is already in the
+#: cache or ``$PERTURBBOOK_ATLAS=1`` allows the download (a large runner or a
+#: workstation); otherwise on the quick profile, labelled so.
+ATLAS_CHAPTERS = {"10_scaling_up": "replogle_k562_gwps"}
+ATLAS_ENV = "PERTURBBOOK_ATLAS"
 #: the paper profile's parameter naming the released scGPT_human folder, per chapter,
 #: and whether the chapter requires it (a build passes $PERTURBBOOK_SCGPT_CHECKPOINT).
 PAPER_CHECKPOINT_PARAMETERS = {

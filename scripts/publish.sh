@@ -12,6 +12,9 @@
 #                broken external link
 #   check-urls   every registry address still answers with the registered size and
 #                checksum (python -m helpers.data check-urls)
+#   free-disk    on a GitHub-hosted Linux runner only: removes preinstalled toolchains
+#                the book never uses, then fails unless $PERTURBBOOK_DISK_NEED_GB (25)
+#                are free; elsewhere it only reports and checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -107,9 +110,42 @@ case "$step" in
     fi
     .venv-urls/bin/python -m helpers.data check-urls
     ;;
+  free-disk)
+    # The paper profile's cache holds about 13 GB on full-size stand-ins (README,
+    # "Will it fit a standard GitHub runner") and the environment several GB more; a
+    # hosted ubuntu-24.04 runner has about 14 GB free. Its image carries toolchains
+    # this book never uses (.NET, Android SDK, Haskell, Swift, JVMs, CodeQL); removing
+    # them is the usual way to make room. Python from actions/setup-python lives in
+    # /opt/hostedtoolcache/Python and is kept.
+    need="${PERTURBBOOK_DISK_NEED_GB:-25}"
+    free_gb() { df -P --block-size=1G "$PWD" | awk 'NR == 2 {print $4}'; }
+    echo "[free-disk] before: $(free_gb) GB free on $(df -P "$PWD" | awk 'NR == 2 {print $6}')"
+    if [ "${GITHUB_ACTIONS:-}" = true ] \
+       && [ "${RUNNER_ENVIRONMENT:-}" = github-hosted ] \
+       && [ "$(uname -s)" = Linux ]; then
+      for dir in /usr/share/dotnet /usr/local/lib/android /usr/local/.ghcup \
+                 /opt/ghc /usr/share/swift /usr/lib/jvm /opt/hostedtoolcache/CodeQL; do
+        if [ -e "$dir" ]; then
+          echo "[free-disk] removing $dir"
+          sudo -n rm -rf "$dir"
+        fi
+      done
+      sudo -n docker image prune --all --force >/dev/null 2>&1 || true
+    else
+      echo "[free-disk] not a GitHub-hosted Linux runner: nothing removed"
+    fi
+    have="$(free_gb)"
+    echo "[free-disk] after: ${have} GB free; the paper profile needs about ${need} GB"
+    if [ "$have" -lt "$need" ]; then
+      echo "error: ${have} GB free, the paper profile needs about ${need} GB (data" \
+           "cache + environment); free disk or set PERTURBBOOK_CACHE to a larger" \
+           "disk" >&2
+      exit 1
+    fi
+    ;;
   *)
     echo "usage: bash scripts/publish.sh" \
-         "gpu-chapter|site|paper|pdf|downloads|linkcheck|check-urls" >&2
+         "gpu-chapter|site|paper|pdf|downloads|linkcheck|check-urls|free-disk" >&2
     exit 2
     ;;
 esac

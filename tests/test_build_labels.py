@@ -46,6 +46,33 @@ def test_paper_plan_runs_what_cannot_run_on_paper_on_quick_and_says_why():
         execute.plan_chapters(stems, "full")
 
 
+def test_atlas_chapter_runs_on_paper_only_when_its_file_is_cached_or_allowed(
+    tmp_path, monkeypatch
+):
+    """Chapter 10's paper profile downloads the 66 GB genome-wide K562 file: a paper
+    build on a standard runner (14 GB of disk) must not start that download."""
+    from helpers import data
+
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(profiles.ATLAS_ENV, raising=False)
+    stems = ["01_data", "10_scaling_up"]
+    plan = execute.plan_chapters(stems, "paper", gpu=False, checkpoint="")
+    assert plan["01_data"]["profile"] == "paper"
+    assert plan["10_scaling_up"]["profile"] == "quick"
+    assert profiles.ATLAS_ENV in plan["10_scaling_up"]["reason"]
+    assert "66 GB" in plan["10_scaling_up"]["reason"]
+    monkeypatch.setenv(profiles.ATLAS_ENV, "1")
+    plan = execute.plan_chapters(stems, "paper", gpu=False, checkpoint="")
+    assert plan["10_scaling_up"] == {"profile": "paper", "reason": "", "parameters": {}}
+    monkeypatch.setenv(profiles.ATLAS_ENV, "0")
+    entry = data.get_entry(profiles.ATLAS_CHAPTERS["10_scaling_up"])
+    (tmp_path / entry.filename).write_bytes(b"")  # present in the cache
+    plan = execute.plan_chapters(stems, "paper", gpu=False, checkpoint="")
+    assert plan["10_scaling_up"]["profile"] == "paper"
+    quick = execute.plan_chapters(stems, "quick", gpu=False, checkpoint="", atlas=True)
+    assert quick["10_scaling_up"]["profile"] == "quick"
+
+
 def test_chapters_without_a_paper_profile_are_the_ones_whose_notebook_refuses_it():
     refusing = set()
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -226,6 +227,29 @@ def test_backed_load_with_the_filter_reads_a_filtered_file(standin_cache):
     pb, pb_memory = pseudobulk(adata), pseudobulk(memory)
     assert len(pb.conditions) == 225
     pd.testing.assert_frame_equal(pb.means, pb_memory.means)
+
+
+def test_provenance_text_fits_the_page_with_cache_paths(standin_cache, monkeypatch):
+    """Chapter 1 prints the provenance record; the paper profile's cache paths (the
+    GO-filtered file) are wider than the page unless shown relative to the cache."""
+    monkeypatch.setenv(data.CACHE_ENV, str(standin_cache))
+    adata = loaders.load_dataset("norman2019", download=False, backed="r")
+    full = adata.uns["perturbbook"]["go_filter"]["filtered_file"]
+    text = loaders.provenance_text(adata, width=88)
+    assert max(len(line) for line in text.splitlines()) <= 88, text
+    assert str(standin_cache) not in text
+    # the path, its lines joined again, names the GO-filtered file in the cache
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("go_filter.filtered"))
+    indent = len(lines[at]) - len(lines[at].split()[-1])
+    joined = lines[at][indent:]
+    for line in lines[at + 1 :]:
+        if line[:indent].strip():
+            break
+        joined += line[indent:]
+    assert joined.startswith("<cache>/")
+    assert standin_cache / joined.removeprefix("<cache>/") == Path(full)
+    assert "go_filter.conditions_removed" in text and "IER5L+ctrl" in text
 
 
 def test_go_gene_list_of_the_wrong_type_is_a_clear_error(tmp_path):

@@ -137,6 +137,39 @@ def test_several_by_columns_and_gene_subset(tmp_path):
     )
 
 
+@pytest.mark.parametrize("categories", [["ctrl", "B", "a", "10", "9", "unused"],
+                                        [3, 1, 2, 10, 99]])
+def test_categorical_groups_match_their_string_labels(tmp_path, categories):
+    """The categorical fast path of the group codes (stored codes renumbered) gives
+    the groups, order and means that the string labels give; unused categories are
+    dropped, numbers are labelled and sorted as strings (scanpy as the oracle)."""
+    adata = _adata(log=True, dense=False, shuffled=True)
+    rng = np.random.default_rng(3)
+    values = rng.choice(categories[:-1], adata.n_obs)
+    adata.obs["grp"] = pd.Categorical(values, categories=categories)
+    screen = open_store(_write(adata, tmp_path / "s.h5ad"), chunk_rows=150)
+    assert isinstance(screen.obs["grp"].dtype, pd.CategoricalDtype)
+    result = group_means(screen, "grp", scheduler="sync")
+    as_text = adata.copy()
+    as_text.obs["grp"] = pd.Categorical(values.astype(str))
+    agg = sc.get.aggregate(as_text, by="grp", func="mean")
+    expected = pd.DataFrame(
+        agg.layers["mean"], index=agg.obs_names, columns=agg.var_names
+    )
+    assert list(result.means.index) == sorted(str(c) for c in categories[:-1])
+    assert (
+        np.abs(result.means.to_numpy() - expected.loc[result.means.index].to_numpy())
+        .max()
+        <= 1e-6
+    )
+    strings = screen.obs.assign(grp=screen.obs["grp"].astype(str))
+    from dataclasses import replace
+
+    slow = group_means(replace(screen, obs=strings), "grp", scheduler="sync")
+    pd.testing.assert_frame_equal(result.means, slow.means)
+    pd.testing.assert_series_equal(result.n_cells, slow.n_cells)
+
+
 def test_processes_on_a_two_worker_local_cluster(tmp_path):
     from helpers.scale.cluster import local_client, worker_memory
 

@@ -190,6 +190,11 @@ def test_publish_deploys_pages_with_minimal_permissions_and_a_checksum_keyed_cac
         "hashFiles('data/registry.toml')" in step["with"]["key"] for step in caches
     )
     assert doc["jobs"]["gpu-chapter"]["runs-on"] == "${{ vars.GPU_RUNNER }}"
+    # the hosted runner's ~14 GB cannot hold the paper profile's data: the site job
+    # makes room before the data cache is restored
+    site = [s.get("run", s.get("uses", "")) for s in doc["jobs"]["site"]["steps"]]
+    free = site.index("bash scripts/publish.sh free-disk")
+    assert free < min(i for i, u in enumerate(site) if u.startswith("actions/cache@"))
 
 
 def test_weekly_is_scheduled_and_checks_the_data_urls_and_links():
@@ -202,6 +207,7 @@ def test_weekly_is_scheduled_and_checks_the_data_urls_and_links():
     ]
     assert runs == [
         "bash scripts/publish.sh check-urls",
+        "bash scripts/publish.sh free-disk",
         "bash scripts/publish.sh paper",
         "bash scripts/publish.sh linkcheck",
     ]

@@ -41,8 +41,9 @@ def _worker_env() -> dict:
 def local_client(
     n_workers: int = 2, *, threads_per_worker: int = 1, memory_limit: str = "auto"
 ):
-    """A ``distributed.Client`` on a new LocalCluster of ``n_workers`` single-threaded "
-    "processes."""
+    """A ``distributed.Client`` on a new LocalCluster of ``n_workers`` single-threaded
+    processes.
+    """
     from distributed import Client, LocalCluster
 
     if n_workers < 1:
@@ -60,8 +61,9 @@ def local_client(
 
 
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S):
-    """A ``distributed.Client`` of the scheduler at ``address``; ScaleError if it does "
-    "not answer."""
+    """A ``distributed.Client`` of the scheduler at ``address``; ScaleError if it does
+    not answer.
+    """
     from distributed import Client
 
     try:

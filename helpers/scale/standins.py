@@ -44,8 +44,9 @@ def _log_rates(
     effect_genes: int = 20,
     effect_scale: float = 1.0,
 ):
-    """Baseline log-rates (genes) and effects (conditions x genes; row 0 = control, "
-    "all zero)."""
+    """Baseline log-rates (genes) and effects (conditions x genes; row 0 = control, all
+    zero).
+    """
     baseline = rng.normal(0.0, 1.5, size=n_genes)
     effects = np.zeros((n_conditions, n_genes))
     for p in range(1, n_conditions):
@@ -55,8 +56,9 @@ def _log_rates(
 
 
 def _cdfs(baseline, effects) -> np.ndarray:
-    """Per-condition cumulative read probabilities, offset by the condition number "
-    "(one sorted array)."""
+    """Per-condition cumulative read probabilities, offset by the condition number (one
+    sorted array).
+    """
     rates = baseline[None, :] + effects
     probs = np.exp(rates - rates.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
@@ -66,8 +68,9 @@ def _cdfs(baseline, effects) -> np.ndarray:
 
 
 def _draw_block(rng, cdf_flat, codes, n_genes: int, nnz_per_cell: int) -> sp.csr_matrix:
-    """Counts of ``len(codes)`` cells: ``~Poisson(nnz_per_cell)`` reads each, summed "
-    "per gene (CSR float32)."""
+    """Counts of ``len(codes)`` cells: ``~Poisson(nnz_per_cell)`` reads each, summed per
+    gene (CSR float32).
+    """
     reads = rng.poisson(nnz_per_cell, size=len(codes)).clip(1)
     rows = np.repeat(np.arange(len(codes)), reads)
     u = rng.random(len(rows)) + codes[rows]
@@ -274,8 +277,9 @@ GWPS = {
 
 
 def _legacy_categorical(group: h5py.Group, name: str, values: np.ndarray) -> None:
-    """An anndata-0.7 categorical column: int16 codes with a reference to "
-    "obs/__categories/<name>."""
+    """An anndata-0.7 categorical column: int16 codes with a reference to
+    obs/__categories/<name>.
+    """
     cats, codes = np.unique(values.astype(str), return_inverse=True)
     store = group.require_group("__categories")
     store.create_dataset(name, data=cats.astype(object), dtype=h5py.string_dtype())

@@ -71,8 +71,9 @@ TAHOE = {
 
 
 def tahoe_shard_names(n_shards: int = TAHOE["n_shards"]) -> list[str]:
-    """Paths of the cell shards inside the Hub repository "
-    "(``data/train-00000-of-03388.parquet`` ...)."""
+    """Paths of the cell shards inside the Hub repository
+    (``data/train-00000-of-03388.parquet`` ...).
+    """
     return [f"data/train-{i:05d}-of-{n_shards:05d}.parquet" for i in range(n_shards)]
 
 
@@ -83,8 +84,9 @@ def _shards(folder: Path) -> list[Path]:
 
 
 def is_tahoe_folder(folder: str | os.PathLike) -> bool:
-    """True for a folder with cell shards (``data/*.parquet``) and "
-    "``metadata/gene_metadata.parquet``."""
+    """True for a folder with cell shards (``data/*.parquet``) and
+    ``metadata/gene_metadata.parquet``.
+    """
     folder = Path(folder)
     return bool(_shards(folder)) and (folder / TAHOE["gene_metadata"]).exists()
 
@@ -92,8 +94,9 @@ def is_tahoe_folder(folder: str | os.PathLike) -> bool:
 def _read_row_group(
     path: str, row_group: int, lookup: np.ndarray, n_vars: int
 ) -> sp.csr_matrix:
-    """One parquet row group -> CSR counts (cells x genes); marker entries (value < 0) "
-    "dropped."""
+    """One parquet row group -> CSR counts (cells x genes); marker entries (value < 0)
+    dropped.
+    """
     import pyarrow.parquet as pq
 
     table = pq.ParquetFile(path).read_row_group(
@@ -120,11 +123,29 @@ def _read_row_group(
     return m
 
 
+def _concat_categorical(parts: list[pd.Series]) -> pd.Categorical:
+    """One categorical from the shards' columns (each with its own categories)."""
+    from pandas.api.types import union_categoricals
+
+    cats = [
+        p.astype("category") if not isinstance(p.dtype, pd.CategoricalDtype) else p
+        for p in parts
+    ]
+    return union_categoricals(cats, sort_categories=True)
+
+
 def open_tahoe(
     folder: str | os.PathLike, *, dataset: str = "tahoe100m", obs_columns=None
 ) -> LazyScreen:
-    """A :class:`LazyScreen` of the parquet shards in ``folder`` (one block per row "
-    "group)."""
+    """A :class:`LazyScreen` of the parquet shards in ``folder`` (one block per row
+    group).
+
+    ``obs`` holds ``obs_columns`` of every cell in the calling process, as categoricals
+    (codes, not strings): 1 byte per cell for a column of fewer than 128 values (cell
+    line, plate), 2 for fewer than 32,768 (drug), so for Tahoe-100M's 100.6 M cells
+    the four default columns take under 1 GB.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -147,6 +168,16 @@ def open_tahoe(
     for shard in shards:
         pf = pq.ParquetFile(shard)
         names = set(pf.schema_arrow.names)
+        # string columns come back dictionary-encoded (pandas categoricals): 100 M
+        # cells x 4 columns as codes, never as Python strings
+        types = {c: pf.schema_arrow.field(c).type for c in columns if c in names}
+        text = [
+            c
+            for c, t in types.items()
+            if pa.types.is_string(t) or pa.types.is_large_string(t)
+        ]
+        if text:
+            pf = pq.ParquetFile(shard, read_dictionary=text)
         if not {"genes", "expressions"} <= names or not set(columns) <= names:
             raise ScaleError(
                 f"{shard} is not a Tahoe-100M cell shard (columns "
@@ -161,10 +192,12 @@ def open_tahoe(
             blocks.append(
                 da.from_delayed(part, shape=(n, n_vars), dtype=np.float32, meta=meta)
             )
-    obs = pd.concat(obs_parts, ignore_index=True)
-    for col in obs.columns:
-        obs[col] = obs[col].astype("category")
-    obs.index = pd.Index([f"cell{i:09d}" for i in range(len(obs))], name="cell")
+    obs = pd.DataFrame(
+        {col: _concat_categorical([part[col] for part in obs_parts]) for col in columns}
+    )
+    # the shards carry no cell ids: cells are numbered in shard order (a RangeIndex,
+    # no 100 M strings)
+    obs.index = pd.RangeIndex(len(obs), name="cell")
     var_names = pd.Index(genes["ensembl_id"].astype(str), name="gene")
     X = da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
     meta_info = {"gene_symbol": genes.get("gene_symbol")}
