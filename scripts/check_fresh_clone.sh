@@ -12,7 +12,8 @@
 # Usage: bash scripts/check_fresh_clone.sh [--dry-run]
 #   --dry-run   make the clone, ../shared and the empty cache, print what would run, and run nothing else
 # Settings: CHECK_FRESH_CLONE_DIR (default: a new folder under ${TMPDIR:-/tmp}).
-# Takes ~10-15 minutes and all of the machine; commit first: only committed work (HEAD) is checked.
+# Takes about 45 minutes and all of a 2-core machine (command 1 ~20, command 2 ~25); commit first: only
+# committed work (HEAD) is checked.
 set -euo pipefail
 
 DRY_RUN=0
