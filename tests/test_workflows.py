@@ -285,3 +285,27 @@ def test_linkcheck_report_fails_on_broken_links(tmp_path, capsys):
     out.write_text(json.dumps(records[0]) + "\n")
     assert publish.main(["linkcheck-report", str(out)]) == 0
     assert publish.main(["linkcheck-report", str(tmp_path / "missing.json")]) == 1
+
+
+def test_free_disk_removes_nothing_off_github_and_fails_in_one_line_when_short():
+    """``publish.sh free-disk`` deletes toolchains only on a GitHub-hosted runner;
+    elsewhere (here) it only measures, and it stops with one line naming the fix when
+    the disk is too small."""
+    hosted = ("GITHUB_", "RUNNER_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(hosted)}
+    ok = subprocess.run(
+        ["bash", "scripts/publish.sh", "free-disk"],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**env, "PERTURBBOOK_DISK_NEED_GB": "1"},
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "nothing removed" in ok.stdout and "removing" not in ok.stdout
+    short = subprocess.run(
+        ["bash", "scripts/publish.sh", "free-disk"],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**env, "PERTURBBOOK_DISK_NEED_GB": "1000000"},
+    )
+    assert short.returncode == 1
+    lines = short.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    assert "PERTURBBOOK_CACHE" in lines[0] and "Traceback" not in short.stderr
