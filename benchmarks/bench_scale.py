@@ -182,6 +182,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args(argv)
+    if args.repeat < 1 or args.chunk_rows < 1 or min(args.sizes) < 1:
+        parser.error("--repeat, --chunk-rows and --sizes must be positive")
     if args.small:
         args.sizes, args.genes, args.reads, args.chunk_rows = [3_000], 200, 30, 1_000
         args.repeat = 1

@@ -47,6 +47,19 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def publisher_registry() -> dict:
+    """The registry with the publishers' own addresses, whatever
+    ``$PERTURBBOOK_MIRROR`` says (the mirror is laid out at those paths)."""
+    from . import data
+
+    saved = os.environ.pop(data.MIRROR_ENV, None)
+    try:
+        return data.load_registry()
+    finally:
+        if saved is not None:
+            os.environ[data.MIRROR_ENV] = saved
+
+
 def build_mirror(
     root: str | os.PathLike, files: dict[str, str | os.PathLike], registry=None
 ) -> Path:
@@ -60,13 +73,7 @@ def build_mirror(
     """
     from . import data
 
-    if registry is None:
-        saved = os.environ.pop(data.MIRROR_ENV, None)
-        try:
-            registry = data.load_registry()
-        finally:
-            if saved is not None:
-                os.environ[data.MIRROR_ENV] = saved
+    registry = registry if registry is not None else publisher_registry()
     root = Path(root)
     for name, source in files.items():
         entry = data.get_entry(name, registry)

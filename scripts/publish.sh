@@ -118,6 +118,12 @@ case "$step" in
     # them is the usual way to make room. Python from actions/setup-python lives in
     # /opt/hostedtoolcache/Python and is kept.
     need="${PERTURBBOOK_DISK_NEED_GB:-25}"
+    case "$need" in
+      ''|*[!0-9]*)
+        echo "error: PERTURBBOOK_DISK_NEED_GB must be a whole number of GB, got" \
+             "'$need'" >&2
+        exit 2 ;;
+    esac
     free_gb() { df -P --block-size=1G "$PWD" | awk 'NR == 2 {print $4}'; }
     echo "[free-disk] before: $(free_gb) GB free on $(df -P "$PWD" | awk 'NR == 2 {print $6}')"
     if [ "${GITHUB_ACTIONS:-}" = true ] \

@@ -309,3 +309,12 @@ def test_free_disk_removes_nothing_off_github_and_fails_in_one_line_when_short()
     lines = short.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "PERTURBBOOK_CACHE" in lines[0] and "Traceback" not in short.stderr
+    typo = subprocess.run(
+        ["bash", "scripts/publish.sh", "free-disk"],
+        cwd=ROOT, capture_output=True, text=True,
+        env={**env, "PERTURBBOOK_DISK_NEED_GB": "25GB"},
+    )
+    assert typo.returncode == 2
+    assert typo.stderr.strip().splitlines() == [
+        "error: PERTURBBOOK_DISK_NEED_GB must be a whole number of GB, got '25GB'"
+    ]

@@ -14,6 +14,7 @@ Constant predictions (e.g. "no change") get the same treatment in every family: 
 correlation is undefined, never a number made of rounding noise.
 """
 
+from . import paper as _paper
 from .paper import (
     METRIC_COLUMNS,
     bootstrap_mean_ratio,
@@ -39,18 +40,7 @@ from .families import (
 from .inputs import MetricInput, metric_input
 
 __all__ = [
-    "l2",
-    "pearson_delta",
-    "pearson_r",
-    "evaluate",
-    "error_vs_top_n",
-    "top_n_grid",
-    "summarise",
-    "common_conditions",
-    "ratio_to_baseline",
-    "bootstrap_mean_ratio",
-    "forest",
-    "METRIC_COLUMNS",
+    *_paper.__all__,
     "FAMILIES",
     "FAMILY_CHOICES",
     "family_names",
