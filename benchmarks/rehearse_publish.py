@@ -66,11 +66,16 @@ def du(path: Path) -> int:
     return total
 
 
-# Registry files the rehearsal does not mirror: GEARS' Norman copy (no chapter's paper profile
-# reads it) and chapter 10's atlas-scale files (genome-wide K562, 66 GB; Tahoe-100M): a
-# paper build runs chapter 10 on the quick profile without them (profiles.ATLAS_CHAPTERS).
-NOT_MIRRORED = {"norman2019_gears", "replogle_k562_gwps", "tahoe100m_gene_metadata",
-                "tahoe100m_shard"}
+# Registry files the rehearsal does not mirror: GEARS' Norman copy (no chapter's paper
+# profile reads it) and chapter 10's atlas-scale files (genome-wide K562, 66 GB;
+# Tahoe-100M): a paper build runs chapter 10 on the quick profile without them
+# (profiles.ATLAS_CHAPTERS).
+NOT_MIRRORED = {
+    "norman2019_gears",
+    "replogle_k562_gwps",
+    "tahoe100m_gene_metadata",
+    "tahoe100m_shard",
+}
 
 
 def mirror_files(folder: Path) -> dict[str, Path]:
