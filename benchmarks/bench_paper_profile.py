@@ -59,12 +59,17 @@ def gears_spelling(conditions: list[str]) -> list[str]:
 
 
 def standin_conditions(name: str) -> list[str]:
-    """The paper's conditions of ``name`` (after the GO filter) plus conditions the GO filter removes."""
+    """The paper's conditions of ``name`` (after the GO filter) plus conditions the GO filter removes.
+
+    Read from the paper's dataset overview in the configured cache (``$PERTURBBOOK_CACHE``; command 1
+    seeds it from ``../shared``), never downloaded: a benchmark does not reach for the network.
+    """
     from helpers import published
 
     if name in ("norman2019", "norman2019_gears"):
-        return [*gears_spelling(published.paper_conditions("norman2019")), "IER5L+ctrl", "LYL1+IER5L"]
-    return [*gears_spelling(published.paper_conditions(name)), "NOGO0+ctrl"]
+        conditions = published.paper_conditions("norman2019", download=False)
+        return [*gears_spelling(conditions), "IER5L+ctrl", "LYL1+IER5L"]
+    return [*gears_spelling(published.paper_conditions(name, download=False)), "NOGO0+ctrl"]
 
 
 def write_standins(folder: Path, scale: str, datasets: list[str], *, reuse: bool = False,
@@ -105,7 +110,8 @@ def write_standins(folder: Path, scale: str, datasets: list[str], *, reuse: bool
 
 
 def seed(folder: Path, cache: Path) -> None:
-    """Seed the stand-ins, then the published spreadsheets and annotation packages of the user's cache."""
+    """Seed the stand-ins, then the published spreadsheets and annotation packages of the configured
+    cache (``$PERTURBBOOK_CACHE``, else the default)."""
     from helpers import data
 
     table = data.seed_cache(folder, cache=cache)

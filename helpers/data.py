@@ -16,7 +16,10 @@ course room), :func:`seed_cache` copies files you already have into the cache th
 same checks: ``python -m helpers.data seed ../shared``.
 
 The cache directory is ``$PERTURBBOOK_CACHE`` if set, otherwise the user's cache directory
-(``~/.cache/perturbbook`` on Linux).
+(``~/.cache/perturbbook`` on Linux). Where ``$PERTURBBOOK_NO_DEFAULT_CACHE`` is ``1`` (set by
+``scripts/build_book.sh`` and the test suite whenever ``$PERTURBBOOK_CACHE`` is set), asking for
+the default cache is an error: a step that lost the setting (a subprocess started without it)
+stops with one line instead of reading or filling another cache than the configured one.
 
 A local mirror (``$PERTURBBOOK_MIRROR``, e.g. ``http://127.0.0.1:8000``) replaces the
 scheme and host of every registry address and keeps the publisher's host and path under
@@ -57,6 +60,7 @@ __all__ = [
     "DataError",
     "RegistryEntry",
     "cache_dir",
+    "default_cache_dir",
     "load_registry",
     "get_entry",
     "fetch",
@@ -72,6 +76,7 @@ __all__ = [
 ]
 
 CACHE_ENV = "PERTURBBOOK_CACHE"
+NO_DEFAULT_CACHE_ENV = "PERTURBBOOK_NO_DEFAULT_CACHE"
 REGISTRY_ENV = "PERTURBBOOK_REGISTRY"
 MIRROR_ENV = "PERTURBBOOK_MIRROR"
 USAGE_LOG_ENV = "PERTURBBOOK_USAGE_LOG"
@@ -203,14 +208,31 @@ def get_entry(name: str, registry: dict[str, RegistryEntry] | None = None) -> Re
     return registry[name]
 
 
+def default_cache_dir() -> Path:
+    """Where the cache is when ``$PERTURBBOOK_CACHE`` is not set: the user's cache directory
+    (``$XDG_CACHE_HOME/perturbbook``, else ``~/.cache/perturbbook`` on Linux). Not created."""
+    import pooch
+
+    return Path(pooch.os_cache("perturbbook")).expanduser()
+
+
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The cache directory: ``path`` if given, else ``$PERTURBBOOK_CACHE``, else the user cache dir."""
+    """The cache directory: ``path`` if given, else ``$PERTURBBOOK_CACHE``, else the user cache dir.
+
+    Raises :class:`DataError` instead of using the user cache dir where
+    ``$PERTURBBOOK_NO_DEFAULT_CACHE=1`` (module docstring).
+    """
     if path is None:
         path = os.environ.get(CACHE_ENV)
     if not path:
-        import pooch
-
-        path = pooch.os_cache("perturbbook")
+        if os.environ.get(NO_DEFAULT_CACHE_ENV) == "1":
+            raise DataError(
+                f"{CACHE_ENV} is not set here, but {NO_DEFAULT_CACHE_ENV}=1 says the "
+                f"configured cache must be used, not the default {default_cache_dir()}: "
+                f"pass the cache on (keep {CACHE_ENV} in the subprocess's environment, "
+                "or give cache=...)."
+            )
+        path = default_cache_dir()
     path = Path(path).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -565,6 +587,7 @@ def fetch(
             filename=entry.filename,
             url=entry.url,
             sha256=_cached_digests(path, cache)["sha256"],
+            cache=str(cache.resolve()),
         )
     if entry.format in ("zip", "deb") and entry.member:
         return _extract_member(entry, path, cache)

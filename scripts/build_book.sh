@@ -15,6 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${PROFILE:-quick}"
 VENV="${VENV:-.venv}"
+# A configured cache is the only cache: every step (the chapters' kernels included) that lost the
+# setting stops with one line instead of reading or filling the default one (helpers.data).
+if [ -n "${PERTURBBOOK_CACHE:-}" ]; then
+  export PERTURBBOOK_NO_DEFAULT_CACHE=1
+fi
 
 find_python() {
   for candidate in "${PYTHON:-}" python3.11 python3 python; do

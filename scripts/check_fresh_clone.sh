@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What a new reader does, checked: clone this repository's HEAD into a new temporary folder, with `shared`
-# beside the clone (so the clone's ../shared is the real data, as on a machine set up like this one), an empty
-# data cache (PERTURBBOOK_CACHE inside the temporary folder) and no virtual environment (command 1 creates the
-# clone's own .venv), then run the README's two commands exactly:
+# beside the clone (so the clone's ../shared is the real data, as on a machine set up like this one), a new
+# empty home folder (HOME and XDG_CACHE_HOME: no pip cache, no default data cache), an empty data cache in a
+# non-default place (PERTURBBOOK_CACHE inside the temporary folder), no PERTURBBOOK_* setting of this shell
+# and no virtual environment (command 1 creates the clone's own .venv), then run the README's two commands:
 #     bash scripts/build_book.sh
 #     bash scripts/run_tests.sh
 # and print, for each, its wall time, peak memory (GNU time's maximum resident set size: the largest single
@@ -53,11 +54,15 @@ else
   echo "[fresh-clone] no ../shared beside $REPO: command 1 will download the data from the registry's URLs"
 fi
 
-# A new reader's environment: an empty data cache, and none of this shell's book settings.
+# A new reader's environment: a new, empty home folder (HOME, XDG_CACHE_HOME: no pip cache and no
+# default data cache from earlier work), an empty data cache in a non-default place, and none of this
+# shell's book settings. The same scripts/fresh_home.sh that .ci/run sources (issue 32).
+unset VENV PYTHONPATH PROFILE PYTHON VIRTUAL_ENV 2>/dev/null || true
+for name in $(compgen -e | grep '^PERTURBBOOK_' || true); do unset "$name"; done
 export PERTURBBOOK_CACHE="$WORK/cache"
-unset VENV PYTHONPATH PROFILE PYTHON PERTURBBOOK_SEED_DIR PERTURBBOOK_SKIP_BROWSER VIRTUAL_ENV 2>/dev/null || true
-echo "[fresh-clone] PERTURBBOOK_CACHE=$PERTURBBOOK_CACHE (empty); the clone has no .venv yet: $( \
-  [ -e "$CLONE/.venv" ] && echo "ERROR, it has one" || echo "ok")"
+FRESH_HOME_DIR="$WORK/fresh" source "$CLONE/scripts/fresh_home.sh"
+echo "[fresh-clone] HOME=$HOME (empty), PERTURBBOOK_CACHE=$PERTURBBOOK_CACHE (empty); the clone has" \
+  "no .venv yet: $([ -e "$CLONE/.venv" ] && echo "ERROR, it has one" || echo "ok")"
 
 TIMER=()
 if [ -x /usr/bin/time ] && /usr/bin/time -v true >/dev/null 2>&1; then
@@ -109,6 +114,9 @@ for name in build_book run_tests; do
     "$((WALL[$name] / 60))m$(printf '%02d' $((WALL[$name] % 60)))s" "${PEAK[$name]}"
 done
 echo "pytest: $SUMMARY"
+echo "home:   $HOME (new and empty at the start); data cache: $PERTURBBOOK_CACHE"
+echo "default cache $XDG_CACHE_HOME/perturbbook: $([ -e "$XDG_CACHE_HOME/perturbbook" ] \
+  && echo "EXISTS (something used it)" || echo "never created")"
 echo "clone:  $CLONE"
 echo "logs:   $LOGS (build_book.log, run_tests.log, *.time)"
 echo "size:   $(du -sh "$WORK" 2>/dev/null | cut -f1) in $WORK (delete it when done)"

@@ -12,6 +12,9 @@ from helpers import data
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+# the default cache is off limits while $PERTURBBOOK_CACHE points elsewhere (issue 32)
+pytest_plugins = ["tests.cache_guard"]
+
 
 @pytest.fixture(scope="session")
 def subset_path() -> Path:

@@ -160,7 +160,12 @@ def test_ci_runs_exactly_the_two_commands():
         for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line and not line.startswith(("#", "set ", "cd "))
     ]
-    assert commands == ["bash scripts/build_book.sh", "bash scripts/run_tests.sh"]
+    # a new, empty home and a non-default data cache first (issue 32), then the two
+    assert commands == [
+        "source scripts/fresh_home.sh",
+        "bash scripts/build_book.sh",
+        "bash scripts/run_tests.sh",
+    ]
 
 
 def test_publish_deploys_pages_with_minimal_permissions_and_a_checksum_keyed_cache():
