@@ -43,7 +43,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .results import book_root
+from . import frontpage
+from .results import book_root, results_base, results_dir
 
 __all__ = [
     "toc_files",
@@ -291,6 +292,30 @@ def build_label(record: dict, requested: str) -> str:
     return "\n".join(text)
 
 
+FIGURE_MARKER = "<!-- front-page-figure: written by the build (helpers.frontpage) -->"
+NOTE_MARKER = "<!-- build-provenance: written by the build (helpers.execute) -->"
+
+
+def front_page_figure(results: Path, out: Path) -> str:
+    """Draw the front page's figure into the staged book (``figures/figure1.png``, and a copy
+    under ``_vendor/`` that the site serves at the stable address ``_static/figure1.png``,
+    which the README shows) and return its Markdown block (helpers.frontpage)."""
+    made = frontpage.write(results, out / "figures")
+    (out / "_vendor").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(made["figure"], out / "_vendor" / made["figure"].name)
+    return frontpage.markdown(made, f"figures/{made['figure'].name}")
+
+
+def fill_front_page(text: str, figure: str, note: str) -> str:
+    """The front page with the figure block and the build's folded note at their markers
+    (the note right under the title where the page has no marker)."""
+    if NOTE_MARKER in text:
+        text = text.replace(NOTE_MARKER, note)
+    else:
+        text = _insert_after_title(text, note)
+    return text.replace(FIGURE_MARKER, figure)
+
+
 def _insert_after_title(text: str, label: str) -> str:
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if line.startswith("# ")), -1) + 1
@@ -309,13 +334,20 @@ def _label_notebook(path: Path, record: dict, requested: str) -> None:
 
 
 def _take_executed(source: Path, target: Path) -> dict | None:
-    """A copy of a chapter executed elsewhere, if it has a build record; else None."""
+    """A copy of a chapter executed elsewhere, if it has a build record; else None.
+
+    The chapter's result tables come with it where the other machine saved them beside
+    the notebook (``<executed_dir>/results/<chapter>/``, ``scripts/publish.sh
+    gpu-chapter``): the front page's figure reads them."""
     nb = json.loads(source.read_text())
     record = nb.get("metadata", {}).get(LABEL_KEY, {}).get("build")
     if not record:
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)
+    tables = source.parent / "results" / source.stem
+    if tables.is_dir():
+        shutil.copytree(tables, results_dir(source.stem), dirs_exist_ok=True)
     return record
 
 
@@ -447,9 +479,9 @@ def front_page_label(status: pd.DataFrame, requested: str, commit: str) -> str:
     data it ran on."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
-        f":::{{admonition}} This site: the {requested} profile, built {when} (commit "
-        f"`{commit}`)",
-        ":class: note perturbbook-build",
+        f":::{{admonition}} How this site was built: the {requested} profile, commit "
+        f"`{commit}`, {when}",
+        ":class: note dropdown perturbbook-build",
         "",
         "Every chapter was executed from scratch for this site. The build used the "
         f"**{requested}** data "
@@ -535,13 +567,22 @@ def main(argv: list[str] | None = None) -> int:
     versions.to_csv(results / "versions.csv", index=False)
     (out / "status.md").write_text(status_page(status, versions))
     index = out / f"{toc_files(root)[0]}.md"
+    figure_error = ""
     if index.exists():
-        index.write_text(
-            _insert_after_title(
-                index.read_text(), front_page_label(status, args.profile, _commit(root))
-            )
-        )
+        note = front_page_label(status, args.profile, _commit(root))
+        figure = ""
+        # a partial run builds no site; a front page without the marker has no figure
+        if not args.only and FIGURE_MARKER in index.read_text():
+            try:
+                figure = front_page_figure(results_base(), out)
+            except frontpage.FrontPageError as err:
+                figure_error = str(err)
+                figure = f":::{{error}}\nThe front page's figure could not be made: {err}\n:::\n"
+        index.write_text(fill_front_page(index.read_text(), figure, note))
     print(status.drop(columns="data").to_string(index=False))
+    if figure_error:
+        print(f"[execute] the front page's figure failed: {figure_error}", file=sys.stderr)
+        return 1
     failed = status[status["status"] != "ok"]
     if len(failed):
         print(f"[execute] {len(failed)} notebook(s) failed: {', '.join(failed['notebook'])}", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["book_root", "results_dir", "save_table"]
+__all__ = ["book_root", "results_base", "results_dir", "save_table"]
 
 RESULTS_ENV = "PERTURBBOOK_RESULTS"
 
@@ -25,12 +25,18 @@ def book_root(start: str | os.PathLike | None = None) -> Path:
     return here
 
 
+def results_base() -> Path:
+    """``$PERTURBBOOK_RESULTS`` if set, else ``<book root>/_build/results`` (not created)."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    return book_root() / "_build" / "results"
+
+
 def results_dir(chapter: str) -> Path:
-    """``<book root>/_build/results/<chapter>`` (created if needed)."""
+    """``<results_base()>/<chapter>`` (created if needed)."""
     if not chapter or "/" in chapter or chapter.startswith("."):
         raise ValueError(f"chapter must be a notebook name such as '01_data', got {chapter!r}.")
-    base = Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else book_root() / "_build" / "results"
-    path = base / chapter
+    path = results_base() / chapter
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -47,6 +47,9 @@ case "$step" in
     PROFILE=paper CHAPTERS=04_foundation_models bash scripts/build_book.sh
     rm -rf _build/gpu && mkdir -p _build/gpu
     cp _build/book_src/notebooks/04_foundation_models.ipynb _build/gpu/
+    # its result tables travel with it: the front page's figure reads them (helpers.execute)
+    mkdir -p _build/gpu/results
+    cp -r _build/results/04_foundation_models _build/gpu/results/
     echo "[publish] chapter 4 executed: _build/gpu/04_foundation_models.ipynb"
     ;;
   site)

@@ -175,7 +175,10 @@ def test_each_executed_page_and_the_front_page_carry_the_build_record(
         for o in c.get("outputs", [])
     )
     front = (out / "index.md").read_text()
-    assert front.startswith("# A book\n\n:::{admonition} This site: the paper profile")
+    assert front.startswith(
+        "# A book\n\n:::{admonition} How this site was built: the paper profile"
+    )
+    assert ":class: note dropdown perturbbook-build" in front  # folded (issue 33)
     assert "| 01_data | paper | norman2019, simulator (synthetic) |" in front
     assert (
         "| 08_beyond_the_paper | quick (this chapter has no paper profile yet) |"
