@@ -96,8 +96,9 @@ def test_normalised_scores_by_hand():
     metrics = pd.DataFrame({
         "dataset": "toy", "seed": 1, "condition": ["A", "A", "A"], "method": ["mean", "x", "y"],
         "l2": [3.0, 2.0, 1.0], "pearson_delta": [0.2, 0.5, 0.8]})
-    ceiling = pd.DataFrame({"dataset": ["toy"], "condition": ["A"], "l2_ceiling": [1.0],
-                            "pearson_delta_ceiling": [0.8]})
+    ceiling = pd.DataFrame({"dataset": ["toy"], "condition": ["A"], "l2_ceiling": [1.5],
+                            "pearson_delta_ceiling": [0.7], "l2_oracle": [1.0],
+                            "pearson_delta_oracle": [0.8]})
     out = ceilings.normalised_scores(metrics, ceiling).set_index("method")
     assert out.loc["mean", "norm_l2"] == 0 and out.loc["y", "norm_l2"] == 1
     assert out.loc["x", "norm_l2"] == pytest.approx(0.5)
@@ -224,8 +225,8 @@ def test_permutation_p_value_matches_exact_enumeration():
     out = compare.paired_test(metrics, "x", "y", n_perm=20_000, n_boot=2000, seed=0).iloc[0]
     # d = 1, 2, 3, 4 (x better); of the 16 sign patterns only all-plus and all-minus reach |mean| 2.5
     assert out["mean_diff"] == 2.5
-    assert out["p_value"] == pytest.approx(2 / 16, abs=0.01)
-    assert out["better"] and not out["worse"]
+    assert out["p_value"] == 2 / 16 and out["exact"]
+    assert not out["better"] and not out["worse"]  # p = 0.125: four conditions cannot decide
     assert 1.0 <= out["lower"] <= out["upper"] <= 4.0
 
 
