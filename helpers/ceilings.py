@@ -50,6 +50,15 @@ oracle on a condition by chance (``y``'s noise happened to point its way), and s
 by using the test cells (e.g. the observed cells plus noise, chapter 8) - or through the shared
 control ``c``.
 
+**Why a model can beat the replicate, but not the oracle.** For a prediction ``y_hat`` made
+without the test cells (so independent of their noise), ``E||y_hat - y||^2 = ||y_hat - mu||^2 +
+S / n``: its own error plus the truth's noise. The oracle has no error of its own (``S / n``);
+a replicate's "error" is its own noise, ``||y' - mu||^2 ~ S / n``, so it scores ``2 S / n``. A
+model whose error ``||y_hat - mu||^2`` is below ``S / n`` (one replicate's noise) beats the
+replicate; none beats the oracle in expectation. :func:`normalised_summary` reports both parts:
+``noise_l2`` (``sqrt(S / n)``, estimated by the oracle's L2) and ``error_l2`` (``||y_hat -
+mu||``, estimated by ``sqrt(L2^2 - l2_oracle^2)``).
+
 cell-eval's ``--ceiling`` also uses disjoint halves and Spearman-Brown, but splits the control
 cells too and corrects the *mean* over perturbations; this module corrects each condition and
 keeps the full control, as :func:`helpers.metrics.evaluate` does.
@@ -338,7 +347,12 @@ def normalised_summary(
     method's mean. Columns: by..., method, mean_l2, mean_pearson_delta, base_l2,
     base_pearson_delta (the baseline on those rows), ceiling_l2, ceiling_pearson_delta (the
     replicate), oracle_l2, oracle_pearson_delta, norm_l2, norm_pearson_delta (1 = oracle),
-    norm_l2_replicate, norm_pearson_delta_replicate (1 = replicate), n.
+    norm_l2_replicate, norm_pearson_delta_replicate (1 = replicate), noise_l2, error_l2, n.
+
+    ``noise_l2 = sqrt(mean(l2_oracle^2))`` estimates how far the observed truth (and a
+    replicate) lies from the true mean; ``error_l2 = sqrt(max(mean(l2^2 - l2_oracle^2), 0))``
+    how far the method's prediction lies from it (module docstring: "Why a model can beat the
+    replicate"). A method beats a replicate in expectation where ``error_l2 < noise_l2``.
     """
     keys = ["seed", "condition"] if "seed" in metrics.columns else ["condition"]
     table = normalised_scores(
@@ -381,6 +395,15 @@ def normalised_summary(
                         "norm_l2_replicate": (base_l2 - mean_l2) / (base_l2 - ceil_l2),
                         "norm_pearson_delta_replicate": (mean_pd - base_pd)
                         / (ceil_pd - base_pd),
+                        "noise_l2": float(np.sqrt((part["l2_oracle"] ** 2).mean())),
+                        "error_l2": float(
+                            np.sqrt(
+                                max(
+                                    (part["l2"] ** 2 - part["l2_oracle"] ** 2).mean(),
+                                    0.0,
+                                )
+                            )
+                        ),
                         "n": len(part),
                     }
                 )

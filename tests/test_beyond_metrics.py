@@ -291,3 +291,24 @@ def test_a_conditions_ceiling_does_not_depend_on_the_other_conditions(norman_sub
     two = ceilings.noise_ceiling(norman_subset, truth, ["KLF1", "CBL+CNN1"], seed=4,
                                  n_repeats=2).set_index("condition")
     pd.testing.assert_frame_equal(two, everything.loc[two.index])
+
+
+def test_de_sets_vcc_agree_with_the_vcc_family_and_explain_its_zeros(norman_subset):
+    from helpers.metrics import vcc
+    from helpers.metrics.inputs import metric_input
+    from helpers.pseudobulk import top_control_genes
+
+    truth = pseudobulk(norman_subset)
+    split = holdout_split(truth.conditions, complete_doubles(truth.conditions)[:3],
+                          dataset=truth.dataset)
+    genes = top_control_genes(truth.ctrl, 200)
+    for pred in (baselines.additive(truth.subset(split.train), split.held_out),
+                 baselines.no_change(truth.subset(split.train), split.held_out)):
+        sets = retrieval.de_sets_vcc(pred, truth, norman_subset, split, genes=genes)
+        peer = vcc.score(metric_input(pred, truth, split, genes, cells=norman_subset))
+        np.testing.assert_allclose(sets["de_overlap_vcc"], peer["de_overlap_vcc"])
+        # the definition: 0 wherever either significant set is empty
+        empty = (sets["n_sig_observed"] == 0) | (sets["n_sig_predicted"] == 0)
+        assert (sets.loc[empty, "de_overlap_vcc"] == 0).all()
+    # "no change" predicts the control: its rescaled control cells have no significant gene
+    assert (sets["n_sig_predicted"] == 0).all()

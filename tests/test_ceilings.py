@@ -117,6 +117,26 @@ def test_a_model_can_beat_the_replicate_but_not_the_oracle():
         model_l2.append(np.linalg.norm(pred - y))
     assert np.mean(model_l2) < table["l2_ceiling"].mean()
     assert np.mean(model_l2) > table["l2_oracle"].mean()
+    # the decomposition recovers the model's own error, sqrt(S / (2 n)) by construction
+    metrics = pd.DataFrame(
+        {
+            "dataset": "gauss",
+            "seed": 0,
+            "condition": list(table.index) * 2,
+            "method": ["model"] * len(table) + ["mean"] * len(table),
+            "l2": model_l2 + [10.0] * len(table),
+            "pearson_delta": 0.5,
+        }
+    )
+    summary = ceilings.normalised_summary(metrics, table.reset_index()).set_index(
+        "method"
+    )
+    n = table["n_cells"].to_numpy()
+    own = np.sqrt(np.mean((sigma**2).sum() / (2 * n)))
+    noise = np.sqrt(np.mean((sigma**2).sum() / n))
+    assert summary.loc["model", "error_l2"] == pytest.approx(own, rel=0.15)
+    assert summary.loc["model", "noise_l2"] == pytest.approx(noise, rel=0.05)
+    assert summary.loc["model", "error_l2"] < summary.loc["model", "noise_l2"]
 
 
 def test_two_cells_by_hand_and_oracle_pearson_edges():
@@ -181,6 +201,9 @@ def test_normalised_summary_averages_baseline_and_method_over_the_same_rows():
         0.25 / 0.45
     )
     assert summary.loc["x", "norm_l2_replicate"] == pytest.approx(1 / 2.5)
+    # error and noise: ((9 - 1) + (25 - 4)) / 2 = 14.5 and (1 + 4) / 2 = 2.5
+    assert summary.loc["x", "error_l2"] == pytest.approx(np.sqrt(14.5))
+    assert summary.loc["x", "noise_l2"] == pytest.approx(np.sqrt(2.5))
     # y on all three: baseline 10, y 9, oracle 11/3
     assert summary.loc["y", "norm_l2"] == pytest.approx(1 / (10 - 11 / 3))
     assert summary.loc["mean", "norm_l2"] == pytest.approx(0.0)
