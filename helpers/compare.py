@@ -167,6 +167,9 @@ def paired_test(
     over conditions x seeds, descriptive), p_value, p_text (exact count, or an upper bound at the
     Monte-Carlo resolution), exact (all sign patterns enumerated), better / worse (decided by the
     permutation p-value at ``1 - level`` and the sign of mean_diff; module docstring).
+    ``seed`` seeds the bootstrap (:func:`helpers.uncertainty.crossed_weights`, so the interval
+    equals :func:`helpers.uncertainty.crossed_interval` of ``d`` over condition x seed); the
+    random sign flips use ``numpy.random.default_rng([seed, 1])``.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie between 0 and 1; got {level}.")
