@@ -69,8 +69,9 @@ keeps the full control, as :func:`helpers.metrics.evaluate` does.
 * ``norm_pearson_delta = (pd_method - pd_mean_baseline) / (pd_oracle - pd_mean_baseline)``
 
 A score above 1 means a method beat the best achievable score: by chance on few conditions, or
-because it used the test cells. (Until chapter 8's referee report the scale ended at the
-replicate, ``l2_ceiling``; those columns are kept, as the replicate agreement.)
+because it used the test cells. (Earlier versions of the book ended the scale at the
+replicate, ``l2_ceiling``, and called it the noise ceiling; those columns are kept, as the
+replicate agreement, and ``norm_*_replicate`` in :func:`normalised_summary` still uses them.)
 :func:`normalised_summary` applies the formulas to the **means** over the same conditions for
 every method (stable); the per-condition values of :func:`normalised_scores` are noisy where the
 baseline is near the oracle.
