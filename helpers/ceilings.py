@@ -1,43 +1,80 @@
-"""Noise ceilings and normalised scores: how good could a prediction be? (introduced in chapter 8).
+"""Replicate agreement and the oracle bound: how good could a prediction be? (chapter 8).
 
 The observed pseudobulk ``y_p`` of a condition is the mean of ``n_p`` noisy cells, so even a
-perfect model cannot reach L2 = 0 or Pearson delta = 1. The **split-half noise ceiling** measures
-that limit from the cells themselves:
+perfect model cannot reach L2 = 0 or Pearson delta = 1. Two different limits are estimated from
+the cells themselves, and they are **not** the same number:
 
-* for every condition ``p`` the cells are shuffled (``numpy.random.default_rng([seed, crc32(p)])``,
-  so a condition's halves do not depend on the other conditions) and cut
-  into two disjoint halves ``A`` and ``B`` of ``floor(n_p / 2)`` cells each (an odd cell out is
-  left out, so both halves have the same depth); ``y_p^A``, ``y_p^B`` are their pseudobulks (:func:`helpers.pseudobulk.pseudobulk`);
-* with the control pseudobulk ``c`` of **all** control cells (the one :func:`helpers.metrics.evaluate`
-  uses) and the evaluation genes ``G`` (top ``n_top`` control-expressed genes):
-  ``r_half = cor(y^A - c, y^B - c)`` and ``l2_half = ||y^A - y^B||`` over ``G``, i.e. the book's
-  own :func:`helpers.metrics.pearson_delta` and :func:`helpers.metrics.l2` with half B as the
-  "prediction" of half A; averaged over ``n_repeats`` random cuts (seeds ``seed, seed + 1, ...``).
+* **replicate agreement**: how well an independent replicate experiment of the same size would
+  score against ``y_p``. It carries its own noise *and* the noise of ``y_p``.
+* **the oracle** (the best achievable score): how well the true mean ``mu_p`` (infinitely many
+  cells) scores against ``y_p``. It carries only the noise of ``y_p``. No prediction that is made
+  without the test cells can beat it in expectation; a model can beat the *replicate*, because a
+  model's error need not be as large as a replicate's noise (e.g. a smooth prediction estimated
+  from many training conditions).
 
-Half-vs-half agreement understates what a replicate experiment of the **same size** would reach,
-because each half has half the cells (twice the noise variance). Models are scored against the
-full ``n_p``-cell truth, so the ceiling reported is that of an independent full-size replicate:
+**Split halves.** For every condition ``p`` the cells are shuffled
+(``numpy.random.default_rng([seed, crc32(p)])``, so a condition's halves do not depend on the
+other conditions) and cut into two disjoint halves ``A`` and ``B`` of ``m = floor(n_p / 2)`` cells
+each (an odd cell out is left out, so both halves have the same depth); ``y_p^A``, ``y_p^B`` are
+their pseudobulks (:func:`helpers.pseudobulk.pseudobulk`). With the control pseudobulk ``c`` of
+**all** control cells (the one :func:`helpers.metrics.evaluate` uses) and the evaluation genes
+``G`` (top ``n_top`` control-expressed genes): ``r_half = cor(y^A - c, y^B - c)`` and
+``l2_half = ||y^A - y^B||`` over ``G``, i.e. the book's own :func:`helpers.metrics.pearson_delta`
+and :func:`helpers.metrics.l2` with half B as the "prediction" of half A; averaged over
+``n_repeats`` random cuts (seeds ``seed, seed + 1, ...``).
 
-* ``pearson_delta_ceiling = 2 r_half / (1 + r_half)`` (Spearman-Brown for doubling the cells);
-* ``l2_ceiling = l2_half / sqrt(2)`` (the expected squared distance of two independent means of
-  ``m`` cells is ``2 sum_g sigma_g^2 / m``; going from ``m = n/2`` to ``m = n`` halves it).
+**Derivation (independent cells, additive noise).** Let a cell of ``p`` be ``mu + e`` with
+``Var(e_g) = s_g^2`` and ``S = sum_g s_g^2`` over ``G``. A mean of ``k`` cells has noise variance
+``s_g^2 / k`` per gene. Then
 
-Both corrections assume independent cells with additive noise (what the simulator draws); the raw
-half-vs-half values are kept in the table (``*_half``) so a reader can use them instead. A model
-can beat the ceiling on a condition by chance, and systematically only by predicting the noise
-of the particular cells measured (it cannot) - or through the shared control ``c``.
+* ``E||y^A - y^B||^2 = 2 S / m`` (two independent means of ``m`` cells);
+* replicate: ``E||y' - y||^2 = 2 S / n`` for an independent ``n``-cell replicate ``y'``, so
+  ``l2_ceiling = l2_half * sqrt(m / n)`` (``= l2_half / sqrt(2)`` when ``n`` is even);
+* oracle: ``E||mu - y||^2 = S / n``, so ``l2_oracle = l2_half * sqrt(m / (2 n))``
+  (``= l2_half / 2`` when ``n`` is even), i.e. the oracle's L2 is ``1 / sqrt(2)`` of the
+  replicate's.
+
+For Pearson delta write ``d = mu - c`` (``c`` is fixed: the same control in every term), ``V`` the
+variance of ``d`` across genes and ``N = S / (|G| n)`` the mean noise variance of a full-depth
+mean. Then ``r_half ~ V / (V + (n / m) N)``; the reliability of a full-depth mean (Spearman-Brown
+with factor ``n / m``, 2 for even ``n``) is ``R = V / (V + N)``, which is the expected correlation
+of two independent full-size replicates, ``pearson_delta_ceiling = R``; the oracle's correlation
+is ``cor(d, d + e) ~ sqrt(V / (V + N)) = sqrt(R)``: ``pearson_delta_oracle = sqrt(max(R, 0))``
+(``R <= 0`` means no detectable signal, where the oracle's expected correlation is about 0).
+
+Both corrections assume independent cells and additive noise uncorrelated with the effect across
+genes; ``tests/test_ceilings.py`` checks them on Gaussian cells with a **known** ``mu``, against
+the actual distance of the full-data mean to ``mu``. The raw half-vs-half values stay in the table
+(``*_half``) so a reader can use them instead. A prediction can still score better than the
+oracle on a condition by chance (``y``'s noise happened to point its way), and systematically only
+by using the test cells (e.g. the observed cells plus noise, chapter 8) - or through the shared
+control ``c``.
+
+**Why a model can beat the replicate, but not the oracle.** For a prediction ``y_hat`` made
+without the test cells (so independent of their noise), ``E||y_hat - y||^2 = ||y_hat - mu||^2 +
+S / n``: its own error plus the truth's noise. The oracle has no error of its own (``S / n``);
+a replicate's "error" is its own noise, ``||y' - mu||^2 ~ S / n``, so it scores ``2 S / n``. A
+model whose error ``||y_hat - mu||^2`` is below ``S / n`` (one replicate's noise) beats the
+replicate; none beats the oracle in expectation. :func:`normalised_summary` reports both parts:
+``noise_l2`` (``sqrt(S / n)``, estimated by the oracle's L2) and ``error_l2`` (``||y_hat -
+mu||``, estimated by ``sqrt(L2^2 - l2_oracle^2)``).
 
 cell-eval's ``--ceiling`` also uses disjoint halves and Spearman-Brown, but splits the control
 cells too and corrects the *mean* over perturbations; this module corrects each condition and
 keeps the full control, as :func:`helpers.metrics.evaluate` does.
 
-**Normalised score** (0 = the mean baseline, 1 = the ceiling), per condition and for means:
+**Normalised score** (0 = the mean baseline, 1 = the oracle), per condition and for means:
 
-* ``norm_l2 = (l2_mean_baseline - l2_method) / (l2_mean_baseline - l2_ceiling)``
-* ``norm_pearson_delta = (pd_method - pd_mean_baseline) / (pd_ceiling - pd_mean_baseline)``
+* ``norm_l2 = (l2_mean_baseline - l2_method) / (l2_mean_baseline - l2_oracle)``
+* ``norm_pearson_delta = (pd_method - pd_mean_baseline) / (pd_oracle - pd_mean_baseline)``
 
-:func:`normalised_summary` applies the formulas to the **means** over conditions (stable); the
-per-condition values of :func:`normalised_scores` are noisy where the baseline is near the ceiling.
+A score above 1 means a method beat the best achievable score: by chance on few conditions, or
+because it used the test cells. (Earlier versions of the book ended the scale at the
+replicate, ``l2_ceiling``, and called it the noise ceiling; those columns are kept, as the
+replicate agreement, and ``norm_*_replicate`` in :func:`normalised_summary` still uses them.)
+:func:`normalised_summary` applies the formulas to the **means** over the same conditions for
+every method (stable); the per-condition values of :func:`normalised_scores` are noisy where the
+baseline is near the oracle.
 """
 
 from __future__ import annotations
@@ -53,12 +90,33 @@ from .metrics.paper import pearson_delta
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
 
-__all__ = ["split_halves", "noise_ceiling", "spearman_brown", "normalised_scores", "normalised_summary",
-           "CEILING_COLUMNS", "interpolated_duplicate", "split_half_replicate",
-           "split_half_reference"]
+__all__ = [
+    "split_halves",
+    "noise_ceiling",
+    "spearman_brown",
+    "oracle_pearson",
+    "normalised_scores",
+    "normalised_summary",
+    "CEILING_COLUMNS",
+    "interpolated_duplicate",
+    "split_half_replicate",
+    "split_half_reference",
+]
 
-CEILING_COLUMNS = ["dataset", "condition", "n_cells", "l2_half", "pearson_delta_half", "l2_ceiling",
-                   "pearson_delta_ceiling", "n_genes", "n_repeats"]
+CEILING_COLUMNS = [
+    "dataset",
+    "condition",
+    "n_cells",
+    "n_half",
+    "l2_half",
+    "pearson_delta_half",
+    "l2_ceiling",
+    "pearson_delta_ceiling",
+    "l2_oracle",
+    "pearson_delta_oracle",
+    "n_genes",
+    "n_repeats",
+]
 
 
 def spearman_brown(r, factor: float = 2.0):
@@ -67,7 +125,20 @@ def spearman_brown(r, factor: float = 2.0):
     return factor * r / (1.0 + (factor - 1.0) * r)
 
 
-def _halves_codes(labels: pd.Categorical, seed: int, wanted: set[str] | None) -> np.ndarray:
+def oracle_pearson(reliability):
+    """Expected correlation of the true mean with one noisy full-depth mean: ``sqrt(R)``.
+
+    ``R`` is the full-depth reliability (Spearman-Brown of the split-half r; module docstring);
+    ``R <= 0`` (no detectable signal) gives 0, NaN stays NaN.
+    """
+    r = np.asarray(reliability, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(r), np.nan, np.sqrt(np.clip(r, 0.0, None)))
+
+
+def _halves_codes(
+    labels: pd.Categorical, seed: int, wanted: set[str] | None
+) -> np.ndarray:
     """Group code per cell: condition k -> k (half A) or n + k (half B); -1 = not used."""
     codes = np.asarray(labels.codes, dtype=np.int64)
     n = len(labels.categories)
@@ -78,7 +149,7 @@ def _halves_codes(labels: pd.Categorical, seed: int, wanted: set[str] | None) ->
     for k in range(n):
         if wanted is not None and names[k] not in wanted:
             continue
-        rows = order[bounds[k]:bounds[k + 1]]
+        rows = order[bounds[k] : bounds[k + 1]]
         if len(rows) < 2:
             continue
         # one generator per (seed, condition name): a condition's halves do not depend on
@@ -87,12 +158,13 @@ def _halves_codes(labels: pd.Categorical, seed: int, wanted: set[str] | None) ->
         rows = rows[rng.permutation(len(rows))]
         cut = len(rows) // 2
         out[rows[:cut]] = k
-        out[rows[cut:2 * cut]] = n + k
+        out[rows[cut : 2 * cut]] = n + k
     return out
 
 
-def split_halves(adata: ad.AnnData, seed: int, *, by: str = "condition",
-                 conditions=None) -> tuple[Pseudobulk, Pseudobulk]:
+def split_halves(
+    adata: ad.AnnData, seed: int, *, by: str = "condition", conditions=None
+) -> tuple[Pseudobulk, Pseudobulk]:
     """Pseudobulks of two random halves of each condition's cells (seeded; see the module docstring).
 
     Conditions with fewer than 2 cells are left out. ``conditions`` restricts the conditions
@@ -100,10 +172,14 @@ def split_halves(adata: ad.AnnData, seed: int, *, by: str = "condition",
     a ``ctrl`` row (the control halves), which :func:`noise_ceiling` does not use.
     """
     if by not in adata.obs:
-        raise KeyError(f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset.")
+        raise KeyError(
+            f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset."
+        )
     if adata.isbacked:
-        raise ValueError("split_halves needs cells in memory; load the dataset without backed='r' "
-                         "(or pass adata.to_memory()).")
+        raise ValueError(
+            "split_halves needs cells in memory; load the dataset without backed='r' "
+            "(or pass adata.to_memory())."
+        )
     labels = pd.Categorical(adata.obs[by].astype(str))
     wanted = None if conditions is None else set(map(str, conditions)) | {CONTROL}
     codes = _halves_codes(labels, seed, wanted)
@@ -116,10 +192,18 @@ def split_halves(adata: ad.AnnData, seed: int, *, by: str = "condition",
     for half in (0, 1):
         part = slice(half * n, (half + 1) * n)
         keep = counts[part] > 0
-        means = pd.DataFrame(sums[part][keep] / counts[part][keep, None], index=names[keep],
-                             columns=pd.Index(adata.var_names, name="gene"))
-        out.append(Pseudobulk(means, pd.Series(counts[part][keep], index=names[keep], name="n_cells"),
-                              dataset))
+        means = pd.DataFrame(
+            sums[part][keep] / counts[part][keep, None],
+            index=names[keep],
+            columns=pd.Index(adata.var_names, name="gene"),
+        )
+        out.append(
+            Pseudobulk(
+                means,
+                pd.Series(counts[part][keep], index=names[keep], name="n_cells"),
+                dataset,
+            )
+        )
     return out[0], out[1]
 
 
@@ -131,14 +215,25 @@ def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def noise_ceiling(adata: ad.AnnData, truth: Pseudobulk | None = None, conditions=None, *, seed: int = 0,
-                  n_repeats: int = 5, n_top: int = 1000, genes=None) -> pd.DataFrame:
-    """Split-half noise ceiling of L2 and Pearson delta per condition (formulas: module docstring).
+def noise_ceiling(
+    adata: ad.AnnData,
+    truth: Pseudobulk | None = None,
+    conditions=None,
+    *,
+    seed: int = 0,
+    n_repeats: int = 5,
+    n_top: int = 1000,
+    genes=None,
+) -> pd.DataFrame:
+    """Replicate agreement and oracle bound of L2 and Pearson delta per condition.
 
-    ``truth`` (default: ``pseudobulk(adata)``) gives the control profile ``c`` and the evaluation
-    genes (top ``n_top`` control-expressed genes, or ``genes``), exactly as in
-    :func:`helpers.metrics.evaluate`. One row per perturbed condition with at least 2 cells;
-    columns :data:`CEILING_COLUMNS`.
+    Formulas: module docstring. ``truth`` (default: ``pseudobulk(adata)``) gives the control
+    profile ``c`` and the evaluation genes (top ``n_top`` control-expressed genes, or
+    ``genes``), exactly as in :func:`helpers.metrics.evaluate`. One row per perturbed condition
+    with at least 2 cells; columns :data:`CEILING_COLUMNS`: ``*_half`` (half vs half),
+    ``*_ceiling`` (an independent full-size replicate) and ``*_oracle`` (the true mean, the best
+    achievable score); ``n_cells`` counts the condition's cells in ``adata``, ``n_half`` those of
+    one half.
     """
     if n_repeats < 1:
         raise ValueError("n_repeats must be at least 1.")
@@ -147,7 +242,11 @@ def noise_ceiling(adata: ad.AnnData, truth: Pseudobulk | None = None, conditions
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     genes = pd.Index(genes)
     ctrl = truth.ctrl[genes].to_numpy()
-    wanted = [c for c in (truth.conditions if conditions is None else conditions) if c != CONTROL]
+    wanted = [
+        c
+        for c in (truth.conditions if conditions is None else conditions)
+        if c != CONTROL
+    ]
     total_l2, total_r, found = None, None, None
     for repeat in range(n_repeats):
         half_a, half_b = split_halves(adata, seed + repeat, conditions=wanted)
@@ -159,72 +258,172 @@ def noise_ceiling(adata: ad.AnnData, truth: Pseudobulk | None = None, conditions
         total_l2 = l2_half if total_l2 is None else total_l2 + l2_half
         total_r = r_half if total_r is None else total_r + r_half
     l2_half, r_half = total_l2 / n_repeats, total_r / n_repeats
-    table = pd.DataFrame({"dataset": truth.dataset, "condition": found,
-                          "n_cells": truth.n_cells.reindex(found).fillna(0).astype(int).to_numpy(),
-                          "l2_half": l2_half, "pearson_delta_half": r_half,
-                          "l2_ceiling": l2_half / np.sqrt(2.0),
-                          "pearson_delta_ceiling": spearman_brown(r_half), "n_genes": len(genes),
-                          "n_repeats": n_repeats})
+    n_cells = (
+        adata.obs["condition"].astype(str).value_counts().reindex(found).to_numpy()
+    )
+    n_half = half_a.n_cells.reindex(found).to_numpy()
+    depth = (
+        n_cells / n_half
+    )  # full depth over half depth: 2 for an even number of cells
+    reliability = spearman_brown(r_half, factor=depth)
+    table = pd.DataFrame(
+        {
+            "dataset": truth.dataset,
+            "condition": found,
+            "n_cells": n_cells.astype(int),
+            "n_half": n_half.astype(int),
+            "l2_half": l2_half,
+            "pearson_delta_half": r_half,
+            "l2_ceiling": l2_half / np.sqrt(depth),
+            "pearson_delta_ceiling": reliability,
+            "l2_oracle": l2_half / np.sqrt(2.0 * depth),
+            "pearson_delta_oracle": oracle_pearson(reliability),
+            "n_genes": len(genes),
+            "n_repeats": n_repeats,
+        }
+    )
     return table[CEILING_COLUMNS]
 
 
-def normalised_scores(metrics: pd.DataFrame, ceiling: pd.DataFrame, *, baseline: str = "mean",
-                      by=("dataset", "seed")) -> pd.DataFrame:
-    """Per-condition normalised L2 and Pearson delta (0 = ``baseline``, 1 = ceiling).
+_ORACLE_NEEDED = [
+    "l2_ceiling",
+    "pearson_delta_ceiling",
+    "l2_oracle",
+    "pearson_delta_oracle",
+]
+
+
+def normalised_scores(
+    metrics: pd.DataFrame,
+    ceiling: pd.DataFrame,
+    *,
+    baseline: str = "mean",
+    by=("dataset", "seed"),
+) -> pd.DataFrame:
+    """Per-condition normalised L2 and Pearson delta (0 = ``baseline``, 1 = the oracle).
 
     ``metrics``: rows of :func:`helpers.metrics.evaluate` for several methods, the baseline
-    included; ``ceiling``: :func:`noise_ceiling`. Adds ``l2_ceiling``, ``pearson_delta_ceiling``,
+    included; ``ceiling``: :func:`noise_ceiling`. Adds ``l2_ceiling``, ``pearson_delta_ceiling``
+    (replicate agreement), ``l2_oracle``, ``pearson_delta_oracle`` (best achievable),
     ``norm_l2`` and ``norm_pearson_delta``; conditions without a ceiling or baseline row get NaN.
     """
     keys = list(by) + ["condition"]
     base = metrics[metrics["method"] == baseline]
     if base.empty:
-        raise ValueError(f"No rows of the baseline {baseline!r} in the metrics; run it on the same splits.")
+        raise ValueError(
+            f"No rows of the baseline {baseline!r} in the metrics; run it on the same splits."
+        )
+    missing = [c for c in _ORACLE_NEEDED if c not in ceiling.columns]
+    if missing:
+        raise ValueError(
+            f"The ceiling table lacks {missing}; make it with "
+            "helpers.ceilings.noise_ceiling."
+        )
     base = base.set_index(keys)[["l2", "pearson_delta"]].add_suffix("_base")
     out = metrics.join(base, on=keys)
-    ceil = ceiling.set_index(["dataset", "condition"])[["l2_ceiling", "pearson_delta_ceiling"]]
+    ceil = ceiling.set_index(["dataset", "condition"])[_ORACLE_NEEDED]
     out = out.join(ceil, on=["dataset", "condition"])
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["norm_l2"] = (out["l2_base"] - out["l2"]) / (out["l2_base"] - out["l2_ceiling"])
-        out["norm_pearson_delta"] = ((out["pearson_delta"] - out["pearson_delta_base"])
-                                     / (out["pearson_delta_ceiling"] - out["pearson_delta_base"]))
+        out["norm_l2"] = (out["l2_base"] - out["l2"]) / (
+            out["l2_base"] - out["l2_oracle"]
+        )
+        out["norm_pearson_delta"] = (
+            out["pearson_delta"] - out["pearson_delta_base"]
+        ) / (out["pearson_delta_oracle"] - out["pearson_delta_base"])
     return out.drop(columns=["l2_base", "pearson_delta_base"])
 
 
-def normalised_summary(metrics: pd.DataFrame, ceiling: pd.DataFrame, *, baseline: str = "mean",
-                       by=("dataset",)) -> pd.DataFrame:
-    """Normalised scores of the **mean** L2 / Pearson delta per method (0 = baseline, 1 = ceiling).
+def normalised_summary(
+    metrics: pd.DataFrame,
+    ceiling: pd.DataFrame,
+    *,
+    baseline: str = "mean",
+    by=("dataset",),
+) -> pd.DataFrame:
+    """Normalised scores of the **mean** L2 / Pearson delta per method (0 = baseline, 1 = oracle).
 
-    Means are taken over the (seed, condition) rows that have a ceiling; NaN Pearson deltas
-    (e.g. "no change") stay NaN in that method's mean. Columns: by..., method, mean_l2,
-    mean_pearson_delta, ceiling_l2, ceiling_pearson_delta, norm_l2, norm_pearson_delta, n.
+    For each method the means of the method, of the baseline and of the ceilings are all taken
+    over the **same** rows: the (seed, condition) pairs that have a ceiling and that both the
+    method and the baseline scored. NaN Pearson deltas (e.g. "no change") stay NaN in that
+    method's mean. Columns: by..., method, mean_l2, mean_pearson_delta, base_l2,
+    base_pearson_delta (the baseline on those rows), ceiling_l2, ceiling_pearson_delta (the
+    replicate), oracle_l2, oracle_pearson_delta, norm_l2, norm_pearson_delta (1 = oracle),
+    norm_l2_replicate, norm_pearson_delta_replicate (1 = replicate), noise_l2, error_l2, n.
+
+    ``noise_l2 = sqrt(mean(l2_oracle^2))`` estimates how far the observed truth (and a
+    replicate) lies from the true mean; ``error_l2 = sqrt(max(mean(l2^2 - l2_oracle^2), 0))``
+    how far the method's prediction lies from it (module docstring: "Why a model can beat the
+    replicate"). A method beats a replicate in expectation where ``error_l2 < noise_l2``.
     """
-    table = normalised_scores(metrics, ceiling, baseline=baseline)
-    table = table[table["l2_ceiling"].notna()]
+    keys = ["seed", "condition"] if "seed" in metrics.columns else ["condition"]
+    table = normalised_scores(
+        metrics, ceiling, baseline=baseline, by=list(by) + keys[:-1]
+    )
+    table = table[table["l2_oracle"].notna()]
     rows = []
     for key, group in table.groupby(list(by), sort=False):
-        base = group[group["method"] == baseline]
-        base_l2, base_pd = base["l2"].mean(), base["pearson_delta"].mean()
+        base = group[group["method"] == baseline].set_index(keys)
         for method, part in group.groupby("method", sort=False):
+            part = part[part.set_index(keys).index.isin(base.index)]
+            paired = base.loc[part.set_index(keys).index]
             mean_l2 = part["l2"].mean()
             mean_pd = part["pearson_delta"].mean(skipna=False)
-            ceil_l2, ceil_pd = part["l2_ceiling"].mean(), part["pearson_delta_ceiling"].mean()
-            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "method": method,
-                         "mean_l2": mean_l2, "mean_pearson_delta": mean_pd, "ceiling_l2": ceil_l2,
-                         "ceiling_pearson_delta": ceil_pd,
-                         "norm_l2": (base_l2 - mean_l2) / (base_l2 - ceil_l2),
-                         "norm_pearson_delta": (mean_pd - base_pd) / (ceil_pd - base_pd), "n": len(part)})
+            base_l2 = paired["l2"].mean()
+            base_pd = paired["pearson_delta"].mean(skipna=False)
+            ceil_l2, ceil_pd = (
+                part["l2_ceiling"].mean(),
+                part["pearson_delta_ceiling"].mean(),
+            )
+            orac_l2, orac_pd = (
+                part["l2_oracle"].mean(),
+                part["pearson_delta_oracle"].mean(),
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rows.append(
+                    {
+                        **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                        "method": method,
+                        "mean_l2": mean_l2,
+                        "mean_pearson_delta": mean_pd,
+                        "base_l2": base_l2,
+                        "base_pearson_delta": base_pd,
+                        "ceiling_l2": ceil_l2,
+                        "ceiling_pearson_delta": ceil_pd,
+                        "oracle_l2": orac_l2,
+                        "oracle_pearson_delta": orac_pd,
+                        "norm_l2": (base_l2 - mean_l2) / (base_l2 - orac_l2),
+                        "norm_pearson_delta": (mean_pd - base_pd) / (orac_pd - base_pd),
+                        "norm_l2_replicate": (base_l2 - mean_l2) / (base_l2 - ceil_l2),
+                        "norm_pearson_delta_replicate": (mean_pd - base_pd)
+                        / (ceil_pd - base_pd),
+                        "noise_l2": float(np.sqrt((part["l2_oracle"] ** 2).mean())),
+                        "error_l2": float(
+                            np.sqrt(
+                                max(
+                                    (part["l2"] ** 2 - part["l2_oracle"] ** 2).mean(),
+                                    0.0,
+                                )
+                            )
+                        ),
+                        "n": len(part),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 # --- positive control: the interpolated duplicate (CellSimBench / scPertEval) --------
 
 
-def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
-                           conditions=None, *, seed: int = 0,
-                           reference: pd.Series | None = None,
-                           replicate: dict | None = None,
-                           method: str = "interpolated_duplicate") -> "Predictions":
+def interpolated_duplicate(
+    adata: ad.AnnData,
+    truth: Pseudobulk | None = None,
+    conditions=None,
+    *,
+    seed: int = 0,
+    reference: pd.Series | None = None,
+    replicate: dict | None = None,
+    method: str = "interpolated_duplicate",
+) -> "Predictions":
     """The interpolated-duplicate positive control (Miller et al. 2025, "CellSimBench").
 
     For every perturbed condition ``p`` (default: all of ``truth``'s; at least 2 cells):
@@ -261,11 +460,15 @@ def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
     from .predictions import Predictions
 
     if "condition" not in adata.obs:
-        raise KeyError("obs has no column 'condition'; load the cells with "
-                       "helpers.loaders.load_dataset.")
+        raise KeyError(
+            "obs has no column 'condition'; load the cells with "
+            "helpers.loaders.load_dataset."
+        )
     if adata.isbacked:
-        raise ValueError("interpolated_duplicate needs cells in memory; load the "
-                         "dataset without backed='r' (or pass adata.to_memory()).")
+        raise ValueError(
+            "interpolated_duplicate needs cells in memory; load the "
+            "dataset without backed='r' (or pass adata.to_memory())."
+        )
     truth = pseudobulk(adata) if truth is None else truth
     pool = truth.conditions if conditions is None else conditions
     wanted = [c for c in pool if c != CONTROL]
@@ -278,15 +481,17 @@ def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
         for condition, rows in replicate.items():
             rows = np.asarray(rows, dtype=np.int64)
             if (np.asarray(labels[rows]) != condition).any():
-                raise ValueError(f"replicate[{condition!r}] holds cells of other "
-                                 "conditions.")
+                raise ValueError(
+                    f"replicate[{condition!r}] holds cells of other " "conditions."
+                )
             target[rows] = True
     own = pd.Series(np.asarray(labels), index=range(adata.n_obs))
     counts = own[target].value_counts()
     found = [c for c in wanted if counts.get(c, 0) > 0]
     if not found:
-        raise ValueError("No condition has replicate cells (each needs at least 2 "
-                         "cells).")
+        raise ValueError(
+            "No condition has replicate cells (each needs at least 2 " "cells)."
+        )
     _, padj = de_vs_all_perturbed(adata, found, target=target)
     alpha = np.nan_to_num(1.0 - padj.to_numpy(), nan=0.0)
     codes = np.where(target, labels.codes, -1)
@@ -298,22 +503,27 @@ def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
     if reference is None:
         perturbed = [c for c in truth.conditions if c != CONTROL]
         if len(perturbed) < 2:
-            raise ValueError("The leave-one-out reference needs at least two perturbed "
-                             "conditions.")
+            raise ValueError(
+                "The leave-one-out reference needs at least two perturbed "
+                "conditions."
+            )
         means = truth.means.loc[perturbed, genes].to_numpy(dtype=np.float64)
         position = {c: i for i, c in enumerate(perturbed)}
         absent = [c for c in found if c not in position]
         if absent:
-            raise ValueError(f"Condition(s) {absent[:5]} are not in the truth's "
-                             "pseudobulks.")
+            raise ValueError(
+                f"Condition(s) {absent[:5]} are not in the truth's " "pseudobulks."
+            )
         total = means.sum(axis=0)
-        ref = np.vstack([(total - means[position[c]]) / (len(perturbed) - 1)
-                         for c in found])
+        ref = np.vstack(
+            [(total - means[position[c]]) / (len(perturbed) - 1) for c in found]
+        )
     else:
         profile = pd.Series(reference).reindex(genes).to_numpy(dtype=np.float64)
         if not np.isfinite(profile).all():
-            raise ValueError("reference must give a finite value for every gene of the "
-                             "cells.")
+            raise ValueError(
+                "reference must give a finite value for every gene of the " "cells."
+            )
         ref = np.tile(profile, (len(found), 1))
     values = alpha * rep + (1.0 - alpha) * ref
     frame = pd.DataFrame(values, index=pd.Index(found, name="condition"), columns=genes)
@@ -322,13 +532,15 @@ def interpolated_duplicate(adata: ad.AnnData, truth: Pseudobulk | None = None,
 
 # --- split-half replicate: positive control of cell-eval2's replicate scale (ch. 9) ---
 
+
 def _replicate_conditions(truth: Pseudobulk, conditions) -> list[str]:
     wanted = truth.conditions if conditions is None else conditions
     return [str(c) for c in wanted if c != CONTROL]
 
 
-def split_half_replicate(adata: ad.AnnData, truth: Pseudobulk, conditions=None, *,
-                         seed: int = 0) -> Predictions:
+def split_half_replicate(
+    adata: ad.AnnData, truth: Pseudobulk, conditions=None, *, seed: int = 0
+) -> Predictions:
     """A replicate experiment as a "method": half B of each condition's cells (method
     ``split_half_replicate``), the 1.0 end of cell-eval2's replicate scale.
 
@@ -359,8 +571,9 @@ def split_half_replicate(adata: ad.AnnData, truth: Pseudobulk, conditions=None, 
     return Predictions(values, "split_half_replicate", truth.dataset, seed)
 
 
-def split_half_reference(adata: ad.AnnData, truth: Pseudobulk, conditions=None, *,
-                         seed: int = 0) -> tuple[Pseudobulk, ad.AnnData]:
+def split_half_reference(
+    adata: ad.AnnData, truth: Pseudobulk, conditions=None, *, seed: int = 0
+) -> tuple[Pseudobulk, ad.AnnData]:
     """Half A, what :func:`split_half_replicate` (same ``seed``) is scored against: its
     pseudobulk (conditions and ``ctrl``) and its cells (canonical ``obs["condition"]``).
 

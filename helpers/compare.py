@@ -2,20 +2,34 @@
 
 Per split seed ``s`` and held-out condition ``p`` scored by both methods, the paired difference is
 
-    d[s, p] = value_X[s, p] - value_Y[s, p]        (value = l2, pearson_delta, ...)
+    d[s, p] = value_X[s, p] - value_Y[s, p]        (value = l2, pearson_delta, mae, ...)
 
-oriented so that **positive means X is better**: for ``l2`` (lower is better) the sign is flipped,
-``d = l2_Y - l2_X``. Rows where either value is NaN (e.g. Pearson delta of "no change") are dropped
-and counted. The statistic is the mean of ``d`` over all (seed, condition) pairs.
+oriented so that **positive means X is better**: where lower is better (:func:`metric_direction`,
+which reads the metric family tables) the sign is flipped, ``d = value_Y - value_X``. Rows where
+either value is NaN (e.g. Pearson delta of "no change") are dropped and counted. The statistic is
+the mean of ``d`` over all (seed, condition) pairs.
 
-* **Grouped bootstrap** (interval): the split seeds are resampled with replacement, then the
-  conditions within each drawn seed (two-stage cluster bootstrap; ``numpy.random.default_rng(seed)``),
-  ``n_boot`` times; the interval is the percentile interval of the resampled means. With a single
-  split seed it is the ordinary bootstrap over conditions.
-* **Permutation test** (p-value): under "X and Y are exchangeable" the sign of each condition's
-  differences is random. Signs are flipped per **condition** (the same sign in every seed where
-  the condition is held out, since those differences are not independent), ``n_perm`` times;
-  two-sided ``p = (1 + #{|mean_perm| >= |mean_obs|}) / (1 + n_perm)``.
+* **Permutation test** (p-value; it decides ``better`` / ``worse``): under "X and Y are
+  exchangeable" the sign of each condition's differences is random. Signs are flipped per
+  **condition** (the same sign in every seed where the condition is held out, since those
+  differences are not independent). With ``k`` conditions there are ``2^k`` sign patterns:
+
+  - if ``2^k <= n_perm`` all of them are enumerated and ``p = #{|mean_perm| >= |mean_obs|} /
+    2^k`` exactly (the observed pattern and its mirror image are among them, so ``p >= 2 / 2^k``:
+    at ``k = 5`` the smallest two-sided p is ``2 / 32 = 0.0625`` and no difference on five
+    conditions can be called at the 5 % level);
+  - otherwise ``n_perm`` random patterns give ``p = (1 + hits) / (1 + n_perm)``; when no pattern
+    reaches the observed mean (``hits = 0``) that number is only the Monte-Carlo resolution, and
+    ``p_text`` says ``"<= 1/(n_perm + 1)"`` instead of a fake exact value.
+
+  ``better`` = ``p_value <= 1 - level`` and ``mean_diff > 0``; ``worse`` = the same with
+  ``mean_diff < 0``.
+* **Crossed bootstrap** (interval, descriptive): conditions and split seeds are resampled as
+  **crossed** factors (:func:`helpers.uncertainty.crossed_weights`: each factor's levels are drawn
+  with replacement, a row's weight is the product of its levels' counts), ``n_boot`` times; the
+  interval is the percentile interval of the weighted means. With one split seed it is the
+  ordinary bootstrap over conditions. At small ``n`` a percentile interval is too narrow (it can
+  exclude 0 where the exact test cannot reject), which is why it does not decide.
 
 Unlike the paper's bootstrap of the mean ratio (chapter 3), this compares the two methods on the
 same conditions and answers "better or not" with an uncertainty that respects the split seeds.
@@ -26,67 +40,199 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["paired_differences", "paired_test", "LOWER_IS_BETTER"]
+from .metrics.families import DIRECTIONS
+from .metrics.vcc import _POLICY as VCC_POLICY
+from .uncertainty import crossed_weights
 
-LOWER_IS_BETTER = {"l2", "rank", "normalised_rank", "energy_distance"}
+__all__ = [
+    "paired_differences",
+    "paired_test",
+    "metric_direction",
+    "BOOK_DIRECTIONS",
+    "LOWER_IS_BETTER",
+]
+
+#: Per-condition columns of chapter 8's own metrics (helpers.retrieval, helpers.cells,
+#: helpers.ceilings), which the metric family tables do not list.
+BOOK_DIRECTIONS = {
+    "rank": "lower",
+    "normalised_rank": "lower",
+    "rank_vs_control": "lower",
+    "rank_vs_mean": "lower",
+    "energy_distance": "lower",
+    "de_overlap": "higher",
+    "norm_l2": "higher",
+    "norm_pearson_delta": "higher",
+}
 
 
-def paired_differences(metrics: pd.DataFrame, method: str, baseline: str, *, value: str = "l2",
-                       by=("dataset",)) -> pd.DataFrame:
-    """``d`` per (by..., seed, condition), positive = ``method`` better (see the module docstring)."""
+def metric_direction(column: str) -> str:
+    """``"lower"`` or ``"higher"``: which way is better for a per-condition metric column.
+
+    Looked up in :data:`helpers.metrics.families.DIRECTIONS` (paper, Systema, calibrated and
+    VCC columns), then in cell-eval2's policy (:mod:`helpers.metrics.vcc`), then in
+    :data:`BOOK_DIRECTIONS`; an unknown column is refused.
+    """
+    for table in (
+        DIRECTIONS,
+        {k: v[0] for k, v in VCC_POLICY.items()},
+        BOOK_DIRECTIONS,
+    ):
+        if column in table:
+            return table[column]
+    known = sorted(set(DIRECTIONS) | set(VCC_POLICY) | set(BOOK_DIRECTIONS))
+    raise ValueError(
+        f"No known direction for the metric column {column!r}; pass one of {known}."
+    )
+
+
+#: Every known column where lower is better (derived from :func:`metric_direction`'s tables).
+LOWER_IS_BETTER = frozenset(
+    c
+    for c in set(DIRECTIONS) | set(VCC_POLICY) | set(BOOK_DIRECTIONS)
+    if metric_direction(c) == "lower"
+)
+
+
+def paired_differences(
+    metrics: pd.DataFrame,
+    method: str,
+    baseline: str,
+    *,
+    value: str = "l2",
+    by=("dataset",),
+) -> pd.DataFrame:
+    """``d`` per (by..., seed, condition), positive = ``method`` better (module docstring)."""
     for name in (method, baseline):
         if name not in set(metrics["method"]):
             raise ValueError(f"No rows of {name!r} in the metrics table.")
     if value not in metrics.columns:
         raise ValueError(f"The metrics table has no column {value!r}.")
+    sign = -1.0 if metric_direction(value) == "lower" else 1.0
     keys = list(by) + ["seed", "condition"]
     wide = metrics[metrics["method"].isin([method, baseline])].pivot_table(
-        index=keys, columns="method", values=value, aggfunc="first", dropna=True)
+        index=keys, columns="method", values=value, aggfunc="first", dropna=True
+    )
     wide = wide.reindex(columns=[method, baseline])
-    sign = -1.0 if value in LOWER_IS_BETTER else 1.0
     out = wide.reset_index()
     out["d"] = sign * (out[method] - out[baseline])
     return out.rename(columns={method: "value_method", baseline: "value_baseline"})
 
 
-def paired_test(metrics: pd.DataFrame, method: str, baseline: str, *, value: str = "l2",
-                n_boot: int = 10_000, n_perm: int = 10_000, seed: int = 1, level: float = 0.95,
-                by=("dataset",)) -> pd.DataFrame:
-    """Grouped bootstrap interval and sign-flip permutation p-value of the mean paired difference.
+def _sign_flip_p(
+    sums: np.ndarray, n_pairs: int, observed: float, n_perm: int, rng
+) -> tuple[float, str, bool]:
+    """Two-sided sign-flip p-value from per-condition sums of ``d`` (module docstring).
+
+    Returns (p, p_text, exact).
+    """
+    k = len(sums)
+    tol = 1e-12 * max(1.0, abs(observed))
+    if k < 63 and 2**k <= n_perm:
+        patterns = (np.arange(2**k)[:, None] >> np.arange(k)) & 1
+        means = ((2.0 * patterns - 1.0) @ sums) / n_pairs
+        hits = int(np.sum(np.abs(means) >= abs(observed) - tol))
+        p = hits / 2**k
+        return p, f"{hits}/{2**k} = {p:.4g} (exact)", True
+    hits = 0
+    chunk = 2000
+    for start in range(0, n_perm, chunk):
+        size = min(chunk, n_perm - start)
+        signs = rng.choice([-1.0, 1.0], size=(size, k))
+        hits += int(np.sum(np.abs(signs @ sums / n_pairs) >= abs(observed) - tol))
+    p = (1 + hits) / (1 + n_perm)
+    if hits == 0:
+        text = f"<= 1/{n_perm + 1} (no sign flip of {n_perm} reached it)"
+    else:
+        text = f"{p:.2g} ({hits} of {n_perm} sign flips)"
+    return p, text, False
+
+
+def paired_test(
+    metrics: pd.DataFrame,
+    method: str,
+    baseline: str,
+    *,
+    value: str = "l2",
+    n_boot: int = 10_000,
+    n_perm: int = 10_000,
+    seed: int = 1,
+    level: float = 0.95,
+    by=("dataset",),
+) -> pd.DataFrame:
+    """Sign-flip permutation test and crossed-bootstrap interval of the mean paired difference.
 
     One row per group of ``by``: by..., method, baseline, value, n_pairs, n_conditions, n_seeds,
-    n_dropped (NaN pairs), mean_diff (positive = method better), lower, upper, p_value, better
-    (the interval lies above 0), worse (below 0).
+    n_dropped (NaN pairs), mean_diff (positive = method better), lower, upper (crossed bootstrap
+    over conditions x seeds, descriptive), p_value, p_text (exact count, or an upper bound at the
+    Monte-Carlo resolution), exact (all sign patterns enumerated), better / worse (decided by the
+    permutation p-value at ``1 - level`` and the sign of mean_diff; module docstring).
+    ``seed`` seeds the bootstrap (:func:`helpers.uncertainty.crossed_weights`, so the interval
+    equals :func:`helpers.uncertainty.crossed_interval` of ``d`` over condition x seed); the
+    random sign flips use ``numpy.random.default_rng([seed, 1])``.
     """
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie between 0 and 1; got {level}.")
+    if n_boot < 1 or n_perm < 1:
+        raise ValueError(
+            f"n_boot and n_perm must be at least 1; got {n_boot}, {n_perm}."
+        )
     diffs = paired_differences(metrics, method, baseline, value=value, by=by)
-    rng = np.random.default_rng(seed)
-    alpha = (1 - level) / 2
+    rng = np.random.default_rng(
+        [seed, 1]
+    )  # sign flips; the bootstrap uses ``seed`` itself
+    tail = (1 - level) / 2
     rows = []
     for key, group in diffs.groupby(list(by), sort=True):
-        valid = group[np.isfinite(group["d"])]
-        dropped = len(group) - len(valid)
+        valid = group[np.isfinite(group["d"])].reset_index(drop=True)
         d = valid["d"].to_numpy(dtype=float)
-        base = {**dict(zip(by, key if isinstance(key, tuple) else (key,))), "method": method,
-                "baseline": baseline, "value": value, "n_pairs": len(d),
-                "n_conditions": valid["condition"].nunique(), "n_seeds": valid["seed"].nunique(),
-                "n_dropped": dropped}
+        base = {
+            **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+            "method": method,
+            "baseline": baseline,
+            "value": value,
+            "n_pairs": len(d),
+            "n_conditions": valid["condition"].nunique(),
+            "n_seeds": valid["seed"].nunique(),
+            "n_dropped": len(group) - len(valid),
+        }
         if len(d) == 0:
-            rows.append({**base, "mean_diff": np.nan, "lower": np.nan, "upper": np.nan,
-                         "p_value": np.nan, "better": False, "worse": False})
+            rows.append(
+                {
+                    **base,
+                    "mean_diff": np.nan,
+                    "lower": np.nan,
+                    "upper": np.nan,
+                    "p_value": np.nan,
+                    "p_text": "no pairs",
+                    "exact": False,
+                    "better": False,
+                    "worse": False,
+                }
+            )
             continue
-        observed = d.mean()
-        seeds = [part["d"].to_numpy(dtype=float) for _, part in valid.groupby("seed", sort=True)]
-        boot = np.empty(n_boot)
-        for b in range(n_boot):
-            drawn = rng.integers(0, len(seeds), size=len(seeds))
-            sample = [seeds[i][rng.integers(0, len(seeds[i]), size=len(seeds[i]))] for i in drawn]
-            boot[b] = np.concatenate(sample).mean()
-        lower, upper = np.quantile(boot, [alpha, 1 - alpha])
+        observed = float(d.mean())
+        weights = crossed_weights(
+            valid, ["condition", "seed"], n_boot=n_boot, seed=seed
+        )
+        total = weights.sum(axis=1)
+        means = (weights @ d)[total > 0] / total[total > 0]
+        lower, upper = np.quantile(means, [tail, 1 - tail])
         codes = pd.factorize(valid["condition"])[0]
-        n_cond = codes.max() + 1
-        signs = rng.choice([-1.0, 1.0], size=(n_perm, n_cond))
-        perm = (signs[:, codes] * d).mean(axis=1)
-        p_value = (1 + np.sum(np.abs(perm) >= abs(observed) - 1e-12)) / (1 + n_perm)
-        rows.append({**base, "mean_diff": observed, "lower": float(lower), "upper": float(upper),
-                     "p_value": float(p_value), "better": bool(lower > 0), "worse": bool(upper < 0)})
+        sums = np.bincount(codes, weights=d)
+        p_value, p_text, exact = _sign_flip_p(sums, len(d), observed, n_perm, rng)
+        significant = p_value <= 1 - level
+        rows.append(
+            {
+                **base,
+                "mean_diff": observed,
+                "lower": float(lower),
+                "upper": float(upper),
+                "p_value": float(p_value),
+                "p_text": p_text,
+                "exact": exact,
+                "better": bool(significant and observed > 0),
+                "worse": bool(significant and observed < 0),
+            }
+        )
     return pd.DataFrame(rows)

@@ -25,6 +25,14 @@ the observed cells of ``p`` vs control cells (scanpy's ``rank_genes_groups``, We
 default - Wilcoxon on request, ~20x slower - ranked by adjusted p-value then |score|, within ``G``) and ``P_p`` the ``n`` genes of ``G`` with the largest
 predicted ``|y_hat_p - c|`` (a pseudobulk prediction has no cells to test). A constant predicted
 change has no top genes: NaN.
+
+**Why the VCC's DE overlap differs** (:func:`de_sets_vcc`). ``de_overlap`` always compares two
+lists of ``n`` genes, significant or not, so a prediction's largest changes always meet some of
+the observed top genes. cell-eval2's ``de_overlap_vcc`` (:mod:`helpers.metrics.vcc`) compares
+**significant** sets: ``k`` = the observed cells' genes with Wilcoxon ``p_adj < 0.05``, and the
+genes significant in the *predicted cells* (control cells rescaled to the prediction); a
+condition with ``k = 0``, or a prediction with no significant gene, scores 0.
+:func:`de_sets_vcc` reports both set sizes per condition, so a 0 can be traced to its cause.
 """
 
 from __future__ import annotations
@@ -38,26 +46,48 @@ from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk, top_control_genes
 from .splits import Split
 
-__all__ = ["retrieval_ranks", "similarity_matrix", "reference_profile", "de_genes", "de_overlap",
-           "RETRIEVAL_COLUMNS", "DE_COLUMNS"]
+__all__ = [
+    "retrieval_ranks",
+    "similarity_matrix",
+    "reference_profile",
+    "de_genes",
+    "de_overlap",
+    "de_sets_vcc",
+    "RETRIEVAL_COLUMNS",
+    "DE_COLUMNS",
+]
 
-RETRIEVAL_COLUMNS = ["dataset", "method", "seed", "condition", "reference", "rank", "n_candidates",
-                     "normalised_rank"]
+RETRIEVAL_COLUMNS = [
+    "dataset",
+    "method",
+    "seed",
+    "condition",
+    "reference",
+    "rank",
+    "n_candidates",
+    "normalised_rank",
+]
 DE_COLUMNS = ["dataset", "method", "seed", "condition", "n_de", "de_overlap"]
 
 
-def _eval_genes(truth: Pseudobulk, predictions: Predictions, genes, n_top: int) -> pd.Index:
+def _eval_genes(
+    truth: Pseudobulk, predictions: Predictions, genes, n_top: int
+) -> pd.Index:
     if genes is None:
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     genes = pd.Index(genes)
     missing = genes.difference(predictions.genes)
     if len(missing):
-        raise PredictionError(f"{predictions.method}: {len(missing)} evaluation genes are not predicted "
-                              f"(e.g. {list(missing)[:5]}); predict all genes of the dataset.")
+        raise PredictionError(
+            f"{predictions.method}: {len(missing)} evaluation genes are not predicted "
+            f"(e.g. {list(missing)[:5]}); predict all genes of the dataset."
+        )
     return genes
 
 
-def reference_profile(truth: Pseudobulk, reference: str, split: Split | None = None) -> pd.Series:
+def reference_profile(
+    truth: Pseudobulk, reference: str, split: Split | None = None
+) -> pd.Series:
     """The profile changes are taken against: ``ctrl`` or the mean perturbation (module docstring)."""
     if reference == "control":
         return truth.ctrl
@@ -65,56 +95,88 @@ def reference_profile(truth: Pseudobulk, reference: str, split: Split | None = N
         pool = split.train if split is not None else list(truth.conditions)
         pool = [c for c in pool if c != CONTROL and c in truth.conditions]
         if not pool:
-            raise ValueError("No perturbed training conditions to average for reference='mean'.")
+            raise ValueError(
+                "No perturbed training conditions to average for reference='mean'."
+            )
         return truth.means.loc[pool].mean(axis=0)
     raise ValueError(f"reference must be 'control' or 'mean', got {reference!r}.")
 
 
 def _row_cor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of every row of ``a`` with every row of ``b`` (NaN for constant rows)."""
+
     def standardise(m):
         centred = m - m.mean(axis=1, keepdims=True)
-        norm = np.sqrt((centred ** 2).sum(axis=1, keepdims=True))
+        norm = np.sqrt((centred**2).sum(axis=1, keepdims=True))
         scale = np.maximum(1.0, np.abs(m).max(axis=1, keepdims=True))
         constant = norm <= 1e-12 * scale * np.sqrt(m.shape[1])
         with np.errstate(invalid="ignore", divide="ignore"):
             out = centred / norm
         out[constant[:, 0]] = np.nan
         return out
+
     return standardise(a) @ standardise(b).T
 
 
-def similarity_matrix(predictions: Predictions, truth: Pseudobulk, *, reference: str = "control",
-                      split: Split | None = None, candidates=None, n_top: int = 1000,
-                      genes=None) -> pd.DataFrame:
+def similarity_matrix(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    *,
+    reference: str = "control",
+    split: Split | None = None,
+    candidates=None,
+    n_top: int = 1000,
+    genes=None,
+) -> pd.DataFrame:
     """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns)."""
     genes = _eval_genes(truth, predictions, genes, n_top)
     ref = reference_profile(truth, reference, split)[genes].to_numpy()
     conditions = [c for c in predictions.conditions if c != CONTROL]
-    candidates = conditions if candidates is None else [c for c in candidates if c != CONTROL]
+    candidates = (
+        conditions if candidates is None else [c for c in candidates if c != CONTROL]
+    )
     absent = [c for c in candidates if c not in truth.conditions]
     if absent:
         raise PredictionError(f"Candidate conditions not observed: {absent[:5]}.")
     pred = predictions.values.loc[conditions, genes].to_numpy() - ref
     obs = truth.means.loc[candidates, genes].to_numpy() - ref
-    return pd.DataFrame(_row_cor(pred, obs), index=pd.Index(conditions, name="condition"),
-                        columns=pd.Index(candidates, name="candidate"))
+    return pd.DataFrame(
+        _row_cor(pred, obs),
+        index=pd.Index(conditions, name="condition"),
+        columns=pd.Index(candidates, name="candidate"),
+    )
 
 
-def retrieval_ranks(predictions: Predictions, truth: Pseudobulk, *, reference: str = "control",
-                    split: Split | None = None, candidates=None, n_top: int = 1000,
-                    genes=None) -> pd.DataFrame:
+def retrieval_ranks(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    *,
+    reference: str = "control",
+    split: Split | None = None,
+    candidates=None,
+    n_top: int = 1000,
+    genes=None,
+) -> pd.DataFrame:
     """Rank of the true perturbation among the candidates (formula: module docstring).
 
     One row per predicted condition; columns :data:`RETRIEVAL_COLUMNS`.
     """
-    sim = similarity_matrix(predictions, truth, reference=reference, split=split,
-                            candidates=candidates, n_top=n_top, genes=genes)
+    sim = similarity_matrix(
+        predictions,
+        truth,
+        reference=reference,
+        split=split,
+        candidates=candidates,
+        n_top=n_top,
+        genes=genes,
+    )
     n = sim.shape[1]
     rows = []
     for condition in sim.index:
         if condition not in sim.columns:
-            raise PredictionError(f"{condition!r} is predicted but not among the candidates.")
+            raise PredictionError(
+                f"{condition!r} is predicted but not among the candidates."
+            )
         s = sim.loc[condition].to_numpy()
         own = s[sim.columns.get_loc(condition)]
         if np.isnan(own):
@@ -123,16 +185,24 @@ def retrieval_ranks(predictions: Predictions, truth: Pseudobulk, *, reference: s
             others = np.delete(s, sim.columns.get_loc(condition))
             others = others[~np.isnan(others)]
             rank = 1.0 + np.sum(others > own) + 0.5 * np.sum(others == own)
-        rows.append({"dataset": truth.dataset or predictions.dataset, "method": predictions.method,
-                     "seed": predictions.seed if predictions.seed is not None else pd.NA,
-                     "condition": condition, "reference": reference, "rank": float(rank),
-                     "n_candidates": n,
-                     "normalised_rank": (rank - 1.0) / (n - 1.0) if n > 1 else np.nan})
+        rows.append(
+            {
+                "dataset": truth.dataset or predictions.dataset,
+                "method": predictions.method,
+                "seed": predictions.seed if predictions.seed is not None else pd.NA,
+                "condition": condition,
+                "reference": reference,
+                "rank": float(rank),
+                "n_candidates": n,
+                "normalised_rank": (rank - 1.0) / (n - 1.0) if n > 1 else np.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS)
 
 
-def de_genes(adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None,
-             method: str = "t-test") -> dict[str, list[str]]:
+def de_genes(
+    adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None, method: str = "t-test"
+) -> dict[str, list[str]]:
     """Top-``n_de`` DE genes of each condition's cells vs the control cells (scanpy, see module docstring).
 
     Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl", method=method)`` on
@@ -146,33 +216,62 @@ def de_genes(adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None,
     conditions = [c for c in conditions if c != CONTROL]
     labels = adata.obs["condition"].astype(str)
     keep = labels.isin(conditions + [CONTROL]).to_numpy()
-    cols = slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
+    cols = (
+        slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
+    )
     if genes is not None and (np.asarray(cols) < 0).any():
         raise ValueError("Some DE genes are not measured in the cells.")
     block = adata.X[np.flatnonzero(keep)][:, cols]
-    block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)  # dense: scanpy's fast path
-    sub = ad.AnnData(block.astype(np.float64),
-                     obs=pd.DataFrame({"condition": pd.Categorical(labels[keep])},
-                                      index=adata.obs_names[keep]),
-                     var=pd.DataFrame(index=adata.var_names[cols]))
-    with warnings.catch_warnings():  # scanpy's own pandas PerformanceWarnings / log2 of 0
+    block = (
+        block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+    )  # dense: scanpy's fast path
+    sub = ad.AnnData(
+        block.astype(np.float64),
+        obs=pd.DataFrame(
+            {"condition": pd.Categorical(labels[keep])}, index=adata.obs_names[keep]
+        ),
+        var=pd.DataFrame(index=adata.var_names[cols]),
+    )
+    with (
+        warnings.catch_warnings()
+    ):  # scanpy's own pandas PerformanceWarnings / log2 of 0
         warnings.simplefilter("ignore")
-        sc.tl.rank_genes_groups(sub, groupby="condition", groups=conditions, reference=CONTROL,
-                                method=method, n_genes=sub.n_vars)
+        sc.tl.rank_genes_groups(
+            sub,
+            groupby="condition",
+            groups=conditions,
+            reference=CONTROL,
+            method=method,
+            n_genes=sub.n_vars,
+        )
     result = sub.uns["rank_genes_groups"]
     out = {}
     for condition in conditions:
-        table = pd.DataFrame({"names": result["names"][condition], "scores": result["scores"][condition],
-                              "pvals_adj": result["pvals_adj"][condition]})
+        table = pd.DataFrame(
+            {
+                "names": result["names"][condition],
+                "scores": result["scores"][condition],
+                "pvals_adj": result["pvals_adj"][condition],
+            }
+        )
         table["abs_score"] = table["scores"].abs()
-        table = table.sort_values(["pvals_adj", "abs_score"], ascending=[True, False], kind="stable")
+        table = table.sort_values(
+            ["pvals_adj", "abs_score"], ascending=[True, False], kind="stable"
+        )
         out[condition] = table["names"].astype(str).head(n_de).tolist()
     return out
 
 
-def de_overlap(predictions: Predictions, truth: Pseudobulk, adata: ad.AnnData, *, n_de: int = 20,
-               n_top: int = 1000, genes=None, observed_de: dict[str, list[str]] | None = None
-               ) -> pd.DataFrame:
+def de_overlap(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    adata: ad.AnnData,
+    *,
+    n_de: int = 20,
+    n_top: int = 1000,
+    genes=None,
+    observed_de: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """Share of the observed top-``n_de`` DE genes that are among the predicted top-``n_de`` changes.
 
     ``observed_de`` (from :func:`de_genes`) can be passed to reuse the scanpy run across methods.
@@ -194,7 +293,69 @@ def de_overlap(predictions: Predictions, truth: Pseudobulk, adata: ad.AnnData, *
             top = genes[np.argsort(-change, kind="stable")[:n_de]]
             observed = observed_de[condition][:n_de]
             overlap = len(set(top) & set(observed)) / n_de
-        rows.append({"dataset": truth.dataset or predictions.dataset, "method": predictions.method,
-                     "seed": predictions.seed if predictions.seed is not None else pd.NA,
-                     "condition": condition, "n_de": n_de, "de_overlap": overlap})
+        rows.append(
+            {
+                "dataset": truth.dataset or predictions.dataset,
+                "method": predictions.method,
+                "seed": predictions.seed if predictions.seed is not None else pd.NA,
+                "condition": condition,
+                "n_de": n_de,
+                "de_overlap": overlap,
+            }
+        )
     return pd.DataFrame(rows, columns=DE_COLUMNS)
+
+
+def de_sets_vcc(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    adata: ad.AnnData,
+    split: Split,
+    *,
+    n_top: int = 1000,
+    genes=None,
+) -> pd.DataFrame:
+    """Per held-out condition: the sizes of the two significant DE sets behind
+    ``de_overlap_vcc`` and the score itself (module docstring).
+
+    Columns: method, condition, n_sig_observed (``k``: observed genes with ``p_adj < 0.05``),
+    n_sig_predicted (genes significant in the predicted cells), de_overlap_vcc (as
+    :func:`helpers.metrics.vcc.score` computes it, from the same DE tables).
+    """
+    from .metrics import vcc
+    from .metrics.inputs import metric_input
+
+    if adata.isbacked:
+        raise ValueError("de_sets_vcc needs cells in memory; pass adata.to_memory().")
+    genes = _eval_genes(truth, predictions, genes, n_top)
+    inp = metric_input(predictions, truth, split, genes, cells=adata)
+    if not inp.conditions:
+        raise PredictionError(
+            f"{predictions.method}: no held-out condition of the split is " "predicted."
+        )
+    labels = adata.obs["condition"].astype(str).to_numpy()
+    use = np.isin(labels, inp.conditions + [CONTROL])
+    cols = adata.var_names.get_indexer(genes)
+    X = adata.X[np.flatnonzero(use)][:, cols]
+    X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+    observed = vcc.de_table(X, labels[use], genes, inp.conditions)
+    predicted = vcc.de_table(*vcc.prediction_cells(inp), genes, inp.conditions)
+
+    def significant(table):
+        hit = (table["p_adj"] < vcc.P_ADJ_THRESHOLD) & table["log2_fold_change"].notna()
+        return hit.groupby(table["target"]).sum()
+
+    overlap = vcc.de_overlaps(predicted, observed, inp.conditions)
+    return pd.DataFrame(
+        {
+            "method": predictions.method,
+            "condition": inp.conditions,
+            "n_sig_observed": significant(observed)
+            .reindex(inp.conditions)
+            .to_numpy(dtype=int),
+            "n_sig_predicted": significant(predicted)
+            .reindex(inp.conditions)
+            .to_numpy(dtype=int),
+            "de_overlap_vcc": overlap.reindex(inp.conditions).to_numpy(),
+        }
+    )

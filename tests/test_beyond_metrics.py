@@ -96,8 +96,9 @@ def test_normalised_scores_by_hand():
     metrics = pd.DataFrame({
         "dataset": "toy", "seed": 1, "condition": ["A", "A", "A"], "method": ["mean", "x", "y"],
         "l2": [3.0, 2.0, 1.0], "pearson_delta": [0.2, 0.5, 0.8]})
-    ceiling = pd.DataFrame({"dataset": ["toy"], "condition": ["A"], "l2_ceiling": [1.0],
-                            "pearson_delta_ceiling": [0.8]})
+    ceiling = pd.DataFrame({"dataset": ["toy"], "condition": ["A"], "l2_ceiling": [1.5],
+                            "pearson_delta_ceiling": [0.7], "l2_oracle": [1.0],
+                            "pearson_delta_oracle": [0.8]})
     out = ceilings.normalised_scores(metrics, ceiling).set_index("method")
     assert out.loc["mean", "norm_l2"] == 0 and out.loc["y", "norm_l2"] == 1
     assert out.loc["x", "norm_l2"] == pytest.approx(0.5)
@@ -224,8 +225,8 @@ def test_permutation_p_value_matches_exact_enumeration():
     out = compare.paired_test(metrics, "x", "y", n_perm=20_000, n_boot=2000, seed=0).iloc[0]
     # d = 1, 2, 3, 4 (x better); of the 16 sign patterns only all-plus and all-minus reach |mean| 2.5
     assert out["mean_diff"] == 2.5
-    assert out["p_value"] == pytest.approx(2 / 16, abs=0.01)
-    assert out["better"] and not out["worse"]
+    assert out["p_value"] == 2 / 16 and out["exact"]
+    assert not out["better"] and not out["worse"]  # p = 0.125: four conditions cannot decide
     assert 1.0 <= out["lower"] <= out["upper"] <= 4.0
 
 
@@ -290,3 +291,24 @@ def test_a_conditions_ceiling_does_not_depend_on_the_other_conditions(norman_sub
     two = ceilings.noise_ceiling(norman_subset, truth, ["KLF1", "CBL+CNN1"], seed=4,
                                  n_repeats=2).set_index("condition")
     pd.testing.assert_frame_equal(two, everything.loc[two.index])
+
+
+def test_de_sets_vcc_agree_with_the_vcc_family_and_explain_its_zeros(norman_subset):
+    from helpers.metrics import vcc
+    from helpers.metrics.inputs import metric_input
+    from helpers.pseudobulk import top_control_genes
+
+    truth = pseudobulk(norman_subset)
+    split = holdout_split(truth.conditions, complete_doubles(truth.conditions)[:3],
+                          dataset=truth.dataset)
+    genes = top_control_genes(truth.ctrl, 200)
+    for pred in (baselines.additive(truth.subset(split.train), split.held_out),
+                 baselines.no_change(truth.subset(split.train), split.held_out)):
+        sets = retrieval.de_sets_vcc(pred, truth, norman_subset, split, genes=genes)
+        peer = vcc.score(metric_input(pred, truth, split, genes, cells=norman_subset))
+        np.testing.assert_allclose(sets["de_overlap_vcc"], peer["de_overlap_vcc"])
+        # the definition: 0 wherever either significant set is empty
+        empty = (sets["n_sig_observed"] == 0) | (sets["n_sig_predicted"] == 0)
+        assert (sets.loc[empty, "de_overlap_vcc"] == 0).all()
+    # "no change" predicts the control: its rescaled control cells have no significant gene
+    assert (sets["n_sig_predicted"] == 0).all()
