@@ -24,6 +24,7 @@ never silently predicted as the mean.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -50,6 +51,10 @@ __all__ = [
     "linear_model",
     "paper_variants",
     "embedding_variants",
+    "random_embedding_like",
+    "random_control_name",
+    "RandomControls",
+    "random_control_variants",
 ]
 
 
@@ -293,3 +298,81 @@ def embedding_variants(tables: dict[str, pd.DataFrame], *, as_gene: bool = True,
         if as_perturbation:
             methods[f"linear_P_{name}"] = partial(linear_model, perturbation_embedding=table, k=k, ridge=ridge)
     return methods
+
+
+def random_embedding_like(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """A random Gaussian table of the same genes (rows) and dimension (columns) as ``table``.
+
+    The control for "does this embedding carry knowledge, or only dimensions?": entries are
+    i.i.d. normal with the root-mean-square entry of ``table`` (so the ridge penalty acts on the
+    same scale). The row of gene ``g`` depends only on ``(seed, g, dimension)``, not on the other
+    rows, so two tables that embed the same gene give it the same random row.
+    """
+    if not isinstance(table, pd.DataFrame) or table.shape[1] == 0 or len(table) == 0:
+        raise EmbeddingError("random_embedding_like needs a non-empty genes x d DataFrame.")
+    values = table.to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise EmbeddingError("The embedding contains NaN or infinite values; clean it first.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    d = table.shape[1]
+    scale = float(np.sqrt(np.mean(values**2))) or 1.0
+    rows = [np.random.default_rng([int(seed), zlib.crc32(str(g).encode()), d]).normal(size=d)
+            for g in table.index]
+    out = pd.DataFrame(scale * np.array(rows), index=table.index.copy(),
+                       columns=[f"R{i + 1}" for i in range(d)])
+    out.attrs["provenance"] = f"random Gaussian control of dimension {d} (seed {seed})"
+    return out
+
+
+def random_control_name(side: str, dim: int) -> str:
+    """``linear_P_random_d{dim}`` or ``linear_G_random_d{dim}``."""
+    if side not in ("P", "G"):
+        raise ValueError(f"side must be 'P' or 'G', got {side!r}.")
+    return f"linear_{side}_random_d{int(dim)}"
+
+
+@dataclass
+class RandomControls:
+    """Random controls of matching dimension (:func:`random_control_variants`).
+
+    ``methods``: control name -> {embedding seed: benchmark method}; ``pairs``: embedding method
+    (``linear_P_text``) -> its control (``linear_P_random_d384``); ``seeds``: the embedding seeds.
+    """
+
+    methods: dict
+    pairs: dict
+    seeds: tuple
+
+
+def random_control_variants(tables: dict[str, pd.DataFrame], *, seeds=(0, 1, 2, 3, 4),
+                            as_gene: bool = True, as_perturbation: bool = True, k: int = 10,
+                            ridge: float = 0.1) -> RandomControls:
+    """For every table of :func:`embedding_variants`, the same linear model with a random
+    Gaussian table of the same genes and dimension (:func:`random_embedding_like`), one per seed.
+
+    Names: ``linear_P_random_d{dim}`` / ``linear_G_random_d{dim}``; a second table of an
+    already used dimension gets ``_<table name>`` appended, so that every control matches the
+    gene coverage of its own embedding.
+    """
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {list(seeds)}.")
+    if not isinstance(tables, dict) or not tables:
+        raise ValueError("tables must be a non-empty dict: embedding name -> genes x d table.")
+    sides = [s for s, on in (("G", as_gene), ("P", as_perturbation)) if on]
+    methods, pairs, used = {}, {}, set()
+    for name, table in tables.items():
+        if not isinstance(table, pd.DataFrame) or table.shape[1] == 0:
+            raise EmbeddingError(f"The table {name!r} must be a genes x d DataFrame with columns.")
+        dim = table.shape[1]
+        suffix = f"_{name}" if dim in used else ""
+        used.add(dim)
+        randoms = {s: random_embedding_like(table, s) for s in seeds}
+        for side in sides:
+            control = random_control_name(side, dim) + suffix
+            key = "gene_embedding" if side == "G" else "perturbation_embedding"
+            methods[control] = {s: partial(linear_model, **{key: randoms[s]}, k=k, ridge=ridge)
+                                for s in seeds}
+            pairs[f"linear_{side}_{name}"] = control
+    return RandomControls(methods=methods, pairs=pairs, seeds=seeds)
