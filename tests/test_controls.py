@@ -13,8 +13,9 @@ from helpers.pseudobulk import Pseudobulk
 
 def _table(n_genes, dim, scale=1.0, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame(scale * rng.normal(size=(n_genes, dim)),
-                        index=[f"G{i}" for i in range(n_genes)])
+    return pd.DataFrame(
+        scale * rng.normal(size=(n_genes, dim)), index=[f"G{i}" for i in range(n_genes)]
+    )
 
 
 def test_random_embedding_like_matches_genes_dimension_and_scale():
@@ -26,14 +27,20 @@ def test_random_embedding_like_matches_genes_dimension_and_scale():
     assert np.sqrt(np.mean(rnd.to_numpy() ** 2)) == pytest.approx(rms, rel=0.03)
     assert abs(rnd.to_numpy().mean()) < 4 * rms / np.sqrt(rnd.size)
     # the random table carries nothing of the original: correlation near 0
-    assert abs(np.corrcoef(rnd.to_numpy().ravel(), table.to_numpy().ravel())[0, 1]) < 0.05
+    assert (
+        abs(np.corrcoef(rnd.to_numpy().ravel(), table.to_numpy().ravel())[0, 1]) < 0.05
+    )
 
 
 def test_random_embedding_like_is_deterministic_per_gene_and_seed():
     table = _table(50, 8)
-    a, b = linear.random_embedding_like(table, 1), linear.random_embedding_like(table, 1)
+    a, b = linear.random_embedding_like(table, 1), linear.random_embedding_like(
+        table, 1
+    )
     pd.testing.assert_frame_equal(a, b)
-    assert not np.allclose(a.to_numpy(), linear.random_embedding_like(table, 2).to_numpy())
+    assert not np.allclose(
+        a.to_numpy(), linear.random_embedding_like(table, 2).to_numpy()
+    )
     # a gene's row does not depend on the other genes (same scale: a copy of the table's rows)
     part = linear.random_embedding_like(table.iloc[::-1], 1)
     np.testing.assert_allclose(part.loc[a.index].to_numpy(), a.to_numpy())
@@ -46,21 +53,32 @@ def test_random_embedding_like_is_deterministic_per_gene_and_seed():
 
 
 def test_random_control_variants_names_seeds_and_pairs():
-    tables = {"text": _table(30, 384), "tiny": _table(30, 32), "go": _table(20, 10),
-              "other10": _table(25, 10)}
+    tables = {
+        "text": _table(30, 384),
+        "tiny": _table(30, 32),
+        "go": _table(20, 10),
+        "other10": _table(25, 10),
+    }
     rc = linear.random_control_variants(tables, seeds=range(5))
     assert rc.seeds == (0, 1, 2, 3, 4)
     assert rc.pairs == {
-        "linear_G_text": "linear_G_random_d384", "linear_P_text": "linear_P_random_d384",
-        "linear_G_tiny": "linear_G_random_d32", "linear_P_tiny": "linear_P_random_d32",
-        "linear_G_go": "linear_G_random_d10", "linear_P_go": "linear_P_random_d10",
+        "linear_G_text": "linear_G_random_d384",
+        "linear_P_text": "linear_P_random_d384",
+        "linear_G_tiny": "linear_G_random_d32",
+        "linear_P_tiny": "linear_P_random_d32",
+        "linear_G_go": "linear_G_random_d10",
+        "linear_P_go": "linear_P_random_d10",
         "linear_G_other10": "linear_G_random_d10_other10",
         "linear_P_other10": "linear_P_random_d10_other10",
     }
     assert all(sorted(by_seed) == [0, 1, 2, 3, 4] for by_seed in rc.methods.values())
     only_p = linear.random_control_variants(tables, seeds=[7], as_gene=False)
-    assert set(only_p.methods) == {"linear_P_random_d384", "linear_P_random_d32",
-                                   "linear_P_random_d10", "linear_P_random_d10_other10"}
+    assert set(only_p.methods) == {
+        "linear_P_random_d384",
+        "linear_P_random_d32",
+        "linear_P_random_d10",
+        "linear_P_random_d10_other10",
+    }
     with pytest.raises(ValueError, match="distinct integers"):
         linear.random_control_variants(tables, seeds=[1, 1])
     with pytest.raises(ValueError, match="non-empty dict"):
@@ -91,10 +109,15 @@ def test_a_control_method_fits_the_linear_model_with_its_seeds_random_table():
     table = pd.DataFrame(np.ones((len(targets), 6)), index=targets)
     rc = linear.random_control_variants({"x": table}, seeds=[0, 1], as_gene=False)
     train = pb.subset(split.train)
-    got = {s: rc.methods["linear_P_random_d6"][s](train, doubles).values for s in (0, 1)}
+    got = {
+        s: rc.methods["linear_P_random_d6"][s](train, doubles).values for s in (0, 1)
+    }
     for s in (0, 1):
-        expected = linear.linear_model(train, doubles, perturbation_embedding=(
-            linear.random_embedding_like(table, s))).values
+        expected = linear.linear_model(
+            train,
+            doubles,
+            perturbation_embedding=(linear.random_embedding_like(table, s)),
+        ).values
         pd.testing.assert_frame_equal(got[s], expected)
     assert not np.allclose(got[0].to_numpy(), got[1].to_numpy())
     metrics_table = controls.run_seeded(pb, [split], rc, allow_missing=True)
@@ -104,8 +127,10 @@ def test_a_control_method_fits_the_linear_model_with_its_seeds_random_table():
 
 
 def _rows(method, l2s, emb_seed=None, seed=1):
-    out = [{"dataset": "d", "method": method, "seed": seed, "condition": f"P{i}", "l2": v}
-           for i, v in enumerate(l2s)]
+    out = [
+        {"dataset": "d", "method": method, "seed": seed, "condition": f"P{i}", "l2": v}
+        for i, v in enumerate(l2s)
+    ]
     if emb_seed is not None:
         for row in out:
             row["embedding_seed"] = emb_seed
@@ -113,25 +138,39 @@ def _rows(method, l2s, emb_seed=None, seed=1):
 
 
 def test_versus_controls_pairs_on_conditions_by_hand():
-    rows = (_rows("mean", [2.0, 4.0, 1.0, 5.0]) + _rows("linear_P_x", [1.0, 2.0, 3.0, 4.0])
-            + _rows("ctl", [2.0, 3.0, 4.0, 5.0], emb_seed=0)   # 1 worse everywhere
-            + _rows("ctl", [4.0, 5.0, 6.0, 7.0], emb_seed=1))  # 3 worse everywhere
+    rows = (
+        _rows("mean", [2.0, 4.0, 1.0, 5.0])
+        + _rows("linear_P_x", [1.0, 2.0, 3.0, 4.0])
+        + _rows("ctl", [2.0, 3.0, 4.0, 5.0], emb_seed=0)  # 1 worse everywhere
+        + _rows("ctl", [4.0, 5.0, 6.0, 7.0], emb_seed=1)
+    )  # 3 worse everywhere
     table = pd.DataFrame(rows)
-    out = controls.versus_controls(table, {"linear_P_x": "ctl"}, min_conditions=3).iloc[0]
+    out = controls.versus_controls(table, {"linear_P_x": "ctl"}, min_conditions=3).iloc[
+        0
+    ]
     assert out["difference"] == pytest.approx(2.0)  # (1 + 3) / 2 on every condition
-    assert out["method_mean"] == pytest.approx(2.5) and out["control_mean"] == pytest.approx(4.5)
+    assert out["method_mean"] == pytest.approx(2.5) and out[
+        "control_mean"
+    ] == pytest.approx(4.5)
     # the differences vary only with the embedding seed (1 or 3): the interval lies in [1, 3]
     assert 1.0 <= out["lower"] <= 2.0 <= out["upper"] <= 3.0
     assert out["n_condition"] == 4 and out["n_embedding_seed"] == 2
     assert out["direction"] == "better" and out["conclusion"] == "better"
-    few = controls.versus_controls(table, {"linear_P_x": "ctl"}, min_conditions=10).iloc[0]
+    few = controls.versus_controls(
+        table, {"linear_P_x": "ctl"}, min_conditions=10
+    ).iloc[0]
     assert few["conclusion"] == "too few conditions"
 
 
 def test_crossed_forest_keeps_forests_common_set_and_ratios():
-    rows = (_rows("mean", [2.0, 4.0, 1.0, 5.0]) + _rows("a", [1.0, 2.0, 0.5, 2.5])
-            + _rows("b", [4.0, 4.0, 3.0, 5.0]) + _rows("b", [2.0, 4.0, 1.0, 5.0], seed=2)
-            + _rows("mean", [2.0, 4.0, 1.0, 5.0], seed=2) + _rows("a", [1.0, 2.0, 0.5, 2.5], seed=2))
+    rows = (
+        _rows("mean", [2.0, 4.0, 1.0, 5.0])
+        + _rows("a", [1.0, 2.0, 0.5, 2.5])
+        + _rows("b", [4.0, 4.0, 3.0, 5.0])
+        + _rows("b", [2.0, 4.0, 1.0, 5.0], seed=2)
+        + _rows("mean", [2.0, 4.0, 1.0, 5.0], seed=2)
+        + _rows("a", [1.0, 2.0, 0.5, 2.5], seed=2)
+    )
     table = pd.DataFrame(rows)
     ours = controls.crossed_forest(table, "mean", n_boot=500).set_index("method")
     plain = metrics.forest(table, "mean", n_boot=10).set_index("method")
@@ -141,7 +180,13 @@ def test_crossed_forest_keeps_forests_common_set_and_ratios():
     assert ours.loc["a", ["lower", "upper"]].tolist() == pytest.approx([0.5, 0.5])
     assert ours.loc["b", "n_condition"] == 4 and ours.loc["b", "n_seed"] == 2
     # b's ratios: seed 1 = 2, 1, 3, 1; seed 2 = 1 everywhere: any resample's mean lies in [1, 3]
-    assert 1.0 <= ours.loc["b", "lower"] < ours.loc["b", "mean_ratio"] < ours.loc["b", "upper"] <= 3
+    assert (
+        1.0
+        <= ours.loc["b", "lower"]
+        < ours.loc["b", "mean_ratio"]
+        < ours.loc["b", "upper"]
+        <= 3
+    )
 
 
 def test_high_dimensional_random_P_makes_the_model_the_projected_additive():
@@ -156,14 +201,71 @@ def test_high_dimensional_random_P_makes_the_model_the_projected_additive():
     # far above n_train the hat matrix is the identity: weight 1 on the own singles,
     # prediction = projected additive
     assert lm.loc[200, "self_weight"] > 0.98
-    assert lm.loc[200, "to_projected_additive"] < 0.05 * lm.loc[2, "to_projected_additive"]
+    assert (
+        lm.loc[200, "to_projected_additive"] < 0.05 * lm.loc[2, "to_projected_additive"]
+    )
     # with 2 dimensions for 13 conditions it cannot single out a perturbation
     assert lm.loc[2, "self_weight"] < 0.5
     # the additive row, by hand: ||x_A + x_B - ctrl - x_AB|| averaged over the doubles
     means = pb.means
-    by_hand = np.mean([np.linalg.norm(means.loc[d.split("+")].sum() - means.loc["ctrl"]
-                                      - means.loc[d]) for d in doubles])
+    by_hand = np.mean(
+        [
+            np.linalg.norm(
+                means.loc[d.split("+")].sum() - means.loc["ctrl"] - means.loc[d]
+            )
+            for d in doubles
+        ]
+    )
     additive = demo.loc[demo["model"] == "additive", "l2"].item()
     assert additive == pytest.approx(by_hand)
     with pytest.raises(ValueError, match="no double"):
         controls.additivity_by_dimension(pb, holdout_split(pb.conditions, ["T1"]), [2])
+
+
+def test_paired_comparisons_by_hand_and_the_too_few_rule():
+    rows = (
+        _rows("mean", [2.0, 4.0, 1.0, 5.0])
+        + _rows("a", [1.0, 3.0, 0.0, 4.0])
+        + _rows("b", [2.0, 4.0, 1.0, 5.0])
+    )
+    table = pd.DataFrame(rows)
+    out = controls.paired_comparisons(
+        table, [("a", "mean"), ("b", "mean"), ("zz", "mean")], min_conditions=4
+    ).set_index("method")
+    assert list(out.index) == ["a", "b"]  # zz has no rows: skipped
+    # a is exactly 1 lower everywhere: difference 1, degenerate interval, "better"
+    assert out.loc["a", ["estimate", "lower", "upper"]].tolist() == pytest.approx(
+        [1, 1, 1]
+    )
+    assert out.loc["a", "conclusion"] == "better"
+    assert "a is better than mean" in out.loc["a", "sentence"]
+    assert out.loc["b", "conclusion"] == "inconclusive"
+    few = controls.paired_comparisons(table, [("a", "mean")], min_conditions=5).iloc[0]
+    assert (
+        few["conclusion"] == "too few conditions"
+        and "too few to conclude" in few["sentence"]
+    )
+
+
+def test_beside_controls_puts_each_control_after_its_embedding():
+    pairs = {
+        "linear_P_text": "linear_P_random_d384",
+        "linear_G_go": "linear_G_random_d10",
+    }
+    pairs["linear_P_tiny"] = "linear_P_random_d32"  # its embedding is not plotted
+    methods = [
+        "mean",
+        "linear_P_random_d384",
+        "linear_P_random_d32",
+        "linear_P_text",
+        "linear_G_go",
+        "linear_G_random_d10",
+    ]
+    assert controls.beside_controls(methods, pairs) == [
+        "mean",
+        "linear_P_text",
+        "linear_P_random_d384",
+        "linear_G_go",
+        "linear_G_random_d10",
+        "linear_P_random_d32",
+    ]

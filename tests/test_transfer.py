@@ -19,16 +19,28 @@ def _pb(rows: dict, genes, name):
 @pytest.fixture
 def screens():
     # ours measures g1, g2, g3; the other screen only g1, g2 and perturbed A, B (not C)
-    ours = _pb({"ctrl": [1.0, 2.0, 3.0], "A": [0.0, 2.0, 3.0], "C": [1.0, 4.0, 3.0],
-                "A+C": [0.5, 4.0, 2.0]}, ["g1", "g2", "g3"], "ours")
-    other = _pb({"ctrl": [5.0, 5.0], "A": [4.0, 7.0], "B": [5.5, 4.0]}, ["g1", "g2"], "other")
+    ours = _pb(
+        {
+            "ctrl": [1.0, 2.0, 3.0],
+            "A": [0.0, 2.0, 3.0],
+            "C": [1.0, 4.0, 3.0],
+            "A+C": [0.5, 4.0, 2.0],
+        },
+        ["g1", "g2", "g3"],
+        "ours",
+    )
+    other = _pb(
+        {"ctrl": [5.0, 5.0], "A": [4.0, 7.0], "B": [5.5, 4.0]}, ["g1", "g2"], "other"
+    )
     return ours, other
 
 
 def test_lookup_is_the_other_screens_change_for_the_same_gene(screens):
     ours, other = screens
     train = ours.subset(["ctrl", "C"])
-    pred = transfer.lookup_other_screen(train, ["A", "B", "A+B", "ctrl", "C"], other_pb=other)
+    pred = transfer.lookup_other_screen(
+        train, ["A", "B", "A+B", "ctrl", "C"], other_pb=other
+    )
     values = pred.values
     # by hand: other's change for A is (4-5, 7-5) = (-1, 2); for B (0.5, -1)
     # g3 is not measured by the other screen: the training mean change,
@@ -49,13 +61,16 @@ def test_lookup_fills_unmeasured_genes_with_the_training_mean_change(screens):
     # g3's training mean change: mean(3, 3, 3) - 3 = 0; g1, g2 come from the other screen
     assert pred.loc["B"].tolist() == pytest.approx([1.5, 1.0, 3.0])
     train2 = ours.subset(["ctrl", "A+C"])  # g3: c + mean change = 3 + (mean(3, 2) - 3)
-    assert transfer.lookup_other_screen(train2, ["B"], other_pb=other).values.loc["B", "g3"] == \
-        pytest.approx(2.5)
+    assert transfer.lookup_other_screen(train2, ["B"], other_pb=other).values.loc[
+        "B", "g3"
+    ] == pytest.approx(2.5)
 
 
 def test_lookup_errors_name_the_missing_gene(screens):
     ours, other = screens
-    with pytest.raises(EmbeddingError, match="'other' has no perturbation of 'C'"):
+    with pytest.raises(
+        EmbeddingError, match="'other' has no perturbation of 'C': nothing to look up"
+    ):
         transfer.other_screen_change(other, "C")
     with pytest.raises(EmbeddingError, match="no perturbation of 'C'"):
         transfer.lookup_other_screen(ours, ["A", "C"], other_pb=other, strict=True)
@@ -69,7 +84,10 @@ def test_lookup_errors_name_the_missing_gene(screens):
 def test_shared_perturbations_are_those_both_screens_hold(screens):
     ours, other = screens
     assert transfer.shared_perturbations(ours, other) == ["A"]
-    assert transfer.shared_perturbations(ours, other, ["A+B", "A+C", "B", "ctrl"]) == ["A+B", "B"]
+    assert transfer.shared_perturbations(ours, other, ["A+B", "A+C", "B", "ctrl"]) == [
+        "A+B",
+        "B",
+    ]
 
 
 def test_lookup_runs_in_the_benchmark_and_scores_only_shared_perturbations():
@@ -78,14 +96,26 @@ def test_lookup_runs_in_the_benchmark_and_scores_only_shared_perturbations():
     from helpers.simulate import simulate_screen
     from helpers.splits import single_split
 
-    screen = simulate_screen(n_genes=300, n_single=60, n_double=0, cells_per_condition=20,
-                             modality="CRISPRi", cell_lines=("lineA", "lineB"),
-                             second_line_overlap=0.7, seed=3)
+    screen = simulate_screen(
+        n_genes=300,
+        n_single=60,
+        n_double=0,
+        cells_per_condition=20,
+        modality="CRISPRi",
+        cell_lines=("lineA", "lineB"),
+        second_line_overlap=0.7,
+        seed=3,
+    )
     pb, other = (pseudobulk(a) for a in screen.adatas.values())
     split = single_split(pb.conditions, 1, dataset=pb.dataset)
-    methods = {"lookup_other_screen": transfer.lookup_method(other),
-               **{k: v for k, v in linear.paper_variants(other).items()
-                  if k == "linear_P_other_screen"}}
+    methods = {
+        "lookup_other_screen": transfer.lookup_method(other),
+        **{
+            k: v
+            for k, v in linear.paper_variants(other).items()
+            if k == "linear_P_other_screen"
+        },
+    }
     table, _ = benchmark.run_methods(pb, [split], methods, allow_missing=True)
     scored = table.groupby("method")["condition"].apply(set)
     expected = set(transfer.shared_perturbations(pb, other, split.held_out))
