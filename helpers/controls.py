@@ -30,6 +30,8 @@ embedding's content.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,19 +65,26 @@ def run_seeded(
 ) -> pd.DataFrame:
     """:func:`helpers.benchmark.run_methods` for every control and embedding seed.
 
-    Returns the per-perturbation metrics with an ``embedding_seed`` column.
+    Returns the per-perturbation metrics with an ``embedding_seed`` column. Controls that
+    cannot be fitted (as their embedding, e.g. a G whose training P is too small) are not
+    printed once per seed but listed in ``attrs["not_fitted"]`` (method, seed,
+    embedding_seed, reason).
     """
     if not isinstance(controls, RandomControls):
         raise TypeError(
             "controls must come from helpers.linear.random_control_variants."
         )
     splits = list(splits)
-    tables = []
+    tables, not_fitted = [], []
     for seed in controls.seeds:
         methods = {name: by_seed[seed] for name, by_seed in controls.methods.items()}
-        table, _ = run_methods(truth, splits, methods, **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):
+            table, _ = run_methods(truth, splits, methods, **kwargs)
+        not_fitted += [{**r, EMBEDDING_SEED: seed} for r in table.attrs["not_fitted"]]
         tables.append(table.assign(**{EMBEDDING_SEED: seed}))
-    return pd.concat(tables, ignore_index=True)
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs["not_fitted"] = not_fitted
+    return out
 
 
 def _with_seed_column(table: pd.DataFrame) -> pd.DataFrame:
@@ -147,11 +156,15 @@ def crossed_forest(
     n_condition, n_seed, n_embedding_seed; ``attrs`` as ``forest``'s.
     """
     table = _with_seed_column(table)
-    plain = metrics.forest(
-        table, baseline, methods, min_coverage=min_coverage, n_boot=1, seed=seed
-    )
-    common = plain.attrs["common"]
     keys = ["dataset", "seed", "condition"]
+    # coverage and common set count (seed, condition) pairs, once per embedding seed
+    once = table.drop_duplicates(["method", *keys])
+    plain = metrics.forest(
+        once, baseline, methods, min_coverage=min_coverage, n_boot=1, seed=seed
+    )
+    kept = plain.attrs["common"][["method", *keys]].drop_duplicates()
+    common = table.merge(kept, on=["method", *keys], how="inner")
+    plain.attrs["common"] = common
     base = (
         common[common["method"] == baseline].groupby(keys)["l2"].mean().rename("_base")
     )

@@ -124,6 +124,16 @@ def test_a_control_method_fits_the_linear_model_with_its_seeds_random_table():
     assert sorted(metrics_table["embedding_seed"].unique()) == [0, 1]
     assert set(metrics_table["method"]) == {"linear_P_random_d6"}
     assert len(metrics_table) == 2 * len(doubles)
+    assert metrics_table.attrs["not_fitted"] == []
+    # a G control cannot be fitted here (the training-PCA P embeds no target T*): it is
+    # listed once per embedding seed instead of printed
+    both = linear.random_control_variants({"x": table}, seeds=[0, 1])
+    listed = controls.run_seeded(pb, [split], both, allow_missing=True)
+    assert set(listed["method"]) == {"linear_P_random_d6"}
+    assert [(r["method"], r["embedding_seed"]) for r in listed.attrs["not_fitted"]] == [
+        ("linear_G_random_d6", 0),
+        ("linear_G_random_d6", 1),
+    ]
 
 
 def _rows(method, l2s, emb_seed=None, seed=1):
@@ -269,3 +279,19 @@ def test_beside_controls_puts_each_control_after_its_embedding():
         "linear_G_random_d10",
         "linear_P_random_d32",
     ]
+
+
+def test_crossed_forest_counts_coverage_once_per_embedding_seed():
+    rows = (
+        _rows("mean", [2.0, 4.0, 1.0, 5.0])
+        + _rows("ctl", [4.0, 8.0, 2.0, 10.0], emb_seed=0)  # ratio 2 everywhere
+        + _rows("ctl", [2.0, 4.0, 1.0, 5.0], emb_seed=1)  # ratio 1 everywhere
+        + _rows("ctl", [2.0, 4.0, 1.0, 5.0], emb_seed=2)
+    )
+    out = controls.crossed_forest(pd.DataFrame(rows), "mean", n_boot=300)
+    out = out.set_index("method")
+    assert out.attrs["left_out"] == {"d": []}
+    assert out.loc["ctl", "n"] == 12 and out.loc["ctl", "n_embedding_seed"] == 3
+    assert out.loc["ctl", "mean_ratio"] == pytest.approx(4 / 3)
+    # only the embedding seed varies the ratio: resampled means lie in [1, 2]
+    assert 1.0 <= out.loc["ctl", "lower"] <= 4 / 3 <= out.loc["ctl", "upper"] <= 2.0
