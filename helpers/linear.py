@@ -24,6 +24,7 @@ never silently predicted as the mean.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -50,6 +51,10 @@ __all__ = [
     "linear_model",
     "paper_variants",
     "embedding_variants",
+    "random_embedding_like",
+    "random_control_name",
+    "RandomControls",
+    "random_control_variants",
 ]
 
 
@@ -92,17 +97,27 @@ def pca_gene_embedding(train_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
     """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training conditions)."""
     X = train_pb.means.to_numpy().T  # genes x conditions
     scores = pca_scores(X, k)
-    return pd.DataFrame(scores, index=train_pb.genes, columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
+    return pd.DataFrame(
+        scores,
+        index=train_pb.genes,
+        columns=[f"PC{i + 1}" for i in range(scores.shape[1])],
+    )
 
 
 def random_gene_embedding(genes, k: int = 10, seed: int = 0) -> pd.DataFrame:
     """``G`` with i.i.d. N(0, 1) entries (the paper's "random G" control)."""
     rng = np.random.default_rng(seed)
     genes = pd.Index(genes)
-    return pd.DataFrame(rng.normal(size=(len(genes), k)), index=genes, columns=[f"R{i + 1}" for i in range(k)])
+    return pd.DataFrame(
+        rng.normal(size=(len(genes), k)),
+        index=genes,
+        columns=[f"R{i + 1}" for i in range(k)],
+    )
 
 
-def perturbation_embedding_from_genes(table: pd.DataFrame, conditions) -> tuple[pd.DataFrame, list[str]]:
+def perturbation_embedding_from_genes(
+    table: pd.DataFrame, conditions
+) -> tuple[pd.DataFrame, list[str]]:
     """``P`` from a table indexed by gene (a genes x d embedding, or another screen's conditions x d).
 
     ``A`` -> row ``A``; ``A+B`` -> row ``A`` + row ``B``; ``ctrl`` -> the table's ``ctrl`` row if it
@@ -115,24 +130,36 @@ def perturbation_embedding_from_genes(table: pd.DataFrame, conditions) -> tuple[
     for condition in conditions:
         genes = condition_genes(condition)
         if not genes:
-            rows.append(values[index[CONTROL]] if CONTROL in index else np.zeros(values.shape[1]))
+            rows.append(
+                values[index[CONTROL]]
+                if CONTROL in index
+                else np.zeros(values.shape[1])
+            )
         elif all(g in index for g in genes):
             rows.append(values[[index[g] for g in genes]].sum(axis=0))
         else:
             missing.append(condition)
             continue
         names.append(condition)
-    embedded = pd.DataFrame(np.array(rows).reshape(len(names), values.shape[1]),
-                            index=pd.Index(names, name="condition"), columns=table.columns)
+    embedded = pd.DataFrame(
+        np.array(rows).reshape(len(names), values.shape[1]),
+        index=pd.Index(names, name="condition"),
+        columns=table.columns,
+    )
     return embedded, missing
 
 
-def random_perturbation_embedding(conditions, k: int = 10, seed: int = 0) -> pd.DataFrame:
+def random_perturbation_embedding(
+    conditions, k: int = 10, seed: int = 0
+) -> pd.DataFrame:
     """One i.i.d. N(0, 1) vector per condition, test conditions included (the paper's "random P")."""
     rng = np.random.default_rng(seed)
     conditions = list(conditions)
-    return pd.DataFrame(rng.normal(size=(len(conditions), k)), index=pd.Index(conditions, name="condition"),
-                        columns=[f"R{i + 1}" for i in range(k)])
+    return pd.DataFrame(
+        rng.normal(size=(len(conditions), k)),
+        index=pd.Index(conditions, name="condition"),
+        columns=[f"R{i + 1}" for i in range(k)],
+    )
 
 
 def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
@@ -142,16 +169,23 @@ def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFram
     keeps its own score. Used for the paper's cross-dataset transfer (e.g. P from K562 for RPE1).
     """
     scores = pca_scores(other_pb.means.to_numpy(), k)
-    return pd.DataFrame(scores, index=pd.Index(other_pb.conditions, name="condition"),
-                        columns=[f"PC{i + 1}" for i in range(scores.shape[1])])
+    return pd.DataFrame(
+        scores,
+        index=pd.Index(other_pb.conditions, name="condition"),
+        columns=[f"PC{i + 1}" for i in range(scores.shape[1])],
+    )
 
 
 def align_gene_embedding(table: pd.DataFrame, genes) -> tuple[pd.DataFrame, list[str]]:
     """Rows of an external genes x d table for ``genes`` (matched by symbol) and the genes it lacks."""
     if not isinstance(table, pd.DataFrame) or table.shape[1] == 0:
-        raise EmbeddingError("A gene embedding must be a DataFrame with genes as rows and at least one column.")
+        raise EmbeddingError(
+            "A gene embedding must be a DataFrame with genes as rows and at least one column."
+        )
     if table.index.has_duplicates:
-        raise EmbeddingError(f"The gene embedding has duplicated gene names, e.g. {table.index[table.index.duplicated()][:5].tolist()}.")
+        raise EmbeddingError(
+            f"The gene embedding has duplicated gene names, e.g. {table.index[table.index.duplicated()][:5].tolist()}."
+        )
     if not np.isfinite(table.to_numpy(dtype=float)).all():
         raise EmbeddingError("The gene embedding contains NaN or infinite values.")
     genes = pd.Index(genes)
@@ -172,20 +206,30 @@ class LinearFit:
     W: np.ndarray
     b: pd.Series
     ctrl: pd.Series
-    P: pd.DataFrame  # embedding of every condition the model can predict or was trained on
+    P: (
+        pd.DataFrame
+    )  # embedding of every condition the model can predict or was trained on
     dataset: str
     method: str
     genes_without_embedding: list[str] = field(default_factory=list)
     train_without_embedding: list[str] = field(default_factory=list)
 
-    def predict(self, conditions, *, seed: int | None = None) -> tuple[Predictions, list[str]]:
+    def predict(
+        self, conditions, *, seed: int | None = None
+    ) -> tuple[Predictions, list[str]]:
         """Predictions for the conditions that have an embedding, and the list of those that do not."""
         conditions = list(conditions)
         ok = [c for c in conditions if c in self.P.index]
         unpredictable = [c for c in conditions if c not in self.P.index]
-        change = self.G.to_numpy() @ self.W @ self.P.loc[ok].to_numpy().T  # genes x conditions
-        values = (self.ctrl[self.G.index].to_numpy() + self.b[self.G.index].to_numpy())[:, None] + change
-        frame = pd.DataFrame(values.T, index=pd.Index(ok, name="condition"), columns=self.G.index)
+        change = (
+            self.G.to_numpy() @ self.W @ self.P.loc[ok].to_numpy().T
+        )  # genes x conditions
+        values = (self.ctrl[self.G.index].to_numpy() + self.b[self.G.index].to_numpy())[
+            :, None
+        ] + change
+        frame = pd.DataFrame(
+            values.T, index=pd.Index(ok, name="condition"), columns=self.G.index
+        )
         return Predictions(frame, self.method, self.dataset, seed), unpredictable
 
 
@@ -217,7 +261,9 @@ def fit_linear_model(
         elif gene_embedding == "random":
             G = random_gene_embedding(train_pb.genes, k, seed)
         else:
-            raise ValueError(f"gene_embedding must be 'pca', 'random' or a DataFrame, got {gene_embedding!r}.")
+            raise ValueError(
+                f"gene_embedding must be 'pca', 'random' or a DataFrame, got {gene_embedding!r}."
+            )
         genes_missing: list[str] = []
     else:
         G, genes_missing = align_gene_embedding(gene_embedding, train_pb.genes)
@@ -226,43 +272,72 @@ def fit_linear_model(
     if isinstance(perturbation_embedding, str):
         if perturbation_embedding == "genes":
             # the paper's P always comes from the training PCA, also when G is random or external
-            source = G if isinstance(gene_embedding, str) and gene_embedding == "pca" else pca_gene_embedding(train_pb, k)
+            source = (
+                G
+                if isinstance(gene_embedding, str) and gene_embedding == "pca"
+                else pca_gene_embedding(train_pb, k)
+            )
             P, _ = perturbation_embedding_from_genes(source, all_conditions)
         elif perturbation_embedding == "random":
             P = random_perturbation_embedding(all_conditions, k, seed + 1)
         else:
-            raise ValueError(f"perturbation_embedding must be 'genes', 'random' or a DataFrame, got {perturbation_embedding!r}.")
+            raise ValueError(
+                f"perturbation_embedding must be 'genes', 'random' or a DataFrame, got {perturbation_embedding!r}."
+            )
     else:
         table = perturbation_embedding
         if not np.isfinite(table.to_numpy(dtype=float)).all():
-            raise EmbeddingError("The perturbation embedding contains NaN or infinite values.")
+            raise EmbeddingError(
+                "The perturbation embedding contains NaN or infinite values."
+            )
         P, _ = perturbation_embedding_from_genes(table, all_conditions)
 
     train = [c for c in train_pb.conditions if c in P.index]
     train_missing = [c for c in train_pb.conditions if c not in P.index]
     if len(train) < 2:
-        raise EmbeddingError(f"Only {len(train)} training condition(s) have a perturbation embedding; cannot fit.")
+        raise EmbeddingError(
+            f"Only {len(train)} training condition(s) have a perturbation embedding; cannot fit."
+        )
     ctrl = train_pb.ctrl
-    Y = (train_pb.means.loc[train, G.index] - ctrl[G.index]).to_numpy().T  # genes x conditions
+    Y = (
+        (train_pb.means.loc[train, G.index] - ctrl[G.index]).to_numpy().T
+    )  # genes x conditions
     b = Y.mean(axis=1)
-    W = solve_two_sided_ridge(G.to_numpy(), Y - b[:, None], P.loc[train].to_numpy(), ridge)
-    return LinearFit(G=G, W=W, b=pd.Series(b, index=G.index), ctrl=ctrl, P=P, dataset=train_pb.dataset,
-                     method=method, genes_without_embedding=genes_missing, train_without_embedding=train_missing)
+    W = solve_two_sided_ridge(
+        G.to_numpy(), Y - b[:, None], P.loc[train].to_numpy(), ridge
+    )
+    return LinearFit(
+        G=G,
+        W=W,
+        b=pd.Series(b, index=G.index),
+        ctrl=ctrl,
+        P=P,
+        dataset=train_pb.dataset,
+        method=method,
+        genes_without_embedding=genes_missing,
+        train_without_embedding=train_missing,
+    )
 
 
-def linear_model(train_pb: Pseudobulk, conditions, *, seed: int | None = None, **kwargs) -> Predictions:
+def linear_model(
+    train_pb: Pseudobulk, conditions, *, seed: int | None = None, **kwargs
+) -> Predictions:
     """Fit and predict in one call, with the signature of the baselines (for :func:`helpers.benchmark.run_methods`).
 
     Conditions that cannot be embedded are missing from the returned predictions; evaluate with
     ``allow_missing=True`` and compare methods on the common set.
     """
     conditions = list(conditions)
-    fit = fit_linear_model(train_pb, predict_conditions=conditions, seed=seed or 0, **kwargs)
+    fit = fit_linear_model(
+        train_pb, predict_conditions=conditions, seed=seed or 0, **kwargs
+    )
     predictions, _ = fit.predict(conditions, seed=seed)
     return predictions
 
 
-def paper_variants(other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: float = 0.1) -> dict:
+def paper_variants(
+    other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: float = 0.1
+) -> dict:
     """The linear-model variants of the paper's Fig. 2c that need no pretrained model, as benchmark methods.
 
     ``linear`` (G and P from the training PCA), ``linear_random_G``, ``linear_random_P`` and, when the
@@ -270,17 +345,31 @@ def paper_variants(other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: fl
     """
     variants = {
         "linear": partial(linear_model, k=k, ridge=ridge),
-        "linear_random_G": partial(linear_model, gene_embedding="random", k=k, ridge=ridge),
-        "linear_random_P": partial(linear_model, perturbation_embedding="random", k=k, ridge=ridge),
+        "linear_random_G": partial(
+            linear_model, gene_embedding="random", k=k, ridge=ridge
+        ),
+        "linear_random_P": partial(
+            linear_model, perturbation_embedding="random", k=k, ridge=ridge
+        ),
     }
     if other_pb is not None:
         variants["linear_P_other_screen"] = partial(
-            linear_model, perturbation_embedding=pca_perturbation_embedding(other_pb, k), k=k, ridge=ridge)
+            linear_model,
+            perturbation_embedding=pca_perturbation_embedding(other_pb, k),
+            k=k,
+            ridge=ridge,
+        )
     return variants
 
 
-def embedding_variants(tables: dict[str, pd.DataFrame], *, as_gene: bool = True, as_perturbation: bool = True,
-                       k: int = 10, ridge: float = 0.1) -> dict:
+def embedding_variants(
+    tables: dict[str, pd.DataFrame],
+    *,
+    as_gene: bool = True,
+    as_perturbation: bool = True,
+    k: int = 10,
+    ridge: float = 0.1,
+) -> dict:
     """Linear-model methods that use pretrained genes x d tables as G (``linear_G_<name>``) and/or as the
     perturbation embedding (``linear_P_<name>``: a perturbation of gene g gets g's row, doubles the sum).
 
@@ -289,7 +378,114 @@ def embedding_variants(tables: dict[str, pd.DataFrame], *, as_gene: bool = True,
     methods = {}
     for name, table in tables.items():
         if as_gene:
-            methods[f"linear_G_{name}"] = partial(linear_model, gene_embedding=table, k=k, ridge=ridge)
+            methods[f"linear_G_{name}"] = partial(
+                linear_model, gene_embedding=table, k=k, ridge=ridge
+            )
         if as_perturbation:
-            methods[f"linear_P_{name}"] = partial(linear_model, perturbation_embedding=table, k=k, ridge=ridge)
+            methods[f"linear_P_{name}"] = partial(
+                linear_model, perturbation_embedding=table, k=k, ridge=ridge
+            )
     return methods
+
+
+def random_embedding_like(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """A random Gaussian table of the same genes (rows) and dimension (columns) as ``table``.
+
+    The control for "does this embedding carry knowledge, or only dimensions?": entries are
+    i.i.d. normal with the root-mean-square entry of ``table`` (so the ridge penalty acts on the
+    same scale). The row of gene ``g`` depends only on ``(seed, g, dimension)``, not on the other
+    rows, so two tables that embed the same gene give it the same random row.
+    """
+    if not isinstance(table, pd.DataFrame) or table.shape[1] == 0 or len(table) == 0:
+        raise EmbeddingError(
+            "random_embedding_like needs a non-empty genes x d DataFrame."
+        )
+    values = table.to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise EmbeddingError(
+            "The embedding contains NaN or infinite values; clean it first."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    d = table.shape[1]
+    scale = float(np.sqrt(np.mean(values**2))) or 1.0
+    rows = [
+        np.random.default_rng([int(seed), zlib.crc32(str(g).encode()), d]).normal(
+            size=d
+        )
+        for g in table.index
+    ]
+    out = pd.DataFrame(
+        scale * np.array(rows),
+        index=table.index.copy(),
+        columns=[f"R{i + 1}" for i in range(d)],
+    )
+    out.attrs["provenance"] = f"random Gaussian control of dimension {d} (seed {seed})"
+    return out
+
+
+def random_control_name(side: str, dim: int) -> str:
+    """``linear_P_random_d{dim}`` or ``linear_G_random_d{dim}``."""
+    if side not in ("P", "G"):
+        raise ValueError(f"side must be 'P' or 'G', got {side!r}.")
+    return f"linear_{side}_random_d{int(dim)}"
+
+
+@dataclass
+class RandomControls:
+    """Random controls of matching dimension (:func:`random_control_variants`).
+
+    ``methods``: control name -> {embedding seed: benchmark method}; ``pairs``: embedding method
+    (``linear_P_text``) -> its control (``linear_P_random_d384``); ``seeds``: the embedding seeds.
+    """
+
+    methods: dict
+    pairs: dict
+    seeds: tuple
+
+
+def random_control_variants(
+    tables: dict[str, pd.DataFrame],
+    *,
+    seeds=(0, 1, 2, 3, 4),
+    as_gene: bool = True,
+    as_perturbation: bool = True,
+    k: int = 10,
+    ridge: float = 0.1,
+) -> RandomControls:
+    """For every table of :func:`embedding_variants`, the same linear model with a random
+    Gaussian table of the same genes and dimension (:func:`random_embedding_like`), one per seed.
+
+    Names: ``linear_P_random_d{dim}`` / ``linear_G_random_d{dim}``; a second table of an
+    already used dimension gets ``_<table name>`` appended, so that every control matches the
+    gene coverage of its own embedding.
+    """
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(
+            f"seeds must be a non-empty list of distinct integers, got {list(seeds)}."
+        )
+    if not isinstance(tables, dict) or not tables:
+        raise ValueError(
+            "tables must be a non-empty dict: embedding name -> genes x d table."
+        )
+    sides = [s for s, on in (("G", as_gene), ("P", as_perturbation)) if on]
+    methods, pairs, used = {}, {}, set()
+    for name, table in tables.items():
+        if not isinstance(table, pd.DataFrame) or table.shape[1] == 0:
+            raise EmbeddingError(
+                f"The table {name!r} must be a genes x d DataFrame with columns."
+            )
+        dim = table.shape[1]
+        suffix = f"_{name}" if dim in used else ""
+        used.add(dim)
+        randoms = {s: random_embedding_like(table, s) for s in seeds}
+        for side in sides:
+            control = random_control_name(side, dim) + suffix
+            key = "gene_embedding" if side == "G" else "perturbation_embedding"
+            methods[control] = {
+                s: partial(linear_model, **{key: randoms[s]}, k=k, ridge=ridge)
+                for s in seeds
+            }
+            pairs[f"linear_{side}_{name}"] = control
+    return RandomControls(methods=methods, pairs=pairs, seeds=seeds)
