@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in result.audit.drop_duplicates("check", keep="last").itertuples():
         print(f"  {row.check}: {row.status} ({row.detail})")
     if result.comparison is not None:
-        print("paired test (positive mean_diff = your model better; grouped bootstrap interval, sign-flip p):")
+        print("paired test (positive mean_diff = your model better; interval: crossed bootstrap over "
+              "conditions x seeds; better / worse decided by the sign-flip p):")
         print(result.comparison[["method", "baseline", "value", "n_pairs", "mean_diff", "lower", "upper",
-                                 "p_value"]].round(4).to_string(index=False))
+                                 "p_text", "better", "worse"]].round(4).to_string(index=False))
     if result.energy is not None:
         print(f"energy distance of the predicted cells: mean {result.energy['energy_distance'].mean():.3f} "
               f"over {len(result.energy)} (seed, condition) pairs")
