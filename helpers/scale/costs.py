@@ -42,7 +42,11 @@ __all__ = [
     "merge_tree",
     "time_block",
     "time_merge",
+    "kernel_factors",
     "atlas_costs",
+    "time_tahoe_decode",
+    "atlas_targets",
+    "stored_bytes",
 ]
 
 BENCH_SCALE = Path(__file__).resolve().parents[2] / "benchmarks/results/bench_scale.txt"
@@ -279,6 +283,37 @@ def time_block(block, codes, *, counts: bool, repeat: int = 3) -> float:
     )
 
 
+def kernel_factors(
+    block, codes, *, dense_rows: int = 5_000, split_every: int = 4, repeat: int = 5
+) -> pd.Series:
+    """Costs of the other kernels relative to the benchmark's (the per-block task on
+    CSR, ``counts=False``, per non-zero), each the median of ``repeat`` ratios of runs
+    timed back to back, so that a machine slowed by other jobs slows both alike:
+
+    * ``normalise_factor``: CSR with ``counts=True`` (normalise, log1p) / without;
+    * ``dense_factor``: the first ``dense_rows`` rows made dense, ``counts=True``, per
+      matrix element / CSR with ``counts=True`` per non-zero;
+    * ``merge_factor``: :func:`time_merge` per element added / CSR per non-zero.
+
+    Multiply the benchmark's rate by them (``atlas_costs`` does)."""
+    if repeat < 1:
+        raise ScaleError(f"repeat must be at least 1, got {repeat}.")
+    codes = np.asarray(codes)
+    csr = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(block)
+    dense = csr[:dense_rows].toarray()
+    nnz = max(csr.nnz, 1)
+    out = {"normalise_factor": [], "dense_factor": [], "merge_factor": []}
+    for _ in range(repeat):
+        plain = time_block(csr, codes, counts=False, repeat=1) / nnz
+        normalised = time_block(csr, codes, counts=True, repeat=1) / nnz
+        per_element = time_block(dense, codes[:dense_rows], counts=True, repeat=1)
+        merge = time_merge(split_every=split_every, repeat=1) * 1e-9
+        out["normalise_factor"].append(normalised / plain)
+        out["dense_factor"].append(per_element / dense.size / normalised)
+        out["merge_factor"].append(merge / plain)
+    return pd.Series({k: float(np.median(v)) for k, v in out.items()})
+
+
 def time_merge(
     n_groups: int = 2_000, n_genes: int = 2_000, *, split_every: int = 4, repeat=3
 ) -> float:
@@ -322,8 +357,9 @@ def atlas_costs(
     kernel touches every element), ``layout`` (``shuffled``/``sorted``, with
     ``groups_in_block`` for sorted), ``split_every`` (default 4), and optional
     ``decode_ns_per_nnz`` (a per-non-zero decoding cost, e.g. parquet lists).
-    ``rates``: ``compute_ns_per_nnz``, ``dense_ns_per_element``, ``normalise_factor``,
-    ``obs_ns_per_cell``, ``merge_ns_per_element``. ``assumptions`` overrides
+    ``rates``: ``compute_ns_per_nnz`` (the benchmark's), ``normalise_factor``,
+    ``dense_factor``, ``merge_factor`` (:func:`kernel_factors`), ``obs_ns_per_cell``.
+    ``assumptions`` overrides
     :data:`ASSUMPTIONS` (values only).
 
     Each row says its ``basis``: ``measured`` (a rate measured by the benchmark or in
@@ -333,6 +369,7 @@ def atlas_costs(
     per_worker = _assumed(assumptions, "read_gb_per_s_per_worker") * 1e9
     total_bw = _assumed(assumptions, "read_gb_per_s_total") * 1e9
     net = _assumed(assumptions, "network_gb_per_s_per_worker") * 1e9
+    merge_ns = rates["compute_ns_per_nnz"] * rates["merge_factor"]
     if workers < 1:
         raise ScaleError(f"workers must be at least 1, got {workers}.")
     rows = []
@@ -350,17 +387,25 @@ def atlas_costs(
                 f"{t['nonzeros']:.3g} non-zeros x {ns:.1f} core-ns (bench_scale's sparse "
                 "rate x normalisation factor measured here)"
             )
-            if t.get("decode_ns_per_nnz"):
-                core_s += t["nonzeros"] * t["decode_ns_per_nnz"] * 1e-9
-                how += f" + {t['decode_ns_per_nnz']:.1f} ns decoding"
         else:
-            ns = rates["dense_ns_per_element"]
+            ns = (
+                rates["compute_ns_per_nnz"]
+                * rates.get("normalise_factor", 1.0)
+                * rates["dense_factor"]
+            )
             core_s = t["elements"] * ns * 1e-9
             basis, how = "measured", (
-                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns (dense rate "
-                "measured here on one dense block)"
+                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns (bench_scale's "
+                "rate x normalisation x dense factor measured here on one block)"
             )
         rows.append((name, "compute", basis, core_s, core_s / workers, how))
+        if t.get("decode_ns_per_nnz"):  # e.g. parquet lists -> CSR
+            core_s = t["nonzeros"] * t["decode_ns_per_nnz"] * 1e-9
+            how = (
+                f"{t['nonzeros']:.3g} non-zeros x {t['decode_ns_per_nnz']:.1f} core-ns "
+                "(decoding measured here on the stand-in)"
+            )
+            rows.append((name, "decode", "measured", core_s, core_s / workers, how))
         # I/O: stored bytes at an assumed bandwidth (workers wait while reading)
         read_s = t["bytes"] / per_worker
         wall = max(t["bytes"] / (per_worker * workers), t["bytes"] / total_bw)
@@ -400,7 +445,7 @@ def atlas_costs(
         )
         moved = tree.iloc[:-1]
         per_node_s = moved["bytes_per_partial"] / net + moved["bytes_per_partial"] / (
-            8.0 * 1e9 / rates["merge_ns_per_element"]
+            8.0 * 1e9 / merge_ns
         )
         # a level's sends run in parallel on at most `workers` workers
         parents = tree["nodes"].iloc[1:].to_numpy()
@@ -416,7 +461,8 @@ def atlas_costs(
                 float(wall_levels.sum()),
                 f"{bytes_moved / 1e9:.3g} GB moved ({moved['groups_per_partial'].iloc[0]:,.0f}"
                 f" groups per block partial, {t.get('layout', 'shuffled')}); "
-                f"{net / 1e9:g} GB/s (assumed), add rate measured here",
+                f"{net / 1e9:g} GB/s (assumed), {merge_ns:.1f} ns per element added "
+                "(bench_scale's rate x merge factor measured here)",
             )
         )
     table = pd.DataFrame(
@@ -424,4 +470,99 @@ def atlas_costs(
     )
     table["core_hours"] = table.pop("core_s") / 3600
     table[f"hours_on_{workers}"] = table.pop("wall_s") / 3600
-    return table[["target", "part", "basis", "core_hours", f"hours_on_{workers}", "how"]]
+    return table[
+        ["target", "part", "basis", "core_hours", f"hours_on_{workers}", "how"]
+    ]
+
+
+def time_tahoe_decode(folder, *, max_row_groups: int = 4, repeat: int = 3) -> float:
+    """Median nanoseconds per non-zero to read and decode Tahoe parquet row groups into
+    CSR blocks (:func:`helpers.scale.tahoe._read_row_group`), the first
+    ``max_row_groups`` row groups of ``folder``, in this process."""
+    import pyarrow.parquet as pq
+
+    from .tahoe import TAHOE, _read_row_group, _shards
+
+    genes = pd.read_parquet(Path(folder) / TAHOE["gene_metadata"])
+    lookup = np.full(int(genes["token_id"].max()) + 1, -1, dtype=np.int64)
+    lookup[genes["token_id"].to_numpy()] = np.arange(len(genes))
+    groups = [
+        (str(s), rg)
+        for s in _shards(Path(folder))
+        for rg in range(pq.ParquetFile(s).num_row_groups)
+    ][:max_row_groups]
+    if not groups:
+        raise ScaleError(f"{folder} has no parquet row groups to time.")
+    nnz = sum(_read_row_group(s, rg, lookup, len(genes)).nnz for s, rg in groups)
+    seconds = _median_time(
+        lambda: [_read_row_group(s, rg, lookup, len(genes)) for s, rg in groups], repeat
+    )
+    return seconds / nnz * 1e9
+
+
+def atlas_targets(
+    tahoe_nnz_per_cell: dict[str, float],
+    *,
+    tahoe_bytes_per_nnz: float,
+    tahoe_decode_ns_per_nnz: float,
+    tahoe_samples_per_block: float = 2,
+) -> dict[str, dict]:
+    """The two atlas-scale screens as :func:`atlas_costs` targets, with the facts' and
+    assumptions' sources in ``source``.
+
+    * genome-wide K562 (:data:`helpers.scale.standins.GWPS`): 1,989,578 cells x 8,248
+      genes, DENSE float32 X of 65,830,941,948 bytes, ~9,867 perturbations (registry
+      entry ``replogle_k562_gwps``); cells not sorted by perturbation, so a block's
+      partial holds :func:`groups_per_block` groups; blocks of 5,000 cells and
+      ``split_every=2`` (chapter 10's paper settings). The kernel touches every matrix
+      element (dense).
+    * Tahoe-100M (:data:`helpers.scale.tahoe.TAHOE`) at each non-zeros-per-cell value
+      given (label -> value): 100,648,790 cells, ~62,700 genes, 50 cell lines x ~1,100
+      drugs = 55,000 groups (the dataset summary in tahoe.py); ASSUMED: one block per
+      shard (cells / 3,388 shards), cells stored sample by sample so a block holds the
+      50 cell lines of ``tahoe_samples_per_block`` samples (as the stand-in is
+      written), bytes on disk and decoding rate per non-zero as measured on the
+      stand-in (random values compress differently from real ones); obs read from
+      parquet at the h5ad rate (estimated).
+    """
+    from .standins import GWPS
+    from .tahoe import TAHOE
+
+    targets = {
+        "K562 genome-wide (dense)": {
+            "cells": GWPS["n_cells"],
+            "genes": GWPS["n_genes"],
+            "groups": 9_867,
+            "block_cells": 5_000,
+            "split_every": 2,
+            "bytes": GWPS["size"],
+            "elements": float(GWPS["n_cells"]) * GWPS["n_genes"],
+            "layout": "shuffled",
+        }
+    }
+    n_lines, n_drugs, n_genes = 50, 1_100, 62_700
+    for label, per_cell in tahoe_nnz_per_cell.items():
+        nnz = float(TAHOE["n_cells"]) * per_cell
+        targets[f"Tahoe-100M ({label})"] = {
+            "cells": TAHOE["n_cells"],
+            "genes": n_genes,
+            "groups": n_lines * n_drugs,
+            "block_cells": TAHOE["n_cells"] / TAHOE["n_shards"],
+            "bytes": nnz * tahoe_bytes_per_nnz,
+            "nonzeros": nnz,
+            "decode_ns_per_nnz": tahoe_decode_ns_per_nnz,
+            "layout": "sorted",
+            "groups_in_block": n_lines * tahoe_samples_per_block,
+            "obs_like_benchmark": False,
+        }
+    return targets
+
+
+def stored_bytes(path) -> int:
+    """Bytes on disk of a file, or of every file under a folder (a .zarr store)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        raise ScaleError(f"{path} does not exist; give a store's file or folder.")
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
