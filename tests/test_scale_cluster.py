@@ -109,6 +109,19 @@ def test_cluster_job_runs_as_written_on_local_scheduler_and_workers(dask_cluster
     assert (got["n_cells"] == counts.loc[got.index]).all()
     # the codes went to the shared folder, not into the graph
     assert list(shared.glob("codes-*.npy"))
+    # the book's CLI against the same scheduler, codes on the shared folder
+    import json
+
+    address = json.loads(scheduler_file.read_text())["address"]
+    cli_out = shared / "cli.csv"
+    run = subprocess.run(
+        [sys.executable, "-m", "helpers.scale", "pseudobulk",
+         str(shared / "screen.zarr"), "--by", "condition", "--counts",
+         "--scheduler", address, "--codes-dir", str(shared), "--out", str(cli_out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_csv(cli_out, index_col=0), got)
 
 
 def test_cluster_job_waits_for_workers_and_keeps_codes_out_of_the_graph(dask_cluster):

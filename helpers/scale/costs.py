@@ -384,8 +384,8 @@ def atlas_costs(
             ns = rates["compute_ns_per_nnz"] * rates.get("normalise_factor", 1.0)
             core_s = t["nonzeros"] * ns * 1e-9
             basis, how = "measured", (
-                f"{t['nonzeros']:.3g} non-zeros x {ns:.1f} core-ns (bench_scale's sparse "
-                "rate x normalisation factor measured here)"
+                f"{t['nonzeros']:.3g} non-zeros x {ns:.1f} core-ns (bench_scale's "
+                "sparse rate x normalisation factor measured here)"
             )
         else:
             ns = (
@@ -395,8 +395,9 @@ def atlas_costs(
             )
             core_s = t["elements"] * ns * 1e-9
             basis, how = "measured", (
-                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns (bench_scale's "
-                "rate x normalisation x dense factor measured here on one block)"
+                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns "
+                "(bench_scale's rate x normalisation x dense factor measured here on "
+                "one block)"
             )
         rows.append((name, "compute", basis, core_s, core_s / workers, how))
         if t.get("decode_ns_per_nnz"):  # e.g. parquet lists -> CSR
@@ -452,6 +453,7 @@ def atlas_costs(
         k = t.get("split_every", 4)
         wall_levels = np.ceil(parents / workers) * k * per_node_s.to_numpy()
         bytes_moved = float((moved["nodes"] * moved["bytes_per_partial"]).sum())
+        leaf = tree.iloc[0]
         rows.append(
             (
                 name,
@@ -459,8 +461,10 @@ def atlas_costs(
                 "estimated",
                 float((moved["nodes"] * per_node_s).sum()),
                 float(wall_levels.sum()),
-                f"{bytes_moved / 1e9:.3g} GB moved ({moved['groups_per_partial'].iloc[0]:,.0f}"
-                f" groups per block partial, {t.get('layout', 'shuffled')}); "
+                f"{bytes_moved / 1e9:.3g} GB moved in all; {leaf['nodes']:,} block "
+                f"partials of {leaf['groups_per_partial']:,.0f} groups "
+                f"({leaf['bytes_per_partial'] / 1e9:.3g} GB each, "
+                f"{t.get('layout', 'shuffled')}); "
                 f"{net / 1e9:g} GB/s (assumed), {merge_ns:.1f} ns per element added "
                 "(bench_scale's rate x merge factor measured here)",
             )
