@@ -96,7 +96,8 @@ def test_cluster_job_runs_as_written_on_local_scheduler_and_workers(dask_cluster
     out = shared / "pb.csv"
     run = subprocess.run(
         [sys.executable, "-m", "helpers.scale.cluster_job", str(scheduler_file),
-         str(shared / "screen.zarr"), str(out), "--workers", "2", "--counts"],
+         str(shared / "screen.zarr"), str(out), "--workers", "2", "--counts",
+         "--chunk-rows", "1000"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
@@ -128,11 +129,16 @@ def test_cluster_job_waits_for_workers_and_keeps_codes_out_of_the_graph(dask_clu
     shared, scheduler_file, _ = dask_cluster
     adata = _screen(shared / "screen.zarr")
     plan = cluster_job.run(
-        str(scheduler_file), str(shared / "screen.zarr"), str(shared / "pb.csv"), 2
+        str(scheduler_file),
+        str(shared / "screen.zarr"),
+        str(shared / "pb.csv"),
+        2,
+        chunk_rows=1_000,
     )
     sizes = graph_bytes(plan)
     # a block task carries a CodesSlice (a path and two ints), not 4 bytes per cell
-    embedded = plan_pseudobulk(open_store(shared / "screen.zarr"), "condition")
+    screen = open_store(shared / "screen.zarr", chunk_rows=1_000)
+    embedded = plan_pseudobulk(screen, "condition")
     assert graph_bytes(embedded)["total"] > sizes["total"] + 4 * N_CELLS * 0.9
     assert sizes["largest"] < 4_000
     slices = [
@@ -141,7 +147,7 @@ def test_cluster_job_waits_for_workers_and_keeps_codes_out_of_the_graph(dask_clu
         for a in getattr(task, "args", ())
         if isinstance(a, CodesSlice)
     ]
-    assert len(slices) == plan.n_blocks
+    assert len(slices) == plan.n_blocks == 6
     assert sum(s.stop - s.start for s in slices) == adata.n_obs
     # waiting for more workers than there are ends in one line, not a hang
     run = subprocess.run(

@@ -106,10 +106,10 @@ def test_merge_tree_levels_by_hand():
 def test_atlas_costs_by_hand():
     rates = {
         "compute_ns_per_nnz": 5.0,
-        "normalise_factor": 2.0,
-        "dense_factor": 0.1,
+        "normalise_ns_per_nnz": 5.0,
+        "dense_ns_per_element": 1.0,
         "obs_ns_per_cell": 200.0,
-        "merge_factor": 0.2,
+        "merge_ns_per_element": 1.0,
     }
     target = {
         "cells": 1e6,
@@ -138,13 +138,13 @@ def test_atlas_costs_by_hand():
     assert table.loc["I/O", "hours_on_10"] * 3600 == pytest.approx(2.0)  # 1 GB/s cap
     assert table.loc["obs (serial)", "hours_on_10"] * 3600 == pytest.approx(0.2)
     # 2 leaf partials of 1 group x 100 genes x 8 bytes, each sent (1 GB/s) and added
-    # (5 ns x 0.2 = 1 ns per element) once
+    # (1 ns per element) once
     per = 800 / 1e9 + 100 * 1e-9
     assert table.loc["merge", "core_hours"] * 3600 == pytest.approx(2 * per)
     dense = dict(target, elements=5e8)
     del dense["nonzeros"]
     d = costs.atlas_costs({"d": dense}, rates).set_index("part")
-    # 5e8 elements x 5 ns x 2 (normalising) x 0.1 (dense) = 0.5 s
+    # 5e8 elements x 1 ns = 0.5 s
     assert d.loc["compute", "core_hours"] * 3600 == pytest.approx(0.5)
     assert "decode" not in d.index
     parquet = costs.atlas_costs({"p": dict(target, decode_ns_per_nnz=3.0)}, rates)
@@ -166,11 +166,16 @@ def test_time_block_and_merge_rates():
     with pytest.raises(ScaleError, match="500 rows but 499 codes"):
         costs.time_block(block, codes[:-1], counts=False)
     assert costs.time_merge(50, 50, repeat=1) > 0
-    factors = costs.kernel_factors(block.ceil(), codes, dense_rows=100, repeat=1)
-    assert list(factors.index) == ["normalise_factor", "dense_factor", "merge_factor"]
-    assert (factors > 0).all()
+    rates = costs.kernel_rates(block.ceil(), codes, dense_rows=100, repeat=1)
+    assert list(rates.index) == [
+        "kernel_ns_per_nnz",
+        "normalise_ns_per_nnz",
+        "dense_ns_per_element",
+        "merge_ns_per_element",
+    ]
+    assert (rates >= 0).all() and rates["kernel_ns_per_nnz"] > 0
     with pytest.raises(ScaleError, match="repeat must be at least 1"):
-        costs.kernel_factors(block, codes, repeat=0)
+        costs.kernel_rates(block, codes, repeat=0)
 
 
 def test_tahoe_nnz_per_cell_from_the_list_offsets(tmp_path):
@@ -195,3 +200,23 @@ def test_tahoe_nnz_per_cell_from_the_list_offsets(tmp_path):
     assert first["nonzeros"] == (lengths[:200] - 1).sum()
     with pytest.raises(ScaleError, match="no parquet shards"):
         nnz_per_cell(tmp_path)
+
+
+def test_tahoe_graph_holds_the_gene_lookup_once_and_no_codes(tmp_path):
+    from helpers.scale import plan_pseudobulk
+    from helpers.scale.reduce import graph_bytes
+    from helpers.scale.tahoe import open_tahoe
+
+    folder = write_tahoe_standin(
+        tmp_path / "t", n_cells=2_000, n_genes=2_000, n_shards=2, row_group_size=200
+    )
+    screen = open_tahoe(folder)
+    n_blocks = screen.X.numblocks[0]
+    assert n_blocks == 10
+    # the token -> gene lookup: (largest token + 1) int64 entries
+    lookup_bytes = 8 * (int(pd.read_parquet(folder / "metadata/gene_metadata.parquet")
+                            ["token_id"].max()) + 1)  # fmt: skip
+    plan = plan_pseudobulk(screen, "drug", codes_dir=tmp_path)
+    sizes = graph_bytes(plan)
+    # one copy of the lookup, not one per row group
+    assert lookup_bytes <= sizes["total"] < lookup_bytes + 3_000 * n_blocks

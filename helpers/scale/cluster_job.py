@@ -57,6 +57,7 @@ def run(
     *,
     by: str = "condition",
     counts: bool = False,
+    chunk_rows: int = 20_000,
     timeout: float = 300,
 ):
     """Connect, wait for ``n_workers`` workers, run the pseudobulk with the group codes
@@ -70,7 +71,8 @@ def run(
     shared = Path(scheduler_file).parent  # every node sees it
     with Client(scheduler_file=scheduler_file, timeout=timeout) as client:
         client.wait_for_workers(n_workers, timeout=timeout)
-        screen = open_store(store)  # obs in this process; X read by the workers
+        # obs read here; X read by the workers, chunk_rows cells per task
+        screen = open_store(store, chunk_rows=chunk_rows)
         plan = plan_pseudobulk(screen, by, counts=counts, codes_dir=shared)
         if counts:
             check_counts(screen)
@@ -87,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, required=True, help="wait for these")
     parser.add_argument("--by", default="condition")
     parser.add_argument("--counts", action="store_true", help="X holds raw counts")
+    parser.add_argument("--chunk-rows", type=int, default=20_000, help="cells per task")
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds to wait for the workers"
     )
@@ -101,6 +104,7 @@ def main(argv=None) -> int:
             args.workers,
             by=args.by,
             counts=args.counts,
+            chunk_rows=args.chunk_rows,
             timeout=args.timeout,
         )
     except (ScaleError, OSError, TimeoutError) as err:

@@ -1,12 +1,15 @@
 """What an atlas-scale pseudobulk costs, from measured rates (chapter 10).
 
-The costs are split into four parts, each labelled with where its rate comes from:
+The costs are split into parts, each labelled with where its rate comes from:
 
-* **compute** (the per-block kernel: normalise, sum per group): the rate measured by
-  ``benchmarks/bench_scale.py`` (:func:`read_bench_scale`, :func:`measured_rates`:
-  the slope of the 2-worker reduction's core-seconds over non-zeros, sparse CSR, mean
-  of X as stored), times the normalisation factor and, for a dense file, the dense
-  per-element rate, both measured by :func:`time_block` on one block of this machine;
+* **compute** (the per-block task: read from the page cache, normalise, sum per
+  group): the rate measured by ``benchmarks/bench_scale.py`` (:func:`read_bench_scale`,
+  :func:`measured_rates`: the slope of the 2-worker reduction's core-seconds over
+  non-zeros, sparse CSR, mean of X as stored) plus what normalising adds per non-zero;
+  for a dense file, the per-element rate of a dense block; both measured by
+  :func:`kernel_rates` on one block in this process;
+* **decode** (Tahoe's parquet lists into CSR): :func:`time_tahoe_decode` on a
+  stand-in;
 * **I/O** (reading the stored bytes): bytes on disk / a read bandwidth that is an
   *assumption* (:data:`ASSUMPTIONS`), never measured here (the benchmark reads from a
   warm page cache);
@@ -42,7 +45,7 @@ __all__ = [
     "merge_tree",
     "time_block",
     "time_merge",
-    "kernel_factors",
+    "kernel_rates",
     "atlas_costs",
     "time_tahoe_decode",
     "atlas_targets",
@@ -255,18 +258,21 @@ def merge_tree(
         nodes, blocks_under = math.ceil(nodes / split_every), blocks_under * split_every
 
 
-def _median_time(fn, repeat: int) -> float:
+def _best_time(fn, repeat: int) -> float:
+    """Fastest of ``repeat`` runs: the one least slowed by other jobs on the machine
+    (the convention of Python's ``timeit``)."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(min(times))
 
 
 def time_block(block, codes, *, counts: bool, repeat: int = 3) -> float:
-    """Median seconds of the reduction's per-block task (:mod:`helpers.scale.reduce`)
-    on ``block`` (CSR or dense) with group ``codes``, in this process."""
+    """Seconds of the reduction's per-block task (:mod:`helpers.scale.reduce`) on
+    ``block`` (CSR or dense) with group ``codes``, in this process: the fastest of
+    ``repeat`` runs."""
     from .reduce import TARGET_SUM, _block_partial
 
     codes = np.asarray(codes)
@@ -278,46 +284,50 @@ def time_block(block, codes, *, counts: bool, repeat: int = 3) -> float:
     if sp.issparse(block):
         block = sp.csr_matrix(block)
     _block_partial(block[:2], codes[:2], 0, counts, TARGET_SUM, None)  # compile
-    return _median_time(
+    return _best_time(
         lambda: _block_partial(block, codes, 0, counts, TARGET_SUM, None), repeat
     )
 
 
-def kernel_factors(
+def kernel_rates(
     block, codes, *, dense_rows: int = 5_000, split_every: int = 4, repeat: int = 5
 ) -> pd.Series:
-    """Costs of the other kernels relative to the benchmark's (the per-block task on
-    CSR, ``counts=False``, per non-zero), each the median of ``repeat`` ratios of runs
-    timed back to back, so that a machine slowed by other jobs slows both alike:
+    """Rates of the kernels that ``bench_scale.py`` does not run, measured in this
+    process on ``block`` (already in memory, so no reading), each from the fastest of
+    ``repeat`` runs (the run least slowed by other jobs on a shared machine), in
+    core-nanoseconds:
 
-    * ``normalise_factor``: CSR with ``counts=True`` (normalise, log1p) / without;
-    * ``dense_factor``: the first ``dense_rows`` rows made dense, ``counts=True``, per
-      matrix element / CSR with ``counts=True`` per non-zero;
-    * ``merge_factor``: :func:`time_merge` per element added / CSR per non-zero.
-
-    Multiply the benchmark's rate by them (``atlas_costs`` does)."""
+    * ``kernel_ns_per_nnz``: the per-block task on CSR, ``counts=False`` (what the
+      benchmark runs, here without reading the block);
+    * ``normalise_ns_per_nnz``: what ``counts=True`` (normalise, log1p) adds per
+      non-zero;
+    * ``dense_ns_per_element``: the task with ``counts=True`` on the first
+      ``dense_rows`` rows made dense, per matrix element;
+    * ``merge_ns_per_element``: :func:`time_merge`, per element added.
+    """
     if repeat < 1:
         raise ScaleError(f"repeat must be at least 1, got {repeat}.")
     codes = np.asarray(codes)
-    csr = sp.csr_matrix(block) if sp.issparse(block) else sp.csr_matrix(block)
+    csr = sp.csr_matrix(block)
     dense = csr[:dense_rows].toarray()
     nnz = max(csr.nnz, 1)
-    out = {"normalise_factor": [], "dense_factor": [], "merge_factor": []}
-    for _ in range(repeat):
-        plain = time_block(csr, codes, counts=False, repeat=1) / nnz
-        normalised = time_block(csr, codes, counts=True, repeat=1) / nnz
-        per_element = time_block(dense, codes[:dense_rows], counts=True, repeat=1)
-        merge = time_merge(split_every=split_every, repeat=1) * 1e-9
-        out["normalise_factor"].append(normalised / plain)
-        out["dense_factor"].append(per_element / dense.size / normalised)
-        out["merge_factor"].append(merge / plain)
-    return pd.Series({k: float(np.median(v)) for k, v in out.items()})
+    plain = time_block(csr, codes, counts=False, repeat=repeat) / nnz
+    normalised = time_block(csr, codes, counts=True, repeat=repeat) / nnz
+    per_element = time_block(dense, codes[:dense_rows], counts=True, repeat=repeat)
+    return pd.Series(
+        {
+            "kernel_ns_per_nnz": plain * 1e9,
+            "normalise_ns_per_nnz": max(normalised - plain, 0.0) * 1e9,
+            "dense_ns_per_element": per_element / dense.size * 1e9,
+            "merge_ns_per_element": time_merge(split_every=split_every, repeat=repeat),
+        }
+    )
 
 
 def time_merge(
     n_groups: int = 2_000, n_genes: int = 2_000, *, split_every: int = 4, repeat=3
 ) -> float:
-    """Median nanoseconds per element added by the reduction's merge
+    """Nanoseconds per element added by the reduction's merge (fastest of ``repeat``)
     (:func:`helpers.scale.reduce._merge` of ``split_every`` partials of ``n_groups`` x
     ``n_genes``), in this process (seeded random partials)."""
     from .reduce import _merge
@@ -331,7 +341,7 @@ def time_merge(
         )
         for _ in range(split_every)
     ]
-    seconds = _median_time(lambda: _merge(*parts), repeat)
+    seconds = _best_time(lambda: _merge(*parts), repeat)
     return seconds / (split_every * n_groups * n_genes) * 1e9
 
 
@@ -357,8 +367,9 @@ def atlas_costs(
     kernel touches every element), ``layout`` (``shuffled``/``sorted``, with
     ``groups_in_block`` for sorted), ``split_every`` (default 4), and optional
     ``decode_ns_per_nnz`` (a per-non-zero decoding cost, e.g. parquet lists).
-    ``rates``: ``compute_ns_per_nnz`` (the benchmark's), ``normalise_factor``,
-    ``dense_factor``, ``merge_factor`` (:func:`kernel_factors`), ``obs_ns_per_cell``.
+    ``rates``: ``compute_ns_per_nnz`` and ``obs_ns_per_cell`` (the benchmark's,
+    :func:`measured_rates`), ``normalise_ns_per_nnz``, ``dense_ns_per_element`` and
+    ``merge_ns_per_element`` (:func:`kernel_rates`).
     ``assumptions`` overrides
     :data:`ASSUMPTIONS` (values only).
 
@@ -369,7 +380,7 @@ def atlas_costs(
     per_worker = _assumed(assumptions, "read_gb_per_s_per_worker") * 1e9
     total_bw = _assumed(assumptions, "read_gb_per_s_total") * 1e9
     net = _assumed(assumptions, "network_gb_per_s_per_worker") * 1e9
-    merge_ns = rates["compute_ns_per_nnz"] * rates["merge_factor"]
+    merge_ns = rates["merge_ns_per_element"]
     if workers < 1:
         raise ScaleError(f"workers must be at least 1, got {workers}.")
     rows = []
@@ -381,23 +392,18 @@ def atlas_costs(
             )
         # compute: the kernel over every stored value
         if "nonzeros" in t:
-            ns = rates["compute_ns_per_nnz"] * rates.get("normalise_factor", 1.0)
+            ns = rates["compute_ns_per_nnz"] + rates.get("normalise_ns_per_nnz", 0.0)
             core_s = t["nonzeros"] * ns * 1e-9
             basis, how = "measured", (
                 f"{t['nonzeros']:.3g} non-zeros x {ns:.1f} core-ns (bench_scale's "
-                "sparse rate x normalisation factor measured here)"
+                "rate + normalising, measured here)"
             )
         else:
-            ns = (
-                rates["compute_ns_per_nnz"]
-                * rates.get("normalise_factor", 1.0)
-                * rates["dense_factor"]
-            )
+            ns = rates["dense_ns_per_element"]
             core_s = t["elements"] * ns * 1e-9
             basis, how = "measured", (
-                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns "
-                "(bench_scale's rate x normalisation x dense factor measured here on "
-                "one block)"
+                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns (dense block "
+                "in memory, normalised, measured here; reading is under I/O)"
             )
         rows.append((name, "compute", basis, core_s, core_s / workers, how))
         if t.get("decode_ns_per_nnz"):  # e.g. parquet lists -> CSR
@@ -461,12 +467,12 @@ def atlas_costs(
                 "estimated",
                 float((moved["nodes"] * per_node_s).sum()),
                 float(wall_levels.sum()),
-                f"{bytes_moved / 1e9:.3g} GB moved in all; {leaf['nodes']:,} block "
+                f"{bytes_moved / 1e9:.3g} GB moved in all; {int(leaf['nodes']):,} block "
                 f"partials of {leaf['groups_per_partial']:,.0f} groups "
                 f"({leaf['bytes_per_partial'] / 1e9:.3g} GB each, "
                 f"{t.get('layout', 'shuffled')}); "
                 f"{net / 1e9:g} GB/s (assumed), {merge_ns:.1f} ns per element added "
-                "(bench_scale's rate x merge factor measured here)",
+                "(measured here)",
             )
         )
     table = pd.DataFrame(
@@ -480,9 +486,9 @@ def atlas_costs(
 
 
 def time_tahoe_decode(folder, *, max_row_groups: int = 4, repeat: int = 3) -> float:
-    """Median nanoseconds per non-zero to read and decode Tahoe parquet row groups into
-    CSR blocks (:func:`helpers.scale.tahoe._read_row_group`), the first
-    ``max_row_groups`` row groups of ``folder``, in this process."""
+    """Nanoseconds per non-zero (fastest of ``repeat``) to read and decode Tahoe
+    parquet row groups into CSR blocks (:func:`helpers.scale.tahoe._read_row_group`),
+    the first ``max_row_groups`` row groups of ``folder``, in this process."""
     import pyarrow.parquet as pq
 
     from .tahoe import TAHOE, _read_row_group, _shards
@@ -498,7 +504,7 @@ def time_tahoe_decode(folder, *, max_row_groups: int = 4, repeat: int = 3) -> fl
     if not groups:
         raise ScaleError(f"{folder} has no parquet row groups to time.")
     nnz = sum(_read_row_group(s, rg, lookup, len(genes)).nnz for s, rg in groups)
-    seconds = _median_time(
+    seconds = _best_time(
         lambda: [_read_row_group(s, rg, lookup, len(genes)) for s, rg in groups], repeat
     )
     return seconds / nnz * 1e9
