@@ -269,6 +269,8 @@ def _report(header: list[str], table: pd.DataFrame) -> str:
         },
     )
     lines.append(
+        "compute only (no I/O, obs or merge: chapter 10 adds them with "
+        "helpers.scale.costs), "
         "extrapolated linearly in non-zeros from the largest run "
         f"({int(last['cells']):,} cells, 2 workers); memory per worker stays at the "
         f"measured {last['dask_2w_peak_gib']:.2f} GiB:"

@@ -2,7 +2,7 @@
 
     python -m helpers.scale pseudobulk STORE --by COLUMN [--by COLUMN ...]
         --out FILE.csv [--counts] [--workers N | --scheduler ADDRESS]
-        [--chunk-rows N] [--genes FILE] [--partition-by COLUMN]
+        [--chunk-rows N] [--genes FILE] [--partition-by COLUMN] [--codes-dir DIR]
 
 Writes a CSV: the group label (values of several --by columns joined by '|'), one column
 per gene, then ``n_cells``. Bad input ends with one line on stderr that names the
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="obs column whose runs of equal values no block may cross (cells stored "
         "by plate)",
     )
+    pb.add_argument(
+        "--codes-dir",
+        metavar="DIR",
+        help="folder every worker sees (a cluster's shared filesystem): the group "
+        "codes are written there instead of into the task graph",
+    )
     return parser
 
 
@@ -105,7 +111,9 @@ def _run(args) -> Path:
     screen = open_store(
         args.store, chunk_rows=args.chunk_rows, partition_by=args.partition_by
     )
-    plan = plan_pseudobulk(screen, args.by, counts=args.counts, genes=genes)
+    plan = plan_pseudobulk(
+        screen, args.by, counts=args.counts, genes=genes, codes_dir=args.codes_dir
+    )
     if args.counts:
         check_counts(screen)
     print(f"{screen!r}; {len(plan.groups):,} groups; {plan.n_tasks:,} tasks")

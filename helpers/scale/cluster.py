@@ -42,13 +42,16 @@ def local_client(
     n_workers: int = 2, *, threads_per_worker: int = 1, memory_limit: str = "auto"
 ):
     """A ``distributed.Client`` on a new LocalCluster of ``n_workers`` single-threaded
-    processes.
+    processes; use it as a context manager (``with local_client(2) as client:``), which
+    closes the cluster too.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if n_workers < 1:
         raise ScaleError(f"--workers must be at least 1, got {n_workers}.")
-    cluster = LocalCluster(
+    # the Client starts the LocalCluster itself, so closing the Client (or leaving a
+    # ``with local_client() as client:`` block) also closes the cluster
+    return Client(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
         processes=True,
@@ -57,7 +60,6 @@ def local_client(
         env=_worker_env(),
         silence_logs=40,
     )
-    return Client(cluster)
 
 
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S):

@@ -13,9 +13,10 @@ import pandas as pd
 __all__ = ["core_hours", "TAHOE_NNZ_PER_CELL"]
 
 # Lengths of the token lists of Tahoe-100M cells in the Hub's dataset viewer: 393 to
-# 5,450 per cell
-# (the viewer's column summary; marker entry included). Used as the low and high ends of
-# the range.
+# 5,450 per cell (the viewer's column summary of a sample of rows; marker entry
+# included): the shortest and longest lists of a sample, so bounds, not a mean. The
+# mean needs the real shards: helpers.scale.tahoe.nnz_per_cell reads it from the list
+# offsets (chapter 10 uses it when a real shard is in the cache).
 TAHOE_NNZ_PER_CELL = (393, 5_450)
 
 
