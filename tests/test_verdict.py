@@ -70,27 +70,99 @@ def test_wide_table_cells(means):
     ]
 
 
-def test_claims_by_hand(means):
-    table = verdict.conclusions(verdict.verdict(means), "double").set_index("claim")
-    deep = table.loc[verdict.CLAIMS[0].text]  # additive above the deep models
-    # l2: additive 1 < gears 2 (holds); pearson_delta: additive 2 > gears 1 (fails)
-    assert deep["verdict"] == "depends on the metric"
-    assert deep["holds"] == "l2" and deep["fails"] == "pearson_delta"
-    naive = table.loc[verdict.CLAIMS[2].text]  # additive above no change and mean
-    # l2: 1 < min(4, 3); pearson_delta: 2 < 3 (no change has no rank there)
-    assert naive["verdict"] == "holds under every metric" and naive["n_tested"] == 2
-    mean_side = table.loc[
-        verdict.CLAIMS[4].text
-    ]  # the mean baseline above the deep models
-    # l2: mean 4 > gears 2; pearson_delta: mean 3 > gears 1
-    assert (
-        mean_side["verdict"] == "fails under every metric"
-        and mean_side["n_tested"] == 2
+def per_condition(values: dict[str, dict[str, list[float]]], seeds=(1,)) -> pd.DataFrame:
+    """A per-condition table: metric -> method -> one value per condition p0, p1, ...
+    (repeated for each split seed)."""
+    rows = []
+    for seed in seeds:
+        first = next(iter(values.values()))
+        for method in first:
+            for i in range(len(first[method])):
+                row = {"method": method, "seed": seed, "condition": f"p{i}"}
+                row |= {metric: table[method][i] for metric, table in values.items()}
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+AB = verdict.Claim("a_beats_g", "additive beats gears", ("additive",), ("gears",), "double")
+
+
+@pytest.fixture
+def five():
+    # l2: additive better on every condition; pearson_delta: gears' higher mean (0.52 vs
+    # 0.5) comes from one condition out of five (1.0 there, 0.4 elsewhere)
+    return per_condition(
+        {
+            "l2": {
+                "additive": [1.0] * 5,
+                "gears": [2.0] * 5,
+                "mean": [4.0] * 5,
+                "no_change": [3.0] * 5,
+            },
+            "pearson_delta": {
+                "additive": [0.5] * 5,
+                "gears": [0.4, 0.4, 0.4, 0.4, 1.0],
+                "mean": [0.1] * 5,
+                "no_change": [NAN] * 5,
+            },
+        }
     )
-    singles = verdict.conclusions(verdict.verdict(means), "single")
-    assert singles["verdict"].tolist() == [
-        "not testable here"
-    ]  # no linear model in the table
+
+
+def test_support_of_a_claim_on_every_condition_and_on_one(five):
+    table = verdict.claim_support(five, "double", (AB,), n_boot=4000).set_index(
+        "metric"
+    )
+    # holds on every condition: holds in every resample
+    assert table.loc["l2", "support"] == 1.0 and table.loc["l2", "result"] == "holds"
+    # additive's mean is above gears' only in resamples that leave out p4: closed form
+    # P(p4 not drawn in 5 draws) = (4/5)^5 = 0.328
+    assert table.loc["pearson_delta", "observed"] == "fails"
+    assert table.loc["pearson_delta", "support"] == pytest.approx(0.8**5, abs=0.03)
+    assert table.loc["pearson_delta", "result"] == "undecided"
+    assert table.loc["l2", "n_conditions"] == 5 and table.loc["l2", "n_splits"] == 1
+    assert table.loc["l2", "better"] == "additive" and table.loc["l2", "worse"] == "gears"
+
+
+def test_derived_metrics_are_reported_not_counted(five):
+    by_metric = verdict.claim_support(five, "double", (AB,), n_boot=500)
+    derived = by_metric.set_index("metric")["derived"]
+    # the book's DRF is computed in every resample (negative control: the mean baseline)
+    assert derived["book_drf_l2"] and derived["book_drf_pearson_delta"]
+    assert not derived["l2"] and not derived["pearson_delta"]
+    # a ratio of means with one denominator orders methods as the raw metric does
+    support = by_metric.set_index("metric")["support"]
+    assert support["book_drf_pearson_delta"] == support["pearson_delta"]
+    row = verdict.conclusions(five, "double", (AB,), n_boot=500).iloc[0]
+    assert row["n_metrics"] == 2  # l2 and pearson_delta; the two DRFs do not vote
+    assert row["holds"] == "l2" and row["undecided"] == "pearson_delta"
+    assert "book_drf_l2" in row["derived_holds"]
+    assert row["verdict"] == "holds under some metrics; undecided under the others"
+    # joint support: holds under both at once = under pearson_delta alone here
+    assert row["support"] == pytest.approx(support["pearson_delta"])
+
+
+def test_conclusions_verdicts_by_hand(five):
+    table = verdict.conclusions(five, "double", n_boot=500).set_index("key")
+    # additive above no change and the mean on every condition, every metric
+    naive = table.loc["additive_beats_naive"]
+    assert naive["verdict"] == "holds under every metric" and naive["support"] == 1.0
+    assert naive["worse"] == "no_change, mean"  # no_change undefined on pearson_delta
+    # the mean baseline above gears: below it on every condition under both metrics
+    assert table.loc["mean_not_beaten_by_deep", "verdict"] == "fails under every metric"
+    singles = verdict.conclusions(five, "single", n_boot=100)
+    assert singles["verdict"].tolist() == ["not testable here"]  # no linear model
+    with pytest.raises(ValueError, match="per-condition rows"):
+        verdict.conclusions(five.drop(columns="condition"), "double")
+
+
+def test_splits_are_resampled_as_crossed_factors(five):
+    # the same five conditions in two splits: a claim decided by p4 stays undecided
+    two = pd.concat([five, five.assign(seed=2)], ignore_index=True)
+    r = verdict.resampled_means(two, n_boot=300)
+    assert r["n_conditions"] == 5 and r["n_splits"] == 2
+    row = verdict.claim_support(two, "double", (AB,), n_boot=2000).set_index("metric")
+    assert row.loc["pearson_delta", "support"] == pytest.approx(0.8**5, abs=0.04)
 
 
 def test_agreement_with_planted_by_hand():
@@ -108,13 +180,19 @@ def test_agreement_with_planted_by_hand():
     assert table.loc["pearson_delta", "spearman_rho"] == pytest.approx(-1.0)
 
 
-def test_findings_are_written_from_the_table(means):
-    claims = verdict.conclusions(verdict.verdict(means), "double").assign(task="t")
+def test_findings_are_written_from_the_table(five):
+    claims = verdict.conclusions(five, "double", (AB,), n_boot=500).assign(task="t")
     text = verdict.findings(claims, {"t": "REAL data"})
-    assert (
-        "**depends on the metric** (1 of 2 metrics; fails under pearson_delta)" in text
-    )
-    assert "(REAL data)" in text
+    assert "**holds under some metrics; undecided under the others**" in text
+    assert "additive vs gears; 5 held-out conditions x 1 split(s)" in text
+    assert "holds under 1: l2" in text and "(REAL data)" in text
+
+
+def test_uninformative_conditions_by_hand(five):
+    table = five.assign(de=[0.0, 0.5, 0.0, 0.0, 0.0] * 4)
+    table.loc[table["method"] == "gears", "de"] = [0.0, 0.5, 0.0, 0.2, 0.0]
+    same = verdict.uninformative_conditions(table, "de")
+    assert same["condition"].tolist() == ["p0", "p1", "p2", "p4"]
 
 
 def test_family_names():
@@ -125,10 +203,10 @@ def test_family_names():
         family_names("sytema")
 
 
-def test_reference_leak_on_the_real_subset():
+def test_reference_choice_on_the_real_subset():
     task = benchmark.get_task("norman_subset_doubles")
     scored = verdict.score_all(task, families="paper")
-    leak = verdict.reference_leak(task, scored)
+    leak = verdict.reference_choice(task, scored)
     # "no change" has no predicted change against the control: undefined, not a number
     assert np.isnan(leak.loc["no_change", "control"])
     # the mean baseline averages the training pseudobulks with the control (the paper's
