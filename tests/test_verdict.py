@@ -298,3 +298,56 @@ def test_cli_rejects_an_unknown_family(capsys):
         )
     assert exit_.value.code == 2
     assert "invalid choice: 'everything'" in capsys.readouterr().err
+
+
+def test_evaluation_truth_is_half_a_and_disjoint_from_the_controls_cells():
+    from helpers import ceilings
+    from helpers.pseudobulk import pseudobulk
+
+    task = benchmark.get_task("norman_subset_doubles")
+    split = task.splits[0]
+    cells = task.adata()
+    truth, kept = verdict.evaluation_truth(task.truth, cells, split)
+    held = list(split.held_out)
+    half_a, half_b = ceilings.split_halves(cells, split.seed, conditions=held)
+    # held-out rows: half A's means (an independent pseudobulk of half A's cells)
+    assert np.allclose(truth.means.loc[held], half_a.means.loc[held, truth.genes])
+    again = pseudobulk(kept)
+    assert np.allclose(again.means.loc[held], half_a.means.loc[held, again.genes])
+    # the control and the training conditions keep all their cells
+    assert np.allclose(truth.ctrl, task.truth.ctrl)
+    assert (truth.n_cells.loc[held] == half_a.n_cells.loc[held]).all()
+    train = [c for c in split.train if c != "ctrl"][:3]
+    assert np.allclose(truth.means.loc[train], task.truth.means.loc[train])
+    # none of the cells the split-half replicate is made of (half B) is in the truth
+    replicate = ceilings.split_half_replicate(cells, task.truth, held, seed=split.seed)
+    assert np.allclose(replicate.values.loc[held], half_b.means.loc[held, truth.genes])
+    assert kept.n_obs == cells.n_obs - int(half_b.n_cells.loc[held].sum())
+
+
+def test_graded_methods_have_their_planted_quality_by_construction():
+    from helpers.pseudobulk import pseudobulk
+    from helpers.simulate import simulate_screen
+    from helpers.splits import double_split
+
+    sim = simulate_screen(n_genes=80, n_single=8, n_double=8, cells_per_condition=10)
+    truth = pseudobulk(sim.adata)
+    split = double_split(truth.conditions, 1, dataset=truth.dataset)
+    genes = truth.genes[:50]
+    preds, quality = verdict.graded_predictions(sim.truth, truth, split, genes)
+    q = quality.set_index(["method", "condition"])
+    p = split.held_out[0]
+    target = verdict.planted_change(sim.truth, truth.ctrl, p)[genes]
+    # closed forms: the planted change itself has error 0 and correlation 1; twice it has
+    # error ||T|| and correlation 1; the mixture with weight 0 is the mean baseline
+    assert q.loc[("planted", p), "planted_error"] == pytest.approx(0.0, abs=1e-9)
+    assert q.loc[("planted", p), "planted_correlation"] == pytest.approx(1.0)
+    assert q.loc[("scaled_2", p), "planted_error"] == pytest.approx(
+        np.sqrt((target**2).sum())
+    )
+    assert q.loc[("scaled_2", p), "planted_correlation"] == pytest.approx(1.0)
+    mean = benchmark.BASELINES["mean"](truth.subset(split.train), split.held_out)
+    assert np.allclose(preds["mix_0.00"].values.loc[p], mean.values.loc[p])
+    # a gene with no planted log-rate change has no planted change
+    delta = sim.truth.effect(p).reindex(truth.genes)
+    assert (target[delta[genes] == 0] == 0).all()
