@@ -1,22 +1,30 @@
-"""Which of the paper's conclusions survive which metric? (chapter 9)
+"""Which of the paper's conclusions survive which metric, and how sure can we be? (chapter 9)
 
 One set of predictions, every metric family of :mod:`helpers.metrics`, one table:
 
 * :func:`score_all` - the task's reference methods (and any predictions you add, e.g. chapter 4's
-  models) on every split, scored by :func:`helpers.metrics.evaluate` plus the families' columns and
-  positive controls (the same :func:`helpers.benchmark.runner.family_rows` that
-  :func:`helpers.benchmark.run` uses), and the calibrated summaries per method. On a simulated
-  task it adds ``planted_pearson``: the correlation of the predicted change with the **planted**
-  change of the simulator (:class:`helpers.simulate.SimulationTruth`), the one score that knows
-  the answer.
+  models) and the positive controls on every split, scored by :func:`helpers.metrics.evaluate`
+  plus the families' columns, all against **one truth** (:func:`evaluation_truth`: half A of
+  each held-out condition's cells; the positive controls are made from half B), and the
+  calibrated summaries per method. On a simulated task it adds ``planted_pearson``: the
+  correlation of the predicted change with the **planted** change of the simulator
+  (:class:`helpers.simulate.SimulationTruth`).
 * :func:`method_means` - one value per (method, metric) on the common set of perturbations.
 * :func:`verdict` - rows = metrics, one value and rank per method (1 = best). Positive controls
   are shown, not ranked: they are made from the held-out cells themselves. A metric that is
   undefined for a method (NaN, e.g. a correlation of "no change") gives that method no rank.
-* :func:`agreement_with_planted` - per metric, Spearman's rho between its ranking of the methods
-  and the planted truth's ranking (simulated tasks).
-* :func:`conclusions` - each of the paper's claims (:data:`CLAIMS`), checked under every metric:
-  holds, fails, or not testable (a method it needs is missing or unranked).
+  ``derived`` marks the per-method summaries (:data:`DERIVED_PREFIXES`: the book's DRF and
+  cell-eval2's replicate scale), which rescale or average the per-condition metrics.
+* :func:`conclusions` - each of the paper's claims (:data:`CLAIMS`) under every metric, with its
+  **support**: the share of resamples of the held-out conditions (and splits) in which it holds
+  (:func:`resampled_means`, :func:`claim_support`). Only the independent per-condition metrics
+  vote; a claim is stated as holding only where its support reaches
+  :data:`SUPPORT_THRESHOLD`.
+* :func:`graded_agreement` - which metric orders methods of known, graded quality
+  (:func:`graded_predictions`) as their planted error and planted correlation do, over several
+  simulator seeds, with intervals. (:func:`agreement_with_planted`, Spearman's rho over a
+  task's few reference methods, is kept for small tables; most of those methods are null on
+  a simulated screen, so it ranks noise.)
 """
 
 from __future__ import annotations
@@ -57,6 +65,10 @@ __all__ = [
     "method_intervals",
     "uninformative_conditions",
     "graded_agreement",
+    "graded_predictions",
+    "planted_change",
+    "scale_check",
+    "GRADED",
     "DERIVED_PREFIXES",
     "SUPPORT_THRESHOLD",
     "PLANTED",
@@ -237,9 +249,6 @@ def score_all(
         if task.planted is not None:
             planted.append(_planted(task, runs, split.seed, genes))
     metrics = pd.concat(tables, ignore_index=True)
-    metrics.attrs["truth"] = (
-        "all cells" if cells is None else "half A of each held-out condition"
-    )
     if family_tables:
         metrics = metrics.merge(
             pd.concat(family_tables, ignore_index=True), on=_KEYS, how="left"
@@ -248,6 +257,11 @@ def score_all(
         metrics = metrics.merge(
             pd.concat(planted, ignore_index=True), on=_KEYS, how="left"
         )
+    metrics.attrs["truth"] = (
+        "all cells of each held-out condition"
+        if cells is None
+        else "half A of each held-out condition's cells (the controls: half B)"
+    )
     summaries = pd.DataFrame({"method": pd.unique(metrics["method"])})
     owner = {}
     for name in families:
@@ -416,6 +430,32 @@ def verdict_wide(long: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     )
     wide.columns.name = None
     return wide
+
+
+def scale_check(means: pd.DataFrame) -> pd.DataFrame:
+    """The top and bottom of the calibrated scales, per metric (one row each): the mean
+    baseline's and the split-half replicate's means, whether the replicate scale is
+    defined (the replicate better than the baseline; cell-eval2 stops otherwise), and
+    the peers' DRF of the metric (the interpolated duplicate's ``drf_*``: how much of
+    the range from the mean baseline to perfect a replicate covers). ``means``:
+    :func:`method_means` with the summaries joined."""
+    table = means.set_index("method")
+    rows = []
+    for metric in [c for c in DIRECTIONS if c in table.columns]:
+        lower = DIRECTIONS[metric] == "lower"
+        row = {"metric": metric, "direction": DIRECTIONS[metric]}
+        for name in (calibrated.NEGATIVE_CONTROL, vcc.REPLICATE_METHOD):
+            row[name] = table[metric].get(name, np.nan)
+        b, r = row[calibrated.NEGATIVE_CONTROL], row[vcc.REPLICATE_METHOD]
+        row["replicate_better"] = bool(r < b if lower else r > b)
+        drf = f"drf_{metric}"
+        row["metric_drf"] = (
+            table[drf].get("interpolated_duplicate", np.nan)
+            if drf in table.columns
+            else np.nan
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def agreement_with_planted(long: pd.DataFrame) -> pd.DataFrame:
