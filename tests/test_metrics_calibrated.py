@@ -208,7 +208,8 @@ def test_book_drf_orders_methods_as_the_raw_metric_where_the_peers_mean_reverses
         "pearson_delta",
     )
     out = calibrated.summarise(table).set_index("method")
-    # the peers' aggregate, by hand: A (0.4/0.9 + 0.4/0.9 - 1) / 3, B (0.1/0.9 * 2 + 0) / 3
+    # the peers' aggregate, by hand:
+    # A (0.4/0.9 + 0.4/0.9 - 1) / 3, B (0.1/0.9 * 2 + 0) / 3
     assert out.loc["A", "drf_pearson_delta"] == pytest.approx(
         (0.8 / 0.9 - 1) / 3, abs=1e-5
     )
@@ -224,7 +225,9 @@ def test_book_drf_orders_methods_as_the_raw_metric_where_the_peers_mean_reverses
     )
     assert out.loc["mean", "book_drf_pearson_delta"] == 0.0
     # the book's DRF agrees with the raw metric's ranking
-    assert out.loc["A", "book_drf_pearson_delta"] > out.loc["B", "book_drf_pearson_delta"]
+    assert (
+        out.loc["A", "book_drf_pearson_delta"] > out.loc["B", "book_drf_pearson_delta"]
+    )
     # lower is better: l2, not clipped below -1 (4x the negative control's error)
     l2 = _metrics_table({"mean": [1.0, 3.0], "awful": [4.0, 12.0]}, "l2")
     out = calibrated.summarise(l2).set_index("method")

@@ -70,7 +70,9 @@ def test_wide_table_cells(means):
     ]
 
 
-def per_condition(values: dict[str, dict[str, list[float]]], seeds=(1,)) -> pd.DataFrame:
+def per_condition(
+    values: dict[str, dict[str, list[float]]], seeds=(1,)
+) -> pd.DataFrame:
     """A per-condition table: metric -> method -> one value per condition p0, p1, ...
     (repeated for each split seed)."""
     rows = []
@@ -84,7 +86,9 @@ def per_condition(values: dict[str, dict[str, list[float]]], seeds=(1,)) -> pd.D
     return pd.DataFrame(rows)
 
 
-AB = verdict.Claim("a_beats_g", "additive beats gears", ("additive",), ("gears",), "double")
+AB = verdict.Claim(
+    "a_beats_g", "additive beats gears", ("additive",), ("gears",), "double"
+)
 
 
 @pytest.fixture
@@ -121,7 +125,9 @@ def test_support_of_a_claim_on_every_condition_and_on_one(five):
     assert table.loc["pearson_delta", "support"] == pytest.approx(0.8**5, abs=0.03)
     assert table.loc["pearson_delta", "result"] == "undecided"
     assert table.loc["l2", "n_conditions"] == 5 and table.loc["l2", "n_splits"] == 1
-    assert table.loc["l2", "better"] == "additive" and table.loc["l2", "worse"] == "gears"
+    assert (
+        table.loc["l2", "better"] == "additive" and table.loc["l2", "worse"] == "gears"
+    )
 
 
 def test_derived_metrics_are_reported_not_counted(five):
@@ -338,8 +344,8 @@ def test_graded_methods_have_their_planted_quality_by_construction():
     q = quality.set_index(["method", "condition"])
     p = split.held_out[0]
     target = verdict.planted_change(sim.truth, truth.ctrl, p)[genes]
-    # closed forms: the planted change itself has error 0 and correlation 1; twice it has
-    # error ||T|| and correlation 1; the mixture with weight 0 is the mean baseline
+    # closed forms: the planted change itself has error 0 and correlation 1; twice it
+    # has error ||T|| and correlation 1; the mixture with weight 0 is the mean baseline
     assert q.loc[("planted", p), "planted_error"] == pytest.approx(0.0, abs=1e-9)
     assert q.loc[("planted", p), "planted_correlation"] == pytest.approx(1.0)
     assert q.loc[("scaled_2", p), "planted_error"] == pytest.approx(

@@ -1,30 +1,34 @@
-"""Which of the paper's conclusions survive which metric, and how sure can we be? (chapter 9)
+"""Which of the paper's conclusions survive which metric, and how sure can we be?
+(chapter 9)
 
 One set of predictions, every metric family of :mod:`helpers.metrics`, one table:
 
-* :func:`score_all` - the task's reference methods (and any predictions you add, e.g. chapter 4's
-  models) and the positive controls on every split, scored by :func:`helpers.metrics.evaluate`
-  plus the families' columns, all against **one truth** (:func:`evaluation_truth`: half A of
-  each held-out condition's cells; the positive controls are made from half B), and the
-  calibrated summaries per method. On a simulated task it adds ``planted_pearson``: the
-  correlation of the predicted change with the **planted** change of the simulator
+* :func:`score_all` - the task's reference methods (and any predictions you add, e.g.
+  chapter 4's models) and the positive controls on every split, scored by
+  :func:`helpers.metrics.evaluate` plus the families' columns, all against **one truth**
+  (:func:`evaluation_truth`: half A of each held-out condition's cells; the positive
+  controls are made from half B), and the calibrated summaries per method. On a
+  simulated task it adds ``planted_pearson``: the correlation of the predicted change
+  with the **planted** change of the simulator
   (:class:`helpers.simulate.SimulationTruth`).
-* :func:`method_means` - one value per (method, metric) on the common set of perturbations.
-* :func:`verdict` - rows = metrics, one value and rank per method (1 = best). Positive controls
-  are shown, not ranked: they are made from the held-out cells themselves. A metric that is
-  undefined for a method (NaN, e.g. a correlation of "no change") gives that method no rank.
-  ``derived`` marks the per-method summaries (:data:`DERIVED_PREFIXES`: the book's DRF and
-  cell-eval2's replicate scale), which rescale or average the per-condition metrics.
-* :func:`conclusions` - each of the paper's claims (:data:`CLAIMS`) under every metric, with its
-  **support**: the share of resamples of the held-out conditions (and splits) in which it holds
-  (:func:`resampled_means`, :func:`claim_support`). Only the independent per-condition metrics
-  vote; a claim is stated as holding only where its support reaches
-  :data:`SUPPORT_THRESHOLD`.
+* :func:`method_means` - one value per (method, metric) on the common set of
+  perturbations.
+* :func:`verdict` - rows = metrics, one value and rank per method (1 = best). Positive
+  controls are shown, not ranked: they are made from the held-out cells themselves. A
+  metric that is undefined for a method (NaN, e.g. a correlation of "no change") gives
+  that method no rank. ``derived`` marks the per-method summaries
+  (:data:`DERIVED_PREFIXES`: the book's DRF and cell-eval2's replicate scale), which
+  rescale or average the per-condition metrics.
+* :func:`conclusions` - each of the paper's claims (:data:`CLAIMS`) under every metric,
+  with its **support**: the share of resamples of the held-out conditions (and splits)
+  in which it holds (:func:`resampled_means`, :func:`claim_support`). Only the
+  independent per-condition metrics vote; a claim is stated as holding only where its
+  support reaches :data:`SUPPORT_THRESHOLD`.
 * :func:`graded_agreement` - which metric orders methods of known, graded quality
-  (:func:`graded_predictions`) as their planted error and planted correlation do, over several
-  simulator seeds, with intervals. (:func:`agreement_with_planted`, Spearman's rho over a
-  task's few reference methods, is kept for small tables; most of those methods are null on
-  a simulated screen, so it ranks noise.)
+  (:func:`graded_predictions`) as their planted error and planted correlation do, over
+  several simulator seeds, with intervals. (:func:`agreement_with_planted`, Spearman's
+  rho over a task's few reference methods, is kept for small tables; most of those
+  methods are null on a simulated screen, so it ranks noise.)
 """
 
 from __future__ import annotations
@@ -80,8 +84,9 @@ __all__ = [
 DEEP_MODELS = ("gears", "tiny_transformer", "scgpt_human_book")
 PLANTED = "planted_pearson"
 _KEYS = ["method", "seed", "condition"]
-#: Per-method summaries computed from the per-condition metrics (rescalings or averages of
-#: them): reported in the verdict, never counted as separate votes in :func:`conclusions`.
+#: Per-method summaries computed from the per-condition metrics (rescalings or averages
+#: of them): reported in the verdict, never counted as separate votes in
+#: :func:`conclusions`.
 DERIVED_PREFIXES = ("book_drf_", "replicate_score_")
 #: A claim is stated as holding (or failing) only where this share of resamples agrees.
 SUPPORT_THRESHOLD = 0.95
@@ -272,22 +277,18 @@ def score_all(
             # means) and the replicate scale; the peers' drf_* (mean of clipped
             # per-condition ratios) describes a metric through its positive control and
             # stays in the summaries table, with medians and counts
-            owner |= {
-                c: name for c in part.columns if c.startswith(DERIVED_PREFIXES)
-            }
+            owner |= {c: name for c in part.columns if c.startswith(DERIVED_PREFIXES)}
             summaries = summaries.merge(part, on="method", how="left")
     summaries.attrs["family"] = owner
     return Scored(metrics, summaries, by_seed)
 
 
-def evaluation_truth(
-    truth: Pseudobulk, cells, split
-) -> tuple[Pseudobulk, ad.AnnData]:
+def evaluation_truth(truth: Pseudobulk, cells, split) -> tuple[Pseudobulk, ad.AnnData]:
     """The truth every method and positive control of chapter 9 is scored against.
 
     The positive controls are made from half B of each held-out condition's cells
-    (:func:`helpers.benchmark.runner.positive_controls`, the split's seed). Here half B is
-    removed: each held-out condition's pseudobulk is the mean of its **half A** (the
+    (:func:`helpers.benchmark.runner.positive_controls`, the split's seed). Here half B
+    is removed: each held-out condition's pseudobulk is the mean of its **half A** (the
     halves of :func:`helpers.ceilings.split_halves`, same seed), everything else (the
     control, the training conditions) keeps all its cells. Returns (that pseudobulk, the
     cells without half B), so methods and controls are compared with the same data and
@@ -490,8 +491,9 @@ def agreement_with_planted(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: The graded methods of :func:`graded_agreement`: name -> (weight of the planted change,
-#: weight of the mean baseline's change, noise sd in units of the planted change's sd)
+#: The graded methods of :func:`graded_agreement`: name -> (weight of the planted
+#: change, weight of the mean baseline's change, noise sd in units of the planted
+#: change's sd)
 GRADED = {
     "mix_0.00": (0.0, 1.0, 0.0),
     "mix_0.25": (0.25, 0.75, 0.0),
@@ -503,7 +505,8 @@ GRADED = {
     "noisy_0.5": (1.0, 0.0, 0.5),
     "noisy_1": (1.0, 0.0, 1.0),
 }
-#: The small simulated screens of :func:`graded_agreement` (helpers.simulate.simulate_screen)
+#: The small simulated screens of :func:`graded_agreement`
+#: (:func:`helpers.simulate.simulate_screen`)
 GRADED_SCREEN = dict(n_genes=600, n_single=40, n_double=40, cells_per_condition=60)
 
 
@@ -530,16 +533,18 @@ def graded_predictions(
     standard normal noise (``numpy.random.default_rng([seed, k])`` for the k-th method).
     Their quality is known by construction: ``planted_error`` = the L2 distance of the
     predicted change to ``T_p``, ``planted_correlation`` = their Pearson correlation, on
-    ``genes``. Mixtures of the planted change and the mean order the methods the same way
-    on both; a scaled planted change is perfectly correlated but wrong in size; noise
-    hurts both. Returns (name -> Predictions on all genes, one row per method and
+    ``genes``. Mixtures of the planted change and the mean order the methods the same
+    way on both; a scaled planted change is perfectly correlated but wrong in size;
+    noise hurts both. Returns (name -> Predictions on all genes, one row per method and
     condition with the planted quality).
     """
     ctrl = truth.ctrl
     train = [c for c in split.train if c in truth.conditions]
     mean_change = truth.means.loc[train].mean() - ctrl
     held = [c for c in split.held_out if c in truth.conditions]
-    target = pd.DataFrame([planted_change(truth_sim, ctrl, c) for c in held], index=held)
+    target = pd.DataFrame(
+        [planted_change(truth_sim, ctrl, c) for c in held], index=held
+    )
     gene_idx = truth.genes.get_indexer(pd.Index(genes))
     preds, rows = {}, []
     for k, (name, (a, b, s)) in enumerate(GRADED.items()):
@@ -577,10 +582,10 @@ def graded_agreement(
 
     For each simulator seed a small SYNTHETIC Norman-shaped screen
     (:data:`GRADED_SCREEN`, or ``screen``) is drawn, split as the paper splits doubles
-    (split seed 1), and the :data:`GRADED` methods (:func:`graded_predictions`) are scored
-    by every independent metric against all cells of the held-out doubles. Per seed and
-    metric, Spearman's rho between the metric's means (oriented so that higher is
-    better) and each planted quality: ``-planted_error`` and ``planted_correlation``.
+    (split seed 1), and the :data:`GRADED` methods (:func:`graded_predictions`) are
+    scored by every independent metric against all cells of the held-out doubles. Per
+    seed and metric, Spearman's rho between the metric's means (oriented so that higher
+    is better) and each planted quality: ``-planted_error`` and ``planted_correlation``.
     Returns (rho per seed, metric and planted quality; per metric and planted quality
     the mean rho over seeds with a 95% percentile interval resampling seeds, and its
     min and max).
@@ -598,7 +603,9 @@ def graded_agreement(
         truth = pseudobulk(cells)
         split = double_split(truth.conditions, 1, dataset=truth.dataset)
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
-        preds, quality = graded_predictions(truth_sim, truth, split, genes, seed=sim_seed)
+        preds, quality = graded_predictions(
+            truth_sim, truth, split, genes, seed=sim_seed
+        )
         cache: dict = {}
         tables = []
         for pred in preds.values():
@@ -839,15 +846,14 @@ def claim_support(
             result = (
                 "not testable"
                 if not testable
-                else "holds"
-                if support >= threshold
-                else "fails"
-                if support <= 1 - threshold
-                else "undecided"
+                else (
+                    "holds"
+                    if support >= threshold
+                    else "fails" if support <= 1 - threshold else "undecided"
+                )
             )
-            family = (
-                COLUMN_FAMILY.get(metric)
-                or ("calibrated" if metric.startswith("book_drf_") else "vcc")
+            family = COLUMN_FAMILY.get(metric) or (
+                "calibrated" if metric.startswith("book_drf_") else "vcc"
             )
             rows.append(
                 {
@@ -878,7 +884,8 @@ def conclusions(
     seed: int = 0,
     threshold: float = SUPPORT_THRESHOLD,
 ) -> pd.DataFrame:
-    """Each claim of ``kind`` ("double" / "single"), with the uncertainty of its verdict.
+    """Each claim of ``kind`` ("double" / "single"), with the uncertainty of its
+    verdict.
 
     ``metrics``: the per-condition table (``score_all(...).metrics``), not the means:
     the held-out conditions (and splits, where there are several) are resampled as
@@ -986,9 +993,9 @@ def _joint_support(r: dict, claim: Claim, metrics: list[str]) -> float:
 
 
 def findings(claims: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
-    """The chapter's conclusions as Markdown bullets, written from the :func:`conclusions`
-    tables (column ``task`` added by the caller; ``labels``: task -> how to name its
-    data)."""
+    """The chapter's conclusions as Markdown bullets, written from the
+    :func:`conclusions` tables (column ``task`` added by the caller; ``labels``: task ->
+    how to name its data)."""
     labels = labels or {}
     lines = []
     for row in claims.itertuples():
@@ -1030,7 +1037,8 @@ def method_intervals(
     (:func:`helpers.uncertainty.crossed_interval`); one row per method."""
     if value not in metrics.columns:
         raise ValueError(
-            f"The metrics table has no column {value!r}; it has {list(metrics.columns)}."
+            f"The metrics table has no column {value!r}; "
+            f"it has {list(metrics.columns)}."
         )
     names = list(pd.unique(metrics["method"])) if methods is None else list(methods)
     rows = []
@@ -1041,7 +1049,9 @@ def method_intervals(
                 f"No rows of method {method!r}; the table has "
                 f"{sorted(set(metrics['method']))}."
             )
-        out = crossed_interval(part, value, ["condition", "seed"], n_boot=n_boot, seed=seed)
+        out = crossed_interval(
+            part, value, ["condition", "seed"], n_boot=n_boot, seed=seed
+        )
         rows.append({"method": method, **out})
     return pd.DataFrame(rows)
 
@@ -1062,9 +1072,9 @@ def reference_choice(task: Task, scored: Scored, *, n_top: int = 1000) -> pd.Dat
     """Pearson delta of each method against three references, averaged over its predictions:
     the control (the paper), the equal-weight mean of the **training** perturbations (Systema, the
     book's ``pearson_delta_perturbed_mean``) and the mean of the **held-out** perturbations (what
-    one peer computes: a reference built from the test set). ``held_out_minus_training``: how
-    much that choice of reference moves each method's score. Against the task's full truth
-    (all cells), as the peers compute it.
+    one peer computes: a reference built from the test set).
+    ``held_out_minus_training``: how much that choice of reference moves each method's
+    score. Against the task's full truth (all cells), as the peers compute it.
 
     ``scored``: what :func:`score_all` returned for ``task`` (its predictions).
     """

@@ -402,9 +402,7 @@ def drf_per_condition(
     return np.where(~np.isfinite(neg) | beyond | ~np.isfinite(x), np.nan, drf)
 
 
-def book_drf(
-    value, negative, *, higher_is_better: bool, perfect: float
-) -> np.ndarray:
+def book_drf(value, negative, *, higher_is_better: bool, perfect: float) -> np.ndarray:
     """The book's DRF of a method: ratio of means (module docstring), along the last
     axis of ``value`` and ``negative`` (conditions; earlier axes, e.g. resamples, are
     kept). NaN where any ``value`` is NaN, or where the negative control's mean is not
