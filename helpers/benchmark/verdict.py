@@ -917,10 +917,8 @@ def conclusions(
     probability (4/5)^5 = 0.33. The support is the share of resamples, not the
     probability that the claim is true.
     """
-    by_metric = claim_support(
-        metrics, kind, claims, n_boot=n_boot, seed=seed, threshold=threshold
-    )
     r = resampled_means(metrics, n_boot=n_boot, seed=seed)
+    by_metric = claim_support(metrics, kind, claims, threshold=threshold, resampled=r)
     rows = []
     for claim in claims:
         if claim.kind not in (kind, "any"):
