@@ -121,8 +121,10 @@ def test_support_of_a_claim_on_every_condition_and_on_one(five):
     assert table.loc["l2", "support"] == 1.0 and table.loc["l2", "result"] == "holds"
     # additive's mean is above gears' only in resamples that leave out p4: closed form
     # P(p4 not drawn in 5 draws) = (4/5)^5 = 0.328
-    assert table.loc["pearson_delta", "observed"] == "fails"
+    assert table.loc["pearson_delta", "observed"] == "reversed"
     assert table.loc["pearson_delta", "support"] == pytest.approx(0.8**5, abs=0.03)
+    # gears' mean is above additive's whenever p4 is drawn: 1 - (4/5)^5
+    assert table.loc["pearson_delta", "against"] == pytest.approx(1 - 0.8**5, abs=0.03)
     assert table.loc["pearson_delta", "result"] == "undecided"
     assert table.loc["l2", "n_conditions"] == 5 and table.loc["l2", "n_splits"] == 1
     assert (
@@ -146,6 +148,32 @@ def test_derived_metrics_are_reported_not_counted(five):
     assert row["verdict"] == "holds under some metrics; undecided under the others"
     # joint support: holds under both at once = under pearson_delta alone here
     assert row["support"] == pytest.approx(support["pearson_delta"])
+
+
+def test_a_tie_is_neither_holding_nor_failing(five):
+    # centroid accuracy: the mean baseline and gears tie (0.5) on every condition but
+    # one, where gears scores 1.0; "mean above gears" never holds, and its opposite
+    # holds only in resamples that draw that condition: 1 - (4/5)^5 = 0.67
+    tied = five.assign(centroid_accuracy=0.5)
+    tied.loc[
+        (tied["method"] == "gears") & (tied["condition"] == "p4"), "centroid_accuracy"
+    ] = 1.0
+    claim = verdict.Claim("m", "mean beats gears", ("mean",), ("gears",), "double")
+    row = (
+        verdict.claim_support(tied, "double", (claim,), n_boot=2000)
+        .set_index("metric")
+        .loc["centroid_accuracy"]
+    )
+    assert row["support"] == 0.0
+    assert row["against"] == pytest.approx(1 - 0.8**5, abs=0.04)
+    assert row["result"] == "undecided" and row["observed"] == "reversed"
+    none = tied.assign(centroid_accuracy=0.5)
+    row = (
+        verdict.claim_support(none, "double", (claim,), n_boot=100)
+        .set_index("metric")
+        .loc["centroid_accuracy"]
+    )
+    assert row["observed"] == "tied" and row["support"] == row["against"] == 0.0
 
 
 def test_conclusions_verdicts_by_hand(five):

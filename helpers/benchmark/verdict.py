@@ -814,10 +814,11 @@ def claim_support(
     a resample when the best of its ``better`` methods has a strictly better mean than
     the best of its ``worse`` methods (methods undefined on the observed rows, e.g. a
     correlation of "no change", take no part, as they get no rank). ``support`` = the
-    share of resamples (:func:`resampled_means`) in which it holds; ``observed`` = holds
-    / fails on the observed rows / not testable (a side has no defined method).
-    ``result``: "holds" where support >= ``threshold``, "fails" where support <= 1 -
-    ``threshold``, "undecided" otherwise. ``derived`` marks the book's DRF and the
+    share of resamples (:func:`resampled_means`) in which it holds; ``against`` = the
+    share in which the opposite holds strictly (a tie counts for neither); ``observed``
+    = holds / reversed / tied on the observed rows, or not testable (a side has no
+    defined method). ``result``: "holds" where support >= ``threshold``, "fails" where
+    against >= ``threshold`` (the opposite ranking is supported), "undecided" otherwise. ``derived`` marks the book's DRF and the
     replicate scale (reported, not counted as votes by :func:`conclusions`).
     """
     if not 0.5 < threshold < 1:
@@ -839,17 +840,21 @@ def claim_support(
             if testable:
                 best, worst = (_best(values, side, direction) for side in sides)
                 better = best < worst if direction == "lower" else best > worst
+                reverse = best > worst if direction == "lower" else best < worst
                 support = float(better[1:].mean()) if len(better) > 1 else np.nan
-                observed = "holds" if better[0] else "fails"
+                against = float(reverse[1:].mean()) if len(better) > 1 else np.nan
+                observed = (
+                    "holds" if better[0] else "reversed" if reverse[0] else "tied"
+                )
             else:
-                support, observed = np.nan, "not testable"
+                support, against, observed = np.nan, np.nan, "not testable"
             result = (
                 "not testable"
                 if not testable
                 else (
                     "holds"
                     if support >= threshold
-                    else "fails" if support <= 1 - threshold else "undecided"
+                    else "fails" if against >= threshold else "undecided"
                 )
             )
             family = COLUMN_FAMILY.get(metric) or (
@@ -869,6 +874,7 @@ def claim_support(
                     "n_resamples": r["n_boot"],
                     "observed": observed,
                     "support": support,
+                    "against": against,
                     "result": result,
                 }
             )
@@ -899,11 +905,12 @@ def conclusions(
     n_conditions, n_splits, n_resamples, ``support`` (the share of resamples in which
     the claim holds under **every** independent metric at once), n_metrics (independent
     metrics where the claim is testable), n_holds / n_fails / n_undecided (metrics
-    whose own support is >= ``threshold``, <= 1 - ``threshold``, or between), the
+    whose claim is supported, whose opposite is supported (both at ``threshold``; see
+    :func:`claim_support`), or neither), the
     metrics of each, threshold and the ``verdict``:
 
     * "holds under every metric": ``support`` >= ``threshold``;
-    * "fails under every metric": every metric's support <= 1 - ``threshold``;
+    * "fails under every metric": the opposite ranking is supported under every metric;
     * "depends on the metric": it holds (support >= ``threshold``) under some metrics
       and fails under others;
     * "holds under some metrics; undecided under the others", "fails under some
