@@ -196,6 +196,51 @@ def test_drf_of_the_controls_and_of_a_perfect_method():
     )
 
 
+def test_book_drf_orders_methods_as_the_raw_metric_where_the_peers_mean_reverses():
+    # hand-made: on the third condition the negative control is almost perfect (0.99),
+    # so A's per-condition DRF there is (0.5 - 0.99) / 0.01 = -49, clipped to -1
+    table = _metrics_table(
+        {
+            "mean": [0.1, 0.1, 0.99],
+            "A": [0.5, 0.5, 0.5],  # mean 0.5: the better method
+            "B": [0.2, 0.2, 0.99],  # mean 0.4633
+        },
+        "pearson_delta",
+    )
+    out = calibrated.summarise(table).set_index("method")
+    # the peers' aggregate, by hand:
+    # A (0.4/0.9 + 0.4/0.9 - 1) / 3, B (0.1/0.9 * 2 + 0) / 3
+    assert out.loc["A", "drf_pearson_delta"] == pytest.approx(
+        (0.8 / 0.9 - 1) / 3, abs=1e-5
+    )
+    assert out.loc["B", "drf_pearson_delta"] == pytest.approx(0.2 / 0.9 / 3, abs=1e-5)
+    assert out.loc["B", "drf_pearson_delta"] > out.loc["A", "drf_pearson_delta"]
+    # the book's ratio of means, by hand: neg mean 1.19 / 3
+    neg = 1.19 / 3
+    assert out.loc["A", "book_drf_pearson_delta"] == pytest.approx(
+        (0.5 - neg) / (1 - neg)
+    )
+    assert out.loc["B", "book_drf_pearson_delta"] == pytest.approx(
+        (1.39 / 3 - neg) / (1 - neg)
+    )
+    assert out.loc["mean", "book_drf_pearson_delta"] == 0.0
+    # the book's DRF agrees with the raw metric's ranking
+    assert (
+        out.loc["A", "book_drf_pearson_delta"] > out.loc["B", "book_drf_pearson_delta"]
+    )
+    # lower is better: l2, not clipped below -1 (4x the negative control's error)
+    l2 = _metrics_table({"mean": [1.0, 3.0], "awful": [4.0, 12.0]}, "l2")
+    out = calibrated.summarise(l2).set_index("method")
+    assert out.loc["awful", "book_drf_l2"] == pytest.approx((2.0 - 8.0) / 2.0)
+    undefined = _metrics_table(
+        {"mean": [0.2, 0.3], "no_change": [np.nan, 0.1]}, "pearson_delta"
+    )
+    out = calibrated.summarise(undefined).set_index("method")
+    assert np.isnan(out.loc["no_change", "book_drf_pearson_delta"])
+    with pytest.raises(ValueError, match="same shape"):
+        calibrated.book_drf([1.0], [1.0, 2.0], higher_is_better=True, perfect=1.0)
+
+
 def test_drf_is_nan_for_an_undefined_metric():
     table = _metrics_table(
         {"mean": [0.2, 0.3], "no_change": [np.nan, np.nan]}, "pearson_delta"

@@ -50,16 +50,30 @@ metric's best value (0 for errors, 1 for R2 and correlations)::
     higher is better:  drf = clip((x - neg) / (perfect - neg + 1e-6), -1, 1)
     lower is better:   drf = clip((neg - x) / (neg - perfect + 1e-6), -1, 1)
 
-NaN where ``neg`` or ``x`` is NaN or ``neg`` is beyond ``perfect``; the summary per
-method is the mean over conditions (NaN skipped, as scPertEval's ``np.nanmean``) and the
-median (``drf_median_*``). The peers compute it with the *positive control* in ``x``:
-that DRF is a property of the metric (how much of the range from the negative control to
-perfect a replicate covers; a well-calibrated metric has a DRF near 1). Here every
-method takes ``x``'s place, so a method's ``drf`` says how far it moves from the
-negative control towards a perfect score, and the positive control's row is the metric's
-own DRF: 0 = no better than the negative control, 1 = perfect. Negative control: the
-mean baseline (method ``"mean"``), CellSimBench's "dataset mean" negative control for
-these metrics; positive control: the interpolated duplicate
+NaN where ``neg`` or ``x`` is NaN or ``neg`` is beyond ``perfect``; the peers' summary
+is the mean over conditions (NaN skipped, as scPertEval's ``np.nanmean``; ``drf_*``) and
+the median (``drf_median_*``). The peers compute it with the *positive control* in
+``x``: that DRF is a property of the **metric** (how much of the range from the negative
+control to perfect a replicate covers; a well-calibrated metric has a DRF near 1), and
+only the positive control's ``drf_*`` row should be read that way.
+
+**The book's per-method score** (``book_drf_*``; the book's own construction, not the
+peers'). Putting each *method* in ``x`` and averaging clipped per-condition ratios
+reverses rankings: one condition where the negative control is almost perfect gives a
+ratio clipped at -1 that outweighs the rest, so a method with the better mean metric
+can get the lower mean DRF. The book therefore uses a **ratio of means** over the
+conditions the method shares with the negative control::
+
+    higher is better:  book_drf = (mean(x) - mean(neg)) / (perfect - mean(neg))
+    lower is better:   book_drf = (mean(neg) - mean(x)) / (mean(neg) - perfect)
+
+not clipped (below 0 = worse than the negative control). The denominator is the same
+for every method scored on the same conditions, so ``book_drf`` orders the methods
+exactly as the mean of the metric does: it rescales a metric, it adds no evidence. NaN
+when ``x`` is undefined on any shared condition (as a method's mean in chapter 9) or
+when the negative control's mean is not below perfect. Negative control: the mean
+baseline (method ``"mean"``), CellSimBench's "dataset mean" negative control for these
+metrics; positive control: the interpolated duplicate
 (:func:`helpers.ceilings.interpolated_duplicate`). scPertEval's default negative for
 pseudobulk protocols is the leave-one-out mean of *all* perturbations (held-out ones
 included), which a split-based benchmark cannot use without leaking the test set.
@@ -91,6 +105,7 @@ __all__ = [
     "weighted_mse",
     "r2_delta_weighted",
     "drf_per_condition",
+    "book_drf",
 ]
 
 NAME = "calibrated"
@@ -387,6 +402,26 @@ def drf_per_condition(
     return np.where(~np.isfinite(neg) | beyond | ~np.isfinite(x), np.nan, drf)
 
 
+def book_drf(value, negative, *, higher_is_better: bool, perfect: float) -> np.ndarray:
+    """The book's DRF of a method: ratio of means (module docstring), along the last
+    axis of ``value`` and ``negative`` (conditions; earlier axes, e.g. resamples, are
+    kept). NaN where any ``value`` is NaN, or where the negative control's mean is not
+    below (lower is better: above) ``perfect``."""
+    x = np.asarray(value, dtype=np.float64)
+    neg = np.asarray(negative, dtype=np.float64)
+    if x.shape != neg.shape:
+        raise ValueError(
+            f"value and negative must have the same shape; got {x.shape} and "
+            f"{neg.shape} (match each method's rows to the negative control's first)."
+        )
+    x_mean, neg_mean = x.mean(axis=-1), np.nanmean(neg, axis=-1)
+    headroom = (perfect - neg_mean) if higher_is_better else (neg_mean - perfect)
+    gain = (x_mean - neg_mean) if higher_is_better else (neg_mean - x_mean)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = gain / headroom
+    return np.where(np.isfinite(headroom) & (headroom > 0), out, np.nan)
+
+
 def summarise(
     metrics: pd.DataFrame, *, negative: str = NEGATIVE_CONTROL
 ) -> pd.DataFrame:
@@ -397,7 +432,9 @@ def summarise(
     ``method``, ``condition``, optionally ``dataset``/``seed``/``split``, and metric
     columns), the negative control ``negative`` included; rows are matched to the
     negative control's on (dataset, seed, split, condition). Columns: ``method``,
-    ``drf_<metric>`` (mean over conditions, NaN skipped), ``drf_median_<metric>`` and
+    ``drf_<metric>`` (the peers' aggregate: mean of clipped per-condition DRFs, NaN
+    skipped; read it for the positive control only), ``drf_median_<metric>``,
+    ``book_drf_<metric>`` (the book's per-method ratio of means, :func:`book_drf`) and
     ``n_drf`` (rows matched to a negative-control row).
     """
     names = [m for m in DRF_METRICS if m in metrics.columns]
@@ -438,12 +475,26 @@ def summarise(
             row[f"drf_median_{name}"] = (
                 float(np.median(finite)) if finite.size else float("nan")
             )
+            shared = np.isfinite(part[f"{name}_neg"].to_numpy(dtype=float))
+            row[f"book_drf_{name}"] = (
+                float(
+                    book_drf(
+                        part[name].to_numpy(dtype=float)[shared],
+                        part[f"{name}_neg"].to_numpy(dtype=float)[shared],
+                        higher_is_better=higher,
+                        perfect=perfect,
+                    )
+                )
+                if shared.any()
+                else float("nan")
+            )
         row["n_drf"] = len(part)
         rows.append(row)
     columns = (
         ["method"]
         + [f"drf_{n}" for n in names]
         + [f"drf_median_{n}" for n in names]
+        + [f"book_drf_{n}" for n in names]
         + ["n_drf"]
     )
     return pd.DataFrame(rows, columns=columns)
