@@ -48,6 +48,18 @@ __all__ = [
     "ranking_scores",
     "top_k_composition",
     "score_predictions",
+    "expected_effect",
+    "effect_strata",
+    "gene_scale",
+    "standardise",
+    "permutation_floor",
+    "weighted_ranking_scores",
+    "grouped_ranking_scores",
+    "ranking_bootstrap",
+    "ranking_intervals",
+    "ranking_comparison",
+    "stratified_ranking_scores",
+    "sign_agreement",
 ]
 
 
@@ -470,3 +482,350 @@ def score_predictions(predictions, observed: pd.DataFrame, truth_column: str = "
     if not joined:
         raise ValueError("No method had predictions on conditions with observed interactions.")
     return pd.concat(curves, ignore_index=True), pd.DataFrame(scores), pd.concat(joined, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# What the ranking metrics measure (chapter 6, second half): effect-size strata, per-gene z-scores,
+# a permutation floor, signed agreement, and intervals over conditions x splits.
+# --------------------------------------------------------------------------------------------------
+
+
+def _need(table: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{what} needs the column(s) {missing}; the table has {list(table.columns)} "
+            "(make it with interactions.deviations / score_predictions)."
+        )
+
+
+def expected_effect(table: pd.DataFrame) -> np.ndarray:
+    """``|e - c| = |A + B - 2c|``: the size of the change the additive model expects for each entry.
+
+    This is exactly the score by which the "no change" baseline ranks entries: it predicts
+    ``y_hat = c``, so its predicted deviation is ``c - e`` and ``|y_hat - e| = |e - c|``.
+    """
+    _need(table, ["additive", "ctrl"], "expected_effect")
+    return np.abs(table["additive"].to_numpy(dtype=float) - table["ctrl"].to_numpy(dtype=float))
+
+
+def effect_strata(table: pd.DataFrame, n_strata: int = 3, edges=None) -> pd.Series:
+    """Stratum of each entry by its expected effect size ``|e - c|`` (:func:`expected_effect`).
+
+    ``edges`` (``n_strata + 1`` increasing values) default to the quantiles of ``|e - c|`` in
+    ``table``, so each stratum holds about the same number of entries; pass the edges of one table
+    to stratify another alike. Labels are ``"1 (smallest)"`` ... ``"<n_strata> (largest)"``; the
+    edges are in ``attrs["edges"]``.
+    """
+    if n_strata < 1:
+        raise ValueError(f"n_strata must be at least 1 (got {n_strata}).")
+    size = expected_effect(table)
+    if edges is None:
+        edges = np.quantile(size, np.linspace(0, 1, n_strata + 1))
+    edges = np.asarray(edges, dtype=float)
+    if len(edges) != n_strata + 1 or np.any(np.diff(edges) <= 0):
+        raise ValueError(
+            f"Need {n_strata + 1} strictly increasing edges (got {list(np.round(edges, 6))}); "
+            "with many equal |e - c| values use fewer strata."
+        )
+    codes = np.clip(np.searchsorted(edges, size, side="right") - 1, 0, n_strata - 1)
+    names = [f"{k + 1}" for k in range(n_strata)]
+    names[0] += " (smallest)"
+    if n_strata > 1:
+        names[-1] += " (largest)"
+    out = pd.Series(pd.Categorical.from_codes(codes, names), index=table.index, name="effect_stratum")
+    out.attrs["edges"] = tuple(float(x) for x in edges)
+    return out
+
+
+def gene_scale(table: pd.DataFrame, column: str = "deviation", *, min_values: int = 5) -> pd.Series:
+    """Per-gene robust scale of ``column`` across doubles: ``1.4826 * median |x - median(x)|``.
+
+    The scale of a gene's deviations over all doubles (the MAD, scaled to equal the standard
+    deviation for normal data; robust, so that the few real interactions of a gene do not inflate
+    it). Genes with fewer than ``min_values`` doubles, or a scale of 0, get NaN.
+    """
+    _need(table, ["gene", column], "gene_scale")
+    values = table[[column]].assign(gene=table["gene"].to_numpy())
+
+    def mad(x):
+        x = x.to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        if len(x) < min_values:
+            return np.nan
+        s = 1.4826 * np.median(np.abs(x - np.median(x)))
+        return s if s > 0 else np.nan
+
+    return values.groupby("gene", sort=False)[column].agg(mad).rename("gene_scale")
+
+
+def standardise(table: pd.DataFrame, column: str, scale: pd.Series) -> np.ndarray:
+    """``table[column] / scale[gene]``: per-gene z-scores (NaN where the gene has no scale)."""
+    _need(table, ["gene", column], "standardise")
+    s = table["gene"].map(scale).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return table[column].to_numpy(dtype=float) / s
+
+
+def permutation_floor(truth, *, n_perm: int = 200, seed: int = 0, level: float = 0.95) -> dict:
+    """AUROC and AUPRC of random rankings of entries with labels ``truth`` (the score to beat).
+
+    ``n_perm`` random orders (``numpy.random.default_rng(seed)``); returns the mean and the
+    ``level`` percentile range of each, and the prevalence (a random ranking's expected AUPRC;
+    its expected AUROC is 0.5).
+    """
+    truth = np.asarray(truth, dtype=bool)
+    if truth.all() or not truth.any():
+        raise ValueError("A permutation floor needs both positive and negative entries.")
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be at least 1 (got {n_perm}).")
+    rng = np.random.default_rng(seed)
+    scores = np.array([rng.permutation(len(truth)) for _ in range(n_perm)], dtype=float)
+    auroc, auprc = weighted_ranking_scores(scores, truth, np.ones((n_perm, len(truth))), per_row_score=True)
+    a = (1 - level) / 2
+    out = {"prevalence": float(truth.mean()), "n_perm": n_perm, "level": level}
+    for name, v in (("auroc", auroc), ("auprc", auprc)):
+        out[f"{name}_mean"] = float(v.mean())
+        out[f"{name}_lower"], out[f"{name}_upper"] = (float(q) for q in np.quantile(v, [a, 1 - a]))
+    return out
+
+
+def weighted_ranking_scores(score, truth, weights, *, per_row_score: bool = False
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and AUPRC (average precision) of ranking by ``score`` under each row of ``weights``.
+
+    ``weights``: (B, n) non-negative case weights (e.g. bootstrap counts); the result for row b is
+    scikit-learn's ``roc_auc_score`` / ``average_precision_score`` with ``sample_weight =
+    weights[b]`` (ties in ``score`` handled as scikit-learn does: AUROC counts a tied
+    positive-negative pair as 1/2; AP steps at each distinct score). With ``per_row_score``,
+    ``score`` is (B, n) too (one ranking per row). NaN where a row has no positive or no negative
+    weight.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    if weights.shape[1] != len(truth):
+        raise ValueError(f"weights have {weights.shape[1]} columns but there are {len(truth)} entries.")
+    if np.any(weights < 0):
+        raise ValueError("weights must be non-negative.")
+    n_rows = weights.shape[0]
+    auroc, auprc = np.empty(n_rows), np.empty(n_rows)
+    scores = np.atleast_2d(np.asarray(score, dtype=float))
+    if not per_row_score:
+        scores = scores.reshape(1, -1)
+    if scores.shape[1] != len(truth):
+        raise ValueError(f"score has {scores.shape[1]} entries but truth has {len(truth)}.")
+
+    def block(s, w):
+        order = np.argsort(-s, kind="stable")
+        s_sorted = s[order]
+        starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
+        t = truth[order]
+        wp = w[:, order] * t
+        wn = w[:, order] * ~t
+        pos = np.add.reduceat(wp, starts, axis=1)
+        neg = np.add.reduceat(wn, starts, axis=1)
+        tps, fps = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+        p_tot, n_tot = tps[:, -1], fps[:, -1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            roc = np.sum(neg * (tps - pos + 0.5 * pos), axis=1) / (p_tot * n_tot)
+            precision = np.where(tps + fps > 0, tps / np.where(tps + fps > 0, tps + fps, 1), 0.0)
+            ap = np.sum(pos * precision, axis=1) / p_tot
+        bad = (p_tot <= 0) | (n_tot <= 0)
+        roc[bad], ap[bad] = np.nan, np.nan
+        return roc, ap
+
+    if per_row_score:
+        if scores.shape[0] != n_rows:
+            raise ValueError("With per_row_score, score and weights need the same number of rows.")
+        for b in range(n_rows):
+            auroc[b], auprc[b] = (x[0] for x in block(scores[b], weights[b:b + 1]))
+    else:
+        for lo in range(0, n_rows, 100):
+            auroc[lo:lo + 100], auprc[lo:lo + 100] = block(scores[0], weights[lo:lo + 100])
+    return auroc, auprc
+
+
+def grouped_ranking_scores(score, truth, groups, weights) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`weighted_ranking_scores` where every entry of a group shares one weight.
+
+    ``groups``: integer code per entry (0 .. k-1); ``weights``: (B, k), one weight per group and
+    resample. Equal to ``weighted_ranking_scores(score, truth, weights[:, groups])``, computed from
+    per-(distinct score, group) counts by matrix products, so a thousand resamples of tens of
+    thousands of entries take a fraction of a second.
+    """
+    score = np.asarray(score, dtype=float)
+    truth = np.asarray(truth, dtype=bool)
+    groups = np.asarray(groups)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    if not (len(score) == len(truth) == len(groups)):
+        raise ValueError("score, truth and groups must have one entry each per item.")
+    if groups.min() < 0 or groups.max() >= weights.shape[1]:
+        raise ValueError(f"groups must be codes 0..{weights.shape[1] - 1} (one weight column each).")
+    order = np.argsort(-score, kind="stable")
+    s_sorted = score[order]
+    gid = np.cumsum(np.r_[0, s_sorted[1:] != s_sorted[:-1]])
+    n_g, k = int(gid[-1]) + 1, weights.shape[1]
+    pos, neg = np.zeros((n_g, k)), np.zeros((n_g, k))
+    t, c = truth[order], groups[order]
+    np.add.at(pos, (gid[t], c[t]), 1.0)
+    np.add.at(neg, (gid[~t], c[~t]), 1.0)
+    cpos, cneg = np.cumsum(pos, axis=0), np.cumsum(neg, axis=0)
+    # AUROC = w' M w / ((w . P)(w . N)): M[i, j] = pairs (positive of group i, negative of group j)
+    # with the positive ranked higher, ties counting 1/2
+    pairs = (cpos - 0.5 * pos).T @ neg
+    # AP only steps at score groups that hold a positive
+    keep = pos.sum(axis=1) > 0
+    pos, cpos, cneg = pos[keep], cpos[keep], cneg[keep]
+    p_tot, n_tot = weights @ pos.sum(axis=0), weights @ neg.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc = np.einsum("bi,ij,bj->b", weights, pairs, weights) / (p_tot * n_tot)
+        tps, fps = cpos @ weights.T, cneg @ weights.T
+        precision = np.where(tps + fps > 0, tps / np.where(tps + fps > 0, tps + fps, 1), 0.0)
+        auprc = np.sum((pos @ weights.T) * precision, axis=0) / p_tot
+    bad = (p_tot <= 0) | (n_tot <= 0)
+    auroc[bad], auprc[bad] = np.nan, np.nan
+    return auroc, auprc
+
+
+def ranking_bootstrap(joined: pd.DataFrame, *, score: str = "abs_pred_minus_add",
+                      truth: str = "non_additive", factors=("condition", "seed"),
+                      n_boot: int = 1000, seed: int = 0) -> dict[str, dict]:
+    """AUROC / AUPRC of every method, resampling held-out doubles and splits as crossed factors.
+
+    ``joined``: :func:`score_predictions`' third table (one row per method, seed, condition, gene).
+    The statistic is the one the chapter tabulates: the mean over splits (``seed``) of each split's
+    AUROC / AUPRC. A resample draws the conditions and the splits with replacement, independently
+    (the pigeonhole bootstrap of :mod:`helpers.uncertainty`): a split's AUROC is computed with each
+    entry weighted by how often its condition was drawn, and the splits are averaged with weights =
+    how often each was drawn. The **same** draws serve every method, so differences are paired.
+    ``score`` may be any column (default: ``|y_hat - e|``, added if absent). Returns
+    ``{method: {"auroc": estimate, "auprc": estimate, "boot_auroc": array, "boot_auprc": array,
+    "n_condition": k, "n_seed": s}}``.
+    """
+    table = joined.copy()
+    if score == "abs_pred_minus_add" and score not in table:
+        _need(table, ["pred_minus_add"], "ranking_bootstrap")
+        table[score] = table["pred_minus_add"].abs()
+    factors = list(factors)
+    if len(factors) != 2 or factors[1] != "seed":
+        raise ValueError("factors must be (<condition column>, 'seed'): entries are grouped by split.")
+    _need(table, ["method", score, truth, *factors], "ranking_bootstrap")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1 (got {n_boot}).")
+    cond_codes, cond_levels = pd.factorize(table[factors[0]], sort=True)
+    seed_codes, seed_levels = pd.factorize(table["seed"], sort=True)
+    rng = np.random.default_rng(seed)
+    k, s = len(cond_levels), len(seed_levels)
+    cond_counts = rng.multinomial(k, np.full(k, 1 / k), size=n_boot).astype(float)
+    seed_counts = rng.multinomial(s, np.full(s, 1 / s), size=n_boot).astype(float)
+    table["_c"], table["_s"] = cond_codes, seed_codes
+    out = {}
+    for method, part in table.groupby("method", sort=False):
+        est = {"auroc": [], "auprc": []}
+        boot = {"auroc": np.zeros((n_boot, s)), "auprc": np.zeros((n_boot, s))}
+        present = np.zeros(s, dtype=bool)
+        for j in range(s):
+            rows = part[part["_s"] == j]
+            if rows.empty or rows[truth].sum() == 0 or rows[truth].all():
+                boot["auroc"][:, j] = boot["auprc"][:, j] = np.nan
+                continue
+            present[j] = True
+            sc, tr = rows[score].to_numpy(dtype=float), rows[truth].to_numpy(dtype=bool)
+            a, p = weighted_ranking_scores(sc, tr, np.ones((1, len(tr))))
+            est["auroc"].append(a[0])
+            est["auprc"].append(p[0])
+            a, p = grouped_ranking_scores(sc, tr, rows["_c"].to_numpy(), cond_counts)
+            boot["auroc"][:, j], boot["auprc"][:, j] = a, p
+        result = {"n_condition": int(part[factors[0]].nunique()), "n_seed": int(present.sum())}
+        for name in ("auroc", "auprc"):
+            w = seed_counts * np.isfinite(boot[name])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result[f"boot_{name}"] = np.nansum(w * np.nan_to_num(boot[name]), axis=1) / w.sum(axis=1)
+            result[name] = float(np.mean(est[name])) if est[name] else np.nan
+        out[method] = result
+    return out
+
+
+def ranking_intervals(boot: dict[str, dict], *, level: float = 0.95) -> pd.DataFrame:
+    """Per method: AUROC and AUPRC with percentile intervals from :func:`ranking_bootstrap`."""
+    a = (1 - level) / 2
+    rows = []
+    for method, r in boot.items():
+        row = {"method": method}
+        for name in ("auroc", "auprc"):
+            b = r[f"boot_{name}"]
+            b = b[np.isfinite(b)]
+            row[name] = r[name]
+            row[f"{name}_lower"], row[f"{name}_upper"] = (
+                (float(q) for q in np.quantile(b, [a, 1 - a])) if len(b) else (np.nan, np.nan))
+        rows.append({**row, "n_condition": r["n_condition"], "n_seed": r["n_seed"]})
+    return pd.DataFrame(rows)
+
+
+def ranking_comparison(boot: dict[str, dict], method: str, baseline: str, value: str = "auprc",
+                       *, level: float = 0.95) -> dict:
+    """Paired difference ``method - baseline`` of AUROC or AUPRC (higher is better), with interval.
+
+    Returns a dict in the form of :func:`helpers.uncertainty.paired_interval` (``direction`` from
+    :func:`helpers.uncertainty.direction`), so :func:`helpers.uncertainty.describe` writes the
+    sentence: a difference whose interval covers 0 is reported as a tie, never as a winner.
+    """
+    from .uncertainty import direction
+
+    if value not in ("auroc", "auprc"):
+        raise ValueError(f"value must be 'auroc' or 'auprc' (got {value!r}).")
+    for name in (method, baseline):
+        if name not in boot:
+            raise ValueError(f"No bootstrap for method {name!r}; have {sorted(boot)}.")
+    d = boot[method][f"boot_{value}"] - boot[baseline][f"boot_{value}"]
+    d = d[np.isfinite(d)]
+    a = (1 - level) / 2
+    lower, upper = (float(q) for q in np.quantile(d, [a, 1 - a])) if len(d) else (np.nan, np.nan)
+    return {"method": method, "baseline": baseline, "value": value,
+            "estimate": boot[method][value] - boot[baseline][value], "lower": lower, "upper": upper,
+            "level": level, "n_condition": min(boot[method]["n_condition"], boot[baseline]["n_condition"]),
+            "n_seed": min(boot[method]["n_seed"], boot[baseline]["n_seed"]), "n_boot": len(d),
+            "direction": direction(lower, upper)}
+
+
+def stratified_ranking_scores(joined: pd.DataFrame, strata: pd.Series, *,
+                              score: str = "abs_pred_minus_add", truth: str = "non_additive"
+                              ) -> pd.DataFrame:
+    """AUROC / AUPRC of each method within each stratum (e.g. :func:`effect_strata`), per split.
+
+    Within a stratum of similar ``|e - c|`` the "no change" baseline can no longer win by ranking
+    large expected effects first. Returns method, seed, stratum, auroc, auprc, positives, n,
+    prevalence (NaN scores where a stratum of a split has no positive or no negative entry).
+    """
+    table = joined.copy()
+    if score == "abs_pred_minus_add" and score not in table:
+        _need(table, ["pred_minus_add"], "stratified_ranking_scores")
+        table[score] = table["pred_minus_add"].abs()
+    _need(table, ["method", "seed", score, truth], "stratified_ranking_scores")
+    if len(strata) != len(table):
+        raise ValueError(f"strata has {len(strata)} entries, the table {len(table)}: stratify this table.")
+    table["stratum"] = np.asarray(strata)
+    rows = []
+    for (method, seed_, stratum), part in table.groupby(["method", "seed", "stratum"], sort=True,
+                                                        observed=True):
+        tr = part[truth].to_numpy(dtype=bool)
+        a, p = weighted_ranking_scores(part[score].to_numpy(dtype=float), tr, np.ones((1, len(tr))))
+        rows.append({"method": method, "seed": seed_, "stratum": stratum, "auroc": a[0], "auprc": p[0],
+                     "positives": int(tr.sum()), "n": len(tr), "prevalence": float(tr.mean())})
+    return pd.DataFrame(rows)
+
+
+def sign_agreement(joined: pd.DataFrame, truth: str = "non_additive") -> pd.DataFrame:
+    """Signed score: on the entries called non-additive, does the predicted deviation
+    ``y_hat - e`` have the sign of the observed deviation ``d``?
+
+    The ranking metrics use ``|y_hat - e|`` and never ask about the sign (the class); this does.
+    Returns the called rows with ``sign_match`` (1.0 / 0.0; NaN where the prediction is exactly
+    additive, ``y_hat = e``, so it predicts no sign), ready for
+    :func:`helpers.uncertainty.crossed_interval` over conditions x seeds. Chance is 0.5.
+    """
+    _need(joined, ["pred_minus_add", "deviation", truth], "sign_agreement")
+    rows = joined[joined[truth].astype(bool)].copy()
+    pred, obs = np.sign(rows["pred_minus_add"].to_numpy()), np.sign(rows["deviation"].to_numpy())
+    rows["sign_match"] = np.where(pred == 0, np.nan, (pred == obs).astype(float))
+    return rows
