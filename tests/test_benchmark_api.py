@@ -260,3 +260,43 @@ def test_guard_log2_on_the_simulated_screen():
 
     with pytest.raises(PredictionError, match="another log scale"):
         benchmark.run(log2_model, task="simulated_doubles", progress=False)
+
+
+def test_leaderboard_compares_methods_on_the_common_set(tiny_task):
+    """A model that predicts only A+B (allow_missing): every method's common-set mean is its L2 on A+B
+    alone (by hand, see test_leaderboard_numbers_computed_by_hand), while mean_l2 keeps each method's
+    own rows (additive: both doubles)."""
+    def partial(train, conditions):
+        return pd.DataFrame([[12, 9, 11]], index=["A+B"], columns=["A", "B", "C"])
+
+    result = benchmark.run(partial, task="tiny_doubles", name="mine", progress=False, allow_missing=True)
+    board = result.leaderboard.set_index("method")
+    on_ab = {"additive": np.sqrt(2), "no_change": np.sqrt(6), "mean": np.sqrt(3.64), "mine": 0.0}
+    for method, l2 in on_ab.items():
+        assert board.loc[method, "n_common"] == 1, method
+        assert board.loc[method, "mean_l2_common"] == pytest.approx(l2), method
+    assert board.loc["additive", "n"] == 2 and board.loc["mine", "n"] == 1
+    assert board.loc["additive", "mean_l2"] == pytest.approx((np.sqrt(2) + 1) / 2)
+    # sorted by the comparable (common-set) mean
+    order = [m for m in result.leaderboard["method"] if m in on_ab]
+    assert order == ["mine", "additive", "mean", "no_change"]
+    assert result.leaderboard["mean_l2_common"].is_monotonic_increasing
+
+
+def test_common_set_means_leave_out_a_method_with_low_coverage():
+    rows = []
+    for condition, l2 in zip("abcd", (1.0, 2.0, 3.0, 4.0)):
+        rows.append({"dataset": "d", "seed": 1, "condition": condition, "method": "full", "l2": l2,
+                     "pearson_delta": 0.1})
+        rows.append({"dataset": "d", "seed": 1, "condition": condition, "method": "most", "l2": 2 * l2,
+                     "pearson_delta": 0.2})
+    rows = [r for r in rows if not (r["method"] == "most" and r["condition"] == "d")]
+    rows.append({"dataset": "d", "seed": 1, "condition": "a", "method": "few", "l2": 9.0, "pearson_delta": 0.0})
+    from helpers.benchmark.leaderboard import common_set_means
+
+    table = common_set_means(pd.DataFrame(rows), ["full", "most", "few"]).set_index("method")
+    # "few" scored 1 of 4 (< half): left out; the common set of full and most is a, b, c
+    assert np.isnan(table.loc["few", "mean_l2_common"])
+    assert table.loc["full", "mean_l2_common"] == pytest.approx(2.0)
+    assert table.loc["most", "mean_l2_common"] == pytest.approx(4.0)
+    assert table.loc["full", "n_common"] == 3
