@@ -550,3 +550,51 @@ def test_front_page_and_every_chapter_say_what_they_were_executed_on(browser):
                     "read"
                 )
     assert not problems, "\n".join(problems)
+
+
+FRONT_PAGE = """
+const main = document.querySelector('article.bd-article') || document.querySelector('main')
+             || document.body;
+const shown = el => !!el && el.getClientRects().length > 0 && el.offsetHeight > 0
+                    && (!el.checkVisibility || el.checkVisibility({visibilityProperty: true}));
+const img = Array.from(main.querySelectorAll('img'))
+  .find(i => (i.getAttribute('src') || '').includes('figure1'));
+const h2 = main.querySelector('h2');
+const note = main.querySelector('.perturbbook-build');
+const table = note ? note.querySelector('table') : null;
+const top = el => el.getBoundingClientRect().top + window.scrollY;
+return {
+  figure: img ? {ok: img.complete && img.naturalWidth > 0, shown: shown(img),
+                 above_h2: !h2 || top(img) < top(h2)} : null,
+  answer: main.textContent.includes('The answer.'),
+  note: note ? {table_shown: shown(table), rows: table ? table.rows.length : 0,
+                text: note.innerText.slice(0, 200)} : null,
+};
+"""
+
+OPEN_NOTE = """
+const note = document.querySelector('.perturbbook-build');
+const target = note.querySelector('summary') || note.querySelector('button.toggle-button')
+               || note.querySelector('.admonition-title') || note;
+target.click();
+"""
+
+
+def test_front_page_shows_the_figure_and_folds_the_provenance(browser):
+    """Issue 33: the front page leads with the figure (loaded, above the first section) and
+    its answer; the build's provenance table is folded and opens when clicked."""
+    with serve(HTML) as base:
+        browser.get(f"{base}/index.html")
+        browser.execute_async_script(SETTLE)
+        found = browser.execute_script(FRONT_PAGE)
+        assert found["figure"], "the front page has no figure1 image"
+        assert found["figure"]["ok"] and found["figure"]["shown"], found["figure"]
+        assert found["figure"]["above_h2"], "the figure is not above the first section"
+        assert found["answer"], "the answer under the figure is missing"
+        assert found["note"] and not found["note"]["table_shown"], (
+            "the build's provenance must be folded", found["note"])
+        browser.execute_script(OPEN_NOTE)
+        time.sleep(1)
+        opened = browser.execute_script(FRONT_PAGE)["note"]
+        chapters = len(list((ROOT / "notebooks").glob("*.ipynb")))
+        assert opened["table_shown"] and opened["rows"] == chapters + 1, opened
