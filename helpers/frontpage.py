@@ -14,7 +14,8 @@ The paper's Figure 1 in one picture: every model beside predicting **no change**
 
 Intervals resample conditions and split seeds as crossed factors
 (:mod:`helpers.uncertainty`), and the three-sentence answer under the figure is generated from
-paired intervals against the additive baseline, never from point estimates alone.
+paired sign-flip tests against the baselines (:func:`helpers.compare.paired_test`, exact at
+small n), never from point estimates alone.
 
 A result file that is missing, or that holds a method this module has no label for, is an
 error (:class:`FrontPageError`): the figure must change when the results change, not drop rows
@@ -164,7 +165,12 @@ def figure_data(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> pd
 
 
 def _paired(results: Path, source: Source, *, n_boot: int, seed: int) -> pd.DataFrame:
-    table = _read(results, source)
+    """Each deep model against additive and no change: :func:`helpers.compare.paired_test`
+    (sign flips per double decide; exact at small n, where five doubles can never reach
+    p < 0.05), as ``direction`` better / worse / inconclusive."""
+    from .compare import paired_test
+
+    table = _read(results, source).assign(dataset="all")
     out = []
     for method in table["method"].unique():
         if KNOWN_METHODS[method].kind != "deep":
@@ -172,11 +178,14 @@ def _paired(results: Path, source: Source, *, n_boot: int, seed: int) -> pd.Data
         for baseline in ("additive", "no_change"):
             if baseline not in set(table["method"]):
                 continue
-            r = uncertainty.paired_interval(
-                table, method, baseline, value="l2", lower_is_better=True,
-                factors=_FACTORS, n_boot=n_boot, seed=seed,
-            )
-            out.append(r)
+            r = paired_test(
+                table, method, baseline, value="l2", n_boot=n_boot, n_perm=n_boot,
+                seed=seed,
+            ).iloc[0]
+            direction = "better" if r["better"] else "worse" if r["worse"] else (
+                "inconclusive")
+            out.append({"method": method, "baseline": baseline, "direction": direction,
+                        "n_conditions": int(r["n_conditions"]), "p_text": r["p_text"]})
     return pd.DataFrame(out)
 
 
@@ -188,8 +197,8 @@ def _names(methods) -> str:
 
 
 def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
-    """Three sentences, each generated from paired intervals (deep model vs baseline,
-    conditions x split seeds resampled): the published verdict, the control that could
+    """Three sentences, each generated from paired tests (deep model vs baseline, signs
+    flipped per double): the published verdict, the control that could
     refute it (no change), and what this build's own runs can say."""
     results = Path(results)
     published, built = (_paired(results, s, n_boot=n_boot, seed=seed) for s in SOURCES)
@@ -204,8 +213,8 @@ def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
         f"In the paper's published results ({n_pub} held-out doubles of full Norman 2019 "
         f"over {int(pub['n_seeds'].max())} splits), {len(loses)} of {len(vs_add)} deep "
         f"models have a larger error than adding the two single effects, and "
-        f"{'none beats it' if beats.empty else _names(beats) + ' beat it'} (95% intervals "
-        "of the paired difference, resampling doubles and splits)."
+        f"{'none beats it' if beats.empty else _names(beats) + ' beat it'} (paired "
+        "sign-flip tests over doubles, p < 0.05)."
     )
     better_than_none = vs_none.loc[vs_none["direction"] == "better", "method"]
     worse_than_none = vs_none.loc[vs_none["direction"] == "worse", "method"]
@@ -223,8 +232,9 @@ def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
     vs_add_ours = built[built["baseline"] == "additive"] if len(built) else built
     if len(vs_add_ours) and (vs_add_ours["direction"] == "inconclusive").all():
         verdict = (
-            f"at n = {n_ours} held-out doubles every interval against the additive "
-            "baseline covers 0, so this run alone cannot rank them; the paper profile can"
+            f"at n = {n_ours} held-out doubles no paired test against the additive "
+            "baseline reaches p < 0.05, so this run alone cannot rank them; the paper "
+            "profile can"
         )
     else:
         verdict = "; ".join(
