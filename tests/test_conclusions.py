@@ -1,4 +1,5 @@
-"""helpers.conclusions: the small-n rule (closed form) and sentences generated from intervals."""
+"""helpers.conclusions: the small-n rule (closed form) and sentences generated from
+intervals."""
 
 import numpy as np
 import pandas as pd
@@ -68,3 +69,23 @@ def test_interval_table_mean_and_errors():
     assert 1.0 <= table.loc["m", "lower"] <= 2.0 <= table.loc["m", "upper"] <= 3.0
     with pytest.raises(ValueError, match="no column 'model'"):
         interval_table(frame, by="model")
+
+
+def test_comparison_table_and_summary():
+    from helpers.conclusions import comparison_table, direction_summary
+
+    rng = np.random.default_rng(2)
+    base = rng.uniform(2, 3, 40)
+    rows = []
+    for name, shift in (("good", -1.0), ("bad", 1.0), ("same", 0.0), ("b", 0.0)):
+        noise = rng.normal(0, 0.1, 40) if name != "b" else 0.0
+        for i, v in enumerate(base + shift + noise):
+            rows.append({"method": name, "condition": f"p{i}", "l2": v})
+    table = comparison_table(pd.DataFrame(rows), ["good", "bad", "same"], "b")
+    assert list(table["direction"]) == ["better", "worse", "inconclusive"]
+    assert "n_condition" in table and "pair_count" in table
+    assert direction_summary(table) == (
+        "better than b: good; worse than b: bad; not distinguishable from b: same."
+    )
+    with pytest.raises(ValueError, match="empty"):
+        direction_summary(table.iloc[:0])

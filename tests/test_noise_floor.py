@@ -1,8 +1,8 @@
 """helpers.noise: the sampling-noise floor of L2, checked against known truth.
 
-Oracles: Gaussian cells drawn around a known mean ``mu`` (the actual distance of the observed
-mean to ``mu``, and the actual L2 of an additive prediction of an exactly additive double),
-and a two-cell case computed by hand.
+Oracles: Gaussian cells drawn around a known mean ``mu`` (the actual distance of the
+observed mean to ``mu``, and the actual L2 of an additive prediction of an exactly
+additive double), and a two-cell case computed by hand.
 """
 
 import anndata as ad
@@ -15,7 +15,8 @@ from helpers.noise import additive_floor, sampling_noise
 
 
 def _gaussian_screen(n_doubles=40, n_genes=300, n_cells=100, seed=0):
-    """ctrl, A_k, B_k and A_k+B_k with mu_AB = mu_A + mu_B - mu_ctrl (exactly additive)."""
+    """ctrl, A_k, B_k and A_k+B_k with mu_AB = mu_A + mu_B - mu_ctrl (exactly
+    additive)."""
     rng = np.random.default_rng(seed)
     sigma = rng.uniform(0.2, 1.0, n_genes)
     mu = {"ctrl": rng.normal(1.0, 0.5, n_genes)}
@@ -33,7 +34,9 @@ def _gaussian_screen(n_doubles=40, n_genes=300, n_cells=100, seed=0):
         observed[condition] = cells.mean(axis=0)
     adata = ad.AnnData(
         X=np.vstack(blocks),
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        obs=pd.DataFrame(
+            {"condition": labels}, index=[f"c{i}" for i in range(len(labels))]
+        ),
         var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
     )
     adata.uns["perturbbook"] = {"dataset": "gaussian_test"}
@@ -53,7 +56,8 @@ def test_floor_matches_the_actual_distance_to_the_known_mean(screen):
     for column in ("floor_l2", "floor_l2_genes"):
         ratio = table[column].reindex(actual.index).mean() / actual.mean()
         assert ratio == pytest.approx(1.0, abs=0.03), column
-    # without the split-half correction (||A - B|| instead of ||A - B|| / 2) it would be 2x
+    # without the split-half correction (||A - B|| instead of ||A - B|| / 2) it would
+    # be 2x
     assert table["floor_l2"].mean() < 1.1 * actual.mean()
 
 
@@ -61,14 +65,20 @@ def test_additive_floor_matches_the_actual_additive_error(screen):
     adata, mu, observed = screen
     doubles = [c for c in mu if "+" in c]
     floors = additive_floor(sampling_noise(adata, adata.var_names), doubles)
-    actual = np.array([
-        np.linalg.norm(
-            observed[d.split("+")[0]] + observed[d.split("+")[1]] - observed["ctrl"]
-            - observed[d]
-        )
-        for d in doubles
-    ])
-    assert floors["floor_additive_l2"].mean() / actual.mean() == pytest.approx(1.0, abs=0.03)
+    actual = np.array(
+        [
+            np.linalg.norm(
+                observed[d.split("+")[0]]
+                + observed[d.split("+")[1]]
+                - observed["ctrl"]
+                - observed[d]
+            )
+            for d in doubles
+        ]
+    )
+    assert floors["floor_additive_l2"].mean() / actual.mean() == pytest.approx(
+        1.0, abs=0.03
+    )
     assert floors["floor_additive_l2_genes"].mean() / actual.mean() == pytest.approx(
         1.0, abs=0.03
     )
@@ -80,7 +90,8 @@ def test_additive_floor_matches_the_actual_additive_error(screen):
 
 def test_two_cells_by_hand():
     # a condition of two cells: the halves are one cell each, so both estimators give
-    # sum_g (x1 - x2)^2 / 4 (split halves: m = 1, n = 2; variance: s^2 = (x1 - x2)^2 / 2)
+    # sum_g (x1 - x2)^2 / 4 (split halves: m = 1, n = 2; variance: s^2 = (x1 - x2)^2 /
+    # 2)
     X = np.array([[0.0, 0.0], [2.0, 1.0], [1.0, 3.0], [1.0, 0.0]])
     adata = ad.AnnData(
         X=X,
@@ -117,3 +128,43 @@ def test_bad_input_says_what_to_do(screen):
         additive_floor(table, ["A0+B0"])
     with pytest.raises(ValueError, match="not a double"):
         additive_floor(table, ["A0"])
+
+
+def _metrics(l2, method="additive"):
+    return pd.DataFrame(
+        {
+            "method": method,
+            "seed": 1,
+            "condition": [f"p{i}" for i in range(len(l2))],
+            "l2": l2,
+        }
+    )
+
+
+def _floors(values):
+    return pd.DataFrame(
+        {
+            "condition": [f"p{i}" for i in range(len(values))],
+            "floor_additive_l2": values,
+        }
+    )
+
+
+def test_compare_with_floor_directions():
+    from helpers.noise import compare_with_floor
+
+    rng = np.random.default_rng(1)
+    floor = rng.uniform(0.4, 0.6, 30)
+    # an error at the floor (noise around it) cannot be told apart from it
+    at = compare_with_floor(_metrics(floor + rng.normal(0, 0.05, 30)), _floors(floor))
+    assert "cannot be told apart from sampling noise" in at["sentence"]
+    above = compare_with_floor(_metrics(floor + 1.0), _floors(floor))
+    assert above["estimate"] == pytest.approx(1.0)
+    assert above["ratio"] == pytest.approx((floor.mean() + 1.0) / floor.mean())
+    assert "exceeds what sampling noise alone gives" in above["sentence"]
+    few = compare_with_floor(_metrics(floor[:5] + 1.0), _floors(floor[:5]))
+    assert few["too_few"] and "too few conditions to conclude" in few["sentence"]
+    with pytest.raises(ValueError, match="No noise floor"):
+        compare_with_floor(_metrics(floor), _floors(floor[:3]))
+    with pytest.raises(ValueError, match="No rows of method"):
+        compare_with_floor(_metrics(floor, "gears"), _floors(floor))
