@@ -222,3 +222,21 @@ def direction_summary(table: pd.DataFrame) -> str:
         if names:
             parts.append(f"{phrase} {baseline}: {', '.join(names)}")
     return "; ".join(parts) + "."
+
+
+def spread_verdict(ratio: float) -> str:
+    """Words for a prediction's spread relative to the truth's (chapter 4): ``ratio`` is the
+    median over genes of SD(prediction across conditions) / SD(truth across conditions).
+
+    ``< 0.1``: collapsed (nearly the same prediction for every condition); ``< 0.8``: varies
+    less than the truth; ``<= 1.25``: about as much as the truth; above: more than the truth.
+    """
+    if not np.isfinite(ratio) or ratio < 0:
+        raise ValueError(f"ratio must be a finite number >= 0; got {ratio}.")
+    if ratio < 0.1:
+        return "collapsed: nearly the same prediction for every condition"
+    if ratio < 0.8:
+        return "varies less than the truth"
+    if ratio <= 1.25:
+        return "varies about as much as the truth"
+    return "varies more than the truth"

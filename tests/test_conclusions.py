@@ -89,3 +89,14 @@ def test_comparison_table_and_summary():
     )
     with pytest.raises(ValueError, match="empty"):
         direction_summary(table.iloc[:0])
+
+
+def test_spread_verdict_thresholds():
+    from helpers.conclusions import spread_verdict
+
+    assert spread_verdict(0.004).startswith("collapsed")
+    assert spread_verdict(0.5) == "varies less than the truth"
+    assert spread_verdict(1.0) == "varies about as much as the truth"
+    assert spread_verdict(1.75) == "varies more than the truth"
+    with pytest.raises(ValueError, match="finite number"):
+        spread_verdict(float("nan"))
