@@ -235,9 +235,10 @@ def simulate_screen(
     """Simulate a Perturb-seq screen shaped like Norman 2019 (see the module docstring for the model).
 
     Defaults: 2,000 genes, 100 singles and 124 doubles plus control, 100 cells per condition
-    (control: 4x as many unless ``n_control_cells`` is given), ~15,000 UMIs per cell. They are
-    calibrated so that the baselines' errors are of the size seen on the real Norman data
-    (additive L2 ~2.7, no change ~5-6 on the top 1,000 genes). Give two ``cell_lines`` for a second
+    (control: 4x as many unless ``n_control_cells`` is given), ~15,000 UMIs per cell. They were
+    tuned so that the additive baseline's error resembles the paper's on the real Norman data
+    (L2 on the top 1,000 genes); the no-change error is smaller than the paper's (the simulated
+    doubles change less). Chapter 2 prints both next to the published means. Give two ``cell_lines`` for a second
     "cell line" that shares the perturbation programs with a different baseline; it measures
     control and a random ``second_line_overlap`` share of the singles (no doubles).
     Same arguments and seed -> identical data and truth.

@@ -112,6 +112,7 @@ class TrainingLog:
     best_epoch: int = -1
     seconds: float = 0.0
     cells_seen: int = 0
+    steps: int = 0  # optimiser steps (counted by pretrain)
     peak_rss_gb: float = 0.0
     device: str = "cpu"
     note: str = ""
@@ -182,6 +183,7 @@ def pretrain(model: ScGPTPerturbationModel, data: CellData, *, epochs: int = 3, 
             optimiser.step()
             losses.append(loss.item())
             log.cells_seen += len(idx)
+            log.steps += 1
         log.train_loss.append(float(np.mean(losses)))
     log.seconds, log.peak_rss_gb = time.perf_counter() - start, _peak_rss_gb()
     model.eval()
