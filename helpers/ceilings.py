@@ -101,6 +101,7 @@ __all__ = [
     "interpolated_duplicate",
     "split_half_replicate",
     "split_half_reference",
+    "evaluation_truth",
 ]
 
 CEILING_COLUMNS = [
@@ -591,3 +592,39 @@ def split_half_reference(
     cells = adata[np.flatnonzero(in_a)].copy()
     means = half_a.means[truth.genes.intersection(half_a.means.columns, sort=False)]
     return Pseudobulk(means, half_a.n_cells, truth.dataset), cells
+
+
+def evaluation_truth(truth: Pseudobulk, cells, split) -> tuple[Pseudobulk, ad.AnnData]:
+    """The truth every method and positive control is scored against where positive
+    controls are scored (chapter 9's :func:`helpers.benchmark.verdict.score_all` and the
+    benchmark's command line with a calibrated family).
+
+    The positive controls are made from half B of each held-out condition's cells
+    (``helpers.benchmark.runner.positive_controls``, the split's seed). Here half B
+    is removed: each held-out condition's pseudobulk is the mean of its **half A** (the
+    halves of :func:`split_halves`, same seed), everything else (the
+    control, the training conditions) keeps all its cells. Returns (that pseudobulk, the
+    cells without half B), so methods and controls are compared with the same data and
+    the controls never with their own cells. Both sides of a comparison then have half a
+    condition's depth against the truth: the split-half replicate is a replicate of
+    *half* the experiment, and a method that predicted the true mean would score better
+    than it (the replicate carries the noise of its own half as well).
+    """
+    if "condition" not in cells.obs:
+        raise ValueError(
+            "evaluation_truth needs cells with obs['condition'] "
+            "(load them with helpers.loaders.load_dataset)."
+        )
+    held = [c for c in split.held_out if c in truth.conditions]
+    labels = pd.Categorical(cells.obs["condition"].astype(str))
+    codes = _halves_codes(labels, split.seed, set(held))
+    in_b = codes >= len(labels.categories)
+    half_a, _ = split_halves(cells, split.seed, conditions=held)
+    found = [c for c in held if c in half_a.conditions]
+    genes = truth.genes.intersection(half_a.means.columns, sort=False)
+    means = truth.means.copy()
+    means.loc[found, genes] = half_a.means.loc[found, genes].to_numpy()
+    n_cells = truth.n_cells.copy()
+    n_cells.loc[found] = half_a.n_cells.loc[found].to_numpy()
+    kept = cells[np.flatnonzero(~in_b)].copy()
+    return Pseudobulk(means, n_cells, truth.dataset), kept

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import ceilings
 from ..baselines import BASELINES
 from ..compare import paired_test
 from ..linear import EmbeddingError
@@ -226,7 +227,13 @@ def run(
         echo = truth_echo(pred, truth, split.held_out)
         if echo:
             warnings.append(echo)
-        table = evaluate(pred, truth, split, n_top=n_top, allow_missing=allow_missing)
+        # one truth for methods and positive controls (issue 36): where a calibrated family
+        # scores controls made from half B of each held-out condition's cells, every row of
+        # this split is scored against half A (helpers.ceilings.evaluation_truth)
+        reference = truth
+        if cells_for_families is not None and _needs_controls(families):
+            reference, _ = ceilings.evaluation_truth(truth, cells_for_families, split)
+        table = evaluate(pred, reference, split, n_top=n_top, allow_missing=allow_missing)
         if table.attrs.get("missing_conditions"):
             warnings.append(f"{name}, seed {split.seed}: {len(table.attrs['missing_conditions'])} held-out "
                             "conditions not predicted; compared on the common set")
@@ -236,7 +243,7 @@ def run(
             runs[ref_name] = method(train.pseudobulk, split.held_out, seed=split.seed)
             if runs[ref_name].method != ref_name:
                 runs[ref_name] = Predictions(runs[ref_name].values, ref_name, truth.dataset, split.seed)
-            ref_table = evaluate(runs[ref_name], truth, split, n_top=n_top, allow_missing=True)
+            ref_table = evaluate(runs[ref_name], reference, split, n_top=n_top, allow_missing=True)
             if len(ref_table):
                 tables.append(ref_table)
                 predicted.add(ref_name)
@@ -278,6 +285,10 @@ def run(
     if families:
         board = board.merge(summarise_families(metrics, families), on="method", how="left")
         board.loc[board["method"].isin(controls_run), "source"] = "positive control"
+        # the peers' DRF describes a metric with the positive control in the numerator: shown
+        # for the controls only; a method's own is the book's ratio of means (book_drf_*)
+        peer_drf = [c for c in board.columns if c.startswith(("drf_", "drf_median_"))]
+        board.loc[~board["method"].isin(controls_run), peer_drf] = np.nan
     comparison = None
     if job.reference_baseline in set(metrics["method"]):
         comparison = pd.concat([paired_test(metrics, name, job.reference_baseline, value=value, n_boot=2000,
@@ -338,36 +349,41 @@ def family_cells(job, families, genes=None, *, chunk_rows: int = 10_000) -> ad.A
     return out
 
 
+def _needs_controls(families) -> bool:
+    """Whether any of ``families`` scores positive controls (:data:`POSITIVE_CONTROLS`)."""
+    names = set(family_names(families)) if families else set()
+    return any(family in names for family, _ in POSITIVE_CONTROLS.values())
+
+
 def family_rows(job, split: Split, runs: dict[str, Predictions], families, genes, cells, cache: dict,
                 n_top: int) -> tuple[dict[str, Predictions], list[pd.DataFrame], list[pd.DataFrame]]:
     """One split's metric-family columns for ``runs`` and the positive controls the families need.
 
-    Methods are scored against the task's truth. The positive controls are made from half B of
-    each held-out condition's cells and scored against the other half, half A (its own
-    pseudobulk, control and cells; :func:`helpers.ceilings.split_half_reference`), as
-    cell-eval2 and scPertEval score theirs: scored against all cells they would be compared with
-    data that contain their own cells. Returns (the controls' predictions, their rows of
-    :func:`helpers.metrics.evaluate`, the family columns of every run and control from
-    :func:`helpers.metrics.score_families`). Used by :func:`run` and by chapter 9's
-    :func:`helpers.benchmark.verdict.score_all`, so both score alike.
+    The positive controls are made from half B of each held-out condition's cells. Where there
+    are controls, the methods and the controls are scored against the **same** truth: half A of
+    each held-out condition, all cells of the control and the training conditions
+    (:func:`helpers.ceilings.evaluation_truth`, as chapter 9's
+    :func:`helpers.benchmark.verdict.score_all`), so that no control is compared with data that
+    contain its own cells and no method with deeper data than the controls. Without controls the
+    methods are scored against the task's truth. Returns (the controls' predictions, their rows
+    of :func:`helpers.metrics.evaluate`, the family columns of every run and control from
+    :func:`helpers.metrics.score_families`). Used by :func:`run`.
     """
-    rows = []
+    controls = positive_controls(job, split, families, cells) if cells is not None else {}
+    reference, reference_cells = job.truth, cells
+    if controls:
+        reference, reference_cells = ceilings.evaluation_truth(job.truth, cells, split)
+        cache = cache.setdefault(("half_a", split.seed), {})
+    rows, control_tables = [], []
     for p in runs.values():
-        inp = metric_input(p, job.truth, split, genes, cells=cells, cache=cache)
+        inp = metric_input(p, reference, split, genes, cells=reference_cells, cache=cache)
         if len(inp.conditions):
             rows.append(score_families(inp, families))
-    controls = positive_controls(job, split, families, cells) if cells is not None else {}
-    control_tables = []
-    if controls:
-        from .. import ceilings
-
-        half_a, half_a_cells = ceilings.split_half_reference(cells, job.truth, seed=split.seed)
-        half_cache = cache.setdefault(("half_a", split.seed), {})
-        for control in controls.values():
-            control_tables.append(evaluate(control, half_a, split, genes=genes, allow_missing=True))
-            inp = metric_input(control, half_a, split, genes, cells=half_a_cells, cache=half_cache)
-            if len(inp.conditions):
-                rows.append(score_families(inp, families))
+    for control in controls.values():
+        control_tables.append(evaluate(control, reference, split, genes=genes, allow_missing=True))
+        inp = metric_input(control, reference, split, genes, cells=reference_cells, cache=cache)
+        if len(inp.conditions):
+            rows.append(score_families(inp, families))
     return controls, control_tables, rows
 
 
@@ -376,8 +392,6 @@ def positive_controls(job, split: Split, families, cells: ad.AnnData) -> dict[st
     from half B of their ``cells`` (:func:`family_cells`) with the split's seed: the split-half
     replicate (cell-eval2's) and the interpolated duplicate (CellSimBench / scPertEval's, towards
     the mean of the **training** perturbations, never of held-out ones)."""
-    from .. import ceilings
-
     names = family_names(families)
     truth = job.truth
     out = {}

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .. import ceilings
+from ..ceilings import evaluation_truth
 from ..metrics import calibrated, evaluate, family_names, metric_input, vcc
 from ..metrics.families import COLUMN_FAMILY, DIRECTIONS, FAMILIES, score_families
 from ..metrics.paper import pearson_delta
@@ -281,40 +282,6 @@ def score_all(
             summaries = summaries.merge(part, on="method", how="left")
     summaries.attrs["family"] = owner
     return Scored(metrics, summaries, by_seed)
-
-
-def evaluation_truth(truth: Pseudobulk, cells, split) -> tuple[Pseudobulk, ad.AnnData]:
-    """The truth every method and positive control of chapter 9 is scored against.
-
-    The positive controls are made from half B of each held-out condition's cells
-    (:func:`helpers.benchmark.runner.positive_controls`, the split's seed). Here half B
-    is removed: each held-out condition's pseudobulk is the mean of its **half A** (the
-    halves of :func:`helpers.ceilings.split_halves`, same seed), everything else (the
-    control, the training conditions) keeps all its cells. Returns (that pseudobulk, the
-    cells without half B), so methods and controls are compared with the same data and
-    the controls never with their own cells. Both sides of a comparison then have half a
-    condition's depth against the truth: the split-half replicate is a replicate of
-    *half* the experiment, and a method that predicted the true mean would score better
-    than it (the replicate carries the noise of its own half as well).
-    """
-    if "condition" not in cells.obs:
-        raise ValueError(
-            "evaluation_truth needs cells with obs['condition'] "
-            "(load them with helpers.loaders.load_dataset)."
-        )
-    held = [c for c in split.held_out if c in truth.conditions]
-    labels = pd.Categorical(cells.obs["condition"].astype(str))
-    codes = ceilings._halves_codes(labels, split.seed, set(held))
-    in_b = codes >= len(labels.categories)
-    half_a, _ = ceilings.split_halves(cells, split.seed, conditions=held)
-    found = [c for c in held if c in half_a.conditions]
-    genes = truth.genes.intersection(half_a.means.columns, sort=False)
-    means = truth.means.copy()
-    means.loc[found, genes] = half_a.means.loc[found, genes].to_numpy()
-    n_cells = truth.n_cells.copy()
-    n_cells.loc[found] = half_a.n_cells.loc[found].to_numpy()
-    kept = cells[np.flatnonzero(~in_b)].copy()
-    return Pseudobulk(means, n_cells, truth.dataset), kept
 
 
 def _planted(
