@@ -277,7 +277,6 @@ def draw(data: pd.DataFrame):
                 ax.axvline(float(hit["mean_l2"].iloc[0]), color=colour, ls="--", lw=1)
         ax.set_yticks(y, part["label"])
         ax.invert_yaxis()
-        ax.set_xlabel("mean L2 on held-out doubles (lower is better)")
         first = part.iloc[0]
         tag = "SYNTHETIC" if part["synthetic"].any() else first["dataset"]
         ax.set_title(
@@ -289,6 +288,7 @@ def draw(data: pd.DataFrame):
         "Deep models vs. no change (green) and additive (red): the paper's Fig. 1",
         fontsize=11,
     )
+    fig.supxlabel("mean L2 on held-out doubles (lower is better)", fontsize=10)
     fig.tight_layout()
     return fig
 
