@@ -41,8 +41,9 @@ import pandas as pd
 
 from .. import ceilings
 from ..ceilings import evaluation_truth
-from ..metrics import calibrated, evaluate, family_names, metric_input, vcc
-from ..metrics.families import COLUMN_FAMILY, DIRECTIONS, FAMILIES, score_families
+from ..errors import InputError
+from ..metrics import calibrated, catalog, evaluate, family_names, metric_input, vcc
+from ..metrics.families import DIRECTIONS, FAMILIES, score_families
 from ..metrics.paper import pearson_delta
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
@@ -226,7 +227,7 @@ def score_all(
             if pred.seed in every_seed and pred.seed not in splits:
                 continue  # a split left out by max_splits
             if pred.seed not in splits:
-                raise ValueError(
+                raise InputError(
                     f"{name}: predictions for seed {pred.seed}, but task {task.name!r} has "
                     f"seeds {sorted(splits)}."
                 )
@@ -354,11 +355,11 @@ def verdict(means: pd.DataFrame) -> pd.DataFrame:
     contenders = ~means["method"].isin(list(POSITIVE_CONTROLS))
     for column in means.columns:
         if column in DIRECTIONS:
-            family, direction = COLUMN_FAMILY[column], DIRECTIONS[column]
+            family, direction = catalog.SPECS[column].family, DIRECTIONS[column]
         elif column == PLANTED:
             family, direction = "planted truth", "higher"
         elif column in owner:
-            family, direction = owner[column], "higher"
+            family, direction = owner[column], catalog.direction(column)
         else:
             continue
         values = means[column].astype(float)
@@ -434,7 +435,7 @@ def agreement_with_planted(long: pd.DataFrame) -> pd.DataFrame:
         index="metric", columns="method", values="rank", sort=False
     )
     if PLANTED not in ranks.index:
-        raise ValueError(
+        raise InputError(
             "No planted truth in this table: agreement needs a simulated task."
         )
     planted = ranks.loc[PLANTED]
@@ -599,7 +600,7 @@ def graded_agreement(
                 per_seed.append(
                     {
                         "sim_seed": sim_seed,
-                        "family": COLUMN_FAMILY[metric],
+                        "family": catalog.SPECS[metric].family,
                         "metric": metric,
                         "planted": name,
                         "n_methods": int(both.sum()),
@@ -669,7 +670,7 @@ def resampled_means(
     ``n_boot`` (resamples with a non-zero weight).
     """
     if "condition" not in metrics or "method" not in metrics or "seed" not in metrics:
-        raise ValueError(
+        raise InputError(
             "resampled_means needs per-condition rows (columns method, seed, condition "
             "and metric columns): pass score_all(...).metrics, not method_means(...)."
         )
@@ -719,10 +720,8 @@ def resampled_means(
                 x[..., None], neg[..., None], higher_is_better=higher, perfect=perfect
             )
             values[f"book_drf_{column}"] = drf
-            direction[f"book_drf_{column}"], derived[f"book_drf_{column}"] = (
-                "higher",
-                True,
-            )
+            direction[f"book_drf_{column}"] = catalog.direction(f"book_drf_{column}")
+            derived[f"book_drf_{column}"] = True
     base, replicate = vcc.BASELINE_METHOD, vcc.REPLICATE_METHOD
     present = [c for c in vcc.COLUMNS if c in values]
     if base in methods and replicate in methods and present:
@@ -737,7 +736,7 @@ def resampled_means(
         if len(present) == len(vcc.COLUMNS):
             values["replicate_score_vcc"] = np.mean(scores, axis=0)
         for column in [c for c in values if c.startswith("replicate_score_")]:
-            direction[column], derived[column] = "higher", True
+            direction[column], derived[column] = catalog.direction(column), True
     return {
         "methods": methods,
         "values": values,
@@ -789,7 +788,7 @@ def claim_support(
     replicate scale (reported, not counted as votes by :func:`conclusions`).
     """
     if not 0.5 < threshold < 1:
-        raise ValueError(f"threshold must lie between 0.5 and 1; got {threshold}.")
+        raise InputError(f"threshold must lie between 0.5 and 1; got {threshold}.")
     r = resampled or resampled_means(metrics, n_boot=n_boot, seed=seed)
     methods = r["methods"]
     rows = []
@@ -824,9 +823,7 @@ def claim_support(
                     else "fails" if against >= threshold else "undecided"
                 )
             )
-            family = COLUMN_FAMILY.get(metric) or (
-                "calibrated" if metric.startswith("book_drf_") else "vcc"
-            )
+            family = catalog.SPECS[metric].family
             rows.append(
                 {
                     "key": claim.key,
@@ -1008,7 +1005,7 @@ def method_intervals(
     """Mean of ``value`` per method with a 95% interval resampling conditions and splits
     (:func:`helpers.uncertainty.crossed_interval`); one row per method."""
     if value not in metrics.columns:
-        raise ValueError(
+        raise InputError(
             f"The metrics table has no column {value!r}; "
             f"it has {list(metrics.columns)}."
         )
@@ -1017,7 +1014,7 @@ def method_intervals(
     for method in names:
         part = metrics[metrics["method"] == method]
         if part.empty:
-            raise ValueError(
+            raise InputError(
                 f"No rows of method {method!r}; the table has "
                 f"{sorted(set(metrics['method']))}."
             )
@@ -1032,7 +1029,7 @@ def uninformative_conditions(metrics: pd.DataFrame, value: str) -> pd.DataFrame:
     """The (seed, condition)s on which every method, controls included, scores the same
     ``value`` (e.g. a DE overlap of 0 for all): they cannot order any two methods."""
     if value not in metrics.columns:
-        raise ValueError(f"The metrics table has no column {value!r}.")
+        raise InputError(f"The metrics table has no column {value!r}.")
     spread = metrics.groupby(["seed", "condition"])[value].agg(["min", "max", "size"])
     same = spread[(spread["max"] - spread["min"]).abs() <= 1e-12]
     return same.rename(columns={"min": value, "size": "n_methods"})[
