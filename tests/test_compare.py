@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from helpers import compare, uncertainty
-from helpers.metrics.families import DIRECTIONS
-from helpers.metrics.vcc import _POLICY
+from helpers.errors import InputError
+from helpers.metrics import catalog
 
 # Which way is better, written from each metric's definition (an error or a distance or a rank:
 # lower; a correlation, an overlap, an accuracy or a score: higher), not read from the code.
@@ -138,10 +138,10 @@ def test_interval_resamples_conditions_and_seeds_as_crossed_factors():
 
 
 def test_the_sign_is_right_for_every_known_metric():
-    known = set(DIRECTIONS) | set(_POLICY) | set(compare.BOOK_DIRECTIONS)
-    assert known <= set(
-        BY_DEFINITION
-    ), f"add {sorted(known - set(BY_DEFINITION))} to the test"
+    known = set(catalog.columns())  # every per-condition score column of the catalog
+    assert known == set(BY_DEFINITION), (
+        f"write the direction of {sorted(known ^ set(BY_DEFINITION))} in BY_DEFINITION"
+    )
     rows = []
     for i in range(6):
         for method, good in (("x", True), ("y", False)):
@@ -162,8 +162,9 @@ def test_the_sign_is_right_for_every_known_metric():
 def test_unknown_metric_and_bad_arguments_are_refused_in_one_line():
     table = paired_table([1.0, 2.0]).rename(columns={"l2": "my_score"})
     with pytest.raises(
-        ValueError, match="No known direction for the metric column 'my_score'"
-    ):
+        InputError, match="No known direction for the metric column 'my_score'"
+    ) as err:
         compare.paired_test(table, "x", "y", value="my_score")
+    assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="level"):
         compare.paired_test(paired_table([1.0, 2.0]), "x", "y", level=95)

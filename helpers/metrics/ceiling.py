@@ -5,7 +5,7 @@ Computed by :func:`helpers.ceilings.noise_ceiling` and
 :func:`helpers.ceilings.normalised_scores` (formulas there). Per condition:
 
 * ``l2_ceiling`` / ``pearson_delta_ceiling``: the agreement of two independent
-  replicates of the experiment; ``l2_oracle`` / ``pearson_delta_oracle``: the score of
+  replicates of the experiment (``*_half``: of its two halves); ``l2_oracle`` / ``pearson_delta_oracle``: the score of
   the true mean, the best achievable. These are the same for every method (bounds from
   the data, role ``reference``): they are shown beside the methods, never compared
   between them.
@@ -77,6 +77,13 @@ SPECS = (
         None,
         "Pearson delta rescaled: 0 = mean baseline, 1 = the oracle",
         perfect=1.0,
+    ),
+    _bound("l2_half", "lower", "L2 of two half-size replicates", "reference"),
+    _bound(
+        "pearson_delta_half",
+        "higher",
+        "Pearson delta of two half-size replicates",
+        "reference",
     ),
     _bound("ceiling_l2", "lower", "mean L2 of two replicates (board)", "reference"),
     _bound(
