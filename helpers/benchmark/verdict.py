@@ -730,7 +730,7 @@ def resampled_means(
         scores = []
         for column in present:
             x = values[column]
-            s = score(x, x[:, [kb]], x[:, [kr]], column)
+            s = score(x, x[:, [kb]], x[:, [kr]], metric=column)
             values[f"replicate_score_{column}"] = s
             scores.append(s)
         if len(present) == len(vcc.COLUMNS):

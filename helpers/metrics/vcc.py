@@ -537,8 +537,13 @@ def score(inp: MetricInput) -> pd.DataFrame:
     return table[COLUMNS]
 
 
-def replicate_score(u: float, b: float, r: float, metric: str) -> float:
-    """cell-eval2's replicate-scale score of one aggregate (module docstring)."""
+def replicate_score(u: float, b: float, r: float, *, metric: str) -> float:
+    """cell-eval2's replicate-scale score of one aggregate (module docstring).
+
+    ``u``: the method's mean of ``metric`` (one of :data:`COLUMNS`); ``b``: the mean
+    baseline's; ``r``: the split-half replicate's, all on the same rows. Which way is
+    better comes from the metric's spec (:data:`SPECS`).
+    """
     direction = _DIRECTION[metric]
     floor, boxcox = _POLICY[metric]
     if not (np.isfinite(b) and np.isfinite(r)):
@@ -598,7 +603,10 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
                     else float("nan")
                 )
             s = replicate_score(
-                means[method], means[BASELINE_METHOD], means[REPLICATE_METHOD], metric
+                means[method],
+                means[BASELINE_METHOD],
+                means[REPLICATE_METHOD],
+                metric=metric,
             )
             row[f"replicate_score_{metric}"] = s
             scores.append(s)
