@@ -86,7 +86,13 @@ def paired_differences(
     value: str = "l2",
     by=("dataset",),
 ) -> pd.DataFrame:
-    """``d`` per (by..., seed, condition), positive = ``method`` better (module docstring)."""
+    """``d`` per (by..., seed, condition); positive = ``method`` better (module doc).
+
+    ``metrics``: per-condition rows of several methods (columns method, seed, condition,
+    the ``by`` keys and ``value``); ``method`` and ``baseline``: the two methods
+    compared; ``value``: the metric column (its direction from
+    :mod:`helpers.metrics.catalog`); ``by``: the grouping columns.
+    """
     for name in (method, baseline):
         if name not in set(metrics["method"]):
             raise InputError(
@@ -160,6 +166,10 @@ def paired_test(
     ``seed`` seeds the bootstrap (:func:`helpers.uncertainty.crossed_weights`, so the interval
     equals :func:`helpers.uncertainty.crossed_interval` of ``d`` over condition x seed); the
     random sign flips use ``numpy.random.default_rng([seed, 1])``.
+    ``metrics``, ``method``, ``baseline``, ``value``, ``by``: as
+    :func:`paired_differences`; ``n_boot``: bootstrap resamples; ``n_perm``: random sign
+    patterns when the exact enumeration is larger; ``level``: the confidence level of
+    the interval and the test.
     """
     if not 0 < level < 1:
         raise InputError(f"level must lie between 0 and 1; got {level}.")

@@ -205,6 +205,8 @@ def score_all(
     first splits (the quick profile's budget; None = all). Returns a :class:`Scored`: the
     per-condition metrics, the calibrated summaries per method from the families' ``summarise``
     and the methods' predictions (the positive controls' rows are in the metrics).
+    ``task``: the benchmark task; ``families``: the metric families (``"all"``, a name
+    or names); ``n_top``: the evaluation genes (top ``n_top`` by control expression).
     """
     families = family_names(families)
     truth = task.truth
@@ -324,6 +326,7 @@ def method_means(
     (as :func:`helpers.metrics.forest` does; ``attrs["left_out"]``). Means keep NaN: a method whose
     correlation is undefined on a condition has no mean for it. ``summaries`` (calibrated
     summaries per method) are joined on.
+    ``metrics``: the per-condition table (``score_all(...).metrics``).
     """
     counts = metrics.groupby("method", sort=False).size()
     kept = counts[counts >= min_coverage * counts.max()].index
@@ -349,7 +352,10 @@ def verdict(means: pd.DataFrame) -> pd.DataFrame:
     """Long table: family, metric, direction, method, value, rank (1 = best; controls and undefined
     values get no rank). Metrics: the per-condition columns (:data:`helpers.metrics.families.DIRECTIONS`)
     and the families' calibrated summaries (``attrs["summary_family"]`` of :func:`method_means`;
-    higher is better on every calibrated scale)."""
+    higher is better on every calibrated scale).
+
+    ``means``: :func:`method_means`' table.
+    """
     owner = means.attrs.get("summary_family", {})
     rows = []
     contenders = ~means["method"].isin(list(POSITIVE_CONTROLS))
@@ -383,7 +389,10 @@ def verdict(means: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_wide(long: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Rows = (family, metric), columns = methods; each cell ``value (rank)``, ``value`` for a
-    control, ``n/a`` where the metric is undefined."""
+    control, ``n/a`` where the metric is undefined.
+
+    ``long``: :func:`verdict`'s table; ``digits``: decimals shown.
+    """
 
     def cell(row) -> str:
         if pd.isna(row["value"]):
@@ -557,6 +566,9 @@ def graded_agreement(
     Returns (rho per seed, metric and planted quality; per metric and planted quality
     the mean rho over seeds with a 95% percentile interval resampling seeds, and its
     min and max).
+    ``sim_seeds``: the simulator seeds; ``families``: the metric families scored;
+    ``n_top``: the evaluation genes; ``n_boot``: resamples of the seeds for the
+    interval.
     """
     from ..pseudobulk import pseudobulk
     from ..simulate import simulate_screen
@@ -786,6 +798,9 @@ def claim_support(
     defined method). ``result``: "holds" where support >= ``threshold``, "fails" where
     against >= ``threshold`` (the opposite ranking is supported), "undecided" otherwise. ``derived`` marks the book's DRF and the
     replicate scale (reported, not counted as votes by :func:`conclusions`).
+    ``claims``: the claims to check (default :data:`CLAIMS`); ``n_boot``, ``seed``:
+    resamples and their seed (:func:`resampled_means`); ``resampled``: a
+    :func:`resampled_means` result to reuse instead.
     """
     if not 0.5 < threshold < 1:
         raise InputError(f"threshold must lie between 0.5 and 1; got {threshold}.")
@@ -887,6 +902,8 @@ def conclusions(
     a resample that leaves out the one condition deciding a claim happens with
     probability (4/5)^5 = 0.33. The support is the share of resamples, not the
     probability that the claim is true.
+    ``claims``: the claims to check (default :data:`CLAIMS`); ``n_boot``, ``seed``:
+    resamples and their seed (:func:`resampled_means`).
     """
     r = resampled_means(metrics, n_boot=n_boot, seed=seed)
     by_metric = claim_support(metrics, kind, claims, threshold=threshold, resampled=r)
@@ -964,7 +981,10 @@ def _joint_support(r: dict, claim: Claim, metrics: list[str]) -> float:
 def findings(claims: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
     """The chapter's conclusions as Markdown bullets, written from the
     :func:`conclusions` tables (column ``task`` added by the caller; ``labels``: task ->
-    how to name its data)."""
+    how to name its data).
+
+    ``claims``: the concatenated :func:`conclusions` tables.
+    """
     labels = labels or {}
     lines = []
     for row in claims.itertuples():
@@ -1003,7 +1023,12 @@ def method_intervals(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Mean of ``value`` per method with a 95% interval resampling conditions and splits
-    (:func:`helpers.uncertainty.crossed_interval`); one row per method."""
+    (:func:`helpers.uncertainty.crossed_interval`); one row per method.
+
+    ``metrics``: the per-condition table; ``value``: the metric column; ``methods``: the
+    methods (default all, in table order); ``n_boot``, ``seed``: resamples and their
+    seed.
+    """
     if value not in metrics.columns:
         raise InputError(
             f"The metrics table has no column {value!r}; "
@@ -1027,7 +1052,10 @@ def method_intervals(
 
 def uninformative_conditions(metrics: pd.DataFrame, value: str) -> pd.DataFrame:
     """The (seed, condition)s on which every method, controls included, scores the same
-    ``value`` (e.g. a DE overlap of 0 for all): they cannot order any two methods."""
+    ``value`` (e.g. a DE overlap of 0 for all): they cannot order any two methods.
+
+    ``metrics``: the per-condition table of all methods; ``value``: the metric column.
+    """
     if value not in metrics.columns:
         raise InputError(f"The metrics table has no column {value!r}.")
     spread = metrics.groupby(["seed", "condition"])[value].agg(["min", "max", "size"])
@@ -1046,6 +1074,8 @@ def reference_choice(task: Task, scored: Scored, *, n_top: int = 1000) -> pd.Dat
     score. Against the task's full truth (all cells), as the peers compute it.
 
     ``scored``: what :func:`score_all` returned for ``task`` (its predictions).
+    ``task``: the benchmark task; ``n_top``: the evaluation genes (top ``n_top`` by
+    control expression).
     """
     if not isinstance(scored, Scored):
         raise TypeError(

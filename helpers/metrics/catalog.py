@@ -132,7 +132,11 @@ def lower_is_better(families=None) -> frozenset[str]:
 
 def describe(families=None, *, role: str | None = None) -> pd.DataFrame:
     """One row per column of :func:`columns` ``(families, role=role)``: family, metric,
-    better, needs_cells, role, perfect, peer_function, peer_name, description."""
+    better, needs_cells, role, perfect, peer_function, peer_name, description.
+
+    ``families``: family names (default all); ``role``: ``"score"``, ``"reference"``,
+    ``"summary"`` or None for all.
+    """
     rows = [
         {
             "family": s.family,

@@ -178,6 +178,8 @@ def evaluate(
     must cover every evaluation gene unless ``allow_missing_genes`` (then each metric uses the
     evaluation genes that are predicted and ``n_genes`` says how many). A double written in the
     other order (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
+    ``predictions``: a :class:`helpers.predictions.Predictions`; ``subsets``: the
+    split's subsets that count as held out (default test and val).
     """
     if not isinstance(predictions, Predictions):
         raise PredictionError(f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
@@ -230,6 +232,9 @@ def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None,
     ``order="control"``: genes sorted by control expression (decreasing, ties first come);
     ``order="de"``: genes sorted per condition by the observed |y - ctrl| (decreasing).
     Returns columns dataset, method, seed, condition, sorted_by, n, l2.
+    ``predictions``, ``truth``: the predictions and the observed pseudobulks;
+    ``conditions``: the conditions (default all predicted); ``order``: ``"control"`` or
+    ``"de"`` (above); ``grid``: the numbers of genes (default :func:`top_n_grid`).
     """
     if order not in {"control", "de"}:
         raise InputError(f"order must be 'control' or 'de', got {order!r}.")
@@ -258,7 +263,12 @@ def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None,
 
 
 def summarise(metrics: pd.DataFrame, by=("dataset", "method")) -> pd.DataFrame:
-    """Mean and median L2, mean Pearson delta and the number of evaluated rows per group (the paper's red bars)."""
+    """Mean and median L2, mean Pearson delta and the number of evaluated rows per group
+    (the paper's red bars).
+
+    ``metrics``: :func:`evaluate`'s rows of several methods; ``by``: the grouping
+    columns.
+    """
     by = list(by)
     grouped = metrics.groupby(by, observed=True, sort=False)
     summary = grouped.agg(
