@@ -5,10 +5,10 @@ Computed by :func:`helpers.ceilings.noise_ceiling` and
 :func:`helpers.ceilings.normalised_scores` (formulas there). Per condition:
 
 * ``l2_ceiling`` / ``pearson_delta_ceiling``: the agreement of two independent
-  replicates of the experiment (``*_half``: of its two halves); ``l2_oracle`` / ``pearson_delta_oracle``: the score of
-  the true mean, the best achievable. These are the same for every method (bounds from
-  the data, role ``reference``): they are shown beside the methods, never compared
-  between them.
+  replicates of the experiment (``*_half``: of its two halves); ``l2_oracle`` /
+  ``pearson_delta_oracle``: the score of the true mean, the best achievable. These are
+  the same for every method (bounds from the data, role ``reference``): they are shown
+  beside the methods, never compared between them.
 * ``norm_l2 = (l2_base - l2) / (l2_base - l2_oracle)`` and ``norm_pearson_delta``
   likewise: 0 = the mean baseline, 1 = the oracle; higher is better.
 

@@ -60,7 +60,8 @@ def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
                 out.append(name)
         else:
             raise InputError(
-                f"Unknown metric family {name!r}; choose from {', '.join(FAMILY_CHOICES)}."
+                f"Unknown metric family {name!r}; choose from "
+                f"{', '.join(FAMILY_CHOICES)}."
             )
     return out
 
