@@ -20,7 +20,17 @@ Constant predictions (e.g. "no change") get the same treatment in every family: 
 correlation is undefined, never a number made of rounding noise.
 """
 
+from . import catalog
 from . import paper as _paper
+from .families import (
+    FAMILIES,
+    FAMILY_CHOICES,
+    family_columns,
+    family_names,
+    score_families,
+    summarise_families,
+)
+from .inputs import MetricInput, metric_input
 from .paper import (
     METRIC_COLUMNS,
     bootstrap_mean_ratio,
@@ -35,17 +45,7 @@ from .paper import (
     summarise,
     top_n_grid,
 )
-from .families import (
-    FAMILIES,
-    FAMILY_CHOICES,
-    family_columns,
-    family_names,
-    score_families,
-    summarise_families,
-)
-from .inputs import MetricInput, metric_input
 from .spec import MetricSpec
-from . import catalog
 
 __all__ = [
     *_paper.__all__,
