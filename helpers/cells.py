@@ -166,6 +166,10 @@ def to_cell_eval(predictions: Predictions, ctrl: pd.Series, *, n_cells: int | di
     metrics on this export measure only the mean). The control is ``control_cells`` (e.g. the
     observed control cells, their condition column is rewritten) or ``n_cells`` copies of ``ctrl``.
     Negative predicted values are kept (cell-eval refuses them; see chapter 8).
+    ``predictions``: the pseudobulk predictions; ``ctrl``: the control profile;
+    ``n_cells``: copies per condition (a number, or condition -> number);
+    ``perturbation_key``, ``control_label``: the obs column and the control's label of
+    the layout; ``control_cells``: observed cells whose control cells are used.
     """
     genes = predictions.genes
     blocks, labels = [], []
@@ -196,7 +200,12 @@ def to_cell_eval(predictions: Predictions, ctrl: pd.Series, *, n_cells: int | di
 
 def cells_to_cell_eval(cells: ad.AnnData, *, perturbation_key: str = PERTURBATION_KEY,
                        control_label: str = CONTROL_LABEL) -> ad.AnnData:
-    """Canonical cells (``obs["condition"]``) relabelled for cell-eval (``obs[perturbation_key]``)."""
+    """Canonical cells (``obs["condition"]``) relabelled for cell-eval
+    (``obs[perturbation_key]``).
+
+    ``cells``: canonical cells; ``perturbation_key``, ``control_label``: the obs column
+    and the control's label of the layout.
+    """
     labels = [_peer_label(c, control_label) for c in cells.obs["condition"].astype(str)]
     out = ad.AnnData(cells.X.copy(), obs=pd.DataFrame({perturbation_key: pd.Categorical(labels)},
                                                       index=cells.obs_names.copy()),

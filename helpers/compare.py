@@ -4,10 +4,11 @@ Per split seed ``s`` and held-out condition ``p`` scored by both methods, the pa
 
     d[s, p] = value_X[s, p] - value_Y[s, p]        (value = l2, pearson_delta, mae, ...)
 
-oriented so that **positive means X is better**: where lower is better (:func:`metric_direction`,
-which reads the metric family tables) the sign is flipped, ``d = value_Y - value_X``. Rows where
-either value is NaN (e.g. Pearson delta of "no change") are dropped and counted. The statistic is
-the mean of ``d`` over all (seed, condition) pairs.
+oriented so that **positive means X is better**: where lower is better
+(:func:`metric_direction`, which reads :mod:`helpers.metrics.catalog`) the sign is
+flipped, ``d = value_Y - value_X``. Rows where either value is NaN (e.g. Pearson delta
+of "no change") are dropped and counted. The statistic is the mean of ``d`` over all
+(seed, condition) pairs.
 
 * **Permutation test** (p-value; it decides ``better`` / ``worse``): under "X and Y are
   exchangeable" the sign of each condition's differences is random. Signs are flipped per
@@ -40,58 +41,41 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics.families import DIRECTIONS
-from .metrics.vcc import _POLICY as VCC_POLICY
+from .errors import InputError
+from .metrics import catalog
 from .uncertainty import crossed_weights
 
 __all__ = [
     "paired_differences",
     "paired_test",
     "metric_direction",
-    "BOOK_DIRECTIONS",
     "LOWER_IS_BETTER",
 ]
 
-#: Per-condition columns of chapter 8's own metrics (helpers.retrieval, helpers.cells,
-#: helpers.ceilings), which the metric family tables do not list.
-BOOK_DIRECTIONS = {
-    "rank": "lower",
-    "normalised_rank": "lower",
-    "rank_vs_control": "lower",
-    "rank_vs_mean": "lower",
-    "energy_distance": "lower",
-    "de_overlap": "higher",
-    "norm_l2": "higher",
-    "norm_pearson_delta": "higher",
-}
-
 
 def metric_direction(column: str) -> str:
-    """``"lower"`` or ``"higher"``: which way is better for a per-condition metric column.
+    """``"lower"`` or ``"higher"``: which way is better for the per-condition metric
+    ``column``, read from :mod:`helpers.metrics.catalog`.
 
-    Looked up in :data:`helpers.metrics.families.DIRECTIONS` (paper, Systema, calibrated and
-    VCC columns), then in cell-eval2's policy (:mod:`helpers.metrics.vcc`), then in
-    :data:`BOOK_DIRECTIONS`; an unknown column is refused.
+    Refused in one line (:class:`helpers.errors.InputError`): a column the catalog does
+    not know, and a column that is not a per-condition score of a method (a bound from
+    the data such as ``l2_ceiling``, or a per-method summary such as ``book_drf_l2``).
     """
-    for table in (
-        DIRECTIONS,
-        {k: v[0] for k, v in VCC_POLICY.items()},
-        BOOK_DIRECTIONS,
-    ):
-        if column in table:
-            return table[column]
-    known = sorted(set(DIRECTIONS) | set(VCC_POLICY) | set(BOOK_DIRECTIONS))
-    raise ValueError(
-        f"No known direction for the metric column {column!r}; pass one of {known}."
-    )
+    spec = catalog.spec(column)
+    if spec.role != "score":
+        what = {
+            "reference": "a bound from the data, the same for every method",
+            "summary": "one value per method, not a per-condition score",
+        }[spec.role]
+        raise InputError(
+            f"{column!r} is {what}; a paired test compares per-condition scores: pass "
+            f"one of {catalog.columns()}."
+        )
+    return spec.direction
 
 
-#: Every known column where lower is better (derived from :func:`metric_direction`'s tables).
-LOWER_IS_BETTER = frozenset(
-    c
-    for c in set(DIRECTIONS) | set(VCC_POLICY) | set(BOOK_DIRECTIONS)
-    if metric_direction(c) == "lower"
-)
+#: Every per-condition score column where lower is better: a view of the catalog.
+LOWER_IS_BETTER = catalog.lower_is_better()
 
 
 def paired_differences(
@@ -102,12 +86,24 @@ def paired_differences(
     value: str = "l2",
     by=("dataset",),
 ) -> pd.DataFrame:
-    """``d`` per (by..., seed, condition), positive = ``method`` better (module docstring)."""
+    """``d`` per (by..., seed, condition); positive = ``method`` better (module doc).
+
+    ``metrics``: per-condition rows of several methods (columns method, seed, condition,
+    the ``by`` keys and ``value``); ``method`` and ``baseline``: the two methods
+    compared; ``value``: the metric column (its direction from
+    :mod:`helpers.metrics.catalog`); ``by``: the grouping columns.
+    """
     for name in (method, baseline):
         if name not in set(metrics["method"]):
-            raise ValueError(f"No rows of {name!r} in the metrics table.")
+            raise InputError(
+                f"No rows of {name!r} in the metrics table; score it on the same "
+                "splits, or name a method the table holds."
+            )
     if value not in metrics.columns:
-        raise ValueError(f"The metrics table has no column {value!r}.")
+        raise InputError(
+            f"The metrics table has no column {value!r}; pass one of its metric "
+            "columns as value=."
+        )
     sign = -1.0 if metric_direction(value) == "lower" else 1.0
     keys = list(by) + ["seed", "condition"]
     wide = metrics[metrics["method"].isin([method, baseline])].pivot_table(
@@ -170,11 +166,15 @@ def paired_test(
     ``seed`` seeds the bootstrap (:func:`helpers.uncertainty.crossed_weights`, so the interval
     equals :func:`helpers.uncertainty.crossed_interval` of ``d`` over condition x seed); the
     random sign flips use ``numpy.random.default_rng([seed, 1])``.
+    ``metrics``, ``method``, ``baseline``, ``value``, ``by``: as
+    :func:`paired_differences`; ``n_boot``: bootstrap resamples; ``n_perm``: random sign
+    patterns when the exact enumeration is larger; ``level``: the confidence level of
+    the interval and the test.
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must lie between 0 and 1; got {level}.")
+        raise InputError(f"level must lie between 0 and 1; got {level}.")
     if n_boot < 1 or n_perm < 1:
-        raise ValueError(
+        raise InputError(
             f"n_boot and n_perm must be at least 1; got {n_boot}, {n_perm}."
         )
     diffs = paired_differences(metrics, method, baseline, value=value, by=by)

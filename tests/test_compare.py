@@ -1,5 +1,6 @@
 """helpers.compare.paired_test: exact sign-flip p-values at small n (counted by hand), the decision
-taken from the test, the crossed bootstrap, and the sign of the difference for every metric.
+taken from the test, the crossed bootstrap, and a refused metric column. The sign of the
+difference for every metric of the catalog: ``tests/unit/test_catalog.py``.
 """
 
 from __future__ import annotations
@@ -9,31 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import compare, uncertainty
-from helpers.metrics.families import DIRECTIONS
-from helpers.metrics.vcc import _POLICY
-
-# Which way is better, written from each metric's definition (an error or a distance or a rank:
-# lower; a correlation, an overlap, an accuracy or a score: higher), not read from the code.
-BY_DEFINITION = {
-    "l2": "lower",
-    "mae": "lower",
-    "weighted_mse": "lower",
-    "energy_distance": "lower",
-    "rank": "lower",
-    "normalised_rank": "lower",
-    "rank_vs_control": "lower",
-    "rank_vs_mean": "lower",
-    "pearson_delta": "higher",
-    "r": "higher",
-    "pearson_delta_perturbed_mean": "higher",
-    "centroid_accuracy": "higher",
-    "r2_delta_weighted": "higher",
-    "discrimination_score_l1": "higher",
-    "de_overlap_vcc": "higher",
-    "de_overlap": "higher",
-    "norm_l2": "higher",
-    "norm_pearson_delta": "higher",
-}
+from helpers.errors import InputError
 
 
 def paired_table(d, method_value=1.0, column="l2", seeds=(0,)):
@@ -137,33 +114,12 @@ def test_interval_resamples_conditions_and_seeds_as_crossed_factors():
     )
 
 
-def test_the_sign_is_right_for_every_known_metric():
-    known = set(DIRECTIONS) | set(_POLICY) | set(compare.BOOK_DIRECTIONS)
-    assert known <= set(
-        BY_DEFINITION
-    ), f"add {sorted(known - set(BY_DEFINITION))} to the test"
-    rows = []
-    for i in range(6):
-        for method, good in (("x", True), ("y", False)):
-            row = {"dataset": "toy", "seed": 0, "condition": f"c{i}", "method": method}
-            for column in known:
-                gap = 0.1 + i / 100
-                better = -gap if BY_DEFINITION[column] == "lower" else gap
-                row[column] = 0.5 + (better if good else 0.0)
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    for column in sorted(known):
-        assert compare.metric_direction(column) == BY_DEFINITION[column], column
-        out = compare.paired_test(table, "x", "y", value=column, n_boot=50).iloc[0]
-        assert out["mean_diff"] > 0, column
-    assert compare.LOWER_IS_BETTER == {c for c in known if BY_DEFINITION[c] == "lower"}
-
-
 def test_unknown_metric_and_bad_arguments_are_refused_in_one_line():
     table = paired_table([1.0, 2.0]).rename(columns={"l2": "my_score"})
     with pytest.raises(
-        ValueError, match="No known direction for the metric column 'my_score'"
-    ):
+        InputError, match="No known direction for the metric column 'my_score'"
+    ) as err:
         compare.paired_test(table, "x", "y", value="my_score")
+    assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="level"):
         compare.paired_test(paired_table([1.0, 2.0]), "x", "y", level=95)

@@ -261,20 +261,24 @@ def test_de_overlap_hand_worked_and_empty_sets_score_zero():
 def test_replicate_score_hand_worked():
     # higher is better, (u - b)/(r - b): (0.7 - 0.5)/(0.9 - 0.5) = 0.5; below b clipped
     # to 0
-    assert vcc.replicate_score(0.7, 0.5, 0.9, "de_overlap_vcc") == pytest.approx(0.5)
-    assert vcc.replicate_score(0.3, 0.5, 0.9, "discrimination_score_l1") == 0.0
-    assert vcc.replicate_score(1.0, 0.5, 0.9, "de_overlap_vcc") == pytest.approx(1.25)
+    assert vcc.replicate_score(0.7, 0.5, 0.9, metric="de_overlap_vcc") == pytest.approx(
+        0.5
+    )
+    assert vcc.replicate_score(0.3, 0.5, 0.9, metric="discrimination_score_l1") == 0.0
+    assert vcc.replicate_score(1.0, 0.5, 0.9, metric="de_overlap_vcc") == pytest.approx(
+        1.25
+    )
     # mae: q = (u - r)/(b - r); u=0.03, b=0.05, r=0.01 -> q = 0.5 -> 1 - q = 0.5
-    assert vcc.replicate_score(0.03, 0.05, 0.01, "mae") == pytest.approx(0.5)
+    assert vcc.replicate_score(0.03, 0.05, 0.01, metric="mae") == pytest.approx(0.5)
     # worse than baseline: u = 0.07 -> q = 1.5 -> Box-Cox tail -(1.5^2 - 1)/2 = -0.625
-    assert vcc.replicate_score(0.07, 0.05, 0.01, "mae") == pytest.approx(-0.625)
-    assert vcc.replicate_score(1.0, 0.05, 0.01, "mae") == -6.0
+    assert vcc.replicate_score(0.07, 0.05, 0.01, metric="mae") == pytest.approx(-0.625)
+    assert vcc.replicate_score(1.0, 0.05, 0.01, metric="mae") == -6.0
     # non-finite value -> the floor; no headroom (replicate not better than baseline) ->
     # NaN
-    assert vcc.replicate_score(float("nan"), 0.05, 0.01, "mae") == -6.0
-    assert vcc.replicate_score(float("nan"), 0.5, 0.9, "de_overlap_vcc") == 0.0
-    assert np.isnan(vcc.replicate_score(0.5, 0.9, 0.5, "de_overlap_vcc"))
-    assert np.isnan(vcc.replicate_score(0.03, 0.01, 0.05, "mae"))
+    assert vcc.replicate_score(float("nan"), 0.05, 0.01, metric="mae") == -6.0
+    assert vcc.replicate_score(float("nan"), 0.5, 0.9, metric="de_overlap_vcc") == 0.0
+    assert np.isnan(vcc.replicate_score(0.5, 0.9, 0.5, metric="de_overlap_vcc"))
+    assert np.isnan(vcc.replicate_score(0.03, 0.01, 0.05, metric="mae"))
 
 
 def test_summarise_needs_the_controls_and_uses_shared_rows():

@@ -36,6 +36,9 @@ from ..cells import (
     read_predicted_cells,
 )
 from ..ceilings import noise_ceiling, normalised_scores
+from ..metrics import ceiling as ceiling_family
+from ..metrics import de_agreement
+from ..metrics import retrieval as retrieval_family
 from ..predictions import Predictions
 from ..pseudobulk import top_control_genes
 from ..retrieval import de_genes, de_overlap, retrieval_ranks
@@ -53,17 +56,14 @@ __all__ = [
     "N_DE",
 ]
 
+#: The per-condition columns of chapter 8's families (specs: helpers.metrics.catalog)
 EXTRA_COLUMNS = [
-    "rank_vs_control",
-    "rank_vs_mean",
-    "de_overlap",
-    "l2_ceiling",
-    "pearson_delta_ceiling",
-    "l2_oracle",
-    "pearson_delta_oracle",
-    "norm_l2",
-    "norm_pearson_delta",
+    *retrieval_family.COLUMNS,
+    *de_agreement.COLUMNS,
+    *ceiling_family.COLUMNS,
 ]
+#: Those averaged per method on the board (the ceiling family's are rescaled there)
+_MEANS = [*retrieval_family.COLUMNS, *de_agreement.COLUMNS]
 N_DE = 20
 _CACHE: dict[tuple[str, str], object] = {}
 
@@ -170,9 +170,7 @@ def board_columns(metrics: pd.DataFrame) -> pd.DataFrame:
     if not present:
         return pd.DataFrame({"method": []})
     grouped = metrics.groupby("method", sort=False)
-    out = grouped[
-        [c for c in ("rank_vs_control", "rank_vs_mean", "de_overlap") if c in present]
-    ].mean()
+    out = grouped[[c for c in _MEANS if c in present]].mean()
     if "l2_oracle" in present:
         rows = metrics[metrics["l2_oracle"].notna()]
         keys = ["seed", "condition"]

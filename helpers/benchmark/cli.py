@@ -21,6 +21,8 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit
+    code (module docstring and ``--help``)."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark",
         description="Score a predictions file on a benchmark task, beside the baselines.",

@@ -41,8 +41,9 @@ import pandas as pd
 
 from .. import ceilings
 from ..ceilings import evaluation_truth
-from ..metrics import calibrated, evaluate, family_names, metric_input, vcc
-from ..metrics.families import COLUMN_FAMILY, DIRECTIONS, FAMILIES, score_families
+from ..errors import InputError
+from ..metrics import calibrated, catalog, evaluate, family_names, metric_input, vcc
+from ..metrics.families import DIRECTIONS, FAMILIES, score_families
 from ..metrics.paper import pearson_delta
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
@@ -204,6 +205,8 @@ def score_all(
     first splits (the quick profile's budget; None = all). Returns a :class:`Scored`: the
     per-condition metrics, the calibrated summaries per method from the families' ``summarise``
     and the methods' predictions (the positive controls' rows are in the metrics).
+    ``task``: the benchmark task; ``families``: the metric families (``"all"``, a name
+    or names); ``n_top``: the evaluation genes (top ``n_top`` by control expression).
     """
     families = family_names(families)
     truth = task.truth
@@ -226,7 +229,7 @@ def score_all(
             if pred.seed in every_seed and pred.seed not in splits:
                 continue  # a split left out by max_splits
             if pred.seed not in splits:
-                raise ValueError(
+                raise InputError(
                     f"{name}: predictions for seed {pred.seed}, but task {task.name!r} has "
                     f"seeds {sorted(splits)}."
                 )
@@ -323,6 +326,7 @@ def method_means(
     (as :func:`helpers.metrics.forest` does; ``attrs["left_out"]``). Means keep NaN: a method whose
     correlation is undefined on a condition has no mean for it. ``summaries`` (calibrated
     summaries per method) are joined on.
+    ``metrics``: the per-condition table (``score_all(...).metrics``).
     """
     counts = metrics.groupby("method", sort=False).size()
     kept = counts[counts >= min_coverage * counts.max()].index
@@ -348,17 +352,20 @@ def verdict(means: pd.DataFrame) -> pd.DataFrame:
     """Long table: family, metric, direction, method, value, rank (1 = best; controls and undefined
     values get no rank). Metrics: the per-condition columns (:data:`helpers.metrics.families.DIRECTIONS`)
     and the families' calibrated summaries (``attrs["summary_family"]`` of :func:`method_means`;
-    higher is better on every calibrated scale)."""
+    higher is better on every calibrated scale).
+
+    ``means``: :func:`method_means`' table.
+    """
     owner = means.attrs.get("summary_family", {})
     rows = []
     contenders = ~means["method"].isin(list(POSITIVE_CONTROLS))
     for column in means.columns:
         if column in DIRECTIONS:
-            family, direction = COLUMN_FAMILY[column], DIRECTIONS[column]
+            family, direction = catalog.SPECS[column].family, DIRECTIONS[column]
         elif column == PLANTED:
             family, direction = "planted truth", "higher"
         elif column in owner:
-            family, direction = owner[column], "higher"
+            family, direction = owner[column], catalog.direction(column)
         else:
             continue
         values = means[column].astype(float)
@@ -382,7 +389,10 @@ def verdict(means: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_wide(long: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Rows = (family, metric), columns = methods; each cell ``value (rank)``, ``value`` for a
-    control, ``n/a`` where the metric is undefined."""
+    control, ``n/a`` where the metric is undefined.
+
+    ``long``: :func:`verdict`'s table; ``digits``: decimals shown.
+    """
 
     def cell(row) -> str:
         if pd.isna(row["value"]):
@@ -434,7 +444,7 @@ def agreement_with_planted(long: pd.DataFrame) -> pd.DataFrame:
         index="metric", columns="method", values="rank", sort=False
     )
     if PLANTED not in ranks.index:
-        raise ValueError(
+        raise InputError(
             "No planted truth in this table: agreement needs a simulated task."
         )
     planted = ranks.loc[PLANTED]
@@ -556,6 +566,9 @@ def graded_agreement(
     Returns (rho per seed, metric and planted quality; per metric and planted quality
     the mean rho over seeds with a 95% percentile interval resampling seeds, and its
     min and max).
+    ``sim_seeds``: the simulator seeds; ``families``: the metric families scored;
+    ``n_top``: the evaluation genes; ``n_boot``: resamples of the seeds for the
+    interval.
     """
     from ..pseudobulk import pseudobulk
     from ..simulate import simulate_screen
@@ -599,7 +612,7 @@ def graded_agreement(
                 per_seed.append(
                     {
                         "sim_seed": sim_seed,
-                        "family": COLUMN_FAMILY[metric],
+                        "family": catalog.SPECS[metric].family,
                         "metric": metric,
                         "planted": name,
                         "n_methods": int(both.sum()),
@@ -669,7 +682,7 @@ def resampled_means(
     ``n_boot`` (resamples with a non-zero weight).
     """
     if "condition" not in metrics or "method" not in metrics or "seed" not in metrics:
-        raise ValueError(
+        raise InputError(
             "resampled_means needs per-condition rows (columns method, seed, condition "
             "and metric columns): pass score_all(...).metrics, not method_means(...)."
         )
@@ -719,10 +732,8 @@ def resampled_means(
                 x[..., None], neg[..., None], higher_is_better=higher, perfect=perfect
             )
             values[f"book_drf_{column}"] = drf
-            direction[f"book_drf_{column}"], derived[f"book_drf_{column}"] = (
-                "higher",
-                True,
-            )
+            direction[f"book_drf_{column}"] = catalog.direction(f"book_drf_{column}")
+            derived[f"book_drf_{column}"] = True
     base, replicate = vcc.BASELINE_METHOD, vcc.REPLICATE_METHOD
     present = [c for c in vcc.COLUMNS if c in values]
     if base in methods and replicate in methods and present:
@@ -731,13 +742,13 @@ def resampled_means(
         scores = []
         for column in present:
             x = values[column]
-            s = score(x, x[:, [kb]], x[:, [kr]], column)
+            s = score(x, x[:, [kb]], x[:, [kr]], metric=column)
             values[f"replicate_score_{column}"] = s
             scores.append(s)
         if len(present) == len(vcc.COLUMNS):
             values["replicate_score_vcc"] = np.mean(scores, axis=0)
         for column in [c for c in values if c.startswith("replicate_score_")]:
-            direction[column], derived[column] = "higher", True
+            direction[column], derived[column] = catalog.direction(column), True
     return {
         "methods": methods,
         "values": values,
@@ -787,9 +798,12 @@ def claim_support(
     defined method). ``result``: "holds" where support >= ``threshold``, "fails" where
     against >= ``threshold`` (the opposite ranking is supported), "undecided" otherwise. ``derived`` marks the book's DRF and the
     replicate scale (reported, not counted as votes by :func:`conclusions`).
+    ``claims``: the claims to check (default :data:`CLAIMS`); ``n_boot``, ``seed``:
+    resamples and their seed (:func:`resampled_means`); ``resampled``: a
+    :func:`resampled_means` result to reuse instead.
     """
     if not 0.5 < threshold < 1:
-        raise ValueError(f"threshold must lie between 0.5 and 1; got {threshold}.")
+        raise InputError(f"threshold must lie between 0.5 and 1; got {threshold}.")
     r = resampled or resampled_means(metrics, n_boot=n_boot, seed=seed)
     methods = r["methods"]
     rows = []
@@ -824,9 +838,7 @@ def claim_support(
                     else "fails" if against >= threshold else "undecided"
                 )
             )
-            family = COLUMN_FAMILY.get(metric) or (
-                "calibrated" if metric.startswith("book_drf_") else "vcc"
-            )
+            family = catalog.SPECS[metric].family
             rows.append(
                 {
                     "key": claim.key,
@@ -890,6 +902,8 @@ def conclusions(
     a resample that leaves out the one condition deciding a claim happens with
     probability (4/5)^5 = 0.33. The support is the share of resamples, not the
     probability that the claim is true.
+    ``claims``: the claims to check (default :data:`CLAIMS`); ``n_boot``, ``seed``:
+    resamples and their seed (:func:`resampled_means`).
     """
     r = resampled_means(metrics, n_boot=n_boot, seed=seed)
     by_metric = claim_support(metrics, kind, claims, threshold=threshold, resampled=r)
@@ -967,7 +981,10 @@ def _joint_support(r: dict, claim: Claim, metrics: list[str]) -> float:
 def findings(claims: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
     """The chapter's conclusions as Markdown bullets, written from the
     :func:`conclusions` tables (column ``task`` added by the caller; ``labels``: task ->
-    how to name its data)."""
+    how to name its data).
+
+    ``claims``: the concatenated :func:`conclusions` tables.
+    """
     labels = labels or {}
     lines = []
     for row in claims.itertuples():
@@ -1006,9 +1023,14 @@ def method_intervals(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Mean of ``value`` per method with a 95% interval resampling conditions and splits
-    (:func:`helpers.uncertainty.crossed_interval`); one row per method."""
+    (:func:`helpers.uncertainty.crossed_interval`); one row per method.
+
+    ``metrics``: the per-condition table; ``value``: the metric column; ``methods``: the
+    methods (default all, in table order); ``n_boot``, ``seed``: resamples and their
+    seed.
+    """
     if value not in metrics.columns:
-        raise ValueError(
+        raise InputError(
             f"The metrics table has no column {value!r}; "
             f"it has {list(metrics.columns)}."
         )
@@ -1017,7 +1039,7 @@ def method_intervals(
     for method in names:
         part = metrics[metrics["method"] == method]
         if part.empty:
-            raise ValueError(
+            raise InputError(
                 f"No rows of method {method!r}; the table has "
                 f"{sorted(set(metrics['method']))}."
             )
@@ -1030,9 +1052,12 @@ def method_intervals(
 
 def uninformative_conditions(metrics: pd.DataFrame, value: str) -> pd.DataFrame:
     """The (seed, condition)s on which every method, controls included, scores the same
-    ``value`` (e.g. a DE overlap of 0 for all): they cannot order any two methods."""
+    ``value`` (e.g. a DE overlap of 0 for all): they cannot order any two methods.
+
+    ``metrics``: the per-condition table of all methods; ``value``: the metric column.
+    """
     if value not in metrics.columns:
-        raise ValueError(f"The metrics table has no column {value!r}.")
+        raise InputError(f"The metrics table has no column {value!r}.")
     spread = metrics.groupby(["seed", "condition"])[value].agg(["min", "max", "size"])
     same = spread[(spread["max"] - spread["min"]).abs() <= 1e-12]
     return same.rename(columns={"min": value, "size": "n_methods"})[
@@ -1049,6 +1074,8 @@ def reference_choice(task: Task, scored: Scored, *, n_top: int = 1000) -> pd.Dat
     score. Against the task's full truth (all cells), as the peers compute it.
 
     ``scored``: what :func:`score_all` returned for ``task`` (its predictions).
+    ``task``: the benchmark task; ``n_top``: the evaluation genes (top ``n_top`` by
+    control expression).
     """
     if not isinstance(scored, Scored):
         raise TypeError(

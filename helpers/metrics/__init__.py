@@ -9,12 +9,28 @@
 * :mod:`.vcc` - the Virtual Cell Challenge (cell-eval 2025, cell-eval2 2026): MAE, perturbation
   discrimination, DE overlap, and the replicate-calibrated score.
 * :mod:`.families` - :func:`score_families`, the one function that adds the families' columns.
+* :mod:`.retrieval`, :mod:`.de_agreement`, :mod:`.ceiling`, :mod:`.distribution` -
+  chapter 8's families (retrieval ranks, DE agreement, noise ceiling and oracle, energy
+  distance of cells).
+* :mod:`.catalog` - every metric column once (:class:`MetricSpec`: family, which way is
+  better, needs cells, peer, description); the family modules declare their specs, the
+  catalog collects them.
 
 Constant predictions (e.g. "no change") get the same treatment in every family: NaN where a
 correlation is undefined, never a number made of rounding noise.
 """
 
+from . import catalog
 from . import paper as _paper
+from .families import (
+    FAMILIES,
+    FAMILY_CHOICES,
+    family_columns,
+    family_names,
+    score_families,
+    summarise_families,
+)
+from .inputs import MetricInput, metric_input
 from .paper import (
     METRIC_COLUMNS,
     bootstrap_mean_ratio,
@@ -29,15 +45,7 @@ from .paper import (
     summarise,
     top_n_grid,
 )
-from .families import (
-    FAMILIES,
-    FAMILY_CHOICES,
-    family_columns,
-    family_names,
-    score_families,
-    summarise_families,
-)
-from .inputs import MetricInput, metric_input
+from .spec import MetricSpec
 
 __all__ = [
     *_paper.__all__,
@@ -49,4 +57,6 @@ __all__ = [
     "summarise_families",
     "MetricInput",
     "metric_input",
+    "MetricSpec",
+    "catalog",
 ]

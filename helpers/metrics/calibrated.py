@@ -87,12 +87,16 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..conditions import CONTROL
+from ..errors import InputError
+from . import paper
 from .inputs import MetricInput
+from .spec import MetricSpec
 
 __all__ = [
     "NAME",
     "COLUMNS",
     "NEEDS_CELLS",
+    "SPECS",
     "DRF_METRICS",
     "NEGATIVE_CONTROL",
     "score",
@@ -112,13 +116,66 @@ NAME = "calibrated"
 COLUMNS = ["weighted_mse", "r2_delta_weighted"]
 NEEDS_CELLS = True
 
-#: metric -> (higher is better, perfect value); the paper's l2 and pearson_delta too
+_PER_CONDITION = (
+    MetricSpec(
+        "weighted_mse",
+        NAME,
+        "lower",
+        True,
+        "scperteval protocols/metrics.py::weighted_mse",
+        "wmse_exp2",
+        "Squared error weighted by how strongly the truth says each gene responds",
+        perfect=0.0,
+    ),
+    MetricSpec(
+        "r2_delta_weighted",
+        NAME,
+        "higher",
+        True,
+        "scperteval protocols/metrics.py::weighted_r2",
+        "weighted_r2_ctrl_exp2",
+        "DE-weighted R2 of the predicted vs observed change from the control",
+        perfect=1.0,
+    ),
+)
+_DRF_OF = ("weighted_mse", "r2_delta_weighted", "l2", "pearson_delta")
+_SPEC_OF = {s.column: s for s in (*_PER_CONDITION, *paper.SPECS)}
+#: metric -> (higher is better, perfect value), read from the metrics' specs; the
+#: paper's l2 and pearson_delta too
 DRF_METRICS = {
-    "weighted_mse": (False, 0.0),
-    "r2_delta_weighted": (True, 1.0),
-    "l2": (False, 0.0),
-    "pearson_delta": (True, 1.0),
+    name: (_SPEC_OF[name].direction == "higher", _SPEC_OF[name].perfect)
+    for name in _DRF_OF
 }
+
+
+def _summary_specs() -> tuple[MetricSpec, ...]:
+    """Specs of :func:`summarise`'s columns: every DRF is higher-is-better, 1 =
+    perfect."""
+    out = []
+    for prefix, peer, what in (
+        ("drf_", "drf", "peers' mean of clipped per-condition DRFs"),
+        ("drf_median_", None, "median of clipped per-condition DRFs"),
+        ("book_drf_", None, "book's DRF of a method (ratio of means)"),
+    ):
+        for name in _DRF_OF:
+            out.append(
+                MetricSpec(
+                    f"{prefix}{name}",
+                    NAME,
+                    "higher",
+                    _SPEC_OF[name].needs_cells,
+                    "scperteval calibrators.py::_drf_per_pert" if peer else None,
+                    peer,
+                    f"{what} of {name} between the mean baseline and perfect",
+                    role="summary",
+                    perfect=1.0,
+                )
+            )
+    return tuple(out)
+
+
+#: The family's columns: per condition, then :func:`summarise`'s (module docstring).
+SPECS = (*_PER_CONDITION, *_summary_specs())
 NEGATIVE_CONTROL = "mean"
 _CACHE_KEY = "calibrated.welch_t_vs_all_perturbed"
 
@@ -227,7 +284,7 @@ def de_vs_all_perturbed(
             "load them with helpers.loaders.load_dataset."
         )
     if getattr(cells, "isbacked", False):
-        raise ValueError(
+        raise InputError(
             "DE weights need the cells in memory; load the dataset without backed='r'."
         )
     labels = cells.obs["condition"].astype(str).to_numpy()
@@ -238,7 +295,7 @@ def de_vs_all_perturbed(
     )
     absent = [c for c in wanted if c not in names]
     if absent:
-        raise ValueError(
+        raise InputError(
             f"No cells of condition(s) {absent[:5]} in the truth's cells; "
             "DE weights need each scored condition's cells "
             "(pass the task's full cells)."
@@ -261,11 +318,11 @@ def de_vs_all_perturbed(
         tgt_s, tgt_sq, tgt_n = t_s[rows], t_sq[rows], t_n[rows]
     if (tgt_n < 1).any():
         empty = [wanted[i] for i in np.flatnonzero(tgt_n < 1)][:5]
-        raise ValueError(
+        raise InputError(
             f"No target cells for condition(s) {empty}; each needs at least one cell."
         )
     if (ref_n < 1).any():
-        raise ValueError(
+        raise InputError(
             "A DE reference needs perturbed cells of at least one other condition."
         )
     mt, vt = _mean_var(tgt_s, tgt_sq, tgt_n)
@@ -343,21 +400,21 @@ def score(inp: MetricInput) -> pd.DataFrame:
     """``weighted_mse`` and ``r2_delta_weighted`` per held-out condition (definitions:
     module docstring)."""
     if inp.cells is None:
-        raise ValueError(
+        raise InputError(
             "The 'calibrated' metrics need the truth's cells (DE weights); "
             "none were given."
         )
     t = _truth_statistics(inp)
     missing = [c for c in inp.conditions if c not in t.index]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"No cells of condition(s) {missing[:5]} in the truth's cells; "
             "the 'calibrated' metrics' DE weights need them "
             "(pass the task's full cells)."
         )
     absent = inp.genes.difference(t.columns)
     if len(absent):
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} evaluation genes are not measured in the cells "
             f"(e.g. {list(absent)[:5]})."
         )
@@ -410,7 +467,7 @@ def book_drf(value, negative, *, higher_is_better: bool, perfect: float) -> np.n
     x = np.asarray(value, dtype=np.float64)
     neg = np.asarray(negative, dtype=np.float64)
     if x.shape != neg.shape:
-        raise ValueError(
+        raise InputError(
             f"value and negative must have the same shape; got {x.shape} and "
             f"{neg.shape} (match each method's rows to the negative control's first)."
         )
@@ -439,12 +496,12 @@ def summarise(
     """
     names = [m for m in DRF_METRICS if m in metrics.columns]
     if "method" not in metrics or "condition" not in metrics:
-        raise ValueError(
+        raise InputError(
             "summarise needs per-condition rows with 'method' and 'condition' columns."
         )
     neg_rows = metrics[metrics["method"] == negative]
     if neg_rows.empty:
-        raise ValueError(
+        raise InputError(
             f"The DRF needs the negative control {negative!r} scored on the "
             f"same splits; add the {negative!r} baseline to the methods."
         )

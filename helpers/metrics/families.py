@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import calibrated, systema, vcc
+from ..errors import InputError
+from . import calibrated, catalog, systema, vcc
 from .inputs import MetricInput
 
 __all__ = [
@@ -36,23 +37,13 @@ __all__ = [
 FAMILIES = {module.NAME: module for module in (systema, calibrated, vcc)}
 FAMILY_CHOICES = ("paper", *FAMILIES, "all")
 
-#: Which way is better for every per-condition column (the chapters rank methods with it).
-DIRECTIONS = {
-    "l2": "lower",
-    "pearson_delta": "higher",
-    "r": "higher",
-    "pearson_delta_perturbed_mean": "higher",
-    "centroid_accuracy": "higher",
-    "weighted_mse": "lower",
-    "r2_delta_weighted": "higher",
-    "mae": "lower",
-    "discrimination_score_l1": "higher",
-    "de_overlap_vcc": "higher",
-}
-#: The family each column belongs to (the paper's columns come from ``evaluate``).
-COLUMN_FAMILY = {"l2": "paper", "pearson_delta": "paper", "r": "paper"} | {
-    col: name for name, module in FAMILIES.items() for col in module.COLUMNS
-}
+#: Which way is better for every per-condition column of the scoring families (paper and
+#: :data:`FAMILIES`; the chapters rank methods with it): a view of
+#: :mod:`helpers.metrics.catalog`, in table order.
+DIRECTIONS = catalog.directions(("paper", *FAMILIES))
+#: The family each of those columns belongs to (the paper's columns come from
+#: ``evaluate``): a view of the catalog.
+COLUMN_FAMILY = {column: catalog.SPECS[column].family for column in DIRECTIONS}
 
 
 def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -68,8 +59,9 @@ def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
             if name not in out:
                 out.append(name)
         else:
-            raise ValueError(
-                f"Unknown metric family {name!r}; choose from {', '.join(FAMILY_CHOICES)}."
+            raise InputError(
+                f"Unknown metric family {name!r}; choose from "
+                f"{', '.join(FAMILY_CHOICES)}."
             )
     return out
 
@@ -80,28 +72,27 @@ def family_columns(families) -> list[str]:
 
 
 def describe(families="all") -> pd.DataFrame:
-    """One row per per-condition column: family, metric, which way is better, whether it needs the
-    cells, and the first line of the family module's docstring (where the definition is).
+    """One row per per-condition column of the paper and of ``families``: family,
+    metric, which way is better (from :mod:`helpers.metrics.catalog`, where each
+    column's peer and description are too), and whether the family needs the cells.
     """
+    names = ["paper", *family_names(families)]
+    modules = {"paper": None, **FAMILIES}
     rows = [
-        {"family": "paper", "metric": c, "better": DIRECTIONS[c], "needs_cells": False}
-        for c in ("l2", "pearson_delta", "r")
+        {
+            "family": name,
+            "metric": column,
+            "better": catalog.SPECS[column].direction,
+            "needs_cells": bool(modules[name] and modules[name].NEEDS_CELLS),
+        }
+        for name in names
+        for column in catalog.columns([name])
     ]
-    for name in family_names(families):
-        module = FAMILIES[name]
-        rows += [
-            {
-                "family": name,
-                "metric": c,
-                "better": DIRECTIONS[c],
-                "needs_cells": module.NEEDS_CELLS,
-            }
-            for c in module.COLUMNS
-        ]
     return pd.DataFrame(rows)
 
 
 def needs_cells(families) -> bool:
+    """True if any family of ``families`` needs the truth's cells."""
     return any(FAMILIES[name].NEEDS_CELLS for name in family_names(families))
 
 
@@ -109,14 +100,14 @@ def score_families(inp: MetricInput, families) -> pd.DataFrame:
     """Per-condition columns of every family in ``families`` for one method and split.
 
     Returns columns method, seed, condition and :func:`family_columns`. A family that needs cells
-    raises ``ValueError`` when ``inp.cells`` is None.
+    raises :class:`helpers.errors.InputError` when ``inp.cells`` is None.
     """
     names = family_names(families)
     table = pd.DataFrame(index=pd.Index(inp.conditions, name="condition"))
     for name in names:
         module = FAMILIES[name]
         if module.NEEDS_CELLS and inp.cells is None:
-            raise ValueError(
+            raise InputError(
                 f"The {name!r} metrics need the truth's cells in memory (DE statistics); "
                 "this task has none loaded. Use a task with cells, or --metrics paper."
             )

@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ..conditions import CONTROL, match_conditions
+from ..errors import InputError
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 from ..splits import HELD_OUT, Split
+from .spec import MetricSpec
 
 __all__ = [
     "l2",
@@ -38,9 +40,35 @@ __all__ = [
     "bootstrap_mean_ratio",
     "forest",
     "METRIC_COLUMNS",
+    "NAME",
+    "COLUMNS",
+    "NEEDS_CELLS",
+    "SPECS",
 ]
 
 METRIC_COLUMNS = ["dataset", "method", "seed", "split", "condition", "l2", "pearson_delta", "r", "n_genes"]
+
+NAME = "paper"
+COLUMNS: list[str] = ["l2", "pearson_delta", "r"]
+NEEDS_CELLS = False
+#: The paper's per-condition columns (definitions: module docstring).
+SPECS = (
+    MetricSpec(
+        "l2", NAME, "lower", False, None, None,
+        "Euclidean distance of prediction and observed pseudobulk (evaluation genes)",
+        perfect=0.0,
+    ),
+    MetricSpec(
+        "pearson_delta", NAME, "higher", False, None, None,
+        "Pearson correlation of the predicted and observed change from the control",
+        perfect=1.0,
+    ),
+    MetricSpec(
+        "r", NAME, "higher", False, None, None,
+        "Pearson correlation of prediction and observed pseudobulk (raw values)",
+        perfect=1.0,
+    ),
+)
 
 
 def l2(prediction, observed) -> float:
@@ -150,6 +178,8 @@ def evaluate(
     must cover every evaluation gene unless ``allow_missing_genes`` (then each metric uses the
     evaluation genes that are predicted and ``n_genes`` says how many). A double written in the
     other order (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
+    ``predictions``: a :class:`helpers.predictions.Predictions`; ``subsets``: the
+    split's subsets that count as held out (default test and val).
     """
     if not isinstance(predictions, Predictions):
         raise PredictionError(f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
@@ -202,15 +232,18 @@ def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None,
     ``order="control"``: genes sorted by control expression (decreasing, ties first come);
     ``order="de"``: genes sorted per condition by the observed |y - ctrl| (decreasing).
     Returns columns dataset, method, seed, condition, sorted_by, n, l2.
+    ``predictions``, ``truth``: the predictions and the observed pseudobulks;
+    ``conditions``: the conditions (default all predicted); ``order``: ``"control"`` or
+    ``"de"`` (above); ``grid``: the numbers of genes (default :func:`top_n_grid`).
     """
     if order not in {"control", "de"}:
-        raise ValueError(f"order must be 'control' or 'de', got {order!r}.")
+        raise InputError(f"order must be 'control' or 'de', got {order!r}.")
     conditions = list(predictions.conditions if conditions is None else conditions)
     conditions = [c for c in conditions if c != CONTROL]
     genes = truth.genes.intersection(predictions.genes, sort=False)
     grid = top_n_grid(len(genes)) if grid is None else np.asarray(grid)
     if grid.max() > len(genes) or grid.min() < 1:
-        raise ValueError(f"grid values must lie in 1..{len(genes)}.")
+        raise InputError(f"grid values must lie in 1..{len(genes)}.")
     ctrl = truth.ctrl[genes].to_numpy()
     control_order = np.argsort(-ctrl, kind="stable")
     rows = []
@@ -230,7 +263,12 @@ def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None,
 
 
 def summarise(metrics: pd.DataFrame, by=("dataset", "method")) -> pd.DataFrame:
-    """Mean and median L2, mean Pearson delta and the number of evaluated rows per group (the paper's red bars)."""
+    """Mean and median L2, mean Pearson delta and the number of evaluated rows per group
+    (the paper's red bars).
+
+    ``metrics``: :func:`evaluate`'s rows of several methods; ``by``: the grouping
+    columns.
+    """
     by = list(by)
     grouped = metrics.groupby(by, observed=True, sort=False)
     summary = grouped.agg(
@@ -267,7 +305,7 @@ def ratio_to_baseline(metrics: pd.DataFrame, baseline: str = "mean", value: str 
     keys = list(by) + ["condition"]
     base = metrics[metrics["method"] == baseline].set_index(keys)[value]
     if base.empty:
-        raise ValueError(f"No rows of the baseline {baseline!r} in the metrics table.")
+        raise InputError(f"No rows of the baseline {baseline!r} in the metrics table.")
     table = metrics.set_index(keys)
     joined = table.join(base.rename("_base"), how="inner")
     out = joined.reset_index()[keys + ["method"]].copy()
@@ -321,7 +359,10 @@ def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_c
     ({dataset: conditions outside the common set}).
     """
     if "dataset" not in metrics.columns:
-        raise ValueError("The metrics table needs a 'dataset' column (as helpers.metrics.evaluate writes it).")
+        raise InputError(
+            "The metrics table needs a 'dataset' column "
+            "(as helpers.metrics.evaluate writes it)."
+        )
     methods = list(pd.unique(metrics["method"]) if methods is None else methods)
     if baseline not in methods:
         methods.append(baseline)
@@ -331,11 +372,17 @@ def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_c
     commons, left_out, dropped = [], {}, {}
     for dataset, counts in coverage.iterrows():
         if counts[baseline] == 0:
-            raise ValueError(f"No rows of the baseline {baseline!r} for dataset {dataset!r}.")
+            raise InputError(
+                f"No rows of the baseline {baseline!r} for dataset {dataset!r}; "
+                "score it on the same splits."
+            )
         kept = [m for m in methods if counts[m] >= min_coverage * counts.max() and counts[m] > 0]
         if baseline not in kept:
-            raise ValueError(f"The baseline {baseline!r} covers only {counts[baseline]} of {counts.max()} "
-                             f"(seed, condition) pairs of {dataset!r}; it must cover the comparison.")
+            raise InputError(
+                f"The baseline {baseline!r} covers only {counts[baseline]} of "
+                f"{counts.max()} (seed, condition) pairs of {dataset!r}; it must "
+                "cover the comparison."
+            )
         left_out[dataset] = [m for m in methods if m not in kept]
         common = common_conditions(table[(table["dataset"] == dataset)], kept)
         dropped[dataset] = common.attrs["dropped"]

@@ -49,13 +49,16 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist
 
+from ..errors import InputError
 from .inputs import MetricInput
 from .paper import pearson_delta
+from .spec import MetricSpec
 
 __all__ = [
     "NAME",
     "COLUMNS",
     "NEEDS_CELLS",
+    "SPECS",
     "score",
     "perturbed_mean",
     "centroid_accuracies",
@@ -64,6 +67,29 @@ __all__ = [
 NAME = "systema"
 COLUMNS: list[str] = ["pearson_delta_perturbed_mean", "centroid_accuracy"]
 NEEDS_CELLS = False
+#: The family's columns (definitions: module docstring).
+SPECS = (
+    MetricSpec(
+        "pearson_delta_perturbed_mean",
+        NAME,
+        "higher",
+        False,
+        "systema evaluation/pearson_delta_reference_metrics.py",
+        "corr_all_allpert",
+        "Pearson delta against the equal-weight mean of the training perturbations",
+        perfect=1.0,
+    ),
+    MetricSpec(
+        "centroid_accuracy",
+        NAME,
+        "higher",
+        False,
+        "systema evaluation/centroid_accuracy.py::calculate_centroid_accuracies",
+        "centroid_accuracy",
+        "Share of other held-out truths farther from the prediction than its own",
+        perfect=1.0,
+    ),
+)
 
 
 def perturbed_mean(train: pd.DataFrame) -> pd.Series:
@@ -73,12 +99,12 @@ def perturbed_mean(train: pd.DataFrame) -> pd.Series:
     ``ctrl`` row there is refused rather than averaged in.
     """
     if "ctrl" in train.index:
-        raise ValueError(
+        raise InputError(
             "The perturbed-mean reference excludes the control: drop the 'ctrl' row "
             "from the training pseudobulks (MetricInput.train never has it)."
         )
     if train.empty:
-        raise ValueError(
+        raise InputError(
             "No training perturbations to average for Systema's perturbed-mean "
             "reference; the split must train on at least one perturbation."
         )
@@ -93,7 +119,7 @@ def centroid_accuracies(pred: pd.DataFrame, obs: pd.DataFrame) -> pd.Series:
     """
     missing = pred.index.difference(obs.index)
     if len(missing):
-        raise ValueError(
+        raise InputError(
             f"Centroid accuracy needs the true profile of every predicted condition; "
             f"missing {list(missing)[:5]}."
         )

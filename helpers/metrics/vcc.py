@@ -109,12 +109,15 @@ import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
 from ..conditions import CONTROL, condition_genes
+from ..errors import InputError
 from .inputs import MetricInput
+from .spec import MetricSpec
 
 __all__ = [
     "NAME",
     "COLUMNS",
     "NEEDS_CELLS",
+    "SPECS",
     "score",
     "summarise",
     "mae",
@@ -140,14 +143,75 @@ BASELINE_METHOD = "mean"
 REPLICATE_METHOD = "split_half_replicate"
 P_ADJ_THRESHOLD = 0.05
 EPSILON = 1e-9
-#: (direction, floor, Box-Cox tail) of cell-eval2's catalog policy for each metric
+_PER_CONDITION = (
+    MetricSpec(
+        "mae",
+        NAME,
+        "lower",
+        False,
+        "cell_eval2 metrics/delta.py::mae",
+        "expr_mae",
+        "Mean absolute error of prediction and observed pseudobulk over the genes",
+        perfect=0.0,
+    ),
+    MetricSpec(
+        "discrimination_score_l1",
+        NAME,
+        "higher",
+        False,
+        "cell_eval2 metrics/discrimination.py::discrimination_score",
+        "pds_l1",
+        "1 - normalised L1 rank of the own effect among the held-out effects",
+        perfect=1.0,
+    ),
+    MetricSpec(
+        "de_overlap_vcc",
+        NAME,
+        "higher",
+        True,
+        "cell_eval2 metrics/de.py::de_overlap",
+        "de_wilcoxon_overlap",
+        "Share of the truth's significant DE genes among the prediction's top genes",
+        perfect=1.0,
+    ),
+)
+#: (floor, Box-Cox tail) of cell-eval2's catalog policy for each metric; the direction
+#: is the metric's spec's
 _POLICY = {
-    "mae": ("lower", -6.0, True),
-    "discrimination_score_l1": ("higher", 0.0, False),
-    "de_overlap_vcc": ("higher", 0.0, False),
+    "mae": (-6.0, True),
+    "discrimination_score_l1": (0.0, False),
+    "de_overlap_vcc": (0.0, False),
 }
+_DIRECTION = {spec.column: spec.direction for spec in _PER_CONDITION}
 SUMMARY_COLUMNS = (
     ["method"] + [f"replicate_score_{m}" for m in COLUMNS] + ["replicate_score_vcc"]
+)
+#: The family's columns: per condition, then :func:`summarise`'s (module docstring).
+SPECS = (
+    *_PER_CONDITION,
+    *(
+        MetricSpec(
+            f"replicate_score_{spec.column}",
+            NAME,
+            "higher",
+            spec.needs_cells,
+            "cell_eval2 scoring.py::score_one",
+            None,
+            f"{spec.column} on the replicate scale (0 = mean baseline, 1 = replicate)",
+            role="summary",
+        )
+        for spec in _PER_CONDITION
+    ),
+    MetricSpec(
+        "replicate_score_vcc",
+        NAME,
+        "higher",
+        True,
+        "cell_eval2 scoring.py::score_one",
+        "avg_score",
+        "mean of the three VCC metrics' replicate-scale scores",
+        role="summary",
+    ),
 )
 
 
@@ -167,7 +231,7 @@ def discrimination_scores(
     targets = {g for q in obs.index for g in condition_genes(str(q))}
     keep = ~genes.isin(list(targets))
     if not keep.any():
-        raise ValueError(
+        raise InputError(
             "Every evaluation gene is the target of a held-out condition; the "
             "discrimination score has no gene left to compare on."
         )
@@ -177,7 +241,7 @@ def discrimination_scores(
     dist = cdist(e_hat, e, metric="cityblock")  # as cell-eval2's pairwise_full
     own = obs.index.get_indexer(pred.index)
     if (own < 0).any():
-        raise ValueError(
+        raise InputError(
             "The discrimination score needs the observed profile of every "
             "predicted condition."
         )
@@ -410,7 +474,7 @@ def _truth_cells(inp: MetricInput):
         use = np.isin(labels, inp.conditions + [CONTROL])
         cols = cells.var_names.get_indexer(inp.genes)
         if (cols < 0).any():
-            raise ValueError(
+            raise InputError(
                 "The truth's cells lack some evaluation genes; load the cells of "
                 "the same dataset as the pseudobulks."
             )
@@ -443,14 +507,14 @@ def prediction_cells(inp: MetricInput) -> tuple[np.ndarray, np.ndarray]:
 def score(inp: MetricInput) -> pd.DataFrame:
     """Per-condition VCC metrics of one method (columns :data:`COLUMNS`)."""
     if inp.cells is None:
-        raise ValueError(
+        raise InputError(
             "The 'vcc' metrics need the truth's cells (DE statistics); pass cells= "
             "to metric_input."
         )
     X, labels = _truth_cells(inp)
     missing = [p for p in inp.conditions if not (labels == p).any()]
     if missing or not (labels == CONTROL).any():
-        raise ValueError(
+        raise InputError(
             f"The truth's cells have no cells for {(missing or [CONTROL])[:5]}; "
             "DE needs cells of every held-out condition and of the control."
         )
@@ -473,9 +537,15 @@ def score(inp: MetricInput) -> pd.DataFrame:
     return table[COLUMNS]
 
 
-def replicate_score(u: float, b: float, r: float, metric: str) -> float:
-    """cell-eval2's replicate-scale score of one aggregate (module docstring)."""
-    direction, floor, boxcox = _POLICY[metric]
+def replicate_score(u: float, b: float, r: float, *, metric: str) -> float:
+    """cell-eval2's replicate-scale score of one aggregate (module docstring).
+
+    ``u``: the method's mean of ``metric`` (one of :data:`COLUMNS`); ``b``: the mean
+    baseline's; ``r``: the split-half replicate's, all on the same rows. Which way is
+    better comes from the metric's spec (:data:`SPECS`).
+    """
+    direction = _DIRECTION[metric]
+    floor, boxcox = _POLICY[metric]
     if not (np.isfinite(b) and np.isfinite(r)):
         return float("nan")
     headroom = (r - b) if direction == "higher" else (b - r)
@@ -502,13 +572,13 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """
     for needed in (BASELINE_METHOD, REPLICATE_METHOD):
         if not (metrics["method"] == needed).any():
-            raise ValueError(
+            raise InputError(
                 f"The replicate-calibrated VCC score needs rows of {needed!r} in the "
                 "metrics table; score the mean baseline and the split-half replicate "
                 "(helpers.ceilings.split_half_replicate) on the same splits."
             )
     if "dataset" in metrics and metrics["dataset"].nunique() > 1:
-        raise ValueError(
+        raise InputError(
             "The replicate-calibrated VCC score is per dataset: call summarise on one "
             f"dataset's rows at a time (got {sorted(metrics['dataset'].unique())[:5]})."
         )
@@ -533,7 +603,10 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
                     else float("nan")
                 )
             s = replicate_score(
-                means[method], means[BASELINE_METHOD], means[REPLICATE_METHOD], metric
+                means[method],
+                means[BASELINE_METHOD],
+                means[REPLICATE_METHOD],
+                metric=metric,
             )
             row[f"replicate_score_{metric}"] = s
             scores.append(s)
