@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import data as data_mod
 from ..loaders import CONTROL, SparseRowWriter
 
 __all__ = ["write_synthetic_store", "write_replogle_gwps_standin", "GWPS"]
@@ -219,10 +220,10 @@ GWPS = {
     # (e.g.
     # openproblems-style download lists) and the article page.
     "figshare_file": 35775507,
-    # 65,830,941,948 bytes: the size figshare lists (checked in public catalog code that
+    # 65,830,941,948 bytes (registry: size): the size figshare lists (checked in public catalog code that
     # reads the
     # figshare API); the file is "~66 GB" in the issue and ~61.3 GiB in download notes.
-    "size": 65_830_941_948,
+    "size": data_mod.checkout_entry("replogle_k562_gwps").size,
     # 1,989,578 cells x 8,248 genes. Cells: scPerturb's table of
     # ReplogleWeissman2022_K562_gwps;
     # genes: a public byte-range probe of the raw file's X (8,242 after scPerturb's
@@ -269,7 +270,8 @@ GWPS = {
         "cv",
         "fano",
     ],
-    "control": "non-targeting",
+    # the control label (registry: control_label)
+    "control": data_mod.checkout_entry("replogle_k562_gwps").control_label,
     # 9,867 perturbation categories including non-targeting (scPerturb's description of
     # the file).
     "n_perturbations": 9_867,

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import data as data_mod
 from .screen import LazyScreen, ScaleError
 
 __all__ = [
@@ -66,7 +67,7 @@ TAHOE = {
     "gene_metadata": "metadata/gene_metadata.parquet",
     "marker_token": 1,
     "marker_value": -2.0,
-    "control": "DMSO_TF",
+    "control": data_mod.checkout_entry("tahoe100m_shard").control_label,  # registry
     "n_cells": 100_648_790,  # "100.6 M cells" (issue; Tahoe-100M preprint: 100,648,790)
 }
 
