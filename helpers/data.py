@@ -189,6 +189,19 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEn
             "checkout of the book (pip install -e .), which holds data/registry.toml; or point "
             f"${REGISTRY_ENV} at a registry file."
         )
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, os.environ.get(MIRROR_ENV, ""))
+    if key not in _REGISTRY_CACHE:
+        _REGISTRY_CACHE.clear()
+        _REGISTRY_CACHE[key] = _read_registry(path)
+    return dict(_REGISTRY_CACHE[key])
+
+
+# the last registry read, keyed by (path, mtime, size, mirror): entries are frozen
+_REGISTRY_CACHE: dict[tuple, dict[str, RegistryEntry]] = {}
+
+
+def _read_registry(path: Path) -> dict[str, RegistryEntry]:
     with open(path, "rb") as fh:
         raw = tomllib.load(fh)
     entries = {}

@@ -10,6 +10,8 @@ be provided is an error.
 
 from __future__ import annotations
 
+from .data import load_registry
+
 __all__ = [
     "PROFILES",
     "NO_PAPER_PROFILE",
@@ -61,15 +63,14 @@ PAPER_CHECKPOINT_PARAMETERS = {
     "05_embeddings": ("scgpt_checkpoint", True),
 }
 
-_LABELS = {
-    "norman2019_subset": "Norman 2019 subset (real K562 CRISPRa cells, 34 conditions)",
-    "norman2019": "Norman 2019 (real, scFoundation-processed file used by the paper; GEARS GO filter)",
-    "norman2019_gears": "Norman 2019 (real, GEARS processing)",
-    "adamson": "Adamson 2016 (real)",
-    "replogle_k562_essential": "Replogle 2022 K562 essential (real)",
-    "replogle_rpe1_essential": "Replogle 2022 RPE1 essential (real)",
-    "replogle_k562_gwps": "Replogle 2022 K562 genome-wide (real, raw single-cell file, ~2.0 M cells)",
-}
+
+def _labels() -> dict[str, str]:
+    """Registry name -> label, for every registry entry that has one (``data/registry.toml``)."""
+    return {name: e.label for name, e in load_registry().items() if e.label}
+
+
+#: registry name -> label (a view of the registry's ``label`` fields, read at import)
+_LABELS = _labels()
 
 
 def check_profile(profile: str, supported=None) -> dict:
@@ -93,4 +94,4 @@ def dataset_label(name: str) -> str:
     """Human-readable label of a dataset for figure titles and tables (synthetic data say so)."""
     if name.startswith("simulated"):
         return f"SYNTHETIC: {name} (book simulator, not real data)"
-    return _LABELS.get(name, name)
+    return _labels().get(name, name)

@@ -37,15 +37,23 @@ _METHOD_CODES = {
 }
 
 # single-perturbation datasets of the paper (Fig. 2) -> number of single perturbations GEARS had after its GO
-# filter (method_spec.md section 1.1); the paper's splits are GEARS' "simulation" split with seeds 1 and 2
-PAPER_SINGLE_DATASETS = {"adamson": 81, "replogle_k562_essential": 1087, "replogle_rpe1_essential": 1534}
+# filter (method_spec.md section 1.1); the paper's splits are GEARS' "simulation" split with seeds 1 and 2.
+# A view of the registry (data/registry.toml: paper_n_singles).
+PAPER_SINGLE_DATASETS = {
+    name: e.paper_n_singles
+    for name, e in data.load_registry().items()
+    if e.paper_n_singles is not None
+}
 PAPER_SINGLE_SEEDS = (1, 2)
 
 # the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation dataset
+# (a view of the registry's transfer_source), grouped by source screen (the order in which
+# single_metrics appends the transfer rows: adamson, RPE1, then K562)
 TRANSFER_SOURCE = {
-    "adamson": "replogle_k562_essential",
-    "replogle_rpe1_essential": "replogle_k562_essential",
-    "replogle_k562_essential": "replogle_rpe1_essential",
+    name: source
+    for source, name in sorted(
+        (data.get_entry(name).transfer_source, name) for name in PAPER_SINGLE_DATASETS
+    )
 }
 
 METHOD_LABELS = {
@@ -159,9 +167,8 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
 
 
 # the paper's dataset ids (suppl-dataset_overview.xlsx) -> the book's registry names
-_PAPER_DATASET_IDS = {"norman_from_scfoundation": PAPER_DOUBLE_DATASET, "adamson": "adamson",
-                      "replogle_k562_essential": "replogle_k562_essential",
-                      "replogle_rpe1_essential": "replogle_rpe1_essential"}
+# (a view of the registry's paper_id)
+_PAPER_DATASET_IDS = {e.paper_id: name for name, e in data.load_registry().items() if e.paper_id}
 
 
 def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:

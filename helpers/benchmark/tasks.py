@@ -15,12 +15,12 @@ import pandas as pd
 
 from .. import linear
 from ..baselines import BASELINES
+from ..data import get_entry, load_registry
 from ..loaders import load_dataset
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk, pseudobulk
 from ..published import (
     PAPER_SINGLE_SEEDS,
-    TRANSFER_SOURCE,
     double_metrics,
     paper_double_split,
     paper_single_split,
@@ -177,11 +177,16 @@ def _paper_double_splits(pb: Pseudobulk) -> list[Split]:
     return [paper_double_split(seed, pb.conditions) for seed in range(1, 6)]
 
 
+def _other_screen(name: str) -> Pseudobulk | None:
+    """Pseudobulk of the registry entry's ``transfer_source`` (None where it has none)."""
+    source = get_entry(name).transfer_source
+    return _load_registered(source, backed="r")[1] if source else None
+
+
 def _single_loader(name: str):
     def load():
         adata, pb = _load_registered(name, backed="r")
-        _, other = _load_registered(TRANSFER_SOURCE[name], backed="r")
-        return adata, pb, other
+        return adata, pb, _other_screen(name)
 
     return load
 
@@ -218,13 +223,23 @@ _register(Task("simulated_singles", "quick", "single",
 _register(Task("norman_doubles", "paper", "double",
                "Norman 2019 (full, 19,264 genes): the paper's five published splits, 62 held-out doubles each.",
                _norman_full, _paper_double_splits, _published_doubles, published_comparable=True))
-for _name, _label in [("adamson", "Adamson 2016"), ("replogle_k562_essential", "Replogle 2022 K562"),
-                      ("replogle_rpe1_essential", "Replogle 2022 RPE1")]:
-    _register(Task(f"{_name}_singles", "paper", "single",
-                   f"{_label}: unseen single perturbations, the paper's GEARS simulation split, seeds 1-2 "
-                   "(checked against every published split label).",
-                   _single_loader(_name), _paper_single_splits, _published_singles(_name),
-                   published_comparable=True))
+# one single-perturbation task per registry entry with benchmark = "singles" (data/registry.toml):
+# the paper's datasets (paper_n_singles) with its published splits and results, any other with
+# GEARS-style single splits, seeds 1-2
+for _name, _entry in load_registry().items():
+    if _entry.benchmark != "singles":
+        continue
+    _label = _entry.short_label or _entry.display_label
+    if _entry.paper_n_singles is not None:
+        _register(Task(f"{_name}_singles", "paper", "single",
+                       f"{_label}: unseen single perturbations, the paper's GEARS simulation split, seeds 1-2 "
+                       "(checked against every published split label).",
+                       _single_loader(_name), _paper_single_splits, _published_singles(_name),
+                       published_comparable=True))
+    else:
+        _register(Task(f"{_name}_singles", "paper", "single",
+                       f"{_label}: unseen single perturbations, GEARS-style simulation split, seeds 1-2.",
+                       _single_loader(_name), _single_splits))
 
 
 def list_tasks() -> pd.DataFrame:
@@ -250,8 +265,7 @@ def _gwps_singles():
 
     screen = load_replogle_gwps(download=False)
     pb = dask_pseudobulk(screen, "condition", counts=True)
-    _, other = _load_registered(TRANSFER_SOURCE["replogle_k562_essential"], backed="r")
-    return None, pb, other
+    return None, pb, _other_screen("replogle_k562_gwps")
 
 
 _register(Task("replogle_k562_gwps_singles", "paper", "single",
