@@ -109,7 +109,7 @@ class DataError(BookError, RuntimeError):
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """One dataset of the registry (see ``data/registry.toml`` for the meaning of each field).
+    """One dataset of the registry (``data/registry.toml`` says what each field means).
 
     Besides where a file comes from and how it is checked, an entry holds the dataset's
     facts that the rest of the book reads from here (the one record per dataset): its
@@ -190,7 +190,8 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEn
             f"${REGISTRY_ENV} at a registry file."
         )
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, os.environ.get(MIRROR_ENV, ""))
+    mirror = os.environ.get(MIRROR_ENV, "")
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, mirror)
     if key not in _REGISTRY_CACHE:
         _REGISTRY_CACHE.clear()
         _REGISTRY_CACHE[key] = _read_registry(path)
@@ -251,12 +252,14 @@ def _checked_fields(name: str, spec: dict, path: Path) -> dict:
     problem: the entry, the field and the fix)."""
     import dataclasses
 
-    types = {f.name: f.type for f in dataclasses.fields(RegistryEntry) if f.name != "name"}
+    fields = dataclasses.fields(RegistryEntry)
+    types = {f.name: f.type for f in fields if f.name != "name"}
     where = f"Registry entry {name!r} in {path}"
     for key, value in spec.items():
         if key not in types:
             raise DataError(
-                f"{where} has the unknown field {key!r}; fix its spelling or use one of "
+                f"{where} has the unknown field {key!r}; fix its spelling or use one "
+                "of "
                 f"{', '.join(sorted(types))}."
             )
         ok = _FIELD_TYPES[types[key]]

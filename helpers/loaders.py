@@ -47,7 +47,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import data as data_mod
-from .conditions import CONTROL, condition_genes  # the grammar lives in helpers.conditions; re-exported here
+from .conditions import (  # the grammar lives in helpers.conditions; re-exported here
+    CONTROL,
+    condition_genes,
+)
 from .errors import BookError
 
 __all__ = [
@@ -429,8 +432,9 @@ class LayoutReader(Protocol):
     """What every layout reader is: ``reader(path, entry, **options)``.
 
     ``path``: the verified local file (:func:`helpers.data.fetch`); ``entry``: its
-    :class:`helpers.data.RegistryEntry`; ``options``: ``backed``, ``cache``, ``download``
-    (and ``chunk_rows`` for lazy readers); a reader ignores the options it does not use.
+    :class:`helpers.data.RegistryEntry`; ``options``: ``backed``, ``cache``,
+    ``download`` (and ``chunk_rows`` for lazy readers); a reader ignores the options
+    it does not use.
     Returns the canonical AnnData (``lazy=False``) or a lazy screen of
     :mod:`helpers.scale` (``lazy=True``).
     """
@@ -479,8 +483,9 @@ def get_layout(name: str | None) -> Layout:
             importlib.import_module(module, __package__)
     if name not in LAYOUTS:
         raise LoaderError(
-            f"Unknown layout {name!r}: give the registry entry one of the known layouts "
-            f"({', '.join(sorted(LAYOUTS))}) or register a reader with @register_layout."
+            f"Unknown layout {name!r}: give the registry entry one of the known "
+            f"layouts ({', '.join(sorted(LAYOUTS))}) or register a reader with "
+            "@register_layout."
         )
     return LAYOUTS[name]
 
@@ -538,7 +543,9 @@ def load_dataset(
             f"helpers.scale.loaders.load_screen({name!r})."
         )
     path = data_mod.fetch(name, download=download, cache=cache)
-    return layout.reader(Path(path), entry, backed=backed, cache=cache, download=download)
+    return layout.reader(
+        Path(path), entry, backed=backed, cache=cache, download=download
+    )
 
 
 def condition_table(adata: ad.AnnData) -> pd.DataFrame:

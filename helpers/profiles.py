@@ -11,6 +11,7 @@ be provided is an error.
 from __future__ import annotations
 
 from .data import load_registry
+from .errors import InputError
 
 __all__ = [
     "PROFILES",
@@ -65,7 +66,8 @@ PAPER_CHECKPOINT_PARAMETERS = {
 
 
 def _labels() -> dict[str, str]:
-    """Registry name -> label, for every registry entry that has one (``data/registry.toml``)."""
+    """Registry name -> label, for every registry entry that has one
+    (``data/registry.toml``)."""
     return {name: e.label for name, e in load_registry().items() if e.label}
 
 
@@ -77,11 +79,16 @@ def check_profile(profile: str, supported=None) -> dict:
     """The settings of ``profile``; a clear error for anything but ``quick`` or ``paper``, and for a
     profile the chapter does not have (``supported``: the profiles it has; default: all)."""
     if profile not in PROFILES:
-        raise ValueError(f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it in the parameters cell).")
+        raise InputError(
+            f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it "
+            "in the parameters cell)."
+        )
     if supported is not None and profile not in supported:
-        raise ValueError(f"This chapter has no {profile!r} profile: it runs with profile = "
-                         f"{' or '.join(repr(p) for p in supported)} only (set it in the parameters cell); "
-                         "the README's chapter table says which data each chapter uses.")
+        raise InputError(
+            f"This chapter has no {profile!r} profile: it runs with profile = "
+            f"{' or '.join(repr(p) for p in supported)} only (set it in the parameters "
+            "cell); the README's chapter table says which data each chapter uses."
+        )
     return PROFILES[profile]
 
 

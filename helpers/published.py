@@ -12,6 +12,7 @@ from functools import lru_cache
 import pandas as pd
 
 from . import data
+from .errors import InputError
 from .splits import Split, gears_simulation_split, split_from_assignment
 
 __all__ = [
@@ -36,9 +37,10 @@ _METHOD_CODES = {
     "lpm_rpe1PertEmb": "linear_P_rpe1",
 }
 
-# single-perturbation datasets of the paper (Fig. 2) -> number of single perturbations GEARS had after its GO
-# filter (method_spec.md section 1.1); the paper's splits are GEARS' "simulation" split with seeds 1 and 2.
-# A view of the registry (data/registry.toml: paper_n_singles).
+# single-perturbation datasets of the paper (Fig. 2) -> number of single perturbations
+# GEARS had after its GO filter (method_spec.md section 1.1); the paper's splits are
+# GEARS' "simulation" split with seeds 1 and 2. A view of the registry
+# (data/registry.toml: paper_n_singles).
 PAPER_SINGLE_DATASETS = {
     name: e.paper_n_singles
     for name, e in data.load_registry().items()
@@ -47,8 +49,8 @@ PAPER_SINGLE_DATASETS = {
 PAPER_SINGLE_SEEDS = (1, 2)
 
 # the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation dataset
-# (a view of the registry's transfer_source), grouped by source screen (the order in which
-# single_metrics appends the transfer rows: adamson, RPE1, then K562)
+# (a view of the registry's transfer_source), grouped by source screen (the order in
+# which single_metrics appends the transfer rows: adamson, RPE1, then K562)
 TRANSFER_SOURCE = {
     name: source
     for source, name in sorted(
@@ -119,12 +121,15 @@ def paper_double_split(seed: int, conditions, *, download: bool = True) -> Split
     published = double_metrics(download=download)
     rows = published[published["seed"] == seed].drop_duplicates("condition")
     if rows.empty:
-        raise ValueError(f"The paper used seeds 1-5; no published split for seed {seed}.")
+        raise InputError(
+            f"The paper used seeds 1-5; no published split for seed {seed}: use one of "
+            "them."
+        )
     held = dict(zip(rows["condition"], rows["split"]))
     conditions = [str(c) for c in conditions]
     absent = sorted(set(held) - set(conditions))
     if absent:
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} of the paper's held-out doubles for seed {seed} are not in the data (e.g. {absent[:5]}); "
             "paper_double_split needs the full Norman 2019 data (registry: norman2019)."
         )
@@ -168,7 +173,9 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
 
 # the paper's dataset ids (suppl-dataset_overview.xlsx) -> the book's registry names
 # (a view of the registry's paper_id)
-_PAPER_DATASET_IDS = {e.paper_id: name for name, e in data.load_registry().items() if e.paper_id}
+_PAPER_DATASET_IDS = {
+    e.paper_id: name for name, e in data.load_registry().items() if e.paper_id
+}
 
 
 def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
@@ -182,7 +189,7 @@ def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
 
     ids = {book: paper for paper, book in _PAPER_DATASET_IDS.items()}
     if dataset not in ids:
-        raise ValueError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
+        raise InputError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
     raw = _sheet("paper_suppl_dataset_overview", "Panel B", download)
     return [normalize_condition(p) for p in raw.loc[raw["dataset"] == ids[dataset], "pert"]]
 
@@ -198,10 +205,15 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
     from .loaders import normalize_condition
 
     if dataset not in PAPER_SINGLE_DATASETS:
-        raise ValueError(f"The paper's single-perturbation datasets are {sorted(PAPER_SINGLE_DATASETS)}; "
-                         f"got {dataset!r}.")
+        raise InputError(
+            "The paper's single-perturbation datasets are "
+            f"{sorted(PAPER_SINGLE_DATASETS)}; got {dataset!r}."
+        )
     if seed not in PAPER_SINGLE_SEEDS:
-        raise ValueError(f"The paper used seeds {PAPER_SINGLE_SEEDS} for single perturbations; got {seed}.")
+        raise InputError(
+            f"The paper used seeds {PAPER_SINGLE_SEEDS} for single perturbations; "
+            f"got {seed}."
+        )
     labels: dict[str, str] = {}
     for panel in ("A", "C"):
         raw = _sheet("paper_single_perturbation_prediction", f"Panel {panel}", download)
@@ -210,7 +222,10 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
             if pert == "ctrl":
                 continue
             if labels.setdefault(pert, subset) != subset:
-                raise ValueError(f"The published tables give {pert!r} two labels ({labels[pert]}, {subset}).")
+                raise InputError(
+                    f"The published tables give {pert!r} two labels "
+                    f"({labels[pert]}, {subset})."
+                )
     return labels
 
 
@@ -235,7 +250,7 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
     present = set(conditions)
     absent = sorted(c for c, s in labels.items() if s != "train" and c not in present)
     if absent:
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} of the paper's held-out perturbations of {dataset} (seed {seed}) are not in the data "
             f"(e.g. {absent[:5]}); paper_single_split needs the GEARS-distributed {dataset} data after "
             "GEARS' GO filter (registry entry of the same name)."

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .errors import InputError
 from .loaders import CONTROL, SparseRowWriter, canonicalize
 
 __all__ = ["SimulationTruth", "SimulatedScreen", "simulate_screen", "write_norman_scale_h5ad"]
@@ -98,14 +99,22 @@ class _Model:
         second_line_overlap: float,
     ):
         if modality not in {"CRISPRa", "CRISPRi"}:
-            raise ValueError(f"modality must be 'CRISPRa' or 'CRISPRi', got {modality!r}.")
+            raise InputError(
+                f"modality must be 'CRISPRa' or 'CRISPRi', got {modality!r}."
+            )
         if n_single > n_genes:
-            raise ValueError(f"Cannot perturb {n_single} genes out of {n_genes}: n_single must be <= n_genes.")
+            raise InputError(
+                f"Cannot perturb {n_single} genes out of {n_genes}: n_single must be "
+                "<= n_genes."
+            )
         max_pairs = n_single * (n_single - 1) // 2
         if n_double > max_pairs:
-            raise ValueError(f"{n_double} doubles requested but only {max_pairs} pairs of {n_single} singles exist.")
+            raise InputError(
+                f"{n_double} doubles requested but only {max_pairs} pairs of "
+                f"{n_single} singles exist: ask for at most {max_pairs}."
+            )
         if not 0 <= interaction_fraction <= 1:
-            raise ValueError("interaction_fraction must lie in [0, 1].")
+            raise InputError("interaction_fraction must lie in [0, 1].")
         self.genes = _gene_names(n_genes)
         G = n_genes
         # baselines: log-abundance with a long right tail (a few genes dominate, as in real data)
@@ -244,9 +253,9 @@ def simulate_screen(
     Same arguments and seed -> identical data and truth.
     """
     if cells_per_condition < 1:
-        raise ValueError("cells_per_condition must be at least 1.")
+        raise InputError("cells_per_condition must be at least 1.")
     if len(set(cell_lines)) != len(cell_lines) or not cell_lines:
-        raise ValueError("cell_lines must be one or more distinct names.")
+        raise InputError("cell_lines must be one or more distinct names.")
     params = dict(locals())
     from .data import (
         record_use,

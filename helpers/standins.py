@@ -126,9 +126,10 @@ GEARS_MEMBERS = {reg: f"{name}/perturb_processed.h5ad" for reg, name in GEARS_NA
 NOT_IN_GO = ("IER5L",)
 STANDIN_NOTE = "SYNTHETIC STAND-IN written by helpers.standins: real layout, random values"
 
-# cell type (obs['cell_type'] of the real file: [S5] dummy A549 in GEARS Norman; the others are
-# not verified offline), modality, sizes and the share of targets among the genes: the
-# registry's file_cell_type, modality, standin_full / standin_small, standin_targets_in_var.
+# cell type (obs['cell_type'] of the real file: [S5] dummy A549 in GEARS Norman; the
+# others are not verified offline), modality, sizes and the share of targets among the
+# genes: the registry's file_cell_type, modality, standin_full / standin_small,
+# standin_targets_in_var.
 
 
 def _entry(dataset: str):
@@ -148,10 +149,10 @@ def _scales() -> dict[str, dict[str, dict]]:
     }
 
 
-#: Sizes per dataset and scale. ``full`` = the real files' sizes ([S5], [S6]); ``small`` = tests.
-#: n_singles / n_doubles count conditions *before* GEARS' GO filter. A view of the registry
-#: (``standin_full`` / ``standin_small``; the small sizes hold every single perturbation the
-#: paper published, 51 / 360 / 504 names, + 1 outside GO).
+#: Sizes per dataset and scale. ``full`` = the real files' sizes ([S5], [S6]);
+#: ``small`` = tests. n_singles / n_doubles count conditions *before* GEARS' GO filter.
+#: A view of the registry (``standin_full`` / ``standin_small``; the small sizes hold
+#: every single perturbation the paper published, 51 / 360 / 504 names, + 1 outside GO).
 SCALES = _scales()
 # [S6] Norman and Adamson keep the perturbed genes next to the 5,000 HVGs; Replogle does not.
 
@@ -273,7 +274,10 @@ def _cell_codes(rng, n_cells: int, n_conditions: int, ctrl_fraction: float) -> n
     n_ctrl = max(2, int(round(n_cells * ctrl_fraction)))
     rest = n_cells - n_ctrl
     if rest < 2 * (n_conditions - 1):
-        raise InputError(f"{n_cells} cells are too few for {n_conditions} conditions (need >= 2 per condition).")
+        raise InputError(
+            f"{n_cells} cells are too few for {n_conditions} conditions (need >= 2 per "
+            "condition): give more cells or fewer conditions."
+        )
     codes = np.concatenate([np.zeros(n_ctrl, dtype=np.int64),
                             np.repeat(np.arange(1, n_conditions), 2),
                             rng.integers(1, n_conditions, rest - 2 * (n_conditions - 1))])
@@ -300,7 +304,10 @@ def _gene_symbols(targets_in_var: list[str], n_genes: int, exclude=()) -> list[s
     """``targets_in_var``, then known real symbols that are not targets (``exclude``), then ``SYNG...``."""
     fill = n_genes - len(targets_in_var)
     if fill < 0:
-        raise InputError(f"n_genes={n_genes} is smaller than the {len(targets_in_var)} targets kept in var.")
+        raise InputError(
+            f"n_genes={n_genes} is smaller than the {len(targets_in_var)} targets kept "
+            "in var: give more genes."
+        )
     known = [g for g in _KNOWN_GENES if g not in set(targets_in_var) | set(exclude)][:fill]
     return [*targets_in_var, *known, *[f"SYNG{i:05d}" for i in range(fill - len(known))]]
 
@@ -497,10 +504,13 @@ def write_gears_zip(path: str | os.PathLike, dataset: str, *, compresslevel: int
     ``replogle_rpe1_essential``); the other keyword arguments (``n_cells``, ``n_genes``, ``conditions``,
     ``seed``, ...) as :func:`write_gears_h5ad`.
     """
-    gears = {n: e.member for n, e in data.load_registry().items() if e.layout == "gears" and e.member}
+    registry = data.load_registry()
+    gears = {n: e.member for n, e in registry.items() if e.layout == "gears"}
     if dataset not in gears:
-        raise InputError(f"Unknown GEARS dataset {dataset!r}; one of {sorted(gears)} (registry entries "
-                         "with layout = \"gears\").")
+        raise InputError(
+            f"Unknown GEARS dataset {dataset!r}; one of {sorted(gears)} (registry "
+            'entries with layout = "gears").'
+        )
     path = Path(path)
     member_file = path.with_name(path.name + ".member.h5ad")
     try:
@@ -542,8 +552,8 @@ def write_standins(
     """Write stand-ins of ``datasets`` and GEARS' two gene pickles under their registry file names.
 
     ``folder``: where to write; ``datasets``: registry names (default: every entry with
-    stand-in sizes, in registry order); ``seed``: of the random values (dataset ``k`` uses
-    ``seed + k``); ``go_exclude``: targets left out of the GO gene list.
+    stand-in sizes, in registry order); ``seed``: of the random values (dataset ``k``
+    uses ``seed + k``); ``go_exclude``: targets left out of the GO gene list.
     ``scale``: ``"small"`` or ``"full"`` (:data:`SCALES`); ``overrides``: per dataset, keyword
     arguments that replace the scale's (e.g. ``{"norman2019": {"n_cells": 5000}}``). The GO gene list
     covers every target except ``go_exclude`` (default: IER5L, [S5]) and the ``NOGO*`` names.
@@ -558,7 +568,8 @@ def write_standins(
     if unknown:
         raise InputError(
             f"No stand-in sizes for {unknown} in the registry; give each entry "
-            f"standin_{scale} in data/registry.toml, or pick from {sorted(scales[scale])}."
+            f"standin_{scale} in data/registry.toml, or pick from "
+            f"{sorted(scales[scale])}."
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -577,10 +588,12 @@ def write_standins(
         writer = _STANDIN_WRITERS.get(entry.layout)
         if writer is None:
             raise InputError(
-                f"No stand-in writer for {name!r} (layout {entry.layout!r}); stand-ins exist "
-                f"for the layouts {', '.join(sorted(_STANDIN_WRITERS))}."
+                f"No stand-in writer for {name!r} (layout {entry.layout!r}); stand-ins "
+                f"exist for the layouts {', '.join(sorted(_STANDIN_WRITERS))}."
             )
-        written[name] = writer(target, name, conditions=conditions, seed=seed + k, **spec)
+        written[name] = writer(
+            target, name, conditions=conditions, seed=seed + k, **spec
+        )
     genes = go_genes_for(all_conditions, exclude=go_exclude)
     written["gears_go_genes"] = write_go_gene_list(folder / data.get_entry("gears_go_genes").filename, genes)
     written["gears_gene2go"] = write_gene2go(folder / data.get_entry("gears_gene2go").filename, genes, seed=seed)
@@ -628,12 +641,18 @@ def write_scgpt_checkpoint(folder: str | os.PathLike, genes, *, n_tokens: int | 
     if isinstance(genes, str):
         raise TypeError(f"genes must be a list of gene symbols, not the string {genes!r}.")
     if embsize < 1 or nheads < 1 or embsize % nheads or nlayers < 1 or d_hid < 1:
-        raise InputError(f"embsize={embsize} must be a positive multiple of nheads={nheads} (attention "
-                         f"splits it into heads), and nlayers={nlayers}, d_hid={d_hid} must be positive.")
+        raise InputError(
+            f"embsize={embsize} must be a positive multiple of nheads={nheads} "
+            f"(attention splits it into heads), and nlayers={nlayers}, d_hid={d_hid} "
+            "must be positive."
+        )
     genes = list(dict.fromkeys(map(str, genes)))
     n_fill = 0 if n_tokens is None else n_tokens - 3 - len(genes)
     if n_fill < 0:
-        raise InputError(f"{len(genes)} genes do not fit a vocabulary of {n_tokens} tokens.")
+        raise InputError(
+            f"{len(genes)} genes do not fit a vocabulary of {n_tokens} tokens: give "
+            "fewer genes or n_tokens=None."
+        )
     names = [*genes, *(f"SYNV{i:05d}" for i in range(n_fill)), "<pad>", "<cls>", "<eoc>"]
     vocab = {g: i for i, g in enumerate(names)}
     d = embsize

@@ -16,6 +16,7 @@ import pandas as pd
 from .. import linear
 from ..baselines import BASELINES
 from ..data import get_entry, load_registry
+from ..errors import InputError
 from ..loaders import load_dataset
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk, pseudobulk
@@ -82,7 +83,7 @@ class Task:
     def adata(self):
         adata = self._loaded[0]
         if adata is None:
-            raise ValueError(f"Task {self.name!r} provides pseudobulks only.")
+            raise InputError(f"Task {self.name!r} provides pseudobulks only.")
         return adata
 
     @property
@@ -178,7 +179,8 @@ def _paper_double_splits(pb: Pseudobulk) -> list[Split]:
 
 
 def _other_screen(name: str) -> Pseudobulk | None:
-    """Pseudobulk of the registry entry's ``transfer_source`` (None where it has none)."""
+    """Pseudobulk of the registry entry ``name``'s ``transfer_source`` (None where it
+    has none)."""
     source = get_entry(name).transfer_source
     return _load_registered(source, backed="r")[1] if source else None
 
@@ -223,22 +225,26 @@ _register(Task("simulated_singles", "quick", "single",
 _register(Task("norman_doubles", "paper", "double",
                "Norman 2019 (full, 19,264 genes): the paper's five published splits, 62 held-out doubles each.",
                _norman_full, _paper_double_splits, _published_doubles, published_comparable=True))
-# one single-perturbation task per registry entry with benchmark = "singles" (data/registry.toml):
-# the paper's datasets (paper_n_singles) with its published splits and results, any other with
-# GEARS-style single splits, seeds 1-2
+# one single-perturbation task per registry entry with benchmark = "singles"
+# (data/registry.toml): the paper's datasets (paper_n_singles) with its published splits
+# and results, any other with GEARS-style single splits, seeds 1-2
+_PAPER_SPLIT_NOTE = (
+    "unseen single perturbations, the paper's GEARS simulation split, seeds 1-2 "
+    "(checked against every published split label)."
+)
 for _name, _entry in load_registry().items():
     if _entry.benchmark != "singles":
         continue
     _label = _entry.short_label or _entry.display_label
     if _entry.paper_n_singles is not None:
         _register(Task(f"{_name}_singles", "paper", "single",
-                       f"{_label}: unseen single perturbations, the paper's GEARS simulation split, seeds 1-2 "
-                       "(checked against every published split label).",
-                       _single_loader(_name), _paper_single_splits, _published_singles(_name),
-                       published_comparable=True))
+                       f"{_label}: {_PAPER_SPLIT_NOTE}",
+                       _single_loader(_name), _paper_single_splits,
+                       _published_singles(_name), published_comparable=True))
     else:
         _register(Task(f"{_name}_singles", "paper", "single",
-                       f"{_label}: unseen single perturbations, GEARS-style simulation split, seeds 1-2.",
+                       f"{_label}: unseen single perturbations, GEARS-style simulation "
+                       "split, seeds 1-2.",
                        _single_loader(_name), _single_splits))
 
 
@@ -250,7 +256,9 @@ def list_tasks() -> pd.DataFrame:
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise ValueError(f"Unknown task {name!r}. Tasks: {', '.join(TASKS)} (see list_tasks()).")
+        raise InputError(
+            f"Unknown task {name!r}. Tasks: {', '.join(TASKS)} (see list_tasks())."
+        )
     return TASKS[name]
 
 
@@ -316,7 +324,9 @@ def _tahoe_transfer(folder=None, held_out_line=None):
         labels = by_line.means.index.str.split("|", n=1)
         held = labels.str[0] == line
         if not held.any():
-            raise ValueError(f"Cell line {line!r} is not in the Tahoe shards (lines: {lines[:10]}).")
+            raise InputError(
+                f"Cell line {line!r} is not in the Tahoe shards (lines: {lines[:10]})."
+            )
         truth = Pseudobulk(by_line.means[held].set_axis(labels[held].str[1]).rename_axis("condition"),
                            by_line.n_cells[held].set_axis(labels[held].str[1]).rename_axis("condition"),
                            dataset=f"tahoe100m_{line}")

@@ -53,7 +53,8 @@ def load_screen(
 ) -> LazyScreen:
     """The registry dataset ``name``, read lazily by its layout's reader.
 
-    ``name``: a registry entry with a lazy layout (``replogle_gwps``, ``tahoe_parquet``);
+    ``name``: a registry entry with a lazy layout (``replogle_gwps``,
+    ``tahoe_parquet``);
     ``path``: a local file or folder instead of the cached one; ``chunk_rows``: cells
     per block; ``download``: fetch a missing file; ``cache``: the cache folder.
     """

@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import data as data_mod
+from ..errors import InputError
 from ..loaders import CONTROL, SparseRowWriter
 
 __all__ = ["write_synthetic_store", "write_replogle_gwps_standin", "GWPS"]
@@ -106,7 +107,7 @@ def write_synthetic_store(
     """
     path = Path(path)
     if n_conditions < 2:
-        raise ValueError(
+        raise InputError(
             "n_conditions must be at least 2 (control and one perturbation)."
         )
     rng = np.random.default_rng(seed)
@@ -220,10 +221,10 @@ GWPS = {
     # (e.g.
     # openproblems-style download lists) and the article page.
     "figshare_file": 35775507,
-    # 65,830,941,948 bytes (registry: size): the size figshare lists (checked in public catalog code that
+    # 65,830,941,948 bytes: the size figshare lists (checked in public catalog code that
     # reads the
     # figshare API); the file is "~66 GB" in the issue and ~61.3 GiB in download notes.
-    "size": data_mod.checkout_entry("replogle_k562_gwps").size,
+    "size": data_mod.checkout_entry("replogle_k562_gwps").size,  # registry: size
     # 1,989,578 cells x 8,248 genes. Cells: scPerturb's table of
     # ReplogleWeissman2022_K562_gwps;
     # genes: a public byte-range probe of the raw file's X (8,242 after scPerturb's
