@@ -37,8 +37,9 @@ PROFILES = {
             "and GEARS' GO gene lists from Dataverse), with GEARS' GO filter applied as in the paper"
         ),
         # what the paper profile downloads (registry names); the loaders need the GO lists for the filter
-        "downloads": ["norman2019", "adamson", "replogle_k562_essential", "replogle_rpe1_essential",
-                      "gears_go_genes", "gears_gene2go"],
+        # (the registry's datasets with a paper_id, then GEARS' GO lists)
+        "downloads": [name for name, e in load_registry().items() if e.paper_id]
+        + ["gears_go_genes", "gears_gene2go"],
     },
 }
 

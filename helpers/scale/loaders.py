@@ -94,9 +94,15 @@ def load_replogle_gwps(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     download: bool = False,
     cache=None,
+    name: str = "replogle_k562_gwps",
 ) -> LazyScreen:
     """The genome-wide K562 raw single-cell file, lazily; ``obs['condition']`` from
     ``obs['gene']``.
+
+    ``path``: a local copy (default: the registry's file ``name`` from the cache);
+    ``chunk_rows``: cells per block; ``download``: fetch a missing file; ``cache``: the
+    cache folder; ``name``: the registry entry (any entry in this file's layout,
+    ``replogle_gwps``) whose condition column and control label are used.
 
     X is dense float32 raw counts in the published file and CSR in a re-written copy;
     both are read in blocks of ``chunk_rows`` cells (all genes per block). ``path=None``
@@ -104,8 +110,8 @@ def load_replogle_gwps(
     is missing).
     """
     if path is None:
-        path = data_mod.fetch("replogle_k562_gwps", download=download, cache=cache)
-    screen = open_store(path, chunk_rows=chunk_rows, dataset="replogle_k562_gwps")
+        path = data_mod.fetch(name, download=download, cache=cache)
+    screen = open_store(path, chunk_rows=chunk_rows, dataset=name)
     missing = [c for c in ("gene", "gem_group", "UMI_count") if c not in screen.obs]
     if missing:
         raise ScaleError(
@@ -120,7 +126,7 @@ def load_replogle_gwps(
         screen.var_names = make_index_unique(
             pd.Index(var["gene_name"].astype(str), name="gene")
         )
-    column, control = _condition_of("replogle_k562_gwps")
+    column, control = _condition_of(name)
     return with_condition(screen, column, control)
 
 
@@ -128,7 +134,7 @@ def load_replogle_gwps(
 def _replogle_gwps_layout(path, entry, /, *, chunk_rows=DEFAULT_CHUNK_ROWS,
                           download=False, cache=None, **options) -> LazyScreen:
     return load_replogle_gwps(path, chunk_rows=chunk_rows, download=download,
-                              cache=cache)
+                              cache=cache, name=entry.name)
 
 
 def fetch_tahoe(

@@ -310,3 +310,32 @@ def test_adding_a_dataset_in_an_existing_layout_touches_the_registry_only(tmp_pa
         "replogle_rpe1_essential_singles"
     )
     assert out["task_other"] == "adamson"
+
+
+def test_a_new_entry_in_a_lazy_layout_is_read_by_load_screen(tmp_path, monkeypatch):
+    """A second genome-wide file (layout replogle_gwps) in the registry only: read
+    lazily, its control label from its own record."""
+    from helpers.scale.loaders import load_screen
+    from helpers.scale.standins import write_replogle_gwps_standin
+
+    path = write_replogle_gwps_standin(
+        tmp_path / "gw2.h5ad", n_cells=300, n_genes=30, n_perturbations=4, dense=False
+    )
+    registry = tmp_path / "registry.toml"
+    shutil.copy(ROOT / "data" / "registry.toml", registry)
+    with open(registry, "a") as fh:
+        fh.write(
+            '\n[gw2]\nurl = "https://example.org/gw2.h5ad"\nfilename = "gw2.h5ad"\n'
+            'format = "h5ad"\nlayout = "replogle_gwps"\ncontrol_label = '
+            '"non-targeting"\ncondition_column = "gene"\n'
+        )
+    monkeypatch.setenv(data.REGISTRY_ENV, str(registry))
+    cache = tmp_path / "cache"
+    assert set(data.seed_cache(path, cache=cache)["status"]) == {"seeded"}
+    screen = load_screen("gw2", cache=cache, chunk_rows=64)
+    assert screen.dataset == "gw2"
+    gene = screen.obs["gene"].astype(str)
+    assert ((gene == "non-targeting") == (screen.obs["condition"] == "ctrl")).all()
+    assert (screen.obs["condition"] == "ctrl").any()
+    with pytest.raises(BookError, match="read into memory"):
+        load_screen("adamson", cache=cache)
