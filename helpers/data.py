@@ -317,7 +317,8 @@ def record_use(name: str, **detail) -> None:
 
 
 def get_entry(name: str, registry: dict[str, RegistryEntry] | None = None) -> RegistryEntry:
-    """The registry entry called ``name``, with a helpful error for unknown names."""
+    """The registry entry called ``name`` (from ``registry``, default: the registry
+    file), with a helpful error for unknown names."""
     registry = registry if registry is not None else load_registry()
     if name not in registry:
         raise DataError(

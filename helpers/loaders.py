@@ -521,9 +521,10 @@ def load_dataset(
 ) -> ad.AnnData:
     """Fetch a registered dataset (see :mod:`helpers.data`) and return it as canonical AnnData.
 
-    ``name``: the registry name; ``backed="r"`` keeps ``X`` on disk (use it for the full
-    Norman, Replogle files on small machines); ``download=False`` raises instead of
-    downloading; ``cache``: the cache folder (default: :func:`helpers.data.cache_dir`).
+    ``name``: the registry name; ``backed``: ``"r"`` keeps ``X`` on disk (use it for
+    the full Norman, Replogle files on small machines); ``download``: ``False`` raises
+    instead of downloading; ``cache``: the cache folder (default:
+    :func:`helpers.data.cache_dir`).
     The entry's ``layout`` picks the reader (:data:`LAYOUTS`). Entries with
     ``go_filter = true`` (the paper's GEARS and scFoundation files) get GEARS' GO filter
     (module docstring), which needs the registry files ``gears_go_genes`` and
@@ -549,7 +550,8 @@ def load_dataset(
 
 
 def condition_table(adata: ad.AnnData) -> pd.DataFrame:
-    """One row per condition: condition, kind (control / single / double), targets, number of cells."""
+    """One row per condition of ``adata`` (canonical): condition, kind (control /
+    single / double), targets, number of cells."""
     if "condition" not in adata.obs:
         raise LoaderError("obs has no 'condition'; load the data with load_dataset() first.")
     counts = adata.obs["condition"].value_counts(sort=False)
@@ -603,7 +605,7 @@ def _wrap_path(text: str, width: int) -> list[str]:
 
 
 def provenance_text(adata: ad.AnnData, width: int = 88) -> str:
-    """``adata.uns["perturbbook"]`` as ``key  value`` lines of at most ``width``
+    """``adata``'s ``uns["perturbbook"]`` as ``key  value`` lines of at most ``width``
     characters (nested records as ``go_filter.rule``; lists comma-separated).
 
     Paths (``source_file``, the GO filter's ``filtered_file``) are shown relative to the

@@ -99,7 +99,8 @@ def norman_dataset(profile: str) -> str:
 
 
 def dataset_label(name: str) -> str:
-    """Human-readable label of a dataset for figure titles and tables (synthetic data say so)."""
+    """Human-readable label of the dataset ``name`` for figure titles and tables (the
+    registry's ``label``; synthetic data say so)."""
     if name.startswith("simulated"):
         return f"SYNTHETIC: {name} (book simulator, not real data)"
     return _labels().get(name, name)

@@ -82,7 +82,8 @@ METHOD_LABELS = {
 
 
 def method_label(method: str) -> str:
-    """Display name of a method (the paper's star marks models used with a linear decoder)."""
+    """Display name of ``method`` (the paper's star marks models used with a linear
+    decoder)."""
     return METHOD_LABELS.get(method, method)
 
 
@@ -96,6 +97,8 @@ def double_metrics(*, download: bool = True) -> pd.DataFrame:
     """Per-perturbation metrics of every method on the Norman doubles (Fig. 1a; 5 seeds x 62 doubles).
 
     Columns: dataset, method, seed, split, condition, l2, pearson_delta, r, source ("published").
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead).
     """
     raw = _sheet("paper_perturbation_prediction", "Panel A", download)
     table = pd.DataFrame({
@@ -117,6 +120,8 @@ def paper_double_split(seed: int, conditions, *, download: bool = True) -> Split
 
     The held-out doubles (test / val) are those of the published per-perturbation results; every
     other condition of ``conditions`` (all singles, ``ctrl`` and the remaining doubles) is train.
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead).
     """
     published = double_metrics(download=download)
     rows = published[published["seed"] == seed].drop_duplicates("condition")
@@ -144,7 +149,9 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
     ``panel="C"`` includes the linear-model variants; ``"A"`` the methods of Fig. 2a. Conditions are
     in the book's canonical form (``"GENE"``, not ``"GENE+ctrl"``). The transfer variant of each
     dataset (P from the other Replogle screen, see :data:`TRANSFER_SOURCE`) is added as
-    ``linear_P_other_screen``. Columns as :func:`double_metrics`.
+    ``linear_P_other_screen``. Columns as :func:`double_metrics`. ``held_out_only``:
+    keep the test / val rows only. ``download``: fetch the spreadsheet if it is not
+    cached (``False``: raise instead).
     """
     from .loaders import normalize_condition
 
@@ -230,7 +237,9 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
 
 
 def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = True) -> Split:
-    """The paper's exact partition of a single-perturbation dataset (Adamson, Replogle K562 / RPE1).
+    """The paper's exact partition of the single-perturbation ``dataset`` (Adamson,
+    Replogle K562 / RPE1) for ``seed`` (1 or 2); ``download``: fetch the spreadsheet
+    if it is not cached (``False``: raise instead).
 
     The paper used GEARS' ``simulation`` split (:func:`helpers.splits.gears_simulation_split`) on
     the data after GEARS' GO filter, seeds 1 and 2. This function runs that split on
@@ -270,7 +279,9 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
 
 
 def double_interaction_curves(*, download: bool = True) -> pd.DataFrame:
-    """TPR vs false-discovery proportion of each method's predicted interactions (Fig. 1c; averaged over seeds)."""
+    """TPR vs false-discovery proportion of each method's predicted interactions
+    (Fig. 1c; averaged over seeds). ``download``: fetch the spreadsheet if it is not
+    cached (``False``: raise instead)."""
     raw = _sheet("paper_perturbation_prediction", "Panel C", download)
     table = raw.assign(method=raw["method"].map(lambda m: _METHOD_CODES.get(m, m)))
     return table.assign(source="published")
@@ -281,6 +292,8 @@ def double_top_interactions(*, download: bool = True) -> pd.DataFrame:
 
     Columns: condition, gene, ctrl, AB (observed), additive, value (prediction), deviation (observed minus
     additive), pred_minus_add, method, seed, observed_class (the paper's label, lower case), source.
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead).
     """
     raw = _sheet("paper_perturbation_prediction", "Panel F", download)
     return pd.DataFrame({
@@ -292,6 +305,9 @@ def double_top_interactions(*, download: bool = True) -> pd.DataFrame:
 
 
 def observed_class_shares(*, download: bool = True) -> pd.DataFrame:
-    """Observed (double, gene) class counts and shares on the full Norman data (Fig. 1e)."""
+    """Observed (double, gene) class counts and shares on the full Norman data
+    (Fig. 1e).
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead)."""
     raw = _sheet("paper_perturbation_prediction", "Panel E", download)
     return pd.DataFrame({"observed_class": raw["label"].str.lower(), "n": raw["n"], "share": raw["frac"], "source": "published"})

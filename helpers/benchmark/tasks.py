@@ -255,6 +255,7 @@ def list_tasks() -> pd.DataFrame:
 
 
 def get_task(name: str) -> Task:
+    """The registered task called ``name`` (:func:`list_tasks` lists them)."""
     if name not in TASKS:
         raise InputError(
             f"Unknown task {name!r}. Tasks: {', '.join(TASKS)} (see list_tasks())."
