@@ -251,6 +251,14 @@ def simulate_screen(
     "cell line" that shares the perturbation programs with a different baseline; it measures
     control and a random ``second_line_overlap`` share of the singles (no doubles).
     Same arguments and seed -> identical data and truth.
+
+    Sizes: ``n_genes`` genes, ``n_single`` singles, ``n_double`` doubles,
+    ``cells_per_condition`` cells each; ``n_programs`` gene programs; ``effect_scale``:
+    the median strength of a single's effect; ``modality`` (``CRISPRa`` or
+    ``CRISPRi``); ``interaction_fraction``: share of the eligible (double, gene)
+    entries that get a planted interaction; ``library_size``: mean UMIs per cell;
+    ``theta``: size of the negative binomial (gamma-Poisson) draw; ``seed``: the
+    random seed.
     """
     if cells_per_condition < 1:
         raise InputError("cells_per_condition must be at least 1.")

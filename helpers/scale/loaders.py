@@ -147,6 +147,9 @@ def fetch_tahoe(
     ``k`` (same checks: format, hash recorded on first download). The folder holds links
     to the cached files, so :func:`load_tahoe` reads it like a local copy of the
     repository.
+
+    ``first``: the first shard's number; ``download``: fetch missing files (``False``:
+    raise instead); ``cache``: the cache folder.
     """
     registry = data_mod.load_registry()
     cache = data_mod.cache_dir(cache)

@@ -104,6 +104,10 @@ def write_synthetic_store(
     ``G00001`` ... Memory stays at one block of ``chunk_rows`` cells whatever
     ``n_cells`` is; the store is written under a temporary name and renamed when
     complete. Same arguments -> same bytes of X.
+
+    ``n_genes``, ``n_conditions`` (control included), ``nnz_per_cell`` (mean non-zeros
+    per cell), ``control_fraction`` (share of control cells); ``sort_by_condition``:
+    store cells condition by condition (else shuffled); ``seed``: the random seed.
     """
     path = Path(path)
     if n_conditions < 2:
