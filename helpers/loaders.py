@@ -17,6 +17,11 @@ row chunks.
 
 One reader per real source: :func:`read_perturbench` (the Norman subset), :func:`read_gears` (GEARS'
 Dataverse files) and :func:`read_scfoundation` (scFoundation's Norman file, the one the paper used).
+Each is registered under its layout name (:func:`register_layout`, one protocol:
+:class:`LayoutReader`); :func:`load_dataset` picks the reader by the registry entry's
+``layout``, so a new dataset in an existing layout needs its registry entry only. The
+atlas-scale layouts (``replogle_gwps``, ``tahoe_parquet``) register lazy readers in
+:mod:`helpers.scale.loaders`.
 Where the registry entry says ``go_filter = true`` the loader applies **GEARS' GO filter** as the
 paper did through GEARS (GEARS ``gears/pertdata.py``: ``PertData.load`` -> ``set_pert_genes`` and
 ``utils.filter_pert_in_go``): a condition is kept when each of its two ``+`` parts is ``ctrl`` or a
