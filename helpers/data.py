@@ -51,10 +51,14 @@ import tempfile
 import time
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import pandas as pd
+
+from .errors import BookError
 
 __all__ = [
     "DataError",
@@ -63,6 +67,7 @@ __all__ = [
     "default_cache_dir",
     "load_registry",
     "get_entry",
+    "checkout_entry",
     "fetch",
     "seed_cache",
     "cache_status",
@@ -98,13 +103,19 @@ MAGIC = {
 }
 
 
-class DataError(RuntimeError):
+class DataError(BookError, RuntimeError):
     """A dataset could not be provided: the message names the dataset, what went wrong and the fix."""
 
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """One dataset of the registry (see ``data/registry.toml`` for the meaning of each field)."""
+    """One dataset of the registry (``data/registry.toml`` says what each field means).
+
+    Besides where a file comes from and how it is checked, an entry holds the dataset's
+    facts that the rest of the book reads from here (the one record per dataset): its
+    ``label``, ``cell_line``, ``modality``, ``control_label``, ``transfer_source``, the
+    paper's id and counts, the benchmark task it gets and the sizes of its stand-ins.
+    """
 
     name: str
     url: str
@@ -123,6 +134,30 @@ class RegistryEntry:
     kind: str = "dataset"
     seed_names: tuple[str, ...] = field(default_factory=tuple)
     go_filter: bool = False
+    label: str = ""
+    short_label: str = ""
+    cell_line: str = ""
+    file_cell_type: str = ""
+    modality: str = ""
+    control_label: str = ""
+    condition_column: str = ""
+    transfer_source: str = ""
+    paper_id: str = ""
+    paper_n_singles: int | None = None
+    benchmark: str = ""
+    counts_layer: bool = False
+    standin_full: Mapping[str, int] | None = None
+    standin_small: Mapping[str, int] | None = None
+    standin_targets_in_var: float | None = None
+
+    @property
+    def display_label(self) -> str:
+        """``label``, else the registry name."""
+        return self.label or self.name
+
+    def standin(self, scale: str) -> Mapping[str, int] | None:
+        """The stand-in sizes of ``scale`` (``"full"`` or ``"small"``), or None."""
+        return {"full": self.standin_full, "small": self.standin_small}[scale]
 
     @property
     def names_to_seed(self) -> set[str]:
@@ -138,6 +173,13 @@ def _default_registry_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "registry.toml"
 
 
+def checkout_entry(name: str) -> RegistryEntry:
+    """The entry ``name`` of this checkout's ``data/registry.toml`` (not
+    ``$PERTURBBOOK_REGISTRY``): the facts of the real files that the stand-in writers
+    imitate."""
+    return get_entry(name, load_registry(_default_registry_path()))
+
+
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
     """Read the registry TOML (default: ``data/registry.toml`` of this checkout, or ``$PERTURBBOOK_REGISTRY``)."""
     path = Path(path or os.environ.get(REGISTRY_ENV) or _default_registry_path())
@@ -147,6 +189,20 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEn
             "checkout of the book (pip install -e .), which holds data/registry.toml; or point "
             f"${REGISTRY_ENV} at a registry file."
         )
+    stat = path.stat()
+    mirror = os.environ.get(MIRROR_ENV, "")
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, mirror)
+    if key not in _REGISTRY_CACHE:
+        _REGISTRY_CACHE.clear()
+        _REGISTRY_CACHE[key] = _read_registry(path)
+    return dict(_REGISTRY_CACHE[key])
+
+
+# the last registry read, keyed by (path, mtime, size, mirror): entries are frozen
+_REGISTRY_CACHE: dict[tuple, dict[str, RegistryEntry]] = {}
+
+
+def _read_registry(path: Path) -> dict[str, RegistryEntry]:
     with open(path, "rb") as fh:
         raw = tomllib.load(fh)
     entries = {}
@@ -158,13 +214,75 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEn
             raise DataError(
                 f"Registry entry {name!r} has format {spec['format']!r}; known formats: {sorted(MAGIC)}."
             )
-        spec = dict(spec)
+        spec = _checked_fields(name, dict(spec), path)
         spec["seed_names"] = tuple(spec.get("seed_names", ()))
         for key in ("url", "checksum_api"):
             if spec.get(key):
                 spec[key] = mirrored(spec[key])
         entries[name] = RegistryEntry(name=name, **spec)
+    for entry in entries.values():
+        if entry.transfer_source and entry.transfer_source not in entries:
+            raise DataError(
+                f"Registry entry {entry.name!r} in {path}: transfer_source "
+                f"{entry.transfer_source!r} is not a registry entry; name one of "
+                f"{', '.join(sorted(entries))}."
+            )
     return entries
+
+
+_FIELD_TYPES = {
+    "int": (int,),
+    "int | None": (int,),
+    "float | None": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "str | None": (str,),
+    "tuple[str, ...]": (list, tuple),
+    "Mapping[str, int] | None": (dict,),
+}
+_ALLOWED = {
+    "modality": ("CRISPRa", "CRISPRi", "drug"),
+    "benchmark": ("singles",),
+}
+_STANDIN_KEYS = {"n_cells", "n_genes", "n_singles", "n_doubles"}
+
+
+def _checked_fields(name: str, spec: dict, path: Path) -> dict:
+    """``spec`` with each field checked against :class:`RegistryEntry` (one line per
+    problem: the entry, the field and the fix)."""
+    import dataclasses
+
+    fields = dataclasses.fields(RegistryEntry)
+    types = {f.name: f.type for f in fields if f.name != "name"}
+    where = f"Registry entry {name!r} in {path}"
+    for key, value in spec.items():
+        if key not in types:
+            raise DataError(
+                f"{where} has the unknown field {key!r}; fix its spelling or use one "
+                "of "
+                f"{', '.join(sorted(types))}."
+            )
+        ok = _FIELD_TYPES[types[key]]
+        if not isinstance(value, ok) or (bool not in ok and isinstance(value, bool)):
+            raise DataError(
+                f"{where}: field {key!r} is {value!r}; write a {types[key]} value."
+            )
+        if key in _ALLOWED and value not in _ALLOWED[key]:
+            raise DataError(
+                f"{where}: field {key!r} is {value!r}; use one of "
+                f"{', '.join(_ALLOWED[key])}."
+            )
+        if key.startswith("standin_") and isinstance(value, dict):
+            bad = sorted(set(value) - _STANDIN_KEYS) or sorted(
+                {"n_cells", "n_genes", "n_singles"} - set(value)
+            )
+            if bad or not all(isinstance(v, int) for v in value.values()):
+                raise DataError(
+                    f"{where}: field {key!r} is {value!r}; give integer n_cells, "
+                    "n_genes, n_singles (and n_doubles for double screens)."
+                )
+            spec[key] = MappingProxyType(dict(value))
+    return spec
 
 
 def mirrored(url: str, mirror: str | None = None) -> str:
@@ -199,7 +317,8 @@ def record_use(name: str, **detail) -> None:
 
 
 def get_entry(name: str, registry: dict[str, RegistryEntry] | None = None) -> RegistryEntry:
-    """The registry entry called ``name``, with a helpful error for unknown names."""
+    """The registry entry called ``name`` (from ``registry``, default: the registry
+    file), with a helpful error for unknown names."""
     registry = registry if registry is not None else load_registry()
     if name not in registry:
         raise DataError(

@@ -17,6 +17,11 @@ row chunks.
 
 One reader per real source: :func:`read_perturbench` (the Norman subset), :func:`read_gears` (GEARS'
 Dataverse files) and :func:`read_scfoundation` (scFoundation's Norman file, the one the paper used).
+Each is registered under its layout name (:func:`register_layout`, one protocol:
+:class:`LayoutReader`); :func:`load_dataset` picks the reader by the registry entry's
+``layout``, so a new dataset in an existing layout needs its registry entry only. The
+atlas-scale layouts (``replogle_gwps``, ``tahoe_parquet``) register lazy readers in
+:mod:`helpers.scale.loaders`.
 Where the registry entry says ``go_filter = true`` the loader applies **GEARS' GO filter** as the
 paper did through GEARS (GEARS ``gears/pertdata.py``: ``PertData.load`` -> ``set_pert_genes`` and
 ``utils.filter_pert_in_go``): a condition is kept when each of its two ``+`` parts is ``ctrl`` or a
@@ -37,7 +42,9 @@ from __future__ import annotations
 
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import anndata as ad
 import numpy as np
@@ -45,7 +52,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import data as data_mod
-from .conditions import CONTROL, condition_genes  # the grammar lives in helpers.conditions; re-exported here
+from .conditions import (  # the grammar lives in helpers.conditions; re-exported here
+    CONTROL,
+    condition_genes,
+)
+from .errors import BookError
 
 __all__ = [
     "CONTROL",
@@ -60,6 +71,11 @@ __all__ = [
     "go_filter_keep",
     "read_canonical",
     "load_dataset",
+    "Layout",
+    "LayoutReader",
+    "LAYOUTS",
+    "register_layout",
+    "get_layout",
     "condition_table",
     "SparseRowWriter",
 ]
@@ -91,7 +107,7 @@ class SparseRowWriter:
 _CONTROL_ALIASES = {"ctrl", "control", "non-targeting", "non_targeting", "nt", "negctrl"}
 
 
-class LoaderError(ValueError):
+class LoaderError(BookError, ValueError):
     """A file or AnnData does not have the layout the loader expects (message says what and how to fix)."""
 
 
@@ -417,7 +433,88 @@ def read_canonical(path: str | os.PathLike, *, backed: str | None = None) -> ad.
     return adata
 
 
-_READERS = {"perturbench": read_perturbench, "gears": read_gears, "scfoundation": read_scfoundation}
+class LayoutReader(Protocol):
+    """What every layout reader is: ``reader(path, entry, **options)``.
+
+    ``path``: the verified local file (:func:`helpers.data.fetch`); ``entry``: its
+    :class:`helpers.data.RegistryEntry`; ``options``: ``backed``, ``cache``,
+    ``download`` (and ``chunk_rows`` for lazy readers); a reader ignores the options
+    it does not use.
+    Returns the canonical AnnData (``lazy=False``) or a lazy screen of
+    :mod:`helpers.scale` (``lazy=True``).
+    """
+
+    def __call__(self, path: Path, entry: data_mod.RegistryEntry, /, **options): ...
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A registered layout: its name (the registry's ``layout`` field), its reader, and
+    whether the reader is lazy (atlas-scale sources, :mod:`helpers.scale.loaders`)."""
+
+    name: str
+    reader: LayoutReader
+    lazy: bool = False
+
+
+#: layout name -> :class:`Layout`; filled by :func:`register_layout`.
+LAYOUTS: dict[str, Layout] = {}
+# modules that register further layouts (imported on demand: they need Dask)
+_LAYOUT_MODULES = (".scale.loaders",)
+
+
+def register_layout(name: str, *, lazy: bool = False):
+    """Decorator: register ``reader`` (a :class:`LayoutReader`) for the layout ``name``.
+
+    ``name``: the value of the registry's ``layout`` field; ``lazy``: the reader returns
+    a lazy screen instead of an AnnData. A registry entry with that layout is then read
+    by it without any other change.
+    """
+
+    def decorate(reader: LayoutReader) -> LayoutReader:
+        LAYOUTS[name] = Layout(name, reader, lazy)
+        return reader
+
+    return decorate
+
+
+def get_layout(name: str | None) -> Layout:
+    """The registered :class:`Layout` called ``name``; an unknown one is an error naming
+    the known layouts."""
+    if name not in LAYOUTS:
+        import importlib
+
+        for module in _LAYOUT_MODULES:
+            importlib.import_module(module, __package__)
+    if name not in LAYOUTS:
+        raise LoaderError(
+            f"Unknown layout {name!r}: give the registry entry one of the known "
+            f"layouts ({', '.join(sorted(LAYOUTS))}) or register a reader with "
+            "@register_layout."
+        )
+    return LAYOUTS[name]
+
+
+@register_layout("perturbench")
+def _perturbench_layout(path: Path, entry: data_mod.RegistryEntry, /, **options):
+    # the perturbench subset is small and always read into memory
+    return read_perturbench(path, dataset=entry.name, normalisation=entry.normalisation)
+
+
+def _gears_like_layout(read):
+    def reader(path: Path, entry: data_mod.RegistryEntry, /, *, backed=None,
+               cache=None, download=True, **options):
+        go_genes = None
+        if entry.go_filter:
+            go_genes = gears_go_genes(cache=cache, download=download)
+        return read(path, dataset=entry.name, normalisation=entry.normalisation,
+                    backed=backed, go_genes=go_genes)
+
+    return reader
+
+
+register_layout("gears")(_gears_like_layout(read_gears))
+register_layout("scfoundation")(_gears_like_layout(read_scfoundation))
 
 
 def load_dataset(
@@ -429,28 +526,37 @@ def load_dataset(
 ) -> ad.AnnData:
     """Fetch a registered dataset (see :mod:`helpers.data`) and return it as canonical AnnData.
 
-    ``backed="r"`` keeps ``X`` on disk (use it for the full Norman, Replogle files on small
-    machines). ``download=False`` raises instead of downloading. Entries with ``go_filter = true``
-    (the paper's GEARS and scFoundation files) get GEARS' GO filter (module docstring), which needs
-    the registry files ``gears_go_genes`` and ``gears_gene2go``.
+    ``name``: the registry name; ``backed``: ``"r"`` keeps ``X`` on disk (use it for
+    the full Norman, Replogle files on small machines); ``download``: ``False`` raises
+    instead of downloading; ``cache``: the cache folder (default:
+    :func:`helpers.data.cache_dir`).
+    The entry's ``layout`` picks the reader (:data:`LAYOUTS`). Entries with
+    ``go_filter = true`` (the paper's GEARS and scFoundation files) get GEARS' GO filter
+    (module docstring), which needs the registry files ``gears_go_genes`` and
+    ``gears_gene2go``.
     """
     entry = data_mod.get_entry(name)
-    if entry.layout not in _READERS:
+    try:
+        layout = get_layout(entry.layout)
+    except LoaderError as err:
         raise LoaderError(
-            f"Registry entry {name!r} is not a dataset with a known layout (layout={entry.layout!r}); "
-            f"loadable datasets have layout in {sorted(_READERS)}."
+            f"Registry entry {name!r} is not a dataset with a known layout: {err}"
+        ) from None
+    if layout.lazy:
+        raise LoaderError(
+            f"Registry entry {name!r} is not a dataset with a known layout for memory "
+            f"(layout={entry.layout!r} is read lazily): use "
+            f"helpers.scale.loaders.load_screen({name!r})."
         )
     path = data_mod.fetch(name, download=download, cache=cache)
-    kwargs = {"dataset": name, "normalisation": entry.normalisation}
-    if entry.layout in ("gears", "scfoundation"):
-        kwargs["backed"] = backed  # the perturbench subset is small and always read into memory
-        if entry.go_filter:
-            kwargs["go_genes"] = gears_go_genes(cache=cache, download=download)
-    return _READERS[entry.layout](Path(path), **kwargs)
+    return layout.reader(
+        Path(path), entry, backed=backed, cache=cache, download=download
+    )
 
 
 def condition_table(adata: ad.AnnData) -> pd.DataFrame:
-    """One row per condition: condition, kind (control / single / double), targets, number of cells."""
+    """One row per condition of ``adata`` (canonical): condition, kind (control /
+    single / double), targets, number of cells."""
     if "condition" not in adata.obs:
         raise LoaderError("obs has no 'condition'; load the data with load_dataset() first.")
     counts = adata.obs["condition"].value_counts(sort=False)
@@ -504,7 +610,7 @@ def _wrap_path(text: str, width: int) -> list[str]:
 
 
 def provenance_text(adata: ad.AnnData, width: int = 88) -> str:
-    """``adata.uns["perturbbook"]`` as ``key  value`` lines of at most ``width``
+    """``adata``'s ``uns["perturbbook"]`` as ``key  value`` lines of at most ``width``
     characters (nested records as ``go_filter.rule``; lists comma-separated).
 
     Paths (``source_file``, the GO filter's ``filtered_file``) are shown relative to the

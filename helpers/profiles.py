@@ -10,6 +10,9 @@ be provided is an error.
 
 from __future__ import annotations
 
+from .data import load_registry
+from .errors import InputError
+
 __all__ = [
     "PROFILES",
     "NO_PAPER_PROFILE",
@@ -34,8 +37,9 @@ PROFILES = {
             "and GEARS' GO gene lists from Dataverse), with GEARS' GO filter applied as in the paper"
         ),
         # what the paper profile downloads (registry names); the loaders need the GO lists for the filter
-        "downloads": ["norman2019", "adamson", "replogle_k562_essential", "replogle_rpe1_essential",
-                      "gears_go_genes", "gears_gene2go"],
+        # (the registry's datasets with a paper_id, then GEARS' GO lists)
+        "downloads": [name for name, e in load_registry().items() if e.paper_id]
+        + ["gears_go_genes", "gears_gene2go"],
     },
 }
 
@@ -61,26 +65,31 @@ PAPER_CHECKPOINT_PARAMETERS = {
     "05_embeddings": ("scgpt_checkpoint", True),
 }
 
-_LABELS = {
-    "norman2019_subset": "Norman 2019 subset (real K562 CRISPRa cells, 34 conditions)",
-    "norman2019": "Norman 2019 (real, scFoundation-processed file used by the paper; GEARS GO filter)",
-    "norman2019_gears": "Norman 2019 (real, GEARS processing)",
-    "adamson": "Adamson 2016 (real)",
-    "replogle_k562_essential": "Replogle 2022 K562 essential (real)",
-    "replogle_rpe1_essential": "Replogle 2022 RPE1 essential (real)",
-    "replogle_k562_gwps": "Replogle 2022 K562 genome-wide (real, raw single-cell file, ~2.0 M cells)",
-}
+
+def _labels() -> dict[str, str]:
+    """Registry name -> label, for every registry entry that has one
+    (``data/registry.toml``)."""
+    return {name: e.label for name, e in load_registry().items() if e.label}
+
+
+#: registry name -> label (a view of the registry's ``label`` fields, read at import)
+_LABELS = _labels()
 
 
 def check_profile(profile: str, supported=None) -> dict:
     """The settings of ``profile``; a clear error for anything but ``quick`` or ``paper``, and for a
     profile the chapter does not have (``supported``: the profiles it has; default: all)."""
     if profile not in PROFILES:
-        raise ValueError(f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it in the parameters cell).")
+        raise InputError(
+            f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it "
+            "in the parameters cell)."
+        )
     if supported is not None and profile not in supported:
-        raise ValueError(f"This chapter has no {profile!r} profile: it runs with profile = "
-                         f"{' or '.join(repr(p) for p in supported)} only (set it in the parameters cell); "
-                         "the README's chapter table says which data each chapter uses.")
+        raise InputError(
+            f"This chapter has no {profile!r} profile: it runs with profile = "
+            f"{' or '.join(repr(p) for p in supported)} only (set it in the parameters "
+            "cell); the README's chapter table says which data each chapter uses."
+        )
     return PROFILES[profile]
 
 
@@ -90,7 +99,8 @@ def norman_dataset(profile: str) -> str:
 
 
 def dataset_label(name: str) -> str:
-    """Human-readable label of a dataset for figure titles and tables (synthetic data say so)."""
+    """Human-readable label of the dataset ``name`` for figure titles and tables (the
+    registry's ``label``; synthetic data say so)."""
     if name.startswith("simulated"):
         return f"SYNTHETIC: {name} (book simulator, not real data)"
-    return _LABELS.get(name, name)
+    return _labels().get(name, name)

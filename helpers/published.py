@@ -12,6 +12,7 @@ from functools import lru_cache
 import pandas as pd
 
 from . import data
+from .errors import InputError
 from .splits import Split, gears_simulation_split, split_from_assignment
 
 __all__ = [
@@ -36,16 +37,25 @@ _METHOD_CODES = {
     "lpm_rpe1PertEmb": "linear_P_rpe1",
 }
 
-# single-perturbation datasets of the paper (Fig. 2) -> number of single perturbations GEARS had after its GO
-# filter (method_spec.md section 1.1); the paper's splits are GEARS' "simulation" split with seeds 1 and 2
-PAPER_SINGLE_DATASETS = {"adamson": 81, "replogle_k562_essential": 1087, "replogle_rpe1_essential": 1534}
+# single-perturbation datasets of the paper (Fig. 2) -> number of single perturbations
+# GEARS had after its GO filter (method_spec.md section 1.1); the paper's splits are
+# GEARS' "simulation" split with seeds 1 and 2. A view of the registry
+# (data/registry.toml: paper_n_singles).
+PAPER_SINGLE_DATASETS = {
+    name: e.paper_n_singles
+    for name, e in data.load_registry().items()
+    if e.paper_n_singles is not None
+}
 PAPER_SINGLE_SEEDS = (1, 2)
 
 # the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation dataset
+# (a view of the registry's transfer_source), grouped by source screen (the order in
+# which single_metrics appends the transfer rows: adamson, RPE1, then K562)
 TRANSFER_SOURCE = {
-    "adamson": "replogle_k562_essential",
-    "replogle_rpe1_essential": "replogle_k562_essential",
-    "replogle_k562_essential": "replogle_rpe1_essential",
+    name: source
+    for source, name in sorted(
+        (data.get_entry(name).transfer_source, name) for name in PAPER_SINGLE_DATASETS
+    )
 }
 
 METHOD_LABELS = {
@@ -72,7 +82,8 @@ METHOD_LABELS = {
 
 
 def method_label(method: str) -> str:
-    """Display name of a method (the paper's star marks models used with a linear decoder)."""
+    """Display name of ``method`` (the paper's star marks models used with a linear
+    decoder)."""
     return METHOD_LABELS.get(method, method)
 
 
@@ -86,6 +97,8 @@ def double_metrics(*, download: bool = True) -> pd.DataFrame:
     """Per-perturbation metrics of every method on the Norman doubles (Fig. 1a; 5 seeds x 62 doubles).
 
     Columns: dataset, method, seed, split, condition, l2, pearson_delta, r, source ("published").
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead).
     """
     raw = _sheet("paper_perturbation_prediction", "Panel A", download)
     table = pd.DataFrame({
@@ -107,16 +120,21 @@ def paper_double_split(seed: int, conditions, *, download: bool = True) -> Split
 
     The held-out doubles (test / val) are those of the published per-perturbation results; every
     other condition of ``conditions`` (all singles, ``ctrl`` and the remaining doubles) is train.
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead).
     """
     published = double_metrics(download=download)
     rows = published[published["seed"] == seed].drop_duplicates("condition")
     if rows.empty:
-        raise ValueError(f"The paper used seeds 1-5; no published split for seed {seed}.")
+        raise InputError(
+            f"The paper used seeds 1-5; no published split for seed {seed}: use one of "
+            "them."
+        )
     held = dict(zip(rows["condition"], rows["split"]))
     conditions = [str(c) for c in conditions]
     absent = sorted(set(held) - set(conditions))
     if absent:
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} of the paper's held-out doubles for seed {seed} are not in the data (e.g. {absent[:5]}); "
             "paper_double_split needs the full Norman 2019 data (registry: norman2019)."
         )
@@ -131,7 +149,9 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
     ``panel="C"`` includes the linear-model variants; ``"A"`` the methods of Fig. 2a. Conditions are
     in the book's canonical form (``"GENE"``, not ``"GENE+ctrl"``). The transfer variant of each
     dataset (P from the other Replogle screen, see :data:`TRANSFER_SOURCE`) is added as
-    ``linear_P_other_screen``. Columns as :func:`double_metrics`.
+    ``linear_P_other_screen``. Columns as :func:`double_metrics`. ``held_out_only``:
+    keep the test / val rows only. ``download``: fetch the spreadsheet if it is not
+    cached (``False``: raise instead).
     """
     from .loaders import normalize_condition
 
@@ -159,9 +179,10 @@ def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bo
 
 
 # the paper's dataset ids (suppl-dataset_overview.xlsx) -> the book's registry names
-_PAPER_DATASET_IDS = {"norman_from_scfoundation": PAPER_DOUBLE_DATASET, "adamson": "adamson",
-                      "replogle_k562_essential": "replogle_k562_essential",
-                      "replogle_rpe1_essential": "replogle_rpe1_essential"}
+# (a view of the registry's paper_id)
+_PAPER_DATASET_IDS = {
+    e.paper_id: name for name, e in data.load_registry().items() if e.paper_id
+}
 
 
 def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
@@ -175,7 +196,7 @@ def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
 
     ids = {book: paper for paper, book in _PAPER_DATASET_IDS.items()}
     if dataset not in ids:
-        raise ValueError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
+        raise InputError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
     raw = _sheet("paper_suppl_dataset_overview", "Panel B", download)
     return [normalize_condition(p) for p in raw.loc[raw["dataset"] == ids[dataset], "pert"]]
 
@@ -191,10 +212,15 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
     from .loaders import normalize_condition
 
     if dataset not in PAPER_SINGLE_DATASETS:
-        raise ValueError(f"The paper's single-perturbation datasets are {sorted(PAPER_SINGLE_DATASETS)}; "
-                         f"got {dataset!r}.")
+        raise InputError(
+            "The paper's single-perturbation datasets are "
+            f"{sorted(PAPER_SINGLE_DATASETS)}; got {dataset!r}."
+        )
     if seed not in PAPER_SINGLE_SEEDS:
-        raise ValueError(f"The paper used seeds {PAPER_SINGLE_SEEDS} for single perturbations; got {seed}.")
+        raise InputError(
+            f"The paper used seeds {PAPER_SINGLE_SEEDS} for single perturbations; "
+            f"got {seed}."
+        )
     labels: dict[str, str] = {}
     for panel in ("A", "C"):
         raw = _sheet("paper_single_perturbation_prediction", f"Panel {panel}", download)
@@ -203,12 +229,17 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
             if pert == "ctrl":
                 continue
             if labels.setdefault(pert, subset) != subset:
-                raise ValueError(f"The published tables give {pert!r} two labels ({labels[pert]}, {subset}).")
+                raise InputError(
+                    f"The published tables give {pert!r} two labels "
+                    f"({labels[pert]}, {subset})."
+                )
     return labels
 
 
 def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = True) -> Split:
-    """The paper's exact partition of a single-perturbation dataset (Adamson, Replogle K562 / RPE1).
+    """The paper's exact partition of the single-perturbation ``dataset`` (Adamson,
+    Replogle K562 / RPE1) for ``seed`` (1 or 2); ``download``: fetch the spreadsheet
+    if it is not cached (``False``: raise instead).
 
     The paper used GEARS' ``simulation`` split (:func:`helpers.splits.gears_simulation_split`) on
     the data after GEARS' GO filter, seeds 1 and 2. This function runs that split on
@@ -228,7 +259,7 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
     present = set(conditions)
     absent = sorted(c for c, s in labels.items() if s != "train" and c not in present)
     if absent:
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} of the paper's held-out perturbations of {dataset} (seed {seed}) are not in the data "
             f"(e.g. {absent[:5]}); paper_single_split needs the GEARS-distributed {dataset} data after "
             "GEARS' GO filter (registry entry of the same name)."
@@ -248,7 +279,9 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
 
 
 def double_interaction_curves(*, download: bool = True) -> pd.DataFrame:
-    """TPR vs false-discovery proportion of each method's predicted interactions (Fig. 1c; averaged over seeds)."""
+    """TPR vs false-discovery proportion of each method's predicted interactions
+    (Fig. 1c; averaged over seeds). ``download``: fetch the spreadsheet if it is not
+    cached (``False``: raise instead)."""
     raw = _sheet("paper_perturbation_prediction", "Panel C", download)
     table = raw.assign(method=raw["method"].map(lambda m: _METHOD_CODES.get(m, m)))
     return table.assign(source="published")
@@ -259,6 +292,8 @@ def double_top_interactions(*, download: bool = True) -> pd.DataFrame:
 
     Columns: condition, gene, ctrl, AB (observed), additive, value (prediction), deviation (observed minus
     additive), pred_minus_add, method, seed, observed_class (the paper's label, lower case), source.
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead).
     """
     raw = _sheet("paper_perturbation_prediction", "Panel F", download)
     return pd.DataFrame({
@@ -270,6 +305,9 @@ def double_top_interactions(*, download: bool = True) -> pd.DataFrame:
 
 
 def observed_class_shares(*, download: bool = True) -> pd.DataFrame:
-    """Observed (double, gene) class counts and shares on the full Norman data (Fig. 1e)."""
+    """Observed (double, gene) class counts and shares on the full Norman data
+    (Fig. 1e).
+    ``download``: fetch the spreadsheet if it is not cached
+    (``False``: raise instead)."""
     raw = _sheet("paper_perturbation_prediction", "Panel E", download)
     return pd.DataFrame({"observed_class": raw["label"].str.lower(), "n": raw["n"], "share": raw["frac"], "source": "published"})

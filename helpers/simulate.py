@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .errors import InputError
 from .loaders import CONTROL, SparseRowWriter, canonicalize
 
 __all__ = ["SimulationTruth", "SimulatedScreen", "simulate_screen", "write_norman_scale_h5ad"]
@@ -98,14 +99,22 @@ class _Model:
         second_line_overlap: float,
     ):
         if modality not in {"CRISPRa", "CRISPRi"}:
-            raise ValueError(f"modality must be 'CRISPRa' or 'CRISPRi', got {modality!r}.")
+            raise InputError(
+                f"modality must be 'CRISPRa' or 'CRISPRi', got {modality!r}."
+            )
         if n_single > n_genes:
-            raise ValueError(f"Cannot perturb {n_single} genes out of {n_genes}: n_single must be <= n_genes.")
+            raise InputError(
+                f"Cannot perturb {n_single} genes out of {n_genes}: n_single must be "
+                "<= n_genes."
+            )
         max_pairs = n_single * (n_single - 1) // 2
         if n_double > max_pairs:
-            raise ValueError(f"{n_double} doubles requested but only {max_pairs} pairs of {n_single} singles exist.")
+            raise InputError(
+                f"{n_double} doubles requested but only {max_pairs} pairs of "
+                f"{n_single} singles exist: ask for at most {max_pairs}."
+            )
         if not 0 <= interaction_fraction <= 1:
-            raise ValueError("interaction_fraction must lie in [0, 1].")
+            raise InputError("interaction_fraction must lie in [0, 1].")
         self.genes = _gene_names(n_genes)
         G = n_genes
         # baselines: log-abundance with a long right tail (a few genes dominate, as in real data)
@@ -242,11 +251,19 @@ def simulate_screen(
     "cell line" that shares the perturbation programs with a different baseline; it measures
     control and a random ``second_line_overlap`` share of the singles (no doubles).
     Same arguments and seed -> identical data and truth.
+
+    Sizes: ``n_genes`` genes, ``n_single`` singles, ``n_double`` doubles,
+    ``cells_per_condition`` cells each; ``n_programs`` gene programs; ``effect_scale``:
+    the median strength of a single's effect; ``modality`` (``CRISPRa`` or
+    ``CRISPRi``); ``interaction_fraction``: share of the eligible (double, gene)
+    entries that get a planted interaction; ``library_size``: mean UMIs per cell;
+    ``theta``: size of the negative binomial (gamma-Poisson) draw; ``seed``: the
+    random seed.
     """
     if cells_per_condition < 1:
-        raise ValueError("cells_per_condition must be at least 1.")
+        raise InputError("cells_per_condition must be at least 1.")
     if len(set(cell_lines)) != len(cell_lines) or not cell_lines:
-        raise ValueError("cell_lines must be one or more distinct names.")
+        raise InputError("cell_lines must be one or more distinct names.")
     params = dict(locals())
     from .data import (
         record_use,

@@ -88,6 +88,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from . import data
+from .errors import InputError
+
 __all__ = [
     "SCFOUNDATION_MEMBER",
     "GEARS_MEMBERS",
@@ -109,13 +112,13 @@ __all__ = [
 ]
 
 #: [S1] member of the figshare zip that the paper reads.
-SCFOUNDATION_MEMBER = "scFoundation/GEARS/data/gse133344_k562gi_oe_pert227_84986_19264_withtotalcount.h5ad"
-#: registry name -> GEARS' dataset name (the folder inside its zip) [S3]
+SCFOUNDATION_MEMBER = data.checkout_entry("norman2019").member  # registry: member
+#: registry name -> GEARS' dataset name (the folder inside its zip) [S3]: a view of the
+#: registry's ``member`` of every ``layout = "gears"`` entry.
 GEARS_NAMES = {
-    "norman2019_gears": "norman",
-    "adamson": "adamson",
-    "replogle_k562_essential": "replogle_k562_essential",
-    "replogle_rpe1_essential": "replogle_rpe1_essential",
+    name: e.member.split("/", 1)[0]
+    for name, e in data.load_registry().items()
+    if e.layout == "gears" and e.member
 }
 #: [S3] member of each GEARS zip that GEARS reads.
 GEARS_MEMBERS = {reg: f"{name}/perturb_processed.h5ad" for reg, name in GEARS_NAMES.items()}
@@ -123,33 +126,34 @@ GEARS_MEMBERS = {reg: f"{name}/perturb_processed.h5ad" for reg, name in GEARS_NA
 NOT_IN_GO = ("IER5L",)
 STANDIN_NOTE = "SYNTHETIC STAND-IN written by helpers.standins: real layout, random values"
 
-# cell type per source: [S5] dummy A549 in GEARS Norman; the others are not verified offline.
-_CELL_TYPE = {"norman2019": "K562", "norman2019_gears": "A549", "adamson": "K562",
-              "replogle_k562_essential": "K562", "replogle_rpe1_essential": "rpe1"}
-_MODALITY = {"norman2019": "CRISPRa", "norman2019_gears": "CRISPRa", "adamson": "CRISPRi",
-             "replogle_k562_essential": "CRISPRi", "replogle_rpe1_essential": "CRISPRi"}
+# cell type (obs['cell_type'] of the real file: [S5] dummy A549 in GEARS Norman; the
+# others are not verified offline), modality, sizes and the share of targets among the
+# genes: the registry's file_cell_type, modality, standin_full / standin_small,
+# standin_targets_in_var.
 
-#: Sizes per dataset and scale. ``full`` = the real files' sizes ([S5], [S6]); ``small`` = tests.
-#: n_singles / n_doubles count conditions *before* GEARS' GO filter.
-SCALES = {
-    "full": {
-        "norman2019": dict(n_cells=84_986, n_genes=19_264, n_singles=101, n_doubles=125),
-        "norman2019_gears": dict(n_cells=91_205, n_genes=5_045, n_singles=101, n_doubles=125),
-        "adamson": dict(n_cells=65_899, n_genes=5_060, n_singles=82),
-        "replogle_k562_essential": dict(n_cells=162_264, n_genes=5_000, n_singles=1_088),
-        "replogle_rpe1_essential": dict(n_cells=161_423, n_genes=5_000, n_singles=1_535),
-    },
-    "small": {
-        "norman2019": dict(n_cells=2_400, n_genes=600, n_singles=101, n_doubles=125),
-        "norman2019_gears": dict(n_cells=2_400, n_genes=400, n_singles=101, n_doubles=125),
-        # small, but with every single perturbation the paper published (51 / 360 / 504 names) + 1 NOGO
-        "adamson": dict(n_cells=1_000, n_genes=300, n_singles=82),
-        "replogle_k562_essential": dict(n_cells=2_000, n_genes=400, n_singles=361),
-        "replogle_rpe1_essential": dict(n_cells=2_600, n_genes=400, n_singles=505),
-    },
-}
-# share of targets that are among the measured genes (see module docstring: not verified offline)
-_TARGETS_IN_VAR = {"replogle_k562_essential": 0.37, "replogle_rpe1_essential": 0.41}
+
+def _entry(dataset: str):
+    return data.get_entry(dataset)
+
+
+def _scales() -> dict[str, dict[str, dict]]:
+    """``{scale: {registry name: sizes}}`` of every entry with stand-in sizes."""
+    registry = data.load_registry()
+    return {
+        scale: {
+            name: dict(e.standin(scale))
+            for name, e in registry.items()
+            if e.standin(scale) is not None
+        }
+        for scale in ("full", "small")
+    }
+
+
+#: Sizes per dataset and scale. ``full`` = the real files' sizes ([S5], [S6]);
+#: ``small`` = tests. n_singles / n_doubles count conditions *before* GEARS' GO filter.
+#: A view of the registry (``standin_full`` / ``standin_small``; the small sizes hold
+#: every single perturbation the paper published, 51 / 360 / 504 names, + 1 outside GO).
+SCALES = _scales()
 # [S6] Norman and Adamson keep the perturbed genes next to the 5,000 HVGs; Replogle does not.
 
 
@@ -270,7 +274,10 @@ def _cell_codes(rng, n_cells: int, n_conditions: int, ctrl_fraction: float) -> n
     n_ctrl = max(2, int(round(n_cells * ctrl_fraction)))
     rest = n_cells - n_ctrl
     if rest < 2 * (n_conditions - 1):
-        raise ValueError(f"{n_cells} cells are too few for {n_conditions} conditions (need >= 2 per condition).")
+        raise InputError(
+            f"{n_cells} cells are too few for {n_conditions} conditions (need >= 2 per "
+            "condition): give more cells or fewer conditions."
+        )
     codes = np.concatenate([np.zeros(n_ctrl, dtype=np.int64),
                             np.repeat(np.arange(1, n_conditions), 2),
                             rng.integers(1, n_conditions, rest - 2 * (n_conditions - 1))])
@@ -297,7 +304,10 @@ def _gene_symbols(targets_in_var: list[str], n_genes: int, exclude=()) -> list[s
     """``targets_in_var``, then known real symbols that are not targets (``exclude``), then ``SYNG...``."""
     fill = n_genes - len(targets_in_var)
     if fill < 0:
-        raise ValueError(f"n_genes={n_genes} is smaller than the {len(targets_in_var)} targets kept in var.")
+        raise InputError(
+            f"n_genes={n_genes} is smaller than the {len(targets_in_var)} targets kept "
+            "in var: give more genes."
+        )
     known = [g for g in _KNOWN_GENES if g not in set(targets_in_var) | set(exclude)][:fill]
     return [*targets_in_var, *known, *[f"SYNG{i:05d}" for i in range(fill - len(known))]]
 
@@ -385,7 +395,7 @@ def write_scfoundation_norman_zip(
     model = _Expression(rng, genes, conditions, "CRISPRa")
     obs = pd.DataFrame(
         {"condition": pd.Categorical(np.asarray(conditions, dtype=object)[codes], categories=conditions),
-         "cell_type": pd.Categorical([_CELL_TYPE["norman2019"]] * n_cells)},
+         "cell_type": pd.Categorical([_entry("norman2019").file_cell_type] * n_cells)},
         index=pd.Index([f"cell{i:06d}-1" for i in range(n_cells)]),
     )
     obs["total_count"] = np.zeros(n_cells, dtype=np.float32)
@@ -451,14 +461,17 @@ def write_gears_h5ad(
     path = Path(path)
     rng = np.random.default_rng(seed)
     targets = _targets(conditions)
-    share = targets_in_var if targets_in_var is not None else _TARGETS_IN_VAR.get(dataset, 1.0)
+    entry = _entry(dataset)
+    default_share = entry.standin_targets_in_var
+    share = targets_in_var if targets_in_var is not None else (
+        1.0 if default_share is None else default_share)
     kept = sorted(rng.choice(targets, int(round(share * len(targets))), replace=False)) if share < 1 else targets
     symbols = _gene_symbols(list(kept), n_genes, exclude=targets)
     symbols = list(np.asarray(symbols)[rng.permutation(len(symbols))])  # targets anywhere in var
     var_ids = np.asarray(_ensembl_ids(n_genes), dtype=object)
     codes = _cell_codes(rng, n_cells, len(conditions), ctrl_fraction)
-    model = _Expression(rng, symbols, conditions, _MODALITY[dataset])
-    cell_type = _CELL_TYPE[dataset]
+    model = _Expression(rng, symbols, conditions, entry.modality)
+    cell_type = entry.file_cell_type
     labels = np.asarray(conditions, dtype=object)[codes]
     dose = {c: "1+1" if len(c.split("+")) == 2 else "1" for c in conditions}  # [S4]
     obs = pd.DataFrame(
@@ -477,7 +490,7 @@ def write_gears_h5ad(
     try:
         # normalize_total's default target is the median total count; a fixed 1e4 stands in for it
         _write_h5ad(tmp, obs, var, uns, rng, model, codes, chunk_rows=chunk_rows,
-                    target_sum=1e4, counts_layer=(dataset == "norman2019_gears"))
+                    target_sum=1e4, counts_layer=entry.counts_layer)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -491,13 +504,18 @@ def write_gears_zip(path: str | os.PathLike, dataset: str, *, compresslevel: int
     ``replogle_rpe1_essential``); the other keyword arguments (``n_cells``, ``n_genes``, ``conditions``,
     ``seed``, ...) as :func:`write_gears_h5ad`.
     """
-    if dataset not in GEARS_MEMBERS:
-        raise ValueError(f"Unknown GEARS dataset {dataset!r}; one of {sorted(GEARS_MEMBERS)}.")
+    registry = data.load_registry()
+    gears = {n: e.member for n, e in registry.items() if e.layout == "gears"}
+    if dataset not in gears:
+        raise InputError(
+            f"Unknown GEARS dataset {dataset!r}; one of {sorted(gears)} (registry "
+            'entries with layout = "gears").'
+        )
     path = Path(path)
     member_file = path.with_name(path.name + ".member.h5ad")
     try:
         write_gears_h5ad(member_file, dataset, **kwargs)
-        _zip_member(path, member_file, GEARS_MEMBERS[dataset], compresslevel=compresslevel)
+        _zip_member(path, member_file, gears[dataset], compresslevel=compresslevel)
     finally:
         member_file.unlink(missing_ok=True)
     return path
@@ -526,28 +544,39 @@ def write_standins(
     folder: str | os.PathLike,
     *,
     scale: str = "small",
-    datasets=("norman2019", "norman2019_gears", "adamson", "replogle_k562_essential", "replogle_rpe1_essential"),
+    datasets=None,
     seed: int = 0,
     overrides: dict[str, dict] | None = None,
     go_exclude=NOT_IN_GO,
 ) -> dict[str, Path]:
     """Write stand-ins of ``datasets`` and GEARS' two gene pickles under their registry file names.
 
+    ``folder``: where to write; ``datasets``: registry names (default: every entry with
+    stand-in sizes, in registry order); ``seed``: of the random values (dataset ``k``
+    uses ``seed + k``); ``go_exclude``: targets left out of the GO gene list.
     ``scale``: ``"small"`` or ``"full"`` (:data:`SCALES`); ``overrides``: per dataset, keyword
     arguments that replace the scale's (e.g. ``{"norman2019": {"n_cells": 5000}}``). The GO gene list
     covers every target except ``go_exclude`` (default: IER5L, [S5]) and the ``NOGO*`` names.
     Returns ``{registry name: path}``; ``python -m helpers.data seed <folder>`` recognises them.
     """
-    from . import data
-
-    if scale not in SCALES:
-        raise ValueError(f"Unknown scale {scale!r}; one of {sorted(SCALES)}.")
+    scales = _scales()
+    if scale not in scales:
+        raise InputError(f"Unknown scale {scale!r}; one of {sorted(scales)}.")
+    if datasets is None:
+        datasets = tuple(scales[scale])
+    unknown = [name for name in datasets if name not in scales[scale]]
+    if unknown:
+        raise InputError(
+            f"No stand-in sizes for {unknown} in the registry; give each entry "
+            f"standin_{scale} in data/registry.toml, or pick from "
+            f"{sorted(scales[scale])}."
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     all_conditions: list[str] = []
     for k, name in enumerate(datasets):
-        spec = dict(SCALES[scale][name], **(overrides or {}).get(name, {}))
+        spec = dict(scales[scale][name], **(overrides or {}).get(name, {}))
         entry = data.get_entry(name)
         target = folder / entry.filename
         n_singles, n_doubles = spec.pop("n_singles", None), spec.pop("n_doubles", None)
@@ -556,14 +585,27 @@ def write_standins(
             conditions = (norman_conditions(n_singles, n_doubles) if n_doubles is not None
                           else single_conditions(name, n_singles))
         all_conditions += conditions
-        if name == "norman2019":
-            written[name] = write_scfoundation_norman_zip(target, conditions=conditions, seed=seed + k, **spec)
-        else:
-            written[name] = write_gears_zip(target, name, conditions=conditions, seed=seed + k, **spec)
+        writer = _STANDIN_WRITERS.get(entry.layout)
+        if writer is None:
+            raise InputError(
+                f"No stand-in writer for {name!r} (layout {entry.layout!r}); stand-ins "
+                f"exist for the layouts {', '.join(sorted(_STANDIN_WRITERS))}."
+            )
+        written[name] = writer(
+            target, name, conditions=conditions, seed=seed + k, **spec
+        )
     genes = go_genes_for(all_conditions, exclude=go_exclude)
     written["gears_go_genes"] = write_go_gene_list(folder / data.get_entry("gears_go_genes").filename, genes)
     written["gears_gene2go"] = write_gene2go(folder / data.get_entry("gears_gene2go").filename, genes, seed=seed)
     return written
+
+
+def _scfoundation_writer(path, dataset: str, **kwargs) -> Path:
+    return write_scfoundation_norman_zip(path, **kwargs)
+
+
+# layout (registry) -> stand-in writer ``(path, dataset, **sizes)``
+_STANDIN_WRITERS = {"scfoundation": _scfoundation_writer, "gears": write_gears_zip}
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,12 +641,18 @@ def write_scgpt_checkpoint(folder: str | os.PathLike, genes, *, n_tokens: int | 
     if isinstance(genes, str):
         raise TypeError(f"genes must be a list of gene symbols, not the string {genes!r}.")
     if embsize < 1 or nheads < 1 or embsize % nheads or nlayers < 1 or d_hid < 1:
-        raise ValueError(f"embsize={embsize} must be a positive multiple of nheads={nheads} (attention "
-                         f"splits it into heads), and nlayers={nlayers}, d_hid={d_hid} must be positive.")
+        raise InputError(
+            f"embsize={embsize} must be a positive multiple of nheads={nheads} "
+            f"(attention splits it into heads), and nlayers={nlayers}, d_hid={d_hid} "
+            "must be positive."
+        )
     genes = list(dict.fromkeys(map(str, genes)))
     n_fill = 0 if n_tokens is None else n_tokens - 3 - len(genes)
     if n_fill < 0:
-        raise ValueError(f"{len(genes)} genes do not fit a vocabulary of {n_tokens} tokens.")
+        raise InputError(
+            f"{len(genes)} genes do not fit a vocabulary of {n_tokens} tokens: give "
+            "fewer genes or n_tokens=None."
+        )
     names = [*genes, *(f"SYNV{i:05d}" for i in range(n_fill)), "<pad>", "<cls>", "<eoc>"]
     vocab = {g: i for i, g in enumerate(names)}
     d = embsize

@@ -15,12 +15,13 @@ import pandas as pd
 
 from .. import linear
 from ..baselines import BASELINES
+from ..data import get_entry, load_registry
+from ..errors import InputError
 from ..loaders import load_dataset
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk, pseudobulk
 from ..published import (
     PAPER_SINGLE_SEEDS,
-    TRANSFER_SOURCE,
     double_metrics,
     paper_double_split,
     paper_single_split,
@@ -82,7 +83,7 @@ class Task:
     def adata(self):
         adata = self._loaded[0]
         if adata is None:
-            raise ValueError(f"Task {self.name!r} provides pseudobulks only.")
+            raise InputError(f"Task {self.name!r} provides pseudobulks only.")
         return adata
 
     @property
@@ -177,11 +178,17 @@ def _paper_double_splits(pb: Pseudobulk) -> list[Split]:
     return [paper_double_split(seed, pb.conditions) for seed in range(1, 6)]
 
 
+def _other_screen(name: str) -> Pseudobulk | None:
+    """Pseudobulk of the registry entry ``name``'s ``transfer_source`` (None where it
+    has none)."""
+    source = get_entry(name).transfer_source
+    return _load_registered(source, backed="r")[1] if source else None
+
+
 def _single_loader(name: str):
     def load():
         adata, pb = _load_registered(name, backed="r")
-        _, other = _load_registered(TRANSFER_SOURCE[name], backed="r")
-        return adata, pb, other
+        return adata, pb, _other_screen(name)
 
     return load
 
@@ -218,13 +225,27 @@ _register(Task("simulated_singles", "quick", "single",
 _register(Task("norman_doubles", "paper", "double",
                "Norman 2019 (full, 19,264 genes): the paper's five published splits, 62 held-out doubles each.",
                _norman_full, _paper_double_splits, _published_doubles, published_comparable=True))
-for _name, _label in [("adamson", "Adamson 2016"), ("replogle_k562_essential", "Replogle 2022 K562"),
-                      ("replogle_rpe1_essential", "Replogle 2022 RPE1")]:
-    _register(Task(f"{_name}_singles", "paper", "single",
-                   f"{_label}: unseen single perturbations, the paper's GEARS simulation split, seeds 1-2 "
-                   "(checked against every published split label).",
-                   _single_loader(_name), _paper_single_splits, _published_singles(_name),
-                   published_comparable=True))
+# one single-perturbation task per registry entry with benchmark = "singles"
+# (data/registry.toml): the paper's datasets (paper_n_singles) with its published splits
+# and results, any other with GEARS-style single splits, seeds 1-2
+_PAPER_SPLIT_NOTE = (
+    "unseen single perturbations, the paper's GEARS simulation split, seeds 1-2 "
+    "(checked against every published split label)."
+)
+for _name, _entry in load_registry().items():
+    if _entry.benchmark != "singles":
+        continue
+    _label = _entry.short_label or _entry.display_label
+    if _entry.paper_n_singles is not None:
+        _register(Task(f"{_name}_singles", "paper", "single",
+                       f"{_label}: {_PAPER_SPLIT_NOTE}",
+                       _single_loader(_name), _paper_single_splits,
+                       _published_singles(_name), published_comparable=True))
+    else:
+        _register(Task(f"{_name}_singles", "paper", "single",
+                       f"{_label}: unseen single perturbations, GEARS-style simulation "
+                       "split, seeds 1-2.",
+                       _single_loader(_name), _single_splits))
 
 
 def list_tasks() -> pd.DataFrame:
@@ -234,8 +255,11 @@ def list_tasks() -> pd.DataFrame:
 
 
 def get_task(name: str) -> Task:
+    """The registered task called ``name`` (:func:`list_tasks` lists them)."""
     if name not in TASKS:
-        raise ValueError(f"Unknown task {name!r}. Tasks: {', '.join(TASKS)} (see list_tasks()).")
+        raise InputError(
+            f"Unknown task {name!r}. Tasks: {', '.join(TASKS)} (see list_tasks())."
+        )
     return TASKS[name]
 
 
@@ -250,8 +274,7 @@ def _gwps_singles():
 
     screen = load_replogle_gwps(download=False)
     pb = dask_pseudobulk(screen, "condition", counts=True)
-    _, other = _load_registered(TRANSFER_SOURCE["replogle_k562_essential"], backed="r")
-    return None, pb, other
+    return None, pb, _other_screen("replogle_k562_gwps")
 
 
 _register(Task("replogle_k562_gwps_singles", "paper", "single",
@@ -302,7 +325,9 @@ def _tahoe_transfer(folder=None, held_out_line=None):
         labels = by_line.means.index.str.split("|", n=1)
         held = labels.str[0] == line
         if not held.any():
-            raise ValueError(f"Cell line {line!r} is not in the Tahoe shards (lines: {lines[:10]}).")
+            raise InputError(
+                f"Cell line {line!r} is not in the Tahoe shards (lines: {lines[:10]})."
+            )
         truth = Pseudobulk(by_line.means[held].set_axis(labels[held].str[1]).rename_axis("condition"),
                            by_line.n_cells[held].set_axis(labels[held].str[1]).rename_axis("condition"),
                            dataset=f"tahoe100m_{line}")

@@ -44,6 +44,9 @@ def local_client(
     """A ``distributed.Client`` on a new LocalCluster of ``n_workers`` single-threaded
     processes; use it as a context manager (``with local_client(2) as client:``), which
     closes the cluster too.
+
+    ``threads_per_worker``: threads per worker process; ``memory_limit``: per worker
+    (Dask's syntax, e.g. ``'4GiB'``).
     """
     from distributed import Client
 
@@ -65,6 +68,8 @@ def local_client(
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S):
     """A ``distributed.Client`` of the scheduler at ``address``; ScaleError if it does
     not answer.
+
+    ``timeout``: seconds to wait for the scheduler.
     """
     from distributed import Client
 
@@ -96,5 +101,8 @@ def peak_rss_bytes() -> int:
 
 
 def worker_memory(client) -> dict:
-    """Peak resident memory (bytes) of every worker process since it started."""
+    """Peak resident memory (bytes) of every worker process since it started.
+
+    ``client``: a ``distributed.Client``.
+    """
     return client.run(peak_rss_bytes)

@@ -163,6 +163,8 @@ def measured_rates(table: pd.DataFrame, workers: int = 2) -> pd.Series:
     * ``peak_gib_per_worker``: the largest peak memory of a worker;
     * ``cells_ratio``: largest / smallest number of cells measured;
     * ``peak_ratio``: peak memory per worker at the largest / at the smallest size.
+
+    ``table``: the benchmark's table (benchmarks/bench_scale.py).
     """
     need = [f"dask_{workers}w_s", f"dask_{workers}w_reduce_s"]
     need += [f"dask_{workers}w_peak_gib", "nonzeros", "cells"]
@@ -304,6 +306,9 @@ def kernel_rates(
     * ``dense_ns_per_element``: the task with ``counts=True`` on the first
       ``dense_rows`` rows made dense, per matrix element;
     * ``merge_ns_per_element``: :func:`time_merge`, per element added.
+
+    ``codes``: the group code of each row of ``block``; ``split_every``: partials merged
+    per tree node.
     """
     if repeat < 1:
         raise ScaleError(f"repeat must be at least 1, got {repeat}.")
@@ -534,6 +539,10 @@ def atlas_targets(
       written), bytes on disk and decoding rate per non-zero as measured on the
       stand-in (random values compress differently from real ones); obs read from
       parquet at the h5ad rate (estimated).
+
+    ``tahoe_nnz_per_cell``: label -> non-zeros per cell; ``tahoe_bytes_per_nnz``: bytes
+    on disk per non-zero; ``tahoe_decode_ns_per_nnz``: decoding time per non-zero (both
+    measured on the stand-in).
     """
     from .standins import GWPS
     from .tahoe import TAHOE
@@ -569,7 +578,10 @@ def atlas_targets(
 
 
 def stored_bytes(path) -> int:
-    """Bytes on disk of a file, or of every file under a folder (a .zarr store)."""
+    """Bytes on disk of a file, or of every file under a folder (a .zarr store).
+
+    ``path``: the file or folder.
+    """
     path = Path(path)
     if path.is_file():
         return path.stat().st_size

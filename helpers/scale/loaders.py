@@ -18,12 +18,56 @@ from pathlib import Path
 import pandas as pd
 
 from .. import data as data_mod
-from ..loaders import normalize_condition
+from ..loaders import get_layout, normalize_condition, register_layout
 from .readers import DEFAULT_CHUNK_ROWS, LazyScreen, ScaleError, open_store
-from .standins import GWPS
 from .tahoe import TAHOE, open_tahoe
 
-__all__ = ["load_replogle_gwps", "load_tahoe", "fetch_tahoe", "with_condition"]
+__all__ = [
+    "load_screen",
+    "load_replogle_gwps",
+    "load_tahoe",
+    "fetch_tahoe",
+    "with_condition",
+]
+
+
+def _condition_of(name: str) -> tuple[str, str]:
+    """The registry entry ``name``'s condition column and control label."""
+    entry = data_mod.get_entry(name)
+    if not entry.condition_column or not entry.control_label:
+        raise ScaleError(
+            f"Registry entry {name!r} lacks condition_column or control_label; add "
+            "both to data/registry.toml (the obs column of the condition and its "
+            "control value)."
+        )
+    return entry.condition_column, entry.control_label
+
+
+def load_screen(
+    name: str,
+    path: str | os.PathLike | None = None,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    download: bool = False,
+    cache=None,
+) -> LazyScreen:
+    """The registry dataset ``name``, read lazily by its layout's reader.
+
+    ``name``: a registry entry with a lazy layout (``replogle_gwps``,
+    ``tahoe_parquet``);
+    ``path``: a local file or folder instead of the cached one; ``chunk_rows``: cells
+    per block; ``download``: fetch a missing file; ``cache``: the cache folder.
+    """
+    entry = data_mod.get_entry(name)
+    layout = get_layout(entry.layout)
+    if not layout.lazy:
+        raise ScaleError(
+            f"Registry entry {name!r} has layout {entry.layout!r}, read into memory: "
+            f"use helpers.loaders.load_dataset({name!r})."
+        )
+    return layout.reader(
+        path, entry, chunk_rows=chunk_rows, download=download, cache=cache
+    )
 
 
 def with_condition(screen: LazyScreen, column: str, control: str) -> LazyScreen:
@@ -50,9 +94,15 @@ def load_replogle_gwps(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     download: bool = False,
     cache=None,
+    name: str = "replogle_k562_gwps",
 ) -> LazyScreen:
     """The genome-wide K562 raw single-cell file, lazily; ``obs['condition']`` from
     ``obs['gene']``.
+
+    ``path``: a local copy (default: the registry's file ``name`` from the cache);
+    ``chunk_rows``: cells per block; ``download``: fetch a missing file; ``cache``: the
+    cache folder; ``name``: the registry entry (any entry in this file's layout,
+    ``replogle_gwps``) whose condition column and control label are used.
 
     X is dense float32 raw counts in the published file and CSR in a re-written copy;
     both are read in blocks of ``chunk_rows`` cells (all genes per block). ``path=None``
@@ -60,8 +110,8 @@ def load_replogle_gwps(
     is missing).
     """
     if path is None:
-        path = data_mod.fetch("replogle_k562_gwps", download=download, cache=cache)
-    screen = open_store(path, chunk_rows=chunk_rows, dataset="replogle_k562_gwps")
+        path = data_mod.fetch(name, download=download, cache=cache)
+    screen = open_store(path, chunk_rows=chunk_rows, dataset=name)
     missing = [c for c in ("gene", "gem_group", "UMI_count") if c not in screen.obs]
     if missing:
         raise ScaleError(
@@ -76,7 +126,15 @@ def load_replogle_gwps(
         screen.var_names = make_index_unique(
             pd.Index(var["gene_name"].astype(str), name="gene")
         )
-    return with_condition(screen, "gene", GWPS["control"])
+    column, control = _condition_of(name)
+    return with_condition(screen, column, control)
+
+
+@register_layout("replogle_gwps", lazy=True)
+def _replogle_gwps_layout(path, entry, /, *, chunk_rows=DEFAULT_CHUNK_ROWS,
+                          download=False, cache=None, **options) -> LazyScreen:
+    return load_replogle_gwps(path, chunk_rows=chunk_rows, download=download,
+                              cache=cache, name=entry.name)
 
 
 def fetch_tahoe(
@@ -89,6 +147,9 @@ def fetch_tahoe(
     ``k`` (same checks: format, hash recorded on first download). The folder holds links
     to the cached files, so :func:`load_tahoe` reads it like a local copy of the
     repository.
+
+    ``first``: the first shard's number; ``download``: fetch missing files (``False``:
+    raise instead); ``cache``: the cache folder.
     """
     registry = data_mod.load_registry()
     cache = data_mod.cache_dir(cache)
@@ -132,4 +193,10 @@ def load_tahoe(
     if folder is None:
         folder = fetch_tahoe(n_shards, download=download, cache=cache)
     screen = open_tahoe(folder)
-    return with_condition(screen, "drug", TAHOE["control"])
+    column, control = _condition_of("tahoe100m_shard")
+    return with_condition(screen, column, control)
+
+
+@register_layout("tahoe_parquet", lazy=True)
+def _tahoe_layout(path, entry, /, *, download=False, cache=None, **options):
+    return load_tahoe(path, download=download, cache=cache)

@@ -269,6 +269,8 @@ def open_store(
     by partition, e.g. plate or gem group) no block may cross, so each block's partial
     holds only its partition's groups. Raises :class:`ScaleError` with a one-line reason
     when the path is not such a store.
+
+    ``path``: the store; ``dataset``: its name in the screen (default: the file's stem).
     """
     path = Path(path)
     if not path.exists():

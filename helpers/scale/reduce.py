@@ -173,7 +173,10 @@ def write_codes(codes: np.ndarray, codes_dir) -> str:
 
 def graph_bytes(plan: "PseudobulkPlan") -> pd.Series:
     """Pickled size of the plan's task graph: ``total`` and the ``largest`` single task
-    (bytes). An embedded array of group codes shows up as a large task."""
+    (bytes). An embedded array of group codes shows up as a large task.
+
+    ``plan``: a :func:`plan_pseudobulk` result.
+    """
     sizes = [len(pickle.dumps(task, protocol=5)) for task in plan.graph.values()]
     return pd.Series({"total": int(sum(sizes)), "largest": int(max(sizes))})
 
@@ -320,6 +323,9 @@ def plan_pseudobulk(
 
     ``codes_dir``: a folder every worker can read; the group codes are written there
     and the tasks carry only a reference to their slice (see the module docstring).
+
+    ``screen``, ``by``, ``counts``, ``genes``, ``target_sum``, ``split_every``: as
+    :func:`group_means`.
     """
     by = (by,) if isinstance(by, str) else tuple(by)
     if not by:
@@ -392,6 +398,11 @@ def group_means(
     else ``compute_kwargs`` such as ``scheduler="threads"``). Equals
     :func:`helpers.pseudobulk.pseudobulk` to floating-point rounding
     (tests/test_scale.py checks <= 1e-6 over every layout).
+
+    ``screen``: a lazily read screen; ``by``: the obs column(s) to group by; ``counts``:
+    ``X`` holds raw counts (normalise each cell to ``target_sum``, log1p, then average);
+    ``genes``: the genes to keep (default: all); ``split_every``: partials merged per
+    tree node; ``codes_dir``: see :func:`plan_pseudobulk`.
     """
     plan = plan_pseudobulk(
         screen,
@@ -421,6 +432,9 @@ def pseudobulk(
     ``control``: the group that is the control (renamed ``ctrl``); ``None`` if it is
     already called ``ctrl``. Splits, baselines, the linear model and ``evaluate`` then
     run on it unchanged.
+
+    ``screen``: a lazily read screen; ``by``: the obs column of the condition;
+    ``counts``, ``genes`` and the other keyword arguments: as :func:`group_means`.
     """
     return group_means(screen, by, counts=counts, genes=genes, **kwargs).to_pseudobulk(
         control

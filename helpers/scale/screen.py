@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 import dask.array as da
 import pandas as pd
 
+from ..errors import BookError
+
 __all__ = ["ScaleError", "LazyScreen"]
 
 
-class ScaleError(ValueError):
+class ScaleError(BookError, ValueError):
     """Bad input to helpers.scale; the message names the problem and the fix (the CLI
     prints it)."""
 

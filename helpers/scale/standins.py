@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import data as data_mod
+from ..errors import InputError
 from ..loaders import CONTROL, SparseRowWriter
 
 __all__ = ["write_synthetic_store", "write_replogle_gwps_standin", "GWPS"]
@@ -102,10 +104,14 @@ def write_synthetic_store(
     ``G00001`` ... Memory stays at one block of ``chunk_rows`` cells whatever
     ``n_cells`` is; the store is written under a temporary name and renamed when
     complete. Same arguments -> same bytes of X.
+
+    ``n_genes``, ``n_conditions`` (control included), ``nnz_per_cell`` (mean non-zeros
+    per cell), ``control_fraction`` (share of control cells); ``sort_by_condition``:
+    store cells condition by condition (else shuffled); ``seed``: the random seed.
     """
     path = Path(path)
     if n_conditions < 2:
-        raise ValueError(
+        raise InputError(
             "n_conditions must be at least 2 (control and one perturbation)."
         )
     rng = np.random.default_rng(seed)
@@ -222,7 +228,7 @@ GWPS = {
     # 65,830,941,948 bytes: the size figshare lists (checked in public catalog code that
     # reads the
     # figshare API); the file is "~66 GB" in the issue and ~61.3 GiB in download notes.
-    "size": 65_830_941_948,
+    "size": data_mod.checkout_entry("replogle_k562_gwps").size,  # registry: size
     # 1,989,578 cells x 8,248 genes. Cells: scPerturb's table of
     # ReplogleWeissman2022_K562_gwps;
     # genes: a public byte-range probe of the raw file's X (8,242 after scPerturb's
@@ -269,7 +275,8 @@ GWPS = {
         "cv",
         "fano",
     ],
-    "control": "non-targeting",
+    # the control label (registry: control_label)
+    "control": data_mod.checkout_entry("replogle_k562_gwps").control_label,
     # 9,867 perturbation categories including non-targeting (scPerturb's description of
     # the file).
     "n_perturbations": 9_867,

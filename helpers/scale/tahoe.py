@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .. import data as data_mod
 from .screen import LazyScreen, ScaleError
 
 __all__ = [
@@ -66,7 +67,7 @@ TAHOE = {
     "gene_metadata": "metadata/gene_metadata.parquet",
     "marker_token": 1,
     "marker_value": -2.0,
-    "control": "DMSO_TF",
+    "control": data_mod.checkout_entry("tahoe100m_shard").control_label,  # registry
     "n_cells": 100_648_790,  # "100.6 M cells" (issue; Tahoe-100M preprint: 100,648,790)
 }
 
@@ -225,6 +226,8 @@ def nnz_per_cell(folder: str | os.PathLike, *, max_row_groups: int | None = None
     ``row_groups`` (read). ``max_row_groups`` stops early (a sample of the first row
     groups, in shard order). On the stand-in this measures the generator's setting; the
     real figure needs the real shards (:func:`helpers.scale.loaders.fetch_tahoe`).
+
+    ``folder``: a folder of shards in the Hub layout.
     """
     import pyarrow.parquet as pq
 
@@ -283,6 +286,11 @@ def write_tahoe_standin(
     wells after another. Counts follow the scale generator's model
     (:mod:`helpers.scale.standins`) with one effect per drug shared by all cell lines
     plus a baseline per cell line.
+
+    ``folder``: where to write; ``n_cells``, ``n_genes``, ``n_cell_lines``, ``n_drugs``
+    (``DMSO_TF`` not counted), ``n_plates``, ``n_shards`` (parquet files),
+    ``row_group_size`` (rows per parquet row group), ``nnz_per_cell`` (mean non-zeros
+    per cell); ``seed``: the random seed.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
