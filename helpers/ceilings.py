@@ -43,7 +43,7 @@ is ``cor(d, d + e) ~ sqrt(V / (V + N)) = sqrt(R)``: ``pearson_delta_oracle = sqr
 (``R <= 0`` means no detectable signal, where the oracle's expected correlation is about 0).
 
 Both corrections assume independent cells and additive noise uncorrelated with the effect across
-genes; ``tests/test_ceilings.py`` checks them on Gaussian cells with a **known** ``mu``, against
+genes; ``tests/unit/test_ceilings.py`` checks them on Gaussian cells with a **known** ``mu``, against
 the actual distance of the full-data mean to ``mu``. The raw half-vs-half values stay in the table
 (``*_half``) so a reader can use them instead. A prediction can still score better than the
 oracle on a condition by chance (``y``'s noise happened to point its way), and systematically only
@@ -447,7 +447,7 @@ def interpolated_duplicate(
     "tech_dup", "all_perturbed")``, Welch t-test) and CellSimBench
     ``data/add_interpolated_baseline.py`` (there the p-values come from scanpy's
     ``t-test_overestim_var`` vs the rest and ``m`` is the fold's training mean).
-    ``tests/test_parity_scperteval.py`` checks it against scPertEval's own source on the
+    ``tests/parity/test_parity_scperteval.py`` checks it against scPertEval's own source on the
     same halves.
 
     **What truth it is scored against.** The peers score it against the *other* half A

@@ -15,7 +15,7 @@ installed and changes nothing. PyTorch is never installed here (pip's default Li
 build, gigabytes): Colab ships it; elsewhere install the build for your machine.
 
 The repository's URL has one home, ``repository: url:`` in ``_config.yml`` (the book's launch and
-repository buttons read it); :func:`repository_url` reads it, and ``tests/test_setup_cells.py`` checks that
+repository buttons read it); :func:`repository_url` reads it, and ``tests/book/test_setup_cells.py`` checks that
 every setup cell and every Colab badge in the README use the same URL (the cell needs it before the clone,
 so it has to spell it out).
 """

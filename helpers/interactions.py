@@ -340,7 +340,7 @@ def fit_empirical_null(
     """Efron's local fdr with a maximum-likelihood empirical normal null: R's ``locfdr(d, nulltype = 1)``.
 
     A re-implementation of locfdr 1.1-8's algorithm (checked against R's output on four reference
-    vectors, ``tests/test_interactions.py``):
+    vectors, ``tests/parity/test_interactions.py``):
 
     1. mixture density ``f``: Poisson GLM of the counts of a histogram with ``breaks`` equally spaced
        break points over the range of the values, on a natural cubic spline (:func:`natural_spline_basis`,

@@ -11,7 +11,7 @@ repository button read. Everything else that names the repository is written fro
 * the chapters' (and student copies') hidden Colab cell, which clones ``url =
   "https://github.com/<owner>/<repo>"``.
 
-``python -m helpers.publish check-urls`` (and tests/test_workflows.py) fail where any of
+``python -m helpers.publish check-urls`` (and tests/book/test_workflows.py) fail where any of
 them differs.
 
 ``python -m helpers.publish linkcheck-report <output.json>`` reads what Sphinx's

@@ -11,7 +11,7 @@ from helpers import profiles, results
 from helpers.execute import toc_files
 from helpers.student import hidden_solution_problems, is_solution
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

@@ -41,14 +41,17 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 BUILD_HINT = "run 'bash scripts/build_book.sh' (command 1 of the README) first"
 WINDOW = (1440, 900)  # a common laptop screen, wide enough for the theme's full content column (854 px)
 
-pytestmark = pytest.mark.skipif(os.environ.get("PERTURBBOOK_SKIP_BROWSER") == "1",
-                                reason="PERTURBBOOK_SKIP_BROWSER=1 was set")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(os.environ.get("PERTURBBOOK_SKIP_BROWSER") == "1",
+                       reason="PERTURBBOOK_SKIP_BROWSER=1 was set"),
+]
 
 
 # ----------------------------------------------------------------------------------------------- the browser

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import execute, profiles
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_paper_plan_runs_what_cannot_run_on_paper_on_quick_and_says_why():

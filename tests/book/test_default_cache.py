@@ -16,7 +16,7 @@ import pytest
 
 from helpers import data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cache_dir_refuses_the_default_when_told(monkeypatch, tmp_path):

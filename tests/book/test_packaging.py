@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONDA_TO_PIP = {"pytorch": "torch"}  # conda-forge names that differ from the PyPI name
 USED_WITHOUT_IMPORT = {"openpyxl"}  # the engine of pandas.read_excel (helpers.published)
 

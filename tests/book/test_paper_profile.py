@@ -20,7 +20,7 @@ import pytest
 
 from helpers import data, standins
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from helpers.student import (
     write_student_copies,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_solutions_are_removed():

@@ -24,7 +24,7 @@ import yaml
 
 from helpers import publish
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 LINT_VENV = Path(os.environ.get("PERTURBBOOK_LINT_VENV", ROOT / ".venv-lint"))
 

@@ -20,7 +20,7 @@ def test_annotation_database_through_the_registry():
 
 
 def test_deb_member_extraction_rejects_missing_members(tmp_path):
-    from .conftest import write_registry
+    from tests.conftest import write_registry
 
     registry = write_registry(tmp_path / "reg.toml", {
         "deb": {"url": "https://example.org/x.deb", "filename": data.get_entry("org_hs_eg_db").filename,

@@ -9,7 +9,7 @@ import pytest
 from helpers import interactions
 from helpers.pseudobulk import pseudobulk
 
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 REF = SHARED / "reference" / "ahlmann_eltze_2025"
 

@@ -10,7 +10,7 @@ from helpers import metrics, published
 from helpers.predictions import Predictions
 from helpers.pseudobulk import Pseudobulk
 
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 REF = SHARED / "reference" / "ahlmann_eltze_2025"
 

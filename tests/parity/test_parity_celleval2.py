@@ -3,7 +3,7 @@
 cell-eval2 lives in its own environment (``scripts/make_celleval_venv.sh``, default
 ``.venv-celleval``; or ``PERTURBBOOK_CELLEVAL_PYTHON``); ``tests/celleval2_runner.py``
 calls its metric functions there. Shared inputs: the real Norman subset, the split and
-baselines of ``tests/test_beyond_celleval.py`` (additive, mean, no change), the observed
+baselines of ``tests/parity/test_beyond_celleval.py`` (additive, mean, no change), the observed
 cells in the cell-eval layout (:func:`helpers.cells.cells_to_cell_eval`), the
 predictions exported with :func:`helpers.cells.to_cell_eval` (their pseudobulk is the
 prediction), and for the DE overlap the predicted cells the book forms
@@ -14,7 +14,7 @@ while the way the predicted cells are formed is the book's documented choice. To
 1e-6 (cell-eval2 does not round; the exported files are float32).
 
 Systema's metrics have no cell-eval2 counterpart; they are checked against Systema's
-documented definition on hand-worked examples in ``tests/test_metrics_families.py``.
+documented definition on hand-worked examples in ``tests/unit/test_metrics_families.py``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ from helpers import baselines, cells
 from helpers.metrics import metric_input, score_families, vcc
 from helpers.pseudobulk import pseudobulk
 from helpers.splits import complete_doubles, holdout_split
-from tests.test_beyond_celleval import celleval_python
+from tests.parity.test_beyond_celleval import celleval_python
 
-RUNNER = Path(__file__).resolve().parent / "celleval2_runner.py"
+RUNNER = Path(__file__).resolve().parents[1] / "celleval2_runner.py"
+
+# optional peer/runtime: `pytest -m 'not celleval'` leaves these out
+pytestmark = pytest.mark.celleval
 METHODS = ("additive", "mean", "no_change")
 TOL = 1e-6
 

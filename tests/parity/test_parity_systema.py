@@ -10,7 +10,7 @@ centred on a reference (its ``center_on`` variants). On inputs without tied dist
 distance ties, so the comparison is exact. The reference is the book's (the training
 perturbations' mean), handed to scPertEval's function as the centring, not scPertEval's
 leaky ``all_perturbed_mean``. Systema's tie rule (a tie is not "farther") is checked by
-hand in ``tests/test_metrics_families.py``.
+hand in ``tests/unit/test_metrics_families.py``.
 
 scPertEval lives in its own environment (``scripts/make_scperteval_venv.sh``, default
 ``.venv-scperteval``, or ``PERTURBBOOK_SCPERTEVAL_PYTHON``);
@@ -30,7 +30,10 @@ from helpers import baselines
 from helpers.metrics import metric_input, score_families, systema
 from helpers.pseudobulk import pseudobulk
 from helpers.splits import complete_doubles, holdout_split
-from tests.test_parity_scperteval import scperteval_python
+from tests.parity.test_parity_scperteval import scperteval_python
+
+# optional peer/runtime: `pytest -m 'not scperteval'` leaves these out
+pytestmark = pytest.mark.scperteval
 
 METHODS = ("additive", "mean", "no_change")
 

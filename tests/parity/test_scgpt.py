@@ -25,7 +25,7 @@ from helpers.models import scgpt, training
 from helpers.models.scgpt import CheckpointError, ScGPTConfig, ScGPTPerturbationModel
 from helpers.splits import holdout_split
 
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 REFERENCE = SHARED / "reference" / "scgpt"
 VERSIONS = {"v0.2.1": "0.2.1", "master-cebd6fa": "0.2.2+"}

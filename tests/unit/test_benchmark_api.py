@@ -188,7 +188,7 @@ def test_cli_on_a_predictions_file(good_predictions, tmp_path, capsys):
 
 
 def _readme_block(language: str, containing: str) -> str:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     blocks = re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
     return next(b for b in blocks if containing in b)
 

@@ -13,7 +13,7 @@ import pytest
 from helpers import benchmark
 from helpers.predictions import Predictions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TASK = "norman_subset_doubles"
 
 

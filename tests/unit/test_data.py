@@ -13,7 +13,7 @@ import pytest
 from helpers import data
 from helpers.data import DataError
 
-from .conftest import SHARED, write_registry
+from tests.conftest import SHARED, write_registry
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 

@@ -12,7 +12,7 @@ import torch
 from helpers import embeddings, linear
 from helpers.models.scgpt import CheckpointError
 
-from .test_scgpt import REFERENCE, needs_reference, write_foundation_checkpoint
+from tests.parity.test_scgpt import REFERENCE, needs_reference, write_foundation_checkpoint
 
 
 def _layer_norm(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -101,7 +101,7 @@ def test_chapter_5_paper_profile_requires_an_explicit_checkpoint(tmp_path):
     import papermill as pm
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     with pytest.raises(pm.PapermillExecutionError, match="The paper profile needs scgpt_checkpoint"):
         pm.execute_notebook(str(root / "notebooks" / "05_embeddings.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profile": "paper"}, cwd=str(root / "notebooks"), kernel_name="python3",

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import execute, frontpage
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ahlmann_eltze_2025"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ahlmann_eltze_2025"
 
 # The paper's Fig. 1 headline means (../shared/reference/ahlmann_eltze_2025/README.md)
 HEADLINE = {"additive": 2.77, "geneformer": 3.48, "gears": 4.10, "scbert": 4.28,

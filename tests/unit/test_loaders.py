@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from helpers import data, loaders
 from helpers.loaders import LoaderError, normalize_condition
 
-from .conftest import write_registry
-from .gears_layout import make_gears_adata
+from tests.conftest import write_registry
+from tests.gears_layout import make_gears_adata
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ definition (Systema ``evaluation/centroid_accuracy.py`` and
 ``metrics/discrimination.py``, ``metrics/de.py::de_overlap``,
 ``scoring.py::score_one``), not computed with the code under test. Systema has no
 installable peer implementation, so these examples are its parity check; the vcc family
-is also checked against cell-eval2 itself in ``tests/test_parity_celleval2.py``.
+is also checked against cell-eval2 itself in ``tests/parity/test_parity_celleval2.py``.
 """
 
 from __future__ import annotations

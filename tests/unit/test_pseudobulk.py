@@ -9,7 +9,7 @@ import pytest
 from helpers import loaders
 from helpers.pseudobulk import Pseudobulk, pseudobulk, target_gene_changes, top_control_genes
 
-from .gears_layout import make_gears_adata
+from tests.gears_layout import make_gears_adata
 
 
 def dense_reference(adata) -> pd.DataFrame:

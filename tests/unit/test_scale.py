@@ -1,7 +1,7 @@
 """helpers.scale: the Dask pseudobulk equals the book's in-memory one over every layout.
 
 Oracles: helpers.pseudobulk.pseudobulk on the AnnData in memory (itself checked against
-scanpy.get.aggregate in tests/test_pseudobulk.py) and, for ``counts=True``, scanpy's own
+scanpy.get.aggregate in tests/unit/test_pseudobulk.py) and, for ``counts=True``, scanpy's own
 normalize_total(target_sum=1e4) + log1p before it.
 """
 
@@ -31,7 +31,7 @@ from helpers.scale import (
 from helpers.scale.cli import main
 from helpers.scale.standins import GWPS, write_replogle_gwps_standin
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_CELLS, N_GENES = 1_100, 60
 
 

@@ -22,7 +22,7 @@ from helpers.scale import open_store, plan_pseudobulk
 from helpers.scale import cluster_job
 from helpers.scale.reduce import CodesSlice, graph_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_CELLS, N_GENES, N_GROUPS = 6_000, 40, 30
 
 
