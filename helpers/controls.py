@@ -443,11 +443,19 @@ def beside_controls(methods, pairs: dict) -> list[str]:
 
 
 def dimension_plot(
-    demo: pd.DataFrame, embeddings: pd.DataFrame | None = None, ax=None, title: str = ""
+    demo: pd.DataFrame,
+    embeddings: pd.DataFrame | None = None,
+    ax=None,
+    *,
+    title: str = "",
 ):
     """Mean L2 of the random-P linear model against dim(P) (mean and range over seeds),
     with the projected additive and additive models as lines and, if given, the
-    embeddings as labelled points (``embeddings``: columns label, dim, l2).
+    embeddings as labelled points.
+
+    ``demo``: the L2 table of :func:`additivity_by_dimension` (columns model, dim,
+    l2); ``embeddings``: columns label, dim, l2; ``ax``: the axes to draw on (a new
+    figure if None); ``title``: the panel title.
     """
     import matplotlib.pyplot as plt
 

@@ -592,11 +592,12 @@ def score_predictions(
     predictions,
     observed: pd.DataFrame,
     truth_column: str = "non_additive",
+    *,
     exclude=("additive",),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rank each method's predicted deviations against the observed interactions, per method and seed.
 
-    ``observed``: a :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
+    ``predictions``: the methods' predictions (one per method and seed). ``observed``: a :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
     skipped (the additive baseline predicts no deviation at all). Returns (curves: method, seed, fdp,
     tpr; scores: method, seed, auroc, auprc, positives, n; joined: every (method, seed, condition,
     gene) with its predicted deviation and class).
@@ -980,12 +981,16 @@ def ranking_comparison(
     boot: dict[str, dict],
     method: str,
     baseline: str,
-    value: str = "auprc",
     *,
+    value: str = "auprc",
     level: float = 0.95,
 ) -> dict:
     """Paired difference ``method - baseline`` of AUROC or AUPRC (higher is better),
     with interval.
+
+    ``boot``: the resampled scores of :func:`ranking_bootstrap`; ``method`` and
+    ``baseline``: two of its methods; ``value``: ``"auroc"`` or ``"auprc"``;
+    ``level``: the interval's coverage.
 
     Returns a dict in the form of :func:`helpers.uncertainty.paired_interval`
     (``direction`` from :func:`helpers.uncertainty.direction`), so

@@ -143,8 +143,13 @@ def strongest_changes(delta: pd.DataFrame, n_genes: int = 30, n_conditions: int 
     return delta[genes]
 
 
-def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, title: str = "Change vs control (log1p units)"):
-    """Heatmap of a conditions x genes table of changes, symmetric colour scale around 0."""
+def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, *,
+                  title: str = "Change vs control (log1p units)"):
+    """Heatmap of a conditions x genes table of changes, symmetric colour scale around 0.
+
+    ``delta``: the conditions x genes table; ``dataset``: the data's name (in the title); ``ax``: the
+    axes (a new figure if None); ``title``: the panel title.
+    """
     ax = ax or plt.subplots(figsize=(0.25 * delta.shape[1] + 2, 0.2 * delta.shape[0] + 1.5))[1]
     limit = float(np.nanmax(np.abs(delta.to_numpy()))) or 1.0
     image = ax.imshow(delta.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
@@ -186,9 +191,14 @@ def strip_plot(metrics: pd.DataFrame, dataset: str, *, value: str = "l2", ax=Non
     return ax
 
 
-def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Series, dataset: str, *,
-                       method: str, condition: str, ax=None):
-    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as reference."""
+def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Series, *,
+                       dataset: str, method: str, condition: str, ax=None):
+    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as reference.
+
+    ``prediction``, ``observed`` and ``ctrl``: expression per gene of one condition (predicted,
+    observed) and of the control; ``dataset``, ``method``, ``condition``: named in the title;
+    ``ax``: the axes (a new figure if None).
+    """
     from .metrics import l2, pearson_delta
 
     ax = ax or plt.subplots(figsize=(4, 4))[1]
@@ -302,8 +312,13 @@ def null_fit_plot(fit, dataset: str, ax=None):
     return ax
 
 
-def qq_plot(fit, dataset: str, ax=None, max_points: int = 5000):
-    """Quantiles of the deviations against those of the fitted null normal."""
+def qq_plot(fit, dataset: str, ax=None, *, max_points: int = 5000):
+    """Quantiles of the deviations against those of the fitted null normal.
+
+    ``fit``: the empirical-null fit (:func:`helpers.interactions.fit_empirical_null`); ``dataset``: the
+    data's name (in the title); ``ax``: the axes (a new figure if None); ``max_points``: at most
+    this many quantiles are drawn.
+    """
     from scipy import stats
 
     ax = ax or plt.subplots(figsize=(4, 4))[1]
@@ -320,8 +335,13 @@ def qq_plot(fit, dataset: str, ax=None, max_points: int = 5000):
     return ax
 
 
-def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, title: str = "Finding interactions: TPR vs FDP"):
-    """True-positive rate against false-discovery proportion, one line per method (``source`` marks published)."""
+def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, *,
+                 title: str = "Finding interactions: TPR vs FDP"):
+    """True-positive rate against false-discovery proportion, one line per method (``source`` marks published).
+
+    ``curves``: columns method, fdp, tpr (and ``source``); ``dataset``: the data's name (in the
+    title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(5, 3.8))[1]
@@ -337,8 +357,13 @@ def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, title: str = "Find
     return ax
 
 
-def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, title: str = "Predicted class of the top predictions"):
-    """Stacked bars: share of buffering / opposite / synergy among each method's top-k predicted interactions."""
+def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, *,
+                 title: str = "Predicted class of the top predictions"):
+    """Stacked bars: share of buffering / opposite / synergy among each method's top-k predicted interactions.
+
+    ``composition``: :func:`helpers.interactions.top_k_composition`'s table; ``dataset``: the data's
+    name (in the title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
@@ -362,11 +387,16 @@ def similarity_heatmap(
     similarity: pd.DataFrame,
     dataset: str,
     ax=None,
+    *,
     title: str = "Predicted vs observed change: correlation",
 ):
     """Heatmap of a predicted x observed correlation matrix
     (:func:`helpers.retrieval.similarity_matrix`), colour scale -1 to 1; the image is
-    ``ax.images[0]`` (for a shared colour bar)."""
+    ``ax.images[0]`` (for a shared colour bar).
+
+    ``similarity``: the matrix; ``dataset``: the data's name (in the title); ``ax``:
+    the axes (a new figure if None); ``title``: the panel title.
+    """
     ax = ax or plt.subplots(figsize=(4.5, 3.8), layout="constrained")[1]
     ax.imshow(similarity.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
     columns, rows = list(similarity.columns), list(similarity.index)
@@ -382,10 +412,15 @@ def rank_lines(
     ranked: pd.DataFrame,
     dataset: str,
     ax=None,
+    *,
     title: str = "Ranking of methods by metric",
 ):
     """One line per method (rows of ``ranked``) through its rank by each metric
-    (columns), 1 = best, on top."""
+    (columns), 1 = best, on top.
+
+    ``dataset``: the data's name (in the title); ``ax``: the axes (a new figure if
+    None); ``title``: the panel title.
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(5, 3.4), layout="constrained")[1]

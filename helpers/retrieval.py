@@ -310,13 +310,18 @@ def de_sets_vcc(
     predictions: Predictions,
     truth: Pseudobulk,
     adata: ad.AnnData,
-    split: Split,
     *,
+    split: Split,
     n_top: int = 1000,
     genes=None,
 ) -> pd.DataFrame:
     """Per held-out condition: the sizes of the two significant DE sets behind
     ``de_overlap_vcc`` and the score itself (module docstring).
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``adata``: the cells, in memory; ``split``: the split whose test conditions are
+    scored; ``n_top``, ``genes``: the evaluation genes (top ``n_top`` control-expressed
+    genes unless ``genes`` is given).
 
     Columns: method, condition, n_sig_observed (``k``: observed genes with ``p_adj < 0.05``),
     n_sig_predicted (genes significant in the predicted cells), de_overlap_vcc (as

@@ -304,7 +304,7 @@ def test_de_sets_vcc_agree_with_the_vcc_family_and_explain_its_zeros(norman_subs
     genes = top_control_genes(truth.ctrl, 200)
     for pred in (baselines.additive(truth.subset(split.train), split.held_out),
                  baselines.no_change(truth.subset(split.train), split.held_out)):
-        sets = retrieval.de_sets_vcc(pred, truth, norman_subset, split, genes=genes)
+        sets = retrieval.de_sets_vcc(pred, truth, norman_subset, split=split, genes=genes)
         peer = vcc.score(metric_input(pred, truth, split, genes, cells=norman_subset))
         np.testing.assert_allclose(sets["de_overlap_vcc"], peer["de_overlap_vcc"])
         # the definition: 0 wherever either significant set is empty

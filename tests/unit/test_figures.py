@@ -181,7 +181,7 @@ PANEL_HELPERS = {
         pd.Series(RNG.gamma(2, 1, 200)),
         pd.Series(RNG.gamma(2, 1, 200)),
         pd.Series(RNG.gamma(2, 1, 200)),
-        d,
+        dataset=d,
         method="additive",
         condition="KLF1+MAP2K6",
         ax=ax,

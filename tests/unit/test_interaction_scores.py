@@ -146,12 +146,12 @@ def test_ranking_comparison_is_paired_and_reports_ties_as_ties():
     boot = interactions.ranking_bootstrap(pd.concat([joined, twin]), n_boot=300, seed=0)
     # identical predictions under the same draws: every paired difference is exactly 0,
     # a tie
-    same = interactions.ranking_comparison(boot, "twin", "a", "auroc")
+    same = interactions.ranking_comparison(boot, "twin", "a", value="auroc")
     assert same["lower"] == same["upper"] == same["estimate"] == 0
     assert same["direction"] == "inconclusive"
     assert "cannot be told apart" in uncertainty.describe(same)
     # a perfect ranking (AUROC 1 in every resample) against a noisy one: better
-    better = interactions.ranking_comparison(boot, "perfect", "a", "auprc")
+    better = interactions.ranking_comparison(boot, "perfect", "a", value="auprc")
     assert boot["perfect"]["auroc"] == 1.0 and np.all(
         boot["perfect"]["boot_auroc"] == 1.0
     )
