@@ -89,6 +89,7 @@ from .loaders import CONTROL
 from .metrics.paper import pearson_delta
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
+from .errors import InputError
 
 __all__ = [
     "split_halves",
@@ -177,7 +178,7 @@ def split_halves(
             f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset."
         )
     if adata.isbacked:
-        raise ValueError(
+        raise InputError(
             "split_halves needs cells in memory; load the dataset without backed='r' "
             "(or pass adata.to_memory())."
         )
@@ -237,7 +238,7 @@ def noise_ceiling(
     one half.
     """
     if n_repeats < 1:
-        raise ValueError("n_repeats must be at least 1.")
+        raise InputError("n_repeats must be at least 1.")
     truth = pseudobulk(adata) if truth is None else truth
     if genes is None:
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
@@ -311,12 +312,12 @@ def normalised_scores(
     keys = list(by) + ["condition"]
     base = metrics[metrics["method"] == baseline]
     if base.empty:
-        raise ValueError(
+        raise InputError(
             f"No rows of the baseline {baseline!r} in the metrics; run it on the same splits."
         )
     missing = [c for c in _ORACLE_NEEDED if c not in ceiling.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The ceiling table lacks {missing}; make it with "
             "helpers.ceilings.noise_ceiling."
         )
@@ -466,7 +467,7 @@ def interpolated_duplicate(
             "helpers.loaders.load_dataset."
         )
     if adata.isbacked:
-        raise ValueError(
+        raise InputError(
             "interpolated_duplicate needs cells in memory; load the "
             "dataset without backed='r' (or pass adata.to_memory())."
         )
@@ -482,7 +483,7 @@ def interpolated_duplicate(
         for condition, rows in replicate.items():
             rows = np.asarray(rows, dtype=np.int64)
             if (np.asarray(labels[rows]) != condition).any():
-                raise ValueError(
+                raise InputError(
                     f"replicate[{condition!r}] holds cells of other " "conditions."
                 )
             target[rows] = True
@@ -490,7 +491,7 @@ def interpolated_duplicate(
     counts = own[target].value_counts()
     found = [c for c in wanted if counts.get(c, 0) > 0]
     if not found:
-        raise ValueError(
+        raise InputError(
             "No condition has replicate cells (each needs at least 2 " "cells)."
         )
     _, padj = de_vs_all_perturbed(adata, found, target=target)
@@ -504,7 +505,7 @@ def interpolated_duplicate(
     if reference is None:
         perturbed = [c for c in truth.conditions if c != CONTROL]
         if len(perturbed) < 2:
-            raise ValueError(
+            raise InputError(
                 "The leave-one-out reference needs at least two perturbed "
                 "conditions."
             )
@@ -512,7 +513,7 @@ def interpolated_duplicate(
         position = {c: i for i, c in enumerate(perturbed)}
         absent = [c for c in found if c not in position]
         if absent:
-            raise ValueError(
+            raise InputError(
                 f"Condition(s) {absent[:5]} are not in the truth's " "pseudobulks."
             )
         total = means.sum(axis=0)
@@ -522,7 +523,7 @@ def interpolated_duplicate(
     else:
         profile = pd.Series(reference).reindex(genes).to_numpy(dtype=np.float64)
         if not np.isfinite(profile).all():
-            raise ValueError(
+            raise InputError(
                 "reference must give a finite value for every gene of the " "cells."
             )
         ref = np.tile(profile, (len(found), 1))
@@ -611,7 +612,7 @@ def evaluation_truth(truth: Pseudobulk, cells, split) -> tuple[Pseudobulk, ad.An
     than it (the replicate carries the noise of its own half as well).
     """
     if "condition" not in cells.obs:
-        raise ValueError(
+        raise InputError(
             "evaluation_truth needs cells with obs['condition'] "
             "(load them with helpers.loaders.load_dataset)."
         )

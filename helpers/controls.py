@@ -43,6 +43,7 @@ from .conditions import condition_genes
 from .linear import RandomControls, fit_linear_model, random_embedding_like
 from .pseudobulk import Pseudobulk
 from .uncertainty import crossed_interval, describe, direction, paired_interval
+from .errors import InputError
 
 __all__ = [
     "EMBEDDING_SEED",
@@ -347,7 +348,7 @@ def additivity_by_dimension(
     """
     doubles = [c for c in split.held_out if len(condition_genes(c)) == 2]
     if not doubles:
-        raise ValueError(
+        raise InputError(
             "The split holds out no double perturbation; nothing to demonstrate."
         )
     train_pb = pb.subset(split.train)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import uncertainty
+from .errors import BookError
 
 __all__ = [
     "FrontPageError",
@@ -48,7 +49,7 @@ __all__ = [
 FIGURE_NAME = "figure1.png"
 
 
-class FrontPageError(RuntimeError):
+class FrontPageError(BookError, RuntimeError):
     """A result file the front page needs is missing or holds what it cannot show."""
 
 

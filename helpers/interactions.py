@@ -33,6 +33,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from .loaders import condition_genes
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk
+from .errors import InputError
 
 __all__ = [
     "deviations",
@@ -106,7 +107,7 @@ def deviations(
             )
         )
     if not frames:
-        raise ValueError(
+        raise InputError(
             "No double perturbation with both singles measured: no deviations to compute."
         )
     table = pd.concat(frames, ignore_index=True)
@@ -156,10 +157,10 @@ def natural_spline_basis(x, df: int = 7) -> np.ndarray:
 
     x = np.asarray(x, dtype=float)
     if df < 1:
-        raise ValueError(f"df must be at least 1 (got {df}).")
+        raise InputError(f"df must be at least 1 (got {df}).")
     lo, hi = float(x.min()), float(x.max())
     if not hi > lo:
-        raise ValueError("A spline basis needs at least two distinct x values.")
+        raise InputError("A spline basis needs at least two distinct x values.")
     interior = (
         np.quantile(x, np.linspace(0, 1, df + 1)[1:-1]) if df > 1 else np.array([])
     )
@@ -241,7 +242,7 @@ def _fit_mixture_density(
                 atol=1e-9, rtol=1e-8, maxiter=25
             )
     except ValueError as error:  # statsmodels: non-finite IRLS weights
-        raise ValueError(problem) from error
+        raise InputError(problem) from error
     fitted = np.asarray(model.fittedvalues, dtype=float)
     history = np.asarray(
         model.fit_history["deviance"][2:], dtype=float
@@ -250,7 +251,7 @@ def _fit_mixture_density(
         not (np.isfinite(fitted).all() and (fitted > 0).all())
         or model.deviance > history.min() * (1 + 1e-6) + 1e-9
     ):
-        raise ValueError(problem)
+        raise InputError(problem)
     return centres, counts, fitted
 
 
@@ -364,17 +365,17 @@ def fit_empirical_null(
     values = values[np.isfinite(values)]
     n = len(values)
     if n < 200:
-        raise ValueError(
+        raise InputError(
             f"An empirical null needs many values (got {n}, want at least 200)."
         )
     q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     if not q3 > q1:
-        raise ValueError(
+        raise InputError(
             f"The central half of the values are all equal ({median}); an empirical null cannot be fitted. "
             "Drop entries that carry no information (e.g. genes not expressed in any of the conditions)."
         )
     if not 0 <= pct < 0.5:
-        raise ValueError(f"pct must be in [0, 0.5) (got {pct}).")
+        raise InputError(f"pct must be in [0, 0.5) (got {pct}).")
     centres, counts, fitted = _fit_mixture_density(values, breaks, df, pct)
     b = 4.3 * np.exp(-0.26 * np.log10(n))
     scale = (q3 - q1) / (2 * stats.norm.ppf(0.75))
@@ -388,7 +389,7 @@ def fit_empirical_null(
         else _truncated_normal_mle(values, first[0], b * first[1], start=first[:2])
     )
     if second is None:
-        raise ValueError(
+        raise InputError(
             "The maximum-likelihood null failed (the middle of the histogram is not normal-shaped)."
         )
     mean, sd, p0 = second
@@ -447,13 +448,13 @@ def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
         and (neg & called).any()
         and (neg & ~called).any()
     ):
-        raise ValueError(
+        raise InputError(
             "Need entries labelled additive and non-additive on both sides of 0 to bracket the thresholds."
         )
     upper = (d[pos & ~called].max(), d[pos & called].min())
     lower = (d[neg & called].max(), d[neg & ~called].min())
     if not (upper[0] < upper[1] and lower[0] < lower[1]):
-        raise ValueError(
+        raise InputError(
             "The labels are not consistent with two thresholds (additive entries beyond called ones)."
         )
     return pd.DataFrame(
@@ -531,11 +532,11 @@ def tpr_fdp_curve(score, truth, grid=None) -> pd.DataFrame:
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=bool)
     if len(score) != len(truth):
-        raise ValueError(
+        raise InputError(
             f"score and truth differ in length ({len(score)} vs {len(truth)})."
         )
     if truth.sum() == 0:
-        raise ValueError("No true interactions: the TPR is undefined.")
+        raise InputError("No true interactions: the TPR is undefined.")
     ranked = truth[np.argsort(-score, kind="stable")]
     tp = np.cumsum(ranked)
     fdp = np.cumsum(~ranked) / np.maximum(1, np.arange(1, len(ranked) + 1))
@@ -621,7 +622,7 @@ def score_predictions(
         )
         joined.append(table)
     if not joined:
-        raise ValueError(
+        raise InputError(
             "No method had predictions on conditions with observed interactions."
         )
     return (
@@ -641,7 +642,7 @@ def score_predictions(
 def _need(table: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{what} needs the column(s) {missing}; "
             f"the table has {list(table.columns)} "
             "(make it with interactions.deviations / score_predictions)."
@@ -672,13 +673,13 @@ def effect_strata(table: pd.DataFrame, n_strata: int = 3, edges=None) -> pd.Seri
     ``"<n_strata> (largest)"``; the edges are in ``attrs["edges"]``.
     """
     if n_strata < 1:
-        raise ValueError(f"n_strata must be at least 1 (got {n_strata}).")
+        raise InputError(f"n_strata must be at least 1 (got {n_strata}).")
     size = expected_effect(table)
     if edges is None:
         edges = np.quantile(size, np.linspace(0, 1, n_strata + 1))
     edges = np.asarray(edges, dtype=float)
     if len(edges) != n_strata + 1 or np.any(np.diff(edges) <= 0):
-        raise ValueError(
+        raise InputError(
             f"Need {n_strata + 1} strictly increasing edges "
             f"(got {list(np.round(edges, 6))}); "
             "with many equal |e - c| values use fewer strata."
@@ -744,11 +745,11 @@ def permutation_floor(
     """
     truth = np.asarray(truth, dtype=bool)
     if truth.all() or not truth.any():
-        raise ValueError(
+        raise InputError(
             "A permutation floor needs both positive and negative entries."
         )
     if n_perm < 1:
-        raise ValueError(f"n_perm must be at least 1 (got {n_perm}).")
+        raise InputError(f"n_perm must be at least 1 (got {n_perm}).")
     rng = np.random.default_rng(seed)
     scores = np.array([rng.permutation(len(truth)) for _ in range(n_perm)], dtype=float)
     auroc, auprc = weighted_ranking_scores(
@@ -780,19 +781,19 @@ def weighted_ranking_scores(
     truth = np.asarray(truth, dtype=bool)
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if weights.shape[1] != len(truth):
-        raise ValueError(
+        raise InputError(
             f"weights have {weights.shape[1]} columns "
             f"but there are {len(truth)} entries."
         )
     if np.any(weights < 0):
-        raise ValueError("weights must be non-negative.")
+        raise InputError("weights must be non-negative.")
     n_rows = weights.shape[0]
     auroc, auprc = np.empty(n_rows), np.empty(n_rows)
     scores = np.atleast_2d(np.asarray(score, dtype=float))
     if not per_row_score:
         scores = scores.reshape(1, -1)
     if scores.shape[1] != len(truth):
-        raise ValueError(
+        raise InputError(
             f"score has {scores.shape[1]} entries but truth has {len(truth)}."
         )
 
@@ -819,7 +820,7 @@ def weighted_ranking_scores(
 
     if per_row_score:
         if scores.shape[0] != n_rows:
-            raise ValueError(
+            raise InputError(
                 "With per_row_score, score and weights need the same number of rows."
             )
         for b in range(n_rows):
@@ -847,9 +848,9 @@ def grouped_ranking_scores(
     groups = np.asarray(groups)
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if not (len(score) == len(truth) == len(groups)):
-        raise ValueError("score, truth and groups must have one entry each per item.")
+        raise InputError("score, truth and groups must have one entry each per item.")
     if groups.min() < 0 or groups.max() >= weights.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"groups must be codes 0..{weights.shape[1] - 1} (one weight column each)."
         )
     order = np.argsort(-score, kind="stable")
@@ -910,13 +911,13 @@ def ranking_bootstrap(
         table[score] = table["pred_minus_add"].abs()
     factors = list(factors)
     if len(factors) != 2 or factors[1] != "seed":
-        raise ValueError(
+        raise InputError(
             "factors must be (<condition column>, 'seed'): "
             "entries are grouped by split."
         )
     _need(table, ["method", score, truth, *factors], "ranking_bootstrap")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1 (got {n_boot}).")
+        raise InputError(f"n_boot must be at least 1 (got {n_boot}).")
     cond_codes, cond_levels = pd.factorize(table[factors[0]], sort=True)
     seed_codes, seed_levels = pd.factorize(table["seed"], sort=True)
     rng = np.random.default_rng(seed)
@@ -1000,10 +1001,10 @@ def ranking_comparison(
     from .uncertainty import direction
 
     if value not in ("auroc", "auprc"):
-        raise ValueError(f"value must be 'auroc' or 'auprc' (got {value!r}).")
+        raise InputError(f"value must be 'auroc' or 'auprc' (got {value!r}).")
     for name in (method, baseline):
         if name not in boot:
-            raise ValueError(f"No bootstrap for method {name!r}; have {sorted(boot)}.")
+            raise InputError(f"No bootstrap for method {name!r}; have {sorted(boot)}.")
     d = boot[method][f"boot_{value}"] - boot[baseline][f"boot_{value}"]
     d = d[np.isfinite(d)]
     a = (1 - level) / 2
@@ -1046,7 +1047,7 @@ def stratified_ranking_scores(
         table[score] = table["pred_minus_add"].abs()
     _need(table, ["method", "seed", score, truth], "stratified_ranking_scores")
     if len(strata) != len(table):
-        raise ValueError(
+        raise InputError(
             f"strata has {len(strata)} entries, the table {len(table)}: "
             "stratify this table."
         )

@@ -47,6 +47,7 @@ from .ceilings import split_halves
 from .conditions import condition_genes
 from .loaders import CONTROL
 from .pseudobulk import group_sums
+from .errors import InputError
 
 __all__ = [
     "sampling_noise",
@@ -120,11 +121,11 @@ def sampling_noise(
             "helpers.loaders.load_dataset."
         )
     if n_repeats < 1:
-        raise ValueError(f"n_repeats must be at least 1; got {n_repeats}.")
+        raise InputError(f"n_repeats must be at least 1; got {n_repeats}.")
     genes = pd.Index(list(genes))
     absent = genes.difference(adata.var_names)
     if len(absent):
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} of the genes are not in the data (e.g. "
             f"{list(absent[:3])}); pass genes of adata.var_names."
         )
@@ -132,7 +133,7 @@ def sampling_noise(
     wanted = list(present) if conditions is None else [str(c) for c in conditions]
     missing = sorted(set(wanted) - set(present))
     if missing:
-        raise ValueError(
+        raise InputError(
             f"Condition(s) {missing[:5]} have no cells in the data; pass "
             "conditions of adata.obs['condition']."
         )
@@ -182,7 +183,7 @@ def additive_floor(noise: pd.DataFrame, doubles) -> pd.DataFrame:
     """
     needed = {"condition", "v_halves", "v_genes"}
     if not needed <= set(noise.columns):
-        raise ValueError(
+        raise InputError(
             f"noise needs the columns {sorted(needed)}; pass the table of "
             "helpers.noise.sampling_noise."
         )
@@ -191,10 +192,10 @@ def additive_floor(noise: pd.DataFrame, doubles) -> pd.DataFrame:
     for double in doubles:
         parts = condition_genes(str(double))
         if len(parts) != 2:
-            raise ValueError(f"{double!r} is not a double perturbation 'A+B'.")
+            raise InputError(f"{double!r} is not a double perturbation 'A+B'.")
         absent = [c for c in (str(double), *parts, CONTROL) if c not in table.index]
         if absent:
-            raise ValueError(
+            raise InputError(
                 f"The noise table has no row for {absent} (needed for "
                 f"{double!r}); compute sampling_noise over those conditions."
             )
@@ -241,19 +242,19 @@ def compare_with_floor(
 
     rows = metrics[metrics["method"] == method]
     if rows.empty:
-        raise ValueError(
+        raise InputError(
             f"No rows of method {method!r} in the metrics; it has "
             f"{sorted(set(metrics['method']))}."
         )
     if floor not in floors.columns:
-        raise ValueError(
+        raise InputError(
             f"floors has no column {floor!r}; pass helpers.noise.additive_floor's "
             "table."
         )
     joined = rows.merge(floors[["condition", floor]], on="condition", how="left")
     absent = sorted(set(joined.loc[joined[floor].isna(), "condition"]))
     if absent:
-        raise ValueError(
+        raise InputError(
             f"No noise floor for {absent[:5]}; compute it for every condition "
             "of the metrics."
         )

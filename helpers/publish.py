@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from .results import book_root
+from .errors import InputError
 
 __all__ = [
     "repository",
@@ -57,7 +58,7 @@ def repository(root: Path | None = None) -> tuple[str, str, str]:
     url = repository_url(root)
     match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)/?", url)
     if not match:
-        raise ValueError(
+        raise InputError(
             f"_config.yml: repository.url must be https://github.com/<owner>/<name>, "
             f"not {url!r}"
         )

@@ -45,6 +45,7 @@ from .loaders import CONTROL
 from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk, top_control_genes
 from .splits import Split
+from .errors import InputError
 
 __all__ = [
     "retrieval_ranks",
@@ -95,11 +96,11 @@ def reference_profile(
         pool = split.train if split is not None else list(truth.conditions)
         pool = [c for c in pool if c != CONTROL and c in truth.conditions]
         if not pool:
-            raise ValueError(
+            raise InputError(
                 "No perturbed training conditions to average for reference='mean'."
             )
         return truth.means.loc[pool].mean(axis=0)
-    raise ValueError(f"reference must be 'control' or 'mean', got {reference!r}.")
+    raise InputError(f"reference must be 'control' or 'mean', got {reference!r}.")
 
 
 def _row_cor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -220,7 +221,7 @@ def de_genes(
         slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
     )
     if genes is not None and (np.asarray(cols) < 0).any():
-        raise ValueError("Some DE genes are not measured in the cells.")
+        raise InputError("Some DE genes are not measured in the cells.")
     block = adata.X[np.flatnonzero(keep)][:, cols]
     block = (
         block.toarray() if hasattr(block, "toarray") else np.asarray(block)
@@ -279,7 +280,7 @@ def de_overlap(
     """
     genes = _eval_genes(truth, predictions, genes, n_top)
     if n_de > len(genes):
-        raise ValueError(f"n_de={n_de} exceeds the {len(genes)} evaluation genes.")
+        raise InputError(f"n_de={n_de} exceeds the {len(genes)} evaluation genes.")
     conditions = [c for c in predictions.conditions if c != CONTROL]
     if observed_de is None:
         observed_de = de_genes(adata, conditions, n_de=n_de, genes=genes)
@@ -331,7 +332,7 @@ def de_sets_vcc(
     from .metrics.inputs import metric_input
 
     if adata.isbacked:
-        raise ValueError("de_sets_vcc needs cells in memory; pass adata.to_memory().")
+        raise InputError("de_sets_vcc needs cells in memory; pass adata.to_memory().")
     genes = _eval_genes(truth, predictions, genes, n_top)
     inp = metric_input(predictions, truth, split, genes, cells=adata)
     if not inp.conditions:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .loaders import CONTROL, condition_genes
+from .errors import BookError
 
 __all__ = [
     "SplitError", "Split", "double_split", "split_from_assignment", "complete_doubles", "holdout_split", "single_split",
@@ -37,7 +38,7 @@ SUBSETS = ("train", "val", "test")
 HELD_OUT = ("test", "val")
 
 
-class SplitError(ValueError):
+class SplitError(BookError, ValueError):
     """A split cannot be made or does not fit the data (the message says why)."""
 
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .results import book_root
+from .errors import InputError
 
 __all__ = [
     "SOLUTION_METADATA",
@@ -43,7 +44,7 @@ def is_solution(cell: dict) -> bool:
 def hide_solution(cell: dict) -> dict:
     """Tag a solution cell so that the book hides its input and output until the reader opens it."""
     if not is_solution(cell):
-        raise ValueError("hide_solution() takes a code cell whose first line is '# Solution'")
+        raise InputError("hide_solution() takes a code cell whose first line is '# Solution'")
     metadata = cell.setdefault("metadata", {})
     tags = [t for t in metadata.get("tags", []) if t not in _PARTIAL_HIDE_TAGS]
     metadata["tags"] = tags if SOLUTION_TAG in tags else [*tags, SOLUTION_TAG]

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
+
 __all__ = [
     "crossed_weights",
     "crossed_interval",
@@ -42,7 +44,7 @@ __all__ = [
 def _check(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The table has no {what} column(s) {missing}; it has {list(frame.columns)}."
         )
 
@@ -63,13 +65,13 @@ def crossed_weights(
     factors = list(factors)
     _check(frame, factors, "factor")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1; got {n_boot}.")
+        raise InputError(f"n_boot must be at least 1; got {n_boot}.")
     rng = np.random.default_rng(seed)
     weights = np.ones((n_boot, len(frame)))
     for factor in factors:
         codes, levels = pd.factorize(frame[factor], sort=True)
         if (codes < 0).any():
-            raise ValueError(f"The factor column {factor!r} has missing values.")
+            raise InputError(f"The factor column {factor!r} has missing values.")
         k = len(levels)
         if k <= 1:
             continue
@@ -102,7 +104,7 @@ def crossed_interval(
     """
     _check(frame, [value], "value")
     if not 0 < level < 1:
-        raise ValueError(f"level must lie between 0 and 1; got {level}.")
+        raise InputError(f"level must lie between 0 and 1; got {level}.")
     valid = frame[np.isfinite(frame[value].to_numpy(dtype=float))]
     out = {"n_rows": len(valid), "n_dropped": len(frame) - len(valid), "level": level}
     for factor in factors:
@@ -148,7 +150,7 @@ def paired_interval(
     _check(frame, ["method", value, *factors], "needed")
     for name in (method, baseline):
         if name not in set(frame["method"]):
-            raise ValueError(
+            raise InputError(
                 f"No rows of method {name!r}; the table has {sorted(set(frame['method']))}."
             )
     wide = frame[frame["method"].isin([method, baseline])].pivot_table(
