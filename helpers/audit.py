@@ -97,6 +97,9 @@ def audit_split(split: Split, conditions=None, *, adata=None, claims=(),
     """Audit ``split`` (see the module docstring); ``adata`` (canonical cells) enables the cell checks.
 
     ``conditions``: the conditions of the data (default: those of ``adata`` or of the split).
+
+    ``claims``: the claims of :data:`CLAIMS` the split must support; ``subsets``: the
+    held-out subsets checked.
     """
     unknown = set(claims) - set(CLAIMS)
     if unknown:

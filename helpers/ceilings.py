@@ -236,6 +236,10 @@ def noise_ceiling(
     ``*_ceiling`` (an independent full-size replicate) and ``*_oracle`` (the true mean, the best
     achievable score); ``n_cells`` counts the condition's cells in ``adata``, ``n_half`` those of
     one half.
+
+    ``conditions``: the perturbed conditions scored (default: all with at least 2
+    cells); ``seed``: the random halves; ``n_repeats``: how many random splits into
+    halves are averaged.
     """
     if n_repeats < 1:
         raise InputError("n_repeats must be at least 1.")
@@ -356,6 +360,9 @@ def normalised_summary(
     replicate) lies from the true mean; ``error_l2 = sqrt(max(mean(l2^2 - l2_oracle^2), 0))``
     how far the method's prediction lies from it (module docstring: "Why a model can beat the
     replicate"). A method beats a replicate in expectation where ``error_l2 < noise_l2``.
+
+    ``metrics``: the per-perturbation metrics of the methods
+    (:func:`helpers.metrics.evaluate`).
     """
     keys = ["seed", "condition"] if "seed" in metrics.columns else ["condition"]
     table = normalised_scores(

@@ -154,6 +154,9 @@ def setup(needs=(), *, quiet: bool = True) -> list[str]:
     ``needs``: the chapter's import names beyond :data:`BASE_NEEDS` (keys of :data:`REQUIREMENTS`, or
     ``"torch"``). Raises :class:`RestartRequired` if an install had to change a package that this kernel
     has already imported, and ``RuntimeError`` when pip fails or a module is still missing afterwards.
+
+    ``needs``: the chapter's extra modules (keys of :data:`REQUIREMENTS`, or ``torch``);
+    ``quiet``: pip runs with ``-q``.
     """
     wanted = list(dict.fromkeys([*BASE_NEEDS, *needs]))
     unknown = [n for n in wanted if n != "torch" and n not in REQUIREMENTS]

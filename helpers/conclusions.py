@@ -67,6 +67,9 @@ def interval_table(
     """Mean of ``value`` per level of ``by`` with its crossed interval over ``factors``.
 
     Columns: ``by``, estimate, lower, upper, n_<factor> for each factor, n_rows.
+
+    ``frame``: long table with columns ``by``, ``value`` and the ``factors``;
+    ``n_boot``, ``seed``: the bootstrap.
     """
     if by not in frame.columns:
         raise InputError(
@@ -109,7 +112,14 @@ def comparison(
 ) -> dict:
     """:func:`helpers.uncertainty.paired_interval` plus ``share_better`` (fraction of
     pairs where ``method`` is better), ``too_few`` (:func:`too_few` of the number of
-    levels of the condition factor) and ``sentence`` (:func:`sentence`)."""
+    levels of the condition factor) and ``sentence`` (:func:`sentence`).
+
+    ``frame``: long table with columns ``by`` method, ``value`` and the ``factors``;
+    ``method`` and ``baseline``: the two methods compared; ``value``: the metric column;
+    ``lower_is_better``: its direction; ``factors``: the pairing columns, resampled as
+    crossed factors; ``n_boot``, ``seed``, ``level``: the bootstrap; ``unit``: the word
+    for the pairs in the sentence.
+    """
     result = paired_interval(
         frame,
         method,
@@ -173,7 +183,13 @@ def comparison_table(
     """:func:`comparison` of each of ``methods`` against ``baseline``, one row each:
     method, baseline, estimate (mean paired difference, positive = method better),
     lower, upper, direction ("better" / "worse" / "inconclusive", or "too few"),
-    share_better, pair_count and n_<factor> for each factor."""
+    share_better, pair_count and n_<factor> for each factor.
+
+    ``frame``: long table with columns method, ``value`` and the ``factors``;
+    ``methods``: compared with ``baseline`` one by one; ``value``: the metric column;
+    ``lower_is_better``: its direction; ``factors``: the pairing columns; ``n_boot``,
+    ``seed``, ``level``: the bootstrap.
+    """
     rows = []
     for method in methods:
         r = comparison(
@@ -205,7 +221,10 @@ def comparison_table(
 
 def direction_summary(table: pd.DataFrame) -> str:
     """One sentence from a :func:`comparison_table`: which methods are better than,
-    worse than, cannot be told apart from the baseline, or have too few conditions."""
+    worse than, cannot be told apart from the baseline, or have too few conditions.
+
+    ``table``: the output of :func:`comparison_table`.
+    """
     if table.empty:
         raise InputError(
             "The comparison table is empty; pass comparison_table's output."

@@ -467,7 +467,12 @@ def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
 
 
 def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Series:
-    """The paper's observed classes (additive, buffering, synergy, other) for a :func:`deviations` table."""
+    """The paper's observed classes (additive, buffering, synergy, other) for a :func:`deviations` table.
+
+    ``table``: a :func:`deviations` table; ``lower`` and ``upper``: the thresholds of
+    the fitted null (:func:`fit_empirical_null`) outside which a deviation is called
+    non-additive.
+    """
     c, A, B, AB = (table[k].to_numpy() for k in ("ctrl", "A", "B", "AB"))
     d, e = table["deviation"].to_numpy(), table["additive"].to_numpy()
     same_dir = (np.sign(A - c) == np.sign(B - c)) & (np.sign(AB - c) == np.sign(A - c))
@@ -487,6 +492,9 @@ def predicted_classes(value, ctrl, additive) -> np.ndarray:
 
     buffering: between ``c`` and ``r`` (``c`` included); synergy: beyond ``r``; opposite: the other side
     of ``c``. Entries with ``v == r`` exactly are "additive".
+
+    ``value``: the predictions ``v``; ``ctrl``: the control ``c``; ``additive``: the
+    additive expectation ``r`` (arrays of one shape).
     """
     v, c, r = (np.asarray(x, dtype=float) for x in (value, ctrl, additive))
     direction = np.sign(r - c)
@@ -569,7 +577,11 @@ def ranking_scores(score, truth) -> dict[str, float]:
 def top_k_composition(
     table: pd.DataFrame, k: int = 500, by: str = "method"
 ) -> pd.DataFrame:
-    """Predicted class counts among each method's ``k`` entries with the largest |pred_minus_add|."""
+    """Predicted class counts among each method's ``k`` entries with the largest |pred_minus_add|.
+
+    ``table``: the joined table of :func:`score_predictions`; ``by``: the column
+    grouping the rows (one bar each).
+    """
     rows = []
     for method, group in table.groupby(by, sort=False):
         top = group.reindex(
@@ -656,6 +668,8 @@ def expected_effect(table: pd.DataFrame) -> np.ndarray:
     This is exactly the score by which the "no change" baseline ranks entries: it
     predicts ``y_hat = c``, so its predicted deviation is ``c - e`` and ``|y_hat - e| =
     |e - c|``.
+
+    ``table``: a :func:`deviations` table.
     """
     _need(table, ["additive", "ctrl"], "expected_effect")
     return np.abs(
@@ -708,6 +722,8 @@ def gene_scale(
     standard deviation for normal data; robust, so that the few real interactions of a
     gene do not inflate it). Genes with fewer than ``min_values`` doubles, or a scale of
     0, get NaN.
+
+    ``table``: a :func:`deviations` table.
     """
     _need(table, ["gene", column], "gene_scale")
     values = table[[column]].assign(gene=table["gene"].to_numpy())
@@ -904,6 +920,9 @@ def ranking_bootstrap(
     paired. ``score`` may be any column (default: ``|y_hat - e|``, added if absent).
     Returns ``{method: {"auroc": estimate, "auprc": estimate, "boot_auroc": array,
     "boot_auprc": array, "n_condition": k, "n_seed": s}}``.
+
+    ``truth``: the boolean column of true interactions; ``n_boot``: the number of
+    resamples.
     """
     table = joined.copy()
     if score == "abs_pred_minus_add" and score not in table:
@@ -960,6 +979,9 @@ def ranking_bootstrap(
 def ranking_intervals(boot: dict[str, dict], *, level: float = 0.95) -> pd.DataFrame:
     """Per method: AUROC and AUPRC with percentile intervals from
     :func:`ranking_bootstrap`.
+
+    ``boot``: the output of :func:`ranking_bootstrap`; ``level``: the intervals'
+    coverage.
     """
     a = (1 - level) / 2
     rows = []
@@ -1040,6 +1062,10 @@ def stratified_ranking_scores(
     by ranking large expected effects first. Returns method, seed, stratum, auroc,
     auprc, positives, n, prevalence (NaN scores where a stratum of a split has no
     positive or no negative entry).
+
+    ``joined``: the joined table of :func:`score_predictions`; ``strata``: a stratum per
+    row of ``joined``; ``score``: the ranking score column; ``truth``: the boolean
+    column of true interactions.
     """
     table = joined.copy()
     if score == "abs_pred_minus_add" and score not in table:
@@ -1083,6 +1109,9 @@ def sign_agreement(joined: pd.DataFrame, truth: str = "non_additive") -> pd.Data
     this does. Returns the called rows with ``sign_match`` (1.0 / 0.0; NaN where the
     prediction is exactly additive, ``y_hat = e``, so it predicts no sign), ready for
     :func:`helpers.uncertainty.crossed_interval` over conditions x seeds. Chance is 0.5.
+
+    ``joined``: the joined table of :func:`score_predictions`; ``truth``: its boolean
+    column of the entries called non-additive.
     """
     _need(joined, ["pred_minus_add", "deviation", truth], "sign_agreement")
     rows = joined[joined[truth].astype(bool)].copy()

@@ -114,6 +114,9 @@ def sampling_noise(
     Conditions with fewer than 2 cells are left out. Works on backed data (only the
     cells of ``conditions`` and the columns ``genes`` are read). One row per condition;
     columns :data:`NOISE_COLUMNS`.
+
+    ``seed``: the random halves; ``n_repeats``: how many random splits into halves are
+    averaged.
     """
     if "condition" not in adata.obs:
         raise KeyError(
@@ -180,6 +183,9 @@ def additive_floor(noise: pd.DataFrame, doubles) -> pd.DataFrame:
     prediction of an exactly additive double), from :func:`sampling_noise`'s split-half
     ``v_halves`` (``floor_additive_l2_genes``: from ``v_genes``). Columns
     :data:`FLOOR_COLUMNS`.
+
+    ``noise``: the table of :func:`sampling_noise`; ``doubles``: the double
+    perturbations ``A+B``.
     """
     needed = {"condition", "v_halves", "v_genes"}
     if not needed <= set(noise.columns):
@@ -236,6 +242,9 @@ def compare_with_floor(
 
     Returns crossed_interval's dict plus ``mean_l2``, ``mean_floor``, ``ratio``
     (``mean_l2 / mean_floor``), ``too_few``, ``sentence``.
+
+    ``floors``: the table of :func:`additive_floor`; ``n_boot``, ``seed``, ``level``:
+    the bootstrap.
     """
     from .conclusions import smallest_sign_flip_p, too_few
     from .uncertainty import crossed_interval, direction

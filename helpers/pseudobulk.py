@@ -168,6 +168,8 @@ def pseudobulk(
     is the conditions x genes float64 table plus one chunk.
     ``benchmarks/bench_pseudobulk_vs_scanpy.py`` compares it with
     ``scanpy.get.aggregate`` (the test suite checks they agree to 1e-10).
+
+    ``adata``: the canonical cells (in memory or backed).
     """
     if by not in adata.obs:
         raise KeyError(
@@ -207,6 +209,8 @@ def target_gene_changes(pb: Pseudobulk) -> pd.DataFrame:
 
     CRISPRa should raise the target's own expression, CRISPRi lower it; targets that are not
     among the measured genes are listed with ``measured = False`` so their absence is visible.
+
+    ``pb``: the pseudobulk.
     """
     rows = []
     delta = pb.delta

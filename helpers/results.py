@@ -44,7 +44,10 @@ def results_dir(chapter: str) -> Path:
 
 
 def save_table(table: pd.DataFrame, chapter: str, name: str, *, index: bool = False) -> Path:
-    """Write ``table`` as ``<results_dir(chapter)>/<name>.csv`` and return the path."""
+    """Write ``table`` as ``<results_dir(chapter)>/<name>.csv`` and return the path.
+
+    ``index``: also write the table's index.
+    """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"save_table expects a pandas DataFrame, got {type(table).__name__}.")
     path = results_dir(chapter) / f"{name}.csv"

@@ -129,7 +129,14 @@ def similarity_matrix(
     n_top: int = 1000,
     genes=None,
 ) -> pd.DataFrame:
-    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns)."""
+    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns).
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``reference``: ``"control"`` or ``"mean"``, subtracted before correlating;
+    ``split``: whose training conditions make the ``"mean"`` reference; ``candidates``:
+    the observed conditions (columns; default: the predicted ones); ``n_top``,
+    ``genes``: the evaluation genes.
+    """
     genes = _eval_genes(truth, predictions, genes, n_top)
     ref = reference_profile(truth, reference, split)[genes].to_numpy()
     conditions = [c for c in predictions.conditions if c != CONTROL]
@@ -161,6 +168,11 @@ def retrieval_ranks(
     """Rank of the true perturbation among the candidates (formula: module docstring).
 
     One row per predicted condition; columns :data:`RETRIEVAL_COLUMNS`.
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``reference``: ``"control"`` or ``"mean"``, subtracted before correlating;
+    ``split``: whose training conditions make the ``"mean"`` reference; ``n_top``,
+    ``genes``: the evaluation genes.
     """
     sim = similarity_matrix(
         predictions,
@@ -209,6 +221,9 @@ def de_genes(
     Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl", method=method)`` on
     ``X`` (log-normalised) restricted to ``genes`` (default: all); ties in the adjusted p-value are
     broken by |score|. Deterministic (neither test draws random numbers).
+
+    ``adata``: the cells (with the control); ``conditions``: the conditions whose DE
+    genes are wanted.
     """
     import warnings
 
@@ -277,6 +292,10 @@ def de_overlap(
 
     ``observed_de`` (from :func:`de_genes`) can be passed to reuse the scanpy run across methods.
     Columns :data:`DE_COLUMNS`.
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``adata``: the cells; ``n_top``: the evaluation genes (the top ``n_top``
+    control-expressed genes unless ``genes`` is given).
     """
     genes = _eval_genes(truth, predictions, genes, n_top)
     if n_de > len(genes):

@@ -101,6 +101,8 @@ def crossed_interval(
     Rows whose value is NaN are dropped first (counted in ``n_dropped``). Returns a dict:
     estimate, lower, upper, level, n_rows, n_dropped, n_<factor> (levels of each factor),
     n_boot (resamples with a non-zero total weight).
+
+    ``seed``: the bootstrap's seed.
     """
     _check(frame, [value], "value")
     if not 0 < level < 1:
@@ -145,6 +147,9 @@ def paired_interval(
     otherwise. Pairs where either value is NaN are dropped. Returns
     :func:`crossed_interval`'s dict with ``method``, ``baseline``, ``value`` and
     ``direction`` (:func:`direction` of the interval) added.
+
+    ``lower_is_better``: the metric's direction; ``n_boot``, ``seed``, ``level``: the
+    bootstrap.
     """
     factors = list(factors)
     _check(frame, ["method", value, *factors], "needed")
@@ -173,7 +178,10 @@ def paired_interval(
 
 def direction(lower: float, upper: float) -> str:
     """``"better"`` if the interval of a positive-is-better difference lies above 0,
-    ``"worse"`` if it lies below 0, ``"inconclusive"`` otherwise (also for NaN)."""
+    ``"worse"`` if it lies below 0, ``"inconclusive"`` otherwise (also for NaN).
+
+    ``lower`` and ``upper``: the interval's ends.
+    """
     if not (np.isfinite(lower) and np.isfinite(upper)):
         return "inconclusive"
     if lower > 0:
@@ -189,6 +197,8 @@ def describe(result: dict, *, digits: int = 3) -> str:
     For example ``"additive is better than no_change on l2: mean difference 1.23
     [0.85, 1.61] (95% interval over 5 condition x 1 split resamples)"``; an interval that
     covers 0 gives ``"... cannot be told apart from ..."``, with the reason.
+
+    ``digits``: significant digits of the numbers.
     """
     m, b, v = result["method"], result["baseline"], result["value"]
     levels = " x ".join(
