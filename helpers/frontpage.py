@@ -1,4 +1,4 @@
-"""The front page's figure and answer, made by the build from the executed chapters' results.
+"""The front page's figure and answer, made by the build from the chapters' results.
 
 The paper's Figure 1 in one picture: every model beside predicting **no change** and the
 **additive** baseline, as mean L2 on held-out double perturbations with intervals. Two panels:

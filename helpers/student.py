@@ -1,4 +1,4 @@
-"""Student copies of the chapters: the same notebooks with the exercise solutions removed (course module).
+"""Student copies of the chapters: the notebooks without their exercise solutions.
 
 A solution is a code cell whose first line is ``# Solution``. In the book it is hidden, input AND output, behind
 one toggle until the reader opens it: myst-nb's ``hide-cell`` tag (a ``<details>`` element in the HTML) with the

@@ -17,8 +17,8 @@ in resample ``b``. The statistic of a resample is the weighted mean ``sum_i w v 
 ordinary bootstrap over that factor's levels.
 
 :func:`crossed_interval` gives the percentile interval of the mean of one column;
-:func:`paired_interval` the interval of a mean paired difference between two methods (positive
-= the first is better, for the metric's direction); :func:`direction` turns an interval into
+:func:`paired_interval` the interval of a mean paired difference between two methods
+(positive = the first is better, for the metric's direction); :func:`direction` turns an interval into
 "better" / "worse" / "inconclusive", so that a sentence such as "X beats Y" is generated from the
 interval and never from the point estimate alone.
 """
