@@ -14,7 +14,7 @@
    then ``--stage data``: every paper-profile download through the registry and
    ``check-urls`` against the mirror; ``--stage site``: ``PROFILE=paper bash
    scripts/build_book.sh`` (the publish workflow's build) and the browser test
-   (tests/test_browser.py) on the site it built.
+   (tests/book/test_browser.py) on the site it built.
 
 Prints each phase's wall time, the peak memory (largest process, and the sampled sum
 over the build's process tree) and the disk used (stand-ins, cache, _build; the mirror
@@ -286,7 +286,7 @@ def main() -> int:
                         sys.executable,
                         "-m",
                         "pytest",
-                        "tests/test_browser.py",
+                        "tests/book/test_browser.py",
                         "-q",
                         "-p",
                         "no:cacheprovider",

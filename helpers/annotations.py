@@ -42,6 +42,9 @@ def gene2go(genes=None, *, ontologies=("BP", "MF", "CC"), download: bool = True)
     """Gene symbol -> set of GO term ids (the union of the ``ontologies``), like GEARS' ``gene2go_all.pkl``.
 
     Restricted to ``genes`` if given; genes without annotation are absent from the result.
+
+    ``download``: fetch the annotation database when it is not cached (else an error
+    says how to get it).
     """
     table = _gene2go_table(str(annotation_db(download=download)))
     table = table[table["ontology"].isin(ontologies)]

@@ -31,13 +31,14 @@ import pandas as pd
 
 from .loaders import CONTROL, condition_genes
 from .splits import HELD_OUT, Split
+from .errors import BookError, InputError
 
 __all__ = ["SplitLeakError", "SplitAudit", "audit_split", "CLAIMS"]
 
 CLAIMS = ("seen_singles", "unseen_targets", "doubles_only")
 
 
-class SplitLeakError(ValueError):
+class SplitLeakError(BookError, ValueError):
     """The split leaks held-out information into training (the message lists the leaks)."""
 
 
@@ -96,10 +97,13 @@ def audit_split(split: Split, conditions=None, *, adata=None, claims=(),
     """Audit ``split`` (see the module docstring); ``adata`` (canonical cells) enables the cell checks.
 
     ``conditions``: the conditions of the data (default: those of ``adata`` or of the split).
+
+    ``claims``: the claims of :data:`CLAIMS` the split must support; ``subsets``: the
+    held-out subsets checked.
     """
     unknown = set(claims) - set(CLAIMS)
     if unknown:
-        raise ValueError(f"Unknown claim(s) {sorted(unknown)}; known: {CLAIMS}.")
+        raise InputError(f"Unknown claim(s) {sorted(unknown)}; known: {CLAIMS}.")
     rows = []
 
     def add(check, status, count, detail):

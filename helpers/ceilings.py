@@ -43,7 +43,7 @@ is ``cor(d, d + e) ~ sqrt(V / (V + N)) = sqrt(R)``: ``pearson_delta_oracle = sqr
 (``R <= 0`` means no detectable signal, where the oracle's expected correlation is about 0).
 
 Both corrections assume independent cells and additive noise uncorrelated with the effect across
-genes; ``tests/test_ceilings.py`` checks them on Gaussian cells with a **known** ``mu``, against
+genes; ``tests/unit/test_ceilings.py`` checks them on Gaussian cells with a **known** ``mu``, against
 the actual distance of the full-data mean to ``mu``. The raw half-vs-half values stay in the table
 (``*_half``) so a reader can use them instead. A prediction can still score better than the
 oracle on a condition by chance (``y``'s noise happened to point its way), and systematically only
@@ -89,6 +89,7 @@ from .loaders import CONTROL
 from .metrics.paper import pearson_delta
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
+from .errors import InputError
 
 __all__ = [
     "split_halves",
@@ -177,7 +178,7 @@ def split_halves(
             f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset."
         )
     if adata.isbacked:
-        raise ValueError(
+        raise InputError(
             "split_halves needs cells in memory; load the dataset without backed='r' "
             "(or pass adata.to_memory())."
         )
@@ -235,9 +236,13 @@ def noise_ceiling(
     ``*_ceiling`` (an independent full-size replicate) and ``*_oracle`` (the true mean, the best
     achievable score); ``n_cells`` counts the condition's cells in ``adata``, ``n_half`` those of
     one half.
+
+    ``conditions``: the perturbed conditions scored (default: all with at least 2
+    cells); ``seed``: the random halves; ``n_repeats``: how many random splits into
+    halves are averaged.
     """
     if n_repeats < 1:
-        raise ValueError("n_repeats must be at least 1.")
+        raise InputError("n_repeats must be at least 1.")
     truth = pseudobulk(adata) if truth is None else truth
     if genes is None:
         genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
@@ -311,12 +316,12 @@ def normalised_scores(
     keys = list(by) + ["condition"]
     base = metrics[metrics["method"] == baseline]
     if base.empty:
-        raise ValueError(
+        raise InputError(
             f"No rows of the baseline {baseline!r} in the metrics; run it on the same splits."
         )
     missing = [c for c in _ORACLE_NEEDED if c not in ceiling.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The ceiling table lacks {missing}; make it with "
             "helpers.ceilings.noise_ceiling."
         )
@@ -355,6 +360,9 @@ def normalised_summary(
     replicate) lies from the true mean; ``error_l2 = sqrt(max(mean(l2^2 - l2_oracle^2), 0))``
     how far the method's prediction lies from it (module docstring: "Why a model can beat the
     replicate"). A method beats a replicate in expectation where ``error_l2 < noise_l2``.
+
+    ``metrics``: the per-perturbation metrics of the methods
+    (:func:`helpers.metrics.evaluate`).
     """
     keys = ["seed", "condition"] if "seed" in metrics.columns else ["condition"]
     table = normalised_scores(
@@ -447,7 +455,7 @@ def interpolated_duplicate(
     "tech_dup", "all_perturbed")``, Welch t-test) and CellSimBench
     ``data/add_interpolated_baseline.py`` (there the p-values come from scanpy's
     ``t-test_overestim_var`` vs the rest and ``m`` is the fold's training mean).
-    ``tests/test_parity_scperteval.py`` checks it against scPertEval's own source on the
+    ``tests/parity/test_parity_scperteval.py`` checks it against scPertEval's own source on the
     same halves.
 
     **What truth it is scored against.** The peers score it against the *other* half A
@@ -466,7 +474,7 @@ def interpolated_duplicate(
             "helpers.loaders.load_dataset."
         )
     if adata.isbacked:
-        raise ValueError(
+        raise InputError(
             "interpolated_duplicate needs cells in memory; load the "
             "dataset without backed='r' (or pass adata.to_memory())."
         )
@@ -482,7 +490,7 @@ def interpolated_duplicate(
         for condition, rows in replicate.items():
             rows = np.asarray(rows, dtype=np.int64)
             if (np.asarray(labels[rows]) != condition).any():
-                raise ValueError(
+                raise InputError(
                     f"replicate[{condition!r}] holds cells of other " "conditions."
                 )
             target[rows] = True
@@ -490,7 +498,7 @@ def interpolated_duplicate(
     counts = own[target].value_counts()
     found = [c for c in wanted if counts.get(c, 0) > 0]
     if not found:
-        raise ValueError(
+        raise InputError(
             "No condition has replicate cells (each needs at least 2 " "cells)."
         )
     _, padj = de_vs_all_perturbed(adata, found, target=target)
@@ -504,7 +512,7 @@ def interpolated_duplicate(
     if reference is None:
         perturbed = [c for c in truth.conditions if c != CONTROL]
         if len(perturbed) < 2:
-            raise ValueError(
+            raise InputError(
                 "The leave-one-out reference needs at least two perturbed "
                 "conditions."
             )
@@ -512,7 +520,7 @@ def interpolated_duplicate(
         position = {c: i for i, c in enumerate(perturbed)}
         absent = [c for c in found if c not in position]
         if absent:
-            raise ValueError(
+            raise InputError(
                 f"Condition(s) {absent[:5]} are not in the truth's " "pseudobulks."
             )
         total = means.sum(axis=0)
@@ -522,7 +530,7 @@ def interpolated_duplicate(
     else:
         profile = pd.Series(reference).reindex(genes).to_numpy(dtype=np.float64)
         if not np.isfinite(profile).all():
-            raise ValueError(
+            raise InputError(
                 "reference must give a finite value for every gene of the " "cells."
             )
         ref = np.tile(profile, (len(found), 1))
@@ -611,7 +619,7 @@ def evaluation_truth(truth: Pseudobulk, cells, split) -> tuple[Pseudobulk, ad.An
     than it (the replicate carries the noise of its own half as well).
     """
     if "condition" not in cells.obs:
-        raise ValueError(
+        raise InputError(
             "evaluation_truth needs cells with obs['condition'] "
             "(load them with helpers.loaders.load_dataset)."
         )

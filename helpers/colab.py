@@ -15,7 +15,7 @@ installed and changes nothing. PyTorch is never installed here (pip's default Li
 build, gigabytes): Colab ships it; elsewhere install the build for your machine.
 
 The repository's URL has one home, ``repository: url:`` in ``_config.yml`` (the book's launch and
-repository buttons read it); :func:`repository_url` reads it, and ``tests/test_setup_cells.py`` checks that
+repository buttons read it); :func:`repository_url` reads it, and ``tests/book/test_setup_cells.py`` checks that
 every setup cell and every Colab badge in the README use the same URL (the cell needs it before the clone,
 so it has to spell it out).
 """
@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from .errors import BookError, EnvironmentProblem, InputError
 
 __all__ = ["BASE_NEEDS", "REQUIREMENTS", "PROTECTED", "RestartRequired", "repository_url", "setup_cell",
            "cell_needs", "missing", "setup"]
@@ -86,7 +88,7 @@ TORCH_MISSING = ("This chapter needs PyTorch, which Colab ships. Outside Colab i
                  "The setup cell does not install it: pip's default Linux wheel is the CUDA build (gigabytes).")
 
 
-class RestartRequired(RuntimeError):
+class RestartRequired(BookError, RuntimeError):
     """pip changed a package the running kernel has already imported."""
 
 
@@ -95,7 +97,7 @@ def repository_url(root: str | os.PathLike | None = None) -> str:
     config = Path(root or Path(__file__).resolve().parents[1]) / "_config.yml"
     match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", config.read_text(), re.M)
     if not match:
-        raise ValueError(f"{config} has no 'repository: url:' entry; the setup cells and badges need it.")
+        raise InputError(f"{config} has no 'repository: url:' entry; the setup cells and badges need it.")
     return match.group(1).strip("'\"")
 
 
@@ -104,7 +106,7 @@ def setup_cell(notebook: str | os.PathLike) -> str:
     nb = json.loads(Path(notebook).read_text())
     cell = next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
     if cell is None or "remove-cell" not in cell.get("metadata", {}).get("tags", []):
-        raise ValueError(f"{notebook}: the first code cell must be the Colab setup cell, tagged remove-cell.")
+        raise InputError(f"{notebook}: the first code cell must be the Colab setup cell, tagged remove-cell.")
     return "".join(cell["source"])
 
 
@@ -115,7 +117,7 @@ def cell_needs(notebook: str | os.PathLike) -> list[str]:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setup"
                 and node.args):
             return list(ast.literal_eval(node.args[0]))
-    raise ValueError(f"{notebook}: the setup cell does not call colab.setup([...]).")
+    raise InputError(f"{notebook}: the setup cell does not call colab.setup([...]).")
 
 
 def missing(modules) -> list[str]:
@@ -152,14 +154,17 @@ def setup(needs=(), *, quiet: bool = True) -> list[str]:
     ``needs``: the chapter's import names beyond :data:`BASE_NEEDS` (keys of :data:`REQUIREMENTS`, or
     ``"torch"``). Raises :class:`RestartRequired` if an install had to change a package that this kernel
     has already imported, and ``RuntimeError`` when pip fails or a module is still missing afterwards.
+
+    ``needs``: the chapter's extra modules (keys of :data:`REQUIREMENTS`, or ``torch``);
+    ``quiet``: pip runs with ``-q``.
     """
     wanted = list(dict.fromkeys([*BASE_NEEDS, *needs]))
     unknown = [n for n in wanted if n != "torch" and n not in REQUIREMENTS]
     if unknown:
-        raise ValueError(f"helpers.colab does not know how to install {unknown}; add them to REQUIREMENTS.")
+        raise InputError(f"helpers.colab does not know how to install {unknown}; add them to REQUIREMENTS.")
     absent = missing(wanted)
     if "torch" in absent:
-        raise RuntimeError(TORCH_MISSING)
+        raise EnvironmentProblem(TORCH_MISSING)
     if not absent:
         print(f"[setup] Python {sys.version.split()[0]}: everything this chapter needs is installed.")
         return []
@@ -177,7 +182,7 @@ def setup(needs=(), *, quiet: bool = True) -> list[str]:
               "letting pip choose.", flush=True)
         result = _pip(requirements, quiet)
     if result.returncode != 0:
-        raise RuntimeError(f"pip could not install {requirements}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise EnvironmentProblem(f"pip could not install {requirements}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     after = _versions()
     changed = {name: (version, after.get(name, "removed")) for name, version in before.items()
                if after.get(name) != version}
@@ -190,6 +195,6 @@ def setup(needs=(), *, quiet: bool = True) -> list[str]:
                               + f", which this kernel has already loaded or Colab pre-loads. {RESTART}")
     still = missing(absent)
     if still:
-        raise RuntimeError(f"pip reported success but {still} still cannot be imported.")
+        raise EnvironmentProblem(f"pip reported success but {still} still cannot be imported.")
     print(f"[setup] installed {', '.join(requirements)}; nothing this kernel had loaded was changed.")
     return requirements

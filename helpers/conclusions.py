@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .uncertainty import crossed_interval, describe, paired_interval
+from .errors import InputError
 
 __all__ = [
     "too_few",
@@ -41,7 +42,7 @@ def smallest_sign_flip_p(n: int) -> float:
     """Smallest two-sided p-value of an exact sign-flip test over ``n`` paired values:
     ``2 / 2^n``."""
     if n < 1:
-        raise ValueError(f"n must be at least 1; got {n}.")
+        raise InputError(f"n must be at least 1; got {n}.")
     return min(1.0, 2.0 * 0.5**n)
 
 
@@ -49,7 +50,7 @@ def too_few(n: int, level: float = 0.95) -> bool:
     """Whether ``n`` conditions are too few for any conclusion at ``level`` (module
     docstring)."""
     if not 0 < level < 1:
-        raise ValueError(f"level must lie between 0 and 1; got {level}.")
+        raise InputError(f"level must lie between 0 and 1; got {level}.")
     return smallest_sign_flip_p(n) >= 1 - level
 
 
@@ -66,9 +67,12 @@ def interval_table(
     """Mean of ``value`` per level of ``by`` with its crossed interval over ``factors``.
 
     Columns: ``by``, estimate, lower, upper, n_<factor> for each factor, n_rows.
+
+    ``frame``: long table with columns ``by``, ``value`` and the ``factors``;
+    ``n_boot``, ``seed``: the bootstrap.
     """
     if by not in frame.columns:
-        raise ValueError(
+        raise InputError(
             f"The table has no column {by!r}; it has {list(frame.columns)}."
         )
     rows = []
@@ -108,7 +112,14 @@ def comparison(
 ) -> dict:
     """:func:`helpers.uncertainty.paired_interval` plus ``share_better`` (fraction of
     pairs where ``method`` is better), ``too_few`` (:func:`too_few` of the number of
-    levels of the condition factor) and ``sentence`` (:func:`sentence`)."""
+    levels of the condition factor) and ``sentence`` (:func:`sentence`).
+
+    ``frame``: long table with columns ``by`` method, ``value`` and the ``factors``;
+    ``method`` and ``baseline``: the two methods compared; ``value``: the metric column;
+    ``lower_is_better``: its direction; ``factors``: the pairing columns, resampled as
+    crossed factors; ``n_boot``, ``seed``, ``level``: the bootstrap; ``unit``: the word
+    for the pairs in the sentence.
+    """
     result = paired_interval(
         frame,
         method,
@@ -172,7 +183,13 @@ def comparison_table(
     """:func:`comparison` of each of ``methods`` against ``baseline``, one row each:
     method, baseline, estimate (mean paired difference, positive = method better),
     lower, upper, direction ("better" / "worse" / "inconclusive", or "too few"),
-    share_better, pair_count and n_<factor> for each factor."""
+    share_better, pair_count and n_<factor> for each factor.
+
+    ``frame``: long table with columns method, ``value`` and the ``factors``;
+    ``methods``: compared with ``baseline`` one by one; ``value``: the metric column;
+    ``lower_is_better``: its direction; ``factors``: the pairing columns; ``n_boot``,
+    ``seed``, ``level``: the bootstrap.
+    """
     rows = []
     for method in methods:
         r = comparison(
@@ -204,9 +221,12 @@ def comparison_table(
 
 def direction_summary(table: pd.DataFrame) -> str:
     """One sentence from a :func:`comparison_table`: which methods are better than,
-    worse than, cannot be told apart from the baseline, or have too few conditions."""
+    worse than, cannot be told apart from the baseline, or have too few conditions.
+
+    ``table``: the output of :func:`comparison_table`.
+    """
     if table.empty:
-        raise ValueError(
+        raise InputError(
             "The comparison table is empty; pass comparison_table's output."
         )
     baseline = table["baseline"].iloc[0]
@@ -232,7 +252,7 @@ def spread_verdict(ratio: float) -> str:
     less than the truth; ``<= 1.25``: about as much as the truth; above: more than the truth.
     """
     if not np.isfinite(ratio) or ratio < 0:
-        raise ValueError(f"ratio must be a finite number >= 0; got {ratio}.")
+        raise InputError(f"ratio must be a finite number >= 0; got {ratio}.")
     if ratio < 0.1:
         return "collapsed: nearly the same prediction for every condition"
     if ratio < 0.8:

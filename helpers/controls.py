@@ -43,6 +43,7 @@ from .conditions import condition_genes
 from .linear import RandomControls, fit_linear_model, random_embedding_like
 from .pseudobulk import Pseudobulk
 from .uncertainty import crossed_interval, describe, direction, paired_interval
+from .errors import InputError
 
 __all__ = [
     "EMBEDDING_SEED",
@@ -69,6 +70,11 @@ def run_seeded(
     cannot be fitted (as their embedding, e.g. a G whose training P is too small) are not
     printed once per seed but listed in ``attrs["not_fitted"]`` (method, seed,
     embedding_seed, reason).
+
+    ``truth``: the pseudobulk the methods are trained and scored on; ``splits``: the
+    splits; ``controls``: the random controls and embedding methods
+    (:class:`RandomControls`); ``kwargs``: passed on to
+    :func:`helpers.benchmark.run_methods`.
     """
     if not isinstance(controls, RandomControls):
         raise TypeError(
@@ -110,6 +116,10 @@ def crossed_summary(
     """Per dataset and method: the mean of ``value`` with a 95% interval resampling
     conditions, split seeds and embedding seeds as crossed factors. Columns: dataset,
     method, n (rows), n_condition, n_seed, n_embedding_seed, mean, lower, upper.
+
+    ``table``: the per-perturbation metrics with an ``embedding_seed`` column
+    (:func:`run_seeded`); ``methods``: those summarised (default: all); ``n_boot``,
+    ``seed``: the bootstrap.
     """
     table = _with_seed_column(table)
     methods = list(pd.unique(table["method"]) if methods is None else methods)
@@ -154,6 +164,11 @@ def crossed_forest(
     interval of each mean ratio resampling conditions, split seeds and embedding seeds
     as crossed factors instead of (seed, condition) rows. Columns as ``forest`` plus
     n_condition, n_seed, n_embedding_seed; ``attrs`` as ``forest``'s.
+
+    ``table``: the per-perturbation metrics with an ``embedding_seed`` column
+    (:func:`run_seeded`); ``baseline``: the method of ratio 1; ``methods``: those shown
+    (default: all); ``min_coverage``: as in ``forest``; ``n_boot``, ``seed``: the
+    bootstrap.
     """
     table = _with_seed_column(table)
     keys = ["dataset", "seed", "condition"]
@@ -220,6 +235,10 @@ def versus_controls(
     are used. Columns: dataset, method, control, n_condition, n_embedding_seed,
     method_mean, control_mean, difference, lower, upper, direction, conclusion (``"too
     few conditions"`` below ``min_conditions``).
+
+    ``table``: the per-perturbation metrics with an ``embedding_seed`` column;
+    ``value``: the metric column; ``lower_is_better``: its direction; ``n_boot``,
+    ``seed``: the bootstrap.
     """
     table = _with_seed_column(table)
     keys = ["dataset", "seed", "condition"]
@@ -275,6 +294,9 @@ def paired_comparisons(
     lower, upper, direction, conclusion (``"too few conditions"`` below
     ``min_conditions``), sentence (:func:`helpers.uncertainty.describe`, or what is
     missing when n is too small).
+
+    ``table``: the per-perturbation metrics; ``value``: the metric column;
+    ``lower_is_better``: its direction; ``n_boot``, ``seed``: the bootstrap.
     """
     rows = []
     for dataset, group in table.groupby("dataset", sort=False):
@@ -344,10 +366,14 @@ def additivity_by_dimension(
     between the prediction and the projected additive model ``c + b + Pi_G (Y~_A +
     Y~_B)``) and ``l2`` (mean L2 to the observed double). Rows with ``dim`` 0 hold the
     projected additive (``"projected_additive"``) and the additive model.
+
+    ``pb``: the pseudobulk (training and held-out conditions); ``seeds``: the seeds of
+    the random ``P``; ``k``: the dimension of ``G`` (training PCA); ``ridge``: the ridge
+    penalty of the fit.
     """
     doubles = [c for c in split.held_out if len(condition_genes(c)) == 2]
     if not doubles:
-        raise ValueError(
+        raise InputError(
             "The split holds out no double perturbation; nothing to demonstrate."
         )
     train_pb = pb.subset(split.train)
@@ -429,6 +455,8 @@ def beside_controls(methods, pairs: dict) -> list[str]:
     """``methods`` in order, each embedding method followed by its random control (for
     plots); a control whose embedding is not in ``methods`` goes last; other methods
     keep their order.
+
+    ``pairs``: method -> its random control (``RandomControls.pairs``).
     """
     methods = list(methods)
     controls_ = set(pairs.values())
@@ -443,11 +471,19 @@ def beside_controls(methods, pairs: dict) -> list[str]:
 
 
 def dimension_plot(
-    demo: pd.DataFrame, embeddings: pd.DataFrame | None = None, ax=None, title: str = ""
+    demo: pd.DataFrame,
+    embeddings: pd.DataFrame | None = None,
+    ax=None,
+    *,
+    title: str = "",
 ):
     """Mean L2 of the random-P linear model against dim(P) (mean and range over seeds),
     with the projected additive and additive models as lines and, if given, the
-    embeddings as labelled points (``embeddings``: columns label, dim, l2).
+    embeddings as labelled points.
+
+    ``demo``: the L2 table of :func:`additivity_by_dimension` (columns model, dim,
+    l2); ``embeddings``: columns label, dim, l2; ``ax``: the axes to draw on (a new
+    figure if None); ``title``: the panel title.
     """
     import matplotlib.pyplot as plt
 

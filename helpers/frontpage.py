@@ -1,4 +1,4 @@
-"""The front page's figure and answer, made by the build from the executed chapters' results.
+"""The front page's figure and answer, made by the build from the chapters' results.
 
 The paper's Figure 1 in one picture: every model beside predicting **no change** and the
 **additive** baseline, as mean L2 on held-out double perturbations with intervals. Two panels:
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import uncertainty
+from .errors import BookError
 
 __all__ = [
     "FrontPageError",
@@ -48,7 +49,7 @@ __all__ = [
 FIGURE_NAME = "figure1.png"
 
 
-class FrontPageError(RuntimeError):
+class FrontPageError(BookError, RuntimeError):
     """A result file the front page needs is missing or holds what it cannot show."""
 
 

@@ -33,6 +33,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from .loaders import condition_genes
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk
+from .errors import InputError
 
 __all__ = [
     "deviations",
@@ -106,7 +107,7 @@ def deviations(
             )
         )
     if not frames:
-        raise ValueError(
+        raise InputError(
             "No double perturbation with both singles measured: no deviations to compute."
         )
     table = pd.concat(frames, ignore_index=True)
@@ -156,10 +157,10 @@ def natural_spline_basis(x, df: int = 7) -> np.ndarray:
 
     x = np.asarray(x, dtype=float)
     if df < 1:
-        raise ValueError(f"df must be at least 1 (got {df}).")
+        raise InputError(f"df must be at least 1 (got {df}).")
     lo, hi = float(x.min()), float(x.max())
     if not hi > lo:
-        raise ValueError("A spline basis needs at least two distinct x values.")
+        raise InputError("A spline basis needs at least two distinct x values.")
     interior = (
         np.quantile(x, np.linspace(0, 1, df + 1)[1:-1]) if df > 1 else np.array([])
     )
@@ -241,7 +242,7 @@ def _fit_mixture_density(
                 atol=1e-9, rtol=1e-8, maxiter=25
             )
     except ValueError as error:  # statsmodels: non-finite IRLS weights
-        raise ValueError(problem) from error
+        raise InputError(problem) from error
     fitted = np.asarray(model.fittedvalues, dtype=float)
     history = np.asarray(
         model.fit_history["deviance"][2:], dtype=float
@@ -250,7 +251,7 @@ def _fit_mixture_density(
         not (np.isfinite(fitted).all() and (fitted > 0).all())
         or model.deviance > history.min() * (1 + 1e-6) + 1e-9
     ):
-        raise ValueError(problem)
+        raise InputError(problem)
     return centres, counts, fitted
 
 
@@ -340,7 +341,7 @@ def fit_empirical_null(
     """Efron's local fdr with a maximum-likelihood empirical normal null: R's ``locfdr(d, nulltype = 1)``.
 
     A re-implementation of locfdr 1.1-8's algorithm (checked against R's output on four reference
-    vectors, ``tests/test_interactions.py``):
+    vectors, ``tests/parity/test_interactions.py``):
 
     1. mixture density ``f``: Poisson GLM of the counts of a histogram with ``breaks`` equally spaced
        break points over the range of the values, on a natural cubic spline (:func:`natural_spline_basis`,
@@ -364,17 +365,17 @@ def fit_empirical_null(
     values = values[np.isfinite(values)]
     n = len(values)
     if n < 200:
-        raise ValueError(
+        raise InputError(
             f"An empirical null needs many values (got {n}, want at least 200)."
         )
     q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     if not q3 > q1:
-        raise ValueError(
+        raise InputError(
             f"The central half of the values are all equal ({median}); an empirical null cannot be fitted. "
             "Drop entries that carry no information (e.g. genes not expressed in any of the conditions)."
         )
     if not 0 <= pct < 0.5:
-        raise ValueError(f"pct must be in [0, 0.5) (got {pct}).")
+        raise InputError(f"pct must be in [0, 0.5) (got {pct}).")
     centres, counts, fitted = _fit_mixture_density(values, breaks, df, pct)
     b = 4.3 * np.exp(-0.26 * np.log10(n))
     scale = (q3 - q1) / (2 * stats.norm.ppf(0.75))
@@ -388,7 +389,7 @@ def fit_empirical_null(
         else _truncated_normal_mle(values, first[0], b * first[1], start=first[:2])
     )
     if second is None:
-        raise ValueError(
+        raise InputError(
             "The maximum-likelihood null failed (the middle of the histogram is not normal-shaped)."
         )
     mean, sd, p0 = second
@@ -447,13 +448,13 @@ def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
         and (neg & called).any()
         and (neg & ~called).any()
     ):
-        raise ValueError(
+        raise InputError(
             "Need entries labelled additive and non-additive on both sides of 0 to bracket the thresholds."
         )
     upper = (d[pos & ~called].max(), d[pos & called].min())
     lower = (d[neg & called].max(), d[neg & ~called].min())
     if not (upper[0] < upper[1] and lower[0] < lower[1]):
-        raise ValueError(
+        raise InputError(
             "The labels are not consistent with two thresholds (additive entries beyond called ones)."
         )
     return pd.DataFrame(
@@ -466,7 +467,12 @@ def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
 
 
 def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Series:
-    """The paper's observed classes (additive, buffering, synergy, other) for a :func:`deviations` table."""
+    """The paper's observed classes (additive, buffering, synergy, other) for a :func:`deviations` table.
+
+    ``table``: a :func:`deviations` table; ``lower`` and ``upper``: the thresholds of
+    the fitted null (:func:`fit_empirical_null`) outside which a deviation is called
+    non-additive.
+    """
     c, A, B, AB = (table[k].to_numpy() for k in ("ctrl", "A", "B", "AB"))
     d, e = table["deviation"].to_numpy(), table["additive"].to_numpy()
     same_dir = (np.sign(A - c) == np.sign(B - c)) & (np.sign(AB - c) == np.sign(A - c))
@@ -486,6 +492,9 @@ def predicted_classes(value, ctrl, additive) -> np.ndarray:
 
     buffering: between ``c`` and ``r`` (``c`` included); synergy: beyond ``r``; opposite: the other side
     of ``c``. Entries with ``v == r`` exactly are "additive".
+
+    ``value``: the predictions ``v``; ``ctrl``: the control ``c``; ``additive``: the
+    additive expectation ``r`` (arrays of one shape).
     """
     v, c, r = (np.asarray(x, dtype=float) for x in (value, ctrl, additive))
     direction = np.sign(r - c)
@@ -531,11 +540,11 @@ def tpr_fdp_curve(score, truth, grid=None) -> pd.DataFrame:
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=bool)
     if len(score) != len(truth):
-        raise ValueError(
+        raise InputError(
             f"score and truth differ in length ({len(score)} vs {len(truth)})."
         )
     if truth.sum() == 0:
-        raise ValueError("No true interactions: the TPR is undefined.")
+        raise InputError("No true interactions: the TPR is undefined.")
     ranked = truth[np.argsort(-score, kind="stable")]
     tp = np.cumsum(ranked)
     fdp = np.cumsum(~ranked) / np.maximum(1, np.arange(1, len(ranked) + 1))
@@ -568,7 +577,11 @@ def ranking_scores(score, truth) -> dict[str, float]:
 def top_k_composition(
     table: pd.DataFrame, k: int = 500, by: str = "method"
 ) -> pd.DataFrame:
-    """Predicted class counts among each method's ``k`` entries with the largest |pred_minus_add|."""
+    """Predicted class counts among each method's ``k`` entries with the largest |pred_minus_add|.
+
+    ``table``: the joined table of :func:`score_predictions`; ``by``: the column
+    grouping the rows (one bar each).
+    """
     rows = []
     for method, group in table.groupby(by, sort=False):
         top = group.reindex(
@@ -592,11 +605,12 @@ def score_predictions(
     predictions,
     observed: pd.DataFrame,
     truth_column: str = "non_additive",
+    *,
     exclude=("additive",),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rank each method's predicted deviations against the observed interactions, per method and seed.
 
-    ``observed``: a :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
+    ``predictions``: the methods' predictions (one per method and seed). ``observed``: a :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
     skipped (the additive baseline predicts no deviation at all). Returns (curves: method, seed, fdp,
     tpr; scores: method, seed, auroc, auprc, positives, n; joined: every (method, seed, condition,
     gene) with its predicted deviation and class).
@@ -620,7 +634,7 @@ def score_predictions(
         )
         joined.append(table)
     if not joined:
-        raise ValueError(
+        raise InputError(
             "No method had predictions on conditions with observed interactions."
         )
     return (
@@ -640,7 +654,7 @@ def score_predictions(
 def _need(table: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{what} needs the column(s) {missing}; "
             f"the table has {list(table.columns)} "
             "(make it with interactions.deviations / score_predictions)."
@@ -654,6 +668,8 @@ def expected_effect(table: pd.DataFrame) -> np.ndarray:
     This is exactly the score by which the "no change" baseline ranks entries: it
     predicts ``y_hat = c``, so its predicted deviation is ``c - e`` and ``|y_hat - e| =
     |e - c|``.
+
+    ``table``: a :func:`deviations` table.
     """
     _need(table, ["additive", "ctrl"], "expected_effect")
     return np.abs(
@@ -671,13 +687,13 @@ def effect_strata(table: pd.DataFrame, n_strata: int = 3, edges=None) -> pd.Seri
     ``"<n_strata> (largest)"``; the edges are in ``attrs["edges"]``.
     """
     if n_strata < 1:
-        raise ValueError(f"n_strata must be at least 1 (got {n_strata}).")
+        raise InputError(f"n_strata must be at least 1 (got {n_strata}).")
     size = expected_effect(table)
     if edges is None:
         edges = np.quantile(size, np.linspace(0, 1, n_strata + 1))
     edges = np.asarray(edges, dtype=float)
     if len(edges) != n_strata + 1 or np.any(np.diff(edges) <= 0):
-        raise ValueError(
+        raise InputError(
             f"Need {n_strata + 1} strictly increasing edges "
             f"(got {list(np.round(edges, 6))}); "
             "with many equal |e - c| values use fewer strata."
@@ -706,6 +722,8 @@ def gene_scale(
     standard deviation for normal data; robust, so that the few real interactions of a
     gene do not inflate it). Genes with fewer than ``min_values`` doubles, or a scale of
     0, get NaN.
+
+    ``table``: a :func:`deviations` table.
     """
     _need(table, ["gene", column], "gene_scale")
     values = table[[column]].assign(gene=table["gene"].to_numpy())
@@ -743,11 +761,11 @@ def permutation_floor(
     """
     truth = np.asarray(truth, dtype=bool)
     if truth.all() or not truth.any():
-        raise ValueError(
+        raise InputError(
             "A permutation floor needs both positive and negative entries."
         )
     if n_perm < 1:
-        raise ValueError(f"n_perm must be at least 1 (got {n_perm}).")
+        raise InputError(f"n_perm must be at least 1 (got {n_perm}).")
     rng = np.random.default_rng(seed)
     scores = np.array([rng.permutation(len(truth)) for _ in range(n_perm)], dtype=float)
     auroc, auprc = weighted_ranking_scores(
@@ -779,19 +797,19 @@ def weighted_ranking_scores(
     truth = np.asarray(truth, dtype=bool)
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if weights.shape[1] != len(truth):
-        raise ValueError(
+        raise InputError(
             f"weights have {weights.shape[1]} columns "
             f"but there are {len(truth)} entries."
         )
     if np.any(weights < 0):
-        raise ValueError("weights must be non-negative.")
+        raise InputError("weights must be non-negative.")
     n_rows = weights.shape[0]
     auroc, auprc = np.empty(n_rows), np.empty(n_rows)
     scores = np.atleast_2d(np.asarray(score, dtype=float))
     if not per_row_score:
         scores = scores.reshape(1, -1)
     if scores.shape[1] != len(truth):
-        raise ValueError(
+        raise InputError(
             f"score has {scores.shape[1]} entries but truth has {len(truth)}."
         )
 
@@ -818,7 +836,7 @@ def weighted_ranking_scores(
 
     if per_row_score:
         if scores.shape[0] != n_rows:
-            raise ValueError(
+            raise InputError(
                 "With per_row_score, score and weights need the same number of rows."
             )
         for b in range(n_rows):
@@ -846,9 +864,9 @@ def grouped_ranking_scores(
     groups = np.asarray(groups)
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if not (len(score) == len(truth) == len(groups)):
-        raise ValueError("score, truth and groups must have one entry each per item.")
+        raise InputError("score, truth and groups must have one entry each per item.")
     if groups.min() < 0 or groups.max() >= weights.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"groups must be codes 0..{weights.shape[1] - 1} (one weight column each)."
         )
     order = np.argsort(-score, kind="stable")
@@ -902,6 +920,9 @@ def ranking_bootstrap(
     paired. ``score`` may be any column (default: ``|y_hat - e|``, added if absent).
     Returns ``{method: {"auroc": estimate, "auprc": estimate, "boot_auroc": array,
     "boot_auprc": array, "n_condition": k, "n_seed": s}}``.
+
+    ``truth``: the boolean column of true interactions; ``n_boot``: the number of
+    resamples.
     """
     table = joined.copy()
     if score == "abs_pred_minus_add" and score not in table:
@@ -909,13 +930,13 @@ def ranking_bootstrap(
         table[score] = table["pred_minus_add"].abs()
     factors = list(factors)
     if len(factors) != 2 or factors[1] != "seed":
-        raise ValueError(
+        raise InputError(
             "factors must be (<condition column>, 'seed'): "
             "entries are grouped by split."
         )
     _need(table, ["method", score, truth, *factors], "ranking_bootstrap")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1 (got {n_boot}).")
+        raise InputError(f"n_boot must be at least 1 (got {n_boot}).")
     cond_codes, cond_levels = pd.factorize(table[factors[0]], sort=True)
     seed_codes, seed_levels = pd.factorize(table["seed"], sort=True)
     rng = np.random.default_rng(seed)
@@ -958,6 +979,9 @@ def ranking_bootstrap(
 def ranking_intervals(boot: dict[str, dict], *, level: float = 0.95) -> pd.DataFrame:
     """Per method: AUROC and AUPRC with percentile intervals from
     :func:`ranking_bootstrap`.
+
+    ``boot``: the output of :func:`ranking_bootstrap`; ``level``: the intervals'
+    coverage.
     """
     a = (1 - level) / 2
     rows = []
@@ -980,12 +1004,16 @@ def ranking_comparison(
     boot: dict[str, dict],
     method: str,
     baseline: str,
-    value: str = "auprc",
     *,
+    value: str = "auprc",
     level: float = 0.95,
 ) -> dict:
     """Paired difference ``method - baseline`` of AUROC or AUPRC (higher is better),
     with interval.
+
+    ``boot``: the resampled scores of :func:`ranking_bootstrap`; ``method`` and
+    ``baseline``: two of its methods; ``value``: ``"auroc"`` or ``"auprc"``;
+    ``level``: the interval's coverage.
 
     Returns a dict in the form of :func:`helpers.uncertainty.paired_interval`
     (``direction`` from :func:`helpers.uncertainty.direction`), so
@@ -995,10 +1023,10 @@ def ranking_comparison(
     from .uncertainty import direction
 
     if value not in ("auroc", "auprc"):
-        raise ValueError(f"value must be 'auroc' or 'auprc' (got {value!r}).")
+        raise InputError(f"value must be 'auroc' or 'auprc' (got {value!r}).")
     for name in (method, baseline):
         if name not in boot:
-            raise ValueError(f"No bootstrap for method {name!r}; have {sorted(boot)}.")
+            raise InputError(f"No bootstrap for method {name!r}; have {sorted(boot)}.")
     d = boot[method][f"boot_{value}"] - boot[baseline][f"boot_{value}"]
     d = d[np.isfinite(d)]
     a = (1 - level) / 2
@@ -1034,6 +1062,10 @@ def stratified_ranking_scores(
     by ranking large expected effects first. Returns method, seed, stratum, auroc,
     auprc, positives, n, prevalence (NaN scores where a stratum of a split has no
     positive or no negative entry).
+
+    ``joined``: the joined table of :func:`score_predictions`; ``strata``: a stratum per
+    row of ``joined``; ``score``: the ranking score column; ``truth``: the boolean
+    column of true interactions.
     """
     table = joined.copy()
     if score == "abs_pred_minus_add" and score not in table:
@@ -1041,7 +1073,7 @@ def stratified_ranking_scores(
         table[score] = table["pred_minus_add"].abs()
     _need(table, ["method", "seed", score, truth], "stratified_ranking_scores")
     if len(strata) != len(table):
-        raise ValueError(
+        raise InputError(
             f"strata has {len(strata)} entries, the table {len(table)}: "
             "stratify this table."
         )
@@ -1077,6 +1109,9 @@ def sign_agreement(joined: pd.DataFrame, truth: str = "non_additive") -> pd.Data
     this does. Returns the called rows with ``sign_match`` (1.0 / 0.0; NaN where the
     prediction is exactly additive, ``y_hat = e``, so it predicts no sign), ready for
     :func:`helpers.uncertainty.crossed_interval` over conditions x seeds. Chance is 0.5.
+
+    ``joined``: the joined table of :func:`score_predictions`; ``truth``: its boolean
+    column of the entries called non-additive.
     """
     _need(joined, ["pred_minus_add", "deviation", truth], "sign_agreement")
     rows = joined[joined[truth].astype(bool)].copy()

@@ -10,7 +10,7 @@ the evaluation genes ``G``
 **Noise floor of a condition**: ``floor_l2 = sqrt(v_p)``, the L2 that a prediction equal
 to the true mean ``mu_p`` would get against the observed ``y_p``. (It is the root of an
 expected square; with hundreds of genes ``||e_p||`` concentrates, so its mean is within
-a few per cent of ``sqrt(v_p)``; ``tests/test_noise_floor.py`` checks that on simulated
+a few per cent of ``sqrt(v_p)``; ``tests/unit/test_noise_floor.py`` checks that on simulated
 cells.)
 
 Two estimators of ``v_p`` from the cells themselves:
@@ -47,6 +47,7 @@ from .ceilings import split_halves
 from .conditions import condition_genes
 from .loaders import CONTROL
 from .pseudobulk import group_sums
+from .errors import InputError
 
 __all__ = [
     "sampling_noise",
@@ -113,6 +114,9 @@ def sampling_noise(
     Conditions with fewer than 2 cells are left out. Works on backed data (only the
     cells of ``conditions`` and the columns ``genes`` are read). One row per condition;
     columns :data:`NOISE_COLUMNS`.
+
+    ``seed``: the random halves; ``n_repeats``: how many random splits into halves are
+    averaged.
     """
     if "condition" not in adata.obs:
         raise KeyError(
@@ -120,11 +124,11 @@ def sampling_noise(
             "helpers.loaders.load_dataset."
         )
     if n_repeats < 1:
-        raise ValueError(f"n_repeats must be at least 1; got {n_repeats}.")
+        raise InputError(f"n_repeats must be at least 1; got {n_repeats}.")
     genes = pd.Index(list(genes))
     absent = genes.difference(adata.var_names)
     if len(absent):
-        raise ValueError(
+        raise InputError(
             f"{len(absent)} of the genes are not in the data (e.g. "
             f"{list(absent[:3])}); pass genes of adata.var_names."
         )
@@ -132,7 +136,7 @@ def sampling_noise(
     wanted = list(present) if conditions is None else [str(c) for c in conditions]
     missing = sorted(set(wanted) - set(present))
     if missing:
-        raise ValueError(
+        raise InputError(
             f"Condition(s) {missing[:5]} have no cells in the data; pass "
             "conditions of adata.obs['condition']."
         )
@@ -179,10 +183,13 @@ def additive_floor(noise: pd.DataFrame, doubles) -> pd.DataFrame:
     prediction of an exactly additive double), from :func:`sampling_noise`'s split-half
     ``v_halves`` (``floor_additive_l2_genes``: from ``v_genes``). Columns
     :data:`FLOOR_COLUMNS`.
+
+    ``noise``: the table of :func:`sampling_noise`; ``doubles``: the double
+    perturbations ``A+B``.
     """
     needed = {"condition", "v_halves", "v_genes"}
     if not needed <= set(noise.columns):
-        raise ValueError(
+        raise InputError(
             f"noise needs the columns {sorted(needed)}; pass the table of "
             "helpers.noise.sampling_noise."
         )
@@ -191,10 +198,10 @@ def additive_floor(noise: pd.DataFrame, doubles) -> pd.DataFrame:
     for double in doubles:
         parts = condition_genes(str(double))
         if len(parts) != 2:
-            raise ValueError(f"{double!r} is not a double perturbation 'A+B'.")
+            raise InputError(f"{double!r} is not a double perturbation 'A+B'.")
         absent = [c for c in (str(double), *parts, CONTROL) if c not in table.index]
         if absent:
-            raise ValueError(
+            raise InputError(
                 f"The noise table has no row for {absent} (needed for "
                 f"{double!r}); compute sampling_noise over those conditions."
             )
@@ -235,25 +242,28 @@ def compare_with_floor(
 
     Returns crossed_interval's dict plus ``mean_l2``, ``mean_floor``, ``ratio``
     (``mean_l2 / mean_floor``), ``too_few``, ``sentence``.
+
+    ``floors``: the table of :func:`additive_floor`; ``n_boot``, ``seed``, ``level``:
+    the bootstrap.
     """
     from .conclusions import smallest_sign_flip_p, too_few
     from .uncertainty import crossed_interval, direction
 
     rows = metrics[metrics["method"] == method]
     if rows.empty:
-        raise ValueError(
+        raise InputError(
             f"No rows of method {method!r} in the metrics; it has "
             f"{sorted(set(metrics['method']))}."
         )
     if floor not in floors.columns:
-        raise ValueError(
+        raise InputError(
             f"floors has no column {floor!r}; pass helpers.noise.additive_floor's "
             "table."
         )
     joined = rows.merge(floors[["condition", floor]], on="condition", how="left")
     absent = sorted(set(joined.loc[joined[floor].isna(), "condition"]))
     if absent:
-        raise ValueError(
+        raise InputError(
             f"No noise floor for {absent[:5]}; compute it for every condition "
             "of the metrics."
         )

@@ -36,6 +36,8 @@ def panels(n: int, *, width: float = 4.5, height: float = 3.6):
     Constrained layout keeps titles, the figure-level data label, tick labels and colour
     bars apart; :func:`titled` decides where the data label goes. ``width``: inches per
     panel.
+
+    ``height``: the height of the row in inches.
     """
     fig, axes = plt.subplots(
         1, n, figsize=(width * n, height), layout="constrained", squeeze=False
@@ -85,6 +87,8 @@ def titled(ax, title: str, dataset: str) -> None:
     re-places every label of the figure: one data label shared by all panels becomes the
     figure's suptitle, different ones stay under each panel's title; every line is
     wrapped to fit its panel, so side-by-side titles never run into each other.
+
+    ``ax``: the axes; ``dataset``: the data's name, written under the title.
     """
     setattr(ax, _KEY, (title, dataset_label(dataset)))
     place_labels(ax.figure)
@@ -121,7 +125,11 @@ def place_labels(fig) -> None:
 
 
 def cells_per_condition(table: pd.DataFrame, dataset: str, ax=None):
-    """Horizontal bars of the number of cells per condition, coloured by kind (control / single / double)."""
+    """Horizontal bars of the number of cells per condition, coloured by kind (control / single / double).
+
+    ``table``: one row per condition (columns condition, n_cells, kind); ``dataset``: the data's name
+    (in the title); ``ax``: the axes (a new figure if None).
+    """
     ax = ax or plt.subplots(figsize=(6, max(3, 0.18 * len(table))))[1]
     colours = {"control": "0.3", "single": "tab:blue", "double": "tab:orange"}
     ax.barh(table["condition"], table["n_cells"], color=[colours.get(k, "tab:gray") for k in table["kind"]])
@@ -135,7 +143,11 @@ def cells_per_condition(table: pd.DataFrame, dataset: str, ax=None):
 
 
 def strongest_changes(delta: pd.DataFrame, n_genes: int = 30, n_conditions: int | None = None) -> pd.DataFrame:
-    """The genes with the largest mean |delta| across conditions (control row dropped)."""
+    """The genes with the largest mean |delta| across conditions (control row dropped).
+
+    ``n_genes``: how many genes; ``n_conditions``: keep only the conditions with the
+    largest changes (default: all).
+    """
     delta = delta.drop(index="ctrl", errors="ignore")
     if n_conditions is not None:
         delta = delta.loc[delta.abs().mean(axis=1).nlargest(n_conditions).index]
@@ -143,8 +155,13 @@ def strongest_changes(delta: pd.DataFrame, n_genes: int = 30, n_conditions: int 
     return delta[genes]
 
 
-def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, title: str = "Change vs control (log1p units)"):
-    """Heatmap of a conditions x genes table of changes, symmetric colour scale around 0."""
+def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, *,
+                  title: str = "Change vs control (log1p units)"):
+    """Heatmap of a conditions x genes table of changes, symmetric colour scale around 0.
+
+    ``delta``: the conditions x genes table; ``dataset``: the data's name (in the title); ``ax``: the
+    axes (a new figure if None); ``title``: the panel title.
+    """
     ax = ax or plt.subplots(figsize=(0.25 * delta.shape[1] + 2, 0.2 * delta.shape[0] + 1.5))[1]
     limit = float(np.nanmax(np.abs(delta.to_numpy()))) or 1.0
     image = ax.imshow(delta.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
@@ -158,7 +175,13 @@ def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, title: str = "Chan
 def strip_plot(metrics: pd.DataFrame, dataset: str, *, value: str = "l2", ax=None, order=None,
                title: str | None = None, source_col: str | None = None):
     """The paper's Fig. 1a style: one jittered point per (perturbation, seed), a red bar at each method's
-    mean, and a dashed line at the best mean. Methods from a ``source == "published"`` column are marked."""
+    mean, and a dashed line at the best mean. Methods from a ``source == "published"`` column are marked.
+
+    ``metrics``: the per-perturbation metrics; ``dataset``: the data's name (in the
+    title); ``value``: the metric column drawn; ``ax``: the axes (a new figure if None);
+    ``order``: the methods' order; ``title``: the panel title; ``source_col``: the
+    column that marks published rows.
+    """
     from .published import method_label
 
     table = metrics.dropna(subset=[value])
@@ -186,9 +209,14 @@ def strip_plot(metrics: pd.DataFrame, dataset: str, *, value: str = "l2", ax=Non
     return ax
 
 
-def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Series, dataset: str, *,
-                       method: str, condition: str, ax=None):
-    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as reference."""
+def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Series, *,
+                       dataset: str, method: str, condition: str, ax=None):
+    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as reference.
+
+    ``prediction``, ``observed`` and ``ctrl``: expression per gene of one condition (predicted,
+    observed) and of the control; ``dataset``, ``method``, ``condition``: named in the title;
+    ``ax``: the axes (a new figure if None).
+    """
     from .metrics import l2, pearson_delta
 
     ax = ax or plt.subplots(figsize=(4, 4))[1]
@@ -205,7 +233,11 @@ def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Seri
 
 
 def error_curves(curves: pd.DataFrame, dataset: str, ax=None):
-    """Mean L2 over the top-n genes against n, one line per method (and per gene ordering)."""
+    """Mean L2 over the top-n genes against n, one line per method (and per gene ordering).
+
+    ``curves``: the error-vs-top-n table; ``dataset``: the data's name (in the title);
+    ``ax``: the axes (a new figure if None).
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
@@ -227,6 +259,9 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
 
     ``forest``: output of :func:`helpers.metrics.bootstrap_mean_ratio` (columns dataset, method,
     mean_ratio, lower, upper; an optional ``source`` column marks published rows).
+
+    ``dataset_labels``: dataset -> column label; ``order``: the methods' order (rows);
+    ``ax``: the axes (a new figure if None); ``title``: the panel title.
     """
     from .published import method_label
 
@@ -258,7 +293,10 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
 
 def interaction_cartoon(ax=None):
     """The paper's Fig. 1d idea drawn by code: control, the two singles, the additive expectation, and where
-    a double lands for each class (buffering, synergy, opposite)."""
+    a double lands for each class (buffering, synergy, opposite).
+
+    ``ax``: the axes (a new figure if None).
+    """
     ax = ax or plt.subplots(figsize=(6.5, 3))[1]
     ctrl, a, b = 1.0, 1.6, 1.8
     additive = a + b - ctrl
@@ -282,7 +320,12 @@ def interaction_cartoon(ax=None):
 
 
 def null_fit_plot(fit, dataset: str, ax=None):
-    """Histogram density of the deviations with the fitted mixture and the empirical-null component."""
+    """Histogram density of the deviations with the fitted mixture and the empirical-null component.
+
+    ``fit``: the empirical-null fit (:func:`helpers.interactions.fit_empirical_null`);
+    ``dataset``: the data's name (in the title); ``ax``: the axes (a new figure if
+    None).
+    """
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     table = fit.density
     width = table["centre"].iloc[1] - table["centre"].iloc[0]
@@ -302,8 +345,13 @@ def null_fit_plot(fit, dataset: str, ax=None):
     return ax
 
 
-def qq_plot(fit, dataset: str, ax=None, max_points: int = 5000):
-    """Quantiles of the deviations against those of the fitted null normal."""
+def qq_plot(fit, dataset: str, ax=None, *, max_points: int = 5000):
+    """Quantiles of the deviations against those of the fitted null normal.
+
+    ``fit``: the empirical-null fit (:func:`helpers.interactions.fit_empirical_null`); ``dataset``: the
+    data's name (in the title); ``ax``: the axes (a new figure if None); ``max_points``: at most
+    this many quantiles are drawn.
+    """
     from scipy import stats
 
     ax = ax or plt.subplots(figsize=(4, 4))[1]
@@ -320,8 +368,13 @@ def qq_plot(fit, dataset: str, ax=None, max_points: int = 5000):
     return ax
 
 
-def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, title: str = "Finding interactions: TPR vs FDP"):
-    """True-positive rate against false-discovery proportion, one line per method (``source`` marks published)."""
+def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, *,
+                 title: str = "Finding interactions: TPR vs FDP"):
+    """True-positive rate against false-discovery proportion, one line per method (``source`` marks published).
+
+    ``curves``: columns method, fdp, tpr (and ``source``); ``dataset``: the data's name (in the
+    title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(5, 3.8))[1]
@@ -337,8 +390,13 @@ def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, title: str = "Find
     return ax
 
 
-def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, title: str = "Predicted class of the top predictions"):
-    """Stacked bars: share of buffering / opposite / synergy among each method's top-k predicted interactions."""
+def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, *,
+                 title: str = "Predicted class of the top predictions"):
+    """Stacked bars: share of buffering / opposite / synergy among each method's top-k predicted interactions.
+
+    ``composition``: :func:`helpers.interactions.top_k_composition`'s table; ``dataset``: the data's
+    name (in the title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
@@ -362,11 +420,16 @@ def similarity_heatmap(
     similarity: pd.DataFrame,
     dataset: str,
     ax=None,
+    *,
     title: str = "Predicted vs observed change: correlation",
 ):
     """Heatmap of a predicted x observed correlation matrix
     (:func:`helpers.retrieval.similarity_matrix`), colour scale -1 to 1; the image is
-    ``ax.images[0]`` (for a shared colour bar)."""
+    ``ax.images[0]`` (for a shared colour bar).
+
+    ``similarity``: the matrix; ``dataset``: the data's name (in the title); ``ax``:
+    the axes (a new figure if None); ``title``: the panel title.
+    """
     ax = ax or plt.subplots(figsize=(4.5, 3.8), layout="constrained")[1]
     ax.imshow(similarity.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
     columns, rows = list(similarity.columns), list(similarity.index)
@@ -382,10 +445,15 @@ def rank_lines(
     ranked: pd.DataFrame,
     dataset: str,
     ax=None,
+    *,
     title: str = "Ranking of methods by metric",
 ):
     """One line per method (rows of ``ranked``) through its rank by each metric
-    (columns), 1 = best, on top."""
+    (columns), 1 = best, on top.
+
+    ``dataset``: the data's name (in the title); ``ax``: the axes (a new figure if
+    None); ``title``: the panel title.
+    """
     from .published import method_label
 
     ax = ax or plt.subplots(figsize=(5, 3.4), layout="constrained")[1]
@@ -406,6 +474,8 @@ def metric_ranks(tables: dict[str, tuple[pd.DataFrame, str]], *, width: float = 
     ``tables``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`, dataset).
     Unranked values (positive controls, undefined metrics) are not drawn. Panels are stacked, not
     side by side, so each keeps its own data label under its title.
+
+    ``width``: the figure width in inches.
     """
     fig, axes = plt.subplots(len(tables), 1, figsize=(width, 3.1 * len(tables)), squeeze=False)
     for ax, (title, (long, dataset)) in zip(axes[:, 0], tables.items()):

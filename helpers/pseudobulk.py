@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .loaders import CONTROL
+from .errors import InputError
 
 __all__ = ["Pseudobulk", "pseudobulk", "group_sums", "top_control_genes", "target_gene_changes"]
 
@@ -37,7 +38,7 @@ class Pseudobulk:
 
     def __post_init__(self):
         if CONTROL not in self.means.index:
-            raise ValueError(
+            raise InputError(
                 f"Pseudobulk of {self.dataset or 'this dataset'} has no {CONTROL!r} row; the control profile "
                 "is needed for changes and baselines. Check obs['condition'] of the AnnData."
             )
@@ -94,9 +95,9 @@ def top_control_genes(ctrl: pd.Series, n: int = 1000) -> pd.Index:
     ``ctrl`` (first come first), as R's ``rank(..., ties.method = "first")`` in the paper's code.
     """
     if n < 1:
-        raise ValueError(f"n must be a positive number of genes, got {n}.")
+        raise InputError(f"n must be a positive number of genes, got {n}.")
     if n > len(ctrl):
-        raise ValueError(f"Asked for the top {n} control-expressed genes, but only {len(ctrl)} genes are measured.")
+        raise InputError(f"Asked for the top {n} control-expressed genes, but only {len(ctrl)} genes are measured.")
     order = np.argsort(-ctrl.to_numpy(), kind="stable")
     return ctrl.index[order[:n]]
 
@@ -136,7 +137,7 @@ def group_sums(matrix, codes: np.ndarray, n_groups: int, *, chunk_size: int = 10
     """
     codes = np.asarray(codes, dtype=np.int64)
     if len(codes) != matrix.shape[0]:
-        raise ValueError(f"{len(codes)} codes for {matrix.shape[0]} rows.")
+        raise InputError(f"{len(codes)} codes for {matrix.shape[0]} rows.")
     sums = np.zeros((n_groups + 1, matrix.shape[1]), dtype=np.float64)
     codes = np.where(codes < 0, n_groups, codes)  # skipped rows go to a scratch row
     if isinstance(matrix, sp.csr_matrix | sp.csr_array):
@@ -167,6 +168,8 @@ def pseudobulk(
     is the conditions x genes float64 table plus one chunk.
     ``benchmarks/bench_pseudobulk_vs_scanpy.py`` compares it with
     ``scanpy.get.aggregate`` (the test suite checks they agree to 1e-10).
+
+    ``adata``: the canonical cells (in memory or backed).
     """
     if by not in adata.obs:
         raise KeyError(
@@ -174,12 +177,12 @@ def pseudobulk(
             "helpers.loaders.load_dataset first."
         )
     if chunk_size < 1:
-        raise ValueError("chunk_size must be positive.")
+        raise InputError("chunk_size must be positive.")
     labels = pd.Categorical(adata.obs[by])
     labels = labels.remove_unused_categories()
     codes = np.asarray(labels.codes, dtype=np.int64)
     if (codes < 0).any():
-        raise ValueError(
+        raise InputError(
             f"obs[{by!r}] has missing values for {(codes < 0).sum()} cells."
         )
     n_cond = len(labels.categories)
@@ -206,6 +209,8 @@ def target_gene_changes(pb: Pseudobulk) -> pd.DataFrame:
 
     CRISPRa should raise the target's own expression, CRISPRi lower it; targets that are not
     among the measured genes are listed with ``measured = False`` so their absence is visible.
+
+    ``pb``: the pseudobulk.
     """
     rows = []
     delta = pb.delta

@@ -11,7 +11,7 @@ repository button read. Everything else that names the repository is written fro
 * the chapters' (and student copies') hidden Colab cell, which clones ``url =
   "https://github.com/<owner>/<repo>"``.
 
-``python -m helpers.publish check-urls`` (and tests/test_workflows.py) fail where any of
+``python -m helpers.publish check-urls`` (and tests/book/test_workflows.py) fail where any of
 them differs.
 
 ``python -m helpers.publish linkcheck-report <output.json>`` reads what Sphinx's
@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from .results import book_root
+from .errors import InputError
 
 __all__ = [
     "repository",
@@ -57,7 +58,7 @@ def repository(root: Path | None = None) -> tuple[str, str, str]:
     url = repository_url(root)
     match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)/?", url)
     if not match:
-        raise ValueError(
+        raise InputError(
             f"_config.yml: repository.url must be https://github.com/<owner>/<name>, "
             f"not {url!r}"
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputError
+
 __all__ = ["book_root", "results_base", "results_dir", "save_table"]
 
 RESULTS_ENV = "PERTURBBOOK_RESULTS"
@@ -35,14 +37,17 @@ def results_base() -> Path:
 def results_dir(chapter: str) -> Path:
     """``<results_base()>/<chapter>`` (created if needed)."""
     if not chapter or "/" in chapter or chapter.startswith("."):
-        raise ValueError(f"chapter must be a notebook name such as '01_data', got {chapter!r}.")
+        raise InputError(f"chapter must be a notebook name such as '01_data', got {chapter!r}.")
     path = results_base() / chapter
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def save_table(table: pd.DataFrame, chapter: str, name: str, *, index: bool = False) -> Path:
-    """Write ``table`` as ``<results_dir(chapter)>/<name>.csv`` and return the path."""
+    """Write ``table`` as ``<results_dir(chapter)>/<name>.csv`` and return the path.
+
+    ``index``: also write the table's index.
+    """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"save_table expects a pandas DataFrame, got {type(table).__name__}.")
     path = results_dir(chapter) / f"{name}.csv"

@@ -45,6 +45,7 @@ from .loaders import CONTROL
 from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk, top_control_genes
 from .splits import Split
+from .errors import InputError
 
 __all__ = [
     "retrieval_ranks",
@@ -95,11 +96,11 @@ def reference_profile(
         pool = split.train if split is not None else list(truth.conditions)
         pool = [c for c in pool if c != CONTROL and c in truth.conditions]
         if not pool:
-            raise ValueError(
+            raise InputError(
                 "No perturbed training conditions to average for reference='mean'."
             )
         return truth.means.loc[pool].mean(axis=0)
-    raise ValueError(f"reference must be 'control' or 'mean', got {reference!r}.")
+    raise InputError(f"reference must be 'control' or 'mean', got {reference!r}.")
 
 
 def _row_cor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -128,7 +129,14 @@ def similarity_matrix(
     n_top: int = 1000,
     genes=None,
 ) -> pd.DataFrame:
-    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns)."""
+    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns).
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``reference``: ``"control"`` or ``"mean"``, subtracted before correlating;
+    ``split``: whose training conditions make the ``"mean"`` reference; ``candidates``:
+    the observed conditions (columns; default: the predicted ones); ``n_top``,
+    ``genes``: the evaluation genes.
+    """
     genes = _eval_genes(truth, predictions, genes, n_top)
     ref = reference_profile(truth, reference, split)[genes].to_numpy()
     conditions = [c for c in predictions.conditions if c != CONTROL]
@@ -160,6 +168,11 @@ def retrieval_ranks(
     """Rank of the true perturbation among the candidates (formula: module docstring).
 
     One row per predicted condition; columns :data:`RETRIEVAL_COLUMNS`.
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``reference``: ``"control"`` or ``"mean"``, subtracted before correlating;
+    ``split``: whose training conditions make the ``"mean"`` reference; ``n_top``,
+    ``genes``: the evaluation genes.
     """
     sim = similarity_matrix(
         predictions,
@@ -208,6 +221,9 @@ def de_genes(
     Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl", method=method)`` on
     ``X`` (log-normalised) restricted to ``genes`` (default: all); ties in the adjusted p-value are
     broken by |score|. Deterministic (neither test draws random numbers).
+
+    ``adata``: the cells (with the control); ``conditions``: the conditions whose DE
+    genes are wanted.
     """
     import warnings
 
@@ -220,7 +236,7 @@ def de_genes(
         slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
     )
     if genes is not None and (np.asarray(cols) < 0).any():
-        raise ValueError("Some DE genes are not measured in the cells.")
+        raise InputError("Some DE genes are not measured in the cells.")
     block = adata.X[np.flatnonzero(keep)][:, cols]
     block = (
         block.toarray() if hasattr(block, "toarray") else np.asarray(block)
@@ -276,10 +292,14 @@ def de_overlap(
 
     ``observed_de`` (from :func:`de_genes`) can be passed to reuse the scanpy run across methods.
     Columns :data:`DE_COLUMNS`.
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``adata``: the cells; ``n_top``: the evaluation genes (the top ``n_top``
+    control-expressed genes unless ``genes`` is given).
     """
     genes = _eval_genes(truth, predictions, genes, n_top)
     if n_de > len(genes):
-        raise ValueError(f"n_de={n_de} exceeds the {len(genes)} evaluation genes.")
+        raise InputError(f"n_de={n_de} exceeds the {len(genes)} evaluation genes.")
     conditions = [c for c in predictions.conditions if c != CONTROL]
     if observed_de is None:
         observed_de = de_genes(adata, conditions, n_de=n_de, genes=genes)
@@ -310,13 +330,18 @@ def de_sets_vcc(
     predictions: Predictions,
     truth: Pseudobulk,
     adata: ad.AnnData,
-    split: Split,
     *,
+    split: Split,
     n_top: int = 1000,
     genes=None,
 ) -> pd.DataFrame:
     """Per held-out condition: the sizes of the two significant DE sets behind
     ``de_overlap_vcc`` and the score itself (module docstring).
+
+    ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
+    ``adata``: the cells, in memory; ``split``: the split whose test conditions are
+    scored; ``n_top``, ``genes``: the evaluation genes (top ``n_top`` control-expressed
+    genes unless ``genes`` is given).
 
     Columns: method, condition, n_sig_observed (``k``: observed genes with ``p_adj < 0.05``),
     n_sig_predicted (genes significant in the predicted cells), de_overlap_vcc (as
@@ -326,7 +351,7 @@ def de_sets_vcc(
     from .metrics.inputs import metric_input
 
     if adata.isbacked:
-        raise ValueError("de_sets_vcc needs cells in memory; pass adata.to_memory().")
+        raise InputError("de_sets_vcc needs cells in memory; pass adata.to_memory().")
     genes = _eval_genes(truth, predictions, genes, n_top)
     inp = metric_input(predictions, truth, split, genes, cells=adata)
     if not inp.conditions:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .loaders import CONTROL, condition_genes
+from .errors import BookError
 
 __all__ = [
     "SplitError", "Split", "double_split", "split_from_assignment", "complete_doubles", "holdout_split", "single_split",
@@ -37,7 +38,7 @@ SUBSETS = ("train", "val", "test")
 HELD_OUT = ("test", "val")
 
 
-class SplitError(ValueError):
+class SplitError(BookError, ValueError):
     """A split cannot be made or does not fit the data (the message says why)."""
 
 
@@ -133,7 +134,12 @@ def double_split(conditions, seed: int, *, dataset: str = "") -> Split:
 
 def split_from_assignment(assignment: dict[str, str] | pd.DataFrame, *, dataset: str, seed: int, kind: str,
                           note: str = "") -> Split:
-    """Build a :class:`Split` from a mapping (or a table with columns condition, split)."""
+    """Build a :class:`Split` from a mapping (or a table with columns condition, split).
+
+    ``assignment``: condition -> ``"train"`` / ``"val"`` / ``"test"``; ``dataset``: the
+    data's name; ``seed``: the split's seed; ``kind``: what kind of split it is;
+    ``note``: a line about its source.
+    """
     if isinstance(assignment, pd.DataFrame):
         missing = {"condition", "split"} - set(assignment.columns)
         if missing:
@@ -149,7 +155,11 @@ def complete_doubles(conditions) -> list[str]:
 
 
 def holdout_split(conditions, held_out, *, val=(), dataset: str = "", seed: int = 0, subset: str = "test") -> Split:
-    """Hold out exactly ``held_out`` (as ``subset``) and ``val`` (as val); every other condition is train."""
+    """Hold out exactly ``held_out`` (as ``subset``) and ``val`` (as val); every other condition is train.
+
+    ``conditions``: all conditions of the data; ``dataset``: its name; ``seed``:
+    recorded with the split.
+    """
     conditions = [str(c) for c in conditions]
     held, val = set(map(str, held_out)), set(map(str, val))
     unknown = sorted((held | val) - set(conditions))
@@ -237,5 +247,9 @@ def gears_simulation_split(conditions, seed: int, *, dataset: str = "", train_ge
 
 def single_split(conditions, seed: int, *, dataset: str = "") -> Split:
     """The single-perturbation split of the paper: GEARS' "simulation" split
-    (:func:`gears_simulation_split`). Seed-1 sizes for 81 singles (Adamson): 54 / 6 / 21."""
+    (:func:`gears_simulation_split`). Seed-1 sizes for 81 singles (Adamson): 54 / 6 / 21.
+
+    ``conditions``: all conditions of the data; ``seed``: the random split's seed;
+    ``dataset``: its name.
+    """
     return gears_simulation_split(conditions, seed, dataset=dataset)

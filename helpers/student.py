@@ -1,4 +1,4 @@
-"""Student copies of the chapters: the same notebooks with the exercise solutions removed (course module).
+"""Student copies of the chapters: the notebooks without their exercise solutions.
 
 A solution is a code cell whose first line is ``# Solution``. In the book it is hidden, input AND output, behind
 one toggle until the reader opens it: myst-nb's ``hide-cell`` tag (a ``<details>`` element in the HTML) with the
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .results import book_root
+from .errors import InputError
 
 __all__ = [
     "SOLUTION_METADATA",
@@ -43,7 +44,7 @@ def is_solution(cell: dict) -> bool:
 def hide_solution(cell: dict) -> dict:
     """Tag a solution cell so that the book hides its input and output until the reader opens it."""
     if not is_solution(cell):
-        raise ValueError("hide_solution() takes a code cell whose first line is '# Solution'")
+        raise InputError("hide_solution() takes a code cell whose first line is '# Solution'")
     metadata = cell.setdefault("metadata", {})
     tags = [t for t in metadata.get("tags", []) if t not in _PARTIAL_HIDE_TAGS]
     metadata["tags"] = tags if SOLUTION_TAG in tags else [*tags, SOLUTION_TAG]

@@ -17,8 +17,8 @@ in resample ``b``. The statistic of a resample is the weighted mean ``sum_i w v 
 ordinary bootstrap over that factor's levels.
 
 :func:`crossed_interval` gives the percentile interval of the mean of one column;
-:func:`paired_interval` the interval of a mean paired difference between two methods (positive
-= the first is better, for the metric's direction); :func:`direction` turns an interval into
+:func:`paired_interval` the interval of a mean paired difference between two methods
+(positive = the first is better, for the metric's direction); :func:`direction` turns an interval into
 "better" / "worse" / "inconclusive", so that a sentence such as "X beats Y" is generated from the
 interval and never from the point estimate alone.
 """
@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .errors import InputError
 
 __all__ = [
     "crossed_weights",
@@ -42,7 +44,7 @@ __all__ = [
 def _check(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The table has no {what} column(s) {missing}; it has {list(frame.columns)}."
         )
 
@@ -63,13 +65,13 @@ def crossed_weights(
     factors = list(factors)
     _check(frame, factors, "factor")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1; got {n_boot}.")
+        raise InputError(f"n_boot must be at least 1; got {n_boot}.")
     rng = np.random.default_rng(seed)
     weights = np.ones((n_boot, len(frame)))
     for factor in factors:
         codes, levels = pd.factorize(frame[factor], sort=True)
         if (codes < 0).any():
-            raise ValueError(f"The factor column {factor!r} has missing values.")
+            raise InputError(f"The factor column {factor!r} has missing values.")
         k = len(levels)
         if k <= 1:
             continue
@@ -99,10 +101,12 @@ def crossed_interval(
     Rows whose value is NaN are dropped first (counted in ``n_dropped``). Returns a dict:
     estimate, lower, upper, level, n_rows, n_dropped, n_<factor> (levels of each factor),
     n_boot (resamples with a non-zero total weight).
+
+    ``seed``: the bootstrap's seed.
     """
     _check(frame, [value], "value")
     if not 0 < level < 1:
-        raise ValueError(f"level must lie between 0 and 1; got {level}.")
+        raise InputError(f"level must lie between 0 and 1; got {level}.")
     valid = frame[np.isfinite(frame[value].to_numpy(dtype=float))]
     out = {"n_rows": len(valid), "n_dropped": len(frame) - len(valid), "level": level}
     for factor in factors:
@@ -143,12 +147,15 @@ def paired_interval(
     otherwise. Pairs where either value is NaN are dropped. Returns
     :func:`crossed_interval`'s dict with ``method``, ``baseline``, ``value`` and
     ``direction`` (:func:`direction` of the interval) added.
+
+    ``lower_is_better``: the metric's direction; ``n_boot``, ``seed``, ``level``: the
+    bootstrap.
     """
     factors = list(factors)
     _check(frame, ["method", value, *factors], "needed")
     for name in (method, baseline):
         if name not in set(frame["method"]):
-            raise ValueError(
+            raise InputError(
                 f"No rows of method {name!r}; the table has {sorted(set(frame['method']))}."
             )
     wide = frame[frame["method"].isin([method, baseline])].pivot_table(
@@ -171,7 +178,10 @@ def paired_interval(
 
 def direction(lower: float, upper: float) -> str:
     """``"better"`` if the interval of a positive-is-better difference lies above 0,
-    ``"worse"`` if it lies below 0, ``"inconclusive"`` otherwise (also for NaN)."""
+    ``"worse"`` if it lies below 0, ``"inconclusive"`` otherwise (also for NaN).
+
+    ``lower`` and ``upper``: the interval's ends.
+    """
     if not (np.isfinite(lower) and np.isfinite(upper)):
         return "inconclusive"
     if lower > 0:
@@ -187,6 +197,8 @@ def describe(result: dict, *, digits: int = 3) -> str:
     For example ``"additive is better than no_change on l2: mean difference 1.23
     [0.85, 1.61] (95% interval over 5 condition x 1 split resamples)"``; an interval that
     covers 0 gives ``"... cannot be told apart from ..."``, with the reason.
+
+    ``digits``: significant digits of the numbers.
     """
     m, b, v = result["method"], result["baseline"], result["value"]
     levels = " x ".join(

@@ -50,7 +50,7 @@ bash scripts/make_celleval_venv.sh
 # and anndata >= 0.12.7: its own environment too (.venv-scperteval), made once.
 echo "[setup] the scPertEval environment for the parity test"
 bash scripts/make_scperteval_venv.sh
-# check-jsonschema and zizmor lint the GitHub workflows in command 2 (tests/test_workflows.py); their own
+# check-jsonschema and zizmor lint the GitHub workflows in command 2 (tests/book/test_workflows.py); their own
 # environment (.venv-lint), made once.
 echo "[setup] the workflow-lint environment"
 bash scripts/make_lint_venv.sh

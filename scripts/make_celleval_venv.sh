@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A separate virtual environment for the cross-checks against cell-eval2, the Virtual Cell
-# Challenge's evaluation package (tests/test_beyond_celleval.py, tests/test_parity_celleval2.py).
+# Challenge's evaluation package (tests/parity/test_beyond_celleval.py, tests/parity/test_parity_celleval2.py).
 # cell-eval2 0.20.0 needs newer numpy/scipy than the book's pins (numpy, scipy in
 # requirements.txt), so it must not go into the book's .venv; the tests call it by subprocess.
 # cell-eval2 covers everything the earlier cell-eval 0.8.2 cross-check used (mse,

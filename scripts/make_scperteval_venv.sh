@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A separate virtual environment for the scPertEval cross-check
-# (tests/test_parity_scperteval.py). scperteval 0.2.0 (Schaefer et al. 2026) needs
+# (tests/parity/test_parity_scperteval.py). scperteval 0.2.0 (Schaefer et al. 2026) needs
 # numpy>=2 and anndata>=0.12.7 and pulls illico (its Mann-Whitney backend), newer than
 # the book's pins in requirements.txt, so it must not go into the book's .venv. The test
 # calls it by subprocess. Installs from PyPI only (pip's configured index).

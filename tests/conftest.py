@@ -15,6 +15,20 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # the default cache is off limits while $PERTURBBOOK_CACHE points elsewhere (issue 32)
 pytest_plugins = ["tests.cache_guard"]
 
+TESTS = Path(__file__).resolve().parent
+FOLDERS = ("unit", "parity", "book")  # each registered as a marker in pyproject.toml
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its folder (``pytest -m unit``, ``-m "not book"``)."""
+    for item in items:
+        try:
+            folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        except ValueError:  # a test file outside tests/ (e.g. one written to tmp_path)
+            continue
+        if folder in FOLDERS:
+            item.add_marker(folder)
+
 
 @pytest.fixture(scope="session")
 def subset_path() -> Path:
