@@ -6,7 +6,9 @@ BEFORE and AFTER are two results folders (``$PERTURBBOOK_RESULTS`` or ``_build/r
 builds). Every file under each chapter folder is compared byte for byte. A CSV that differs is
 read with pandas and the differing columns are named; columns that measure the machine, not the
 method (:data:`MACHINE_COLUMNS`: wall-clock seconds, throughput, memory) are reported but do not
-count as a difference. The run's own bookkeeping (``status.csv``, ``versions.csv``,
+count as a difference, nor do the machine-measured rows and columns of chapter 10
+(:data:`MACHINE_CELLS`). A gzip file is compared by its unpacked content (its header stamps
+the time of writing). The run's own bookkeeping (``status.csv``, ``versions.csv``,
 ``executed.json`` at the top level) is not a result and is skipped.
 
 Exit status: 0 when every result file is identical (machine columns aside), 1 when a file
@@ -17,6 +19,7 @@ byte-identical, then a summary line.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import sys
 from pathlib import Path
@@ -25,10 +28,24 @@ import pandas as pd
 
 #: Columns whose values depend on the machine and its load, not on the computation.
 MACHINE_COLUMNS = frozenset({"seconds", "cells_per_second", "peak_rss_gb", "wall_s"})
+#: Per file: more columns, and rows (by the first column's value), that the run measures on
+#: the machine. Chapter 10 times its own pseudobulk and extrapolates from that rate
+#: (helpers.scale.extrapolate), so its core-hours and the sentence quoting the rate vary.
+MACHINE_CELLS = {
+    "10_scaling_up/extrapolation.csv": ({"core_hours", "hours_on_100", "how"}, set()),
+    "10_scaling_up/run_facts.csv": (
+        set(),
+        {"wall time (s)", "core-ns per non-zero (this run)",
+         "peak memory of the largest worker (GiB)"},
+    ),
+}
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _files(folder: Path, chapters: list[str] | None) -> dict[str, Path]:
@@ -42,16 +59,24 @@ def _files(folder: Path, chapters: list[str] | None) -> dict[str, Path]:
     return out
 
 
-def _csv_difference(before: Path, after: Path) -> tuple[list[str], bool]:
-    """The differing columns of two CSVs and whether only machine columns differ."""
+def _csv_difference(before: Path, after: Path, name: str) -> tuple[list[str], bool]:
+    """The differing columns of two CSVs and whether only machine-measured cells differ."""
     try:
-        a, b = pd.read_csv(before), pd.read_csv(after)
+        a, b = (pd.read_csv(p, dtype=str, keep_default_na=False) for p in (before, after))
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError):
         return [], False
     if list(a.columns) != list(b.columns) or a.shape != b.shape:
         return ["(columns or shape)"], False
     differing = [c for c in a.columns if not a[c].equals(b[c])]
-    return differing, bool(differing) and set(differing) <= MACHINE_COLUMNS
+    columns, rows = MACHINE_CELLS.get(name, (set(), set()))
+    columns = MACHINE_COLUMNS | columns
+    first = a.columns[0]
+    keep = ~a[first].astype(str).isin(rows) & ~b[first].astype(str).isin(rows)
+    real = [
+        c for c in differing
+        if c not in columns and not a.loc[keep, c].equals(b.loc[keep, c])
+    ]
+    return differing, bool(differing) and not real
 
 
 def compare(before: Path, after: Path, chapters: list[str] | None = None) -> tuple[list[str], int]:
@@ -71,7 +96,7 @@ def compare(before: Path, after: Path, chapters: list[str] | None = None) -> tup
             real += 1
         elif _digest(a[name]) != _digest(b[name]):
             columns, machine_only = (
-                _csv_difference(a[name], b[name]) if name.endswith(".csv") else ([], False)
+                _csv_difference(a[name], b[name], name) if name.endswith(".csv") else ([], False)
             )
             if machine_only:
                 lines.append(f"machine only:  {name} ({', '.join(columns)})")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_results.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_results.py"
 compare = runpy.run_path(str(SCRIPT))["compare"]
 
 
@@ -65,3 +65,23 @@ def test_command_line_exit_status_and_bad_folder(tmp_path):
     bad = subprocess.run(run + [str(a), str(tmp_path / "nope")], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "is not a results folder" in bad.stderr
+
+
+def test_chapter_10_measured_rows_are_machine_only_but_other_rows_count(tmp_path):
+    facts = "index,value\ncells,100\nwall time (s),8.1\n"
+    a = _write(tmp_path / "a", {"10_scaling_up/run_facts.csv": facts})
+    slower = _write(tmp_path / "b", {"10_scaling_up/run_facts.csv": facts.replace("8.1", "24")})
+    assert compare(a, slower)[1] == 0
+    more = _write(tmp_path / "c", {"10_scaling_up/run_facts.csv": facts.replace("100", "99")})
+    assert compare(a, more)[1] == 1
+
+
+def test_gzip_files_compare_by_content(tmp_path):
+    import gzip
+
+    for name, mtime in (("a", 1), ("b", 2)):
+        path = tmp_path / name / "05_embeddings" / "e.csv.gz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(gzip.compress(b"gene,x\nA,1\n", mtime=mtime))
+    assert compare(tmp_path / "a", tmp_path / "b") == (
+        ["1 of 1 files byte-identical; 0 real difference(s)"], 0)
