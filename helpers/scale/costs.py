@@ -219,8 +219,8 @@ def merge_tree(
     n_cells: float,
     block_cells: float,
     n_groups: int,
-    n_genes: int,
     *,
+    n_genes: int,
     split_every: int = 4,
     layout: str = "shuffled",
     groups_in_block: float | None = None,
@@ -228,7 +228,9 @@ def merge_tree(
     """The reduction tree level by level: nodes, cells under a node, groups a node's
     partial holds and its bytes (groups x genes x 8, float64 sums).
 
-    ``layout``: ``shuffled`` (groups spread at random: :func:`groups_per_block` of the
+    ``n_cells`` cells are read in blocks of ``block_cells``; their ``n_groups``
+    pseudobulk groups over ``n_genes`` genes are summed in a tree in which each node adds
+    ``split_every`` partials (dask's ``split_every``). ``layout``: ``shuffled`` (groups spread at random: :func:`groups_per_block` of the
     cells under the node) or ``sorted`` (cells stored group by group or partition by
     partition: a node holds ``groups_in_block`` groups per block under it, at most
     ``n_groups``). Level 0 is the per-block partials; the last level is the root.
@@ -450,7 +452,7 @@ def atlas_costs(
             t["cells"],
             t["block_cells"],
             t["groups"],
-            t["genes"],
+            n_genes=t["genes"],
             split_every=t.get("split_every", 4),
             layout=t.get("layout", "shuffled"),
             groups_in_block=t.get("groups_in_block"),

@@ -91,16 +91,16 @@ def test_groups_per_block_matches_a_monte_carlo_count():
 
 
 def test_merge_tree_levels_by_hand():
-    tree = costs.merge_tree(1_989_578, 5_000, 9_867, 8_248, split_every=2)
+    tree = costs.merge_tree(1_989_578, 5_000, 9_867, n_genes=8_248, split_every=2)
     assert tree["nodes"].tolist() == [398, 199, 100, 50, 25, 13, 7, 4, 2, 1]
     assert tree["bytes_per_partial"].iloc[-1] == pytest.approx(9_867 * 8_248 * 8)
     sorted_tree = costs.merge_tree(
-        1_000, 100, 50, 10, split_every=4, layout="sorted", groups_in_block=2
+        1_000, 100, 50, n_genes=10, split_every=4, layout="sorted", groups_in_block=2
     )
     assert sorted_tree["nodes"].tolist() == [10, 3, 1]
     assert sorted_tree["groups_per_partial"].tolist() == [2, 8, 32]
     with pytest.raises(ScaleError, match="needs groups_in_block"):
-        costs.merge_tree(1_000, 100, 50, 10, layout="sorted")
+        costs.merge_tree(1_000, 100, 50, n_genes=10, layout="sorted")
 
 
 def test_atlas_costs_by_hand():
