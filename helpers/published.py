@@ -245,7 +245,7 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
     the data after GEARS' GO filter, seeds 1 and 2. This function runs that split on
     ``conditions`` and checks it against every label the paper published for the seed
     (:func:`published_single_labels`). On the paper's perturbation lists (:func:`paper_conditions`:
-    81 / 1,087 / 1,534 singles) they agree on every label (tests/test_paper_partitions.py).
+    81 / 1,087 / 1,534 singles) they agree on every label (tests/parity/test_paper_partitions.py).
     On other perturbation lists (e.g. stand-ins with other names) the GEARS draw differs; then
     the published labels are imposed on the perturbations they cover (the evaluated ones, so
     the rows still compare one to one with the published methods), GEARS' split decides the

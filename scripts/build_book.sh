@@ -50,9 +50,9 @@ bash scripts/make_celleval_venv.sh
 # and anndata >= 0.12.7: its own environment too (.venv-scperteval), made once.
 echo "[setup] the scPertEval environment for the parity test"
 bash scripts/make_scperteval_venv.sh
-# check-jsonschema and zizmor lint the GitHub workflows in command 2 (tests/book/test_workflows.py); their own
-# environment (.venv-lint), made once.
-echo "[setup] the workflow-lint environment"
+# ruff (tests/book/test_lint.py), check-jsonschema and zizmor (tests/book/test_workflows.py) lint in command 2;
+# their own environment (.venv-lint), made once.
+echo "[setup] the lint environment (ruff, check-jsonschema, zizmor)"
 bash scripts/make_lint_venv.sh
 
 # Chromium and its WebDriver (Debian keeps chromium-driver at the same version as chromium) for the browser

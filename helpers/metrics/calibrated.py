@@ -6,7 +6,7 @@ delta reward the mean baseline because most genes do not respond to a perturbati
 weight each gene by how strongly the truth says it responds, and calibrate every metric
 between a negative and a positive control. scPertEval 0.2.0 (Schaefer et al., bioRxiv
 2026.07.23.740433) is the reference implementation this module follows and is tested
-against (``tests/test_parity_scperteval.py``, scPertEval's own code in its own
+against (``tests/parity/test_parity_scperteval.py``, scPertEval's own code in its own
 environment).
 
 Notation for a held-out condition ``p``: ``y`` its observed pseudobulk (all its cells),

@@ -329,7 +329,7 @@ def wilcoxon_vs_control(
     scanpy ranks the group and all control cells afresh for every group; the control
     is the same for all, so here it is sorted once and each group's values are placed
     into it by binary search (:func:`_rank_sums_vs_sorted`): the same numbers
-    (``tests/test_metrics_vcc_de.py`` compares with scanpy itself), about a hundred
+    (``tests/parity/test_metrics_vcc_de.py`` compares with scanpy itself), about a hundred
     times faster on the paper's Norman split.
     """
     from scipy import stats

@@ -20,7 +20,7 @@ On the cluster (``$BOOK`` the repository, ``$SHARED`` the shared folder)::
     python -m helpers.scale.cluster_job $SHARED/scheduler.json $SHARED/screen.zarr \\
         $SHARED/pb.csv --workers 50 --counts
 
-``tests/test_scale_cluster.py`` runs exactly these commands on 127.0.0.1 (two
+``tests/unit/test_scale_cluster.py`` runs exactly these commands on 127.0.0.1 (two
 workers, no ``srun``) with :data:`SCHEDULER` and :data:`WORKER`.
 """
 
@@ -30,7 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# the launch commands above, as argument lists (tests/test_scale_cluster.py runs them)
+# the launch commands above, as argument lists (tests/unit/test_scale_cluster.py runs them)
 SCHEDULER = [
     sys.executable,
     "-m",

@@ -397,7 +397,7 @@ def group_means(
     Runs on whatever Dask scheduler is active (a ``distributed.Client`` if one exists,
     else ``compute_kwargs`` such as ``scheduler="threads"``). Equals
     :func:`helpers.pseudobulk.pseudobulk` to floating-point rounding
-    (tests/test_scale.py checks <= 1e-6 over every layout).
+    (tests/unit/test_scale.py checks <= 1e-6 over every layout).
 
     ``screen``: a lazily read screen; ``by``: the obs column(s) to group by; ``counts``:
     ``X`` holds raw counts (normalise each cell to ``target_sum``, log1p, then average);
