@@ -79,8 +79,7 @@ def scgpt_gene_embedding(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
     """Gene embeddings of a checkpoint folder in scGPT's layout (e.g. the released ``scGPT_human``), as the
     benchmark took them. The provenance says whether the folder holds the book's own tiny model.
     """
-    from .models.scgpt import load_pretrained
-    from .models.training import is_book_checkpoint
+    from .models.scgpt import is_book_checkpoint, load_pretrained
 
     model, vocab, _ = load_pretrained(checkpoint_dir)
     model.eval()

@@ -227,7 +227,7 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     import torch
     from gears import GEARS
 
-    from .training import device_for
+    from .device import device_for
 
     dev = str(device_for(device))
     torch.manual_seed(seed)
