@@ -442,6 +442,10 @@ def score_methods(task, methods: dict | None = None, *, n_top: int = 1000) -> tu
     Returns (per-perturbation metrics with :data:`EXTRA_COLUMNS`, one row per method with the
     means of :func:`helpers.metrics.summarise` and :func:`board_columns`). Needs the task's cells
     in memory (the quick tasks).
+
+    ``task``: a registered task (:func:`helpers.benchmark.get_task`); ``methods``: name
+    -> method (see :func:`run_methods`); ``n_top``: the evaluation genes (top expressed
+    in control).
     """
     if not beyond.has_cells(task):
         raise InputError(f"Task {task.name!r} has no cells in memory; chapter 8's columns need them.")

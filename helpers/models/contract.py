@@ -1,20 +1,24 @@
 """The one contract every model meets to be benchmarked (chapters 2, 4 and 7).
 
-A **method** is any object with a ``name`` and a ``predict(train, conditions)`` that returns the
-predicted pseudobulk of each condition (:class:`helpers.predictions.Predictions`, or a conditions x
-genes ``DataFrame``). ``train`` is a :class:`TaskData`: the training pseudobulks of one split (the
-held-out conditions removed), the split itself and, where the task has them, the training cells.
+A **method** is any object with a ``name`` and a ``predict(train, conditions)`` that
+returns the predicted pseudobulk of each condition
+(:class:`helpers.predictions.Predictions`, or a conditions x genes ``DataFrame``).
+``train`` is a :class:`TaskData`: the training pseudobulks of one split (the held-out
+conditions removed), the split itself and, where the task has them, the training cells.
 The baselines, the linear model, chapter 4's networks (:mod:`helpers.models.scgpt`,
-:mod:`helpers.models.gears`) and a reader's own model all meet it, and :func:`helpers.benchmark.run`
-and :func:`helpers.benchmark.run_methods` call models through it and nothing else.
+:mod:`helpers.models.gears`) and a reader's own model all meet it, and
+:func:`helpers.benchmark.run` and :func:`helpers.benchmark.run_methods` call models
+through it and nothing else.
 
 Two ways in for plain functions:
 
-* :func:`from_pseudobulk` (the one adapter): ``f(train_pseudobulk, conditions, *, seed)`` (the
-  signature of :mod:`helpers.baselines` and :func:`helpers.linear.linear_model`) becomes a method;
-  the result is still callable as ``f`` was.
-* :func:`as_method` takes a method as it is, and wraps a plain function ``f(train, conditions)``
-  (chapter 7's reader model) or, with ``plain="pseudobulk"``, a pseudobulk function.
+* :func:`from_pseudobulk` (the one adapter): ``f(train_pseudobulk, conditions, *,
+  seed)`` (the signature of :mod:`helpers.baselines` and
+  :func:`helpers.linear.linear_model`) becomes a method; the result is still callable as
+  ``f`` was.
+* :func:`as_method` takes a method as it is, and wraps a plain function ``f(train,
+  conditions)`` (chapter 7's reader model) or, with ``plain="pseudobulk"``, a pseudobulk
+  function.
 
 Anything else is refused with one line naming :class:`Method`.
 """
@@ -51,12 +55,13 @@ _HOW = (
 
 @dataclass
 class TaskData:
-    """What a model gets for one split: training pseudobulks, the split and (on request) cells.
+    """What a model gets for one split: training pseudobulks, the split and (on request)
+    cells.
 
-    ``pseudobulk``: the observed pseudobulks of the training conditions only (``ctrl`` included);
-    ``split``: the split whose held-out conditions are to be predicted; ``task``: the benchmark
-    task the data come from (for :meth:`cells`), or ``None`` where only pseudobulks are handed
-    over (:func:`helpers.benchmark.run_methods`).
+    ``pseudobulk``: the observed pseudobulks of the training conditions only (``ctrl``
+    included); ``split``: the split whose held-out conditions are to be predicted;
+    ``task``: the benchmark task the data come from (for :meth:`cells`), or ``None``
+    where only pseudobulks are handed over (:func:`helpers.benchmark.run_methods`).
     """
 
     pseudobulk: Pseudobulk
@@ -79,11 +84,12 @@ class TaskData:
         return self.pseudobulk.genes
 
     def cells(self):
-        """The single cells of the training conditions (canonical AnnData; read into memory)."""
+        """The single cells of the training conditions (canonical AnnData; read into
+        memory)."""
         if self.task is None:
             raise InputError(
-                "These training data carry pseudobulks only (run_methods); run the model "
-                "with helpers.benchmark.run on a task whose cells are available."
+                "These training data carry pseudobulks only (run_methods); run the "
+                "model with helpers.benchmark.run on a task whose cells are available."
             )
         adata = self.task.adata()
         mask = adata.obs["condition"].isin(self.split.train).to_numpy()
@@ -94,10 +100,11 @@ class TaskData:
 class Method(Protocol):
     """A model the benchmark can score: a ``name`` and ``predict(train, conditions)``.
 
-    ``train``: a :class:`TaskData` (training data of one split); ``conditions``: the held-out
-    conditions to predict. Returns a :class:`~helpers.predictions.Predictions` (or a conditions
-    x genes ``DataFrame``, labelled with ``name`` by the benchmark). A method must not look at
-    anything but ``train``: the held-out conditions' data are never in it.
+    ``train``: a :class:`TaskData` (training data of one split); ``conditions``: the
+    held-out conditions to predict. Returns a :class:`~helpers.predictions.Predictions`
+    (or a conditions x genes ``DataFrame``, labelled with ``name`` by the benchmark). A
+    method must not look at anything but ``train``: the held-out conditions' data are
+    never in it.
     """
 
     name: str
@@ -105,17 +112,18 @@ class Method(Protocol):
     def predict(
         self, train: TaskData, conditions: Sequence[str]
     ) -> Predictions | pd.DataFrame:
-        """Predicted pseudobulk of each of ``conditions`` from the training data ``train``."""
+        """Predicted pseudobulk of each of ``conditions`` from the training data
+        ``train``."""
         ...
 
 
 @dataclass(frozen=True)
 class PseudobulkMethod:
-    """A pseudobulk-only function as a :class:`Method` (made by :func:`from_pseudobulk`).
+    """A pseudobulk-only function as a :class:`Method` (made by :func:`from_pseudobulk`)
 
-    ``function``: ``f(train_pseudobulk, conditions, *, seed)``; ``name``: the method's name.
-    :meth:`predict` hands it ``train.pseudobulk`` and ``seed=train.seed``; calling the object
-    calls ``function`` unchanged.
+    ``function``: ``f(train_pseudobulk, conditions, *, seed)``; ``name``: the method's
+    name. :meth:`predict` hands it ``train.pseudobulk`` and ``seed=train.seed``; calling
+    the object calls ``function`` unchanged.
     """
 
     function: Callable[..., Predictions]
@@ -124,18 +132,21 @@ class PseudobulkMethod:
     def predict(self, train: TaskData, conditions: Sequence[str]) -> Predictions:
         """``function(train.pseudobulk, conditions, seed=train.seed)``.
 
-        ``train``: the training data of one split; ``conditions``: the conditions to predict.
+        ``train``: the training data of one split; ``conditions``: the conditions to
+        predict.
         """
         return self.function(train.pseudobulk, conditions, seed=train.seed)
 
     def __call__(self, *args, **kwargs) -> Predictions:
-        """The wrapped function itself, with its own arguments ``args`` and ``kwargs``."""
+        """The wrapped function itself, with its own arguments ``args`` and
+        ``kwargs``."""
         return self.function(*args, **kwargs)
 
 
 @dataclass(frozen=True)
 class FunctionMethod:
-    """A plain function ``f(train, conditions)`` (chapter 7's reader model) as a :class:`Method`.
+    """A plain function ``f(train, conditions)`` (chapter 7's reader model) as
+    a :class:`Method`.
 
     ``function``: the function; ``name``: the method's name. Made by :func:`as_method`.
     """
@@ -148,12 +159,14 @@ class FunctionMethod:
     ) -> Predictions | pd.DataFrame:
         """``function(train, conditions)``.
 
-        ``train``: the training data of one split; ``conditions``: the conditions to predict.
+        ``train``: the training data of one split; ``conditions``: the conditions to
+        predict.
         """
         return self.function(train, conditions)
 
     def __call__(self, *args, **kwargs):
-        """The wrapped function itself, with its own arguments ``args`` and ``kwargs``."""
+        """The wrapped function itself, with its own arguments ``args`` and
+        ``kwargs``."""
         return self.function(*args, **kwargs)
 
 
@@ -164,12 +177,14 @@ def _function_name(f) -> str | None:
     return None if name in (None, "<lambda>") else name
 
 
-def from_pseudobulk(f: Callable[..., Predictions], *, name: str | None = None) -> Method:
+def from_pseudobulk(
+    f: Callable[..., Predictions], *, name: str | None = None
+) -> Method:
     """Make a pseudobulk-only function a :class:`Method` (the one adapter).
 
-    ``f``: ``f(train_pseudobulk, conditions, *, seed) -> Predictions`` (the signature of the
-    baselines and :func:`helpers.linear.linear_model`); ``name``: the method's name (default: the
-    function's own). A method given here is returned as it is.
+    ``f``: ``f(train_pseudobulk, conditions, *, seed) -> Predictions`` (the signature of
+    the baselines and :func:`helpers.linear.linear_model`); ``name``: the method's name
+    (default: the function's own). A method given here is returned as it is.
     """
     if isinstance(f, Method):
         return f
@@ -177,17 +192,19 @@ def from_pseudobulk(f: Callable[..., Predictions], *, name: str | None = None) -
         raise InputError(f"{type(f).__name__} object is not a Method: {_HOW}.")
     name = name or _function_name(f)
     if not name:
-        raise InputError("from_pseudobulk: name the method (name=...); it has no name of its own.")
+        raise InputError(
+            "from_pseudobulk: name the method (name=...); it has no name of its own."
+        )
     return PseudobulkMethod(f, name)
 
 
 def as_method(obj, *, name: str | None = None, plain: str = "task") -> Method:
     """``obj`` as a :class:`Method`, or one line saying why it is not one.
 
-    ``obj``: a :class:`Method` (returned as it is) or a plain function; ``name``: the name a
-    plain function gets (default: its own); ``plain``: what a plain function takes, ``"task"``
-    (``f(train, conditions)``, chapter 7) or ``"pseudobulk"`` (``f(train_pseudobulk,
-    conditions, *, seed)``: :func:`from_pseudobulk`).
+    ``obj``: a :class:`Method` (returned as it is) or a plain function; ``name``: the
+    name a plain function gets (default: its own); ``plain``: what a plain function
+    takes, ``"task"`` (``f(train, conditions)``, chapter 7) or ``"pseudobulk"``
+    (``f(train_pseudobulk, conditions, *, seed)``: :func:`from_pseudobulk`).
     """
     if isinstance(obj, Method):
         return obj
@@ -199,5 +216,7 @@ def as_method(obj, *, name: str | None = None, plain: str = "task") -> Method:
         return from_pseudobulk(obj, name=name)
     name = name or _function_name(obj)
     if not name:
-        raise InputError("as_method: name the method (name=...); it has no name of its own.")
+        raise InputError(
+            "as_method: name the method (name=...); it has no name of its own."
+        )
     return FunctionMethod(obj, name)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import InputError
 from ..loaders import condition_genes
 from ..predictions import Predictions
 from ..splits import Split
@@ -197,7 +198,7 @@ def prepare_gears_data(adata, split: Split, gene2go: dict[str, set[str]], folder
     set2conditions = {s: [to_gears_condition(c) for c in split.conditions(s) if c in keep_conditions]
                       for s in ("train", "val", "test")}
     if not set2conditions["val"]:
-        raise ValueError("GEARS selects its best epoch on validation conditions; the split has none it can use.")
+        raise InputError("GEARS selects its best epoch on validation conditions; the split has none it can use.")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     log = log if log is not None else io.StringIO()
@@ -223,6 +224,12 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     """Train GEARS on the training conditions of ``split`` (validation: its ``val`` conditions).
 
     ``adata``: the book's canonical AnnData (cells of every condition; ``X`` log-normalised).
+
+    ``split``: its ``train`` conditions are fitted, its ``val`` conditions pick the
+    epoch; ``gene2go``: gene -> GO terms (:func:`helpers.annotations.gene2go`);
+    ``epochs``, ``hidden_size``, ``batch_size``, ``test_batch_size``: GEARS' settings;
+    ``seed``: seeds torch and NumPy; ``device``: ``None`` picks one; ``workdir``: GEARS'
+    working folder (default: a new temporary one).
     """
     import torch
     from gears import GEARS

@@ -1,4 +1,5 @@
-"""What a training run cost and how its loss went: one log for the book's models (chapter 4)."""
+"""What a training run cost and how its loss went: one log for the book's models
+(chapter 4)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ __all__ = ["TrainingLog"]
 
 @dataclass
 class TrainingLog:
-    """Loss per epoch, the chosen epoch, wall time, throughput and peak memory of a run."""
+    """Loss per epoch, the chosen epoch, wall time, throughput and peak memory of a
+    run."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -31,5 +33,10 @@ class TrainingLog:
     def to_frame(self) -> pd.DataFrame:
         n = max(len(self.train_loss), len(self.val_loss))
         pad = lambda xs: list(xs) + [np.nan] * (n - len(xs))  # noqa: E731
-        return pd.DataFrame({"epoch": range(1, n + 1), "train_loss": pad(self.train_loss), "val_loss": pad(self.val_loss)})
-
+        return pd.DataFrame(
+            {
+                "epoch": range(1, n + 1),
+                "train_loss": pad(self.train_loss),
+                "val_loss": pad(self.val_loss),
+            }
+        )

@@ -1,9 +1,10 @@
-"""The one model contract (helpers.models.contract): every kind of model meets it and runs
-through helpers.benchmark.run; a wrong object is refused with one line.
+"""The one model contract (helpers.models.contract): every kind of model meets it and
+runs through helpers.benchmark.run; a wrong object is refused with one line.
 
-The oracle is a hand-made task (three genes A, B, C, which are also the targets; every number
-below by hand): the mean of the five training rows is (10.2, 9.6, 10.8), so its L2 to the
-held-out A+B = (12, 9, 11) is sqrt(3.64) and to A+C = (11, 10, 13) is sqrt(5.64).
+The oracle is a hand-made task (three genes A, B, C, which are also the targets; every
+number below by hand): the mean of the five training rows is (10.2, 9.6, 10.8), so its
+L2 to the held-out A+B = (12, 9, 11) is sqrt(3.64) and to A+C = (11, 10, 13) is
+sqrt(5.64).
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ from helpers.pseudobulk import Pseudobulk
 from helpers.splits import holdout_split
 
 _TINY = {
-    "ctrl": [10, 10, 10], "A": [11, 10, 10], "B": [10, 9, 10], "C": [10, 10, 12],
-    "B+C": [10, 9, 12], "A+B": [12, 9, 11], "A+C": [11, 10, 13],
+    "ctrl": [10, 10, 10],
+    "A": [11, 10, 10],
+    "B": [10, 9, 10],
+    "C": [10, 10, 12],
+    "B+C": [10, 9, 12],
+    "A+B": [12, 9, 11],
+    "A+C": [11, 10, 13],
 }
 TRAIN = ["ctrl", "A", "B", "C", "B+C"]
 HELD_OUT = ["A+B", "A+C"]
@@ -42,9 +48,14 @@ def _cells(means: pd.DataFrame, n: int = 6) -> ad.AnnData:
     for condition, mean in means.iterrows():
         rows.append(mean.to_numpy() + rng.normal(0, 0.05, (n, len(mean))))
         conditions += [condition] * n
-    obs = pd.DataFrame({"condition": conditions}, index=[f"c{i}" for i in range(len(conditions))])
-    adata = ad.AnnData(np.vstack(rows).astype(np.float32), obs=obs,
-                       var=pd.DataFrame(index=list(means.columns)))
+    obs = pd.DataFrame(
+        {"condition": conditions}, index=[f"c{i}" for i in range(len(conditions))]
+    )
+    adata = ad.AnnData(
+        np.vstack(rows).astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=list(means.columns)),
+    )
     adata.uns["perturbbook"] = {"dataset": "tiny"}
     return adata
 
@@ -52,7 +63,10 @@ def _cells(means: pd.DataFrame, n: int = 6) -> ad.AnnData:
 def _task(monkeypatch, name, means, cells):
     truth = Pseudobulk(means, pd.Series(50, index=means.index), "tiny")
     task = benchmark.Task(
-        name, "quick", "double", "hand-made",
+        name,
+        "quick",
+        "double",
+        "hand-made",
         lambda: (cells, truth, None),
         lambda pb: [holdout_split(pb.conditions, HELD_OUT, dataset="tiny", seed=3)],
     )
@@ -69,7 +83,8 @@ def tiny_task(monkeypatch):
 
 @pytest.fixture
 def cells_task(monkeypatch):
-    """The same design on the log1p scale, with six cells per condition (for a network)."""
+    """The same design on the log1p scale, with six cells per condition (for a
+    network)."""
     means = np.log1p(pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T)
     return _task(monkeypatch, "tiny_contract_cells", means, _cells(means))
 
@@ -80,10 +95,12 @@ def _l2(result, method):
 
 
 def _by_hand_mean(train: TaskData, conditions) -> pd.DataFrame:
-    """A reader's model: the mean of the training rows, written without the book's helpers."""
+    """A reader's model: the mean of the training rows, written without the book's
+    helpers."""
     mean = train.pseudobulk.means.to_numpy().mean(axis=0)
-    return pd.DataFrame([mean] * len(conditions), index=list(conditions),
-                        columns=train.pseudobulk.genes)
+    return pd.DataFrame(
+        [mean] * len(conditions), index=list(conditions), columns=train.pseudobulk.genes
+    )
 
 
 class ReaderMethod:
@@ -105,7 +122,9 @@ def test_baselines_and_linear_model_meet_the_contract():
     assert isinstance(from_pseudobulk(linear.linear_model), Method)
     assert from_pseudobulk(linear.linear_model).name == "linear_model"
     assert isinstance(ReaderMethod(), Method)
-    assert not isinstance(_by_hand_mean, Method)  # a plain function is wrapped, not a Method
+    assert not isinstance(
+        _by_hand_mean, Method
+    )  # a plain function is wrapped, not a Method
 
 
 def test_a_baseline_stays_callable_as_the_function(tiny_task):
@@ -123,13 +142,22 @@ def test_every_kind_of_model_runs_through_benchmark_run(tiny_task, kind):
         "class": reader,
         "adapter": from_pseudobulk(
             lambda pb, conditions, *, seed: Predictions(
-                _by_hand_mean(TaskData(pb, None), conditions), "reader_pseudobulk",
-                pb.dataset, seed),
-            name="reader_pseudobulk"),
+                _by_hand_mean(TaskData(pb, None), conditions),
+                "reader_pseudobulk",
+                pb.dataset,
+                seed,
+            ),
+            name="reader_pseudobulk",
+        ),
     }[kind]
-    name = {"function": "reader_function", "class": "reader_class",
-            "adapter": "reader_pseudobulk"}[kind]
-    result = benchmark.run(model, task=tiny_task.name, name=name, progress=False, extras=False)
+    name = {
+        "function": "reader_function",
+        "class": "reader_class",
+        "adapter": "reader_pseudobulk",
+    }[kind]
+    result = benchmark.run(
+        model, task=tiny_task.name, name=name, progress=False, extras=False
+    )
     mine, mean = _l2(result, name), _l2(result, "mean")
     for condition, expected in L2_OF_MEAN.items():
         assert mine[condition] == pytest.approx(expected)
@@ -140,14 +168,18 @@ def test_every_kind_of_model_runs_through_benchmark_run(tiny_task, kind):
 
 
 def test_a_method_names_itself(tiny_task):
-    result = benchmark.run(ReaderMethod(), task=tiny_task.name, progress=False, extras=False)
+    result = benchmark.run(
+        ReaderMethod(), task=tiny_task.name, progress=False, extras=False
+    )
     assert "reader_class" in set(result.leaderboard["method"])
 
 
 def test_run_methods_takes_methods_and_pseudobulk_functions(tiny_task):
     split = tiny_task.splits[0]
     methods = {"mean_fn": baselines.mean_baseline, "reader_class": ReaderMethod()}
-    table, predictions = benchmark.run_methods(tiny_task.truth, [split], methods, n_top=3)
+    table, predictions = benchmark.run_methods(
+        tiny_task.truth, [split], methods, n_top=3
+    )
     for name in methods:
         rows = table[table["method"] == name].set_index("condition")
         for condition, expected in L2_OF_MEAN.items():
@@ -174,13 +206,15 @@ def test_pseudobulk_only_training_data_refuse_cells(tiny_task):
 
 
 def test_scgpt_method_meets_the_contract_and_never_sees_held_out_cells(
-        cells_task, tmp_path, monkeypatch):
+    cells_task, tmp_path, monkeypatch
+):
     pytest.importorskip("torch")
     from helpers.models import scgpt
     from helpers.models.scgpt import method as scgpt_method
 
-    folder, _ = scgpt.pretrain_tiny_checkpoint(cells_task.adata(), tmp_path / "tiny", epochs=1,
-                                               max_seq_len=3)
+    folder, _ = scgpt.pretrain_tiny_checkpoint(
+        cells_task.adata(), tmp_path / "tiny", epochs=1, max_seq_len=3
+    )
     seen = []
     original = scgpt_method.prepare_cells
 
@@ -189,9 +223,18 @@ def test_scgpt_method_meets_the_contract_and_never_sees_held_out_cells(
         return original(adata, vocab, **kwargs)
 
     monkeypatch.setattr(scgpt_method, "prepare_cells", spy)
-    # lr 1e-2 for 5 epochs brings the tiny network to the data's scale (the unit guards pass)
-    method = scgpt.ScGPTMethod(folder, name="book_transformer", epochs=5, lr=1e-2,
-                               max_seq_len=3, pool_size=4, batch_size=8, device="cpu")
+    # lr 1e-2 for 5 epochs brings the tiny network to the data's scale (the unit guards
+    # pass)
+    method = scgpt.ScGPTMethod(
+        folder,
+        name="book_transformer",
+        epochs=5,
+        lr=1e-2,
+        max_seq_len=3,
+        pool_size=4,
+        batch_size=8,
+        device="cpu",
+    )
     assert isinstance(method, Method)
     result = benchmark.run(method, task=cells_task.name, progress=False, extras=False)
     assert seen == [set(TRAIN)]  # the training cells only: no held-out condition

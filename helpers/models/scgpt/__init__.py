@@ -1,14 +1,14 @@
 """scGPT's perturbation model, split as scvi-tools splits its models (chapter 4).
 
-* :mod:`.network`: the torch modules (``ScGPTPerturbationModel``, versions 0.2.1 and 0.2.2+,
-  released parameter names);
+* :mod:`.network`: the torch modules (``ScGPTPerturbationModel``, versions 0.2.1 and
+  0.2.2+, released parameter names);
 * :mod:`.checkpoint`: reading and writing the released checkpoint layout;
 * :mod:`.training`: pretraining, fine-tuning and prediction (the scGPT recipe);
-* :mod:`.method`: :class:`ScGPTMethod`, the :class:`helpers.models.contract.Method` that plugs
-  into :func:`helpers.benchmark.run`.
+* :mod:`.method`: :class:`ScGPTMethod`, the :class:`helpers.models.contract.Method` that
+  plugs into :func:`helpers.benchmark.run`.
 
-Every public name of the four is re-exported here: ``from helpers.models import scgpt`` then
-``scgpt.load_pretrained``, ``scgpt.fine_tune``, ...
+Every public name of the four is re-exported here: ``from helpers.models import scgpt``
+then ``scgpt.load_pretrained``, ``scgpt.fine_tune``, ...
 """
 
 from __future__ import annotations
@@ -53,10 +53,39 @@ from .training import (
 )
 
 __all__ = [
-    *checkpoint.__all__,
-    *network.__all__,
-    *training.__all__,
-    *method.__all__,
+    "checkpoint",
+    "method",
+    "network",
+    "training",
+    "CheckpointError",
+    "LoadReport",
+    "SPECIAL_TOKENS",
+    "TRANSFERRED_PREFIXES",
+    "CHECKPOINT_FILES",
+    "load_vocab",
+    "build_vocab",
+    "load_pretrained",
+    "load_model",
+    "detect_version",
+    "save_checkpoint",
+    "map_genes",
+    "is_book_checkpoint",
+    "VERSIONS",
+    "ScGPTConfig",
+    "ScGPTPerturbationModel",
+    "GeneEncoder",
+    "ContinuousValueEncoder",
+    "ExprDecoder",
+    "AffineExprDecoder",
+    "TINY_NOTE",
+    "tiny_config",
+    "CellData",
+    "prepare_cells",
+    "pretrain",
+    "fine_tune",
+    "predict",
+    "pretrain_tiny_checkpoint",
+    "ScGPTMethod",
     "TrainingLog",
     "device_for",
 ]

@@ -189,6 +189,10 @@ def load_pretrained(path: str | os.PathLike, *, dropout: float | None = None, pe
     checkpoint of either version can start a model of either version.
     Returns the model, the vocabulary and a :class:`LoadReport`. Raises :class:`CheckpointError` for a
     malformed folder or tensors whose shapes do not match ``args.json``.
+
+    ``path``: the checkpoint folder; ``dropout``: overrides ``args.json``'s dropout;
+    ``pert_pad_id``: the padding id of the perturbation flags; ``prefixes``: the module
+    prefixes transferred.
     """
     path = Path(path)
     vocab, args, state = _read_folder(path)

@@ -3,12 +3,14 @@
 For each split :func:`helpers.benchmark.run` hands over, :class:`ScGPTMethod` loads the
 checkpoint (:func:`.checkpoint.load_pretrained`: encoder, value encoder and transformer
 transferred, the rest fresh), fine-tunes it on the **training** cells of the split
-(:func:`.training.fine_tune`) and predicts the held-out conditions as the mean output over a
-pool of control cells (:func:`.training.predict`). The held-out conditions' cells are never
-read; their unmeasured target genes become flag-only tokens so they can be flagged.
+(:func:`.training.fine_tune`) and predicts the held-out conditions as the mean output
+over a pool of control cells (:func:`.training.predict`). The held-out conditions' cells
+are never read; their unmeasured target genes become flag-only tokens so they can be
+flagged.
 
-The benchmark holds out val and test together, so fine-tuning sees no validation conditions
-and runs all ``epochs`` (no early stopping); the logs say so (``method.logs``).
+The benchmark holds out val and test together, so fine-tuning sees no validation
+conditions and runs all ``epochs`` (no early stopping); the logs say so
+(``method.logs``).
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ class ScGPTMethod:
     """Fine-tune a scGPT-layout checkpoint on each split's training cells, then predict.
 
     ``checkpoint``: a folder in the released layout (``vocab.json``, ``args.json``,
-    ``best_model.pt``), e.g. from :func:`.training.pretrain_tiny_checkpoint`; ``name``: the
-    method's name on the leaderboard (a model the book pretrained is a tiny transformer, not
-    scGPT: ``book_transformer``); ``version``: the architecture (``None``: from the checkpoint);
-    ``dropout``, ``epochs``, ``lr``, ``batch_size``, ``max_seq_len``,
-    ``max_cells_per_condition``: fine-tuning settings (:func:`.training.fine_tune`);
-    ``pool_size``: control cells per prediction; ``seed``: seeds the fresh weights, the
-    subsampling, fine-tuning and the control pool; ``device``: ``None`` picks one. ``logs``
+    ``best_model.pt``), e.g. from :func:`.training.pretrain_tiny_checkpoint`; ``name``:
+    the method's name on the leaderboard (a model the book pretrained is a tiny
+    transformer, not scGPT: ``book_transformer``); ``version``: the architecture
+    (``None``: from the checkpoint); ``dropout``, ``epochs``, ``lr``, ``batch_size``,
+    ``max_seq_len``, ``max_cells_per_condition``: fine-tuning settings
+    (:func:`.training.fine_tune`); ``pool_size``: control cells per prediction;
+    ``seed``: seeds the fresh weights, the subsampling, fine-tuning and the control
+    pool; ``device``: ``None`` picks one. ``logs``
     collects one :class:`helpers.models.log.TrainingLog` per split run.
     """
 
@@ -58,7 +61,8 @@ class ScGPTMethod:
     logs: list[TrainingLog] = field(default_factory=list, repr=False)
 
     def predict(self, train: TaskData, conditions: Sequence[str]) -> Predictions:
-        """Fine-tune on ``train``'s cells and predict ``conditions`` (the contract's call).
+        """Fine-tune on ``train``'s cells and predict ``conditions`` (the contract's
+        call).
 
         ``train``: the training data of one split (with cells: :meth:`TaskData.cells`);
         ``conditions``: the held-out conditions to predict.

@@ -148,7 +148,8 @@ class ScGPTPerturbationModel(nn.Module):
     """scGPT's perturbation ``TransformerGenerator`` of ``config.version``, with the released parameter names.
 
     ``forward(gene_ids, values, pert_flags, padding_mask)`` returns the predicted expression of every
-    token (scGPT's ``mlm_output``), ``[batch, tokens]``.
+    token (scGPT's ``mlm_output``), ``[batch, tokens]``. ``config``: the architecture
+    (:class:`ScGPTConfig`); ``pad_id``: the vocabulary id of ``<pad>``.
     """
 
     def __init__(self, config: ScGPTConfig, pad_id: int):

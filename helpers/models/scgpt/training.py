@@ -202,6 +202,14 @@ def fine_tune(model: ScGPTPerturbationModel, data: CellData, split: Split, *, ep
     Early stopping on the loss of the ``val`` conditions' cells; the weights of the best epoch are kept.
     Without ``val`` conditions, all ``epochs`` are run and the last weights kept (the log says so).
     Deterministic on CPU for a given seed; mixed precision on CUDA.
+
+    ``model``: the network to fine-tune in place
+    (:class:`.network.ScGPTPerturbationModel`); ``data``: the cells
+    (:func:`prepare_cells`); ``split``: its ``train`` conditions are fitted, its ``val``
+    conditions pick the epoch; ``epochs``, ``batch_size``, ``lr``, ``gamma`` (StepLR
+    factor per epoch), ``patience`` (epochs without improvement before stopping): the
+    recipe; ``seed``: seeds weights' updates and sampling; ``device``: ``None`` picks
+    one (:func:`helpers.models.device.device_for`); ``progress``: show a progress bar.
     """
     from tqdm.auto import tqdm
 
@@ -257,7 +265,15 @@ def fine_tune(model: ScGPTPerturbationModel, data: CellData, split: Split, *, ep
 def predict(model: ScGPTPerturbationModel, data: CellData, conditions, *, pool_size: int = 100, seed: int = 0,
             method: str = "book_transformer", dataset: str = "", split_seed: int | None = None,
             device: str | None = None, batch_size: int = 64) -> Predictions:
-    """Mean predicted expression of each condition over a pool of control cells (the benchmark's recipe)."""
+    """Mean predicted expression of each condition over a pool of control cells (the benchmark's recipe).
+
+    ``model``: the fine-tuned network; ``data``: the cells (:func:`prepare_cells`, with
+    the control cells); ``conditions``: the conditions to predict; ``pool_size``:
+    control cells per condition; ``seed``: seeds the pool; ``method``, ``dataset``,
+    ``split_seed``: the labels of the returned
+    :class:`~helpers.predictions.Predictions`; ``device``: ``None`` picks one;
+    ``batch_size``: cells per forward pass.
+    """
     if pool_size < 1:
         raise InputError("pool_size must be at least 1 control cell.")
     conditions = list(conditions)
@@ -293,6 +309,10 @@ def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int
 
     The vocabulary covers the measured genes and every target gene. Returns (folder, pretraining log).
     Used by chapters 4 and 5 (quick profile).
+
+    ``adata``: the canonical AnnData; ``folder``: where the checkpoint is written;
+    ``epochs``, ``max_seq_len`` (genes per batch), ``seed``: pretraining settings
+    (:func:`pretrain`); ``version``: the architecture.
     """
     conditions = adata.obs["condition"].astype(str).unique()
     targets = sorted({g for c in conditions for g in condition_genes(c)})
