@@ -6,7 +6,8 @@
   calls models through it.
 * :mod:`.scgpt`: scGPT's perturbation architecture (versions 0.2.1 and 0.2.2+, released
   parameter names): ``network``, ``checkpoint``, ``training``, ``method``.
-* :mod:`.gears_runner`: the real GEARS (``cell-gears``) on the book's splits.
+* :mod:`.gears`: the real GEARS (``cell-gears``) on the book's splits: ``runner``,
+  ``method``.
 * :mod:`.device` (where a model runs) and :mod:`.log` (what a training run cost),
   shared.
 

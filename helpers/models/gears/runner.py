@@ -1,5 +1,7 @@
 """Train and run the real GEARS library (``cell-gears``) on the book's splits (chapter 4).
 
+:mod:`.method` plugs it into :func:`helpers.benchmark.run` (:class:`GearsMethod`).
+
 GEARS needs a gene -> GO table and writes files relative to the working directory, so each run happens
 in its own temporary folder, with ``gene2go_all.pkl`` built from the book's offline annotation source
 (:mod:`helpers.annotations`) so that GEARS never downloads anything. The book's split is handed over as a
@@ -26,11 +28,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import InputError
-from ..loaders import condition_genes
-from ..predictions import Predictions
-from ..splits import Split
-from ..resources import peak_rss_gb as _peak_rss_gb
+from ...errors import InputError
+from ...loaders import condition_genes
+from ...predictions import Predictions
+from ...splits import Split
+from ...resources import peak_rss_gb as _peak_rss_gb
 
 __all__ = ["to_gears_condition", "GearsRun", "prepare_gears_data", "train_gears"]
 
@@ -234,7 +236,7 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     import torch
     from gears import GEARS
 
-    from .device import device_for
+    from ..device import device_for
 
     dev = str(device_for(device))
     torch.manual_seed(seed)
@@ -244,6 +246,10 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     log = io.StringIO()  # GEARS prints its progress; kept in GearsRun.log instead of flooding the page
     pert_data, genes, dropped = prepare_gears_data(adata, split, gene2go, folder, batch_size=batch_size,
                                                    test_batch_size=test_batch_size, log=log)
+    if not pert_data.set2conditions.get("test"):
+        # no test conditions among the cells (GearsMethod: the held-out cells are never handed
+        # over); GEARS would otherwise evaluate an empty test loader after training
+        pert_data.dataloader.pop("test_loader", None)
     with _working_directory(folder), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
             _gears_pandas3_compat():
         model = GEARS(pert_data, device=dev)
