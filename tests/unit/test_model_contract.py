@@ -241,3 +241,34 @@ def test_scgpt_method_meets_the_contract_and_never_sees_held_out_cells(
     rows = result.metrics[result.metrics["method"] == "book_transformer"]
     assert sorted(rows["condition"]) == HELD_OUT and np.isfinite(rows["l2"]).all()
     assert len(method.logs) == 1 and method.logs[0].note.startswith("no validation")
+
+
+def test_gears_method_meets_the_contract_and_trains_on_training_cells_only(monkeypatch):
+    pytest.importorskip("gears")
+    from helpers import annotations
+    from helpers.models import gears
+    from helpers.models.gears import method as gears_method
+
+    seen = {}
+    original = gears_method.train_gears
+
+    def spy(adata, split, gene2go, **kwargs):
+        seen["cells"] = set(adata.obs["condition"])
+        seen["split"] = split
+        return original(adata, split, gene2go, **kwargs)
+
+    monkeypatch.setattr(gears_method, "train_gears", spy)
+    method = gears.GearsMethod(annotations.gene2go(), epochs=1, hidden_size=16)
+    assert isinstance(method, Method)
+    task = benchmark.get_task("norman_subset_doubles")
+    split = task.splits[0]
+    result = benchmark.run(
+        method, task=task.name, progress=False, extras=False, allow_missing=True
+    )
+    assert seen["cells"] == set(split.train)  # no held-out cells reach GEARS
+    validated = seen["split"].conditions("val")
+    assert validated and set(validated) < set(split.train) - {"ctrl"}
+    assert seen["split"].conditions("test") == list(split.held_out)
+    rows = result.metrics[result.metrics["method"] == "gears_book"]
+    assert len(rows) and set(rows["condition"]) <= set(split.held_out)
+    assert np.isfinite(rows["l2"]).all()

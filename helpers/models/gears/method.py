@@ -31,14 +31,15 @@ class GearsMethod:
     """Train GEARS on each split's training cells, then predict the held-out conditions.
 
     ``gene2go``: gene -> GO terms (:func:`helpers.annotations.gene2go`); ``name``: the
-    method's name; ``epochs``, ``hidden_size``: GEARS' settings; ``val_fraction``: the
-    share of training perturbations GEARS validates on (at least one); ``seed``: seeds
-    the validation choice, training and the control cells of the prediction; ``device``:
-    ``None`` picks one. ``runs`` collects the :class:`.runner.GearsRun` of every split.
+    method's name (not ``gears``, the published GEARS results' name); ``epochs``,
+    ``hidden_size``: GEARS' settings; ``val_fraction``: the share of training
+    perturbations GEARS validates on (at least one); ``seed``: seeds the validation
+    choice, training and the control cells of the prediction; ``device``: ``None`` picks
+    one. ``runs`` collects the :class:`.runner.GearsRun` of every split.
     """
 
     gene2go: dict
-    name: str = "gears"
+    name: str = "gears_book"
     epochs: int = 20
     hidden_size: int = 64
     val_fraction: float = 0.1
