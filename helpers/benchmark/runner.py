@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..linear import EmbeddingError
 from ..metrics import evaluate, family_names, summarise, metric_input, score_families, summarise_families
 from ..metrics.families import needs_cells
+from ..models.contract import Method, TaskData, as_method
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 from ..published import METHOD_LABELS
@@ -35,7 +36,6 @@ from ..splits import Split
 from . import beyond
 from .guards import check_units, truth_echo
 from .leaderboard import leaderboard, spread
-from ..models.contract import Method, TaskData, as_method
 from .tasks import get_task
 
 __all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run", "family_rows", "positive_controls",
