@@ -10,7 +10,7 @@ SYNTHETIC cells (log-normalised Poisson counts), three sizes:
 Reported per size: training cells/s (forward + backward + Adam step), prediction cells/s with an all-False
 padding mask (what scGPT passes) and without a mask (what the book does when nothing is padded), the
 speed-up and the largest output difference between the two. On a CUDA device, the same with mixed precision
-(``torch.autocast`` fp16 + GradScaler, as :func:`helpers.models.training.fine_tune` does on a GPU).
+(``torch.autocast`` fp16 + GradScaler, as :func:`helpers.models.scgpt.fine_tune` does on a GPU).
 
     python benchmarks/bench_finetune.py [--sizes tiny,mid,human] [--threads N]
     python benchmarks/bench_finetune.py --small   # seconds: tiny size, 300 genes
@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from helpers.models import scgpt, training
+from helpers.models import scgpt
 
 HUMAN_VOCAB = 60_697  # scGPT_human: 60,694 genes + <pad>, <cls>, <eoc>
 
@@ -35,8 +35,8 @@ HUMAN_VOCAB = 60_697  # scGPT_human: 60,694 genes + <pad>, <cls>, <eoc>
 def sizes(n_genes: int) -> dict:
     ntoken = n_genes + 3
     return {
-        "tiny": dict(config=training.tiny_config(ntoken), seq=256, batch=64, steps=5, repeats=3),
-        "mid": dict(config=training.tiny_config(ntoken, embsize=128, nheads=4, d_hid=256, nlayers=4), seq=256,
+        "tiny": dict(config=scgpt.tiny_config(ntoken), seq=256, batch=64, steps=5, repeats=3),
+        "mid": dict(config=scgpt.tiny_config(ntoken, embsize=128, nheads=4, d_hid=256, nlayers=4), seq=256,
                     batch=64, steps=3, repeats=3),
         "human": dict(config=scgpt.ScGPTConfig(ntoken=HUMAN_VOCAB, embsize=512, nheads=8, d_hid=512, nlayers=12,
                                                dropout=0.2), seq=1536, batch=2, steps=1, repeats=1),

@@ -223,7 +223,7 @@ import json, resource, sys, tempfile, time
 import numpy as np
 import pandas as pd
 from helpers import annotations, loaders, published
-from helpers.models import gears_runner
+from helpers.models.gears import runner as gears_runner
 cap = int(sys.argv[1])
 t0 = time.perf_counter()
 adata = loaders.load_dataset("norman2019", backed="r")

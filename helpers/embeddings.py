@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from . import annotations, data
+from .errors import InputError
 
 __all__ = [
     "scgpt_gene_embedding",
@@ -78,9 +79,11 @@ def model_gene_embedding(
 def scgpt_gene_embedding(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
     """Gene embeddings of a checkpoint folder in scGPT's layout (e.g. the released ``scGPT_human``), as the
     benchmark took them. The provenance says whether the folder holds the book's own tiny model.
+
+    ``checkpoint_dir``: the checkpoint folder (``vocab.json``, ``args.json``,
+    ``best_model.pt``).
     """
-    from .models.scgpt import load_pretrained
-    from .models.training import is_book_checkpoint
+    from .models.scgpt import is_book_checkpoint, load_pretrained
 
     model, vocab, _ = load_pretrained(checkpoint_dir)
     model.eval()
@@ -105,6 +108,9 @@ def scfoundation_gene_embedding(
 
     ``genes``: scFoundation's 19,264 gene symbols in model order (``OS_scRNA_gene_index.19264.tsv``); the
     table has two count tokens and a padding row after them, which are dropped.
+
+    ``checkpoint``: the path of scFoundation's ``models.ckpt``; ``variant``: ``"gene"``
+    (the only table the benchmark used).
     """
     from .models.scgpt import CheckpointError
 
@@ -146,6 +152,9 @@ def gene_descriptions(
 
     From Bioconductor's org.Hs.eg.db (names, GO annotations) and GO.db (term names). Genes unknown to the
     database are absent from the result.
+
+    ``genes``: the gene symbols; ``max_terms``: the most GO process terms per gene;
+    ``download``: fetch the annotation databases when they are not cached.
     """
     names = annotations.gene_names(genes, download=download)
     go = annotations.gene2go(list(names.index), ontologies=("BP",), download=download)
@@ -205,6 +214,9 @@ def text_embedding(
     """384-d sentence embeddings of :func:`gene_descriptions` (unit length), cached in the data cache.
 
     Genes without a description are absent (``attrs["missing"]`` lists them).
+
+    ``genes``: the gene symbols; ``batch_size``: sentences per encoder batch; ``cache``:
+    read and write the data cache; ``progress``: show a progress bar.
     """
     genes = list(dict.fromkeys(genes))
     texts = gene_descriptions(genes)
@@ -246,6 +258,9 @@ def go_graph_embedding(
 
     Uses scikit-learn's SpectralEmbedding on the precomputed affinity. Genes without GO terms are absent
     (``attrs["missing"]``). The paper's "P from GEARS" used GEARS' GO graph with 2 dimensions.
+
+    ``genes``: the gene symbols; ``dim``: the embedding dimension; ``min_jaccard``: the
+    smallest Jaccard index kept as an edge; ``seed``: seeds the spectral embedding.
     """
     from scipy import sparse
     from sklearn.manifold import SpectralEmbedding
@@ -304,7 +319,7 @@ def probe_genes(tables: dict[str, pd.DataFrame], preferred, n: int = 3) -> list[
         set.intersection(*(set(t.index) for t in tables.values())) if tables else set()
     )
     if not shared:
-        raise ValueError(
+        raise InputError(
             f"The embedding tables {list(tables)} share no gene, so there is nothing to "
             "compare; check that every table is indexed by gene symbols."
         )

@@ -33,6 +33,7 @@ import pandas as pd
 from sklearn.utils.extmath import randomized_svd
 
 from .conditions import CONTROL, condition_genes
+from .errors import BookError, InputError
 from .predictions import Predictions
 from .pseudobulk import Pseudobulk
 
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(BookError, ValueError):
     """An embedding table does not fit the data (the message says how)."""
 
 
@@ -71,7 +72,7 @@ def solve_two_sided_ridge(
     returns K x K'.
     """
     if ridge < 0:
-        raise ValueError("ridge must be non-negative.")
+        raise InputError("ridge must be non-negative.")
     K, Kp = G.shape[1], P.shape[1]
     left = np.linalg.solve(G.T @ G + ridge * np.eye(K), G.T @ Y @ P)
     right = P.T @ P + ridge * np.eye(Kp)
@@ -94,7 +95,10 @@ def pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
 
 
 def pca_gene_embedding(train_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
-    """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training conditions)."""
+    """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training conditions).
+
+    ``train_pb``: the training pseudobulks; ``k``: the number of components.
+    """
     X = train_pb.means.to_numpy().T  # genes x conditions
     scores = pca_scores(X, k)
     return pd.DataFrame(
@@ -167,6 +171,8 @@ def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFram
 
     Indexed by the other screen's condition names (matched to ours by target gene); its ``ctrl``
     keeps its own score. Used for the paper's cross-dataset transfer (e.g. P from K562 for RPE1).
+
+    ``other_pb``: the other screen's pseudobulk; ``k``: the number of components.
     """
     scores = pca_scores(other_pb.means.to_numpy(), k)
     return pd.DataFrame(
@@ -252,16 +258,20 @@ def fit_linear_model(
     or a conditions x d table (e.g. :func:`pca_perturbation_embedding` of another screen; matched
     by condition name). ``predict_conditions`` are embedded too, so that :meth:`LinearFit.predict`
     can use them. Training conditions without an embedding are left out of the fit (listed).
+
+    ``train_pb``: the training pseudobulks; ``k``: the dimension of the PCA embeddings;
+    ``ridge``: the ridge penalty lambda; ``seed``: seeds the random embeddings;
+    ``method``: the name of the predictions.
     """
     if CONTROL not in train_pb.conditions:
-        raise ValueError("The training pseudobulk needs the 'ctrl' row.")
+        raise InputError("The training pseudobulk needs the 'ctrl' row.")
     if isinstance(gene_embedding, str):
         if gene_embedding == "pca":
             G = pca_gene_embedding(train_pb, k)
         elif gene_embedding == "random":
             G = random_gene_embedding(train_pb.genes, k, seed)
         else:
-            raise ValueError(
+            raise InputError(
                 f"gene_embedding must be 'pca', 'random' or a DataFrame, got {gene_embedding!r}."
             )
         genes_missing: list[str] = []
@@ -281,7 +291,7 @@ def fit_linear_model(
         elif perturbation_embedding == "random":
             P = random_perturbation_embedding(all_conditions, k, seed + 1)
         else:
-            raise ValueError(
+            raise InputError(
                 f"perturbation_embedding must be 'genes', 'random' or a DataFrame, got {perturbation_embedding!r}."
             )
     else:
@@ -342,6 +352,9 @@ def paper_variants(
 
     ``linear`` (G and P from the training PCA), ``linear_random_G``, ``linear_random_P`` and, when the
     pseudobulk of another screen is given, ``linear_P_other_screen`` (P = PCA of that screen).
+
+    ``other_pb``: the pseudobulk of another screen (or ``None``); ``k``, ``ridge``: as
+    for :func:`fit_linear_model`.
     """
     variants = {
         "linear": partial(linear_model, k=k, ridge=ridge),
@@ -374,6 +387,9 @@ def embedding_variants(
     perturbation embedding (``linear_P_<name>``: a perturbation of gene g gets g's row, doubles the sum).
 
     With an external G, genes without a row are not predicted: evaluate with ``allow_missing_genes=True``.
+
+    ``tables``: name -> genes x d table; ``as_gene``, ``as_perturbation``: which
+    variants to make; ``k``, ``ridge``: as for :func:`fit_linear_model`.
     """
     methods = {}
     for name, table in tables.items():
@@ -406,7 +422,7 @@ def random_embedding_like(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             "The embedding contains NaN or infinite values; clean it first."
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}.")
     d = table.shape[1]
     scale = float(np.sqrt(np.mean(values**2))) or 1.0
     rows = [
@@ -427,7 +443,7 @@ def random_embedding_like(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 def random_control_name(side: str, dim: int) -> str:
     """``linear_P_random_d{dim}`` or ``linear_G_random_d{dim}``."""
     if side not in ("P", "G"):
-        raise ValueError(f"side must be 'P' or 'G', got {side!r}.")
+        raise InputError(f"side must be 'P' or 'G', got {side!r}.")
     return f"linear_{side}_random_d{int(dim)}"
 
 
@@ -459,14 +475,18 @@ def random_control_variants(
     Names: ``linear_P_random_d{dim}`` / ``linear_G_random_d{dim}``; a second table of an
     already used dimension gets ``_<table name>`` appended, so that every control matches the
     gene coverage of its own embedding.
+
+    ``tables``: name -> genes x d table (as for :func:`embedding_variants`); ``seeds``:
+    one control per seed; ``as_gene``, ``as_perturbation``, ``k``, ``ridge``: as for
+    :func:`embedding_variants`.
     """
     seeds = tuple(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(
+        raise InputError(
             f"seeds must be a non-empty list of distinct integers, got {list(seeds)}."
         )
     if not isinstance(tables, dict) or not tables:
-        raise ValueError(
+        raise InputError(
             "tables must be a non-empty dict: embedding name -> genes x d table."
         )
     sides = [s for s, on in (("G", as_gene), ("P", as_perturbation)) if on]

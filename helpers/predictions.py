@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import BookError
+
 __all__ = ["PredictionError", "Predictions", "LONG_COLUMNS"]
 
 LONG_COLUMNS = ["dataset", "method", "seed", "condition", "gene", "prediction"]
 
 
-class PredictionError(ValueError):
+class PredictionError(BookError, ValueError):
     """Predictions that break the contract (the message names the problem and the fix)."""
 
 

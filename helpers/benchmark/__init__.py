@@ -12,6 +12,11 @@ Python::
     result = benchmark.run(my_predict, task="simulated_doubles")   # my_predict(train, conditions)
     result.leaderboard
 
+A model is a :class:`Method` (:mod:`helpers.models.contract`): a ``name`` and
+``predict(train, conditions)``; a plain function ``my_predict(train, conditions)`` is accepted and
+made one, and :func:`from_pseudobulk` makes one of a function ``f(train_pseudobulk, conditions, *,
+seed)`` (the baselines' signature).
+
 Command line (same code)::
 
     python -m helpers.benchmark --list
@@ -30,6 +35,7 @@ cli -> runner -> beyond / guards / leaderboard -> tasks; verdict -> runner.
 from __future__ import annotations
 
 from ..baselines import BASELINES
+from ..models.contract import Method, from_pseudobulk
 from .cli import main
 from .guards import check_units
 from .runner import BenchmarkResult, run, run_baselines, run_methods, score_methods
@@ -37,6 +43,8 @@ from .tasks import TASKS, Task, TaskData, get_task, list_tasks
 
 __all__ = [
     "BASELINES",
+    "Method",
+    "from_pseudobulk",
     "run_methods",
     "run_baselines",
     "Task",

@@ -1,5 +1,9 @@
 """The run loop: hand each split's training data to a method, score its predictions with the one ``evaluate``.
 
+Every model is called through the one contract of :mod:`helpers.models.contract`:
+``method.predict(train, conditions)`` with ``train`` a :class:`TaskData`. Plain functions are
+made methods at the door (:func:`helpers.models.contract.as_method`).
+
 :func:`run_methods` / :func:`run_baselines` are the plain loops the chapters use; :func:`run` scores a
 model of your own on a registered task beside the reference methods and returns a
 :class:`BenchmarkResult` with the leaderboard.
@@ -19,9 +23,11 @@ from tqdm.auto import tqdm
 from .. import ceilings
 from ..baselines import BASELINES
 from ..compare import paired_test
+from ..errors import InputError
 from ..linear import EmbeddingError
 from ..metrics import evaluate, family_names, summarise, metric_input, score_families, summarise_families
 from ..metrics.families import needs_cells
+from ..models.contract import Method, TaskData, as_method
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
 from ..published import METHOD_LABELS
@@ -30,7 +36,7 @@ from ..splits import Split
 from . import beyond
 from .guards import check_units, truth_echo
 from .leaderboard import leaderboard, spread
-from .tasks import Method, TaskData, get_task
+from .tasks import get_task
 
 __all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run", "family_rows", "positive_controls",
            "POSITIVE_CONTROLS", "score_methods"]
@@ -38,20 +44,28 @@ __all__ = ["run_methods", "run_baselines", "BenchmarkResult", "run", "family_row
 
 def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, Method], *, n_top: int = 1000,
                 **evaluate_kwargs) -> tuple[pd.DataFrame, list[Predictions]]:
-    """Run ``methods`` (name -> ``f(train_pb, conditions, seed=...) -> Predictions``) on every split.
+    """Run ``methods`` on every split and score them with :func:`helpers.metrics.evaluate`.
 
-    Each method only sees ``truth.subset(split.train)``. Returns the per-perturbation metrics of all
-    methods and splits, and the predictions. With ``allow_missing=True`` a linear model that cannot be
-    fitted on a split (too few training perturbations with an embedding: :class:`EmbeddingError`) adds
-    no rows for that split, and the reason is printed and listed in ``table.attrs["not_fitted"]``;
-    otherwise the error is raised.
+    ``truth``: the observed pseudobulks of every condition; ``splits``: the splits to run;
+    ``methods``: name -> a :class:`helpers.models.contract.Method`, or a pseudobulk function
+    ``f(train_pb, conditions, *, seed) -> Predictions`` (made a method by
+    :func:`helpers.models.contract.from_pseudobulk`); ``n_top`` and ``evaluate_kwargs`` go to
+    :func:`helpers.metrics.evaluate`.
+
+    Each method only sees ``truth.subset(split.train)`` (a :class:`TaskData` without cells).
+    Returns the per-perturbation metrics of all methods and splits, and the predictions. With
+    ``allow_missing=True`` a linear model that cannot be fitted on a split (too few training
+    perturbations with an embedding: :class:`EmbeddingError`) adds no rows for that split, and
+    the reason is printed and listed in ``table.attrs["not_fitted"]``; otherwise the error is
+    raised.
     """
+    methods = {name: as_method(method, name=name, plain="pseudobulk") for name, method in methods.items()}
     tables, predictions, not_fitted = [], [], []
     for split in splits:
-        train_pb = truth.subset(split.train)
+        train = TaskData(truth.subset(split.train), split)
         for name, method in methods.items():
             try:
-                pred = method(train_pb, split.held_out, seed=split.seed)
+                pred = _as_predictions(method.predict(train, split.held_out), name, truth.dataset, split.seed)
             except EmbeddingError as err:
                 if not evaluate_kwargs.get("allow_missing"):
                     raise
@@ -71,10 +85,14 @@ def run_methods(truth: Pseudobulk, splits: Iterable[Split], methods: dict[str, M
 
 def run_baselines(truth: Pseudobulk, splits: Iterable[Split], names=("no_change", "additive", "mean"),
                   **kwargs) -> tuple[pd.DataFrame, list[Predictions]]:
-    """:func:`run_methods` with the paper's baselines (see :mod:`helpers.baselines`)."""
+    """:func:`run_methods` with the paper's baselines (see :mod:`helpers.baselines`).
+
+    ``truth``, ``splits`` and ``kwargs``: as for :func:`run_methods`; ``names``: the baselines
+    to run (keys of :data:`helpers.baselines.BASELINES`).
+    """
     unknown = set(names) - set(BASELINES)
     if unknown:
-        raise ValueError(f"Unknown baseline(s) {sorted(unknown)}; available: {sorted(BASELINES)}.")
+        raise InputError(f"Unknown baseline(s) {sorted(unknown)}; available: {sorted(BASELINES)}.")
     return run_methods(truth, splits, {n: BASELINES[n] for n in names}, **kwargs)
 
 
@@ -99,12 +117,13 @@ class BenchmarkResult:
 
 
 def _as_predictions(output, method: str, dataset: str, seed: int) -> Predictions:
+    """A method's output as Predictions: a DataFrame is labelled with ``method``, ``dataset`` and ``seed``."""
     if isinstance(output, Predictions):
         return output
     if isinstance(output, pd.DataFrame):
         return Predictions(output, method, dataset, seed)
     raise PredictionError(
-        f"{method}: predict() must return a Predictions object or a conditions x genes DataFrame, "
+        f"{method}: a Method's predict(train, conditions) must return a Predictions object or a conditions x genes DataFrame, "
         f"got {type(output).__name__}."
     )
 
@@ -139,7 +158,7 @@ def _by_seed(predictions: list[Predictions], task: str, splits: list[Split], war
 
 
 def run(
-    model: Callable[[TaskData, list[str]], Predictions | pd.DataFrame] | None = None,
+    model: Method | Callable[[TaskData, list[str]], Predictions | pd.DataFrame] | None = None,
     *,
     task: str,
     name: str = "your_model",
@@ -154,9 +173,14 @@ def run(
 ) -> BenchmarkResult:
     """Score a model on a task beside the reference methods; return metrics and a leaderboard.
 
-    Give either ``model`` (called as ``model(train, conditions)`` once per split, where ``train`` is a
-    :class:`TaskData` with the training pseudobulks and ``conditions`` the held-out conditions to
-    predict) or ``predictions`` (one :class:`Predictions` per split seed, e.g. loaded from files).
+    Give either ``model`` (a :class:`helpers.models.contract.Method`, called as
+    ``model.predict(train, conditions)`` once per split, or a plain function called as
+    ``model(train, conditions)``, where ``train`` is a :class:`TaskData` with the training
+    pseudobulks and ``conditions`` the held-out conditions to predict) or ``predictions`` (one
+    :class:`Predictions` per split seed, e.g. loaded from files). ``task``: the registered task;
+    ``name``: your model's name on the leaderboard (default: a method's own ``name``);
+    ``n_top``, ``allow_missing``: as for :func:`helpers.metrics.evaluate`; ``progress``: show
+    a progress bar; ``perturbation_key``, ``control_label``: the layout of predicted cells.
     Every guard rail of :func:`helpers.metrics.evaluate` applies, plus :func:`check_units`.
     Leaderboard columns: mean/median L2, mean Pearson delta, n, ratio_to_mean / ratio_to_additive
     (mean per-perturbation ratio on the conditions every method predicted), spread_ratio (spread of the
@@ -178,11 +202,17 @@ def run(
     cells) and add calibrated summaries per method to the leaderboard.
     """
     if (model is None) == (predictions is None):
-        raise ValueError("Give exactly one of model= (a predict function) or predictions= (precomputed).")
+        raise InputError("Give exactly one of model= (a Method or a predict function) or predictions= "
+                         "(precomputed).")
+    if model is not None:
+        model = as_method(model, name=name)
+        if name == "your_model" and model.name:
+            name = model.name
     families = family_names(metrics)
     job = get_task(task)
     truth = job.truth
-    references = job.reference_methods()
+    references = {ref: as_method(method, name=ref, plain="pseudobulk")
+                  for ref, method in job.reference_methods().items()}
     # names a reader compares: the task's reference methods, the positive controls and every method
     # the paper published
     reserved = set(references) | set(METHOD_LABELS) | set(POSITIVE_CONTROLS)
@@ -206,7 +236,7 @@ def run(
             by_seed = {seed: pred.renamed(mine) for seed, pred in by_seed.items()}
             name = mine
     if name in reserved:
-        raise ValueError(f"Name your model something other than a reference or published method "
+        raise InputError(f"Name your model something other than a reference or published method "
                          f"({sorted(reserved)}): readers compare rows by name.")
 
     audit_table = beyond.audit(job, job.splits, warnings)
@@ -220,7 +250,7 @@ def run(
     for split in tqdm(job.splits, desc=f"{task}", disable=not progress):
         train = job.training_data(split)
         if model is not None:
-            pred = _as_predictions(model(train, list(split.held_out)), name, truth.dataset, split.seed)
+            pred = _as_predictions(model.predict(train, list(split.held_out)), name, truth.dataset, split.seed)
         else:
             pred = by_seed[split.seed]
         check_units(pred, truth)
@@ -240,7 +270,8 @@ def run(
         tables.append(table)
         runs = {name: pred}
         for ref_name, method in references.items():
-            runs[ref_name] = method(train.pseudobulk, split.held_out, seed=split.seed)
+            runs[ref_name] = _as_predictions(method.predict(train, split.held_out), ref_name, truth.dataset,
+                                             split.seed)
             if runs[ref_name].method != ref_name:
                 runs[ref_name] = Predictions(runs[ref_name].values, ref_name, truth.dataset, split.seed)
             ref_table = evaluate(runs[ref_name], reference, split, n_top=n_top, allow_missing=True)
@@ -329,13 +360,13 @@ def family_cells(job, families, genes=None, *, chunk_rows: int = 10_000) -> ad.A
     try:
         adata = job.adata()
     except ValueError:
-        raise ValueError(f"--metrics {','.join(names)} needs the observed cells of task {job.name!r} "
+        raise InputError(f"--metrics {','.join(names)} needs the observed cells of task {job.name!r} "
                          "(DE statistics, positive controls), and it has pseudobulks only; use "
                          "--metrics paper or systema.") from None
     if not adata.isbacked:
         return adata
     if genes is None:
-        raise ValueError("A backed task's cells are read on the evaluation genes: pass genes.")
+        raise InputError("A backed task's cells are read on the evaluation genes: pass genes.")
     cols = adata.var_names.get_indexer(pd.Index(genes))
     blocks = []
     for start in range(0, adata.n_obs, chunk_rows):
@@ -411,9 +442,13 @@ def score_methods(task, methods: dict | None = None, *, n_top: int = 1000) -> tu
     Returns (per-perturbation metrics with :data:`EXTRA_COLUMNS`, one row per method with the
     means of :func:`helpers.metrics.summarise` and :func:`board_columns`). Needs the task's cells
     in memory (the quick tasks).
+
+    ``task``: a registered task (:func:`helpers.benchmark.get_task`); ``methods``: name
+    -> method (see :func:`run_methods`); ``n_top``: the evaluation genes (top expressed
+    in control).
     """
     if not beyond.has_cells(task):
-        raise ValueError(f"Task {task.name!r} has no cells in memory; chapter 8's columns need them.")
+        raise InputError(f"Task {task.name!r} has no cells in memory; chapter 8's columns need them.")
     methods = task.reference_methods() if methods is None else methods
     metrics, predictions = run_methods(task.truth, task.splits, methods, n_top=n_top, allow_missing=True)
     extra = []

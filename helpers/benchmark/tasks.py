@@ -8,7 +8,7 @@ results. :data:`TASKS` holds the registered tasks; :func:`list_tasks` / :func:`g
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
@@ -18,6 +18,7 @@ from ..baselines import BASELINES
 from ..data import get_entry, load_registry
 from ..errors import InputError
 from ..loaders import load_dataset
+from ..models.contract import Method, TaskData
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk, pseudobulk
 from ..published import (
@@ -31,36 +32,6 @@ from ..simulate import SimulationTruth, simulate_screen
 from ..splits import Split, complete_doubles, double_split, holdout_split, single_split
 
 __all__ = ["Method", "Task", "TaskData", "TASKS", "list_tasks", "get_task"]
-
-Method = Callable[..., Predictions]
-
-
-@dataclass
-class TaskData:
-    """What a model gets for one split: training pseudobulks, the split, and (on request) training cells."""
-
-    pseudobulk: Pseudobulk
-    split: Split
-    task: "Task" = field(repr=False)
-
-    @property
-    def seed(self) -> int:
-        return self.split.seed
-
-    @property
-    def dataset(self) -> str:
-        return self.pseudobulk.dataset
-
-    @property
-    def genes(self) -> pd.Index:
-        return self.pseudobulk.genes
-
-    def cells(self):
-        """The single cells of the training conditions (canonical AnnData; read into memory)."""
-        adata = self.task.adata()
-        mask = adata.obs["condition"].isin(self.split.train).to_numpy()
-        return adata[mask].to_memory() if adata.isbacked else adata[mask].copy()
-
 
 @dataclass
 class Task:

@@ -54,7 +54,7 @@ def test_colab_like_script_exit_status(colab_like):
     assert (done.returncode != 0) == bool(failed), (done.returncode, failed, done.stderr[-2000:])
 
 
-# --- the GEARS shims that let chapter 4 run with Colab's pandas 3 and scipy >= 1.15 (helpers.models.gears_runner)
+# --- the GEARS shims that let chapter 4 run with Colab's pandas 3 and scipy >= 1.15 (helpers.models.gears.runner)
 
 def test_go_graph_shim_matches_gears_own_function(monkeypatch):
     """The oracle is GEARS' own get_similarity_network (runs as published under pandas 2)."""
@@ -62,7 +62,7 @@ def test_go_graph_shim_matches_gears_own_function(monkeypatch):
     import pandas as pd
 
     gears_utils = pytest.importorskip("gears.utils")
-    from helpers.models import gears_runner
+    from helpers.models.gears import runner as gears_runner
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"source": [f"g{i}" for i in rng.integers(0, 30, 400)],
@@ -84,7 +84,7 @@ def test_pandas3_shim_is_scoped_and_restores_positional_lookup():
 
     pytest.importorskip("gears")
     import gears.gears as gears_module
-    from helpers.models import gears_runner
+    from helpers.models.gears import runner as gears_runner
 
     getitem, network = pd.Series.__getitem__, gears_module.get_similarity_network
     series = pd.Series(["KLF1+ctrl", "KLF1+ctrl"], index=["cell7", "cell9"])
@@ -104,7 +104,7 @@ def test_sparse_rows_accept_a_pandas_mask():
     import pandas as pd
     import scipy.sparse as sp
 
-    from helpers.models import gears_runner
+    from helpers.models.gears import runner as gears_runner
 
     X = sp.random(6, 4, density=0.5, format="csr", random_state=0, dtype=np.float32)
     mask = pd.Series(["ctrl", "A", "ctrl", "B", "ctrl", "A"]) == "ctrl"

@@ -55,11 +55,11 @@ def test_chapter_runs_on_the_paper_profile(notebook, paper_cache, tmp_path, monk
         # here, so a one-epoch checkpoint of the book's tiny transformer pretrained on the Adamson stand-in
         # (the chapter recognises it as the book's model and names its rows accordingly)
         from helpers import loaders
-        from helpers.models import training
+        from helpers.models import scgpt
 
         adamson = loaders.load_dataset("adamson")
         parameters["scgpt_checkpoint"] = str(
-            training.pretrain_tiny_checkpoint(adamson, tmp_path / "tiny_checkpoint", epochs=1)[0])
+            scgpt.pretrain_tiny_checkpoint(adamson, tmp_path / "tiny_checkpoint", epochs=1)[0])
     if notebook == "04_foundation_models":
         # a GPU chapter, run here on CPU with tiny settings: what is tested is the path from the real layouts
         # (the Norman zip, the released scGPT_human folder layout, the paper's splits, GEARS) to the tables.

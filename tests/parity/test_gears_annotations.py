@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import annotations, data, metrics, splits
-from helpers.models import gears_runner
+from helpers.models.gears import runner as gears_runner
 from helpers.pseudobulk import pseudobulk
 
 

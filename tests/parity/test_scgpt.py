@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from helpers import standins
-from helpers.models import scgpt, training
+from helpers.models import scgpt
 from helpers.models.scgpt import CheckpointError, ScGPTConfig, ScGPTPerturbationModel
 from helpers.splits import holdout_split
 
@@ -212,8 +212,8 @@ def test_gene_mapping_reports_missing_genes():
 
 @pytest.fixture(scope="module")
 def tiny_data(norman_subset):
-    vocab = training.build_vocab([*norman_subset.var_names, "KLF1", "MAP2K6"])
-    data = training.prepare_cells(norman_subset, vocab)
+    vocab = scgpt.build_vocab([*norman_subset.var_names, "KLF1", "MAP2K6"])
+    data = scgpt.prepare_cells(norman_subset, vocab)
     return vocab, data
 
 
@@ -228,9 +228,9 @@ def test_cell_data_flags_unmeasured_targets(tiny_data):
 def test_training_step_lowers_the_loss_on_a_fixed_batch(tiny_data):
     vocab, data = tiny_data
     torch.manual_seed(0)
-    model = ScGPTPerturbationModel(training.tiny_config(max(vocab.values()) + 1, dropout=0.0), pad_id=vocab["<pad>"])
+    model = ScGPTPerturbationModel(scgpt.tiny_config(max(vocab.values()) + 1, dropout=0.0), pad_id=vocab["<pad>"])
     idx = np.arange(16)
-    ids, values, flags = training._batch_tensors(data, data.X[idx], np.zeros((16, len(data.tokens)), np.int64), "cpu")
+    ids, values, flags = scgpt.training._batch_tensors(data, data.X[idx], np.zeros((16, len(data.tokens)), np.int64), "cpu")
     target = torch.as_tensor(data.X[idx])
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
@@ -250,14 +250,14 @@ def test_pretrain_save_load_finetune_predict_is_deterministic(tiny_data, norman_
 
     def run(folder):
         torch.manual_seed(0)
-        model = ScGPTPerturbationModel(training.tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
-        controls = training.prepare_cells(norman_subset, vocab, conditions=["ctrl"])
-        training.pretrain(model, controls, epochs=1, max_seq_len=64, progress=False)
+        model = ScGPTPerturbationModel(scgpt.tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
+        controls = scgpt.prepare_cells(norman_subset, vocab, conditions=["ctrl"])
+        scgpt.pretrain(model, controls, epochs=1, max_seq_len=64, progress=False)
         scgpt.save_checkpoint(model, vocab, folder)
         loaded, _, report = scgpt.load_pretrained(folder, dropout=0.1)
-        log = training.fine_tune(loaded, data, split, epochs=2, batch_size=32, max_seq_len=64,
+        log = scgpt.fine_tune(loaded, data, split, epochs=2, batch_size=32, max_seq_len=64,
                                  max_cells_per_condition=10, progress=False)
-        pred = training.predict(loaded, data, split.conditions("test"), pool_size=20, dataset="norman2019_subset",
+        pred = scgpt.predict(loaded, data, split.conditions("test"), pool_size=20, dataset="norman2019_subset",
                                 split_seed=1)
         return pred, log, report
 
@@ -271,8 +271,8 @@ def test_pretrain_save_load_finetune_predict_is_deterministic(tiny_data, norman_
 
 def test_predict_refuses_conditions_it_cannot_flag(tiny_data):
     vocab, data = tiny_data
-    model = ScGPTPerturbationModel(training.tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
+    model = ScGPTPerturbationModel(scgpt.tiny_config(max(vocab.values()) + 1), pad_id=vocab["<pad>"])
     with pytest.raises(ValueError, match="could not be flagged"):
-        training.predict(model, data, ["NOT_A_TARGET+KLF1"], pool_size=5)
+        scgpt.predict(model, data, ["NOT_A_TARGET+KLF1"], pool_size=5)
     with pytest.raises(ValueError, match="pool_size"):
-        training.predict(model, data, ["KLF1"], pool_size=0)
+        scgpt.predict(model, data, ["KLF1"], pool_size=0)

@@ -44,10 +44,10 @@ def test_scgpt_extraction_from_a_checkpoint_of_the_real_code():
 
 
 def test_the_books_own_model_is_not_labelled_scgpt(tmp_path, norman_subset):
-    from helpers.models import training
+    from helpers.models import scgpt
 
     small = norman_subset[norman_subset.obs["condition"].isin(["ctrl", "KLF1+MAP2K6"])].copy()
-    folder, _ = training.pretrain_tiny_checkpoint(small, tmp_path / "tiny", epochs=1, max_seq_len=32)
+    folder, _ = scgpt.pretrain_tiny_checkpoint(small, tmp_path / "tiny", epochs=1, max_seq_len=32)
     table = embeddings.scgpt_gene_embedding(folder)
     assert table.attrs["provenance"].startswith("the book's tiny transformer (tiny, pretrained by the book; not scGPT)")
     assert table.columns[0] == "tiny1"

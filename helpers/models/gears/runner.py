@@ -1,5 +1,7 @@
 """Train and run the real GEARS library (``cell-gears``) on the book's splits (chapter 4).
 
+:mod:`.method` plugs it into :func:`helpers.benchmark.run` (:class:`GearsMethod`).
+
 GEARS needs a gene -> GO table and writes files relative to the working directory, so each run happens
 in its own temporary folder, with ``gene2go_all.pkl`` built from the book's offline annotation source
 (:mod:`helpers.annotations`) so that GEARS never downloads anything. The book's split is handed over as a
@@ -26,10 +28,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..loaders import condition_genes
-from ..predictions import Predictions
-from ..splits import Split
-from ..resources import peak_rss_gb as _peak_rss_gb
+from ...errors import InputError
+from ...loaders import condition_genes
+from ...predictions import Predictions
+from ...splits import Split
+from ...resources import peak_rss_gb as _peak_rss_gb
 
 __all__ = ["to_gears_condition", "GearsRun", "prepare_gears_data", "train_gears"]
 
@@ -197,7 +200,7 @@ def prepare_gears_data(adata, split: Split, gene2go: dict[str, set[str]], folder
     set2conditions = {s: [to_gears_condition(c) for c in split.conditions(s) if c in keep_conditions]
                       for s in ("train", "val", "test")}
     if not set2conditions["val"]:
-        raise ValueError("GEARS selects its best epoch on validation conditions; the split has none it can use.")
+        raise InputError("GEARS selects its best epoch on validation conditions; the split has none it can use.")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     log = log if log is not None else io.StringIO()
@@ -223,11 +226,17 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     """Train GEARS on the training conditions of ``split`` (validation: its ``val`` conditions).
 
     ``adata``: the book's canonical AnnData (cells of every condition; ``X`` log-normalised).
+
+    ``split``: its ``train`` conditions are fitted, its ``val`` conditions pick the
+    epoch; ``gene2go``: gene -> GO terms (:func:`helpers.annotations.gene2go`);
+    ``epochs``, ``hidden_size``, ``batch_size``, ``test_batch_size``: GEARS' settings;
+    ``seed``: seeds torch and NumPy; ``device``: ``None`` picks one; ``workdir``: GEARS'
+    working folder (default: a new temporary one).
     """
     import torch
     from gears import GEARS
 
-    from .training import device_for
+    from ..device import device_for
 
     dev = str(device_for(device))
     torch.manual_seed(seed)
@@ -237,6 +246,10 @@ def train_gears(adata, split: Split, gene2go: dict[str, set[str]], *, epochs: in
     log = io.StringIO()  # GEARS prints its progress; kept in GearsRun.log instead of flooding the page
     pert_data, genes, dropped = prepare_gears_data(adata, split, gene2go, folder, batch_size=batch_size,
                                                    test_batch_size=test_batch_size, log=log)
+    if not pert_data.set2conditions.get("test"):
+        # no test conditions among the cells (GearsMethod: the held-out cells are never handed
+        # over); GEARS would otherwise evaluate an empty test loader after training
+        pert_data.dataloader.pop("test_loader", None)
     with _working_directory(folder), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
             _gears_pandas3_compat():
         model = GEARS(pert_data, device=dev)

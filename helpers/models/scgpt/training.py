@@ -17,7 +17,7 @@ run pretrain -> save -> load -> fine-tune -> predict offline; the paper profile 
 *tiny transformer* of scGPT's architecture, not scGPT: name its results accordingly (``book_transformer``).
 
 The architecture version (``ScGPTConfig.version``, default ``"0.2.1"``, the paper's) decides whether the
-summed embeddings go through BatchNorm (0.2.1) and which decoder is used; see :mod:`helpers.models.scgpt`.
+summed embeddings go through BatchNorm (0.2.1) and which decoder is used; see :mod:`.network`.
 """
 
 from __future__ import annotations
@@ -31,20 +31,17 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..loaders import CONTROL, condition_genes
-from ..predictions import Predictions
-from ..resources import peak_rss_gb as _peak_rss_gb
-from ..splits import Split
-from .scgpt import ScGPTConfig, ScGPTPerturbationModel, map_genes
+from ...errors import InputError
+from ...loaders import CONTROL, condition_genes
+from ...predictions import Predictions
+from ...resources import peak_rss_gb as _peak_rss_gb
+from ...splits import Split
+from ..device import device_for
+from ..log import TrainingLog
+from .checkpoint import build_vocab, map_genes, save_checkpoint
+from .network import ScGPTPerturbationModel, tiny_config
 
-__all__ = ["CellData", "prepare_cells", "TrainingLog", "pretrain", "fine_tune", "predict", "device_for", "build_vocab"]
-
-
-def device_for(device: str | None = None) -> torch.device:
-    """``cuda`` when a GPU is available (or asked for), otherwise ``cpu``."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["CellData", "prepare_cells", "pretrain", "fine_tune", "predict", "pretrain_tiny_checkpoint"]
 
 
 @dataclass
@@ -68,21 +65,17 @@ class CellData:
         return np.array([1 if g in targets else 0 for g in self.tokens], dtype=np.int64)
 
 
-def build_vocab(genes) -> dict[str, int]:
-    """A vocabulary for the book's own pretraining: the genes, then ``<pad>``, ``<cls>``, ``<eoc>``."""
-    genes = list(dict.fromkeys(genes))
-    vocab = {g: i for i, g in enumerate(genes)}
-    for token in ("<pad>", "<cls>", "<eoc>"):
-        vocab[token] = len(vocab)
-    return vocab
-
 
 def prepare_cells(adata, vocab: dict[str, int], conditions=None, *, max_cells_per_condition: int | None = None,
-                  seed: int = 0) -> CellData:
+                  seed: int = 0, flag_conditions=()) -> CellData:
     """Dense values of the cells of ``conditions`` (default: all) and the token layout for ``vocab``.
 
-    ``max_cells_per_condition`` keeps a random subset of each condition's cells (seeded), which bounds
-    memory on the full Norman data (85k cells x 19k genes would be 6.5 GB dense).
+    ``adata``: the book's canonical AnnData (``obs["condition"]``, log-normalised ``X``);
+    ``vocab``: the checkpoint's vocabulary. ``max_cells_per_condition`` keeps a random subset of
+    each condition's cells (``seed``), which bounds memory on the full Norman data (85k cells x 19k
+    genes would be 6.5 GB dense). The target genes of every condition of ``adata`` and of
+    ``flag_conditions`` (e.g. held-out conditions whose cells the model must not see) that are not
+    measured become flag-only tokens.
     """
     obs_conditions = adata.obs["condition"].astype(str).to_numpy()
     all_conditions = pd.unique(obs_conditions)
@@ -98,33 +91,10 @@ def prepare_cells(adata, vocab: dict[str, int], conditions=None, *, max_cells_pe
     X = X.toarray() if sp.issparse(X) else np.asarray(X)
     genes = list(map(str, adata.var_names))
     measured = set(genes)
-    flag_genes = sorted({g for c in all_conditions for g in condition_genes(c)} - measured)
+    flag_genes = sorted({g for c in [*all_conditions, *flag_conditions] for g in condition_genes(c)} - measured)
     ids, missing = map_genes([*genes, *flag_genes], vocab)
     return CellData(X.astype(np.float32), obs_conditions[mask], genes, flag_genes, ids, missing)
 
-
-@dataclass
-class TrainingLog:
-    """Loss per epoch, the chosen epoch, wall time, throughput and peak memory of a run."""
-
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    best_epoch: int = -1
-    seconds: float = 0.0
-    cells_seen: int = 0
-    steps: int = 0  # optimiser steps (counted by pretrain)
-    peak_rss_gb: float = 0.0
-    device: str = "cpu"
-    note: str = ""
-
-    @property
-    def cells_per_second(self) -> float:
-        return self.cells_seen / self.seconds if self.seconds else float("nan")
-
-    def to_frame(self) -> pd.DataFrame:
-        n = max(len(self.train_loss), len(self.val_loss))
-        pad = lambda xs: list(xs) + [np.nan] * (n - len(xs))  # noqa: E731
-        return pd.DataFrame({"epoch": range(1, n + 1), "train_loss": pad(self.train_loss), "val_loss": pad(self.val_loss)})
 
 
 def _batch_tensors(data: CellData, inputs: np.ndarray, flags: np.ndarray, device, gene_idx: np.ndarray | None = None) -> tuple:
@@ -232,6 +202,14 @@ def fine_tune(model: ScGPTPerturbationModel, data: CellData, split: Split, *, ep
     Early stopping on the loss of the ``val`` conditions' cells; the weights of the best epoch are kept.
     Without ``val`` conditions, all ``epochs`` are run and the last weights kept (the log says so).
     Deterministic on CPU for a given seed; mixed precision on CUDA.
+
+    ``model``: the network to fine-tune in place
+    (:class:`.network.ScGPTPerturbationModel`); ``data``: the cells
+    (:func:`prepare_cells`); ``split``: its ``train`` conditions are fitted, its ``val``
+    conditions pick the epoch; ``epochs``, ``batch_size``, ``lr``, ``gamma`` (StepLR
+    factor per epoch), ``patience`` (epochs without improvement before stopping): the
+    recipe; ``seed``: seeds weights' updates and sampling; ``device``: ``None`` picks
+    one (:func:`helpers.models.device.device_for`); ``progress``: show a progress bar.
     """
     from tqdm.auto import tqdm
 
@@ -251,7 +229,7 @@ def fine_tune(model: ScGPTPerturbationModel, data: CellData, split: Split, *, ep
     val_cells = _examples(data, split.conditions("val"))
     controls = np.flatnonzero(data.conditions == CONTROL)
     if len(train_cells) == 0 or len(controls) == 0:
-        raise ValueError("Fine-tuning needs perturbed training cells and control cells.")
+        raise InputError("Fine-tuning needs perturbed training cells and control cells.")
     log = TrainingLog(device=str(dev))
     if len(val_cells) == 0:
         log.note = "no validation conditions: ran all epochs without early stopping"
@@ -287,14 +265,22 @@ def fine_tune(model: ScGPTPerturbationModel, data: CellData, split: Split, *, ep
 def predict(model: ScGPTPerturbationModel, data: CellData, conditions, *, pool_size: int = 100, seed: int = 0,
             method: str = "book_transformer", dataset: str = "", split_seed: int | None = None,
             device: str | None = None, batch_size: int = 64) -> Predictions:
-    """Mean predicted expression of each condition over a pool of control cells (the benchmark's recipe)."""
+    """Mean predicted expression of each condition over a pool of control cells (the benchmark's recipe).
+
+    ``model``: the fine-tuned network; ``data``: the cells (:func:`prepare_cells`, with
+    the control cells); ``conditions``: the conditions to predict; ``pool_size``:
+    control cells per condition; ``seed``: seeds the pool; ``method``, ``dataset``,
+    ``split_seed``: the labels of the returned
+    :class:`~helpers.predictions.Predictions`; ``device``: ``None`` picks one;
+    ``batch_size``: cells per forward pass.
+    """
     if pool_size < 1:
-        raise ValueError("pool_size must be at least 1 control cell.")
+        raise InputError("pool_size must be at least 1 control cell.")
     conditions = list(conditions)
     tokens = set(data.tokens)
     unflaggable = [c for c in conditions if c != CONTROL and not set(condition_genes(c)) <= tokens]
     if unflaggable:
-        raise ValueError(
+        raise InputError(
             f"Target genes of {unflaggable[:5]} are not tokens of this model input, so their perturbation could not be "
             "flagged and the prediction would silently be control-like. Build the CellData with prepare_cells on an "
             "AnnData that contains these conditions (their targets then become flag-only tokens)."
@@ -316,28 +302,6 @@ def predict(model: ScGPTPerturbationModel, data: CellData, conditions, *, pool_s
     return Predictions(frame, method, dataset, split_seed)
 
 
-TINY_NOTE = "tiny configuration trained by the book (not scGPT_human)"
-
-
-def tiny_config(ntoken: int, *, embsize: int = 32, nheads: int = 2, d_hid: int = 64, nlayers: int = 2,
-                dropout: float = 0.1, version: str = "0.2.1") -> ScGPTConfig:
-    """A small configuration that trains in minutes on a CPU (the real scGPT_human: 512 / 8 / 512 / 12).
-
-    ``args.json`` of a checkpoint saved from it carries ``"note": TINY_NOTE`` (see :func:`is_book_checkpoint`).
-    """
-    return ScGPTConfig(ntoken=ntoken, embsize=embsize, nheads=nheads, d_hid=d_hid, nlayers=nlayers, dropout=dropout,
-                       version=version, extra={"note": TINY_NOTE})
-
-
-def is_book_checkpoint(folder) -> bool:
-    """Whether a checkpoint folder holds a model the book pretrained itself (its args.json carries TINY_NOTE)."""
-    import json
-    from pathlib import Path
-
-    path = Path(folder) / "args.json"
-    return path.is_file() and json.loads(path.read_text()).get("note") == TINY_NOTE
-
-
 def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int = 256, seed: int = 1,
                              version: str = "0.2.1"):
     """Pretrain a tiny transformer of scGPT's architecture (``version``) on the control cells of ``adata`` and
@@ -345,9 +309,11 @@ def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int
 
     The vocabulary covers the measured genes and every target gene. Returns (folder, pretraining log).
     Used by chapters 4 and 5 (quick profile).
-    """
-    from .scgpt import save_checkpoint
 
+    ``adata``: the canonical AnnData; ``folder``: where the checkpoint is written;
+    ``epochs``, ``max_seq_len`` (genes per batch), ``seed``: pretraining settings
+    (:func:`pretrain`); ``version``: the architecture.
+    """
     conditions = adata.obs["condition"].astype(str).unique()
     targets = sorted({g for c in conditions for g in condition_genes(c)})
     vocab = build_vocab([*map(str, adata.var_names), *targets])
@@ -357,5 +323,3 @@ def pretrain_tiny_checkpoint(adata, folder, *, epochs: int = 5, max_seq_len: int
     log = pretrain(model, controls, epochs=epochs, max_seq_len=max_seq_len, seed=seed, progress=False)
     return save_checkpoint(model, vocab, folder), log
 
-
-__all__ += ["tiny_config", "pretrain_tiny_checkpoint", "is_book_checkpoint", "TINY_NOTE"]
