@@ -64,7 +64,7 @@ REQUIREMENTS = {
     "numba": "numba>=0.58",
     # chapter 8: DE genes with scanpy's rank_genes_groups
     "scanpy": "scanpy>=1.10",
-    # chapter 4: the real GEARS. No scipy pin: helpers.models.gears_runner works around GEARS' pandas
+    # chapter 4: the real GEARS. No scipy pin: helpers.models.gears.runner works around GEARS' pandas
     # Series row index of a sparse matrix that scipy >= 1.15 rejects.
     "gears": "cell-gears==0.1.2",
     "torch_geometric": "torch-geometric>=2.5",

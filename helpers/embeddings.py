@@ -242,7 +242,7 @@ def text_embedding(
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
-            table.to_csv(tmp, compression="gzip")
+            table.to_csv(tmp, compression={"method": "gzip", "mtime": 0})
             os.replace(tmp, path)
     table.attrs["provenance"] = (
         f"{TEXT_MODEL} on gene descriptions from {annotations.ANNOTATION_SOURCE} and GO.db"

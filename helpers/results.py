@@ -43,13 +43,25 @@ def results_dir(chapter: str) -> Path:
     return path
 
 
-def save_table(table: pd.DataFrame, chapter: str, name: str, *, index: bool = False) -> Path:
+def save_table(
+    table: pd.DataFrame, chapter: str, name: str, *, index: bool = False, gzip: bool = False
+) -> Path:
     """Write ``table`` as ``<results_dir(chapter)>/<name>.csv`` and return the path.
 
-    ``index``: also write the table's index.
+    ``chapter`` names the results folder (e.g. ``"05_embeddings"``), ``name`` the file
+    without its suffix; ``index``: also write the table's index; ``gzip``: write
+    ``<name>.csv.gz`` instead, with the header's time stamp set to 0, so that the same table
+    gives the same bytes on every run.
     """
     if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"save_table expects a pandas DataFrame, got {type(table).__name__}.")
-    path = results_dir(chapter) / f"{name}.csv"
-    table.to_csv(path, index=index)
+        raise InputError(
+            f"save_table expects a pandas DataFrame, got {type(table).__name__}; "
+            "convert it with pd.DataFrame(...) first."
+        )
+    if gzip:
+        path = results_dir(chapter) / f"{name}.csv.gz"
+        table.to_csv(path, index=index, compression={"method": "gzip", "mtime": 0})
+    else:
+        path = results_dir(chapter) / f"{name}.csv"
+        table.to_csv(path, index=index)
     return path
