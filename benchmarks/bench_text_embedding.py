@@ -1,7 +1,8 @@
-"""Benchmark: text embedding of 5,000 gene descriptions on the CPU (target: under 2 minutes; cached after).
+"""Benchmark: text embedding of 5,000 gene descriptions on the CPU (target: < 2 min).
 
-Genes: the first 5,000 symbols (alphabetically) with GO biological-process annotation in org.Hs.eg.db.
-Prints the time to write the descriptions, to embed them (cache off), and to read them back from the cache.
+Genes: the first 5,000 symbols (alphabetically) with GO biological-process annotation in
+org.Hs.eg.db. Prints the time to write the descriptions, to embed them (cache off), and
+to read them back from the cache.
 
     python benchmarks/bench_text_embedding.py [--genes 5000]
     python benchmarks/bench_text_embedding.py --small    # seconds: 20 genes
@@ -20,8 +21,11 @@ from helpers import annotations, embeddings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--genes", type=int, default=5000)
-    parser.add_argument("--small", action="store_true",
-                        help="quick check that the benchmark runs: 20 genes")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="quick check that the benchmark runs: 20 genes",
+    )
     args = parser.parse_args()
     if args.small:
         args.genes = 20
@@ -36,10 +40,16 @@ def main() -> None:
     start = time.perf_counter()
     embeddings.text_embedding(genes, cache=True)
     cached = time.perf_counter() - start
-    print(f"text embedding of {len(table):,} genes ({len(texts):,} descriptions; {torch.get_num_threads()} CPU threads)")
+    print(
+        f"text embedding of {len(table):,} genes ({len(texts):,} descriptions; "
+        f"{torch.get_num_threads()} CPU threads)"
+    )
     print(f"  descriptions {described:6.1f} s")
-    print(f"  embedding    {first:6.1f} s  ({len(table) / first:.0f} genes/s; {'ok' if first < 120 else 'MISSED'}: target < 120 s; "
-          "0 s if an earlier run cached this gene set)")
+    print(
+        f"  embedding    {first:6.1f} s  ({len(table) / first:.0f} genes/s; "
+        f"{'ok' if first < 120 else 'MISSED'}: target < 120 s; "
+        "0 s if an earlier run cached this gene set)"
+    )
     print(f"  from cache   {cached:6.1f} s")
 
 

@@ -5,11 +5,12 @@
    zip, GEARS' Adamson and Replogle K562 / RPE1 zips, GEARS' two GO pickles; full size
    or small), SYNTHETIC values.
 2. A mirror (``helpers.mirror``) laying them out under the publishers' paths (figshare
-   ``ndownloader/files``, Dataverse ``api/access/datafile`` + the ``api/files``
-   metadata with each file's MD5), with the registry's other files (the Norman subset,
-   the paper's spreadsheets, the Debian annotation packages) copied from the configured
+   ``ndownloader/files``, Dataverse ``api/access/datafile`` + the ``api/files`` metadata
+   with each file's MD5), with the registry's other files (the Norman subset, the
+   paper's spreadsheets, the Debian annotation packages) copied from the configured
    cache (``$PERTURBBOOK_CACHE``, as command 1 seeded it; never the network, never the
-   default cache when another is configured); served by ``python -m helpers.mirror serve`` on 127.0.0.1.
+   default cache when another is configured); served by ``python -m helpers.mirror
+   serve`` on 127.0.0.1.
 3. ``$PERTURBBOOK_MIRROR`` pointed at it, an empty temporary cache, no seed folder;
    then ``--stage data``: every paper-profile download through the registry and
    ``check-urls`` against the mirror; ``--stage site``: ``PROFILE=paper bash
@@ -80,8 +81,8 @@ NOT_MIRRORED = {
 
 
 def mirror_files(folder: Path) -> dict[str, Path]:
-    """Every registry file: stand-ins from ``folder``, the rest from the configured cache
-    (``$PERTURBBOOK_USER_CACHE`` if set, else ``helpers.data.cache_dir()``:
+    """Every registry file: stand-ins from ``folder``, the rest from the configured
+    cache (``$PERTURBBOOK_USER_CACHE`` if set, else ``helpers.data.cache_dir()``:
     ``$PERTURBBOOK_CACHE``, else the default)."""
     registry = mirror.publisher_registry()
     user_cache = data.cache_dir(os.environ.get("PERTURBBOOK_USER_CACHE") or None)
@@ -95,7 +96,8 @@ def mirror_files(folder: Path) -> dict[str, Path]:
             missing.append(f"{entry.name} ({entry.filename})")
     if missing:
         raise SystemExit(
-            f"error: not in the configured cache {user_cache}: {', '.join(missing)}. Run "
+            f"error: not in the configured cache {user_cache}: "
+            f"{', '.join(missing)}. Run "
             "`bash scripts/build_book.sh` once (it seeds the quick profile's files) "
             "or set "
             "PERTURBBOOK_USER_CACHE to a cache that holds them."

@@ -1,16 +1,19 @@
 """The simple baselines of the paper (introduced in chapter 2).
 
-Each baseline sees only **training** pseudobulks (pass ``train_pb = pb.subset(split.train)``),
-so it cannot peek at held-out conditions, and returns :class:`helpers.predictions.Predictions`.
+Each baseline sees only **training** pseudobulks (pass ``train_pb =
+pb.subset(split.train)``), so it cannot peek at held-out conditions, and returns
+:class:`helpers.predictions.Predictions`.
 
 * ``no_change``: predict the control profile for every condition, ``y_hat_p = ctrl``.
-* ``additive``: for a double ``A+B``, ``y_hat = x_A + x_B - ctrl`` (the sum of the two single
-  changes added to control, in log1p space); needs both singles in training.
-* ``mean``: the average training pseudobulk (``ctrl`` included), ``y_hat_p = mean_{q in train} x_q``.
+* ``additive``: for a double ``A+B``, ``y_hat = x_A + x_B - ctrl`` (the sum of the two
+  single changes added to control, in log1p space); needs both singles in training.
+* ``mean``: the average training pseudobulk (``ctrl`` included), ``y_hat_p = mean_{q in
+  train} x_q``.
 
 The functions take ``(train_pb, conditions, *, seed)``; :data:`BASELINES` holds them as
 :class:`helpers.models.contract.Method` objects (made by
-:func:`helpers.models.contract.from_pseudobulk`), which are still callable as the functions are.
+:func:`helpers.models.contract.from_pseudobulk`), which are still callable as the
+functions are.
 """
 
 from __future__ import annotations
@@ -27,18 +30,24 @@ __all__ = ["no_change", "additive", "mean_baseline", "BASELINES"]
 
 
 def _frame(rows: np.ndarray, conditions, genes) -> pd.DataFrame:
-    return pd.DataFrame(rows, index=pd.Index(list(conditions), name="condition"), columns=genes)
+    return pd.DataFrame(
+        rows, index=pd.Index(list(conditions), name="condition"), columns=genes
+    )
 
 
-def no_change(train_pb: Pseudobulk, conditions, *, seed: int | None = None) -> Predictions:
+def no_change(
+    train_pb: Pseudobulk, conditions, *, seed: int | None = None
+) -> Predictions:
     """Predict the control pseudobulk for every condition.
 
-    ``train_pb``: training pseudobulks (``ctrl`` included); ``conditions``: the conditions to
-    predict; ``seed``: the split seed the predictions are labelled with.
+    ``train_pb``: training pseudobulks (``ctrl`` included); ``conditions``: the
+    conditions to predict; ``seed``: the split seed the predictions are labelled with.
     """
     conditions = list(conditions)
     rows = np.tile(train_pb.ctrl.to_numpy(), (len(conditions), 1))
-    return Predictions(_frame(rows, conditions, train_pb.genes), "no_change", train_pb.dataset, seed)
+    return Predictions(
+        _frame(rows, conditions, train_pb.genes), "no_change", train_pb.dataset, seed
+    )
 
 
 def additive(
@@ -79,19 +88,27 @@ def additive(
     )
 
 
-def mean_baseline(train_pb: Pseudobulk, conditions, *, seed: int | None = None) -> Predictions:
-    """Predict the mean of all training pseudobulks (``ctrl`` included) for every condition.
+def mean_baseline(
+    train_pb: Pseudobulk, conditions, *, seed: int | None = None
+) -> Predictions:
+    """Predict the mean of all training pseudobulks (``ctrl`` included) for every
+    condition.
 
-    ``train_pb``: training pseudobulks; ``conditions``: the conditions to predict; ``seed``:
-    the split seed the predictions are labelled with.
+    ``train_pb``: training pseudobulks; ``conditions``: the conditions to predict;
+    ``seed``: the split seed the predictions are labelled with.
     """
     conditions = list(conditions)
     mean = train_pb.means.mean(axis=0).to_numpy()
-    return Predictions(_frame(np.tile(mean, (len(conditions), 1)), conditions, train_pb.genes),
-                       "mean", train_pb.dataset, seed)
+    return Predictions(
+        _frame(np.tile(mean, (len(conditions), 1)), conditions, train_pb.genes),
+        "mean",
+        train_pb.dataset,
+        seed,
+    )
 
 
-#: The baselines by name, as methods of the one contract (callable as the functions are).
+#: The baselines by name, as methods of the one contract (callable as the functions
+#: are).
 BASELINES = {
     name: from_pseudobulk(function, name=name)
     for name, function in (

@@ -1,80 +1,89 @@
-"""Replicate agreement and the oracle bound: how good could a prediction be? (chapter 8).
+"""Replicate agreement and the oracle bound: how good could a prediction be? (chapter
+8).
 
-The observed pseudobulk ``y_p`` of a condition is the mean of ``n_p`` noisy cells, so even a
-perfect model cannot reach L2 = 0 or Pearson delta = 1. Two different limits are estimated from
-the cells themselves, and they are **not** the same number:
+The observed pseudobulk ``y_p`` of a condition is the mean of ``n_p`` noisy cells, so
+even a perfect model cannot reach L2 = 0 or Pearson delta = 1. Two different limits are
+estimated from the cells themselves, and they are **not** the same number:
 
-* **replicate agreement**: how well an independent replicate experiment of the same size would
-  score against ``y_p``. It carries its own noise *and* the noise of ``y_p``.
-* **the oracle** (the best achievable score): how well the true mean ``mu_p`` (infinitely many
-  cells) scores against ``y_p``. It carries only the noise of ``y_p``. No prediction that is made
-  without the test cells can beat it in expectation; a model can beat the *replicate*, because a
-  model's error need not be as large as a replicate's noise (e.g. a smooth prediction estimated
-  from many training conditions).
+* **replicate agreement**: how well an independent replicate experiment of the same size
+  would score against ``y_p``. It carries its own noise *and* the noise of ``y_p``.
+* **the oracle** (the best achievable score): how well the true mean ``mu_p``
+  (infinitely many cells) scores against ``y_p``. It carries only the noise of ``y_p``.
+  No prediction that is made without the test cells can beat it in expectation; a model
+  can beat the *replicate*, because a model's error need not be as large as a
+  replicate's noise (e.g. a smooth prediction estimated from many training conditions).
 
 **Split halves.** For every condition ``p`` the cells are shuffled
-(``numpy.random.default_rng([seed, crc32(p)])``, so a condition's halves do not depend on the
-other conditions) and cut into two disjoint halves ``A`` and ``B`` of ``m = floor(n_p / 2)`` cells
-each (an odd cell out is left out, so both halves have the same depth); ``y_p^A``, ``y_p^B`` are
-their pseudobulks (:func:`helpers.pseudobulk.pseudobulk`). With the control pseudobulk ``c`` of
-**all** control cells (the one :func:`helpers.metrics.evaluate` uses) and the evaluation genes
+(``numpy.random.default_rng([seed, crc32(p)])``, so a condition's halves do not depend
+on the other conditions) and cut into two disjoint halves ``A`` and ``B`` of ``m =
+floor(n_p / 2)`` cells each (an odd cell out is left out, so both halves have the same
+depth); ``y_p^A``, ``y_p^B`` are their pseudobulks
+(:func:`helpers.pseudobulk.pseudobulk`). With the control pseudobulk ``c`` of **all**
+control cells (the one :func:`helpers.metrics.evaluate` uses) and the evaluation genes
 ``G`` (top ``n_top`` control-expressed genes): ``r_half = cor(y^A - c, y^B - c)`` and
-``l2_half = ||y^A - y^B||`` over ``G``, i.e. the book's own :func:`helpers.metrics.pearson_delta`
-and :func:`helpers.metrics.l2` with half B as the "prediction" of half A; averaged over
-``n_repeats`` random cuts (seeds ``seed, seed + 1, ...``).
+``l2_half = ||y^A - y^B||`` over ``G``, i.e. the book's own
+:func:`helpers.metrics.pearson_delta` and :func:`helpers.metrics.l2` with half B as the
+"prediction" of half A; averaged over ``n_repeats`` random cuts (seeds ``seed, seed +
+1, ...``).
 
-**Derivation (independent cells, additive noise).** Let a cell of ``p`` be ``mu + e`` with
-``Var(e_g) = s_g^2`` and ``S = sum_g s_g^2`` over ``G``. A mean of ``k`` cells has noise variance
-``s_g^2 / k`` per gene. Then
+**Derivation (independent cells, additive noise).** Let a cell of ``p`` be ``mu + e``
+with ``Var(e_g) = s_g^2`` and ``S = sum_g s_g^2`` over ``G``. A mean of ``k`` cells has
+noise variance ``s_g^2 / k`` per gene. Then
 
 * ``E||y^A - y^B||^2 = 2 S / m`` (two independent means of ``m`` cells);
-* replicate: ``E||y' - y||^2 = 2 S / n`` for an independent ``n``-cell replicate ``y'``, so
-  ``l2_ceiling = l2_half * sqrt(m / n)`` (``= l2_half / sqrt(2)`` when ``n`` is even);
+* replicate: ``E||y' - y||^2 = 2 S / n`` for an independent ``n``-cell replicate ``y'``,
+  so ``l2_ceiling = l2_half * sqrt(m / n)`` (``= l2_half / sqrt(2)`` when ``n`` is
+  even);
 * oracle: ``E||mu - y||^2 = S / n``, so ``l2_oracle = l2_half * sqrt(m / (2 n))``
   (``= l2_half / 2`` when ``n`` is even), i.e. the oracle's L2 is ``1 / sqrt(2)`` of the
   replicate's.
 
-For Pearson delta write ``d = mu - c`` (``c`` is fixed: the same control in every term), ``V`` the
-variance of ``d`` across genes and ``N = S / (|G| n)`` the mean noise variance of a full-depth
-mean. Then ``r_half ~ V / (V + (n / m) N)``; the reliability of a full-depth mean (Spearman-Brown
-with factor ``n / m``, 2 for even ``n``) is ``R = V / (V + N)``, which is the expected correlation
-of two independent full-size replicates, ``pearson_delta_ceiling = R``; the oracle's correlation
-is ``cor(d, d + e) ~ sqrt(V / (V + N)) = sqrt(R)``: ``pearson_delta_oracle = sqrt(max(R, 0))``
-(``R <= 0`` means no detectable signal, where the oracle's expected correlation is about 0).
+For Pearson delta write ``d = mu - c`` (``c`` is fixed: the same control in every
+term), ``V`` the variance of ``d`` across genes and ``N = S / (|G| n)`` the mean noise
+variance of a full-depth mean. Then ``r_half ~ V / (V + (n / m) N)``; the reliability
+of a full-depth mean (Spearman-Brown with factor ``n / m``, 2 for even ``n``) is ``R =
+V / (V + N)``, which is the expected correlation of two independent full-size
+replicates, ``pearson_delta_ceiling = R``; the oracle's correlation is ``cor(d, d + e)
+~ sqrt(V / (V + N)) = sqrt(R)``: ``pearson_delta_oracle = sqrt(max(R, 0))`` (``R <= 0``
+means no detectable signal, where the oracle's expected correlation is about 0).
 
-Both corrections assume independent cells and additive noise uncorrelated with the effect across
-genes; ``tests/unit/test_ceilings.py`` checks them on Gaussian cells with a **known** ``mu``, against
-the actual distance of the full-data mean to ``mu``. The raw half-vs-half values stay in the table
-(``*_half``) so a reader can use them instead. A prediction can still score better than the
-oracle on a condition by chance (``y``'s noise happened to point its way), and systematically only
-by using the test cells (e.g. the observed cells plus noise, chapter 8) - or through the shared
-control ``c``.
+Both corrections assume independent cells and additive noise uncorrelated with the
+effect across genes; ``tests/unit/test_ceilings.py`` checks them on Gaussian cells with
+a **known** ``mu``, against the actual distance of the full-data mean to ``mu``. The raw
+half-vs-half values stay in the table (``*_half``) so a reader can use them instead. A
+prediction can still score better than the oracle on a condition by chance (``y``'s
+noise happened to point its way), and systematically only by using the test cells (e.g.
+the observed cells plus noise, chapter 8) - or through the shared control ``c``.
 
-**Why a model can beat the replicate, but not the oracle.** For a prediction ``y_hat`` made
-without the test cells (so independent of their noise), ``E||y_hat - y||^2 = ||y_hat - mu||^2 +
-S / n``: its own error plus the truth's noise. The oracle has no error of its own (``S / n``);
-a replicate's "error" is its own noise, ``||y' - mu||^2 ~ S / n``, so it scores ``2 S / n``. A
-model whose error ``||y_hat - mu||^2`` is below ``S / n`` (one replicate's noise) beats the
-replicate; none beats the oracle in expectation. :func:`normalised_summary` reports both parts:
-``noise_l2`` (``sqrt(S / n)``, estimated by the oracle's L2) and ``error_l2`` (``||y_hat -
-mu||``, estimated by ``sqrt(L2^2 - l2_oracle^2)``).
+**Why a model can beat the replicate, but not the oracle.** For a prediction
+``y_hat`` made without the test cells (so independent of their noise), ``E||y_hat -
+y||^2 = ||y_hat - mu||^2 + S / n``: its own error plus the truth's noise. The oracle
+has no error of its own (``S / n``); a replicate's "error" is its own noise, ``||y' -
+mu||^2 ~ S / n``, so it scores ``2 S / n``. A model whose error ``||y_hat - mu||^2``
+is below ``S / n`` (one replicate's noise) beats the replicate; none beats the oracle
+in expectation. :func:`normalised_summary` reports both parts: ``noise_l2`` (``sqrt(S
+/ n)``, estimated by the oracle's L2) and ``error_l2`` (``||y_hat - mu||``, estimated
+by ``sqrt(L2^2 - l2_oracle^2)``).
 
-cell-eval's ``--ceiling`` also uses disjoint halves and Spearman-Brown, but splits the control
-cells too and corrects the *mean* over perturbations; this module corrects each condition and
-keeps the full control, as :func:`helpers.metrics.evaluate` does.
+cell-eval's ``--ceiling`` also uses disjoint halves and Spearman-Brown, but splits the
+control cells too and corrects the *mean* over perturbations; this module corrects each
+condition and keeps the full control, as :func:`helpers.metrics.evaluate` does.
 
-**Normalised score** (0 = the mean baseline, 1 = the oracle), per condition and for means:
+**Normalised score** (0 = the mean baseline, 1 = the oracle), per condition and for
+means:
 
 * ``norm_l2 = (l2_mean_baseline - l2_method) / (l2_mean_baseline - l2_oracle)``
-* ``norm_pearson_delta = (pd_method - pd_mean_baseline) / (pd_oracle - pd_mean_baseline)``
+* ``norm_pearson_delta = (pd_method - pd_mean_baseline) / (pd_oracle -
+  pd_mean_baseline)``
 
-A score above 1 means a method beat the best achievable score: by chance on few conditions, or
-because it used the test cells. (Earlier versions of the book ended the scale at the
-replicate, ``l2_ceiling``, and called it the noise ceiling; those columns are kept, as the
-replicate agreement, and ``norm_*_replicate`` in :func:`normalised_summary` still uses them.)
-:func:`normalised_summary` applies the formulas to the **means** over the same conditions for
-every method (stable); the per-condition values of :func:`normalised_scores` are noisy where the
-baseline is near the oracle.
+A score above 1 means a method beat the best achievable score: by chance on few
+conditions, or because it used the test cells. (Earlier versions of the book ended the
+scale at the replicate, ``l2_ceiling``, and called it the noise ceiling; those columns
+are kept, as the replicate agreement, and ``norm_*_replicate`` in
+:func:`normalised_summary` still uses them.) :func:`normalised_summary` applies the
+formulas to the **means** over the same conditions for every method (stable); the
+per-condition values of :func:`normalised_scores` are noisy where the baseline is near
+the oracle.
 """
 
 from __future__ import annotations
@@ -122,16 +131,18 @@ CEILING_COLUMNS = [
 
 
 def spearman_brown(r, factor: float = 2.0):
-    """Reliability of a mean of ``factor`` times as many cells: ``factor r / (1 + (factor - 1) r)``."""
+    """Reliability of a mean of ``factor`` times as many cells: ``factor r / (1 +
+    (factor - 1) r)``."""
     r = np.asarray(r, dtype=np.float64)
     return factor * r / (1.0 + (factor - 1.0) * r)
 
 
 def oracle_pearson(reliability):
-    """Expected correlation of the true mean with one noisy full-depth mean: ``sqrt(R)``.
+    """Expected correlation of the true mean with one noisy full-depth mean:
+    ``sqrt(R)``.
 
-    ``R`` is the full-depth reliability (Spearman-Brown of the split-half r; module docstring);
-    ``R <= 0`` (no detectable signal) gives 0, NaN stays NaN.
+    ``R`` is the full-depth reliability (Spearman-Brown of the split-half r; module
+    docstring); ``R <= 0`` (no detectable signal) gives 0, NaN stays NaN.
     """
     r = np.asarray(reliability, dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -141,7 +152,8 @@ def oracle_pearson(reliability):
 def _halves_codes(
     labels: pd.Categorical, seed: int, wanted: set[str] | None
 ) -> np.ndarray:
-    """Group code per cell: condition k -> k (half A) or n + k (half B); -1 = not used."""
+    """Group code per cell: condition k -> k (half A) or n + k (half B); -1 = not
+    used."""
     codes = np.asarray(labels.codes, dtype=np.int64)
     n = len(labels.categories)
     out = np.full(len(codes), -1, dtype=np.int64)
@@ -154,8 +166,8 @@ def _halves_codes(
         rows = order[bounds[k] : bounds[k + 1]]
         if len(rows) < 2:
             continue
-        # one generator per (seed, condition name): a condition's halves do not depend on
-        # which other conditions are asked for or on the order of the cells' labels
+        # one generator per (seed, condition name): a condition's halves do not depend
+        # on which other conditions are asked for or on the order of the cells' labels
         rng = np.random.default_rng([seed, zlib.crc32(names[k].encode())])
         rows = rows[rng.permutation(len(rows))]
         cut = len(rows) // 2
@@ -167,15 +179,18 @@ def _halves_codes(
 def split_halves(
     adata: ad.AnnData, seed: int, *, by: str = "condition", conditions=None
 ) -> tuple[Pseudobulk, Pseudobulk]:
-    """Pseudobulks of two random halves of each condition's cells (seeded; see the module docstring).
+    """Pseudobulks of two random halves of each condition's cells (seeded; see the
+    module docstring).
 
-    Conditions with fewer than 2 cells are left out. ``conditions`` restricts the conditions
-    (default: all). Returns (half A, half B) as :class:`~helpers.pseudobulk.Pseudobulk`; both keep
-    a ``ctrl`` row (the control halves), which :func:`noise_ceiling` does not use.
+    Conditions with fewer than 2 cells are left out. ``conditions`` restricts the
+    conditions (default: all). Returns (half A, half B) as
+    :class:`~helpers.pseudobulk.Pseudobulk`; both keep a ``ctrl`` row (the control
+    halves), which :func:`noise_ceiling` does not use.
     """
     if by not in adata.obs:
         raise KeyError(
-            f"obs has no column {by!r}; load the cells with helpers.loaders.load_dataset."
+            f"obs has no column {by!r}; load the cells with "
+            "helpers.loaders.load_dataset."
         )
     if adata.isbacked:
         raise InputError(
@@ -210,7 +225,8 @@ def split_halves(
 
 
 def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson correlation; NaN where a row is constant (as helpers.metrics.pearson_delta)."""
+    """Row-wise Pearson correlation; NaN where a row is constant (as
+    helpers.metrics.pearson_delta)."""
     out = np.full(a.shape[0], np.nan)
     for i in range(a.shape[0]):
         out[i] = pearson_delta(a[i], b[i], 0.0)
@@ -229,13 +245,13 @@ def noise_ceiling(
 ) -> pd.DataFrame:
     """Replicate agreement and oracle bound of L2 and Pearson delta per condition.
 
-    Formulas: module docstring. ``truth`` (default: ``pseudobulk(adata)``) gives the control
-    profile ``c`` and the evaluation genes (top ``n_top`` control-expressed genes, or
-    ``genes``), exactly as in :func:`helpers.metrics.evaluate`. One row per perturbed condition
-    with at least 2 cells; columns :data:`CEILING_COLUMNS`: ``*_half`` (half vs half),
-    ``*_ceiling`` (an independent full-size replicate) and ``*_oracle`` (the true mean, the best
-    achievable score); ``n_cells`` counts the condition's cells in ``adata``, ``n_half`` those of
-    one half.
+    Formulas: module docstring. ``truth`` (default: ``pseudobulk(adata)``) gives the
+    control profile ``c`` and the evaluation genes (top ``n_top`` control-expressed
+    genes, or ``genes``), exactly as in :func:`helpers.metrics.evaluate`. One row per
+    perturbed condition with at least 2 cells; columns :data:`CEILING_COLUMNS`:
+    ``*_half`` (half vs half), ``*_ceiling`` (an independent full-size replicate) and
+    ``*_oracle`` (the true mean, the best achievable score); ``n_cells`` counts the
+    condition's cells in ``adata``, ``n_half`` those of one half.
 
     ``conditions``: the perturbed conditions scored (default: all with at least 2
     cells); ``seed``: the random halves; ``n_repeats``: how many random splits into
@@ -308,16 +324,18 @@ def normalised_scores(
 ) -> pd.DataFrame:
     """Per-condition normalised L2 and Pearson delta (0 = ``baseline``, 1 = the oracle).
 
-    ``metrics``: rows of :func:`helpers.metrics.evaluate` for several methods, the baseline
-    included; ``ceiling``: :func:`noise_ceiling`. Adds ``l2_ceiling``, ``pearson_delta_ceiling``
-    (replicate agreement), ``l2_oracle``, ``pearson_delta_oracle`` (best achievable),
-    ``norm_l2`` and ``norm_pearson_delta``; conditions without a ceiling or baseline row get NaN.
+    ``metrics``: rows of :func:`helpers.metrics.evaluate` for several methods, the
+    baseline included; ``ceiling``: :func:`noise_ceiling`. Adds ``l2_ceiling``,
+    ``pearson_delta_ceiling`` (replicate agreement), ``l2_oracle``,
+    ``pearson_delta_oracle`` (best achievable), ``norm_l2`` and ``norm_pearson_delta``;
+    conditions without a ceiling or baseline row get NaN.
     """
     keys = list(by) + ["condition"]
     base = metrics[metrics["method"] == baseline]
     if base.empty:
         raise InputError(
-            f"No rows of the baseline {baseline!r} in the metrics; run it on the same splits."
+            f"No rows of the baseline {baseline!r} in the metrics; run it on the "
+            "same splits."
         )
     missing = [c for c in _ORACLE_NEEDED if c not in ceiling.columns]
     if missing:
@@ -346,20 +364,23 @@ def normalised_summary(
     baseline: str = "mean",
     by=("dataset",),
 ) -> pd.DataFrame:
-    """Normalised scores of the **mean** L2 / Pearson delta per method (0 = baseline, 1 = oracle).
+    """Normalised scores of the **mean** L2 / Pearson delta per method (0 = baseline,
+    1 = oracle).
 
-    For each method the means of the method, of the baseline and of the ceilings are all taken
-    over the **same** rows: the (seed, condition) pairs that have a ceiling and that both the
-    method and the baseline scored. NaN Pearson deltas (e.g. "no change") stay NaN in that
-    method's mean. Columns: by..., method, mean_l2, mean_pearson_delta, base_l2,
-    base_pearson_delta (the baseline on those rows), ceiling_l2, ceiling_pearson_delta (the
-    replicate), oracle_l2, oracle_pearson_delta, norm_l2, norm_pearson_delta (1 = oracle),
-    norm_l2_replicate, norm_pearson_delta_replicate (1 = replicate), noise_l2, error_l2, n.
+    For each method the means of the method, of the baseline and of the ceilings are
+    all taken over the **same** rows: the (seed, condition) pairs that have a ceiling
+    and that both the method and the baseline scored. NaN Pearson deltas (e.g. "no
+    change") stay NaN in that method's mean. Columns: by..., method, mean_l2,
+    mean_pearson_delta, base_l2, base_pearson_delta (the baseline on those rows),
+    ceiling_l2, ceiling_pearson_delta (the replicate), oracle_l2, oracle_pearson_delta,
+    norm_l2, norm_pearson_delta (1 = oracle), norm_l2_replicate,
+    norm_pearson_delta_replicate (1 = replicate), noise_l2, error_l2, n.
 
     ``noise_l2 = sqrt(mean(l2_oracle^2))`` estimates how far the observed truth (and a
-    replicate) lies from the true mean; ``error_l2 = sqrt(max(mean(l2^2 - l2_oracle^2), 0))``
-    how far the method's prediction lies from it (module docstring: "Why a model can beat the
-    replicate"). A method beats a replicate in expectation where ``error_l2 < noise_l2``.
+    replicate) lies from the true mean; ``error_l2 = sqrt(max(mean(l2^2 - l2_oracle^2),
+    0))`` how far the method's prediction lies from it (module docstring: "Why a model
+    can beat the replicate"). A method beats a replicate in expectation where ``error_l2
+    < noise_l2``.
 
     ``metrics``: the per-perturbation metrics of the methods
     (:func:`helpers.metrics.evaluate`).
@@ -455,8 +476,8 @@ def interpolated_duplicate(
     "tech_dup", "all_perturbed")``, Welch t-test) and CellSimBench
     ``data/add_interpolated_baseline.py`` (there the p-values come from scanpy's
     ``t-test_overestim_var`` vs the rest and ``m`` is the fold's training mean).
-    ``tests/parity/test_parity_scperteval.py`` checks it against scPertEval's own source on the
-    same halves.
+    ``tests/parity/test_parity_scperteval.py`` checks it against scPertEval's own source
+    on the same halves.
 
     **What truth it is scored against.** The peers score it against the *other* half A
     of the cells (scPertEval ``gt_half``), which shares no cell with ``r_p``:
@@ -491,7 +512,7 @@ def interpolated_duplicate(
             rows = np.asarray(rows, dtype=np.int64)
             if (np.asarray(labels[rows]) != condition).any():
                 raise InputError(
-                    f"replicate[{condition!r}] holds cells of other " "conditions."
+                    f"replicate[{condition!r}] holds cells of other conditions."
                 )
             target[rows] = True
     own = pd.Series(np.asarray(labels), index=range(adata.n_obs))
@@ -499,7 +520,7 @@ def interpolated_duplicate(
     found = [c for c in wanted if counts.get(c, 0) > 0]
     if not found:
         raise InputError(
-            "No condition has replicate cells (each needs at least 2 " "cells)."
+            "No condition has replicate cells (each needs at least 2 cells)."
         )
     _, padj = de_vs_all_perturbed(adata, found, target=target)
     alpha = np.nan_to_num(1.0 - padj.to_numpy(), nan=0.0)
@@ -513,15 +534,14 @@ def interpolated_duplicate(
         perturbed = [c for c in truth.conditions if c != CONTROL]
         if len(perturbed) < 2:
             raise InputError(
-                "The leave-one-out reference needs at least two perturbed "
-                "conditions."
+                "The leave-one-out reference needs at least two perturbed conditions."
             )
         means = truth.means.loc[perturbed, genes].to_numpy(dtype=np.float64)
         position = {c: i for i, c in enumerate(perturbed)}
         absent = [c for c in found if c not in position]
         if absent:
             raise InputError(
-                f"Condition(s) {absent[:5]} are not in the truth's " "pseudobulks."
+                f"Condition(s) {absent[:5]} are not in the truth's pseudobulks."
             )
         total = means.sum(axis=0)
         ref = np.vstack(
@@ -531,7 +551,7 @@ def interpolated_duplicate(
         profile = pd.Series(reference).reindex(genes).to_numpy(dtype=np.float64)
         if not np.isfinite(profile).all():
             raise InputError(
-                "reference must give a finite value for every gene of the " "cells."
+                "reference must give a finite value for every gene of the cells."
             )
         ref = np.tile(profile, (len(found), 1))
     values = alpha * rep + (1.0 - alpha) * ref

@@ -1,6 +1,7 @@
 """Is method X better than baseline Y? A paired, grouped test (introduced in chapter 8).
 
-Per split seed ``s`` and held-out condition ``p`` scored by both methods, the paired difference is
+Per split seed ``s`` and held-out condition ``p`` scored by both methods, the paired
+difference is
 
     d[s, p] = value_X[s, p] - value_Y[s, p]        (value = l2, pearson_delta, mae, ...)
 
@@ -11,29 +12,34 @@ of "no change") are dropped and counted. The statistic is the mean of ``d`` over
 (seed, condition) pairs.
 
 * **Permutation test** (p-value; it decides ``better`` / ``worse``): under "X and Y are
-  exchangeable" the sign of each condition's differences is random. Signs are flipped per
-  **condition** (the same sign in every seed where the condition is held out, since those
-  differences are not independent). With ``k`` conditions there are ``2^k`` sign patterns:
+  exchangeable" the sign of each condition's differences is random. Signs are flipped
+  per **condition** (the same sign in every seed where the condition is held out, since
+  those differences are not independent). With ``k`` conditions there are ``2^k`` sign
+  patterns:
 
-  - if ``2^k <= n_perm`` all of them are enumerated and ``p = #{|mean_perm| >= |mean_obs|} /
-    2^k`` exactly (the observed pattern and its mirror image are among them, so ``p >= 2 / 2^k``:
-    at ``k = 5`` the smallest two-sided p is ``2 / 32 = 0.0625`` and no difference on five
-    conditions can be called at the 5 % level);
-  - otherwise ``n_perm`` random patterns give ``p = (1 + hits) / (1 + n_perm)``; when no pattern
-    reaches the observed mean (``hits = 0``) that number is only the Monte-Carlo resolution, and
-    ``p_text`` says ``"<= 1/(n_perm + 1)"`` instead of a fake exact value.
+  - if ``2^k <= n_perm`` all of them are enumerated and ``p = #{|mean_perm|
+    >= |mean_obs|} / 2^k`` exactly (the observed pattern and its mirror image
+    are among them, so ``p >= 2 / 2^k``: at ``k = 5`` the smallest two-sided
+    p is ``2 / 32 = 0.0625`` and no difference on five conditions can be
+    called at the 5 % level);
+  - otherwise ``n_perm`` random patterns give ``p = (1 + hits) / (1 + n_perm)``; when no
+    pattern reaches the observed mean (``hits = 0``) that number is only the Monte-Carlo
+    resolution, and ``p_text`` says ``"<= 1/(n_perm + 1)"`` instead of a fake exact
+    value.
 
   ``better`` = ``p_value <= 1 - level`` and ``mean_diff > 0``; ``worse`` = the same with
   ``mean_diff < 0``.
-* **Crossed bootstrap** (interval, descriptive): conditions and split seeds are resampled as
-  **crossed** factors (:func:`helpers.uncertainty.crossed_weights`: each factor's levels are drawn
-  with replacement, a row's weight is the product of its levels' counts), ``n_boot`` times; the
-  interval is the percentile interval of the weighted means. With one split seed it is the
-  ordinary bootstrap over conditions. At small ``n`` a percentile interval is too narrow (it can
-  exclude 0 where the exact test cannot reject), which is why it does not decide.
+* **Crossed bootstrap** (interval, descriptive): conditions and split seeds are
+  resampled as **crossed** factors (:func:`helpers.uncertainty.crossed_weights`: each
+  factor's levels are drawn with replacement, a row's weight is the product of its
+  levels' counts), ``n_boot`` times; the interval is the percentile interval of the
+  weighted means. With one split seed it is the ordinary bootstrap over conditions. At
+  small ``n`` a percentile interval is too narrow (it can exclude 0 where the exact test
+  cannot reject), which is why it does not decide.
 
-Unlike the paper's bootstrap of the mean ratio (chapter 3), this compares the two methods on the
-same conditions and answers "better or not" with an uncertainty that respects the split seeds.
+Unlike the paper's bootstrap of the mean ratio (chapter 3), this compares the two
+methods on the same conditions and answers "better or not" with an uncertainty that
+respects the split seeds.
 """
 
 from __future__ import annotations
@@ -156,20 +162,21 @@ def paired_test(
     level: float = 0.95,
     by=("dataset",),
 ) -> pd.DataFrame:
-    """Sign-flip permutation test and crossed-bootstrap interval of the mean paired difference.
+    """Sign-flip permutation test and crossed-bootstrap interval of the mean paired
+    difference.
 
-    One row per group of ``by``: by..., method, baseline, value, n_pairs, n_conditions, n_seeds,
-    n_dropped (NaN pairs), mean_diff (positive = method better), lower, upper (crossed bootstrap
-    over conditions x seeds, descriptive), p_value, p_text (exact count, or an upper bound at the
-    Monte-Carlo resolution), exact (all sign patterns enumerated), better / worse (decided by the
-    permutation p-value at ``1 - level`` and the sign of mean_diff; module docstring).
-    ``seed`` seeds the bootstrap (:func:`helpers.uncertainty.crossed_weights`, so the interval
-    equals :func:`helpers.uncertainty.crossed_interval` of ``d`` over condition x seed); the
-    random sign flips use ``numpy.random.default_rng([seed, 1])``.
-    ``metrics``, ``method``, ``baseline``, ``value``, ``by``: as
-    :func:`paired_differences`; ``n_boot``: bootstrap resamples; ``n_perm``: random sign
-    patterns when the exact enumeration is larger; ``level``: the confidence level of
-    the interval and the test.
+    One row per group of ``by``: by..., method, baseline, value, n_pairs, n_conditions,
+    n_seeds, n_dropped (NaN pairs), mean_diff (positive = method better), lower, upper
+    (crossed bootstrap over conditions x seeds, descriptive), p_value, p_text (exact
+    count, or an upper bound at the Monte-Carlo resolution), exact (all sign patterns
+    enumerated), better / worse (decided by the permutation p-value at ``1 - level`` and
+    the sign of mean_diff; module docstring). ``seed`` seeds the bootstrap
+    (:func:`helpers.uncertainty.crossed_weights`, so the interval equals
+    :func:`helpers.uncertainty.crossed_interval` of ``d`` over condition x seed); the
+    random sign flips use ``numpy.random.default_rng([seed, 1])``. ``metrics``,
+    ``method``, ``baseline``, ``value``, ``by``: as :func:`paired_differences`;
+    ``n_boot``: bootstrap resamples; ``n_perm``: random sign patterns when the exact
+    enumeration is larger; ``level``: the confidence level of the interval and the test.
     """
     if not 0 < level < 1:
         raise InputError(f"level must lie between 0 and 1; got {level}.")

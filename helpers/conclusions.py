@@ -234,7 +234,7 @@ def direction_summary(table: pd.DataFrame) -> str:
         "better": "better than",
         "worse": "worse than",
         "inconclusive": "not distinguishable from",
-        "too few": "too few conditions " "to compare with",
+        "too few": "too few conditions to compare with",
     }
     parts = []
     for key, phrase in words.items():
@@ -245,11 +245,13 @@ def direction_summary(table: pd.DataFrame) -> str:
 
 
 def spread_verdict(ratio: float) -> str:
-    """Words for a prediction's spread relative to the truth's (chapter 4): ``ratio`` is the
-    median over genes of SD(prediction across conditions) / SD(truth across conditions).
+    """Words for a prediction's spread relative to the truth's (chapter 4): ``ratio`` is
+    the median over genes of SD(prediction across conditions) / SD(truth across
+    conditions).
 
-    ``< 0.1``: collapsed (nearly the same prediction for every condition); ``< 0.8``: varies
-    less than the truth; ``<= 1.25``: about as much as the truth; above: more than the truth.
+    ``< 0.1``: collapsed (nearly the same prediction for every condition); ``< 0.8``:
+    varies less than the truth; ``<= 1.25``: about as much as the truth; above: more
+    than the truth.
     """
     if not np.isfinite(ratio) or ratio < 0:
         raise InputError(f"ratio must be a finite number >= 0; got {ratio}.")

@@ -66,9 +66,9 @@ def run_seeded(
 ) -> pd.DataFrame:
     """:func:`helpers.benchmark.run_methods` for every control and embedding seed.
 
-    Returns the per-perturbation metrics with an ``embedding_seed`` column. Controls that
-    cannot be fitted (as their embedding, e.g. a G whose training P is too small) are not
-    printed once per seed but listed in ``attrs["not_fitted"]`` (method, seed,
+    Returns the per-perturbation metrics with an ``embedding_seed`` column. Controls
+    that cannot be fitted (as their embedding, e.g. a G whose training P is too small)
+    are not printed once per seed but listed in ``attrs["not_fitted"]`` (method, seed,
     embedding_seed, reason).
 
     ``truth``: the pseudobulk the methods are trained and scored on; ``splits``: the

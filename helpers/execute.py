@@ -64,8 +64,21 @@ MIRROR_NOTE_ENV = "PERTURBBOOK_MIRROR_NOTE"
 PAGE_SUFFIXES = (".md", ".ipynb")
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib", "logo.png")
 VERSION_PACKAGES = (
-    "numpy", "scipy", "pandas", "anndata", "scanpy", "scikit-learn", "torch", "matplotlib",
-    "papermill", "jupyter-book", "pooch", "h5py", "cell-gears", "torch-geometric", "sentence-transformers",
+    "numpy",
+    "scipy",
+    "pandas",
+    "anndata",
+    "scanpy",
+    "scikit-learn",
+    "torch",
+    "matplotlib",
+    "papermill",
+    "jupyter-book",
+    "pooch",
+    "h5py",
+    "cell-gears",
+    "torch-geometric",
+    "sentence-transformers",
 )
 
 
@@ -93,7 +106,9 @@ def _resolve(root: Path, page: str) -> Path:
         path = root / f"{page}{suffix}"
         if path.exists():
             return path
-    raise FileNotFoundError(f"_toc.yml lists {page!r} but neither {page}.md nor {page}.ipynb exists.")
+    raise FileNotFoundError(
+        f"_toc.yml lists {page!r} but neither {page}.md nor {page}.ipynb exists."
+    )
 
 
 def _hide_injected_parameters(path: Path) -> None:
@@ -106,7 +121,8 @@ def _hide_injected_parameters(path: Path) -> None:
 
 
 def stage_book(root: Path, out: Path) -> list[Path]:
-    """Copy the book's configuration and Markdown pages to ``out``; return the notebooks to execute."""
+    """Copy the book's configuration and Markdown pages to ``out``; return the notebooks
+    to execute."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -115,7 +131,9 @@ def stage_book(root: Path, out: Path) -> list[Path]:
             shutil.copy2(root / name, out / name)
     # the chapters show the tested source with {literalinclude} ../helpers/...: the
     # staged book needs it
-    shutil.copytree(root / "helpers", out / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        root / "helpers", out / "helpers", ignore=shutil.ignore_patterns("__pycache__")
+    )
     notebooks = []
     for page in toc_files(root):
         source = _resolve(root, page)
@@ -297,9 +315,10 @@ NOTE_MARKER = "<!-- build-provenance: written by the build (helpers.execute) -->
 
 
 def front_page_figure(results: Path, out: Path) -> str:
-    """Draw the front page's figure into the staged book (``figures/figure1.png``, and a copy
-    under ``_vendor/`` that the site serves at the stable address ``_static/figure1.png``,
-    which the README shows) and return its Markdown block (helpers.frontpage)."""
+    """Draw the front page's figure into the staged book (``figures/figure1.png``, and a
+    copy under ``_vendor/`` that the site serves at the stable address
+    ``_static/figure1.png``, which the README shows) and return its Markdown block
+    (helpers.frontpage)."""
     made = frontpage.write(results, out / "figures")
     (out / "_vendor").mkdir(parents=True, exist_ok=True)
     shutil.copy2(made["figure"], out / "_vendor" / made["figure"].name)
@@ -420,8 +439,14 @@ def execute_notebooks(
                 progress_bar=False,
                 log_output=False,
             )
-        except Exception as err:  # papermill re-raises cell errors; record them and go on
-            status, error = "failed", f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+        except (
+            Exception
+        ) as err:  # papermill re-raises cell errors; record them and go on
+            status, error = (
+                "failed",
+                f"{type(err).__name__}: "
+                f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
+            )
             print(f"[execute] FAILED {source.name}: {err}", file=sys.stderr, flush=True)
         finally:
             if saved is None:
@@ -500,8 +525,7 @@ def front_page_label(status: pd.DataFrame, requested: str, commit: str) -> str:
         lines += [
             "",
             f"The data were downloaded from a local mirror ({mirror}) standing in for "
-            "the publishers"
-            + (f": {note}." if note else "."),
+            "the publishers" + (f": {note}." if note else "."),
         ]
     return "\n".join([*lines, ":::", ""])
 
@@ -542,10 +566,16 @@ def status_page(status: pd.DataFrame, versions: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.execute", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.execute", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--profile", default="quick", choices=["quick", "paper"])
-    parser.add_argument("--out", default="_build/book_src", help="staging folder for the book build")
-    parser.add_argument("--only", nargs="*", help="notebook names (e.g. 01_data) to run; default: all")
+    parser.add_argument(
+        "--out", default="_build/book_src", help="staging folder for the book build"
+    )
+    parser.add_argument(
+        "--only", nargs="*", help="notebook names (e.g. 01_data) to run; default: all"
+    )
     parser.add_argument(
         "--executed-dir",
         type=Path,
@@ -577,15 +607,24 @@ def main(argv: list[str] | None = None) -> int:
                 figure = front_page_figure(results_base(), out)
             except frontpage.FrontPageError as err:
                 figure_error = str(err)
-                figure = f":::{{error}}\nThe front page's figure could not be made: {err}\n:::\n"
+                figure = (
+                    f":::{{error}}\nThe front page's figure could not be "
+                    f"made: {err}\n:::\n"
+                )
         index.write_text(fill_front_page(index.read_text(), figure, note))
     print(status.drop(columns="data").to_string(index=False))
     if figure_error:
-        print(f"[execute] the front page's figure failed: {figure_error}", file=sys.stderr)
+        print(
+            f"[execute] the front page's figure failed: {figure_error}", file=sys.stderr
+        )
         return 1
     failed = status[status["status"] != "ok"]
     if len(failed):
-        print(f"[execute] {len(failed)} notebook(s) failed: {', '.join(failed['notebook'])}", file=sys.stderr)
+        print(
+            f"[execute] {len(failed)} notebook(s) failed: "
+            f"{', '.join(failed['notebook'])}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

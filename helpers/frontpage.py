@@ -1,26 +1,28 @@
 """The front page's figure and answer, made by the build from the chapters' results.
 
 The paper's Figure 1 in one picture: every model beside predicting **no change** and the
-**additive** baseline, as mean L2 on held-out double perturbations with intervals. Two panels:
+**additive** baseline, as mean L2 on held-out double perturbations with intervals. Two
+panels:
 
-* **published**: the paper's own per-perturbation results (Source Data, full Norman 2019, the
-  test doubles of its five splits), as chapter 2 saves them
+* **published**: the paper's own per-perturbation results (Source Data, full Norman
+  2019, the test doubles of its five splits), as chapter 2 saves them
   (``02_double_perturbations/published_per_perturbation_metrics.csv``);
-* **this build**: every model the book runs on double perturbations, scored by the book on the
-  data of the profile the build used, as chapter 4 saves them
+* **this build**: every model the book runs on double perturbations, scored by the book
+  on the data of the profile the build used, as chapter 4 saves them
   (``04_foundation_models/per_perturbation_metrics.csv``: the baselines, the book's tiny
-  transformer and the real GEARS library on the same held-out doubles). Rows of simulated data
-  are labelled SYNTHETIC in the caption.
+  transformer and the real GEARS library on the same held-out doubles). Rows of
+  simulated data are labelled SYNTHETIC in the caption.
 
 Intervals resample conditions and split seeds as crossed factors
-(:mod:`helpers.uncertainty`), and the three-sentence answer under the figure is generated from
-paired sign-flip tests against the baselines (:func:`helpers.compare.paired_test`, exact at
-small n), never from point estimates alone.
+(:mod:`helpers.uncertainty`), and the three-sentence answer under the figure is
+generated from paired sign-flip tests against the baselines
+(:func:`helpers.compare.paired_test`, exact at small n), never from point estimates
+alone.
 
-A result file that is missing, or that holds a method this module has no label for, is an
-error (:class:`FrontPageError`): the figure must change when the results change, not drop rows
-silently. ``helpers.execute`` calls :func:`write` after a full build; ``python -m
-helpers.frontpage --results _build/results --out DIR`` does the same by hand.
+A result file that is missing, or that holds a method this module has no label for, is
+an error (:class:`FrontPageError`): the figure must change when the results change, not
+drop rows silently. ``helpers.execute`` calls :func:`write` after a full build; ``python
+-m helpers.frontpage --results _build/results --out DIR`` does the same by hand.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class Method:
     kind: str  # "baseline" or "deep"
 
 
-# Every method the figure can show. A new method in a result file must be added here (with
-# its kind), or the build stops: the figure never drops a row it does not know.
+# Every method the figure can show. A new method in a result file must be added here
+# (with its kind), or the build stops: the figure never drops a row it does not know.
 KNOWN_METHODS = {
     "no_change": Method("No change", "baseline"),
     "additive": Method("Additive", "baseline"),
@@ -118,7 +120,8 @@ def _read(results: Path, source: Source) -> pd.DataFrame:
     needed = {"dataset", "method", "seed", "condition", "l2"}
     if not needed <= set(table.columns):
         raise FrontPageError(
-            f"{path} lacks the columns {sorted(needed - set(table.columns))}: it is not a "
+            f"{path} lacks the columns {sorted(needed - set(table.columns))}: it "
+            "is not a "
             "per-perturbation metrics table."
         )
     if source.split is not None and "split" in table.columns:
@@ -134,7 +137,9 @@ def _read(results: Path, source: Source) -> pd.DataFrame:
     return table
 
 
-def figure_data(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def figure_data(
+    results: str | Path, *, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """One row per (panel, method): mean L2 with a 95% interval over conditions x split
     seeds, n conditions and seeds, the dataset(s) and whether they are synthetic."""
     rows = []
@@ -166,9 +171,10 @@ def figure_data(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> pd
 
 
 def _paired(results: Path, source: Source, *, n_boot: int, seed: int) -> pd.DataFrame:
-    """Each deep model against additive and no change: :func:`helpers.compare.paired_test`
-    (sign flips per double decide; exact at small n, where five doubles can never reach
-    p < 0.05), as ``direction`` better / worse / inconclusive."""
+    """Each deep model against additive and no change:
+    :func:`helpers.compare.paired_test` (sign flips per double decide; exact at small n,
+    where five doubles can never reach p < 0.05), as ``direction`` better / worse /
+    inconclusive."""
     from .compare import paired_test
 
     table = _read(results, source).assign(dataset="all")
@@ -180,13 +186,26 @@ def _paired(results: Path, source: Source, *, n_boot: int, seed: int) -> pd.Data
             if baseline not in set(table["method"]):
                 continue
             r = paired_test(
-                table, method, baseline, value="l2", n_boot=n_boot, n_perm=n_boot,
+                table,
+                method,
+                baseline,
+                value="l2",
+                n_boot=n_boot,
+                n_perm=n_boot,
                 seed=seed,
             ).iloc[0]
-            direction = "better" if r["better"] else "worse" if r["worse"] else (
-                "inconclusive")
-            out.append({"method": method, "baseline": baseline, "direction": direction,
-                        "n_conditions": int(r["n_conditions"]), "p_text": r["p_text"]})
+            direction = (
+                "better" if r["better"] else "worse" if r["worse"] else ("inconclusive")
+            )
+            out.append(
+                {
+                    "method": method,
+                    "baseline": baseline,
+                    "direction": direction,
+                    "n_conditions": int(r["n_conditions"]),
+                    "p_text": r["p_text"],
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -194,7 +213,9 @@ def _names(methods) -> str:
     labels = [KNOWN_METHODS[m].label for m in methods]
     if not labels:
         return "none"
-    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    return (
+        labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    )
 
 
 def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
@@ -211,7 +232,8 @@ def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
     beats = vs_add.loc[vs_add["direction"] == "better", "method"]
     loses = vs_add.loc[vs_add["direction"] == "worse", "method"]
     s1 = (
-        f"In the paper's published results ({n_pub} held-out doubles of full Norman 2019 "
+        f"In the paper's published results ({n_pub} held-out doubles of full "
+        "Norman 2019 "
         f"over {int(pub['n_seeds'].max())} splits), {len(loses)} of {len(vs_add)} deep "
         f"models have a larger error than adding the two single effects, and "
         f"{'none beats it' if beats.empty else _names(beats) + ' beat it'} (paired "
@@ -220,16 +242,23 @@ def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
     better_than_none = vs_none.loc[vs_none["direction"] == "better", "method"]
     worse_than_none = vs_none.loc[vs_none["direction"] == "worse", "method"]
     s2 = (
-        f"The deep models are not useless: {len(better_than_none)} of {len(vs_none)} beat "
+        f"The deep models are not useless: {len(better_than_none)} of "
+        f"{len(vs_none)} beat "
         "predicting no change"
-        + (f", while {_names(worse_than_none)} does worse than no change"
-           if len(worse_than_none) else "")
+        + (
+            f", while {_names(worse_than_none)} does worse than no change"
+            if len(worse_than_none)
+            else ""
+        )
         + ": the question is whether they add anything beyond the additive baseline."
     )
     ours = data[data["panel"] == "this build"]
     n_ours = int(ours["n_conditions"].max())
-    label = "SYNTHETIC simulated data" if ours["synthetic"].any() else (
-        "real data: " + ", ".join(sorted(set(ours["dataset"]))))
+    label = (
+        "SYNTHETIC simulated data"
+        if ours["synthetic"].any()
+        else ("real data: " + ", ".join(sorted(set(ours["dataset"]))))
+    )
     vs_add_ours = built[built["baseline"] == "additive"] if len(built) else built
     if len(vs_add_ours) and (vs_add_ours["direction"] == "inconclusive").all():
         verdict = (
@@ -238,31 +267,41 @@ def answer(results: str | Path, *, n_boot: int = 2000, seed: int = 0) -> str:
             "profile can"
         )
     else:
-        verdict = "; ".join(
-            f"{KNOWN_METHODS[r.method].label} "
-            + {"better": "beats", "worse": "is worse than",
-               "inconclusive": "cannot be told apart from"}[r.direction]
-            + " additive"
-            for r in vs_add_ours.itertuples()
-        ) or "no deep model ran"
+        verdict = (
+            "; ".join(
+                f"{KNOWN_METHODS[r.method].label} "
+                + {
+                    "better": "beats",
+                    "worse": "is worse than",
+                    "inconclusive": "cannot be told apart from",
+                }[r.direction]
+                + " additive"
+                for r in vs_add_ours.itertuples()
+            )
+            or "no deep model ran"
+        )
     s3 = (
-        f"This build reruns {_names(ours.loc[ours['kind'] == 'deep', 'method'])} beside "
+        f"This build reruns {_names(ours.loc[ours['kind'] == 'deep', 'method'])} "
+        "beside "
         f"the baselines ({label}): {verdict}."
     )
     return " ".join([s1, s2, s3])
 
 
 def draw(data: pd.DataFrame):
-    """The two-panel figure (matplotlib): mean L2 with its interval per method; baselines
-    grey, deep models coloured; each panel titled with the data it shows."""
+    """The two-panel figure (matplotlib): mean L2 with its interval per method;
+    baselines grey, deep models coloured; each panel titled with the data it shows."""
     import matplotlib.pyplot as plt
 
     panels = list(dict.fromkeys(data["panel"]))
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(10, 4.2), squeeze=False,
-        gridspec_kw={"width_ratios": [
-            max(3, (data["panel"] == p).sum()) for p in panels
-        ]},
+        1,
+        len(panels),
+        figsize=(10, 4.2),
+        squeeze=False,
+        gridspec_kw={
+            "width_ratios": [max(3, (data["panel"] == p).sum()) for p in panels]
+        },
     )
     for ax, panel in zip(axes[0], panels):
         part = data[data["panel"] == panel].sort_values(
@@ -299,12 +338,15 @@ def caption(data: pd.DataFrame) -> str:
     parts = []
     for panel in dict.fromkeys(data["panel"]):
         part = data[data["panel"] == panel]
-        synthetic = " (**SYNTHETIC**: the book's simulator)" if part["synthetic"].any() else ""
+        synthetic = (
+            " (**SYNTHETIC**: the book's simulator)" if part["synthetic"].any() else ""
+        )
         parts.append(
             f"*{panel}*: {part['source'].iloc[0]}, dataset "
             f"`{part['dataset'].iloc[0]}`{synthetic}, "
             f"{int(part['n_conditions'].max())} held-out doubles x "
-            f"{int(part['n_seeds'].max())} split(s) (chapter {part['chapter'].iloc[0][:2]})"
+            f"{int(part['n_seeds'].max())} split(s) (chapter "
+            f"{part['chapter'].iloc[0][:2]})"
         )
     return (
         "Mean L2 between predicted and observed expression change on held-out double "
@@ -315,7 +357,8 @@ def caption(data: pd.DataFrame) -> str:
 
 
 def write(results: str | Path, out: str | Path) -> dict[str, Path | str]:
-    """Draw the figure into ``out/figure1.png`` and return its path, caption and answer."""
+    """Draw the figure into ``out/figure1.png`` and return its path, caption and
+    answer."""
     import matplotlib
 
     matplotlib.use("Agg")

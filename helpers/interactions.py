@@ -1,22 +1,25 @@
-"""Genetic interactions: deviations from additivity, an empirical null, classes (introduced in chapter 6).
+"""Genetic interactions: deviations from additivity, an empirical null, classes
+(introduced in chapter 6).
 
 For a double ``A+B``, gene ``g`` and pseudobulks ``ctrl``, ``A``, ``B``, ``AB``:
 
 * additive expectation ``e = A + B - ctrl`` and deviation ``d = AB - e``;
-* an **empirical null** for ``d``: Efron's local false discovery rate with a maximum-likelihood normal
-  null ``N(delta0, sigma0^2)`` of proportion ``p0`` (R's ``locfdr(d, nulltype = 1)``, which the paper
-  used, re-implemented from locfdr 1.1-8 and checked against R's output): ``fdr(d) = p0 f0(d) / f(d)``,
-  with ``f`` the mixture density estimated by a Poisson regression on histogram counts (R's natural
-  spline ``ns``, 7 df) and the null ``f0`` fitted by maximum likelihood to the values near the median (a
-  truncated normal, locfdr's ``locmle``); see :func:`fit_empirical_null`;
-* thresholds: the positive and the negative ``d`` whose local fdr is closest to 0.05; an entry is
-  **non-additive** if ``d`` lies beyond them;
-* observed classes (the paper's rules): with ``same_dir = sign(A - ctrl) == sign(B - ctrl) == sign(AB - ctrl)``,
-  if ``same_dir`` and ``e > ctrl``: ``d > upper`` -> synergy, ``d < lower`` -> buffering (the mirror image
-  if ``e < ctrl``); other non-additive entries -> other; the rest -> additive;
-* predicted classes of a prediction ``v`` against control ``c`` and the additive expectation ``r``:
-  buffering if ``v`` lies between ``c`` and ``r`` (``c`` included), synergy if beyond ``r`` (further from
-  ``c``), opposite if on the other side of ``c``.
+* an **empirical null** for ``d``: Efron's local false discovery rate with a
+  maximum-likelihood normal null ``N(delta0, sigma0^2)`` of proportion ``p0`` (R's
+  ``locfdr(d, nulltype = 1)``, which the paper used, re-implemented from locfdr 1.1-8
+  and checked against R's output): ``fdr(d) = p0 f0(d) / f(d)``, with ``f`` the mixture
+  density estimated by a Poisson regression on histogram counts (R's natural spline
+  ``ns``, 7 df) and the null ``f0`` fitted by maximum likelihood to the values near the
+  median (a truncated normal, locfdr's ``locmle``); see :func:`fit_empirical_null`;
+* thresholds: the positive and the negative ``d`` whose local fdr is closest to 0.05; an
+  entry is **non-additive** if ``d`` lies beyond them;
+* observed classes (the paper's rules): with ``same_dir = sign(A - ctrl) == sign(B -
+  ctrl) == sign(AB - ctrl)``, if ``same_dir`` and ``e > ctrl``: ``d > upper`` ->
+  synergy, ``d < lower`` -> buffering (the mirror image if ``e < ctrl``); other
+  non-additive entries -> other; the rest -> additive;
+* predicted classes of a prediction ``v`` against control ``c`` and the additive
+  expectation ``r``: buffering if ``v`` lies between ``c`` and ``r`` (``c`` included),
+  synergy if beyond ``r`` (further from ``c``), opposite if on the other side of ``c``.
 """
 
 from __future__ import annotations
@@ -67,11 +70,13 @@ __all__ = [
 def deviations(
     pb: Pseudobulk, doubles=None, genes=None, *, drop_unexpressed: bool = True
 ) -> pd.DataFrame:
-    """One row per (double, gene): ctrl, A, B, AB, additive expectation and deviation ``d = AB - (A + B - ctrl)``.
+    """One row per (double, gene): ctrl, A, B, AB, additive expectation and deviation
+    ``d = AB - (A + B - ctrl)``.
 
-    ``doubles`` default: every double whose two singles are in ``pb``; ``genes`` default: all genes.
-    With ``drop_unexpressed``, entries where the gene is not detected in any of ctrl, A, B and AB (all
-    four means 0, so ``d = 0`` exactly and carries no information) are dropped; their number is in
+    ``doubles`` default: every double whose two singles are in ``pb``; ``genes``
+    default: all genes. With ``drop_unexpressed``, entries where the gene is not
+    detected in any of ctrl, A, B and AB (all four means 0, so ``d = 0`` exactly and
+    carries no information) are dropped; their number is in
     ``attrs["dropped_unexpressed"]``.
     """
     genes = pb.genes if genes is None else pd.Index(genes)
@@ -108,7 +113,8 @@ def deviations(
         )
     if not frames:
         raise InputError(
-            "No double perturbation with both singles measured: no deviations to compute."
+            "No double perturbation with both singles measured: no deviations to "
+            "compute."
         )
     table = pd.concat(frames, ignore_index=True)
     dropped = 0
@@ -138,20 +144,22 @@ class EmpiricalNull:
 
 
 def non_additive(d, lower: float, upper: float) -> np.ndarray:
-    """The paper's call: an entry is non-additive if its deviation lies beyond a threshold (``d > upper`` or
-    ``d < lower``)."""
+    """The paper's call: an entry is non-additive if its deviation lies beyond a
+    threshold (``d > upper`` or ``d < lower``)."""
     d = np.asarray(d, dtype=float)
     return (d > upper) | (d < lower)
 
 
 def natural_spline_basis(x, df: int = 7) -> np.ndarray:
-    """R's ``splines::ns(x, df = df)`` (no intercept column): a natural cubic spline basis.
+    """R's ``splines::ns(x, df = df)`` (no intercept column): a natural cubic spline
+    basis.
 
-    As R builds it: ``df - 1`` interior knots at the quantiles ``1/df, ..., (df-1)/df`` of ``x`` (R's
-    default quantile rule, numpy's "linear"), boundary knots at ``range(x)``; the cubic B-spline basis
-    (scipy) without its first column, projected by the Householder QR of the second-derivative
-    constraints at the two boundary knots onto the functions that are linear beyond them (the columns
-    after the first two of ``Q^T``). ``x`` must lie within its own range, which it does by construction.
+    As R builds it: ``df - 1`` interior knots at the quantiles ``1/df, ..., (df-1)/df``
+    of ``x`` (R's default quantile rule, numpy's "linear"), boundary knots at
+    ``range(x)``; the cubic B-spline basis (scipy) without its first column, projected
+    by the Householder QR of the second-derivative constraints at the two boundary knots
+    onto the functions that are linear beyond them (the columns after the first two of
+    ``Q^T``). ``x`` must lie within its own range, which it does by construction.
     """
     from scipy.interpolate import BSpline
 
@@ -178,7 +186,8 @@ def natural_spline_basis(x, df: int = 7) -> np.ndarray:
 
 
 def _r_hist_counts(values: np.ndarray, breaks: np.ndarray) -> np.ndarray:
-    """Counts of R's ``hist(values, breaks, right = TRUE, include.lowest = TRUE)`` (with R's 1e-7 fuzz)."""
+    """Counts of R's ``hist(values, breaks, right = TRUE, include.lowest = TRUE)`` (with
+    R's 1e-7 fuzz)."""
     fuzz = 1e-7 * np.median(np.diff(breaks))
     fuzzy = breaks + fuzz
     fuzzy[0] = breaks[0] - fuzz
@@ -189,7 +198,8 @@ def _r_hist_counts(values: np.ndarray, breaks: np.ndarray) -> np.ndarray:
 
 
 class _LogFloored(sm_families.links.Log):
-    """R's ``poisson()`` log link: ``mu = max(exp(eta), .Machine$double.eps)`` (and the same for d mu / d eta)."""
+    """R's ``poisson()`` log link: ``mu = max(exp(eta), .Machine$double.eps)`` (and the
+    same for d mu / d eta)."""
 
     def inverse(self, z):
         return np.maximum(np.exp(z), np.finfo(float).eps)
@@ -199,7 +209,8 @@ class _LogFloored(sm_families.links.Log):
 
 
 class _PoissonAsR(sm_families.Poisson):
-    """statsmodels' Poisson family as R's ``poisson()``: floored log link, IRLS started at ``mu = y + 0.1``."""
+    """statsmodels' Poisson family as R's ``poisson()``: floored log link, IRLS started
+    at ``mu = y + 0.1``."""
 
     def __init__(self):
         super().__init__(link=_LogFloored())
@@ -211,12 +222,14 @@ class _PoissonAsR(sm_families.Poisson):
 def _fit_mixture_density(
     values: np.ndarray, breaks: int, df: int, pct: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lindsey's method as locfdr does it: Poisson GLM of the histogram counts on ``ns(x, df)`` (statsmodels).
+    """Lindsey's method as locfdr does it: Poisson GLM of the histogram counts on
+    ``ns(x, df)`` (statsmodels).
 
-    ``breaks`` equally spaced break points (``breaks - 1`` bins, locfdr's ``bre``) from ``min`` to ``max``,
-    or, with ``pct > 0`` (locfdr's ``pct``), from the ``pct`` to the ``1 - pct`` quantile, values beyond
-    counted in the end bins and those two counts capped at 1. Returns the bin centres, the counts (before
-    the cap) and the fitted counts.
+    ``breaks`` equally spaced break points (``breaks - 1`` bins, locfdr's ``bre``) from
+    ``min`` to ``max``, or, with ``pct > 0`` (locfdr's ``pct``), from the ``pct`` to the
+    ``1 - pct`` quantile, values beyond counted in the end bins and those two counts
+    capped at 1. Returns the bin centres, the counts (before the cap) and the fitted
+    counts.
     """
     if pct > 0:
         lo, hi = np.quantile(values, [pct, 1 - pct])
@@ -229,12 +242,16 @@ def _fit_mixture_density(
         response[0], response[-1] = min(response[0], 1), min(response[-1], 1)
     centres = (edges[:-1] + edges[1:]) / 2
     design = np.column_stack([np.ones(len(centres)), natural_spline_basis(centres, df)])
-    # R's glm.fit: IRLS from mu = y + 0.1, stopping when |dev - dev_old| < 1e-8 (|dev| + 0.1) or after 25
-    # iterations (where a tail bin holds a lone count the deviance creeps down forever; R stops at 25 too)
+    # R's glm.fit: IRLS from mu = y + 0.1, stopping when |dev - dev_old| < 1e-8 (|dev| +
+    # 0.1) or after 25 iterations (where a tail bin holds a lone count the deviance
+    # creeps down forever; R stops at 25 too)
     problem = (
-        "The mixture density fit (Poisson GLM of the histogram on a natural spline, as locfdr) diverged: "
-        "a few extreme values stretch the histogram so that the bulk of the data falls in a handful of "
-        "bins. Fit the histogram on a trimmed range, e.g. pct=0.001 (locfdr's `pct` argument)."
+        "The mixture density fit (Poisson GLM of the histogram on a natural "
+        "spline, as locfdr) diverged: "
+        "a few extreme values stretch the histogram so that the bulk of the data "
+        "falls in a handful of "
+        "bins. Fit the histogram on a trimmed range, e.g. pct=0.001 (locfdr's "
+        "`pct` argument)."
     )
     try:
         with np.errstate(all="ignore"):
@@ -258,7 +275,8 @@ def _fit_mixture_density(
 def _truncated_moments(
     mean: float, sd: float, lo: float, hi: float
 ) -> tuple[np.ndarray, float]:
-    """E[z^k], k = 0..4, of N(mean, sd^2) truncated to [lo, hi], and the mass of the interval."""
+    """E[z^k], k = 0..4, of N(mean, sd^2) truncated to [lo, hi], and the mass of the
+    interval."""
     a, b = (lo - mean) / sd, (hi - mean) / sd
     pa, pb = stats.norm.pdf(a), stats.norm.pdf(b)
     mass = stats.norm.cdf(b) - stats.norm.cdf(a)
@@ -295,11 +313,12 @@ def _truncated_normal_mle(
 ) -> tuple[float, float, float] | None:
     """locfdr's ``locmle``: ML normal null from the values in ``centre +- half_width``.
 
-    The likelihood of the values inside the interval is that of a normal truncated to it; its maximum
-    is found as locmle does, by damped Newton steps on the natural parameters ``(mean / sd^2,
-    -1 / (2 sd^2))`` that match the truncated first two moments to the observed ones (at most
-    ``iterations`` steps from ``start``, stopping when a step is shorter than ``tol``). ``p0`` is the
-    share of values inside divided by the null's mass there. None where the iteration fails.
+    The likelihood of the values inside the interval is that of a normal truncated to
+    it; its maximum is found as locmle does, by damped Newton steps on the natural
+    parameters ``(mean / sd^2, -1 / (2 sd^2))`` that match the truncated first two
+    moments to the observed ones (at most ``iterations`` steps from ``start``, stopping
+    when a step is shorter than ``tol``). ``p0`` is the share of values inside divided
+    by the null's mass there. None where the iteration fails.
     """
     lo, hi = centre - half_width, centre + half_width
     inside = values[(values >= lo) & (values <= hi)]
@@ -338,28 +357,32 @@ def fit_empirical_null(
     df: int = 7,
     pct: float = 0.0,
 ) -> EmpiricalNull:
-    """Efron's local fdr with a maximum-likelihood empirical normal null: R's ``locfdr(d, nulltype = 1)``.
+    """Efron's local fdr with a maximum-likelihood empirical normal null: R's
+    ``locfdr(d, nulltype = 1)``.
 
-    A re-implementation of locfdr 1.1-8's algorithm (checked against R's output on four reference
-    vectors, ``tests/parity/test_interactions.py``):
+    A re-implementation of locfdr 1.1-8's algorithm (checked against R's output on four
+    reference vectors, ``tests/parity/test_interactions.py``):
 
-    1. mixture density ``f``: Poisson GLM of the counts of a histogram with ``breaks`` equally spaced
-       break points over the range of the values, on a natural cubic spline (:func:`natural_spline_basis`,
-       R's ``ns(x, df)``) of the bin centres;
-    2. null ``N(delta, sigma^2)`` with proportion ``p0``: :func:`_truncated_normal_mle` on
-       ``median +- b * sc`` (``sc`` = IQR / (2 qnorm(0.75)), ``b = 4.3 exp(-0.26 log10 N)``), started at
-       (0, 1), then again on ``delta +- b * sigma`` started at the first estimate (``b = 1`` if N > 500,000);
-    3. bin fdr = ``min(1, p0 f0 / f)`` with ``f0`` the null density scaled to the total of ``f``; set to 1
-       from the leftmost bin at or left of ``delta`` with fdr 1 to the rightmost at or right of it, and on
-       ``delta +- sigma``;
-    4. the fdr of each value: linear interpolation between bin centres, constant beyond (``approx(rule = 2)``).
+    1. mixture density ``f``: Poisson GLM of the counts of a histogram with ``breaks``
+       equally spaced break points over the range of the values, on a natural cubic
+       spline (:func:`natural_spline_basis`, R's ``ns(x, df)``) of the bin centres;
+    2. null ``N(delta, sigma^2)`` with proportion ``p0``: :func:`_truncated_normal_mle`
+       on ``median +- b * sc`` (``sc`` = IQR / (2 qnorm(0.75)), ``b = 4.3 exp(-0.26
+       log10 N)``), started at (0, 1), then again on ``delta +- b * sigma`` started at
+       the first estimate (``b = 1`` if N > 500,000);
+    3. bin fdr = ``min(1, p0 f0 / f)`` with ``f0`` the null density scaled to the total
+       of ``f``; set to 1 from the leftmost bin at or left of ``delta`` with fdr 1 to
+       the rightmost at or right of it, and on ``delta +- sigma``;
+    4. the fdr of each value: linear interpolation between bin centres, constant beyond
+       (``approx(rule = 2)``).
 
-    ``pct`` (locfdr's argument, default 0 as in the paper's call): histogram on the ``pct`` to ``1 - pct``
-    quantile range instead of the full range, for data whose few extreme values would squeeze the bulk
-    into a handful of bins (the fit then fails with an error saying so).
+    ``pct`` (locfdr's argument, default 0 as in the paper's call): histogram on the
+    ``pct`` to ``1 - pct`` quantile range instead of the full range, for data whose few
+    extreme values would squeeze the bulk into a handful of bins (the fit then fails
+    with an error saying so).
 
-    Thresholds (as the paper): among the positive and among the negative values, the one whose local fdr
-    is closest to ``target_fdr`` (the first such value in input order).
+    Thresholds (as the paper): among the positive and among the negative values, the one
+    whose local fdr is closest to ``target_fdr`` (the first such value in input order).
     """
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
@@ -371,8 +394,10 @@ def fit_empirical_null(
     q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
     if not q3 > q1:
         raise InputError(
-            f"The central half of the values are all equal ({median}); an empirical null cannot be fitted. "
-            "Drop entries that carry no information (e.g. genes not expressed in any of the conditions)."
+            f"The central half of the values are all equal ({median}); an "
+            "empirical null cannot be fitted. "
+            "Drop entries that carry no information (e.g. genes not expressed in "
+            "any of the conditions)."
         )
     if not 0 <= pct < 0.5:
         raise InputError(f"pct must be in [0, 0.5) (got {pct}).")
@@ -390,7 +415,8 @@ def fit_empirical_null(
     )
     if second is None:
         raise InputError(
-            "The maximum-likelihood null failed (the middle of the histogram is not normal-shaped)."
+            "The maximum-likelihood null failed (the middle of the histogram is "
+            "not normal-shaped)."
         )
     mean, sd, p0 = second
     null = stats.norm.pdf(centres, mean, sd)
@@ -431,13 +457,15 @@ def fit_empirical_null(
 
 
 def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
-    """The interval in which each threshold must lie for ``non_additive`` to reproduce given labels.
+    """The interval in which each threshold must lie for ``non_additive`` to reproduce
+    given labels.
 
-    ``called``: True where an entry is labelled non-additive. The upper threshold lies between the largest
-    positive deviation labelled additive and the smallest positive one labelled non-additive; the lower
-    threshold between the largest negative one labelled non-additive and the smallest negative one
-    labelled additive. Used to read the paper's thresholds off its published labels (Fig. 1f). Raises if
-    the labels cannot come from two thresholds.
+    ``called``: True where an entry is labelled non-additive. The upper threshold lies
+    between the largest positive deviation labelled additive and the smallest positive
+    one labelled non-additive; the lower threshold between the largest negative one
+    labelled non-additive and the smallest negative one labelled additive. Used to read
+    the paper's thresholds off its published labels (Fig. 1f). Raises if the labels
+    cannot come from two thresholds.
     """
     d = np.asarray(deviation, dtype=float)
     called = np.asarray(called, dtype=bool)
@@ -449,13 +477,15 @@ def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
         and (neg & ~called).any()
     ):
         raise InputError(
-            "Need entries labelled additive and non-additive on both sides of 0 to bracket the thresholds."
+            "Need entries labelled additive and non-additive on both sides of 0 "
+            "to bracket the thresholds."
         )
     upper = (d[pos & ~called].max(), d[pos & called].min())
     lower = (d[neg & called].max(), d[neg & ~called].min())
     if not (upper[0] < upper[1] and lower[0] < lower[1]):
         raise InputError(
-            "The labels are not consistent with two thresholds (additive entries beyond called ones)."
+            "The labels are not consistent with two thresholds (additive entries "
+            "beyond called ones)."
         )
     return pd.DataFrame(
         {
@@ -467,7 +497,8 @@ def thresholds_implied_by_labels(deviation, called) -> pd.DataFrame:
 
 
 def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Series:
-    """The paper's observed classes (additive, buffering, synergy, other) for a :func:`deviations` table.
+    """The paper's observed classes (additive, buffering, synergy, other) for a
+    :func:`deviations` table.
 
     ``table``: a :func:`deviations` table; ``lower`` and ``upper``: the thresholds of
     the fitted null (:func:`fit_empirical_null`) outside which a deviation is called
@@ -488,10 +519,11 @@ def observed_classes(table: pd.DataFrame, lower: float, upper: float) -> pd.Seri
 
 
 def predicted_classes(value, ctrl, additive) -> np.ndarray:
-    """Class of each prediction relative to control ``c`` and the additive expectation ``r``.
+    """Class of each prediction relative to control ``c`` and the additive expectation
+    ``r``.
 
-    buffering: between ``c`` and ``r`` (``c`` included); synergy: beyond ``r``; opposite: the other side
-    of ``c``. Entries with ``v == r`` exactly are "additive".
+    buffering: between ``c`` and ``r`` (``c`` included); synergy: beyond ``r``;
+    opposite: the other side of ``c``. Entries with ``v == r`` exactly are "additive".
 
     ``value``: the predictions ``v``; ``ctrl``: the control ``c``; ``additive``: the
     additive expectation ``r`` (arrays of one shape).
@@ -510,8 +542,8 @@ def predicted_classes(value, ctrl, additive) -> np.ndarray:
 def prediction_deviations(predictions: Predictions, obs: pd.DataFrame) -> pd.DataFrame:
     """Join a method's predictions to an observed :func:`deviations` table.
 
-    Adds ``value`` (the prediction), ``pred_minus_add = value - additive`` and its predicted class.
-    Only (condition, gene) pairs present in both are kept.
+    Adds ``value`` (the prediction), ``pred_minus_add = value - additive`` and its
+    predicted class. Only (condition, gene) pairs present in both are kept.
     """
     long = predictions.values.stack().rename("value").reset_index()
     long.columns = ["condition", "gene", "value"]
@@ -526,16 +558,19 @@ def prediction_deviations(predictions: Predictions, obs: pd.DataFrame) -> pd.Dat
 
 
 def tpr_fdp_curve(score, truth, grid=None) -> pd.DataFrame:
-    """True-positive rate against false-discovery proportion when ranking by ``score``, as the paper computes it.
+    """True-positive rate against false-discovery proportion when ranking by ``score``,
+    as the paper computes it.
 
-    The paper's recipe (``double_perturbation_analysis.Rmd``): rank entries by ``score`` (descending, ties
-    in input order); after each entry count true (``tp``) and false (``fp``) positives, ``fdp = fp /
-    max(1, tp + fp)``; sort these points by fdp and take the running maximum of ``tp``; ``tpr = tp /
-    #true``; then R's ``approx(fdp, tpr, xout = grid, yleft = 0, yright = 1)``: points with the same
-    fdp are averaged (``ties = mean``), the grid (default 101 FDP values 0, 0.01, ..., 1) is linearly
-    interpolated between them, and grid values below the smallest / above the largest fdp reached get
-    TPR 0 / 1. Column ``point`` says which: "reached" (the grid value is an fdp the ranking reaches),
-    "interpolated" (between two reached fdp values) or "outside" (0 or 1 by the rule above).
+    The paper's recipe (``double_perturbation_analysis.Rmd``): rank entries by ``score``
+    (descending, ties in input order); after each entry count true (``tp``) and false
+    (``fp``) positives, ``fdp = fp / max(1, tp + fp)``; sort these points by fdp and
+    take the running maximum of ``tp``; ``tpr = tp / #true``; then R's ``approx(fdp,
+    tpr, xout = grid, yleft = 0, yright = 1)``: points with the same fdp are averaged
+    (``ties = mean``), the grid (default 101 FDP values 0, 0.01, ..., 1) is linearly
+    interpolated between them, and grid values below the smallest / above the largest
+    fdp reached get TPR 0 / 1. Column ``point`` says which: "reached" (the grid value is
+    an fdp the ranking reaches), "interpolated" (between two reached fdp values) or
+    "outside" (0 or 1 by the rule above).
     """
     score = np.asarray(score, dtype=float)
     truth = np.asarray(truth, dtype=bool)
@@ -562,7 +597,8 @@ def tpr_fdp_curve(score, truth, grid=None) -> pd.DataFrame:
 
 
 def ranking_scores(score, truth) -> dict[str, float]:
-    """AUROC and AUPRC (average precision) of ranking entries by ``score`` against ``truth`` (scikit-learn)."""
+    """AUROC and AUPRC (average precision) of ranking entries by ``score`` against
+    ``truth`` (scikit-learn)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     truth = np.asarray(truth, dtype=bool)
@@ -577,7 +613,8 @@ def ranking_scores(score, truth) -> dict[str, float]:
 def top_k_composition(
     table: pd.DataFrame, k: int = 500, by: str = "method"
 ) -> pd.DataFrame:
-    """Predicted class counts among each method's ``k`` entries with the largest |pred_minus_add|.
+    """Predicted class counts among each method's ``k`` entries with the
+    largest |pred_minus_add|.
 
     ``table``: the joined table of :func:`score_predictions`; ``by``: the column
     grouping the rows (one bar each).
@@ -608,12 +645,14 @@ def score_predictions(
     *,
     exclude=("additive",),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Rank each method's predicted deviations against the observed interactions, per method and seed.
+    """Rank each method's predicted deviations against the observed interactions, per
+    method and seed.
 
-    ``predictions``: the methods' predictions (one per method and seed). ``observed``: a :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
-    skipped (the additive baseline predicts no deviation at all). Returns (curves: method, seed, fdp,
-    tpr; scores: method, seed, auroc, auprc, positives, n; joined: every (method, seed, condition,
-    gene) with its predicted deviation and class).
+    ``predictions``: the methods' predictions (one per method and seed). ``observed``: a
+    :func:`deviations` table with a boolean ``truth_column``. Methods in ``exclude`` are
+    skipped (the additive baseline predicts no deviation at all). Returns (curves:
+    method, seed, fdp, tpr; scores: method, seed, auroc, auprc, positives, n; joined:
+    every (method, seed, condition, gene) with its predicted deviation and class).
     """
     curves, scores, joined = [], [], []
     for pred in predictions:
@@ -1115,8 +1154,9 @@ def sign_agreement(joined: pd.DataFrame, truth: str = "non_additive") -> pd.Data
     """
     _need(joined, ["pred_minus_add", "deviation", truth], "sign_agreement")
     rows = joined[joined[truth].astype(bool)].copy()
-    pred, obs = np.sign(rows["pred_minus_add"].to_numpy()), np.sign(
-        rows["deviation"].to_numpy()
+    pred, obs = (
+        np.sign(rows["pred_minus_add"].to_numpy()),
+        np.sign(rows["deviation"].to_numpy()),
     )
     rows["sign_match"] = np.where(pred == 0, np.nan, (pred == obs).astype(float))
     return rows

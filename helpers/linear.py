@@ -3,23 +3,24 @@
 Notation (genes ``g``, conditions ``p``): ``c`` is the control pseudobulk and
 ``Y[g, p] = pseudobulk[p, g] - c[g]`` the change matrix of the **training** conditions.
 
-* ``G`` (genes x K): a gene embedding. Default: the genes' scores in a PCA of the training
-  pseudobulk matrix (genes x training conditions; genes are the observations, centred, not
-  scaled), K = 10.
-* ``P`` (conditions x K'): a perturbation embedding. Default: the row of ``G`` of the target gene
-  (``ctrl`` = 0; a double ``A+B`` = ``G_A + G_B``), so only perturbations of measured genes can be
-  embedded. Variants: random, an external table, or the PCA of another screen's pseudobulk.
-* ``b = mean_p Y[:, p]`` over training conditions, ``Y~ = Y - b 1^T``, and ``W`` (K x K') the
-  two-sided ridge solution
+* ``G`` (genes x K): a gene embedding. Default: the genes' scores in a PCA of the
+  training pseudobulk matrix (genes x training conditions; genes are the observations,
+  centred, not scaled), K = 10.
+* ``P`` (conditions x K'): a perturbation embedding. Default: the row of ``G`` of the
+  target gene (``ctrl`` = 0; a double ``A+B`` = ``G_A + G_B``), so only perturbations of
+  measured genes can be embedded. Variants: random, an external table, or the PCA of
+  another screen's pseudobulk.
+* ``b = mean_p Y[:, p]`` over training conditions, ``Y~ = Y - b 1^T``, and ``W`` (K x
+  K') the two-sided ridge solution
 
       W = (G^T G + lambda I)^-1  G^T Y~ P  (P^T P + lambda I)^-1,      lambda = 0.1,
 
-  which minimises ``||Y~ - G W P^T||_F^2 + lambda ||W||^2``-type penalties on both sides (see
-  chapter 3 for the derivation).
+  which minimises ``||Y~ - G W P^T||_F^2 + lambda ||W||^2``-type penalties on both sides
+  (see chapter 3 for the derivation).
 * Prediction: ``y_hat_p = c + b + G W P_p``.
 
-Perturbations whose embedding is unknown are reported as unpredictable (``LinearFit.unpredictable``),
-never silently predicted as the mean.
+Perturbations whose embedding is unknown are reported as unpredictable
+(``LinearFit.unpredictable``), never silently predicted as the mean.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def solve_two_sided_ridge(
 
 
 def pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
-    """Scores of the rows of ``matrix`` on its first ``k`` principal components (columns centred, signs fixed)."""
+    """Scores of the rows of ``matrix`` on its first ``k`` principal components (columns
+    centred, signs fixed)."""
     centred = matrix - matrix.mean(axis=0, keepdims=True)
     k = min(k, min(centred.shape))
     if min(centred.shape) <= 50:
@@ -88,14 +90,16 @@ def pca_scores(matrix: np.ndarray, k: int) -> np.ndarray:
         U, S = U[:, :k], S[:k]
     else:
         U, S, _ = randomized_svd(centred, n_components=k, random_state=0)
-    # fix the sign of each component (largest |loading| positive) so results do not flip between runs
+    # fix the sign of each component (largest |loading| positive) so results do not flip
+    # between runs
     signs = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])])
     signs[signs == 0] = 1
     return U * S * signs
 
 
 def pca_gene_embedding(train_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
-    """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training conditions).
+    """``G``: the genes' scores in a PCA of the training pseudobulk (genes x training
+    conditions).
 
     ``train_pb``: the training pseudobulks; ``k``: the number of components.
     """
@@ -122,11 +126,13 @@ def random_gene_embedding(genes, k: int = 10, seed: int = 0) -> pd.DataFrame:
 def perturbation_embedding_from_genes(
     table: pd.DataFrame, conditions
 ) -> tuple[pd.DataFrame, list[str]]:
-    """``P`` from a table indexed by gene (a genes x d embedding, or another screen's conditions x d).
+    """``P`` from a table indexed by gene (a genes x d embedding, or another screen's
+    conditions x d).
 
-    ``A`` -> row ``A``; ``A+B`` -> row ``A`` + row ``B``; ``ctrl`` -> the table's ``ctrl`` row if it
-    has one (a screen's embedding), else 0. Returns the embedding of the conditions that can be
-    embedded and the list of those that cannot (a target gene without a row).
+    ``A`` -> row ``A``; ``A+B`` -> row ``A`` + row ``B``; ``ctrl`` -> the table's
+    ``ctrl`` row if it has one (a screen's embedding), else 0. Returns the embedding of
+    the conditions that can be embedded and the list of those that cannot (a target gene
+    without a row).
     """
     index = {str(g): i for i, g in enumerate(table.index)}
     values = table.to_numpy(dtype=float)
@@ -156,7 +162,8 @@ def perturbation_embedding_from_genes(
 def random_perturbation_embedding(
     conditions, k: int = 10, seed: int = 0
 ) -> pd.DataFrame:
-    """One i.i.d. N(0, 1) vector per condition, test conditions included (the paper's "random P")."""
+    """One i.i.d. N(0, 1) vector per condition, test conditions included (the paper's
+    "random P")."""
     rng = np.random.default_rng(seed)
     conditions = list(conditions)
     return pd.DataFrame(
@@ -167,10 +174,12 @@ def random_perturbation_embedding(
 
 
 def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFrame:
-    """Perturbation embeddings learned on **another** screen: PCA scores of its pseudobulk (conditions x genes).
+    """Perturbation embeddings learned on **another** screen: PCA scores of its
+    pseudobulk (conditions x genes).
 
-    Indexed by the other screen's condition names (matched to ours by target gene); its ``ctrl``
-    keeps its own score. Used for the paper's cross-dataset transfer (e.g. P from K562 for RPE1).
+    Indexed by the other screen's condition names (matched to ours by target gene); its
+    ``ctrl`` keeps its own score. Used for the paper's cross-dataset transfer (e.g. P
+    from K562 for RPE1).
 
     ``other_pb``: the other screen's pseudobulk; ``k``: the number of components.
     """
@@ -183,14 +192,17 @@ def pca_perturbation_embedding(other_pb: Pseudobulk, k: int = 10) -> pd.DataFram
 
 
 def align_gene_embedding(table: pd.DataFrame, genes) -> tuple[pd.DataFrame, list[str]]:
-    """Rows of an external genes x d table for ``genes`` (matched by symbol) and the genes it lacks."""
+    """Rows of an external genes x d table for ``genes`` (matched by symbol) and the
+    genes it lacks."""
     if not isinstance(table, pd.DataFrame) or table.shape[1] == 0:
         raise EmbeddingError(
-            "A gene embedding must be a DataFrame with genes as rows and at least one column."
+            "A gene embedding must be a DataFrame with genes as rows and at "
+            "least one column."
         )
     if table.index.has_duplicates:
         raise EmbeddingError(
-            f"The gene embedding has duplicated gene names, e.g. {table.index[table.index.duplicated()][:5].tolist()}."
+            "The gene embedding has duplicated gene names, e.g. "
+            f"{table.index[table.index.duplicated()][:5].tolist()}."
         )
     if not np.isfinite(table.to_numpy(dtype=float)).all():
         raise EmbeddingError("The gene embedding contains NaN or infinite values.")
@@ -198,7 +210,8 @@ def align_gene_embedding(table: pd.DataFrame, genes) -> tuple[pd.DataFrame, list
     present = genes[genes.isin(table.index)]
     if len(present) == 0:
         raise EmbeddingError(
-            f"None of the {len(genes)} genes has an embedding (table genes look like {table.index[:3].tolist()}, data "
+            f"None of the {len(genes)} genes has an embedding (table genes look "
+            f"like {table.index[:3].tolist()}, data "
             f"genes like {genes[:3].tolist()}); align both on gene symbols."
         )
     return table.loc[present], genes[~genes.isin(table.index)].tolist()
@@ -223,7 +236,8 @@ class LinearFit:
     def predict(
         self, conditions, *, seed: int | None = None
     ) -> tuple[Predictions, list[str]]:
-        """Predictions for the conditions that have an embedding, and the list of those that do not."""
+        """Predictions for the conditions that have an embedding, and the list of those
+        that do not."""
         conditions = list(conditions)
         ok = [c for c in conditions if c in self.P.index]
         unpredictable = [c for c in conditions if c not in self.P.index]
@@ -252,12 +266,13 @@ def fit_linear_model(
 ) -> LinearFit:
     """Fit ``Y ~ G W P^T + b`` on the training pseudobulk (see the module docstring).
 
-    ``gene_embedding``: ``"pca"`` (training PCA), ``"random"``, or a genes x d table (aligned by
-    symbol; genes without a row are dropped from the model and listed). ``perturbation_embedding``:
-    ``"genes"`` (rows of G of the target genes), ``"random"`` (one random vector per condition),
-    or a conditions x d table (e.g. :func:`pca_perturbation_embedding` of another screen; matched
-    by condition name). ``predict_conditions`` are embedded too, so that :meth:`LinearFit.predict`
-    can use them. Training conditions without an embedding are left out of the fit (listed).
+    ``gene_embedding``: ``"pca"`` (training PCA), ``"random"``, or a genes x d table
+    (aligned by symbol; genes without a row are dropped from the model and listed).
+    ``perturbation_embedding``: ``"genes"`` (rows of G of the target genes),
+    ``"random"`` (one random vector per condition), or a conditions x d table (e.g.
+    :func:`pca_perturbation_embedding` of another screen; matched by condition name).
+    ``predict_conditions`` are embedded too, so that :meth:`LinearFit.predict` can use
+    them. Training conditions without an embedding are left out of the fit (listed).
 
     ``train_pb``: the training pseudobulks; ``k``: the dimension of the PCA embeddings;
     ``ridge``: the ridge penalty lambda; ``seed``: seeds the random embeddings;
@@ -272,7 +287,8 @@ def fit_linear_model(
             G = random_gene_embedding(train_pb.genes, k, seed)
         else:
             raise InputError(
-                f"gene_embedding must be 'pca', 'random' or a DataFrame, got {gene_embedding!r}."
+                "gene_embedding must be 'pca', 'random' or a DataFrame, got "
+                f"{gene_embedding!r}."
             )
         genes_missing: list[str] = []
     else:
@@ -281,7 +297,8 @@ def fit_linear_model(
     all_conditions = list(dict.fromkeys([*train_pb.conditions, *predict_conditions]))
     if isinstance(perturbation_embedding, str):
         if perturbation_embedding == "genes":
-            # the paper's P always comes from the training PCA, also when G is random or external
+            # the paper's P always comes from the training PCA, also when G is random or
+            # external
             source = (
                 G
                 if isinstance(gene_embedding, str) and gene_embedding == "pca"
@@ -292,7 +309,8 @@ def fit_linear_model(
             P = random_perturbation_embedding(all_conditions, k, seed + 1)
         else:
             raise InputError(
-                f"perturbation_embedding must be 'genes', 'random' or a DataFrame, got {perturbation_embedding!r}."
+                "perturbation_embedding must be 'genes', 'random' or a "
+                f"DataFrame, got {perturbation_embedding!r}."
             )
     else:
         table = perturbation_embedding
@@ -306,7 +324,8 @@ def fit_linear_model(
     train_missing = [c for c in train_pb.conditions if c not in P.index]
     if len(train) < 2:
         raise EmbeddingError(
-            f"Only {len(train)} training condition(s) have a perturbation embedding; cannot fit."
+            f"Only {len(train)} training condition(s) have a perturbation "
+            "embedding; cannot fit."
         )
     ctrl = train_pb.ctrl
     Y = (
@@ -332,10 +351,11 @@ def fit_linear_model(
 def linear_model(
     train_pb: Pseudobulk, conditions, *, seed: int | None = None, **kwargs
 ) -> Predictions:
-    """Fit and predict in one call, with the signature of the baselines (for :func:`helpers.benchmark.run_methods`).
+    """Fit and predict in one call, with the signature of the baselines (for
+    :func:`helpers.benchmark.run_methods`).
 
-    Conditions that cannot be embedded are missing from the returned predictions; evaluate with
-    ``allow_missing=True`` and compare methods on the common set.
+    Conditions that cannot be embedded are missing from the returned predictions;
+    evaluate with ``allow_missing=True`` and compare methods on the common set.
     """
     conditions = list(conditions)
     fit = fit_linear_model(
@@ -348,10 +368,12 @@ def linear_model(
 def paper_variants(
     other_pb: Pseudobulk | None = None, *, k: int = 10, ridge: float = 0.1
 ) -> dict:
-    """The linear-model variants of the paper's Fig. 2c that need no pretrained model, as benchmark methods.
+    """The linear-model variants of the paper's Fig. 2c that need no pretrained model,
+    as benchmark methods.
 
-    ``linear`` (G and P from the training PCA), ``linear_random_G``, ``linear_random_P`` and, when the
-    pseudobulk of another screen is given, ``linear_P_other_screen`` (P = PCA of that screen).
+    ``linear`` (G and P from the training PCA), ``linear_random_G``, ``linear_random_P``
+    and, when the pseudobulk of another screen is given, ``linear_P_other_screen`` (P =
+    PCA of that screen).
 
     ``other_pb``: the pseudobulk of another screen (or ``None``); ``k``, ``ridge``: as
     for :func:`fit_linear_model`.
@@ -383,10 +405,12 @@ def embedding_variants(
     k: int = 10,
     ridge: float = 0.1,
 ) -> dict:
-    """Linear-model methods that use pretrained genes x d tables as G (``linear_G_<name>``) and/or as the
-    perturbation embedding (``linear_P_<name>``: a perturbation of gene g gets g's row, doubles the sum).
+    """Linear-model methods that use pretrained genes x d tables as G
+    (``linear_G_<name>``) and/or as the perturbation embedding (``linear_P_<name>``: a
+    perturbation of gene g gets g's row, doubles the sum).
 
-    With an external G, genes without a row are not predicted: evaluate with ``allow_missing_genes=True``.
+    With an external G, genes without a row are not predicted: evaluate with
+    ``allow_missing_genes=True``.
 
     ``tables``: name -> genes x d table; ``as_gene``, ``as_perturbation``: which
     variants to make; ``k``, ``ridge``: as for :func:`fit_linear_model`.
@@ -405,12 +429,14 @@ def embedding_variants(
 
 
 def random_embedding_like(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """A random Gaussian table of the same genes (rows) and dimension (columns) as ``table``.
+    """A random Gaussian table of the same genes (rows) and dimension (columns) as
+    ``table``.
 
-    The control for "does this embedding carry knowledge, or only dimensions?": entries are
-    i.i.d. normal with the root-mean-square entry of ``table`` (so the ridge penalty acts on the
-    same scale). The row of gene ``g`` depends only on ``(seed, g, dimension)``, not on the other
-    rows, so two tables that embed the same gene give it the same random row.
+    The control for "does this embedding carry knowledge, or only dimensions?": entries
+    are i.i.d. normal with the root-mean-square entry of ``table`` (so the ridge penalty
+    acts on the same scale). The row of gene ``g`` depends only on ``(seed, g,
+    dimension)``, not on the other rows, so two tables that embed the same gene give it
+    the same random row.
     """
     if not isinstance(table, pd.DataFrame) or table.shape[1] == 0 or len(table) == 0:
         raise EmbeddingError(
@@ -451,8 +477,9 @@ def random_control_name(side: str, dim: int) -> str:
 class RandomControls:
     """Random controls of matching dimension (:func:`random_control_variants`).
 
-    ``methods``: control name -> {embedding seed: benchmark method}; ``pairs``: embedding method
-    (``linear_P_text``) -> its control (``linear_P_random_d384``); ``seeds``: the embedding seeds.
+    ``methods``: control name -> {embedding seed: benchmark method}; ``pairs``:
+    embedding method (``linear_P_text``) -> its control (``linear_P_random_d384``);
+    ``seeds``: the embedding seeds.
     """
 
     methods: dict
@@ -469,12 +496,13 @@ def random_control_variants(
     k: int = 10,
     ridge: float = 0.1,
 ) -> RandomControls:
-    """For every table of :func:`embedding_variants`, the same linear model with a random
-    Gaussian table of the same genes and dimension (:func:`random_embedding_like`), one per seed.
+    """For every table of :func:`embedding_variants`, the same linear model with a
+    random Gaussian table of the same genes and dimension
+    (:func:`random_embedding_like`), one per seed.
 
     Names: ``linear_P_random_d{dim}`` / ``linear_G_random_d{dim}``; a second table of an
-    already used dimension gets ``_<table name>`` appended, so that every control matches the
-    gene coverage of its own embedding.
+    already used dimension gets ``_<table name>`` appended, so that every control
+    matches the gene coverage of its own embedding.
 
     ``tables``: name -> genes x d table (as for :func:`embedding_variants`); ``seeds``:
     one control per seed; ``as_gene``, ``as_perturbation``, ``k``, ``ridge``: as for

@@ -10,8 +10,8 @@ the evaluation genes ``G``
 **Noise floor of a condition**: ``floor_l2 = sqrt(v_p)``, the L2 that a prediction equal
 to the true mean ``mu_p`` would get against the observed ``y_p``. (It is the root of an
 expected square; with hundreds of genes ``||e_p||`` concentrates, so its mean is within
-a few per cent of ``sqrt(v_p)``; ``tests/unit/test_noise_floor.py`` checks that on simulated
-cells.)
+a few per cent of ``sqrt(v_p)``; ``tests/unit/test_noise_floor.py`` checks that on
+simulated cells.)
 
 Two estimators of ``v_p`` from the cells themselves:
 

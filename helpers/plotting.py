@@ -18,10 +18,25 @@ from matplotlib.textpath import TextPath
 from .profiles import dataset_label
 
 __all__ = [
-    "panels", "titled", "place_labels", "wrap", "cells_per_condition", "delta_heatmap",
-    "strongest_changes", "strip_plot", "prediction_scatter", "error_curves",
-    "forest_plot", "interaction_cartoon", "null_fit_plot", "qq_plot", "tpr_fdp_plot",
-    "class_mosaic", "similarity_heatmap", "rank_lines", "metric_ranks",
+    "panels",
+    "titled",
+    "place_labels",
+    "wrap",
+    "cells_per_condition",
+    "delta_heatmap",
+    "strongest_changes",
+    "strip_plot",
+    "prediction_scatter",
+    "error_curves",
+    "forest_plot",
+    "interaction_cartoon",
+    "null_fit_plot",
+    "qq_plot",
+    "tpr_fdp_plot",
+    "class_mosaic",
+    "similarity_heatmap",
+    "rank_lines",
+    "metric_ranks",
 ]
 
 TITLE_SIZE = 10
@@ -125,14 +140,19 @@ def place_labels(fig) -> None:
 
 
 def cells_per_condition(table: pd.DataFrame, dataset: str, ax=None):
-    """Horizontal bars of the number of cells per condition, coloured by kind (control / single / double).
+    """Horizontal bars of the number of cells per condition, coloured by kind (control /
+    single / double).
 
-    ``table``: one row per condition (columns condition, n_cells, kind); ``dataset``: the data's name
-    (in the title); ``ax``: the axes (a new figure if None).
+    ``table``: one row per condition (columns condition, n_cells, kind); ``dataset``:
+    the data's name (in the title); ``ax``: the axes (a new figure if None).
     """
     ax = ax or plt.subplots(figsize=(6, max(3, 0.18 * len(table))))[1]
     colours = {"control": "0.3", "single": "tab:blue", "double": "tab:orange"}
-    ax.barh(table["condition"], table["n_cells"], color=[colours.get(k, "tab:gray") for k in table["kind"]])
+    ax.barh(
+        table["condition"],
+        table["n_cells"],
+        color=[colours.get(k, "tab:gray") for k in table["kind"]],
+    )
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("cells")
@@ -142,7 +162,9 @@ def cells_per_condition(table: pd.DataFrame, dataset: str, ax=None):
     return ax
 
 
-def strongest_changes(delta: pd.DataFrame, n_genes: int = 30, n_conditions: int | None = None) -> pd.DataFrame:
+def strongest_changes(
+    delta: pd.DataFrame, n_genes: int = 30, n_conditions: int | None = None
+) -> pd.DataFrame:
     """The genes with the largest mean |delta| across conditions (control row dropped).
 
     ``n_genes``: how many genes; ``n_conditions``: keep only the conditions with the
@@ -155,16 +177,29 @@ def strongest_changes(delta: pd.DataFrame, n_genes: int = 30, n_conditions: int 
     return delta[genes]
 
 
-def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, *,
-                  title: str = "Change vs control (log1p units)"):
-    """Heatmap of a conditions x genes table of changes, symmetric colour scale around 0.
+def delta_heatmap(
+    delta: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    *,
+    title: str = "Change vs control (log1p units)",
+):
+    """Heatmap of a conditions x genes table of changes, symmetric colour scale around
+    0.
 
-    ``delta``: the conditions x genes table; ``dataset``: the data's name (in the title); ``ax``: the
-    axes (a new figure if None); ``title``: the panel title.
+    ``delta``: the conditions x genes table; ``dataset``: the data's name (in the
+    title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
     """
-    ax = ax or plt.subplots(figsize=(0.25 * delta.shape[1] + 2, 0.2 * delta.shape[0] + 1.5))[1]
+    ax = (
+        ax
+        or plt.subplots(
+            figsize=(0.25 * delta.shape[1] + 2, 0.2 * delta.shape[0] + 1.5)
+        )[1]
+    )
     limit = float(np.nanmax(np.abs(delta.to_numpy()))) or 1.0
-    image = ax.imshow(delta.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    image = ax.imshow(
+        delta.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto"
+    )
     ax.set_xticks(range(delta.shape[1]), delta.columns, rotation=90, fontsize=7)
     ax.set_yticks(range(delta.shape[0]), delta.index, fontsize=7)
     ax.figure.colorbar(image, ax=ax, shrink=0.6, label="pseudobulk - ctrl")
@@ -172,10 +207,19 @@ def delta_heatmap(delta: pd.DataFrame, dataset: str, ax=None, *,
     return ax
 
 
-def strip_plot(metrics: pd.DataFrame, dataset: str, *, value: str = "l2", ax=None, order=None,
-               title: str | None = None, source_col: str | None = None):
-    """The paper's Fig. 1a style: one jittered point per (perturbation, seed), a red bar at each method's
-    mean, and a dashed line at the best mean. Methods from a ``source == "published"`` column are marked.
+def strip_plot(
+    metrics: pd.DataFrame,
+    dataset: str,
+    *,
+    value: str = "l2",
+    ax=None,
+    order=None,
+    title: str | None = None,
+    source_col: str | None = None,
+):
+    """The paper's Fig. 1a style: one jittered point per (perturbation, seed), a red
+    bar at each method's mean, and a dashed line at the best mean. Methods from a
+    ``source == "published"`` column are marked.
 
     ``metrics``: the per-perturbation metrics; ``dataset``: the data's name (in the
     title); ``value``: the metric column drawn; ``ax``: the axes (a new figure if None);
@@ -193,47 +237,91 @@ def strip_plot(metrics: pd.DataFrame, dataset: str, *, value: str = "l2", ax=Non
         values = table.loc[table["method"] == method, value].to_numpy()
         if len(values) == 0:
             continue
-        published = source_col and (table.loc[table["method"] == method, source_col] == "published").any()
-        ax.scatter(i + rng.uniform(-0.28, 0.28, len(values)), values, s=6, alpha=0.45,
-                   color="tab:gray" if published else "tab:blue", linewidths=0)
+        published = (
+            source_col
+            and (table.loc[table["method"] == method, source_col] == "published").any()
+        )
+        ax.scatter(
+            i + rng.uniform(-0.28, 0.28, len(values)),
+            values,
+            s=6,
+            alpha=0.45,
+            color="tab:gray" if published else "tab:blue",
+            linewidths=0,
+        )
         ax.hlines(values.mean(), i - 0.35, i + 0.35, color="red", linewidth=2.5)
     best = min(means[m] for m in order if m in means)
     ax.axhline(best, color="black", linestyle="--", linewidth=0.8)
     labels = []
     for m in order:
-        published = source_col and (table.loc[table["method"] == m, source_col] == "published").any()
+        published = (
+            source_col
+            and (table.loc[table["method"] == m, source_col] == "published").any()
+        )
         labels.append(method_label(m) + ("\n(published)" if published else ""))
     ax.set_xticks(range(len(order)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel({"l2": "prediction error (L2)", "pearson_delta": "Pearson delta"}.get(value, value))
+    ax.set_ylabel(
+        {"l2": "prediction error (L2)", "pearson_delta": "Pearson delta"}.get(
+            value, value
+        )
+    )
     titled(ax, title or f"{value} per held-out perturbation (red: mean)", dataset)
     return ax
 
 
-def prediction_scatter(prediction: pd.Series, observed: pd.Series, ctrl: pd.Series, *,
-                       dataset: str, method: str, condition: str, ax=None):
-    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as reference.
+def prediction_scatter(
+    prediction: pd.Series,
+    observed: pd.Series,
+    ctrl: pd.Series,
+    *,
+    dataset: str,
+    method: str,
+    condition: str,
+    ax=None,
+):
+    """The paper's Fig. 1b style: predicted vs observed expression per gene, control as
+    reference.
 
-    ``prediction``, ``observed`` and ``ctrl``: expression per gene of one condition (predicted,
-    observed) and of the control; ``dataset``, ``method``, ``condition``: named in the title;
-    ``ax``: the axes (a new figure if None).
+    ``prediction``, ``observed`` and ``ctrl``: expression per gene of one condition
+    (predicted, observed) and of the control; ``dataset``, ``method``, ``condition``:
+    named in the title; ``ax``: the axes (a new figure if None).
     """
     from .metrics import l2, pearson_delta
 
     ax = ax or plt.subplots(figsize=(4, 4))[1]
-    ax.scatter(observed, prediction, s=5, alpha=0.5, label="prediction", color="tab:blue", linewidths=0)
-    ax.scatter(observed, ctrl, s=5, alpha=0.3, label="control", color="tab:gray", linewidths=0)
-    lims = [min(observed.min(), prediction.min()), max(observed.max(), prediction.max())]
+    ax.scatter(
+        observed,
+        prediction,
+        s=5,
+        alpha=0.5,
+        label="prediction",
+        color="tab:blue",
+        linewidths=0,
+    )
+    ax.scatter(
+        observed, ctrl, s=5, alpha=0.3, label="control", color="tab:gray", linewidths=0
+    )
+    lims = [
+        min(observed.min(), prediction.min()),
+        max(observed.max(), prediction.max()),
+    ]
     ax.plot(lims, lims, color="black", linewidth=0.6)
     ax.set_xlabel("observed (log1p)")
     ax.set_ylabel("predicted (log1p)")
     ax.legend(fontsize=7, loc="upper left")
     pd_ = pearson_delta(prediction, observed, ctrl)
-    titled(ax, f"{condition}: {method}, L2 = {l2(prediction, observed):.2f}, Pearson delta = {pd_:.2f}", dataset)
+    titled(
+        ax,
+        f"{condition}: {method}, L2 = {l2(prediction, observed):.2f}, Pearson "
+        f"delta = {pd_:.2f}",
+        dataset,
+    )
     return ax
 
 
 def error_curves(curves: pd.DataFrame, dataset: str, ax=None):
-    """Mean L2 over the top-n genes against n, one line per method (and per gene ordering).
+    """Mean L2 over the top-n genes against n, one line per method (and per gene
+    ordering).
 
     ``curves``: the error-vs-top-n table; ``dataset``: the data's name (in the title);
     ``ax``: the axes (a new figure if None).
@@ -244,21 +332,39 @@ def error_curves(curves: pd.DataFrame, dataset: str, ax=None):
     mean = curves.groupby(["method", "sorted_by", "n"])["l2"].mean().reset_index()
     styles = {"control": "-", "de": "--"}
     for (method, order), rows in mean.groupby(["method", "sorted_by"]):
-        ax.plot(rows["n"], rows["l2"], styles.get(order, ":"), label=f"{method_label(method)} ({order})")
+        ax.plot(
+            rows["n"],
+            rows["l2"],
+            styles.get(order, ":"),
+            label=f"{method_label(method)} ({order})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("number of genes considered (top n)")
     ax.set_ylabel("mean L2")
     ax.legend(fontsize=7)
-    titled(ax, "Error vs number of genes (solid: by control expr., dashed: by observed change)", dataset)
+    titled(
+        ax,
+        "Error vs number of genes (solid: by control expr., dashed: by observed "
+        "change)",
+        dataset,
+    )
     return ax
 
 
-def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, order=None, ax=None,
-                title: str = "Error relative to the mean baseline (mean ratio, 95% bootstrap CI)"):
-    """The paper's Fig. 2c: one row per method, one column of points per dataset, ratio 1 = as good as "mean".
+def forest_plot(
+    forest: pd.DataFrame,
+    dataset_labels: dict | None = None,
+    *,
+    order=None,
+    ax=None,
+    title: str = "Error relative to the mean baseline (mean ratio, 95% bootstrap CI)",
+):
+    """The paper's Fig. 2c: one row per method, one column of points per dataset, ratio
+    1 = as good as "mean".
 
-    ``forest``: output of :func:`helpers.metrics.bootstrap_mean_ratio` (columns dataset, method,
-    mean_ratio, lower, upper; an optional ``source`` column marks published rows).
+    ``forest``: output of :func:`helpers.metrics.bootstrap_mean_ratio` (columns dataset,
+    method, mean_ratio, lower, upper; an optional ``source`` column marks published
+    rows).
 
     ``dataset_labels``: dataset -> column label; ``order``: the methods' order (rows);
     ``ax``: the axes (a new figure if None); ``title``: the panel title.
@@ -266,8 +372,16 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
     from .published import method_label
 
     datasets = list(dict.fromkeys(forest["dataset"]))
-    order = list(order) if order is not None else list(
-        forest.groupby("method")["mean_ratio"].mean().sort_values(ascending=False).index)
+    order = (
+        list(order)
+        if order is not None
+        else list(
+            forest.groupby("method")["mean_ratio"]
+            .mean()
+            .sort_values(ascending=False)
+            .index
+        )
+    )
     ax = ax or plt.subplots(figsize=(7, 0.35 * len(order) + 1.5))[1]
     offsets = np.linspace(-0.25, 0.25, len(datasets)) if len(datasets) > 1 else [0.0]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -276,13 +390,26 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
         ys = [i + offset for i, m in enumerate(order) if m in rows.index]
         ms = [m for m in order if m in rows.index]
         label = (dataset_labels or {}).get(dataset, dataset_label(dataset))
-        ax.errorbar(rows.loc[ms, "mean_ratio"], ys,
-                    xerr=[rows.loc[ms, "mean_ratio"] - rows.loc[ms, "lower"], rows.loc[ms, "upper"] - rows.loc[ms, "mean_ratio"]],
-                    fmt="o", ms=4, capsize=2, color=colours[d % len(colours)], label=label)
+        ax.errorbar(
+            rows.loc[ms, "mean_ratio"],
+            ys,
+            xerr=[
+                rows.loc[ms, "mean_ratio"] - rows.loc[ms, "lower"],
+                rows.loc[ms, "upper"] - rows.loc[ms, "mean_ratio"],
+            ],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=colours[d % len(colours)],
+            label=label,
+        )
     ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
     labels = []
     for m in order:
-        published = "source" in forest and (forest.loc[forest["method"] == m, "source"] == "published").all()
+        published = (
+            "source" in forest
+            and (forest.loc[forest["method"] == m, "source"] == "published").all()
+        )
         labels.append(method_label(m) + (" (published)" if published else ""))
     ax.set_yticks(range(len(order)), labels, fontsize=8)
     ax.set_xlabel("L2 / L2 of the mean baseline (lower is better)")
@@ -292,8 +419,8 @@ def forest_plot(forest: pd.DataFrame, dataset_labels: dict | None = None, *, ord
 
 
 def interaction_cartoon(ax=None):
-    """The paper's Fig. 1d idea drawn by code: control, the two singles, the additive expectation, and where
-    a double lands for each class (buffering, synergy, opposite).
+    """The paper's Fig. 1d idea drawn by code: control, the two singles, the additive
+    expectation, and where a double lands for each class (buffering, synergy, opposite).
 
     ``ax``: the axes (a new figure if None).
     """
@@ -304,7 +431,11 @@ def interaction_cartoon(ax=None):
     for i, (label, value) in enumerate(positions.items()):
         ax.bar(i, value, color="0.6" if i < 3 else "0.3")
         ax.text(i, value + 0.05, label, ha="center", va="bottom", fontsize=8)
-    outcomes = {"buffering": (ctrl + additive) / 2, "synergy": additive + 0.9, "opposite": ctrl - 0.5}
+    outcomes = {
+        "buffering": (ctrl + additive) / 2,
+        "synergy": additive + 0.9,
+        "opposite": ctrl - 0.5,
+    }
     colours = {"buffering": "tab:blue", "synergy": "tab:red", "opposite": "tab:purple"}
     for j, (label, value) in enumerate(outcomes.items()):
         x = 4 + j
@@ -320,7 +451,8 @@ def interaction_cartoon(ax=None):
 
 
 def null_fit_plot(fit, dataset: str, ax=None):
-    """Histogram density of the deviations with the fitted mixture and the empirical-null component.
+    """Histogram density of the deviations with the fitted mixture and the
+    empirical-null component.
 
     ``fit``: the empirical-null fit (:func:`helpers.interactions.fit_empirical_null`);
     ``dataset``: the data's name (in the title); ``ax``: the axes (a new figure if
@@ -329,10 +461,27 @@ def null_fit_plot(fit, dataset: str, ax=None):
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     table = fit.density
     width = table["centre"].iloc[1] - table["centre"].iloc[0]
-    ax.bar(table["centre"], table["count"] / (table["count"].sum() * width), width=width, color="0.8", label="observed")
-    ax.plot(table["centre"], table["mixture_density"], color="black", linewidth=1, label="fitted mixture f")
-    ax.plot(table["centre"], table["null_density"], color="tab:red", linewidth=1,
-            label=f"null p0 N({fit.mean:.3f}, {fit.sd:.3f}²), p0 = {fit.proportion:.2f}")
+    ax.bar(
+        table["centre"],
+        table["count"] / (table["count"].sum() * width),
+        width=width,
+        color="0.8",
+        label="observed",
+    )
+    ax.plot(
+        table["centre"],
+        table["mixture_density"],
+        color="black",
+        linewidth=1,
+        label="fitted mixture f",
+    )
+    ax.plot(
+        table["centre"],
+        table["null_density"],
+        color="tab:red",
+        linewidth=1,
+        label=f"null p0 N({fit.mean:.3f}, {fit.sd:.3f}²), p0 = {fit.proportion:.2f}",
+    )
     for t in (fit.lower, fit.upper):
         ax.axvline(t, color="tab:blue", linestyle="--", linewidth=0.8)
     ax.set_yscale("log")
@@ -348,15 +497,17 @@ def null_fit_plot(fit, dataset: str, ax=None):
 def qq_plot(fit, dataset: str, ax=None, *, max_points: int = 5000):
     """Quantiles of the deviations against those of the fitted null normal.
 
-    ``fit``: the empirical-null fit (:func:`helpers.interactions.fit_empirical_null`); ``dataset``: the
-    data's name (in the title); ``ax``: the axes (a new figure if None); ``max_points``: at most
-    this many quantiles are drawn.
+    ``fit``: the empirical-null fit (:func:`helpers.interactions.fit_empirical_null`);
+    ``dataset``: the data's name (in the title); ``ax``: the axes (a new figure if
+    None); ``max_points``: at most this many quantiles are drawn.
     """
     from scipy import stats
 
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     values = np.sort(fit.values)
-    idx = np.unique(np.linspace(0, len(values) - 1, min(max_points, len(values))).astype(int))
+    idx = np.unique(
+        np.linspace(0, len(values) - 1, min(max_points, len(values))).astype(int)
+    )
     probs = (idx + 0.5) / len(values)
     theoretical = stats.norm.ppf(probs, fit.mean, fit.sd)
     ax.scatter(theoretical, values[idx], s=3, color="tab:blue")
@@ -368,12 +519,18 @@ def qq_plot(fit, dataset: str, ax=None, *, max_points: int = 5000):
     return ax
 
 
-def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, *,
-                 title: str = "Finding interactions: TPR vs FDP"):
-    """True-positive rate against false-discovery proportion, one line per method (``source`` marks published).
+def tpr_fdp_plot(
+    curves: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    *,
+    title: str = "Finding interactions: TPR vs FDP",
+):
+    """True-positive rate against false-discovery proportion, one line per method
+    (``source`` marks published).
 
-    ``curves``: columns method, fdp, tpr (and ``source``); ``dataset``: the data's name (in the
-    title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    ``curves``: columns method, fdp, tpr (and ``source``); ``dataset``: the data's name
+    (in the title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
     """
     from .published import method_label
 
@@ -381,8 +538,12 @@ def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, *,
     for method, rows in curves.groupby("method", sort=False):
         mean = rows.groupby("fdp")["tpr"].mean()
         published = "source" in rows and (rows["source"] == "published").all()
-        ax.plot(mean.index, mean.values, linestyle="--" if published else "-",
-                label=method_label(method) + (" (published)" if published else ""))
+        ax.plot(
+            mean.index,
+            mean.values,
+            linestyle="--" if published else "-",
+            label=method_label(method) + (" (published)" if published else ""),
+        )
     ax.set_xlabel("false-discovery proportion")
     ax.set_ylabel("true-positive rate")
     ax.legend(fontsize=7)
@@ -390,12 +551,19 @@ def tpr_fdp_plot(curves: pd.DataFrame, dataset: str, ax=None, *,
     return ax
 
 
-def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, *,
-                 title: str = "Predicted class of the top predictions"):
-    """Stacked bars: share of buffering / opposite / synergy among each method's top-k predicted interactions.
+def class_mosaic(
+    composition: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    *,
+    title: str = "Predicted class of the top predictions",
+):
+    """Stacked bars: share of buffering / opposite / synergy among each method's top-k
+    predicted interactions.
 
-    ``composition``: :func:`helpers.interactions.top_k_composition`'s table; ``dataset``: the data's
-    name (in the title); ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    ``composition``: :func:`helpers.interactions.top_k_composition`'s table;
+    ``dataset``: the data's name (in the title); ``ax``: the axes (a new figure if
+    None); ``title``: the panel title.
     """
     from .published import method_label
 
@@ -407,8 +575,15 @@ def class_mosaic(composition: pd.DataFrame, dataset: str, ax=None, *,
     for cls, colour in colours.items():
         ax.bar(range(len(shares)), shares[cls], bottom=bottom, color=colour, label=cls)
         bottom += shares[cls].to_numpy()
-    labels = [method_label(m) + (" (published)" if "source" in table and table.loc[m, "source"] == "published" else "")
-              for m in shares.index]
+    labels = [
+        method_label(m)
+        + (
+            " (published)"
+            if "source" in table and table.loc[m, "source"] == "published"
+            else ""
+        )
+        for m in shares.index
+    ]
     ax.set_xticks(range(len(shares)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("share of top predictions")
     ax.legend(fontsize=7, loc="upper right")
@@ -468,25 +643,35 @@ def rank_lines(
 
 
 def metric_ranks(tables: dict[str, tuple[pd.DataFrame, str]], *, width: float = 9.0):
-    """How the ranking of the methods moves from metric to metric (chapter 9): one panel per task,
-    stacked, x = metrics grouped by family, y = rank (1 = best), one line per method.
+    """How the ranking of the methods moves from metric to metric (chapter 9): one panel
+    per task, stacked, x = metrics grouped by family, y = rank (1 = best), one line per
+    method.
 
-    ``tables``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`, dataset).
-    Unranked values (positive controls, undefined metrics) are not drawn. Panels are stacked, not
-    side by side, so each keeps its own data label under its title.
+    ``tables``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`,
+    dataset). Unranked values (positive controls, undefined metrics) are not drawn.
+    Panels are stacked, not side by side, so each keeps its own data label under its
+    title.
 
     ``width``: the figure width in inches.
     """
-    fig, axes = plt.subplots(len(tables), 1, figsize=(width, 3.1 * len(tables)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(tables), 1, figsize=(width, 3.1 * len(tables)), squeeze=False
+    )
     for ax, (title, (long, dataset)) in zip(axes[:, 0], tables.items()):
         ranked = long[long["rank"].notna()]
         metrics = list(dict.fromkeys(ranked["metric"]))
         families = ranked.drop_duplicates("metric").set_index("metric")["family"]
         for method, part in ranked.groupby("method", sort=False):
             part = part.set_index("metric").reindex(metrics)
-            ax.plot(range(len(metrics)), part["rank"].to_numpy(), marker="o", label=method)
+            ax.plot(
+                range(len(metrics)), part["rank"].to_numpy(), marker="o", label=method
+            )
         ax.set_xticks(range(len(metrics)), metrics, rotation=35, ha="right", fontsize=7)
-        edges = [i for i in range(1, len(metrics)) if families[metrics[i]] != families[metrics[i - 1]]]
+        edges = [
+            i
+            for i in range(1, len(metrics))
+            if families[metrics[i]] != families[metrics[i - 1]]
+        ]
         for edge in edges:
             ax.axvline(edge - 0.5, color="0.8", lw=0.8)
         ax.invert_yaxis()

@@ -1,11 +1,13 @@
-"""Data profiles: which real or synthetic data each chapter uses (introduced in chapter 1).
+"""Data profiles: which real or synthetic data each chapter uses (introduced in chapter
+1).
 
-* ``quick`` (default, offline): the real Norman 2019 subset wherever it can serve, and the
-  simulator (:mod:`helpers.simulate`) where an experiment needs more conditions than it has.
+* ``quick`` (default, offline): the real Norman 2019 subset wherever it can serve, and
+  the simulator (:mod:`helpers.simulate`) where an experiment needs more conditions than
+  it has.
 * ``paper``: the real datasets the paper used, downloaded through the registry.
 
-Nothing falls back from one profile to the other: an unknown profile or a dataset that cannot
-be provided is an error.
+Nothing falls back from one profile to the other: an unknown profile or a dataset that
+cannot be provided is an error.
 """
 
 from __future__ import annotations
@@ -27,17 +29,21 @@ PROFILES = {
     "quick": {
         "norman": "norman2019_subset",
         "backed": None,
-        "description": "offline: real Norman 2019 subset (34 conditions) + the book's simulator",
+        "description": "offline: real Norman 2019 subset (34 conditions) + the "
+        "book's simulator",
     },
     "paper": {
         "norman": "norman2019",
         "backed": "r",
         "description": (
-            "the paper's real datasets, downloaded (full Norman 2019 from figshare, Adamson, Replogle K562/RPE1 "
-            "and GEARS' GO gene lists from Dataverse), with GEARS' GO filter applied as in the paper"
+            "the paper's real datasets, downloaded (full Norman 2019 from "
+            "figshare, Adamson, Replogle K562/RPE1 "
+            "and GEARS' GO gene lists from Dataverse), with GEARS' GO filter "
+            "applied as in the paper"
         ),
-        # what the paper profile downloads (registry names); the loaders need the GO lists for the filter
-        # (the registry's datasets with a paper_id, then GEARS' GO lists)
+        # what the paper profile downloads (registry names); the loaders need the GO
+        # lists for the filter (the registry's datasets with a paper_id, then GEARS' GO
+        # lists)
         "downloads": [name for name, e in load_registry().items() if e.paper_id]
         + ["gears_go_genes", "gears_gene2go"],
     },
@@ -77,8 +83,9 @@ _LABELS = _labels()
 
 
 def check_profile(profile: str, supported=None) -> dict:
-    """The settings of ``profile``; a clear error for anything but ``quick`` or ``paper``, and for a
-    profile the chapter does not have (``supported``: the profiles it has; default: all)."""
+    """The settings of ``profile``; a clear error for anything but ``quick`` or
+    ``paper``, and for a profile the chapter does not have (``supported``: the profiles
+    it has; default: all)."""
     if profile not in PROFILES:
         raise InputError(
             f"Unknown data profile {profile!r}: use one of {sorted(PROFILES)} (set it "

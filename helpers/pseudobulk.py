@@ -5,11 +5,12 @@ log-normalised expression** over its cells (not the log of mean counts),
 
     pseudobulk[p, g] = (1 / n_p) * sum_{cells c of condition p} X[c, g],
 
-the control profile is the pseudobulk of the ``ctrl`` cells, and the change ("delta", the
-paper's "log-fold change") is ``delta[p, g] = pseudobulk[p, g] - ctrl[g]``.
+the control profile is the pseudobulk of the ``ctrl`` cells, and the change ("delta",
+the paper's "log-fold change") is ``delta[p, g] = pseudobulk[p, g] - ctrl[g]``.
 
-:func:`pseudobulk` never densifies the whole matrix: in-memory sparse data are summed in one pass
-over the non-zeros, backed AnnData (``load_dataset(..., backed="r")``) of any size in row chunks.
+:func:`pseudobulk` never densifies the whole matrix: in-memory sparse data are summed in
+one pass over the non-zeros, backed AnnData (``load_dataset(..., backed="r")``) of any
+size in row chunks.
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ import scipy.sparse as sp
 from .loaders import CONTROL
 from .errors import InputError
 
-__all__ = ["Pseudobulk", "pseudobulk", "group_sums", "top_control_genes", "target_gene_changes"]
+__all__ = [
+    "Pseudobulk",
+    "pseudobulk",
+    "group_sums",
+    "top_control_genes",
+    "target_gene_changes",
+]
 
 
 @dataclass
 class Pseudobulk:
-    """Per-condition mean expression (conditions x genes) with the number of cells behind each row."""
+    """Per-condition mean expression (conditions x genes) with the number of cells
+    behind each row."""
 
     means: pd.DataFrame
     n_cells: pd.Series
@@ -39,8 +47,10 @@ class Pseudobulk:
     def __post_init__(self):
         if CONTROL not in self.means.index:
             raise InputError(
-                f"Pseudobulk of {self.dataset or 'this dataset'} has no {CONTROL!r} row; the control profile "
-                "is needed for changes and baselines. Check obs['condition'] of the AnnData."
+                f"Pseudobulk of {self.dataset or 'this dataset'} has no "
+                f"{CONTROL!r} row; the control profile "
+                "is needed for changes and baselines. Check obs['condition'] of "
+                "the AnnData."
             )
 
     @property
@@ -58,7 +68,8 @@ class Pseudobulk:
 
     @property
     def delta(self) -> pd.DataFrame:
-        """Change of every condition relative to control: ``means - ctrl`` (the control row is 0)."""
+        """Change of every condition relative to control: ``means - ctrl`` (the control
+        row is 0)."""
         return self.means - self.ctrl
 
     def top_control_genes(self, n: int = 1000) -> pd.Index:
@@ -66,7 +77,8 @@ class Pseudobulk:
         return top_control_genes(self.ctrl, n)
 
     def subset(self, conditions=None, genes=None) -> "Pseudobulk":
-        """A Pseudobulk restricted to some conditions and/or genes (control must stay in)."""
+        """A Pseudobulk restricted to some conditions and/or genes (control must stay
+        in)."""
         conditions = self.conditions if conditions is None else pd.Index(conditions)
         genes = self.genes if genes is None else pd.Index(genes)
         missing = conditions.difference(self.conditions)
@@ -75,7 +87,11 @@ class Pseudobulk:
         missing = genes.difference(self.genes)
         if len(missing):
             raise KeyError(f"Genes not in the pseudobulk: {list(missing)[:10]}")
-        return Pseudobulk(self.means.loc[conditions, genes], self.n_cells.loc[conditions], self.dataset)
+        return Pseudobulk(
+            self.means.loc[conditions, genes],
+            self.n_cells.loc[conditions],
+            self.dataset,
+        )
 
     def to_long(self) -> pd.DataFrame:
         """Tidy table: dataset, condition, n_cells, gene, mean, delta."""
@@ -91,23 +107,30 @@ class Pseudobulk:
 def top_control_genes(ctrl: pd.Series, n: int = 1000) -> pd.Index:
     """The ``n`` genes with the highest control expression, the paper's evaluation set.
 
-    Genes are ranked by ``ctrl`` in decreasing order; ties keep the order of the genes in
-    ``ctrl`` (first come first), as R's ``rank(..., ties.method = "first")`` in the paper's code.
+    Genes are ranked by ``ctrl`` in decreasing order; ties keep the order of the genes
+    in ``ctrl`` (first come first), as R's ``rank(..., ties.method = "first")`` in the
+    paper's code.
     """
     if n < 1:
         raise InputError(f"n must be a positive number of genes, got {n}.")
     if n > len(ctrl):
-        raise InputError(f"Asked for the top {n} control-expressed genes, but only {len(ctrl)} genes are measured.")
+        raise InputError(
+            f"Asked for the top {n} control-expressed genes, but only "
+            f"{len(ctrl)} genes are measured."
+        )
     order = np.argsort(-ctrl.to_numpy(), kind="stable")
     return ctrl.index[order[:n]]
 
 
 @numba.njit(cache=True, nogil=True)
-def _csr_group_sums(indptr, indices, data, codes, row_offset, n_rows, sums):  # pragma: no cover (jitted)
-    """``sums[codes[r], indices[p]] += data[p]`` over the CSR rows ``row_offset .. row_offset + n_rows``.
+def _csr_group_sums(
+    indptr, indices, data, codes, row_offset, n_rows, sums
+):  # pragma: no cover (jitted)
+    """``sums[codes[r], indices[p]] += data[p]`` over the CSR rows ``row_offset ..
+    row_offset + n_rows``.
 
-    One pass over the non-zeros, accumulating in the float64 ``sums``; ``codes`` is indexed by the
-    global row number, ``indptr`` by the local one.
+    One pass over the non-zeros, accumulating in the float64 ``sums``; ``codes`` is
+    indexed by the global row number, ``indptr`` by the local one.
     """
     for r in range(n_rows):
         c = codes[row_offset + r]
@@ -116,24 +139,33 @@ def _csr_group_sums(indptr, indices, data, codes, row_offset, n_rows, sums):  # 
 
 
 def _add_block(block, codes: np.ndarray, start: int, sums: np.ndarray) -> None:
-    """Add the rows of ``block`` (cells ``start ..``) to the per-condition ``sums`` (float64)."""
+    """Add the rows of ``block`` (cells ``start ..``) to the per-condition ``sums``
+    (float64)."""
     n_rows = block.shape[0]
     if sp.issparse(block):
-        block = block if block.format == "csr" else sp.csr_matrix(block)  # duplicates just add up
-        _csr_group_sums(block.indptr, block.indices, block.data, codes, start, n_rows, sums)
+        block = (
+            block if block.format == "csr" else sp.csr_matrix(block)
+        )  # duplicates just add up
+        _csr_group_sums(
+            block.indptr, block.indices, block.data, codes, start, n_rows, sums
+        )
     else:
         onehot = sp.csr_matrix(
-            (np.ones(n_rows), (codes[start:start + n_rows], np.arange(n_rows))),
+            (np.ones(n_rows), (codes[start : start + n_rows], np.arange(n_rows))),
             shape=(sums.shape[0], n_rows),
         )
         sums += onehot @ np.asarray(block, dtype=np.float64)
 
 
-def group_sums(matrix, codes: np.ndarray, n_groups: int, *, chunk_size: int = 10_000) -> np.ndarray:
-    """``sums[k, g] = sum of matrix[c, g] over the rows c with codes[c] == k`` (float64, n_groups x genes).
+def group_sums(
+    matrix, codes: np.ndarray, n_groups: int, *, chunk_size: int = 10_000
+) -> np.ndarray:
+    """``sums[k, g] = sum of matrix[c, g] over the rows c with codes[c] == k`` (float64,
+    n_groups x genes).
 
-    Rows with a negative code are skipped. The engine of :func:`pseudobulk` (same passes over
-    the data); chapter 8 uses it to pseudobulk random halves of the cells in one pass.
+    Rows with a negative code are skipped. The engine of :func:`pseudobulk` (same passes
+    over the data); chapter 8 uses it to pseudobulk random halves of the cells in one
+    pass.
     """
     codes = np.asarray(codes, dtype=np.int64)
     if len(codes) != matrix.shape[0]:
@@ -205,10 +237,12 @@ def pseudobulk(
 
 
 def target_gene_changes(pb: Pseudobulk) -> pd.DataFrame:
-    """For every perturbed condition and each of its target genes that is measured: ctrl, mean and delta.
+    """For every perturbed condition and each of its target genes that is measured:
+    ctrl, mean and delta.
 
-    CRISPRa should raise the target's own expression, CRISPRi lower it; targets that are not
-    among the measured genes are listed with ``measured = False`` so their absence is visible.
+    CRISPRa should raise the target's own expression, CRISPRi lower it; targets that are
+    not among the measured genes are listed with ``measured = False`` so their absence
+    is visible.
 
     ``pb``: the pseudobulk.
     """
@@ -229,4 +263,6 @@ def target_gene_changes(pb: Pseudobulk) -> pd.DataFrame:
                     "delta": delta.at[condition, gene] if measured else np.nan,
                 }
             )
-    return pd.DataFrame(rows, columns=["condition", "target", "measured", "ctrl", "mean", "delta"])
+    return pd.DataFrame(
+        rows, columns=["condition", "target", "measured", "ctrl", "mean", "delta"]
+    )

@@ -11,8 +11,8 @@ repository button read. Everything else that names the repository is written fro
 * the chapters' (and student copies') hidden Colab cell, which clones ``url =
   "https://github.com/<owner>/<repo>"``.
 
-``python -m helpers.publish check-urls`` (and tests/book/test_workflows.py) fail where any of
-them differs.
+``python -m helpers.publish check-urls`` (and tests/book/test_workflows.py) fail where
+any of them differs.
 
 ``python -m helpers.publish linkcheck-report <output.json>`` reads what Sphinx's
 linkcheck builder wrote (one JSON object per link: ``filename``, ``lineno``, ``status``,
@@ -147,9 +147,11 @@ def sync_urls(root: Path | None = None) -> list[str]:
     for path in _files(root):
         text = path.read_text()
         new = COLAB.sub(
-            lambda m: "https://colab.research.google.com/github/"
-            f"{owner}/{name}/blob/{branch}/"
-            f"{m.group(4)}",
+            lambda m: (
+                "https://colab.research.google.com/github/"
+                f"{owner}/{name}/blob/{branch}/"
+                f"{m.group(4)}"
+            ),
             text,
         )
         new = CLONE.sub(

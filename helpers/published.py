@@ -1,8 +1,9 @@
-"""The paper's published results, loaded through the data registry (introduced in chapter 2).
+"""The paper's published results, loaded through the data registry (introduced in
+chapter 2).
 
-These are the numbers of Ahlmann-Eltze, Huber & Anders (Nat. Methods 2025) as published in their
-Source Data spreadsheets; tables returned here carry ``source = "published"`` so that they are never
-confused with results computed in this book.
+These are the numbers of Ahlmann-Eltze, Huber & Anders (Nat. Methods 2025) as published
+in their Source Data spreadsheets; tables returned here carry ``source = "published"``
+so that they are never confused with results computed in this book.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ from .errors import InputError
 from .splits import Split, gears_simulation_split, split_from_assignment
 
 __all__ = [
-    "METHOD_LABELS", "method_label", "double_metrics", "single_metrics", "paper_double_split", "PAPER_DOUBLE_DATASET",
-    "PAPER_SINGLE_DATASETS", "PAPER_SINGLE_SEEDS", "paper_conditions", "published_single_labels", "paper_single_split",
-    "TRANSFER_SOURCE", "double_interaction_curves", "double_top_interactions", "observed_class_shares",
+    "METHOD_LABELS",
+    "method_label",
+    "double_metrics",
+    "single_metrics",
+    "paper_double_split",
+    "PAPER_DOUBLE_DATASET",
+    "PAPER_SINGLE_DATASETS",
+    "PAPER_SINGLE_SEEDS",
+    "paper_conditions",
+    "published_single_labels",
+    "paper_single_split",
+    "TRANSFER_SOURCE",
+    "double_interaction_curves",
+    "double_top_interactions",
+    "observed_class_shares",
 ]
 
 PAPER_DOUBLE_DATASET = "norman2019"
@@ -48,9 +61,9 @@ PAPER_SINGLE_DATASETS = {
 }
 PAPER_SINGLE_SEEDS = (1, 2)
 
-# the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation dataset
-# (a view of the registry's transfer_source), grouped by source screen (the order in
-# which single_metrics appends the transfer rows: adamson, RPE1, then K562)
+# the paper's Fig. 2c "P from the other Replogle screen" for each single-perturbation
+# dataset (a view of the registry's transfer_source), grouped by source screen (the
+# order in which single_metrics appends the transfer rows: adamson, RPE1, then K562)
 TRANSFER_SOURCE = {
     name: source
     for source, name in sorted(
@@ -94,23 +107,26 @@ def _sheet(name: str, sheet: str, download: bool) -> pd.DataFrame:
 
 
 def double_metrics(*, download: bool = True) -> pd.DataFrame:
-    """Per-perturbation metrics of every method on the Norman doubles (Fig. 1a; 5 seeds x 62 doubles).
+    """Per-perturbation metrics of every method on the Norman doubles (Fig. 1a; 5 seeds
+    x 62 doubles).
 
-    Columns: dataset, method, seed, split, condition, l2, pearson_delta, r, source ("published").
-    ``download``: fetch the spreadsheet if it is not cached
-    (``False``: raise instead).
+    Columns: dataset, method, seed, split, condition, l2, pearson_delta, r, source
+    ("published"). ``download``: fetch the spreadsheet if it is not cached (``False``:
+    raise instead).
     """
     raw = _sheet("paper_perturbation_prediction", "Panel A", download)
-    table = pd.DataFrame({
-        "dataset": PAPER_DOUBLE_DATASET,
-        "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
-        "seed": raw["seed"].astype(int),
-        "split": raw["train"],
-        "condition": raw["perturbation"],
-        "l2": raw["l2"],
-        "pearson_delta": raw["r2_delta"],
-        "r": raw["r2"],
-    })
+    table = pd.DataFrame(
+        {
+            "dataset": PAPER_DOUBLE_DATASET,
+            "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
+            "seed": raw["seed"].astype(int),
+            "split": raw["train"],
+            "condition": raw["perturbation"],
+            "l2": raw["l2"],
+            "pearson_delta": raw["r2_delta"],
+            "r": raw["r2"],
+        }
+    )
     table["source"] = "published"
     return table
 
@@ -118,9 +134,9 @@ def double_metrics(*, download: bool = True) -> pd.DataFrame:
 def paper_double_split(seed: int, conditions, *, download: bool = True) -> Split:
     """The paper's exact partition of the Norman doubles for ``seed`` (1-5).
 
-    The held-out doubles (test / val) are those of the published per-perturbation results; every
-    other condition of ``conditions`` (all singles, ``ctrl`` and the remaining doubles) is train.
-    ``download``: fetch the spreadsheet if it is not cached
+    The held-out doubles (test / val) are those of the published per-perturbation
+    results; every other condition of ``conditions`` (all singles, ``ctrl`` and the
+    remaining doubles) is train. ``download``: fetch the spreadsheet if it is not cached
     (``False``: raise instead).
     """
     published = double_metrics(download=download)
@@ -135,42 +151,54 @@ def paper_double_split(seed: int, conditions, *, download: bool = True) -> Split
     absent = sorted(set(held) - set(conditions))
     if absent:
         raise InputError(
-            f"{len(absent)} of the paper's held-out doubles for seed {seed} are not in the data (e.g. {absent[:5]}); "
+            f"{len(absent)} of the paper's held-out doubles for seed {seed} are "
+            f"not in the data (e.g. {absent[:5]}); "
             "paper_double_split needs the full Norman 2019 data (registry: norman2019)."
         )
     assignment = {c: held.get(c, "train") for c in conditions}
-    return split_from_assignment(assignment, dataset=PAPER_DOUBLE_DATASET, seed=seed, kind="double",
-                                 note="held-out doubles as published by Ahlmann-Eltze et al. 2025")
+    return split_from_assignment(
+        assignment,
+        dataset=PAPER_DOUBLE_DATASET,
+        seed=seed,
+        kind="double",
+        note="held-out doubles as published by Ahlmann-Eltze et al. 2025",
+    )
 
 
-def single_metrics(*, panel: str = "C", held_out_only: bool = True, download: bool = True) -> pd.DataFrame:
+def single_metrics(
+    *, panel: str = "C", held_out_only: bool = True, download: bool = True
+) -> pd.DataFrame:
     """Per-perturbation metrics on Adamson and Replogle K562 / RPE1 (Fig. 2; seeds 1-2).
 
-    ``panel="C"`` includes the linear-model variants; ``"A"`` the methods of Fig. 2a. Conditions are
-    in the book's canonical form (``"GENE"``, not ``"GENE+ctrl"``). The transfer variant of each
-    dataset (P from the other Replogle screen, see :data:`TRANSFER_SOURCE`) is added as
-    ``linear_P_other_screen``. Columns as :func:`double_metrics`. ``held_out_only``:
-    keep the test / val rows only. ``download``: fetch the spreadsheet if it is not
-    cached (``False``: raise instead).
+    ``panel="C"`` includes the linear-model variants; ``"A"`` the methods of Fig. 2a.
+    Conditions are in the book's canonical form (``"GENE"``, not ``"GENE+ctrl"``). The
+    transfer variant of each dataset (P from the other Replogle screen, see
+    :data:`TRANSFER_SOURCE`) is added as ``linear_P_other_screen``. Columns as
+    :func:`double_metrics`. ``held_out_only``: keep the test / val rows only.
+    ``download``: fetch the spreadsheet if it is not cached (``False``: raise instead).
     """
     from .loaders import normalize_condition
 
     raw = _sheet("paper_single_perturbation_prediction", f"Panel {panel}", download)
-    table = pd.DataFrame({
-        "dataset": raw["dataset_name"],
-        "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
-        "seed": raw["seed"].astype(int),
-        "split": raw["train"],
-        "condition": raw["perturbation"].map(normalize_condition),
-        "l2": raw["l2"],
-        "pearson_delta": raw["r2_delta"],
-        "r": raw["r2"],
-    })
+    table = pd.DataFrame(
+        {
+            "dataset": raw["dataset_name"],
+            "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
+            "seed": raw["seed"].astype(int),
+            "split": raw["train"],
+            "condition": raw["perturbation"].map(normalize_condition),
+            "l2": raw["l2"],
+            "pearson_delta": raw["r2_delta"],
+            "r": raw["r2"],
+        }
+    )
     if held_out_only:
         table = table[table["split"].isin(["test", "val"])]
     transfer = []
     for dataset, source in TRANSFER_SOURCE.items():
-        code = "linear_P_k562" if source == "replogle_k562_essential" else "linear_P_rpe1"
+        code = (
+            "linear_P_k562" if source == "replogle_k562_essential" else "linear_P_rpe1"
+        )
         rows = table[(table["dataset"] == dataset) & (table["method"] == code)]
         transfer.append(rows.assign(method="linear_P_other_screen"))
     table = pd.concat([table, *transfer], ignore_index=True)
@@ -186,11 +214,13 @@ _PAPER_DATASET_IDS = {
 
 
 def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
-    """Every condition of ``dataset`` that the paper analysed (after GEARS' GO filter), ``ctrl`` included.
+    """Every condition of ``dataset`` that the paper analysed (after GEARS' GO filter),
+    ``ctrl`` included.
 
-    From the UMAP panel of the paper's dataset overview (``suppl-dataset_overview.xlsx``, Panel B), which
-    has one row per condition: Norman 225 (ctrl, 100 singles, 124 doubles), Adamson 82, Replogle K562
-    1,088, RPE1 1,535. Canonical labels (``ctrl``, ``A``, ``A+B``), in the spreadsheet's order.
+    From the UMAP panel of the paper's dataset overview
+    (``suppl-dataset_overview.xlsx``, Panel B), which has one row per condition: Norman
+    225 (ctrl, 100 singles, 124 doubles), Adamson 82, Replogle K562 1,088, RPE1 1,535.
+    Canonical labels (``ctrl``, ``A``, ``A+B``), in the spreadsheet's order.
     """
     from .loaders import normalize_condition
 
@@ -198,16 +228,22 @@ def paper_conditions(dataset: str, *, download: bool = True) -> list[str]:
     if dataset not in ids:
         raise InputError(f"The paper's datasets are {sorted(ids)}; got {dataset!r}.")
     raw = _sheet("paper_suppl_dataset_overview", "Panel B", download)
-    return [normalize_condition(p) for p in raw.loc[raw["dataset"] == ids[dataset], "pert"]]
+    return [
+        normalize_condition(p) for p in raw.loc[raw["dataset"] == ids[dataset], "pert"]
+    ]
 
 
-def published_single_labels(dataset: str, seed: int, *, download: bool = True) -> dict[str, str]:
-    """Every split label the paper published for ``dataset`` and ``seed``: condition -> train / val / test.
+def published_single_labels(
+    dataset: str, seed: int, *, download: bool = True
+) -> dict[str, str]:
+    """Every split label the paper published for ``dataset`` and ``seed``: condition ->
+    train / val / test.
 
-    Panel A lists the evaluated held-out perturbations, Panel C also training perturbations for
-    which the linear-model variants were scored; together they label a subset of the perturbations
-    (e.g. 52 of Adamson's 81 over both seeds). Conditions in the book's canonical form; ``ctrl``
-    is left out. Raises ``ValueError`` for an unknown dataset or seed, or if the two panels disagree.
+    Panel A lists the evaluated held-out perturbations, Panel C also training
+    perturbations for which the linear-model variants were scored; together they label a
+    subset of the perturbations (e.g. 52 of Adamson's 81 over both seeds). Conditions in
+    the book's canonical form; ``ctrl`` is left out. Raises ``ValueError`` for an
+    unknown dataset or seed, or if the two panels disagree.
     """
     from .loaders import normalize_condition
 
@@ -225,7 +261,9 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
     for panel in ("A", "C"):
         raw = _sheet("paper_single_perturbation_prediction", f"Panel {panel}", download)
         rows = raw[(raw["dataset_name"] == dataset) & (raw["seed"] == seed)]
-        for pert, subset in zip(rows["perturbation"].map(normalize_condition), rows["train"]):
+        for pert, subset in zip(
+            rows["perturbation"].map(normalize_condition), rows["train"]
+        ):
             if pert == "ctrl":
                 continue
             if labels.setdefault(pert, subset) != subset:
@@ -236,21 +274,25 @@ def published_single_labels(dataset: str, seed: int, *, download: bool = True) -
     return labels
 
 
-def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = True) -> Split:
+def paper_single_split(
+    dataset: str, seed: int, conditions, *, download: bool = True
+) -> Split:
     """The paper's exact partition of the single-perturbation ``dataset`` (Adamson,
     Replogle K562 / RPE1) for ``seed`` (1 or 2); ``download``: fetch the spreadsheet
     if it is not cached (``False``: raise instead).
 
-    The paper used GEARS' ``simulation`` split (:func:`helpers.splits.gears_simulation_split`) on
-    the data after GEARS' GO filter, seeds 1 and 2. This function runs that split on
-    ``conditions`` and checks it against every label the paper published for the seed
-    (:func:`published_single_labels`). On the paper's perturbation lists (:func:`paper_conditions`:
-    81 / 1,087 / 1,534 singles) they agree on every label (tests/parity/test_paper_partitions.py).
-    On other perturbation lists (e.g. stand-ins with other names) the GEARS draw differs; then
-    the published labels are imposed on the perturbations they cover (the evaluated ones, so
-    the rows still compare one to one with the published methods), GEARS' split decides the
-    rest, a warning says how many labels were imposed, and ``Split.note`` records it.
-    Raises ``ValueError`` if a published held-out perturbation is missing from ``conditions``.
+    The paper used GEARS' ``simulation`` split
+    (:func:`helpers.splits.gears_simulation_split`) on the data after GEARS' GO filter,
+    seeds 1 and 2. This function runs that split on ``conditions`` and checks it against
+    every label the paper published for the seed (:func:`published_single_labels`). On
+    the paper's perturbation lists (:func:`paper_conditions`: 81 / 1,087 / 1,534
+    singles) they agree on every label (tests/parity/test_paper_partitions.py). On other
+    perturbation lists (e.g. stand-ins with other names) the GEARS draw differs; then
+    the published labels are imposed on the perturbations they cover (the evaluated
+    ones, so the rows still compare one to one with the published methods), GEARS' split
+    decides the rest, a warning says how many labels were imposed, and ``Split.note``
+    records it. Raises ``ValueError`` if a published held-out perturbation is missing
+    from ``conditions``.
     """
     import warnings
 
@@ -260,20 +302,37 @@ def paper_single_split(dataset: str, seed: int, conditions, *, download: bool = 
     absent = sorted(c for c, s in labels.items() if s != "train" and c not in present)
     if absent:
         raise InputError(
-            f"{len(absent)} of the paper's held-out perturbations of {dataset} (seed {seed}) are not in the data "
-            f"(e.g. {absent[:5]}); paper_single_split needs the GEARS-distributed {dataset} data after "
+            f"{len(absent)} of the paper's held-out perturbations of {dataset} "
+            f"(seed {seed}) are not in the data "
+            f"(e.g. {absent[:5]}); paper_single_split needs the "
+            f"GEARS-distributed {dataset} data after "
             "GEARS' GO filter (registry entry of the same name)."
         )
     split = gears_simulation_split(conditions, seed, dataset=dataset)
-    differ = {c: s for c, s in labels.items() if c in present and split.assignment[c] != s}
+    differ = {
+        c: s for c, s in labels.items() if c in present and split.assignment[c] != s
+    }
     n_singles = sum(1 for c in conditions if c != "ctrl" and "+" not in c)
     if not differ:
-        return Split(dataset, seed, "simulation", split.assignment,
-                     f"GEARS simulation split; equals all {sum(c in present for c in labels)} labels published by "
-                     "Ahlmann-Eltze et al. 2025")
-    note = (f"GEARS simulation split on {n_singles} singles (the paper's data had {PAPER_SINGLE_DATASETS[dataset]}): "
-            f"{len(differ)} of {len(labels)} published labels differed and were imposed")
-    warnings.warn(f"{dataset} seed {seed}: {note}. The data are not the paper's perturbation list.", stacklevel=2)
+        return Split(
+            dataset,
+            seed,
+            "simulation",
+            split.assignment,
+            "GEARS simulation split; equals all "
+            f"{sum(c in present for c in labels)} labels published by "
+            "Ahlmann-Eltze et al. 2025",
+        )
+    note = (
+        f"GEARS simulation split on {n_singles} singles (the paper's data had "
+        f"{PAPER_SINGLE_DATASETS[dataset]}): "
+        f"{len(differ)} of {len(labels)} published labels differed and were imposed"
+    )
+    warnings.warn(
+        f"{dataset} seed {seed}: {note}. The data are not the paper's "
+        "perturbation list.",
+        stacklevel=2,
+    )
     assignment = {c: differ.get(c, s) for c, s in split.assignment.items()}
     return Split(dataset, seed, "simulation+published", assignment, note)
 
@@ -288,20 +347,31 @@ def double_interaction_curves(*, download: bool = True) -> pd.DataFrame:
 
 
 def double_top_interactions(*, download: bool = True) -> pd.DataFrame:
-    """The top-500 predicted interactions of each method (Fig. 1f), in the book's column names.
+    """The top-500 predicted interactions of each method (Fig. 1f), in the book's column
+    names.
 
-    Columns: condition, gene, ctrl, AB (observed), additive, value (prediction), deviation (observed minus
-    additive), pred_minus_add, method, seed, observed_class (the paper's label, lower case), source.
-    ``download``: fetch the spreadsheet if it is not cached
-    (``False``: raise instead).
+    Columns: condition, gene, ctrl, AB (observed), additive, value (prediction),
+    deviation (observed minus additive), pred_minus_add, method, seed, observed_class
+    (the paper's label, lower case), source. ``download``: fetch the spreadsheet if it
+    is not cached (``False``: raise instead).
     """
     raw = _sheet("paper_perturbation_prediction", "Panel F", download)
-    return pd.DataFrame({
-        "condition": raw["perturbation"], "gene": raw["gene_name"], "ctrl": raw["baseline"], "AB": raw["ground_truth"],
-        "additive": raw["ref"], "value": raw["value"], "deviation": raw["obs_minus_add"],
-        "pred_minus_add": raw["pred_minus_add"], "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
-        "seed": raw["seed"], "observed_class": raw["interaction_label"].str.lower(), "source": "published",
-    })
+    return pd.DataFrame(
+        {
+            "condition": raw["perturbation"],
+            "gene": raw["gene_name"],
+            "ctrl": raw["baseline"],
+            "AB": raw["ground_truth"],
+            "additive": raw["ref"],
+            "value": raw["value"],
+            "deviation": raw["obs_minus_add"],
+            "pred_minus_add": raw["pred_minus_add"],
+            "method": raw["method"].map(lambda m: _METHOD_CODES.get(m, m)),
+            "seed": raw["seed"],
+            "observed_class": raw["interaction_label"].str.lower(),
+            "source": "published",
+        }
+    )
 
 
 def observed_class_shares(*, download: bool = True) -> pd.DataFrame:
@@ -310,4 +380,11 @@ def observed_class_shares(*, download: bool = True) -> pd.DataFrame:
     ``download``: fetch the spreadsheet if it is not cached
     (``False``: raise instead)."""
     raw = _sheet("paper_perturbation_prediction", "Panel E", download)
-    return pd.DataFrame({"observed_class": raw["label"].str.lower(), "n": raw["n"], "share": raw["frac"], "source": "published"})
+    return pd.DataFrame(
+        {
+            "observed_class": raw["label"].str.lower(),
+            "n": raw["n"],
+            "share": raw["frac"],
+            "source": "published",
+        }
+    )

@@ -1,38 +1,44 @@
-"""Does a prediction identify its perturbation? Retrieval ranks and DE agreement (introduced in chapter 8).
+"""Does a prediction identify its perturbation? Retrieval ranks and DE agreement
+(introduced in chapter 8).
 
-**Retrieval rank.** For each predicted condition ``p`` among the candidates ``Q`` (by default every
-condition that was predicted, i.e. the held-out set), with a reference profile ``r`` and the
-evaluation genes ``G``:
+**Retrieval rank.** For each predicted condition ``p`` among the candidates ``Q`` (by
+default every condition that was predicted, i.e. the held-out set), with a reference
+profile ``r`` and the evaluation genes ``G``:
 
     s(p, q) = cor( y_hat_p - r, y_q - r )   over G, for every candidate q in Q
     rank(p) = 1 + #{q != p : s(p, q) > s(p, p)} + 0.5 #{q != p : s(p, q) = s(p, p)}
 
-(average rank for ties; rank 1 = the prediction is closest to its own observed change). When
-the predicted change ``y_hat_p - r`` is constant (e.g. "no change" against control) every
-similarity is undefined and all candidates tie: ``rank = (|Q| + 1) / 2``, the rank of a guess.
-``normalised_rank = (rank - 1) / (|Q| - 1)``: 0 = always first, 0.5 = chance, 1 = always last.
+(average rank for ties; rank 1 = the prediction is closest to its own observed change).
+When the predicted change ``y_hat_p - r`` is constant (e.g. "no change" against control)
+every similarity is undefined and all candidates tie: ``rank = (|Q| + 1) / 2``, the rank
+of a guess. ``normalised_rank = (rank - 1) / (|Q| - 1)``: 0 = always first, 0.5 =
+chance, 1 = always last.
 
 Two references (``reference=``):
 
-* ``"control"``: ``r = c``, the control pseudobulk - changes vs control (Pearson delta's view).
-* ``"mean"``: ``r = `` the mean observed pseudobulk of the **training** perturbations (ctrl
-  excluded) when a split is given, else of all perturbed conditions of the truth. Following
-  Systema (Viñas Torné et al. 2025), subtracting the average perturbation removes the systematic
-  shift shared by all perturbations, so only perturbation-specific changes can identify ``p``.
+* ``"control"``: ``r = c``, the control pseudobulk - changes vs control (Pearson delta's
+  view).
+* ``"mean"``: ``r = `` the mean observed pseudobulk of the **training** perturbations
+  (ctrl excluded) when a split is given, else of all perturbed conditions of the truth.
+  Following Systema (Viñas Torné et al. 2025), subtracting the average perturbation
+  removes the systematic shift shared by all perturbations, so only
+  perturbation-specific changes can identify ``p``.
 
-**DE agreement.** ``de_overlap`` = ``|T_p ∩ P_p| / n`` where ``T_p`` are the top-``n`` DE genes of
-the observed cells of ``p`` vs control cells (scanpy's ``rank_genes_groups``, Welch t-test by
-default - Wilcoxon on request, ~20x slower - ranked by adjusted p-value then |score|, within ``G``) and ``P_p`` the ``n`` genes of ``G`` with the largest
-predicted ``|y_hat_p - c|`` (a pseudobulk prediction has no cells to test). A constant predicted
-change has no top genes: NaN.
+**DE agreement.** ``de_overlap`` = ``|T_p ∩ P_p| / n`` where ``T_p`` are the top-``n``
+DE genes of the observed cells of ``p`` vs control cells (scanpy's
+``rank_genes_groups``, Welch t-test by default - Wilcoxon on request, ~20x slower -
+ranked by adjusted p-value then |score|, within ``G``) and ``P_p`` the ``n`` genes of
+``G`` with the largest predicted ``|y_hat_p - c|`` (a pseudobulk prediction has no cells
+to test). A constant predicted change has no top genes: NaN.
 
-**Why the VCC's DE overlap differs** (:func:`de_sets_vcc`). ``de_overlap`` always compares two
-lists of ``n`` genes, significant or not, so a prediction's largest changes always meet some of
-the observed top genes. cell-eval2's ``de_overlap_vcc`` (:mod:`helpers.metrics.vcc`) compares
-**significant** sets: ``k`` = the observed cells' genes with Wilcoxon ``p_adj < 0.05``, and the
-genes significant in the *predicted cells* (control cells rescaled to the prediction); a
-condition with ``k = 0``, or a prediction with no significant gene, scores 0.
-:func:`de_sets_vcc` reports both set sizes per condition, so a 0 can be traced to its cause.
+**Why the VCC's DE overlap differs** (:func:`de_sets_vcc`). ``de_overlap`` always
+compares two lists of ``n`` genes, significant or not, so a prediction's largest changes
+always meet some of the observed top genes. cell-eval2's ``de_overlap_vcc``
+(:mod:`helpers.metrics.vcc`) compares **significant** sets: ``k`` = the observed cells'
+genes with Wilcoxon ``p_adj < 0.05``, and the genes significant in the *predicted cells*
+(control cells rescaled to the prediction); a condition with ``k = 0``, or a prediction
+with no significant gene, scores 0. :func:`de_sets_vcc` reports both set sizes per
+condition, so a 0 can be traced to its cause.
 """
 
 from __future__ import annotations
@@ -89,7 +95,8 @@ def _eval_genes(
 def reference_profile(
     truth: Pseudobulk, reference: str, split: Split | None = None
 ) -> pd.Series:
-    """The profile changes are taken against: ``ctrl`` or the mean perturbation (module docstring)."""
+    """The profile changes are taken against: ``ctrl`` or the mean perturbation (module
+    docstring)."""
     if reference == "control":
         return truth.ctrl
     if reference == "mean":
@@ -104,7 +111,8 @@ def reference_profile(
 
 
 def _row_cor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every row of ``a`` with every row of ``b`` (NaN for constant rows)."""
+    """Pearson correlation of every row of ``a`` with every row of ``b`` (NaN for
+    constant rows)."""
 
     def standardise(m):
         centred = m - m.mean(axis=1, keepdims=True)
@@ -129,7 +137,8 @@ def similarity_matrix(
     n_top: int = 1000,
     genes=None,
 ) -> pd.DataFrame:
-    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions (columns).
+    """``s(p, q)``: predicted conditions (rows) x candidate observed conditions
+    (columns).
 
     ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
     ``reference``: ``"control"`` or ``"mean"``, subtracted before correlating;
@@ -216,11 +225,13 @@ def retrieval_ranks(
 def de_genes(
     adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None, method: str = "t-test"
 ) -> dict[str, list[str]]:
-    """Top-``n_de`` DE genes of each condition's cells vs the control cells (scanpy, see module docstring).
+    """Top-``n_de`` DE genes of each condition's cells vs the control cells (scanpy, see
+    module docstring).
 
-    Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl", method=method)`` on
-    ``X`` (log-normalised) restricted to ``genes`` (default: all); ties in the adjusted p-value are
-    broken by |score|. Deterministic (neither test draws random numbers).
+    Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl",
+    method=method)`` on ``X`` (log-normalised) restricted to ``genes`` (default: all);
+    ties in the adjusted p-value are broken by |score|. Deterministic (neither test
+    draws random numbers).
 
     ``adata``: the cells (with the control); ``conditions``: the conditions whose DE
     genes are wanted.
@@ -288,10 +299,11 @@ def de_overlap(
     genes=None,
     observed_de: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Share of the observed top-``n_de`` DE genes that are among the predicted top-``n_de`` changes.
+    """Share of the observed top-``n_de`` DE genes that are among the predicted
+    top-``n_de`` changes.
 
-    ``observed_de`` (from :func:`de_genes`) can be passed to reuse the scanpy run across methods.
-    Columns :data:`DE_COLUMNS`.
+    ``observed_de`` (from :func:`de_genes`) can be passed to reuse the scanpy run across
+    methods. Columns :data:`DE_COLUMNS`.
 
     ``predictions``: one method's predictions; ``truth``: the observed pseudobulk;
     ``adata``: the cells; ``n_top``: the evaluation genes (the top ``n_top``
@@ -343,9 +355,9 @@ def de_sets_vcc(
     scored; ``n_top``, ``genes``: the evaluation genes (top ``n_top`` control-expressed
     genes unless ``genes`` is given).
 
-    Columns: method, condition, n_sig_observed (``k``: observed genes with ``p_adj < 0.05``),
-    n_sig_predicted (genes significant in the predicted cells), de_overlap_vcc (as
-    :func:`helpers.metrics.vcc.score` computes it, from the same DE tables).
+    Columns: method, condition, n_sig_observed (``k``: observed genes with ``p_adj <
+    0.05``), n_sig_predicted (genes significant in the predicted cells), de_overlap_vcc
+    (as :func:`helpers.metrics.vcc.score` computes it, from the same DE tables).
     """
     from .metrics import vcc
     from .metrics.inputs import metric_input
@@ -356,7 +368,7 @@ def de_sets_vcc(
     inp = metric_input(predictions, truth, split, genes, cells=adata)
     if not inp.conditions:
         raise PredictionError(
-            f"{predictions.method}: no held-out condition of the split is " "predicted."
+            f"{predictions.method}: no held-out condition of the split is predicted."
         )
     labels = adata.obs["condition"].astype(str).to_numpy()
     use = np.isin(labels, inp.conditions + [CONTROL])

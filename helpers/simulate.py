@@ -1,26 +1,30 @@
-"""A Norman-shaped synthetic Perturb-seq screen with known truth (introduced in chapter 1).
+"""A Norman-shaped synthetic Perturb-seq screen with known truth (introduced in chapter
+1).
 
-Everything here is **synthetic**: the quick profile uses it where an experiment needs more
-conditions than the real Norman subset has, and every figure made from it says so.
+Everything here is **synthetic**: the quick profile uses it where an experiment needs
+more conditions than the real Norman subset has, and every figure made from it says so.
 
 The generative model, per cell line ``l`` (log-rate space, natural log):
 
-* baseline ``mu[l, g]``: log relative abundance of gene ``g`` in control cells; a second cell line
-  shares most of it (correlation ~0.8) but not all;
-* gene programs ``L`` (genes x K) and one embedding ``z[p]`` (K) per perturbed gene ``p``;
-  single effect ``delta[p] = L @ z[p] + own[p] * e_p`` (``own``: the CRISPRa/CRISPRi effect on the
-  target gene itself). The programs and embeddings are shared by all cell lines;
-* doubles ``delta[A+B] = delta[A] + delta[B] + interaction[A+B]`` where ``interaction`` is zero
-  except on planted (double, gene) entries: **buffering** (the combined change is shrunk
-  towards control, ``interaction = -b * additive``, 0.5 <= b <= 0.9) or **synergy** (amplified,
-  ``interaction = s * additive``, 0.6 <= s <= 1.5), planted only where both singles change the gene
-  in the same direction, as the paper's class rules require;
-* counts: library size ``N_c`` ~ log-normal; ``counts[c, g] ~ NegBin(mean = N_c * softmax(mu + delta[p])_g,
-  size = theta)`` (a gamma-Poisson draw); then ``X = log1p(counts / total_c * 1e4)`` like the real data.
+* baseline ``mu[l, g]``: log relative abundance of gene ``g`` in control cells; a second
+  cell line shares most of it (correlation ~0.8) but not all;
+* gene programs ``L`` (genes x K) and one embedding ``z[p]`` (K) per perturbed gene
+  ``p``; single effect ``delta[p] = L @ z[p] + own[p] * e_p`` (``own``: the
+  CRISPRa/CRISPRi effect on the target gene itself). The programs and embeddings are
+  shared by all cell lines;
+* doubles ``delta[A+B] = delta[A] + delta[B] + interaction[A+B]`` where ``interaction``
+  is zero except on planted (double, gene) entries: **buffering** (the combined change
+  is shrunk towards control, ``interaction = -b * additive``, 0.5 <= b <= 0.9) or
+  **synergy** (amplified, ``interaction = s * additive``, 0.6 <= s <= 1.5), planted only
+  where both singles change the gene in the same direction, as the paper's class rules
+  require;
+* counts: library size ``N_c`` ~ log-normal; ``counts[c, g] ~ NegBin(mean = N_c *
+  softmax(mu + delta[p])_g, size = theta)`` (a gamma-Poisson draw); then ``X =
+  log1p(counts / total_c * 1e4)`` like the real data.
 
 :func:`simulate_screen` returns the canonical AnnData (one per cell line) and the truth;
-:func:`write_norman_scale_h5ad` streams a Norman-sized file (85k cells x 19k genes, sparse) to disk
-for the benchmarks without holding it in memory.
+:func:`write_norman_scale_h5ad` streams a Norman-sized file (85k cells x 19k genes,
+sparse) to disk for the benchmarks without holding it in memory.
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ import scipy.sparse as sp
 from .errors import InputError
 from .loaders import CONTROL, SparseRowWriter, canonicalize
 
-__all__ = ["SimulationTruth", "SimulatedScreen", "simulate_screen", "write_norman_scale_h5ad"]
+__all__ = [
+    "SimulationTruth",
+    "SimulatedScreen",
+    "simulate_screen",
+    "write_norman_scale_h5ad",
+]
 
 SIM_NORMALISATION = "log1p(counts / total_counts * 1e4), natural log (simulated)"
 
@@ -49,10 +58,16 @@ class SimulationTruth:
     baseline: pd.DataFrame  # cell lines x genes: log relative abundance in control
     programs: pd.DataFrame  # genes x K
     perturbation_embedding: pd.DataFrame  # target genes x K
-    single_effects: pd.DataFrame  # singles x genes: log-rate change (shared by cell lines)
+    single_effects: (
+        pd.DataFrame
+    )  # singles x genes: log-rate change (shared by cell lines)
     double_effects: pd.DataFrame  # doubles x genes: additive + planted interaction
-    interactions: pd.DataFrame  # one row per planted (double, gene): type, additive, interaction
-    conditions: dict[str, list[str]] = field(default_factory=dict)  # cell line -> conditions measured
+    interactions: (
+        pd.DataFrame
+    )  # one row per planted (double, gene): type, additive, interaction
+    conditions: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # cell line -> conditions measured
     params: dict = field(default_factory=dict)
 
     def effect(self, condition: str) -> pd.Series:
@@ -83,7 +98,8 @@ def _gene_names(n: int) -> list[str]:
 
 
 class _Model:
-    """Draws the parameters shared by :func:`simulate_screen` and :func:`write_norman_scale_h5ad`."""
+    """Draws the parameters shared by :func:`simulate_screen` and
+    :func:`write_norman_scale_h5ad`."""
 
     def __init__(
         self,
@@ -117,32 +133,44 @@ class _Model:
             raise InputError("interaction_fraction must lie in [0, 1].")
         self.genes = _gene_names(n_genes)
         G = n_genes
-        # baselines: log-abundance with a long right tail (a few genes dominate, as in real data)
+        # baselines: log-abundance with a long right tail (a few genes dominate, as in
+        # real data)
         mu0 = rng.normal(0.0, 1.6, G)
         lines = {cell_lines[0]: mu0}
         for line in cell_lines[1:]:
             lines[line] = 0.8 * mu0 + 0.6 * 1.6 * rng.normal(0.0, 1.0, G)
         self.baseline = pd.DataFrame(lines, index=self.genes).T
         # programs: each gene loads on few programs
-        loadings = rng.normal(0.0, 1.0, (G, n_programs)) * (rng.random((G, n_programs)) < 0.2)
-        self.programs = pd.DataFrame(loadings, index=self.genes, columns=[f"program{k + 1}" for k in range(n_programs)])
-        # perturbation targets: CRISPRa screens like Norman's activate mostly weakly expressed regulators (a target
-        # among the most expressed genes would take over the library and make every double look non-additive);
-        # CRISPRi screens knock down expressed (essential) genes. Drawn uniformly from the lower or upper half.
+        loadings = rng.normal(0.0, 1.0, (G, n_programs)) * (
+            rng.random((G, n_programs)) < 0.2
+        )
+        self.programs = pd.DataFrame(
+            loadings,
+            index=self.genes,
+            columns=[f"program{k + 1}" for k in range(n_programs)],
+        )
+        # perturbation targets: CRISPRa screens like Norman's activate mostly weakly
+        # expressed regulators (a target among the most expressed genes would take over
+        # the library and make every double look non-additive); CRISPRi screens knock
+        # down expressed (essential) genes. Drawn uniformly from the lower or upper
+        # half.
         ranked = np.argsort(mu0)
-        pool = ranked[: G // 2] if modality == "CRISPRa" else ranked[G // 2:]
+        pool = ranked[: G // 2] if modality == "CRISPRa" else ranked[G // 2 :]
         if n_single > len(pool):
             pool = ranked
         targets = rng.choice(pool, size=n_single, replace=False)
         self.targets = [self.genes[i] for i in targets]
-        # embeddings: each perturbation activates 1-3 programs with a perturbation-specific strength
+        # embeddings: each perturbation activates 1-3 programs with a
+        # perturbation-specific strength
         z = np.zeros((n_single, n_programs))
         for i in range(n_single):
             k = rng.choice(n_programs, size=rng.integers(1, 4), replace=False)
             z[i, k] = rng.normal(0.0, 1.0, len(k))
         strength = rng.lognormal(np.log(effect_scale), 0.6, n_single)
         z *= strength[:, None]
-        self.embedding = pd.DataFrame(z, index=self.targets, columns=self.programs.columns)
+        self.embedding = pd.DataFrame(
+            z, index=self.targets, columns=self.programs.columns
+        )
         own = (2.5 if modality == "CRISPRa" else -1.5) * rng.uniform(0.5, 1.5, n_single)
         single = z @ loadings.T
         single[np.arange(n_single), targets] += own
@@ -155,11 +183,17 @@ class _Model:
         pair_list = sorted(pairs)
         rng.shuffle(pair_list)
         doubles = [f"{self.targets[a]}+{self.targets[b]}" for a, b in pair_list]
-        additive = np.array([single[a] + single[b] for a, b in pair_list]) if pair_list else np.zeros((0, G))
+        additive = (
+            np.array([single[a] + single[b] for a, b in pair_list])
+            if pair_list
+            else np.zeros((0, G))
+        )
         interaction = np.zeros_like(additive)
         rows = []
         for d, (a, b) in enumerate(pair_list):
-            same = (np.sign(single[a]) == np.sign(single[b])) & (np.abs(additive[d]) > 0.3)
+            same = (np.sign(single[a]) == np.sign(single[b])) & (
+                np.abs(additive[d]) > 0.3
+            )
             same[[targets[a], targets[b]]] = False
             candidates = np.flatnonzero(same)
             n_plant = int(round(interaction_fraction * len(candidates)))
@@ -168,16 +202,30 @@ class _Model:
             chosen = rng.choice(candidates, size=n_plant, replace=False)
             kinds = rng.choice(["buffering", "synergy"], size=n_plant, p=[0.7, 0.3])
             for g, kind in zip(chosen, kinds):
-                factor = -rng.uniform(0.5, 0.9) if kind == "buffering" else rng.uniform(0.6, 1.5)
+                factor = (
+                    -rng.uniform(0.5, 0.9)
+                    if kind == "buffering"
+                    else rng.uniform(0.6, 1.5)
+                )
                 interaction[d, g] = factor * additive[d, g]
-                rows.append((doubles[d], self.genes[g], kind, additive[d, g], interaction[d, g]))
-        self.double = pd.DataFrame(additive + interaction, index=doubles, columns=self.genes)
-        self.interactions = pd.DataFrame(rows, columns=["condition", "gene", "type", "additive", "interaction"])
-        # which conditions each cell line measures (line 2: a subset of the singles, no doubles)
+                rows.append(
+                    (doubles[d], self.genes[g], kind, additive[d, g], interaction[d, g])
+                )
+        self.double = pd.DataFrame(
+            additive + interaction, index=doubles, columns=self.genes
+        )
+        self.interactions = pd.DataFrame(
+            rows, columns=["condition", "gene", "type", "additive", "interaction"]
+        )
+        # which conditions each cell line measures (line 2: a subset of the singles, no
+        # doubles)
         self.conditions = {cell_lines[0]: [CONTROL, *self.targets, *doubles]}
         for line in cell_lines[1:]:
             keep = rng.random(n_single) < second_line_overlap
-            self.conditions[line] = [CONTROL, *[t for t, k in zip(self.targets, keep) if k]]
+            self.conditions[line] = [
+                CONTROL,
+                *[t for t, k in zip(self.targets, keep) if k],
+            ]
 
     def effect_matrix(self, conditions: list[str]) -> np.ndarray:
         table = pd.concat([self.single, self.double])
@@ -206,7 +254,8 @@ def _draw_cells(
     library_size: float,
     theta: float,
 ) -> sp.csr_matrix:
-    """Counts for cells whose rows of ``log_rates`` (cells x genes, unnormalised) are given; CSR float32."""
+    """Counts for cells whose rows of ``log_rates`` (cells x genes, unnormalised) are
+    given; CSR float32."""
     probs = np.exp(log_rates - log_rates.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     n_counts = rng.lognormal(np.log(library_size), 0.3, size=len(probs))
@@ -241,16 +290,18 @@ def simulate_screen(
     second_line_overlap: float = 0.8,
     seed: int = 0,
 ) -> SimulatedScreen:
-    """Simulate a Perturb-seq screen shaped like Norman 2019 (see the module docstring for the model).
+    """Simulate a Perturb-seq screen shaped like Norman 2019 (see the module docstring
+    for the model).
 
-    Defaults: 2,000 genes, 100 singles and 124 doubles plus control, 100 cells per condition
-    (control: 4x as many unless ``n_control_cells`` is given), ~15,000 UMIs per cell. They were
-    tuned so that the additive baseline's error resembles the paper's on the real Norman data
-    (L2 on the top 1,000 genes); the no-change error is smaller than the paper's (the simulated
-    doubles change less). Chapter 2 prints both next to the published means. Give two ``cell_lines`` for a second
-    "cell line" that shares the perturbation programs with a different baseline; it measures
-    control and a random ``second_line_overlap`` share of the singles (no doubles).
-    Same arguments and seed -> identical data and truth.
+    Defaults: 2,000 genes, 100 singles and 124 doubles plus control, 100 cells per
+    condition (control: 4x as many unless ``n_control_cells`` is given), ~15,000 UMIs
+    per cell. They were tuned so that the additive baseline's error resembles the
+    paper's on the real Norman data (L2 on the top 1,000 genes); the no-change error is
+    smaller than the paper's (the simulated doubles change less). Chapter 2 prints both
+    next to the published means. Give two ``cell_lines`` for a second "cell line" that
+    shares the perturbation programs with a different baseline; it measures control and
+    a random ``second_line_overlap`` share of the singles (no doubles). Same arguments
+    and seed -> identical data and truth.
 
     Sizes: ``n_genes`` genes, ``n_single`` singles, ``n_double`` doubles,
     ``cells_per_condition`` cells each; ``n_programs`` gene programs; ``effect_scale``:
@@ -277,16 +328,31 @@ def simulate_screen(
     )
     rng = np.random.default_rng(seed)
     model = _Model(
-        rng, n_genes, n_single, n_double, n_programs, effect_scale, modality,
-        interaction_fraction, tuple(cell_lines), second_line_overlap,
+        rng,
+        n_genes,
+        n_single,
+        n_double,
+        n_programs,
+        effect_scale,
+        modality,
+        interaction_fraction,
+        tuple(cell_lines),
+        second_line_overlap,
     )
     n_control_cells = n_control_cells or 4 * cells_per_condition
     adatas = {}
     for line in cell_lines:
         conditions = model.conditions[line]
-        n_cells = np.array([n_control_cells if c == CONTROL else cells_per_condition for c in conditions])
+        n_cells = np.array(
+            [
+                n_control_cells if c == CONTROL else cells_per_condition
+                for c in conditions
+            ]
+        )
         cell_condition = np.repeat(np.arange(len(conditions)), n_cells)
-        log_rates = model.baseline.loc[line].to_numpy()[None, :] + model.effect_matrix(conditions)
+        log_rates = model.baseline.loc[line].to_numpy()[None, :] + model.effect_matrix(
+            conditions
+        )
         counts = _draw_cells(rng, log_rates[cell_condition], library_size, theta)
         obs = pd.DataFrame(
             {"condition": np.asarray(conditions, dtype=object)[cell_condition]},
@@ -322,10 +388,12 @@ def write_norman_scale_h5ad(
     library_size: float = 8000.0,
     seed: int = 0,
 ) -> Path:
-    """Stream a Norman-sized synthetic screen to an h5ad file (CSR ``X``, canonical obs/var).
+    """Stream a Norman-sized synthetic screen to an h5ad file (CSR ``X``, canonical
+    obs/var).
 
-    Cells are drawn ``chunk_cells`` at a time and appended to the file, so memory stays small
-    whatever ``n_cells`` is. The file is written to a temporary name and renamed when complete.
+    Cells are drawn ``chunk_cells`` at a time and appended to the file, so memory stays
+    small whatever ``n_cells`` is. The file is written to a temporary name and renamed
+    when complete.
     """
     import h5py
 
@@ -338,7 +406,9 @@ def write_norman_scale_h5ad(
         detail=f"helpers.simulate.write_norman_scale_h5ad(seed={seed})",
     )
     rng = np.random.default_rng(seed)
-    model = _Model(rng, n_genes, n_single, n_double, 10, 0.12, "CRISPRa", 0.3, ("simK562",), 1.0)
+    model = _Model(
+        rng, n_genes, n_single, n_double, 10, 0.12, "CRISPRa", 0.3, ("simK562",), 1.0
+    )
     conditions = model.conditions["simK562"]
     cell_condition = rng.integers(0, len(conditions), size=n_cells)
     cell_condition[: min(n_cells, 2000)] = 0  # a well-sampled control
@@ -347,7 +417,12 @@ def write_norman_scale_h5ad(
     effects = model.effect_matrix(conditions)
 
     obs = pd.DataFrame(
-        {"condition": pd.Categorical(np.asarray(conditions, dtype=object)[cell_condition], categories=conditions)},
+        {
+            "condition": pd.Categorical(
+                np.asarray(conditions, dtype=object)[cell_condition],
+                categories=conditions,
+            )
+        },
         index=pd.Index([f"cell{i:07d}" for i in range(n_cells)], name="cell"),
     )
     adata = ad.AnnData(obs=obs, var=pd.DataFrame(index=pd.Index(model.genes)))
@@ -370,7 +445,11 @@ def write_norman_scale_h5ad(
             for start in range(0, n_cells, chunk_cells):
                 stop = min(start + chunk_cells, n_cells)
                 rows = cell_condition[start:stop]
-                X.append(_log_normalise(_draw_cells(rng, baseline + effects[rows], library_size, 8.0)))
+                X.append(
+                    _log_normalise(
+                        _draw_cells(rng, baseline + effects[rows], library_size, 8.0)
+                    )
+                )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,12 +1,13 @@
 """Student copies of the chapters: the notebooks without their exercise solutions.
 
-A solution is a code cell whose first line is ``# Solution``. In the book it is hidden, input AND output, behind
-one toggle until the reader opens it: myst-nb's ``hide-cell`` tag (a ``<details>`` element in the HTML) with the
-cell-level prompts ``Show solution`` / ``Hide solution`` (:data:`SOLUTION_METADATA`); :func:`hide_solution`
-applies exactly that and :func:`hidden_solution_problems` checks a chapter for it. In the student copy the
-solution's source becomes ``# Your solution here`` and the tag and prompts are dropped. ``python -m
-helpers.student`` writes ``student/<chapter>.ipynb`` for every chapter; a test checks that the committed copies
-are up to date.
+A solution is a code cell whose first line is ``# Solution``. In the book it is hidden,
+input AND output, behind one toggle until the reader opens it: myst-nb's ``hide-cell``
+tag (a ``<details>`` element in the HTML) with the cell-level prompts ``Show solution``
+/ ``Hide solution`` (:data:`SOLUTION_METADATA`); :func:`hide_solution` applies exactly
+that and :func:`hidden_solution_problems` checks a chapter for it. In the student copy
+the solution's source becomes ``# Your solution here`` and the tag and prompts are
+dropped. ``python -m helpers.student`` writes ``student/<chapter>.ipynb`` for every
+chapter; a test checks that the committed copies are up to date.
 """
 
 from __future__ import annotations
@@ -31,20 +32,29 @@ __all__ = [
 ]
 
 PLACEHOLDER = "# Your solution here\n"
-SOLUTION_TAG = "hide-cell"  # myst-nb: input and output behind one toggle (hide-input would show the output)
-SOLUTION_METADATA = {"mystnb": {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}}
+# myst-nb: input and output behind one toggle (hide-input would show the output)
+SOLUTION_TAG = "hide-cell"
+SOLUTION_METADATA = {
+    "mystnb": {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}
+}
 _PARTIAL_HIDE_TAGS = ("hide-input", "hide-output", "remove-input", "remove-output")
 
 
 def is_solution(cell: dict) -> bool:
-    """Whether a notebook cell is an exercise solution: a code cell whose first line is ``# Solution``."""
-    return cell["cell_type"] == "code" and "".join(cell["source"]).lstrip().startswith("# Solution")
+    """Whether a notebook cell is an exercise solution: a code cell whose first line is
+    ``# Solution``."""
+    return cell["cell_type"] == "code" and "".join(cell["source"]).lstrip().startswith(
+        "# Solution"
+    )
 
 
 def hide_solution(cell: dict) -> dict:
-    """Tag a solution cell so that the book hides its input and output until the reader opens it."""
+    """Tag a solution cell so that the book hides its input and output until the reader
+    opens it."""
     if not is_solution(cell):
-        raise InputError("hide_solution() takes a code cell whose first line is '# Solution'")
+        raise InputError(
+            "hide_solution() takes a code cell whose first line is '# Solution'"
+        )
     metadata = cell.setdefault("metadata", {})
     tags = [t for t in metadata.get("tags", []) if t not in _PARTIAL_HIDE_TAGS]
     metadata["tags"] = tags if SOLUTION_TAG in tags else [*tags, SOLUTION_TAG]
@@ -53,7 +63,8 @@ def hide_solution(cell: dict) -> dict:
 
 
 def hidden_solution_problems(notebook: dict, name: str = "notebook") -> list[str]:
-    """Solution cells of a notebook that the book would not hide completely, as readable messages."""
+    """Solution cells of a notebook that the book would not hide completely, as readable
+    messages."""
     problems = []
     for n, cell in enumerate(notebook["cells"], start=1):
         if not is_solution(cell):
@@ -61,19 +72,28 @@ def hidden_solution_problems(notebook: dict, name: str = "notebook") -> list[str
         metadata = cell.get("metadata", {})
         tags = metadata.get("tags", [])
         if SOLUTION_TAG not in tags:
-            problems.append(f"{name} cell {n}: solution without the {SOLUTION_TAG!r} tag (its output would show)")
+            problems.append(
+                f"{name} cell {n}: solution without the {SOLUTION_TAG!r} tag "
+                "(its output would show)"
+            )
         partial = [t for t in tags if t in _PARTIAL_HIDE_TAGS]
         if partial:
-            problems.append(f"{name} cell {n}: solution tagged {partial}; use only {SOLUTION_TAG!r}")
+            problems.append(
+                f"{name} cell {n}: solution tagged {partial}; use only {SOLUTION_TAG!r}"
+            )
         prompts = metadata.get("mystnb", {})
         for key, value in SOLUTION_METADATA["mystnb"].items():
             if prompts.get(key) != value:
-                problems.append(f"{name} cell {n}: solution toggle needs metadata mystnb.{key} = {value!r}")
+                problems.append(
+                    f"{name} cell {n}: solution toggle needs metadata "
+                    f"mystnb.{key} = {value!r}"
+                )
     return problems
 
 
 def student_copy(notebook: dict) -> dict:
-    """A copy of a notebook (nbformat JSON as dict) with solution cells emptied and outputs cleared."""
+    """A copy of a notebook (nbformat JSON as dict) with solution cells emptied and
+    outputs cleared."""
     nb = copy.deepcopy(notebook)
     removed = 0
     for cell in nb["cells"]:
@@ -95,7 +115,9 @@ def student_copy(notebook: dict) -> dict:
     return nb
 
 
-def write_student_copies(root: Path | None = None, out: Path | None = None) -> list[Path]:
+def write_student_copies(
+    root: Path | None = None, out: Path | None = None
+) -> list[Path]:
     root = root or book_root()
     out = out or root / "student"
     out.mkdir(parents=True, exist_ok=True)
@@ -109,8 +131,12 @@ def write_student_copies(root: Path | None = None, out: Path | None = None) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.student", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="folder for the copies (default: student/ in the book)")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.student", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--out", help="folder for the copies (default: student/ in the book)"
+    )
     args = parser.parse_args(argv)
     for path in write_student_copies(out=Path(args.out) if args.out else None):
         print(path)

@@ -1,26 +1,27 @@
 """Uncertainty of a mean over crossed factors: conditions x splits x training seeds.
 
-Introduced in chapter 2 (the first L2 the reader sees) and used wherever a chapter draws a
-conclusion from a table of per-row scores.
+Introduced in chapter 2 (the first L2 the reader sees) and used wherever a chapter draws
+a conclusion from a table of per-row scores.
 
-A results table has one row per (condition, split, training seed, ...). Those rows are **not**
-independent samples: the same condition appears in several splits, the same split holds many
-conditions. Resampling rows would shrink the interval. This module resamples each **factor**
-(every column named in ``factors``) independently, as crossed random effects (the "pigeonhole"
-bootstrap of Owen 2007, *Ann. Appl. Stat.* 1:1): for each factor ``f`` the levels are drawn with
-replacement, ``m_f(l)`` = how often level ``l`` was drawn, and row ``i`` gets the weight
+A results table has one row per (condition, split, training seed, ...). Those rows are
+**not** independent samples: the same condition appears in several splits, the same
+split holds many conditions. Resampling rows would shrink the interval. This module
+resamples each **factor** (every column named in ``factors``) independently, as crossed
+random effects (the "pigeonhole" bootstrap of Owen 2007, *Ann. Appl. Stat.* 1:1): for
+each factor ``f`` the levels are drawn with replacement, ``m_f(l)`` = how often level
+``l`` was drawn, and row ``i`` gets the weight
 
     w[b, i] = prod_f m_f(level_f(i))
 
-in resample ``b``. The statistic of a resample is the weighted mean ``sum_i w v / sum_i w``
-(resamples whose weights are all zero are left out and counted). With one factor this is the
-ordinary bootstrap over that factor's levels.
+in resample ``b``. The statistic of a resample is the weighted mean ``sum_i w v / sum_i
+w`` (resamples whose weights are all zero are left out and counted). With one factor
+this is the ordinary bootstrap over that factor's levels.
 
 :func:`crossed_interval` gives the percentile interval of the mean of one column;
 :func:`paired_interval` the interval of a mean paired difference between two methods
-(positive = the first is better, for the metric's direction); :func:`direction` turns an interval into
-"better" / "worse" / "inconclusive", so that a sentence such as "X beats Y" is generated from the
-interval and never from the point estimate alone.
+(positive = the first is better, for the metric's direction); :func:`direction` turns an
+interval into "better" / "worse" / "inconclusive", so that a sentence such as "X beats
+Y" is generated from the interval and never from the point estimate alone.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _check(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(
-            f"The table has no {what} column(s) {missing}; it has {list(frame.columns)}."
+            f"The table has no {what} column(s) {missing}; it has "
+            f"{list(frame.columns)}."
         )
 
 
@@ -59,8 +61,9 @@ def crossed_weights(
     """Resampling weights ``w[b, i]`` (``n_boot`` x rows) for crossed ``factors``.
 
     Each factor's levels are drawn with replacement independently (``numpy.random.
-    default_rng(seed)``); a row's weight is the product over factors of how often its level
-    was drawn (module docstring). A factor with one level contributes weight 1 to every row.
+    default_rng(seed)``); a row's weight is the product over factors of how often its
+    level was drawn (module docstring). A factor with one level contributes weight 1 to
+    every row.
     """
     factors = list(factors)
     _check(frame, factors, "factor")
@@ -98,9 +101,9 @@ def crossed_interval(
 ) -> dict:
     """Mean of ``frame[value]`` with a percentile interval over crossed ``factors``.
 
-    Rows whose value is NaN are dropped first (counted in ``n_dropped``). Returns a dict:
-    estimate, lower, upper, level, n_rows, n_dropped, n_<factor> (levels of each factor),
-    n_boot (resamples with a non-zero total weight).
+    Rows whose value is NaN are dropped first (counted in ``n_dropped``). Returns a
+    dict: estimate, lower, upper, level, n_rows, n_dropped, n_<factor> (levels of each
+    factor), n_boot (resamples with a non-zero total weight).
 
     ``seed``: the bootstrap's seed.
     """
@@ -113,9 +116,17 @@ def crossed_interval(
         _check(frame, [factor], "factor")
         out[f"n_{factor}"] = int(valid[factor].nunique())
     if len(valid) == 0:
-        return {**out, "estimate": np.nan, "lower": np.nan, "upper": np.nan, "n_boot": 0}
+        return {
+            **out,
+            "estimate": np.nan,
+            "lower": np.nan,
+            "upper": np.nan,
+            "n_boot": 0,
+        }
     v = valid[value].to_numpy(dtype=float)
-    means = _weighted_means(v, crossed_weights(valid, factors, n_boot=n_boot, seed=seed))
+    means = _weighted_means(
+        v, crossed_weights(valid, factors, n_boot=n_boot, seed=seed)
+    )
     alpha = (1 - level) / 2
     lower, upper = np.quantile(means, [alpha, 1 - alpha])
     return {
@@ -139,12 +150,13 @@ def paired_interval(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict:
-    """Mean paired difference ``d`` of ``method`` against ``baseline``, positive = better.
+    """Mean paired difference ``d`` of ``method`` against ``baseline``, positive =
+    better.
 
-    ``frame`` is long: a ``method`` column, the ``factors`` columns (which also pair the rows:
-    a row of ``method`` and a row of ``baseline`` with the same factor levels form a pair),
-    and ``value``. ``d = baseline - method`` where lower is better, ``method - baseline``
-    otherwise. Pairs where either value is NaN are dropped. Returns
+    ``frame`` is long: a ``method`` column, the ``factors`` columns (which also pair the
+    rows: a row of ``method`` and a row of ``baseline`` with the same factor levels form
+    a pair), and ``value``. ``d = baseline - method`` where lower is better, ``method -
+    baseline`` otherwise. Pairs where either value is NaN are dropped. Returns
     :func:`crossed_interval`'s dict with ``method``, ``baseline``, ``value`` and
     ``direction`` (:func:`direction` of the interval) added.
 
@@ -156,7 +168,8 @@ def paired_interval(
     for name in (method, baseline):
         if name not in set(frame["method"]):
             raise InputError(
-                f"No rows of method {name!r}; the table has {sorted(set(frame['method']))}."
+                f"No rows of method {name!r}; the table has "
+                f"{sorted(set(frame['method']))}."
             )
     wide = frame[frame["method"].isin([method, baseline])].pivot_table(
         index=factors, columns="method", values=value, aggfunc="mean", dropna=False
@@ -164,9 +177,7 @@ def paired_interval(
     wide = wide.reindex(columns=[method, baseline]).reset_index()
     sign = -1.0 if lower_is_better else 1.0
     wide["d"] = sign * (wide[method] - wide[baseline])
-    out = crossed_interval(
-        wide, "d", factors, n_boot=n_boot, seed=seed, level=level
-    )
+    out = crossed_interval(wide, "d", factors, n_boot=n_boot, seed=seed, level=level)
     return {
         "method": method,
         "baseline": baseline,
@@ -194,16 +205,17 @@ def direction(lower: float, upper: float) -> str:
 def describe(result: dict, *, digits: int = 3) -> str:
     """One sentence for a :func:`paired_interval` result, generated from its interval.
 
-    For example ``"additive is better than no_change on l2: mean difference 1.23
-    [0.85, 1.61] (95% interval over 5 condition x 1 split resamples)"``; an interval that
+    For example ``"additive is better than no_change on l2: mean difference 1.23 [0.85,
+    1.61] (95% interval over 5 condition x 1 split resamples)"``; an interval that
     covers 0 gives ``"... cannot be told apart from ..."``, with the reason.
 
     ``digits``: significant digits of the numbers.
     """
     m, b, v = result["method"], result["baseline"], result["value"]
     levels = " x ".join(
-        f"{result[k]} {k[2:]}" for k in sorted(result) if k.startswith("n_")
-        and k not in ("n_rows", "n_dropped", "n_boot")
+        f"{result[k]} {k[2:]}"
+        for k in sorted(result)
+        if k.startswith("n_") and k not in ("n_rows", "n_dropped", "n_boot")
     )
     ci = (
         f"mean difference {result['estimate']:.{digits}f} "

@@ -1,14 +1,16 @@
-"""A pytest plugin (loaded by tests/conftest.py): while ``$PERTURBBOOK_CACHE`` points away
-from the default cache, no test, and no subprocess a test starts, may read or write under the
-default cache (``helpers.data.default_cache_dir()``, e.g. ``~/.cache/perturbbook``).
+"""A pytest plugin (loaded by tests/conftest.py): while ``$PERTURBBOOK_CACHE`` points
+away from the default cache, no test, and no subprocess a test starts, may read or write
+under the default cache (``helpers.data.default_cache_dir()``, e.g.
+``~/.cache/perturbbook``).
 
-* **Reads** through the book's code: the session sets ``$PERTURBBOOK_NO_DEFAULT_CACHE=1``, which
-  subprocesses inherit, so ``helpers.data.cache_dir()`` raises instead of falling back to the
-  default where a step lost the setting (the defect of issue 32: a test started the rehearsal
-  without ``$PERTURBBOOK_CACHE``).
-* **Writes** by anything: the default cache folder is listed (path, size, mtime of every file)
-  before the first test and after the last; any difference, including the folder appearing,
-  fails the session with the list of what changed.
+* **Reads** through the book's code: the session sets
+  ``$PERTURBBOOK_NO_DEFAULT_CACHE=1``, which subprocesses inherit, so
+  ``helpers.data.cache_dir()`` raises instead of falling back to the default where a
+  step lost the setting (the defect of issue 32: a test started the rehearsal without
+  ``$PERTURBBOOK_CACHE``).
+* **Writes** by anything: the default cache folder is listed (path, size, mtime of every
+  file) before the first test and after the last; any difference, including the folder
+  appearing, fails the session with the list of what changed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from helpers import data
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]] | None:
-    """``{relative path: (size, mtime_ns)}`` of every file under ``folder``; None if absent."""
+    """``{relative path: (size, mtime_ns)}`` of every file under ``folder``; None if
+    absent."""
     if not folder.exists():
         return None
     out = {}
@@ -44,8 +47,11 @@ def changes(before, after) -> list[str]:
     if after is None:
         return ["the folder was removed"]
     lines = [f"new: {p}" for p in sorted(set(after) - set(before))]
-    lines += [f"changed: {p}" for p in sorted(set(after) & set(before))
-              if after[p] != before[p]]
+    lines += [
+        f"changed: {p}"
+        for p in sorted(set(after) & set(before))
+        if after[p] != before[p]
+    ]
     lines += [f"removed: {p}" for p in sorted(set(before) - set(after))]
     return lines
 
@@ -82,6 +88,7 @@ def configured_cache_only():
     if found:
         pytest.fail(
             f"the tests touched the default cache {default} although "
-            f"{data.CACHE_ENV}={os.environ.get(data.CACHE_ENV)}: " + "; ".join(found[:10]),
+            f"{data.CACHE_ENV}={os.environ.get(data.CACHE_ENV)}: "
+            + "; ".join(found[:10]),
             pytrace=False,
         )

@@ -1,10 +1,10 @@
 """Runs cell-eval2's own metric functions on h5ad files; executed by the peer's python.
 
-Not a test module and not imported by the book: ``tests/parity/test_parity_celleval2.py`` and
-``tests/parity/test_beyond_celleval.py`` call it in the cell-eval2 environment
-(``.venv-celleval``, ``scripts/make_celleval_venv.sh``) as ``python celleval2_runner.py
-JOB.json`` and read one JSON line from stdout. Each job names the peer function it
-calls:
+Not a test module and not imported by the book:
+``tests/parity/test_parity_celleval2.py`` and ``tests/parity/test_beyond_celleval.py``
+call it in the cell-eval2 environment (``.venv-celleval``,
+``scripts/make_celleval_venv.sh``) as ``python celleval2_runner.py JOB.json`` and read
+one JSON line from stdout. Each job names the peer function it calls:
 
 * ``legacy``: ``norm.validate_input_type`` on both files (the refusal of negative
   values), then ``metrics.mse`` and ``metrics.pearson_delta`` (v1: the predicted

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Norman subset (through the registry), a loopback HTTP server, temp registries."""
+"""Shared fixtures: the real Norman subset (through the registry), a loopback HTTP
+server, temp registries."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def subset_path() -> Path:
-    """The real Norman 2019 subset from the book's cache (seeded by scripts/build_book.sh or downloaded)."""
+    """The real Norman 2019 subset from the book's cache (seeded by
+    scripts/build_book.sh or downloaded)."""
     return data.fetch("norman2019_subset", progressbar=False)
 
 
@@ -53,10 +55,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         type(self).requests_seen.append(self.path)
         type(self).user_agents.append(self.headers.get("User-Agent", ""))
-        if self.path.startswith("/status/"):  # /status/<code>/...: answer with that HTTP status
+        if self.path.startswith(
+            "/status/"
+        ):  # /status/<code>/...: answer with that HTTP status
             self.send_error(int(self.path.split("/")[2]))
             return
-        if self.path.startswith("/cut/"):  # /cut/...: promise 1 MB, send 1 kB, drop the connection
+        if self.path.startswith(
+            "/cut/"
+        ):  # /cut/...: promise 1 MB, send 1 kB, drop the connection
             self.send_response(200)
             self.send_header("Content-Length", str(1 << 20))
             self.end_headers()
@@ -69,10 +75,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def http_server(tmp_path):
-    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list of request paths).
+    """Serve files from a temporary folder on 127.0.0.1; yields (folder, base_url, list
+    of request paths).
 
-    ``/status/<code>/...`` answers with that HTTP status (e.g. 403, as figshare does to many scripts);
-    ``/cut/...`` drops the connection in the middle of a transfer.
+    ``/status/<code>/...`` answers with that HTTP status (e.g. 403, as figshare does to
+    many scripts); ``/cut/...`` drops the connection in the middle of a transfer.
     """
     root = tmp_path / "served"
     root.mkdir()
@@ -92,7 +99,9 @@ def http_server(tmp_path):
         server.server_close()
 
 
-def write_registry(path: Path, entries: dict[str, dict]) -> dict[str, data.RegistryEntry]:
+def write_registry(
+    path: Path, entries: dict[str, dict]
+) -> dict[str, data.RegistryEntry]:
     """Write a registry TOML with the given entries and load it back."""
     lines = []
     for name, spec in entries.items():
@@ -101,7 +110,10 @@ def write_registry(path: Path, entries: dict[str, dict]) -> dict[str, data.Regis
             if isinstance(value, int):
                 lines.append(f"{key} = {value}")
             elif isinstance(value, list):
-                lines.append(f"{key} = [{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]")
+                lines.append(
+                    f"{key} = "
+                    f"[{', '.join(repr(v).replace(chr(39), chr(34)) for v in value)}]"
+                )
             else:
                 lines.append(f'{key} = "{value}"')
         lines.append("")

@@ -1,35 +1,40 @@
-"""Benchmark a perturbation model on the paper's tasks (introduced in chapter 2; the API of chapter 7).
+"""Benchmark a perturbation model on the paper's tasks (introduced in chapter 2; the API
+of chapter 7).
 
-Data flow: task -> its truth pseudobulk and splits -> for each split, the **training** data handed to
-a method and the held-out conditions it must predict -> predictions (the contract of
-:mod:`helpers.predictions`) -> :func:`helpers.metrics.evaluate` -> a leaderboard beside the baselines,
-the linear model and the paper's published results (always labelled "published").
+Data flow: task -> its truth pseudobulk and splits -> for each split, the **training**
+data handed to a method and the held-out conditions it must predict -> predictions (the
+contract of :mod:`helpers.predictions`) -> :func:`helpers.metrics.evaluate` -> a
+leaderboard beside the baselines, the linear model and the paper's published results
+(always labelled "published").
 
 Python::
 
     from helpers import benchmark
     benchmark.list_tasks()
-    result = benchmark.run(my_predict, task="simulated_doubles")   # my_predict(train, conditions)
+    # my_predict(train, conditions) -> predictions
+    result = benchmark.run(my_predict, task="simulated_doubles")
     result.leaderboard
 
 A model is a :class:`Method` (:mod:`helpers.models.contract`): a ``name`` and
-``predict(train, conditions)``; a plain function ``my_predict(train, conditions)`` is accepted and
-made one, and :func:`from_pseudobulk` makes one of a function ``f(train_pseudobulk, conditions, *,
-seed)`` (the baselines' signature).
+``predict(train, conditions)``; a plain function ``my_predict(train, conditions)`` is
+accepted and made one, and :func:`from_pseudobulk` makes one of a function
+``f(train_pseudobulk, conditions, *, seed)`` (the baselines' signature).
 
 Command line (same code)::
 
     python -m helpers.benchmark --list
-    python -m helpers.benchmark --task simulated_doubles --predictions my_predictions.csv --out results/
+    python -m helpers.benchmark --task simulated_doubles \\
+        --predictions my_predictions.csv --out results/
 
 ``run_methods`` / ``run_baselines`` are the plain loops the chapters use.
 
 One job per module: :mod:`.tasks` (the task registry), :mod:`.runner` (the run loop),
 :mod:`.guards` (unit checks on submitted predictions), :mod:`.leaderboard` (the table),
-:mod:`.cli` (the command line), :mod:`.beyond` (chapter 8: split audit, noise ceiling, retrieval, DE
-overlap and predicted cells, e.g. ``--predictions cells.h5ad`` in the cell-eval layout),
-:mod:`.verdict` (chapter 9: every metric family on one set of predictions). Imports point one way:
-cli -> runner -> beyond / guards / leaderboard -> tasks; verdict -> runner.
+:mod:`.cli` (the command line), :mod:`.beyond` (chapter 8: split audit, noise ceiling,
+retrieval, DE overlap and predicted cells, e.g. ``--predictions cells.h5ad`` in the
+cell-eval layout), :mod:`.verdict` (chapter 9: every metric family on one set of
+predictions). Imports point one way: cli -> runner -> beyond / guards / leaderboard ->
+tasks; verdict -> runner.
 """
 
 from __future__ import annotations

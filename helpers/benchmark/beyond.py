@@ -1,21 +1,24 @@
-"""Chapter 8's metrics in the benchmark: audit, noise ceiling, retrieval, DE agreement, cells, paired test.
+"""Chapter 8's metrics in the benchmark: audit, noise ceiling, retrieval, DE agreement,
+cells, paired test.
 
-:func:`run` and :func:`score_methods` (in :mod:`.runner`, which imports this module, never the
-reverse) call these when the task has cells in memory (the quick tasks:
-the real Norman subset and the simulated screens); for the paper's large backed files the cell-based
-columns are left out with a warning (they would read every cell into memory).
+:func:`run` and :func:`score_methods` (in :mod:`.runner`, which imports this module,
+never the reverse) call these when the task has cells in memory (the quick tasks: the
+real Norman subset and the simulated screens); for the paper's large backed files the
+cell-based columns are left out with a warning (they would read every cell into memory).
 
-* :func:`audit` - :func:`helpers.audit.audit_split` of every split before scoring; real leaks raise.
-* :func:`extra_columns` - per (method, seed, condition): ``rank_vs_control`` / ``rank_vs_mean``
-  (normalised retrieval rank, :mod:`helpers.retrieval`: 0 = own perturbation first, 0.5 = chance),
-  ``de_overlap`` (top-20 DE genes), ``l2_ceiling`` / ``pearson_delta_ceiling`` (replicate
-  agreement), ``l2_oracle`` / ``pearson_delta_oracle`` (best achievable) and ``norm_l2`` /
-  ``norm_pearson_delta`` (:mod:`helpers.ceilings`, 0 = mean baseline, 1 = the oracle).
-* :func:`board_columns` - their means per method for the leaderboard (normalised scores of the
-  means, as :func:`helpers.ceilings.normalised_summary`: method and baseline averaged over the
-  same rows).
-* :func:`load_cells` - predicted cells (AnnData or ``.h5ad``, cell-eval layout) -> Predictions
-  through the book's pseudobulk, and :func:`energy_table` for them.
+* :func:`audit` - :func:`helpers.audit.audit_split` of every split before scoring; real
+  leaks raise.
+* :func:`extra_columns` - per (method, seed, condition): ``rank_vs_control`` /
+  ``rank_vs_mean`` (normalised retrieval rank, :mod:`helpers.retrieval`: 0 = own
+  perturbation first, 0.5 = chance), ``de_overlap`` (top-20 DE genes), ``l2_ceiling`` /
+  ``pearson_delta_ceiling`` (replicate agreement), ``l2_oracle`` /
+  ``pearson_delta_oracle`` (best achievable) and ``norm_l2`` / ``norm_pearson_delta``
+  (:mod:`helpers.ceilings`, 0 = mean baseline, 1 = the oracle).
+* :func:`board_columns` - their means per method for the leaderboard (normalised scores
+  of the means, as :func:`helpers.ceilings.normalised_summary`: method and baseline
+  averaged over the same rows).
+* :func:`load_cells` - predicted cells (AnnData or ``.h5ad``, cell-eval layout) ->
+  Predictions through the book's pseudobulk, and :func:`energy_table` for them.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ _CACHE: dict[tuple[str, str], object] = {}
 
 
 def has_cells(task: Task) -> bool:
-    """True if the task's cells are in memory (then the cell-based columns are computed)."""
+    """True if the task's cells are in memory (then the cell-based columns are
+    computed)."""
     try:
         adata = task.adata()
     except ValueError:
@@ -78,7 +82,8 @@ def has_cells(task: Task) -> bool:
 
 
 def audit(task: Task, splits, warnings: list[str]) -> pd.DataFrame:
-    """Audit every split (with the cells where they are in memory); raise on leaks, report the rest."""
+    """Audit every split (with the cells where they are in memory); raise on leaks,
+    report the rest."""
     adata = task.adata() if has_cells(task) else None
     tables = []
     for split in splits:
@@ -90,7 +95,8 @@ def audit(task: Task, splits, warnings: list[str]) -> pd.DataFrame:
     out = pd.concat(tables, ignore_index=True)
     if adata is None:
         warnings.append(
-            f"split audit of {task.name!r} without the cell-level check (cells are not in memory)"
+            f"split audit of {task.name!r} without the cell-level check (cells "
+            "are not in memory)"
         )
     return out
 
@@ -108,12 +114,14 @@ def _genes(task: Task, n_top: int) -> pd.Index:
 def extra_columns(
     task: Task, split, runs: dict[str, Predictions], n_top: int
 ) -> pd.DataFrame:
-    """Retrieval ranks, DE overlap and noise-ceiling columns for one split (module docstring)."""
+    """Retrieval ranks, DE overlap and noise-ceiling columns for one split (module
+    docstring)."""
     truth = task.truth
     genes = _genes(task, n_top)
     adata = task.adata()
     held_all = sorted({c for s in task.splits for c in s.held_out})
-    ceiling = _cached(
+    # computed once per task and read back by add_ceiling
+    _cached(
         task,
         f"ceiling{n_top}",
         lambda: noise_ceiling(adata, truth, held_all, seed=0, n_repeats=5, genes=genes),
@@ -154,7 +162,8 @@ def extra_columns(
 
 
 def add_ceiling(task: Task, metrics: pd.DataFrame, n_top: int) -> pd.DataFrame:
-    """Join the ceilings and the normalised scores (0 = mean baseline, 1 = oracle) onto metrics."""
+    """Join the ceilings and the normalised scores (0 = mean baseline, 1 = oracle) onto
+    metrics."""
     ceiling = _CACHE.get((task.name, f"ceiling{n_top}"))
     if ceiling is None or "mean" not in set(metrics["method"]):
         return metrics
@@ -162,10 +171,10 @@ def add_ceiling(task: Task, metrics: pd.DataFrame, n_top: int) -> pd.DataFrame:
 
 
 def board_columns(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per method: mean retrieval ranks and DE overlap, and normalised scores of the mean L2 /
-    Pearson delta (0 = mean baseline, 1 = oracle), the method's and the baseline's means taken
-    over the same (seed, condition) rows; ``ceiling_*`` is the replicate agreement,
-    ``oracle_*`` the best achievable score on those rows."""
+    """Per method: mean retrieval ranks and DE overlap, and normalised scores of the
+    mean L2 / Pearson delta (0 = mean baseline, 1 = oracle), the method's and the
+    baseline's means taken over the same (seed, condition) rows; ``ceiling_*`` is the
+    replicate agreement, ``oracle_*`` the best achievable score on those rows."""
     present = [c for c in EXTRA_COLUMNS if c in metrics.columns]
     if not present:
         return pd.DataFrame({"method": []})
@@ -220,7 +229,8 @@ def load_cells(
     perturbation_key: str = PERTURBATION_KEY,
     control_label: str = CONTROL_LABEL,
 ) -> tuple[ad.AnnData, Predictions]:
-    """Predicted cells -> (canonical cells, their pseudobulk Predictions; no seed: a one-split task)."""
+    """Predicted cells -> (canonical cells, their pseudobulk Predictions; no seed: a
+    one-split task)."""
     cells = read_predicted_cells(
         source,
         perturbation_key=perturbation_key,
@@ -236,7 +246,8 @@ def load_cells(
 def energy_table(
     task: Task, cells: ad.AnnData, split, method: str, n_top: int
 ) -> pd.DataFrame:
-    """Energy distance of the predicted cells of each held-out condition to the observed cells."""
+    """Energy distance of the predicted cells of each held-out condition to the observed
+    cells."""
     labels = set(cells.obs["condition"].astype(str))
     conditions = [c for c in split.held_out if c in labels]
     table = energy_distances(

@@ -1,9 +1,11 @@
-"""The command line: ``python -m helpers.benchmark --task NAME --predictions FILE.csv|FILE.h5ad [--out DIR]``.
+"""The command line: ``python -m helpers.benchmark --task NAME --predictions
+FILE.csv|FILE.h5ad [--out DIR]``.
 
 A ``.h5ad`` file holds predicted cells in the cell-eval / Virtual Cell Challenge layout
-(``--perturbation-key``, ``--control-label``); they are pseudobulked by the book's code and also
-scored by the energy distance. The split audit, the paired test against the reference baseline and
-(for tasks with cells in memory) chapter 8's columns are printed and written beside the metrics.
+(``--perturbation-key``, ``--control-label``); they are pseudobulked by the book's code
+and also scored by the energy distance. The split audit, the paired test against the
+reference baseline and (for tasks with cells in memory) chapter 8's columns are printed
+and written beside the metrics.
 """
 
 from __future__ import annotations
@@ -25,23 +27,57 @@ def main(argv: list[str] | None = None) -> int:
     code (module docstring and ``--help``)."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark",
-        description="Score a predictions file on a benchmark task, beside the baselines.",
-        epilog="exit codes: 0 scored; 1 bad input (one line on standard error names the problem and "
-        "the fix); 2 usage error (unknown option or missing argument)")
+        description="Score a predictions file on a benchmark task, beside the "
+        "baselines.",
+        epilog="exit codes: 0 scored; 1 bad input (one line on standard error "
+        "names the problem and "
+        "the fix); 2 usage error (unknown option or missing argument)",
+    )
     parser.add_argument("--list", action="store_true", help="list the tasks and exit")
     parser.add_argument("--task", help="task name (see --list)")
-    parser.add_argument("--predictions", help="CSV with columns dataset, method, seed, condition, gene, prediction; "
-                        "or an .h5ad of predicted cells (cell-eval layout)")
-    parser.add_argument("--perturbation-key", default="target_gene", help="obs column of predicted cells (.h5ad)")
-    parser.add_argument("--control-label", default="non-targeting", help="control label of predicted cells (.h5ad)")
-    parser.add_argument("--name", default="your_model", help="method name for predicted cells (.h5ad)")
-    parser.add_argument("--no-extras", action="store_true", help="skip noise ceiling, retrieval and DE columns")
+    parser.add_argument(
+        "--predictions",
+        help="CSV with columns dataset, method, seed, condition, gene, prediction; "
+        "or an .h5ad of predicted cells (cell-eval layout)",
+    )
+    parser.add_argument(
+        "--perturbation-key",
+        default="target_gene",
+        help="obs column of predicted cells (.h5ad)",
+    )
+    parser.add_argument(
+        "--control-label",
+        default="non-targeting",
+        help="control label of predicted cells (.h5ad)",
+    )
+    parser.add_argument(
+        "--name", default="your_model", help="method name for predicted cells (.h5ad)"
+    )
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="skip noise ceiling, retrieval and DE columns",
+    )
     parser.add_argument("--out", help="folder for metrics.csv and leaderboard.csv")
-    parser.add_argument("--n-top", type=int, default=1000, help="evaluation genes: top n by control expression")
-    parser.add_argument("--allow-missing", action="store_true", help="allow held-out conditions without prediction")
-    parser.add_argument("--metrics", default="paper", choices=FAMILY_CHOICES,
-                        help="metric families (chapter 9): paper (default: L2, Pearson delta, r), systema, "
-                        "calibrated (DE-weighted, DRF), vcc (Virtual Cell Challenge) or all")
+    parser.add_argument(
+        "--n-top",
+        type=int,
+        default=1000,
+        help="evaluation genes: top n by control expression",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="allow held-out conditions without prediction",
+    )
+    parser.add_argument(
+        "--metrics",
+        default="paper",
+        choices=FAMILY_CHOICES,
+        help="metric families (chapter 9): paper (default: L2, Pearson delta, "
+        "r), systema, "
+        "calibrated (DE-weighted, DRF), vcc (Virtual Cell Challenge) or all",
+    )
     args = parser.parse_args(argv)
     if args.list:
         print(list_tasks().to_string(index=False))
@@ -49,18 +85,30 @@ def main(argv: list[str] | None = None) -> int:
     if not args.task or not args.predictions:
         parser.error("--task and --predictions are required (or --list)")
     if Path(args.predictions).is_dir():
-        print(f"error: {args.predictions} is a folder, not a predictions file: pass the .csv or .h5ad "
-              "file inside it.", file=sys.stderr)
+        print(
+            f"error: {args.predictions} is a folder, not a predictions file: "
+            "pass the .csv or .h5ad "
+            "file inside it.",
+            file=sys.stderr,
+        )
         return 1
     try:
         if args.predictions.endswith(".h5ad"):
             predictions = args.predictions
         else:
             predictions = Predictions.load_all(args.predictions)
-        result = run(task=args.task, predictions=predictions, n_top=args.n_top, allow_missing=args.allow_missing,
-                     extras=not args.no_extras, perturbation_key=args.perturbation_key,
-                     control_label=args.control_label, name=args.name, progress=False,
-                     metrics=args.metrics)
+        result = run(
+            task=args.task,
+            predictions=predictions,
+            n_top=args.n_top,
+            allow_missing=args.allow_missing,
+            extras=not args.no_extras,
+            perturbation_key=args.perturbation_key,
+            control_label=args.control_label,
+            name=args.name,
+            progress=False,
+            metrics=args.metrics,
+        )
     except (PredictionError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -71,13 +119,35 @@ def main(argv: list[str] | None = None) -> int:
     for row in result.audit.drop_duplicates("check", keep="last").itertuples():
         print(f"  {row.check}: {row.status} ({row.detail})")
     if result.comparison is not None:
-        print("paired test (positive mean_diff = your model better; interval: crossed bootstrap over "
-              "conditions x seeds; better / worse decided by the sign-flip p):")
-        print(result.comparison[["method", "baseline", "value", "n_pairs", "mean_diff", "lower", "upper",
-                                 "p_text", "better", "worse"]].round(4).to_string(index=False))
+        print(
+            "paired test (positive mean_diff = your model better; interval: "
+            "crossed bootstrap over "
+            "conditions x seeds; better / worse decided by the sign-flip p):"
+        )
+        print(
+            result.comparison[
+                [
+                    "method",
+                    "baseline",
+                    "value",
+                    "n_pairs",
+                    "mean_diff",
+                    "lower",
+                    "upper",
+                    "p_text",
+                    "better",
+                    "worse",
+                ]
+            ]
+            .round(4)
+            .to_string(index=False)
+        )
     if result.energy is not None:
-        print(f"energy distance of the predicted cells: mean {result.energy['energy_distance'].mean():.3f} "
-              f"over {len(result.energy)} (seed, condition) pairs")
+        print(
+            "energy distance of the predicted cells: mean "
+            f"{result.energy['energy_distance'].mean():.3f} "
+            f"over {len(result.energy)} (seed, condition) pairs"
+        )
     for method, why in (result.not_applicable or {}).items():
         print(f"not applicable on this task: {method} ({why})")
     for warning in result.warnings:

@@ -35,11 +35,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .. import ceilings
 from ..ceilings import evaluation_truth
 from ..errors import InputError
 from ..metrics import calibrated, catalog, evaluate, family_names, metric_input, vcc
@@ -80,9 +78,9 @@ __all__ = [
     "PLANTED",
 ]
 
-#: The deep models a chapter may add (chapter 4's outputs): GEARS and the book's model with scGPT's
-#: architecture (a tiny one trained from scratch on the quick profile, the released scGPT_human
-#: weights fine-tuned by the book on the paper profile).
+#: The deep models a chapter may add (chapter 4's outputs): GEARS and the book's model
+#: with scGPT's architecture (a tiny one trained from scratch on the quick profile, the
+#: released scGPT_human weights fine-tuned by the book on the paper profile).
 DEEP_MODELS = ("gears", "tiny_transformer", "scgpt_human_book")
 PLANTED = "planted_pearson"
 _KEYS = ["method", "seed", "condition"]
@@ -96,8 +94,9 @@ SUPPORT_THRESHOLD = 0.95
 
 @dataclass(frozen=True)
 class Claim:
-    """A conclusion of the paper as a ranking statement: the best of ``better`` ranks above the best
-    of ``worse``. ``kind``: the tasks it is about ("double", "single" or "any")."""
+    """A conclusion of the paper as a ranking statement: the best of ``better`` ranks
+    above the best of ``worse``. ``kind``: the tasks it is about ("double", "single" or
+    "any")."""
 
     key: str
     text: str
@@ -136,7 +135,8 @@ CLAIMS = (
         ("mean",),
         "single",
     ),
-    # the objection's side (CellSimBench): on calibrated metrics deep models beat the mean baseline
+    # the objection's side (CellSimBench): on calibrated metrics deep models beat the
+    # mean baseline
     Claim(
         "mean_not_beaten_by_deep",
         "No deep model beats the mean baseline",
@@ -150,9 +150,9 @@ CLAIMS = (
 def deep_model_predictions(
     folder, task: Task
 ) -> tuple[dict[str, list[Predictions]], list[str]]:
-    """Chapter 4's saved predictions (``<name>_predictions.csv`` in ``folder``) that fit ``task``:
-    same dataset, only its split seeds. Returns (name -> predictions per seed, notes on what was
-    left out and why)."""
+    """Chapter 4's saved predictions (``<name>_predictions.csv`` in ``folder``) that fit
+    ``task``: same dataset, only its split seeds. Returns (name -> predictions per seed,
+    notes on what was left out and why)."""
     from pathlib import Path
 
     found, notes = {}, []
@@ -161,7 +161,8 @@ def deep_model_predictions(
         path = Path(folder) / f"{name}_predictions.csv"
         if not path.exists():
             notes.append(
-                f"{name}: no {path.name} (run chapter 4 on this profile first); left out"
+                f"{name}: no {path.name} (run chapter 4 on this profile first); "
+                "left out"
             )
             continue
         preds = Predictions.load_all(path)
@@ -169,7 +170,8 @@ def deep_model_predictions(
         if not usable:
             notes.append(
                 f"{name}: {path.name} holds predictions for "
-                f"{sorted({p.dataset for p in preds})}, not for {task.dataset!r}; left out"
+                f"{sorted({p.dataset for p in preds})}, not for "
+                f"{task.dataset!r}; left out"
             )
             continue
         found[name] = usable
@@ -178,9 +180,9 @@ def deep_model_predictions(
 
 @dataclass
 class Scored:
-    """What :func:`score_all` returns: per-condition ``metrics``, calibrated ``summaries`` per
-    method, and the methods' ``predictions`` (split seed -> method -> Predictions). Unpacks as
-    ``metrics, summaries = score_all(...)``."""
+    """What :func:`score_all` returns: per-condition ``metrics``, calibrated
+    ``summaries`` per method, and the methods' ``predictions`` (split seed -> method ->
+    Predictions). Unpacks as ``metrics, summaries = score_all(...)``."""
 
     metrics: pd.DataFrame
     summaries: pd.DataFrame
@@ -198,15 +200,17 @@ def score_all(
     n_top: int = 1000,
     max_splits: int | None = None,
 ) -> Scored:
-    """Every metric family on the task's reference methods, ``extra`` predictions and the controls.
+    """Every metric family on the task's reference methods, ``extra`` predictions and
+    the controls.
 
-    ``extra``: method name -> predictions, one per split seed (seeds the task does not have are
-    an error; seeds beyond ``max_splits`` are left out). ``max_splits``: score only the task's
-    first splits (the quick profile's budget; None = all). Returns a :class:`Scored`: the
-    per-condition metrics, the calibrated summaries per method from the families' ``summarise``
-    and the methods' predictions (the positive controls' rows are in the metrics).
-    ``task``: the benchmark task; ``families``: the metric families (``"all"``, a name
-    or names); ``n_top``: the evaluation genes (top ``n_top`` by control expression).
+    ``extra``: method name -> predictions, one per split seed (seeds the task does not
+    have are an error; seeds beyond ``max_splits`` are left out). ``max_splits``: score
+    only the task's first splits (the quick profile's budget; None = all). Returns a
+    :class:`Scored`: the per-condition metrics, the calibrated summaries per method from
+    the families' ``summarise`` and the methods' predictions (the positive controls'
+    rows are in the metrics). ``task``: the benchmark task; ``families``: the metric
+    families (``"all"``, a name or names); ``n_top``: the evaluation genes (top
+    ``n_top`` by control expression).
     """
     families = family_names(families)
     truth = task.truth
@@ -230,7 +234,8 @@ def score_all(
                 continue  # a split left out by max_splits
             if pred.seed not in splits:
                 raise InputError(
-                    f"{name}: predictions for seed {pred.seed}, but task {task.name!r} has "
+                    f"{name}: predictions for seed {pred.seed}, but task "
+                    f"{task.name!r} has "
                     f"seeds {sorted(splits)}."
                 )
             by_seed[pred.seed][name] = pred.renamed(name)
@@ -290,8 +295,9 @@ def score_all(
 def _planted(
     task: Task, runs: dict[str, Predictions], seed: int, genes: pd.Index
 ) -> pd.DataFrame:
-    """Correlation of each predicted change with the simulator's planted change (log-rate scale:
-    a correlation, so the scale does not matter; NaN for a constant prediction, as everywhere).
+    """Correlation of each predicted change with the simulator's planted change
+    (log-rate scale: a correlation, so the scale does not matter; NaN for a constant
+    prediction, as everywhere).
     """
     truth = task.planted()
     ctrl = task.truth.ctrl[genes].to_numpy(dtype=np.float64)
@@ -320,13 +326,14 @@ def method_means(
     *,
     min_coverage: float = 0.5,
 ) -> pd.DataFrame:
-    """Mean of every metric column per method, on the (seed, condition)s every kept method scored.
+    """Mean of every metric column per method, on the (seed, condition)s every kept
+    method scored.
 
-    A method that scored fewer than ``min_coverage`` x the best-covered method's pairs is left out
-    (as :func:`helpers.metrics.forest` does; ``attrs["left_out"]``). Means keep NaN: a method whose
-    correlation is undefined on a condition has no mean for it. ``summaries`` (calibrated
-    summaries per method) are joined on.
-    ``metrics``: the per-condition table (``score_all(...).metrics``).
+    A method that scored fewer than ``min_coverage`` x the best-covered method's pairs
+    is left out (as :func:`helpers.metrics.forest` does; ``attrs["left_out"]``). Means
+    keep NaN: a method whose correlation is undefined on a condition has no mean for it.
+    ``summaries`` (calibrated summaries per method) are joined on. ``metrics``: the
+    per-condition table (``score_all(...).metrics``).
     """
     counts = metrics.groupby("method", sort=False).size()
     kept = counts[counts >= min_coverage * counts.max()].index
@@ -349,10 +356,11 @@ def method_means(
 
 
 def verdict(means: pd.DataFrame) -> pd.DataFrame:
-    """Long table: family, metric, direction, method, value, rank (1 = best; controls and undefined
-    values get no rank). Metrics: the per-condition columns (:data:`helpers.metrics.families.DIRECTIONS`)
-    and the families' calibrated summaries (``attrs["summary_family"]`` of :func:`method_means`;
-    higher is better on every calibrated scale).
+    """Long table: family, metric, direction, method, value, rank (1 = best; controls
+    and undefined values get no rank). Metrics: the per-condition columns
+    (:data:`helpers.metrics.families.DIRECTIONS`) and the families' calibrated summaries
+    (``attrs["summary_family"]`` of :func:`method_means`; higher is better on every
+    calibrated scale).
 
     ``means``: :func:`method_means`' table.
     """
@@ -388,8 +396,8 @@ def verdict(means: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict_wide(long: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Rows = (family, metric), columns = methods; each cell ``value (rank)``, ``value`` for a
-    control, ``n/a`` where the metric is undefined.
+    """Rows = (family, metric), columns = methods; each cell ``value (rank)``, ``value``
+    for a control, ``n/a`` where the metric is undefined.
 
     ``long``: :func:`verdict`'s table; ``digits``: decimals shown.
     """
@@ -437,8 +445,9 @@ def scale_check(means: pd.DataFrame) -> pd.DataFrame:
 
 
 def agreement_with_planted(long: pd.DataFrame) -> pd.DataFrame:
-    """Per metric: Spearman's rho between its ranks of the methods and the planted truth's ranks
-    (methods ranked by both); 1 = the metric orders the methods as the planted truth does.
+    """Per metric: Spearman's rho between its ranks of the methods and the planted
+    truth's ranks (methods ranked by both); 1 = the metric orders the methods as the
+    planted truth does.
     """
     ranks = long.pivot_table(
         index="metric", columns="method", values="rank", sort=False
@@ -796,11 +805,12 @@ def claim_support(
     share in which the opposite holds strictly (a tie counts for neither); ``observed``
     = holds / reversed / tied on the observed rows, or not testable (a side has no
     defined method). ``result``: "holds" where support >= ``threshold``, "fails" where
-    against >= ``threshold`` (the opposite ranking is supported), "undecided" otherwise. ``derived`` marks the book's DRF and the
-    replicate scale (reported, not counted as votes by :func:`conclusions`).
-    ``claims``: the claims to check (default :data:`CLAIMS`); ``n_boot``, ``seed``:
-    resamples and their seed (:func:`resampled_means`); ``resampled``: a
-    :func:`resampled_means` result to reuse instead.
+    against >= ``threshold`` (the opposite ranking is supported), "undecided" otherwise.
+    ``derived`` marks the book's DRF and the replicate scale (reported, not counted as
+    votes by :func:`conclusions`). ``claims``: the claims to check (default
+    :data:`CLAIMS`); ``n_boot``, ``seed``: resamples and their seed
+    (:func:`resampled_means`); ``resampled``: a :func:`resampled_means` result to reuse
+    instead.
     """
     if not 0.5 < threshold < 1:
         raise InputError(f"threshold must lie between 0.5 and 1; got {threshold}.")
@@ -835,7 +845,9 @@ def claim_support(
                 else (
                     "holds"
                     if support >= threshold
-                    else "fails" if against >= threshold else "undecided"
+                    else "fails"
+                    if against >= threshold
+                    else "undecided"
                 )
             )
             family = catalog.SPECS[metric].family
@@ -1066,12 +1078,12 @@ def uninformative_conditions(metrics: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def reference_choice(task: Task, scored: Scored, *, n_top: int = 1000) -> pd.DataFrame:
-    """Pearson delta of each method against three references, averaged over its predictions:
-    the control (the paper), the equal-weight mean of the **training** perturbations (Systema, the
-    book's ``pearson_delta_perturbed_mean``) and the mean of the **held-out** perturbations (what
-    one peer computes: a reference built from the test set).
-    ``held_out_minus_training``: how much that choice of reference moves each method's
-    score. Against the task's full truth (all cells), as the peers compute it.
+    """Pearson delta of each method against three references, averaged over its
+    predictions: the control (the paper), the equal-weight mean of the **training**
+    perturbations (Systema, the book's ``pearson_delta_perturbed_mean``) and the mean of
+    the **held-out** perturbations (what one peer computes: a reference built from the
+    test set). ``held_out_minus_training``: how much that choice of reference moves each
+    method's score. Against the task's full truth (all cells), as the peers compute it.
 
     ``scored``: what :func:`score_all` returned for ``task`` (its predictions).
     ``task``: the benchmark task; ``n_top``: the evaluation genes (top ``n_top`` by

@@ -2,15 +2,17 @@
 
 A family is a module of :mod:`helpers.metrics` with
 
-* ``NAME`` (``"systema"``, ...), ``COLUMNS`` (the per-condition columns it adds to ``evaluate``'s
-  table), ``NEEDS_CELLS`` (True if it needs the truth's cells, e.g. for DE statistics);
+* ``NAME`` (``"systema"``, ...), ``COLUMNS`` (the per-condition columns it adds to
+  ``evaluate``'s table), ``NEEDS_CELLS`` (True if it needs the truth's cells, e.g. for
+  DE statistics);
 * ``score(inp: MetricInput) -> pd.DataFrame``: one row per condition of ``inp`` (index =
   condition), columns ``COLUMNS``;
-* optionally ``summarise(metrics: pd.DataFrame) -> pd.DataFrame``: calibrated summaries per
-  method (one row per method) from a table holding several methods, the controls included.
+* optionally ``summarise(metrics: pd.DataFrame) -> pd.DataFrame``: calibrated summaries
+  per method (one row per method) from a table holding several methods, the controls
+  included.
 
-The paper's family is :func:`helpers.metrics.paper.evaluate` itself (``l2``, ``pearson_delta``,
-``r``); ``--metrics paper`` adds nothing to it.
+The paper's family is :func:`helpers.metrics.paper.evaluate` itself (``l2``,
+``pearson_delta``, ``r``); ``--metrics paper`` adds nothing to it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ COLUMN_FAMILY = {column: catalog.SPECS[column].family for column in DIRECTIONS}
 
 
 def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"paper"`` -> []; ``"all"`` -> every family; a name or list of names -> those (checked)."""
+    """``"paper"`` -> []; ``"all"`` -> every family; a name or list of names -> those
+    (checked)."""
     names = [choice] if isinstance(choice, str) else list(choice)
     out: list[str] = []
     for name in names:
@@ -99,8 +102,8 @@ def needs_cells(families) -> bool:
 def score_families(inp: MetricInput, families) -> pd.DataFrame:
     """Per-condition columns of every family in ``families`` for one method and split.
 
-    Returns columns method, seed, condition and :func:`family_columns`. A family that needs cells
-    raises :class:`helpers.errors.InputError` when ``inp.cells`` is None.
+    Returns columns method, seed, condition and :func:`family_columns`. A family that
+    needs cells raises :class:`helpers.errors.InputError` when ``inp.cells`` is None.
     """
     names = family_names(families)
     table = pd.DataFrame(index=pd.Index(inp.conditions, name="condition"))
@@ -108,7 +111,8 @@ def score_families(inp: MetricInput, families) -> pd.DataFrame:
         module = FAMILIES[name]
         if module.NEEDS_CELLS and inp.cells is None:
             raise InputError(
-                f"The {name!r} metrics need the truth's cells in memory (DE statistics); "
+                f"The {name!r} metrics need the truth's cells in memory (DE "
+                "statistics); "
                 "this task has none loaded. Use a task with cells, or --metrics paper."
             )
         part = module.score(inp)
@@ -120,7 +124,8 @@ def score_families(inp: MetricInput, families) -> pd.DataFrame:
 
 
 def summarise_families(metrics: pd.DataFrame, families) -> pd.DataFrame:
-    """Calibrated summaries per method of every family that has them, joined on ``method``."""
+    """Calibrated summaries per method of every family that has them, joined on
+    ``method``."""
     out = None
     for name in family_names(families):
         summarise = getattr(FAMILIES[name], "summarise", None)

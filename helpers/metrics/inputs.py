@@ -1,8 +1,9 @@
-"""What every metric family receives: one method's predictions on one split, with the truth.
+"""What every metric family receives: one method's predictions on one split, with the
+truth.
 
-:func:`metric_input` builds a :class:`MetricInput` from the book's objects (predictions, the truth's
-pseudobulks, the split, optionally the truth's cells); each family module of :mod:`helpers.metrics`
-turns it into per-condition columns with its ``score(inp)``.
+:func:`metric_input` builds a :class:`MetricInput` from the book's objects (predictions,
+the truth's pseudobulks, the split, optionally the truth's cells); each family module of
+:mod:`helpers.metrics` turns it into per-condition columns with its ``score(inp)``.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ __all__ = ["MetricInput", "metric_input"]
 
 @dataclass
 class MetricInput:
-    """One method's predictions for the held-out conditions of one split, and what to score them on.
+    """One method's predictions for the held-out conditions of one split, and what to
+    score them on.
 
-    * ``pred``, ``obs``: held-out conditions x evaluation genes (prediction; observed pseudobulk),
-      same index and columns, float64;
+    * ``pred``, ``obs``: held-out conditions x evaluation genes (prediction; observed
+      pseudobulk), same index and columns, float64;
     * ``ctrl``: the control pseudobulk over the evaluation genes (all control cells);
-    * ``train``: the training perturbations' pseudobulks over the evaluation genes (control
-      excluded) - what a model could see; Systema's reference is their equal-weight mean;
-    * ``cells``: the truth's cells in memory (canonical ``obs["condition"]``, ``ctrl`` included),
-      for the families that need cell-level statistics (DE weights, DE sets); else None;
+    * ``train``: the training perturbations' pseudobulks over the evaluation genes
+      (control excluded) - what a model could see; Systema's reference is their
+      equal-weight mean;
+    * ``cells``: the truth's cells in memory (canonical ``obs["condition"]``, ``ctrl``
+      included), for the families that need cell-level statistics (DE weights, DE sets);
+      else None;
     * ``cache``: a dict shared by all methods of one task, for truth-only quantities (DE
       statistics of the observed cells) so they are computed once.
     """
@@ -61,8 +65,8 @@ def metric_input(
     cells: ad.AnnData | None = None,
     cache: dict | None = None,
 ) -> MetricInput:
-    """The :class:`MetricInput` of ``predictions`` on ``split`` (``conditions``: default the held-out
-    conditions the predictions cover, in the split's order)."""
+    """The :class:`MetricInput` of ``predictions`` on ``split`` (``conditions``: default
+    the held-out conditions the predictions cover, in the split's order)."""
     genes = pd.Index(genes)
     if conditions is None:
         conditions = [c for c in split.held_out if c in predictions.conditions]

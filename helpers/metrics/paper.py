@@ -1,18 +1,23 @@
-"""The paper's metric family and the one ``evaluate`` every method goes through (chapter 2).
+"""The paper's metric family and the one ``evaluate`` every method goes through (chapter
+2).
 
-Notation: for a condition ``p``, ``y`` is the observed pseudobulk, ``y_hat`` the prediction and
-``c`` the control pseudobulk, all restricted to the evaluation genes ``G`` = the ``n`` genes most
-expressed in control (n = 1,000 in the paper; ties broken first come).
+Notation: for a condition ``p``, ``y`` is the observed pseudobulk, ``y_hat`` the
+prediction and ``c`` the control pseudobulk, all restricted to the evaluation genes
+``G`` = the ``n`` genes most expressed in control (n = 1,000 in the paper; ties broken
+first come).
 
 * L2 (the headline metric):   ``l2 = sqrt( sum_{g in G} (y_hat_g - y_g)^2 )``
-* Pearson delta:              ``pearson_delta = cor( y_hat - c, y - c )`` over ``G``; undefined (NaN)
-  when the predicted change is constant, e.g. for "no change" - reported as NaN, never 0.
+* Pearson delta:              ``pearson_delta = cor( y_hat - c, y - c )`` over ``G``;
+  undefined (NaN) when the predicted change is constant, e.g. for "no change" -
+  reported as NaN, never 0.
 * Pearson r on raw values:    ``r = cor( y_hat, y )`` over ``G``.
-* Ratio to a baseline (chapter 3): ``l2_method(p) / l2_baseline(p)`` per condition; the forest plot
-  shows its mean over conditions with a 95% percentile-bootstrap interval (10,000 resamples).
-  :func:`forest` is the whole chain: coverage rule -> common set -> ratio -> bootstrap.
-* Error vs top-n genes:       ``l2`` over the first ``n`` genes for a grid of ``n``, with genes
-  sorted by control expression (``order="control"``) or by observed |y - c| (``order="de"``).
+* Ratio to a baseline (chapter 3): ``l2_method(p) / l2_baseline(p)`` per condition; the
+  forest plot shows its mean over conditions with a 95% percentile-bootstrap interval
+  (10,000 resamples). :func:`forest` is the whole chain: coverage rule -> common set ->
+  ratio -> bootstrap.
+* Error vs top-n genes:       ``l2`` over the first ``n`` genes for a grid of ``n``,
+  with genes sorted by control expression (``order="control"``) or by observed |y - c|
+  (``order="de"``).
 """
 
 from __future__ import annotations
@@ -46,7 +51,17 @@ __all__ = [
     "SPECS",
 ]
 
-METRIC_COLUMNS = ["dataset", "method", "seed", "split", "condition", "l2", "pearson_delta", "r", "n_genes"]
+METRIC_COLUMNS = [
+    "dataset",
+    "method",
+    "seed",
+    "split",
+    "condition",
+    "l2",
+    "pearson_delta",
+    "r",
+    "n_genes",
+]
 
 NAME = "paper"
 COLUMNS: list[str] = ["l2", "pearson_delta", "r"]
@@ -54,17 +69,32 @@ NEEDS_CELLS = False
 #: The paper's per-condition columns (definitions: module docstring).
 SPECS = (
     MetricSpec(
-        "l2", NAME, "lower", False, None, None,
+        "l2",
+        NAME,
+        "lower",
+        False,
+        None,
+        None,
         "Euclidean distance of prediction and observed pseudobulk (evaluation genes)",
         perfect=0.0,
     ),
     MetricSpec(
-        "pearson_delta", NAME, "higher", False, None, None,
+        "pearson_delta",
+        NAME,
+        "higher",
+        False,
+        None,
+        None,
         "Pearson correlation of the predicted and observed change from the control",
         perfect=1.0,
     ),
     MetricSpec(
-        "r", NAME, "higher", False, None, None,
+        "r",
+        NAME,
+        "higher",
+        False,
+        None,
+        None,
         "Pearson correlation of prediction and observed pseudobulk (raw values)",
         perfect=1.0,
     ),
@@ -98,64 +128,93 @@ def pearson_delta(prediction, observed, ctrl) -> float:
 
 def pearson_r(prediction, observed) -> float:
     """``cor(prediction, observed)`` on the raw (log-normalised) values."""
-    return _cor(np.asarray(prediction, dtype=np.float64), np.asarray(observed, dtype=np.float64))
+    return _cor(
+        np.asarray(prediction, dtype=np.float64), np.asarray(observed, dtype=np.float64)
+    )
 
 
-def _check_against_truth(predictions: Predictions, truth: Pseudobulk, split: Split | None, allow_missing: bool,
-                         subsets: tuple[str, ...]) -> list[str]:
-    """Validate predictions against the truth and the split; return the conditions to evaluate."""
+def _check_against_truth(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    split: Split | None,
+    allow_missing: bool,
+    subsets: tuple[str, ...],
+) -> list[str]:
+    """Validate predictions against the truth and the split; return the conditions to
+    evaluate."""
     name = predictions.method
     if truth.dataset and predictions.dataset and truth.dataset != predictions.dataset:
         raise PredictionError(
-            f"{name}: predictions are for dataset {predictions.dataset!r} but the truth is {truth.dataset!r}. "
+            f"{name}: predictions are for dataset {predictions.dataset!r} but "
+            f"the truth is {truth.dataset!r}. "
             "Evaluate predictions on the dataset (and version) they were made for."
         )
     unknown = predictions.conditions.difference(truth.conditions)
     if len(unknown):
         raise PredictionError(
-            f"{name}: {len(unknown)} predicted condition(s) do not exist in {truth.dataset or 'the data'}: "
-            f"{list(unknown)[:5]}. Use the dataset's condition names ('ctrl', 'A', 'A+B'; see helpers.conditions)."
+            f"{name}: {len(unknown)} predicted condition(s) do not exist in "
+            f"{truth.dataset or 'the data'}: "
+            f"{list(unknown)[:5]}. Use the dataset's condition names ('ctrl', "
+            "'A', 'A+B'; see helpers.conditions)."
         )
     foreign = predictions.genes.difference(truth.genes)
     if len(foreign):
         raise PredictionError(
-            f"{name}: {len(foreign)} predicted gene(s) are not measured in {truth.dataset or 'the data'} "
-            f"(e.g. {list(foreign)[:5]}). Gene sets do not match: use the dataset's gene symbols as columns."
+            f"{name}: {len(foreign)} predicted gene(s) are not measured in "
+            f"{truth.dataset or 'the data'} "
+            f"(e.g. {list(foreign)[:5]}). Gene sets do not match: use the "
+            "dataset's gene symbols as columns."
         )
     if split is None:
         return [c for c in predictions.conditions if c != CONTROL]
     if split.dataset and truth.dataset and split.dataset != truth.dataset:
-        raise PredictionError(f"The split is for {split.dataset!r} but the truth is {truth.dataset!r}.")
-    leaked = [c for c in predictions.conditions if split.assignment.get(c) not in subsets]
+        raise PredictionError(
+            f"The split is for {split.dataset!r} but the truth is {truth.dataset!r}."
+        )
+    leaked = [
+        c for c in predictions.conditions if split.assignment.get(c) not in subsets
+    ]
     if leaked:
         where = {c: split.assignment.get(c, "not in split") for c in leaked[:5]}
         raise PredictionError(
-            f"{name}: predictions include {len(leaked)} condition(s) that are not held out ({'/'.join(subsets)}) in "
-            f"split seed {split.seed}: {where}. Scoring training conditions as if held out inflates performance; "
+            f"{name}: predictions include {len(leaked)} condition(s) that are "
+            f"not held out ({'/'.join(subsets)}) in "
+            f"split seed {split.seed}: {where}. Scoring training conditions as "
+            "if held out inflates performance; "
             "predict only split.held_out."
         )
     expected = split.conditions(*subsets)
     missing = [c for c in expected if c not in predictions.conditions]
     if missing and not allow_missing:
         raise PredictionError(
-            f"{name}: {len(missing)} held-out condition(s) have no prediction (e.g. {missing[:5]}). Predict all of "
-            "split.held_out, or pass allow_missing=True and compare methods on the conditions all of them predict."
+            f"{name}: {len(missing)} held-out condition(s) have no prediction "
+            f"(e.g. {missing[:5]}). Predict all of "
+            "split.held_out, or pass allow_missing=True and compare methods on "
+            "the conditions all of them predict."
         )
     return [c for c in expected if c in predictions.conditions]
 
 
 def _in_truth_spelling(predictions: Predictions, truth: Pseudobulk) -> Predictions:
-    """Rename doubles written in the other order (``B+A``) to the truth's spelling (``A+B``): the same
-    perturbation (see :mod:`helpers.conditions`)."""
+    """Rename doubles written in the other order (``B+A``) to the truth's spelling
+    (``A+B``): the same perturbation (see :mod:`helpers.conditions`)."""
     renames = match_conditions(predictions.conditions, truth.conditions)
     if not renames:
         return predictions
-    clash = [f"{old!r} and {new!r}" for old, new in renames.items() if new in predictions.conditions]
+    clash = [
+        f"{old!r} and {new!r}"
+        for old, new in renames.items()
+        if new in predictions.conditions
+    ]
     if clash:
-        raise PredictionError(f"{predictions.method}: predicted both {clash[0]}, the same perturbation "
-                              "(the order of a double's genes carries no meaning); keep one.")
+        raise PredictionError(
+            f"{predictions.method}: predicted both {clash[0]}, the same perturbation "
+            "(the order of a double's genes carries no meaning); keep one."
+        )
     values = predictions.values.rename(index=renames)
-    return Predictions(values, predictions.method, predictions.dataset, predictions.seed)
+    return Predictions(
+        values, predictions.method, predictions.dataset, predictions.seed
+    )
 
 
 def evaluate(
@@ -169,21 +228,25 @@ def evaluate(
     allow_missing: bool = False,
     allow_missing_genes: bool = False,
 ) -> pd.DataFrame:
-    """Score predictions against observed pseudobulks: one row per condition (see :data:`METRIC_COLUMNS`).
+    """Score predictions against observed pseudobulks: one row per condition (see
+    :data:`METRIC_COLUMNS`).
 
-    ``truth`` holds the observed pseudobulks (all conditions of the dataset, with ``ctrl``).
-    Evaluation genes: ``genes`` if given, else the ``n_top`` genes most expressed in the truth's
-    control (all genes if fewer are measured). With a ``split``, only its held-out conditions
-    (test + val) may be predicted and all of them must be, unless ``allow_missing``. Predictions
-    must cover every evaluation gene unless ``allow_missing_genes`` (then each metric uses the
-    evaluation genes that are predicted and ``n_genes`` says how many). A double written in the
-    other order (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
+    ``truth`` holds the observed pseudobulks (all conditions of the dataset, with
+    ``ctrl``). Evaluation genes: ``genes`` if given, else the ``n_top`` genes most
+    expressed in the truth's control (all genes if fewer are measured). With a
+    ``split``, only its held-out conditions (test + val) may be predicted and all of
+    them must be, unless ``allow_missing``. Predictions must cover every evaluation gene
+    unless ``allow_missing_genes`` (then each metric uses the evaluation genes that are
+    predicted and ``n_genes`` says how many). A double written in the other order
+    (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
     ``predictions``: a :class:`helpers.predictions.Predictions`; ``subsets``: the
     split's subsets that count as held out (default test and val).
     """
     if not isinstance(predictions, Predictions):
-        raise PredictionError(f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
-                              "wrap a conditions x genes DataFrame with helpers.predictions.Predictions.")
+        raise PredictionError(
+            f"evaluate expects a Predictions object, got {type(predictions).__name__}; "
+            "wrap a conditions x genes DataFrame with helpers.predictions.Predictions."
+        )
     predictions = _in_truth_spelling(predictions, truth)
     conditions = _check_against_truth(predictions, truth, split, allow_missing, subsets)
     if genes is None:
@@ -193,8 +256,10 @@ def evaluate(
     if len(missing_genes):
         if not allow_missing_genes:
             raise PredictionError(
-                f"{predictions.method}: {len(missing_genes)} of the {len(genes)} evaluation genes are not predicted "
-                f"(e.g. {list(missing_genes)[:5]}). Predict all genes, or pass allow_missing_genes=True."
+                f"{predictions.method}: {len(missing_genes)} of the {len(genes)} "
+                "evaluation genes are not predicted "
+                f"(e.g. {list(missing_genes)[:5]}). Predict all genes, or pass "
+                "allow_missing_genes=True."
             )
         genes = genes.intersection(predictions.genes, sort=False)
     pred = predictions.values.loc[conditions, genes].to_numpy()
@@ -202,36 +267,49 @@ def evaluate(
     ctrl = truth.ctrl[genes].to_numpy()
     rows = []
     for i, condition in enumerate(conditions):
-        rows.append({
-            "dataset": truth.dataset or predictions.dataset,
-            "method": predictions.method,
-            "seed": predictions.seed if predictions.seed is not None else (split.seed if split else pd.NA),
-            "split": split.subset_of(condition) if split else "none",
-            "condition": condition,
-            "l2": l2(pred[i], obs[i]),
-            "pearson_delta": pearson_delta(pred[i], obs[i], ctrl),
-            "r": pearson_r(pred[i], obs[i]),
-            "n_genes": len(genes),
-        })
+        rows.append(
+            {
+                "dataset": truth.dataset or predictions.dataset,
+                "method": predictions.method,
+                "seed": predictions.seed
+                if predictions.seed is not None
+                else (split.seed if split else pd.NA),
+                "split": split.subset_of(condition) if split else "none",
+                "condition": condition,
+                "l2": l2(pred[i], obs[i]),
+                "pearson_delta": pearson_delta(pred[i], obs[i], ctrl),
+                "r": pearson_r(pred[i], obs[i]),
+                "n_genes": len(genes),
+            }
+        )
     table = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     if split is not None:
-        table.attrs["missing_conditions"] = [c for c in split.conditions(*subsets) if c not in conditions]
+        table.attrs["missing_conditions"] = [
+            c for c in split.conditions(*subsets) if c not in conditions
+        ]
     return table
 
 
 def top_n_grid(n_genes: int, n_points: int = 60) -> np.ndarray:
-    """Roughly log-spaced, distinct numbers of genes from 1 to ``n_genes`` (for error-vs-top-n curves)."""
+    """Roughly log-spaced, distinct numbers of genes from 1 to ``n_genes`` (for
+    error-vs-top-n curves)."""
     grid = np.unique(np.round(np.logspace(0, np.log10(n_genes), n_points)).astype(int))
     return grid[(grid >= 1) & (grid <= n_genes)]
 
 
-def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None, *, order: str = "control",
-                   grid=None) -> pd.DataFrame:
+def error_vs_top_n(
+    predictions: Predictions,
+    truth: Pseudobulk,
+    conditions=None,
+    *,
+    order: str = "control",
+    grid=None,
+) -> pd.DataFrame:
     """L2 over the top-n genes for each condition and each n of ``grid``.
 
-    ``order="control"``: genes sorted by control expression (decreasing, ties first come);
-    ``order="de"``: genes sorted per condition by the observed |y - ctrl| (decreasing).
-    Returns columns dataset, method, seed, condition, sorted_by, n, l2.
+    ``order="control"``: genes sorted by control expression (decreasing, ties first
+    come); ``order="de"``: genes sorted per condition by the observed |y - ctrl|
+    (decreasing). Returns columns dataset, method, seed, condition, sorted_by, n, l2.
     ``predictions``, ``truth``: the predictions and the observed pseudobulks;
     ``conditions``: the conditions (default all predicted); ``order``: ``"control"`` or
     ``"de"`` (above); ``grid``: the numbers of genes (default :func:`top_n_grid`).
@@ -250,7 +328,11 @@ def error_vs_top_n(predictions: Predictions, truth: Pseudobulk, conditions=None,
     for condition in conditions:
         obs = truth.means.loc[condition, genes].to_numpy()
         pred = predictions.values.loc[condition, genes].to_numpy()
-        order_idx = control_order if order == "control" else np.argsort(-np.abs(obs - ctrl), kind="stable")
+        order_idx = (
+            control_order
+            if order == "control"
+            else np.argsort(-np.abs(obs - ctrl), kind="stable")
+        )
         cumulative = np.sqrt(np.cumsum((pred[order_idx] - obs[order_idx]) ** 2))
         for n in grid:
             rows.append((condition, int(n), float(cumulative[n - 1])))
@@ -280,11 +362,15 @@ def summarise(metrics: pd.DataFrame, by=("dataset", "method")) -> pd.DataFrame:
     return summary.sort_values(by[:-1] + ["mean_l2"]).reset_index(drop=True)
 
 
-def common_conditions(metrics: pd.DataFrame, methods=None, by=("dataset", "seed")) -> pd.DataFrame:
-    """Rows of ``metrics`` for the (dataset, seed, condition)s that **every** method in ``methods`` scored.
+def common_conditions(
+    metrics: pd.DataFrame, methods=None, by=("dataset", "seed")
+) -> pd.DataFrame:
+    """Rows of ``metrics`` for the (dataset, seed, condition)s that **every** method in
+    ``methods`` scored.
 
-    The paper compares methods on the perturbations all of them could predict; this makes that
-    restriction explicit (and the number of dropped conditions visible in ``attrs["dropped"]``).
+    The paper compares methods on the perturbations all of them could predict; this
+    makes that restriction explicit (and the number of dropped conditions visible in
+    ``attrs["dropped"]``).
     """
     methods = list(metrics["method"].unique() if methods is None else methods)
     keys = list(by) + ["condition"]
@@ -296,11 +382,17 @@ def common_conditions(metrics: pd.DataFrame, methods=None, by=("dataset", "seed"
     return out
 
 
-def ratio_to_baseline(metrics: pd.DataFrame, baseline: str = "mean", value: str = "l2",
-                      by=("dataset", "seed")) -> pd.DataFrame:
-    """Per condition, each method's ``value`` divided by the baseline's on the same condition and seed.
+def ratio_to_baseline(
+    metrics: pd.DataFrame,
+    baseline: str = "mean",
+    value: str = "l2",
+    by=("dataset", "seed"),
+) -> pd.DataFrame:
+    """Per condition, each method's ``value`` divided by the baseline's on the same
+    condition and seed.
 
-    Returns columns dataset, seed, condition, method, ratio (the baseline itself has ratio 1).
+    Returns columns dataset, seed, condition, method, ratio (the baseline itself has
+    ratio 1).
     """
     keys = list(by) + ["condition"]
     base = metrics[metrics["method"] == baseline].set_index(keys)[value]
@@ -313,13 +405,21 @@ def ratio_to_baseline(metrics: pd.DataFrame, baseline: str = "mean", value: str 
     return out
 
 
-def bootstrap_mean_ratio(ratios: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 1, level: float = 0.95,
-                         by=("dataset", "method")) -> pd.DataFrame:
-    """Mean ratio per group with a percentile bootstrap interval (the paper's Fig. 2c forest plot).
+def bootstrap_mean_ratio(
+    ratios: pd.DataFrame,
+    *,
+    n_boot: int = 10_000,
+    seed: int = 1,
+    level: float = 0.95,
+    by=("dataset", "method"),
+) -> pd.DataFrame:
+    """Mean ratio per group with a percentile bootstrap interval (the paper's Fig. 2c
+    forest plot).
 
     Resamples the per-condition ratios of each group with replacement ``n_boot`` times
     (``numpy.random.default_rng(seed)``) and reports the mean and the (1-level)/2 and
-    1-(1-level)/2 quantiles of the resampled means. Columns: dataset, method, n, mean_ratio, lower, upper.
+    1-(1-level)/2 quantiles of the resampled means. Columns: dataset, method, n,
+    mean_ratio, lower, upper.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -331,32 +431,50 @@ def bootstrap_mean_ratio(ratios: pd.DataFrame, *, n_boot: int = 10_000, seed: in
             continue
         idx = rng.integers(0, len(values), size=(n_boot, len(values)))
         means = values[idx].mean(axis=1)
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "n": len(values),
-                     "mean_ratio": values.mean(), "lower": float(np.quantile(means, alpha)),
-                     "upper": float(np.quantile(means, 1 - alpha))})
+        rows.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                "n": len(values),
+                "mean_ratio": values.mean(),
+                "lower": float(np.quantile(means, alpha)),
+                "upper": float(np.quantile(means, 1 - alpha)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_coverage: float = 0.5,
-           n_boot: int = 10_000, seed: int = 1, level: float = 0.95) -> pd.DataFrame:
-    """The forest-plot numbers (the paper's Fig. 2c): per dataset and method, the mean ratio of its L2
-    to the ``baseline``'s L2 on the same perturbations, with a percentile-bootstrap interval.
+def forest(
+    metrics: pd.DataFrame,
+    baseline: str = "mean",
+    methods=None,
+    *,
+    min_coverage: float = 0.5,
+    n_boot: int = 10_000,
+    seed: int = 1,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """The forest-plot numbers (the paper's Fig. 2c): per dataset and method, the mean
+    ratio of its L2 to the ``baseline``'s L2 on the same perturbations, with a
+    percentile-bootstrap interval.
 
     The chain, per dataset:
 
-    1. coverage: a method that scored fewer than ``min_coverage`` x the best-covered method's
-       (seed, condition) pairs (e.g. a linear model whose embedding lacks most targets) is left out,
-       so that it does not shrink everyone's comparison to a handful of perturbations;
+    1. coverage: a method that scored fewer than ``min_coverage`` x the best-covered
+       method's (seed, condition) pairs (e.g. a linear model whose embedding lacks most
+       targets) is left out, so that it does not shrink everyone's comparison to a
+       handful of perturbations;
     2. common set: only the (seed, condition)s that every remaining method scored
        (:func:`common_conditions`), so that no method is judged on an easier subset;
     3. ratio to the baseline per condition (:func:`ratio_to_baseline`);
-    4. mean ratio and its bootstrap interval (:func:`bootstrap_mean_ratio`; ``n_boot``, ``seed``, ``level``).
+    4. mean ratio and its bootstrap interval (:func:`bootstrap_mean_ratio`; ``n_boot``,
+       ``seed``, ``level``).
 
-    ``methods`` (default: all in ``metrics``) are the methods to compare; the baseline is always kept.
-    Returns columns dataset, method, n, mean_ratio, lower, upper, one row per kept method (the baseline
-    has ratio 1). ``attrs``: ``"common"`` (the metrics rows of the common set), ``"coverage"`` (a
-    dataset x method table of scored pairs), ``"left_out"`` ({dataset: [methods]}) and ``"dropped"``
-    ({dataset: conditions outside the common set}).
+    ``methods`` (default: all in ``metrics``) are the methods to compare; the baseline
+    is always kept. Returns columns dataset, method, n, mean_ratio, lower, upper, one
+    row per kept method (the baseline has ratio 1). ``attrs``: ``"common"`` (the metrics
+    rows of the common set), ``"coverage"`` (a dataset x method table of scored pairs),
+    ``"left_out"`` ({dataset: [methods]}) and ``"dropped"`` ({dataset: conditions
+    outside the common set}).
     """
     if "dataset" not in metrics.columns:
         raise InputError(
@@ -367,8 +485,14 @@ def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_c
     if baseline not in methods:
         methods.append(baseline)
     table = metrics[metrics["method"].isin(methods)]
-    coverage = (table.groupby(["dataset", "method"], observed=True).size().unstack("method")
-                .reindex(columns=methods).fillna(0).astype(int))
+    coverage = (
+        table.groupby(["dataset", "method"], observed=True)
+        .size()
+        .unstack("method")
+        .reindex(columns=methods)
+        .fillna(0)
+        .astype(int)
+    )
     commons, left_out, dropped = [], {}, {}
     for dataset, counts in coverage.iterrows():
         if counts[baseline] == 0:
@@ -376,7 +500,11 @@ def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_c
                 f"No rows of the baseline {baseline!r} for dataset {dataset!r}; "
                 "score it on the same splits."
             )
-        kept = [m for m in methods if counts[m] >= min_coverage * counts.max() and counts[m] > 0]
+        kept = [
+            m
+            for m in methods
+            if counts[m] >= min_coverage * counts.max() and counts[m] > 0
+        ]
         if baseline not in kept:
             raise InputError(
                 f"The baseline {baseline!r} covers only {counts[baseline]} of "
@@ -388,6 +516,10 @@ def forest(metrics: pd.DataFrame, baseline: str = "mean", methods=None, *, min_c
         dropped[dataset] = common.attrs["dropped"]
         commons.append(common)
     common = pd.concat(commons, ignore_index=True)
-    result = bootstrap_mean_ratio(ratio_to_baseline(common, baseline), n_boot=n_boot, seed=seed, level=level)
-    result.attrs.update(common=common, coverage=coverage, left_out=left_out, dropped=dropped)
+    result = bootstrap_mean_ratio(
+        ratio_to_baseline(common, baseline), n_boot=n_boot, seed=seed, level=level
+    )
+    result.attrs.update(
+        common=common, coverage=coverage, left_out=left_out, dropped=dropped
+    )
     return result

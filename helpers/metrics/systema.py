@@ -124,8 +124,8 @@ def centroid_accuracies(pred: pd.DataFrame, obs: pd.DataFrame) -> pd.Series:
             f"missing {list(missing)[:5]}."
         )
     P = pred.to_numpy(dtype=np.float64)
-    O = obs[pred.columns].to_numpy(dtype=np.float64)
-    dist = cdist(P, O, metric="euclidean")  # as Systema's centroid_accuracy.py
+    Y = obs[pred.columns].to_numpy(dtype=np.float64)
+    dist = cdist(P, Y, metric="euclidean")  # as Systema's centroid_accuracy.py
     own = obs.index.get_indexer(pred.index)
     self_dist = dist[np.arange(len(own)), own]
     n_other = len(obs) - 1

@@ -326,11 +326,11 @@ def wilcoxon_vs_control(
     ``compute_statistics``: z = (rank sum - n (N + 1) / 2) / sqrt(tc n m (N + 1) / 12),
     a NaN z set to 0, p = 2 sf(|z|), p_adj = statsmodels ``fdr_bh``).
 
-    scanpy ranks the group and all control cells afresh for every group; the control
-    is the same for all, so here it is sorted once and each group's values are placed
-    into it by binary search (:func:`_rank_sums_vs_sorted`): the same numbers
-    (``tests/parity/test_metrics_vcc_de.py`` compares with scanpy itself), about a hundred
-    times faster on the paper's Norman split.
+    scanpy ranks the group and all control cells afresh for every group; the control is
+    the same for all, so here it is sorted once and each group's values are placed into
+    it by binary search (:func:`_rank_sums_vs_sorted`): the same numbers
+    (``tests/parity/test_metrics_vcc_de.py`` compares with scanpy itself), about a
+    hundred times faster on the paper's Norman split.
     """
     from scipy import stats
     from statsmodels.stats.multitest import multipletests

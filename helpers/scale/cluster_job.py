@@ -30,7 +30,8 @@ import argparse
 import sys
 from pathlib import Path
 
-# the launch commands above, as argument lists (tests/unit/test_scale_cluster.py runs them)
+# the launch commands above, as argument lists (tests/unit/test_scale_cluster.py runs
+# them)
 SCHEDULER = [
     sys.executable,
     "-m",

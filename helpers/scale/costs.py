@@ -229,11 +229,12 @@ def merge_tree(
     partial holds and its bytes (groups x genes x 8, float64 sums).
 
     ``n_cells`` cells are read in blocks of ``block_cells``; their ``n_groups``
-    pseudobulk groups over ``n_genes`` genes are summed in a tree in which each node adds
-    ``split_every`` partials (dask's ``split_every``). ``layout``: ``shuffled`` (groups spread at random: :func:`groups_per_block` of the
-    cells under the node) or ``sorted`` (cells stored group by group or partition by
-    partition: a node holds ``groups_in_block`` groups per block under it, at most
-    ``n_groups``). Level 0 is the per-block partials; the last level is the root.
+    pseudobulk groups over ``n_genes`` genes are summed in a tree in which each node
+    adds ``split_every`` partials (dask's ``split_every``). ``layout``: ``shuffled``
+    (groups spread at random: :func:`groups_per_block` of the cells under the node) or
+    ``sorted`` (cells stored group by group or partition by partition: a node holds
+    ``groups_in_block`` groups per block under it, at most ``n_groups``). Level 0 is the
+    per-block partials; the last level is the root.
     """
     if split_every < 2:
         raise ScaleError("split_every must be at least 2.")
@@ -401,16 +402,23 @@ def atlas_costs(
         if "nonzeros" in t:
             ns = rates["compute_ns_per_nnz"] + rates.get("normalise_ns_per_nnz", 0.0)
             core_s = t["nonzeros"] * ns * 1e-9
-            basis, how = "measured", (
-                f"{t['nonzeros']:.3g} non-zeros x {ns:.1f} core-ns (bench_scale's "
-                "rate + normalising, measured here)"
+            basis, how = (
+                "measured",
+                (
+                    f"{t['nonzeros']:.3g} non-zeros x {ns:.1f} core-ns (bench_scale's "
+                    "rate + normalising, measured here)"
+                ),
             )
         else:
             ns = rates["dense_ns_per_element"]
             core_s = t["elements"] * ns * 1e-9
-            basis, how = "measured", (
-                f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns (dense block "
-                "in memory, normalised, measured here; reading is under I/O)"
+            basis, how = (
+                "measured",
+                (
+                    f"{t['elements']:.3g} matrix elements x {ns:.2f} core-ns "
+                    "(dense block "
+                    "in memory, normalised, measured here; reading is under I/O)"
+                ),
             )
         rows.append((name, "compute", basis, core_s, core_s / workers, how))
         if t.get("decode_ns_per_nnz"):  # e.g. parquet lists -> CSR
@@ -474,7 +482,8 @@ def atlas_costs(
                 "estimated",
                 float((moved["nodes"] * per_node_s).sum()),
                 float(wall_levels.sum()),
-                f"{bytes_moved / 1e9:.3g} GB moved in all; {int(leaf['nodes']):,} block "
+                f"{bytes_moved / 1e9:.3g} GB moved in all; "
+                f"{int(leaf['nodes']):,} block "
                 f"partials of {leaf['groups_per_partial']:,.0f} groups "
                 f"({leaf['bytes_per_partial'] / 1e9:.3g} GB each, "
                 f"{t.get('layout', 'shuffled')}); "

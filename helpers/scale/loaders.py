@@ -131,10 +131,19 @@ def load_replogle_gwps(
 
 
 @register_layout("replogle_gwps", lazy=True)
-def _replogle_gwps_layout(path, entry, /, *, chunk_rows=DEFAULT_CHUNK_ROWS,
-                          download=False, cache=None, **options) -> LazyScreen:
-    return load_replogle_gwps(path, chunk_rows=chunk_rows, download=download,
-                              cache=cache, name=entry.name)
+def _replogle_gwps_layout(
+    path,
+    entry,
+    /,
+    *,
+    chunk_rows=DEFAULT_CHUNK_ROWS,
+    download=False,
+    cache=None,
+    **options,
+) -> LazyScreen:
+    return load_replogle_gwps(
+        path, chunk_rows=chunk_rows, download=download, cache=cache, name=entry.name
+    )
 
 
 def fetch_tahoe(

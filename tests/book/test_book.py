@@ -1,4 +1,5 @@
-"""The book's structure: every chapter has the house anatomy and is stored without outputs."""
+"""The book's structure: every chapter has the house anatomy and is stored without
+outputs."""
 
 from __future__ import annotations
 
@@ -26,28 +27,45 @@ def test_notebook_anatomy(path):
     nb = json.loads(path.read_text())
     cells = nb["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "strip outputs"
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None for c in code
+    ), "strip outputs"
     tags = [c.get("metadata", {}).get("tags", []) for c in cells]
     params = [c for c, t in zip(cells, tags) if "parameters" in t]
     assert len(params) == 1, "exactly one papermill parameters cell"
     assert "profile = " in "".join(params[0]["source"])
     colab = [c for c, t in zip(cells, tags) if "remove-cell" in t]
     assert colab and "google.colab" in "".join(colab[0]["source"])
-    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    text = "\n".join(
+        "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"
+    )
     assert "Learning goals" in text and "## Summary" in text and "Exercise" in text
     assert "footbibliography" in text
-    assert "## Self-check" in text and ":class: dropdown" in text, "a self-check quiz with hidden answers"
+    assert "## Self-check" in text and ":class: dropdown" in text, (
+        "a self-check quiz with hidden answers"
+    )
     assert any(is_solution(c) for c in cells), "the exercises have solutions"
-    assert not hidden_solution_problems(nb, path.name), "solutions are hidden, input and output, until opened"
+    assert not hidden_solution_problems(nb, path.name), (
+        "solutions are hidden, input and output, until opened"
+    )
 
 
-MAX_CODE_LINE = 88  # house rule: code lines of notebook cells fit the book's content column
-MAX_SOLUTION_LINE = 86  # a solution's code sits in its toggle's frame, two characters narrower
+MAX_CODE_LINE = (
+    88  # house rule: code lines of notebook cells fit the book's content column
+)
+MAX_SOLUTION_LINE = (
+    86  # a solution's code sits in its toggle's frame, two characters narrower
+)
 
 
-def long_code_lines(nb: dict, name: str, limit: int = MAX_CODE_LINE,
-                    solution_limit: int = MAX_SOLUTION_LINE) -> list[str]:
-    """Code-cell lines longer than ``limit`` characters (``solution_limit`` in solutions), as readable messages."""
+def long_code_lines(
+    nb: dict,
+    name: str,
+    limit: int = MAX_CODE_LINE,
+    solution_limit: int = MAX_SOLUTION_LINE,
+) -> list[str]:
+    """Code-cell lines longer than ``limit`` characters (``solution_limit`` in
+    solutions), as readable messages."""
     problems = []
     for n, cell in enumerate(nb["cells"], start=1):
         if cell["cell_type"] != "code":
@@ -55,59 +73,110 @@ def long_code_lines(nb: dict, name: str, limit: int = MAX_CODE_LINE,
         most = solution_limit if is_solution(cell) else limit
         for m, line in enumerate("".join(cell["source"]).split("\n"), start=1):
             if len(line) > most:
-                problems.append(f"{name} cell {n} line {m} ({len(line)} > {most} characters): {line.strip()[:60]}...")
+                problems.append(
+                    f"{name} cell {n} line {m} ({len(line)} > {most} "
+                    f"characters): {line.strip()[:60]}..."
+                )
     return problems
 
 
 def test_long_code_lines_are_found():
-    nb = {"cells": [{"cell_type": "markdown", "source": ["x" * 200]},
-                    {"cell_type": "code", "source": ["a = 1\n", "b = '" + "y" * 90 + "'\n"]},
-                    {"cell_type": "code", "source": ["# Solution\n", "c = '" + "z" * 81 + "'\n"]}]}
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "source": ["x" * 200]},
+            {"cell_type": "code", "source": ["a = 1\n", "b = '" + "y" * 90 + "'\n"]},
+            {
+                "cell_type": "code",
+                "source": ["# Solution\n", "c = '" + "z" * 81 + "'\n"],
+            },
+        ]
+    }
     assert long_code_lines(nb, "demo.ipynb") == [
         f"demo.ipynb cell 2 line 2 (96 > 88 characters): b = '{'y' * 55}...",
-        f"demo.ipynb cell 3 line 2 (87 > 86 characters): c = '{'z' * 55}..."]
+        f"demo.ipynb cell 3 line 2 (87 > 86 characters): c = '{'z' * 55}...",
+    ]
 
 
 def test_notebook_code_lines_fit_the_page():
-    problems = [p for path in NOTEBOOKS for p in long_code_lines(json.loads(path.read_text()), path.name)]
-    assert not problems, "code lines that would scroll sideways in the book:\n" + "\n".join(problems)
+    problems = [
+        p
+        for path in NOTEBOOKS
+        for p in long_code_lines(json.loads(path.read_text()), path.name)
+    ]
+    assert not problems, (
+        "code lines that would scroll sideways in the book:\n" + "\n".join(problems)
+    )
 
 
 def included_code_lines(nb: dict, name: str, limit: int = MAX_CODE_LINE) -> list[str]:
-    """Lines longer than ``limit`` in the functions a chapter shows with ``{literalinclude} ... :pyobject:``."""
+    """Lines longer than ``limit`` in the functions a chapter shows with
+    ``{literalinclude} ... :pyobject:``."""
     import ast
     import re
 
     problems = []
-    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    text = "\n".join(
+        "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"
+    )
     for path, obj in re.findall(r"```\{literalinclude\} (\S+)\n:pyobject: (\w+)", text):
         source = (ROOT / "notebooks" / path).resolve()
         lines = source.read_text().split("\n")
-        nodes = [n for n in ast.walk(ast.parse("\n".join(lines))) if getattr(n, "name", None) == obj]
+        nodes = [
+            n
+            for n in ast.walk(ast.parse("\n".join(lines)))
+            if getattr(n, "name", None) == obj
+        ]
         assert nodes, f"{name} includes {obj} from {path}, which does not define it"
         node = nodes[0]
-        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        start = min(
+            [node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]
+        )
         for number in range(start, node.end_lineno + 1):
             if len(lines[number - 1]) > limit:
-                problems.append(f"{name} shows {source.relative_to(ROOT)}:{number} ({obj}), "
-                                f"{len(lines[number - 1])} > {limit} characters")
+                problems.append(
+                    f"{name} shows {source.relative_to(ROOT)}:{number} ({obj}), "
+                    f"{len(lines[number - 1])} > {limit} characters"
+                )
     return problems
 
 
 def test_code_included_from_helpers_fits_the_page():
-    problems = [p for path in NOTEBOOKS for p in included_code_lines(json.loads(path.read_text()), path.name)]
-    assert not problems, "code shown in the book that would scroll sideways:\n" + "\n".join(problems)
+    problems = [
+        p
+        for path in NOTEBOOKS
+        for p in included_code_lines(json.loads(path.read_text()), path.name)
+    ]
+    assert not problems, (
+        "code shown in the book that would scroll sideways:\n" + "\n".join(problems)
+    )
 
 
 def test_teaching_pages_are_in_the_book():
     pages = toc_files(ROOT)
     assert {"course", "glossary", "status"} <= set(pages)
     glossary = (ROOT / "glossary.md").read_text()
-    for term in ["Perturb-seq", "CRISPRa", "CRISPRi", "pseudobulk", "log-fold change", "L2 error", "Pearson delta",
-                 "buffering", "synergy", "local fdr", "foundation model", "fine-tuning", "embedding"]:
+    for term in [
+        "Perturb-seq",
+        "CRISPRa",
+        "CRISPRi",
+        "pseudobulk",
+        "log-fold change",
+        "L2 error",
+        "Pearson delta",
+        "buffering",
+        "synergy",
+        "local fdr",
+        "foundation model",
+        "fine-tuning",
+        "embedding",
+    ]:
         assert f"\n{term}\n" in glossary, term
     course = (ROOT / "course.md").read_text()
-    assert "Learning objectives" in course and "Plan of sessions" in course and "| criterion | points |" in course
+    assert (
+        "Learning objectives" in course
+        and "Plan of sessions" in course
+        and "| criterion | points |" in course
+    )
 
 
 def test_profiles():
@@ -115,9 +184,14 @@ def test_profiles():
     assert profiles.norman_dataset("paper") == "norman2019"
     with pytest.raises(ValueError, match="Unknown data profile 'fast'"):
         profiles.check_profile("fast")
-    with pytest.raises(ValueError, match="has no 'paper' profile: it runs with profile = 'quick' only"):
+    with pytest.raises(
+        ValueError, match="has no 'paper' profile: it runs with profile = 'quick' only"
+    ):
         profiles.check_profile("paper", supported=("quick",))
-    assert profiles.check_profile("quick", supported=("quick",))["norman"] == "norman2019_subset"
+    assert (
+        profiles.check_profile("quick", supported=("quick",))["norman"]
+        == "norman2019_subset"
+    )
     assert profiles.dataset_label("simulated_x").startswith("SYNTHETIC")
 
 

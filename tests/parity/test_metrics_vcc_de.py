@@ -37,20 +37,30 @@ def _scanpy(X, labels, groups):
     genes = [f"g{i}" for i in range(X.shape[1])]
     adata = ad.AnnData(
         X.copy(),
-        obs=pd.DataFrame({"condition": pd.Categorical(labels)},
-                         index=[f"c{i}" for i in range(len(labels))]),
+        obs=pd.DataFrame(
+            {"condition": pd.Categorical(labels)},
+            index=[f"c{i}" for i in range(len(labels))],
+        ),
         var=pd.DataFrame(index=genes),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sc.tl.rank_genes_groups(adata, groupby="condition", groups=groups,
-                                reference="ctrl", method="wilcoxon", tie_correct=True,
-                                n_genes=adata.n_vars)
+        sc.tl.rank_genes_groups(
+            adata,
+            groupby="condition",
+            groups=groups,
+            reference="ctrl",
+            method="wilcoxon",
+            tie_correct=True,
+            n_genes=adata.n_vars,
+        )
     res = adata.uns["rank_genes_groups"]
     out = {}
     for g in groups:
-        frame = pd.DataFrame({"p": res["pvals"][g], "adj": res["pvals_adj"][g]},
-                             index=np.asarray(res["names"][g], dtype=str)).loc[genes]
+        frame = pd.DataFrame(
+            {"p": res["pvals"][g], "adj": res["pvals_adj"][g]},
+            index=np.asarray(res["names"][g], dtype=str),
+        ).loc[genes]
         out[g] = (frame["p"].to_numpy(), frame["adj"].to_numpy())
     return out
 
@@ -74,8 +84,13 @@ def test_de_table_keeps_the_gene_order_and_cell_eval2_columns():
     X, labels = _cells(5, sizes, n_genes=20)
     genes = pd.Index([f"g{i}" for i in range(20)])
     table = vcc.de_table(X, labels, genes, ["A", "B"])
-    assert list(table.columns) == ["target", "feature", "log2_fold_change", "p_value",
-                                   "p_adj"]
+    assert list(table.columns) == [
+        "target",
+        "feature",
+        "log2_fold_change",
+        "p_value",
+        "p_adj",
+    ]
     theirs = _scanpy(X, labels, ["A", "B"])
     for g in ("A", "B"):
         part = table[table["target"] == g]

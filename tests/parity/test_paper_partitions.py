@@ -1,10 +1,12 @@
-"""The paper's partitions: GEARS' "simulation" split against the published labels, and the Norman doubles.
+"""The paper's partitions: GEARS' "simulation" split against the published labels, and
+the Norman doubles.
 
 Oracles (the paper's published Source Data, none of it produced by the book's code):
-- the split labels (train / val / test per perturbation and seed) of `single_perturbation_prediction.xlsx`,
-  Panels A and C, and the held-out doubles of `perturbation_prediction.xlsx`;
-- the complete condition lists after GEARS' GO filter, one row per condition in the UMAP panel of
-  `suppl-dataset_overview.xlsx` (Panel B), which our split starts from.
+- the split labels (train / val / test per perturbation and seed) of
+  `single_perturbation_prediction.xlsx`, Panels A and C, and the held-out doubles of
+  `perturbation_prediction.xlsx`;
+- the complete condition lists after GEARS' GO filter, one row per condition in the UMAP
+  panel of `suppl-dataset_overview.xlsx` (Panel B), which our split starts from.
 """
 
 from __future__ import annotations
@@ -18,16 +20,23 @@ from helpers.splits import gears_simulation_split, single_split
 
 DATASETS = published.PAPER_SINGLE_DATASETS  # dataset -> singles after GEARS' GO filter
 SEEDS = published.PAPER_SINGLE_SEEDS
-# train (without ctrl) / val / test per seed: method_spec.md section 4.1 (the paper's printed sizes)
-SIZES = {"adamson": (54, 6, 21), "replogle_k562_essential": (733, 82, 272),
-         "replogle_rpe1_essential": (1035, 115, 384)}
+# train (without ctrl) / val / test per seed: method_spec.md section 4.1 (the paper's
+# printed sizes)
+SIZES = {
+    "adamson": (54, 6, 21),
+    "replogle_k562_essential": (733, 82, 272),
+    "replogle_rpe1_essential": (1035, 115, 384),
+}
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_paper_condition_lists_are_the_go_filtered_ones(dataset):
     conditions = published.paper_conditions(dataset)
     singles = [c for c in conditions if c != "ctrl" and "+" not in c]
-    assert "ctrl" in conditions and len(singles) == DATASETS[dataset] == len(conditions) - 1
+    assert (
+        "ctrl" in conditions
+        and len(singles) == DATASETS[dataset] == len(conditions) - 1
+    )
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
@@ -39,10 +48,19 @@ def test_gears_split_reproduces_every_published_label(dataset):
         assert (sizes["train"] - 1, sizes["val"], sizes["test"]) == SIZES[dataset]
         labels = published.published_single_labels(dataset, seed)
         assert len(labels) > 40 and {"train", "val", "test"} == set(labels.values())
-        wrong = {c: (split.assignment.get(c), lab) for c, lab in labels.items() if split.assignment.get(c) != lab}
-        assert not wrong, f"{dataset} seed {seed}: {len(wrong)} of {len(labels)} labels differ, e.g. {list(wrong.items())[:3]}"
+        wrong = {
+            c: (split.assignment.get(c), lab)
+            for c, lab in labels.items()
+            if split.assignment.get(c) != lab
+        }
+        assert not wrong, (
+            f"{dataset} seed {seed}: {len(wrong)} of {len(labels)} labels "
+            f"differ, e.g. {list(wrong.items())[:3]}"
+        )
         # the order of the data does not matter (GEARS sorts the genes)
-        assert gears_simulation_split(conditions[::-1], seed).assignment == {c: split.assignment[c] for c in conditions[::-1]}
+        assert gears_simulation_split(conditions[::-1], seed).assignment == {
+            c: split.assignment[c] for c in conditions[::-1]
+        }
         assert single_split(conditions, seed).assignment == split.assignment
 
 
@@ -66,7 +84,9 @@ def test_paper_single_split_on_other_data_imposes_the_published_labels_and_says_
     assert all(split.subset_of(g) == lab for g, lab in labels.items())
     held = [g for g, lab in labels.items() if lab != "train"]
     with pytest.raises(ValueError, match="not in the data"):
-        published.paper_single_split("adamson", 1, ["ctrl", *[g for g in names if g != held[0]]])
+        published.paper_single_split(
+            "adamson", 1, ["ctrl", *[g for g in names if g != held[0]]]
+        )
     with pytest.raises(ValueError, match="seeds"):
         published.paper_single_split("adamson", 3, ["ctrl", *names])
     with pytest.raises(ValueError, match="datasets"):
@@ -76,7 +96,8 @@ def test_paper_single_split_on_other_data_imposes_the_published_labels_and_says_
 def test_norman_after_the_go_filter_has_163_training_conditions_per_seed():
     conditions = published.paper_conditions("norman2019")
     assert len(conditions) == 225 and sum("+" in c for c in conditions) == 124
-    # GEARS' GO filter removed these two (their gene IER5L is not in GEARS' GO gene list)
+    # GEARS' GO filter removed these two (their gene IER5L is not in GEARS' GO gene
+    # list)
     assert not {"IER5L", "LYL1+IER5L", "IER5L+LYL1"} & set(conditions)
     for seed in range(1, 6):
         split = published.paper_double_split(seed, conditions)
@@ -92,6 +113,8 @@ def test_gears_split_of_doubles_follows_gears_rules():
     split = gears_simulation_split(["ctrl", *singles, *doubles], seed=1)
     seen = {g for g in singles if split.assignment[g] in ("train", "val")}
     for d in doubles:
-        if not set(d.split("+")) <= seen:  # a double with an unseen gene is never trained on
+        if (
+            not set(d.split("+")) <= seen
+        ):  # a double with an unseen gene is never trained on
             assert split.assignment[d] == "test"
     assert split.assignment["ctrl"] == "train"

@@ -3,8 +3,8 @@
 cell-eval2 lives in its own environment (``scripts/make_celleval_venv.sh``, default
 ``.venv-celleval``; or ``PERTURBBOOK_CELLEVAL_PYTHON``); ``tests/celleval2_runner.py``
 calls its metric functions there. Shared inputs: the real Norman subset, the split and
-baselines of ``tests/parity/test_beyond_celleval.py`` (additive, mean, no change), the observed
-cells in the cell-eval layout (:func:`helpers.cells.cells_to_cell_eval`), the
+baselines of ``tests/parity/test_beyond_celleval.py`` (additive, mean, no change), the
+observed cells in the cell-eval layout (:func:`helpers.cells.cells_to_cell_eval`), the
 predictions exported with :func:`helpers.cells.to_cell_eval` (their pseudobulk is the
 prediction), and for the DE overlap the predicted cells the book forms
 (:func:`helpers.metrics.vcc.prediction_cells`: control cells rescaled to the prediction)
@@ -14,7 +14,8 @@ while the way the predicted cells are formed is the book's documented choice. To
 1e-6 (cell-eval2 does not round; the exported files are float32).
 
 Systema's metrics have no cell-eval2 counterpart; they are checked against Systema's
-documented definition on hand-worked examples in ``tests/unit/test_metrics_families.py``.
+documented definition on hand-worked examples in
+``tests/unit/test_metrics_families.py``.
 """
 
 from __future__ import annotations
@@ -106,9 +107,9 @@ def setting(norman_subset, tmp_path_factory):
         workdir,
     )
     targets = {g for c in split.held_out for g in c.split("+")}
-    assert not targets & set(
-        truth.genes
-    ), "the subset now measures a target: revisit exclusion"
+    assert not targets & set(truth.genes), (
+        "the subset now measures a target: revisit exclusion"
+    )
     return split, book, peer
 
 

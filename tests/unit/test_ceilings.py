@@ -1,6 +1,6 @@
-"""Replicate agreement vs the oracle bound (helpers.ceilings), checked on Gaussian cells whose true
-means are known: the estimates from split halves are compared with the actual distances to the known
-mean, which the code under test never sees."""
+"""Replicate agreement vs the oracle bound (helpers.ceilings), checked on Gaussian cells
+whose true means are known: the estimates from split halves are compared with the actual
+distances to the known mean, which the code under test never sees."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from helpers.benchmark import beyond
 
 
 def gaussian_screen(seed=0, n_genes=600, n_conditions=16, effect_sd=0.2):
-    """Cells = mu_p + noise with gene-specific sd; an odd and an even number of cells per condition.
+    """Cells = mu_p + noise with gene-specific sd; an odd and an even number of cells
+    per condition.
 
-    Returns (AnnData, true means of the conditions, control profile's true mean, noise sd).
+    Returns (AnnData, true means of the conditions, control profile's true mean, noise
+    sd).
     """
     rng = np.random.default_rng(seed)
     sigma = rng.uniform(0.5, 1.5, n_genes)  # heterogeneous noise across genes
@@ -98,7 +100,8 @@ def test_oracle_and_replicate_estimates_match_the_known_truth():
 
 
 def test_a_model_can_beat_the_replicate_but_not_the_oracle():
-    """A prediction closer to mu than a replicate's noise beats the replicate, never the oracle."""
+    """A prediction closer to mu than a replicate's noise beats the replicate, never the
+    oracle."""
     adata, mu, _, sigma = gaussian_screen(seed=5)
     table = ceilings.noise_ceiling(adata, seed=0, n_repeats=5, n_top=600).set_index(
         "condition"
@@ -110,7 +113,8 @@ def test_a_model_can_beat_the_replicate_but_not_the_oracle():
     for name in table.index:
         y = X[labels == name].mean(axis=0)
         n = int((labels == name).sum())
-        # the model's error: half the noise variance of a replicate (independent of the test cells)
+        # the model's error: half the noise variance of a replicate (independent of the
+        # test cells)
         pred = mu.loc[name].to_numpy() + sigma * rng.standard_normal(
             len(sigma)
         ) / np.sqrt(2 * n)
@@ -162,7 +166,8 @@ def test_two_cells_by_hand_and_oracle_pearson_edges():
 
 
 def _toy_metrics():
-    # the baseline "mean" scores conditions A, B, C; method "x" only A and B, "y" all three
+    # the baseline "mean" scores conditions A, B, C; method "x" only A and B, "y" all
+    # three
     return pd.DataFrame(
         {
             "dataset": "toy",
@@ -192,10 +197,12 @@ def test_normalised_summary_averages_baseline_and_method_over_the_same_rows():
     summary = ceilings.normalised_summary(_toy_metrics(), _toy_ceiling()).set_index(
         "method"
     )
-    # by hand, on x's rows A and B: baseline l2 (4 + 6) / 2 = 5, x 4, oracle 1.5 -> (5-4)/(5-1.5)
+    # by hand, on x's rows A and B: baseline l2 (4 + 6) / 2 = 5, x 4, oracle 1.5 ->
+    # (5-4)/(5-1.5)
     assert summary.loc["x", "base_l2"] == pytest.approx(5.0)
     assert summary.loc["x", "norm_l2"] == pytest.approx(1 / 3.5)
-    # Pearson: baseline 0.3, x 0.55, oracle 0.85 -> 0.25 / 0.55; replicate 0.75 -> 0.25 / 0.45
+    # Pearson: baseline 0.3, x 0.55, oracle 0.85 -> 0.25 / 0.55; replicate 0.75 -> 0.25
+    # / 0.45
     assert summary.loc["x", "norm_pearson_delta"] == pytest.approx(0.25 / 0.55)
     assert summary.loc["x", "norm_pearson_delta_replicate"] == pytest.approx(
         0.25 / 0.45

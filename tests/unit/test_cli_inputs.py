@@ -1,5 +1,6 @@
-"""The command line as a model developer meets it: every unreadable or unusual input gets one line that
-names the problem and the fix (exit 1), never a traceback; a valid submission gets no noise.
+"""The command line as a model developer meets it: every unreadable or unusual input
+gets one line that names the problem and the fix (exit 1), never a traceback; a valid
+submission gets no noise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ TASK = "norman_subset_doubles"
 
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory):
-    """The additive baseline's predictions for the task's held-out doubles, as the contract's CSV."""
+    """The additive baseline's predictions for the task's held-out doubles, as the
+    contract's CSV."""
     task = benchmark.get_task(TASK)
     split = task.splits[0]
     pred = benchmark.BASELINES["additive"](
@@ -149,7 +151,8 @@ def test_predictions_equal_to_the_held_out_truth_are_flagged(tmp_path, capsys):
     code, out, _ = score(path, capsys)
     assert code == 0
     assert (
-        f"WARNING: echo, seed {split.seed}: the predictions of {len(split.held_out)} of "
+        f"WARNING: echo, seed {split.seed}: the predictions of "
+        f"{len(split.held_out)} of "
         f"{len(split.held_out)} held-out conditions equal the observed pseudobulks"
     ) in out
     assert "leaked" in out

@@ -1,6 +1,7 @@
-"""helpers.compare.paired_test: exact sign-flip p-values at small n (counted by hand), the decision
-taken from the test, the crossed bootstrap, and a refused metric column. The sign of the
-difference for every metric of the catalog: ``tests/unit/test_catalog.py``.
+"""helpers.compare.paired_test: exact sign-flip p-values at small n (counted by hand),
+the decision taken from the test, the crossed bootstrap, and a refused metric column.
+The sign of the difference for every metric of the catalog:
+``tests/unit/test_catalog.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from helpers.errors import InputError
 
 
 def paired_table(d, method_value=1.0, column="l2", seeds=(0,)):
-    """x scores ``method_value``; y scores ``method_value + d`` on condition i (lower-is-better:
-    x better by d)."""
+    """x scores ``method_value``; y scores ``method_value + d`` on condition i
+    (lower-is-better: x better by d)."""
     rows = []
     for seed in seeds:
         for i, di in enumerate(d):
@@ -53,7 +54,8 @@ def test_five_positive_differences_are_not_significant():
 
 
 def test_exact_p_value_counted_by_hand():
-    # d = 1, 2, 3, 4: of the 16 sign patterns, |mean| >= 2.5 only for all-plus and all-minus
+    # d = 1, 2, 3, 4: of the 16 sign patterns, |mean| >= 2.5 only for all-plus and
+    # all-minus
     out = compare.paired_test(paired_table([1.0, 2.0, 3.0, 4.0]), "x", "y").iloc[0]
     assert out["p_value"] == 2 / 16
     table = paired_table([1.0, 2.0, 3.0, 4.0, -1.0, 1.0])

@@ -1,4 +1,5 @@
-"""Random controls of matching dimension, crossed intervals, and the dimension effect."""
+"""Random controls of matching dimension, crossed intervals, and the dimension
+effect."""
 
 from __future__ import annotations
 
@@ -34,14 +35,16 @@ def test_random_embedding_like_matches_genes_dimension_and_scale():
 
 def test_random_embedding_like_is_deterministic_per_gene_and_seed():
     table = _table(50, 8)
-    a, b = linear.random_embedding_like(table, 1), linear.random_embedding_like(
-        table, 1
+    a, b = (
+        linear.random_embedding_like(table, 1),
+        linear.random_embedding_like(table, 1),
     )
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(
         a.to_numpy(), linear.random_embedding_like(table, 2).to_numpy()
     )
-    # a gene's row does not depend on the other genes (same scale: a copy of the table's rows)
+    # a gene's row does not depend on the other genes (same scale: a copy of the table's
+    # rows)
     part = linear.random_embedding_like(table.iloc[::-1], 1)
     np.testing.assert_allclose(part.loc[a.index].to_numpy(), a.to_numpy())
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
@@ -162,7 +165,8 @@ def test_versus_controls_pairs_on_conditions_by_hand():
     assert out["method_mean"] == pytest.approx(2.5) and out[
         "control_mean"
     ] == pytest.approx(4.5)
-    # the differences vary only with the embedding seed (1 or 3): the interval lies in [1, 3]
+    # the differences vary only with the embedding seed (1 or 3): the interval lies in
+    # [1, 3]
     assert 1.0 <= out["lower"] <= 2.0 <= out["upper"] <= 3.0
     assert out["n_condition"] == 4 and out["n_embedding_seed"] == 2
     assert out["direction"] == "better" and out["conclusion"] == "better"
@@ -189,7 +193,8 @@ def test_crossed_forest_keeps_forests_common_set_and_ratios():
         assert ours.loc[m, "n"] == plain.loc[m, "n"] == 8
     assert ours.loc["a", ["lower", "upper"]].tolist() == pytest.approx([0.5, 0.5])
     assert ours.loc["b", "n_condition"] == 4 and ours.loc["b", "n_seed"] == 2
-    # b's ratios: seed 1 = 2, 1, 3, 1; seed 2 = 1 everywhere: any resample's mean lies in [1, 3]
+    # b's ratios: seed 1 = 2, 1, 3, 1; seed 2 = 1 everywhere: any resample's mean lies
+    # in [1, 3]
     assert (
         1.0
         <= ours.loc["b", "lower"]

@@ -17,7 +17,9 @@ def setup():
     rng = np.random.default_rng(0)
     conditions = ["ctrl", "A", "B", "C", "D", "A+B", "A+C", "B+C", "C+D", "A+D", "B+D"]
     genes = [f"g{i}" for i in range(20)]
-    means = pd.DataFrame(rng.normal(2, 1, (len(conditions), len(genes))), index=conditions, columns=genes)
+    means = pd.DataFrame(
+        rng.normal(2, 1, (len(conditions), len(genes))), index=conditions, columns=genes
+    )
     truth = Pseudobulk(means, pd.Series(50, index=conditions), "toy")
     split = double_split(conditions, seed=1, dataset="toy")
     pred = baselines.additive(truth.subset(split.train), split.held_out, seed=1)
@@ -28,7 +30,11 @@ def test_valid_predictions_evaluate(setup):
     truth, split, pred = setup
     table = metrics.evaluate(pred, truth, split)
     assert list(table.columns) == metrics.METRIC_COLUMNS
-    assert set(table["split"]) == {"test", "val"} and len(table) == 3 and (table["seed"] == 1).all()
+    assert (
+        set(table["split"]) == {"test", "val"}
+        and len(table) == 3
+        and (table["seed"] == 1).all()
+    )
 
 
 def test_unknown_condition(setup):
@@ -42,10 +48,14 @@ def test_unknown_condition(setup):
 def test_missing_held_out_condition(setup):
     truth, split, pred = setup
     partial = Predictions(pred.values.iloc[:-1], "m", "toy")
-    with pytest.raises(PredictionError, match="held-out condition\\(s\\) have no prediction"):
+    with pytest.raises(
+        PredictionError, match="held-out condition\\(s\\) have no prediction"
+    ):
         metrics.evaluate(partial, truth, split)
     table = metrics.evaluate(partial, truth, split, allow_missing=True)
-    assert len(table) == 2 and table.attrs["missing_conditions"] == [pred.values.index[-1]]
+    assert len(table) == 2 and table.attrs["missing_conditions"] == [
+        pred.values.index[-1]
+    ]
 
 
 def test_training_condition_presented_as_held_out(setup):
@@ -78,7 +88,9 @@ def test_nan_or_infinite_predictions(setup, bad):
 
 def test_dataset_mismatch(setup):
     truth, split, pred = setup
-    with pytest.raises(PredictionError, match="for dataset 'other' but the truth is 'toy'"):
+    with pytest.raises(
+        PredictionError, match="for dataset 'other' but the truth is 'toy'"
+    ):
         metrics.evaluate(Predictions(pred.values, "m", "other"), truth, split)
 
 
@@ -92,7 +104,9 @@ def test_file_round_trip_and_bad_files(setup, tmp_path):
     _, _, pred = setup
     path = pred.save(tmp_path / "pred.csv.gz")
     again = Predictions.load(path)
-    pd.testing.assert_frame_equal(again.values.sort_index(), pred.values.sort_index(), check_like=True)
+    pd.testing.assert_frame_equal(
+        again.values.sort_index(), pred.values.sort_index(), check_like=True
+    )
     assert (again.method, again.dataset, again.seed) == ("additive", "toy", 1)
     (tmp_path / "wrong.csv").write_text("cond,gene,value\nA+B,g1,1\n")
     with pytest.raises(PredictionError, match="needs the columns"):

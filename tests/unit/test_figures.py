@@ -245,9 +245,9 @@ def _panel_helpers() -> set[str]:
 
 def test_every_panel_helper_is_rendered():
     missing = _panel_helpers() - set(PANEL_HELPERS)
-    assert (
-        not missing
-    ), f"plotting helpers that draw a panel, not rendered side by side here: {missing}"
+    assert not missing, (
+        f"plotting helpers that draw a panel, not rendered side by side here: {missing}"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -264,9 +264,9 @@ def test_helper_side_by_side_has_no_collisions(name, datasets):
     fig, axes = plotting.panels(2)
     for ax, dataset in zip(axes, datasets):
         PANEL_HELPERS[name](dataset, ax)
-    assert not collisions(
-        fig
-    ), f"{name} twice side by side on {datasets}:\n" + "\n".join(collisions(fig))
+    assert not collisions(fig), (
+        f"{name} twice side by side on {datasets}:\n" + "\n".join(collisions(fig))
+    )
 
 
 def _labels_shown(fig) -> str:
@@ -371,19 +371,43 @@ def _chapter_8():
 
 
 def _chapter_9():
-    # chapter 9's stacked rank panels, from a verdict table of the shape the chapter makes
+    # chapter 9's stacked rank panels, from a verdict table of the shape the chapter
+    # makes
     from helpers.benchmark import verdict
 
-    methods = ["no_change", "additive", "mean", "linear", "gears", "split_half_replicate"]
+    methods = [
+        "no_change",
+        "additive",
+        "mean",
+        "linear",
+        "gears",
+        "split_half_replicate",
+    ]
     means = pd.DataFrame({"method": methods})
-    for column in ["l2", "pearson_delta", "r", "pearson_delta_perturbed_mean",
-                   "centroid_accuracy", "weighted_mse", "r2_delta_weighted", "mae",
-                   "discrimination_score_l1", "de_overlap_vcc"]:
+    for column in [
+        "l2",
+        "pearson_delta",
+        "r",
+        "pearson_delta_perturbed_mean",
+        "centroid_accuracy",
+        "weighted_mse",
+        "r2_delta_weighted",
+        "mae",
+        "discrimination_score_l1",
+        "de_overlap_vcc",
+    ]:
         means[column] = RNG.uniform(0, 1, len(methods))
     long = verdict.verdict(means)
-    return plotting.metric_ranks({f"Ranks by metric: {name}": (long, ds) for name, ds in
-                                  [("norman_subset_doubles", SUBSET), ("simulated", SIM),
-                                   ("long label", LONG)]})
+    return plotting.metric_ranks(
+        {
+            f"Ranks by metric: {name}": (long, ds)
+            for name, ds in [
+                ("norman_subset_doubles", SUBSET),
+                ("simulated", SIM),
+                ("long label", LONG),
+            ]
+        }
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,16 @@ from tests.gears_layout import make_gears_adata
 
 @pytest.mark.parametrize(
     "label, expected",
-    [("control", "ctrl"), ("ctrl", "ctrl"), ("KLF1+ctrl", "KLF1"), ("ctrl+KLF1", "KLF1"), ("KLF1", "KLF1"),
-     ("CEBPE+CEBPB", "CEBPE+CEBPB"), (" non-targeting ", "ctrl"), ("ctrl+ctrl", "ctrl")],
+    [
+        ("control", "ctrl"),
+        ("ctrl", "ctrl"),
+        ("KLF1+ctrl", "KLF1"),
+        ("ctrl+KLF1", "KLF1"),
+        ("KLF1", "KLF1"),
+        ("CEBPE+CEBPB", "CEBPE+CEBPB"),
+        (" non-targeting ", "ctrl"),
+        ("ctrl+ctrl", "ctrl"),
+    ],
 )
 def test_normalize_condition(label, expected):
     assert normalize_condition(label) == expected
@@ -35,13 +43,21 @@ def test_malformed_conditions_are_errors(label):
 def test_real_norman_subset_is_canonical(norman_subset):
     adata = norman_subset
     assert adata.shape == (3375, 500)
-    assert set(adata.obs["dataset"]) == {"norman19"}  # the other screen in the file is dropped
+    assert set(adata.obs["dataset"]) == {
+        "norman19"
+    }  # the other screen in the file is dropped
     table = loaders.condition_table(adata)
-    assert table["kind"].value_counts().to_dict() == {"control": 1, "single": 18, "double": 15}
+    assert table["kind"].value_counts().to_dict() == {
+        "control": 1,
+        "single": 18,
+        "double": 15,
+    }
     assert table.set_index("condition").loc["ctrl", "n_cells"] == 100
     assert adata.obs["condition"].cat.categories[0] == "ctrl"
     assert {"KLF1", "KLF1+MAP2K6", "MAP2K3+SLC38A2"} <= set(adata.obs["condition"])
-    assert (adata.obs.loc[adata.obs["condition"] == "ctrl", "condition_source"] == "control").all()
+    assert (
+        adata.obs.loc[adata.obs["condition"] == "ctrl", "condition_source"] == "control"
+    ).all()
     assert adata.obs["n_targets"].max() == 2
     assert set(adata.obs["cell_line"]) == {"K562"}
     assert "TMSB4X" in adata.var_names and adata.var_names.is_unique
@@ -57,8 +73,18 @@ def test_gears_layout_file(tmp_path):
     adata = loaders.read_gears(path, dataset="toy_gears", normalisation="log1p")
     assert list(adata.var_names[:3]) == ["KLF1", "MAP2K6", "CEBPB"]
     assert adata.var["source_var_name"].iloc[0].startswith("ENSG")
-    assert set(adata.obs["condition"]) == {"ctrl", "KLF1", "MAP2K6", "CEBPE", "CEBPB", "KLF1+MAP2K6", "CEBPE+CEBPB"}
-    assert set(adata.obs.loc[adata.obs["condition"] == "MAP2K6", "condition_source"]) == {"ctrl+MAP2K6"}
+    assert set(adata.obs["condition"]) == {
+        "ctrl",
+        "KLF1",
+        "MAP2K6",
+        "CEBPE",
+        "CEBPB",
+        "KLF1+MAP2K6",
+        "CEBPE+CEBPB",
+    }
+    assert set(
+        adata.obs.loc[adata.obs["condition"] == "MAP2K6", "condition_source"]
+    ) == {"ctrl+MAP2K6"}
     assert adata.uns["perturbbook"]["layout"] == "gears"
     assert set(adata.obs["cell_line"]) == {"K562"}
 
@@ -72,19 +98,30 @@ def test_gears_layout_backed_keeps_X_on_disk(tmp_path):
     assert adata.var_names[0] == "KLF1"
 
 
-def test_load_dataset_end_to_end_from_a_dataverse_style_zip(tmp_path, http_server, monkeypatch):
-    """Registry -> download -> zip member -> canonical AnnData, with the real GEARS folder layout."""
+def test_load_dataset_end_to_end_from_a_dataverse_style_zip(
+    tmp_path, http_server, monkeypatch
+):
+    """Registry -> download -> zip member -> canonical AnnData, with the real GEARS
+    folder layout."""
     served, base, _ = http_server
     inner = tmp_path / "perturb_processed.h5ad"
     make_gears_adata().write_h5ad(inner)
     with zipfile.ZipFile(served / "datafile", "w") as zf:
         zf.write(inner, "norman/perturb_processed.h5ad")
     registry_path = tmp_path / "reg.toml"
-    write_registry(registry_path, {
-        "norman2019_gears": {"url": f"{base}/datafile", "filename": "norman.zip", "format": "zip",
-                             "member": "norman/perturb_processed.h5ad", "layout": "gears",
-                             "normalisation": "normalize_total + log1p"},
-    })
+    write_registry(
+        registry_path,
+        {
+            "norman2019_gears": {
+                "url": f"{base}/datafile",
+                "filename": "norman.zip",
+                "format": "zip",
+                "member": "norman/perturb_processed.h5ad",
+                "layout": "gears",
+                "normalisation": "normalize_total + log1p",
+            },
+        },
+    )
     monkeypatch.setenv(data.REGISTRY_ENV, str(registry_path))
     adata = loaders.load_dataset("norman2019_gears", cache=tmp_path / "cache")
     assert adata.uns["perturbbook"]["dataset"] == "norman2019_gears"
@@ -104,15 +141,30 @@ def test_file_without_control_cells_is_rejected():
     adata = make_gears_adata()
     adata = adata[adata.obs["condition"] != "ctrl"].copy()
     with pytest.raises(LoaderError, match="no control cells"):
-        loaders.canonicalize(adata, condition_key="condition", dataset="x", layout="gears", normalisation="")
+        loaders.canonicalize(
+            adata,
+            condition_key="condition",
+            dataset="x",
+            layout="gears",
+            normalisation="",
+        )
 
 
 def test_duplicate_symbols_are_made_unique_and_counted():
     adata = make_gears_adata()
     adata.var["gene_name"] = ["A", "A", "B", "C", "D", "E", "F", "G"]
-    adata = loaders.canonicalize(adata, condition_key="condition", dataset="x", layout="gears",
-                                 normalisation="", gene_symbol_key="gene_name")
-    assert adata.var_names.is_unique and adata.uns["perturbbook"]["duplicated_gene_symbols_made_unique"] == 1
+    adata = loaders.canonicalize(
+        adata,
+        condition_key="condition",
+        dataset="x",
+        layout="gears",
+        normalisation="",
+        gene_symbol_key="gene_name",
+    )
+    assert (
+        adata.var_names.is_unique
+        and adata.uns["perturbbook"]["duplicated_gene_symbols_made_unique"] == 1
+    )
 
 
 def test_load_dataset_rejects_non_datasets():
@@ -127,38 +179,58 @@ def test_condition_table_orders_control_singles_doubles(norman_subset):
     assert isinstance(table, pd.DataFrame)
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # GEARS' GO filter and the readers of each real source, on stand-ins in the real layouts
 
 
 def test_go_filter_follows_gears_rule():
     go = {"KLF1", "MAP2K6", "LYL1"}
     keep = loaders.go_filter_keep
-    assert keep("ctrl", go) and keep("KLF1+ctrl", go) and keep("ctrl+KLF1", go) and keep("KLF1+MAP2K6", go)
-    assert not keep("IER5L+ctrl", go) and not keep("LYL1+IER5L", go) and not keep("ctrl+IER5L", go)
+    assert (
+        keep("ctrl", go)
+        and keep("KLF1+ctrl", go)
+        and keep("ctrl+KLF1", go)
+        and keep("KLF1+MAP2K6", go)
+    )
+    assert (
+        not keep("IER5L+ctrl", go)
+        and not keep("LYL1+IER5L", go)
+        and not keep("ctrl+IER5L", go)
+    )
     with pytest.raises(LoaderError, match="not in GEARS spelling"):
         keep("KLF1", go)
 
 
 def test_norman_go_filter_counts_with_the_real_condition_names():
-    """227 -> 225 conditions: ctrl, 100 singles, 124 doubles (paper, method_spec section 1.1).
+    """227 -> 225 conditions: ctrl, 100 singles, 124 doubles (paper, method_spec section
+    1.1).
 
-    The conditions are Norman's real names where the paper published them (122 doubles and their
-    genes, plus IER5L+ctrl and LYL1+IER5L); the real GO gene list cannot be obtained here, so the gene
-    list is a stand-in that lacks exactly IER5L - the one gene issue #13 and the paper's scFoundation
-    job (method_spec section 5) name as missing.
+    The conditions are Norman's real names where the paper published them (122 doubles
+    and their genes, plus IER5L+ctrl and LYL1+IER5L); the real GO gene list cannot be
+    obtained here, so the gene list is a stand-in that lacks exactly IER5L - the one
+    gene issue #13 and the paper's scFoundation job (method_spec section 5) name as
+    missing.
     """
     from helpers import standins
 
     conditions = standins.norman_conditions()
-    assert len(conditions) == 227 and {"IER5L+ctrl", "LYL1+IER5L", "CEBPE+CEBPB"} <= set(conditions)
-    assert {"ctrl+" in c for c in conditions} == {True, False}  # both GEARS spellings of singles
+    assert len(conditions) == 227 and {
+        "IER5L+ctrl",
+        "LYL1+IER5L",
+        "CEBPE+CEBPB",
+    } <= set(conditions)
+    assert {"ctrl+" in c for c in conditions} == {
+        True,
+        False,
+    }  # both GEARS spellings of singles
     go = set(standins.go_genes_for(conditions))
     assert "IER5L" not in go and "LYL1" in go
     kept = [c for c in conditions if loaders.go_filter_keep(c, go)]
     removed = sorted(set(conditions) - set(kept))
     assert removed == ["IER5L+ctrl", "LYL1+IER5L"]
-    kinds = pd.Series([len(normalize_condition(c).split("+")) if c != "ctrl" else 0 for c in kept]).value_counts()
+    kinds = pd.Series(
+        [len(normalize_condition(c).split("+")) if c != "ctrl" else 0 for c in kept]
+    ).value_counts()
     assert kinds.to_dict() == {2: 124, 1: 100, 0: 1}
 
 
@@ -175,16 +247,29 @@ def standin_cache(tmp_path_factory):
     return cache
 
 
-@pytest.mark.parametrize("name", ["norman2019", "norman2019_gears", "adamson", "replogle_k562_essential",
-                                  "replogle_rpe1_essential"])
-def test_every_real_source_loads_canonical_with_the_go_filter(name, standin_cache, capsys):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "norman2019",
+        "norman2019_gears",
+        "adamson",
+        "replogle_k562_essential",
+        "replogle_rpe1_essential",
+    ],
+)
+def test_every_real_source_loads_canonical_with_the_go_filter(
+    name, standin_cache, capsys
+):
     from helpers import standins
 
     adata = loaders.load_dataset(name, cache=standin_cache, download=False)
     printed = capsys.readouterr().out
     meta = adata.uns["perturbbook"]
     report = meta["go_filter"]
-    assert f"{name}: GEARS' GO filter removed {report['n_conditions_removed']} of" in printed
+    assert (
+        f"{name}: GEARS' GO filter removed {report['n_conditions_removed']} of"
+        in printed
+    )
     table = loaders.condition_table(adata)
     kinds = table["kind"].value_counts().to_dict()
     if name.startswith("norman"):
@@ -195,14 +280,22 @@ def test_every_real_source_loads_canonical_with_the_go_filter(name, standin_cach
         assert kinds["single"] == standins.SCALES["small"][name]["n_singles"] - 1
     assert report["n_cells_removed"] > 0 and report["n_conditions_kept"] == len(table)
     assert sp.isspmatrix_csr(adata.X) and adata.X.dtype == np.float32
-    assert adata.var_names.is_unique and "ctrl" == adata.obs["condition"].cat.categories[0]
+    assert (
+        adata.var_names.is_unique and "ctrl" == adata.obs["condition"].cat.categories[0]
+    )
     assert not any("ctrl" in c for c in adata.obs["condition"].cat.categories[1:])
     if name == "norman2019":
         assert meta["layout"] == "scfoundation" and "total_count" in adata.obs
     else:
         assert meta["layout"] == "gears"
-        assert adata.var["source_var_name"].str.match(r"^ENSG\d{11}$").all()  # Ensembl index -> symbols
-        assert {"rank_genes_groups_cov_all", "top_non_dropout_de_20", "non_zeros_gene_idx"} <= set(adata.uns)
+        assert (
+            adata.var["source_var_name"].str.match(r"^ENSG\d{11}$").all()
+        )  # Ensembl index -> symbols
+        assert {
+            "rank_genes_groups_cov_all",
+            "top_non_dropout_de_20",
+            "non_zeros_gene_idx",
+        } <= set(adata.uns)
     assert meta["has_counts"] == (name == "norman2019_gears")
     targets = {g for c in table["condition"] if c != "ctrl" for g in c.split("+")}
     in_var = len(targets & set(adata.var_names)) / len(targets)
@@ -216,13 +309,24 @@ def test_backed_load_with_the_filter_reads_a_filtered_file(standin_cache):
     from helpers.pseudobulk import pseudobulk
 
     memory = loaders.load_dataset("norman2019", cache=standin_cache, download=False)
-    adata = loaders.load_dataset("norman2019", cache=standin_cache, download=False, backed="r")
+    adata = loaders.load_dataset(
+        "norman2019", cache=standin_cache, download=False, backed="r"
+    )
     assert adata.isbacked and not adata.is_view
-    assert "IER5L+ctrl" not in set(adata.obs["condition_source"]) and adata.n_obs == memory.n_obs
+    assert (
+        "IER5L+ctrl" not in set(adata.obs["condition_source"])
+        and adata.n_obs == memory.n_obs
+    )
     first = adata.uns["perturbbook"]["go_filter"]["filtered_file"]
-    assert loaders.load_dataset("norman2019", cache=standin_cache, download=False,
-                                backed="r").uns["perturbbook"]["go_filter"]["filtered_file"] == first
-    sub = adata[adata.obs["condition"] == "CEBPE+CEBPB"]  # chapters index into the loaded data
+    assert (
+        loaders.load_dataset(
+            "norman2019", cache=standin_cache, download=False, backed="r"
+        ).uns["perturbbook"]["go_filter"]["filtered_file"]
+        == first
+    )
+    sub = adata[
+        adata.obs["condition"] == "CEBPE+CEBPB"
+    ]  # chapters index into the loaded data
     assert sub.n_obs > 0
     pb, pb_memory = pseudobulk(adata), pseudobulk(memory)
     assert len(pb.conditions) == 225
@@ -240,7 +344,9 @@ def test_provenance_text_fits_the_page_with_cache_paths(standin_cache, monkeypat
     assert str(standin_cache) not in text
     # the path, its lines joined again, names the GO-filtered file in the cache
     lines = text.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.startswith("go_filter.filtered"))
+    at = next(
+        i for i, line in enumerate(lines) if line.startswith("go_filter.filtered")
+    )
     indent = len(lines[at]) - len(lines[at].split()[-1])
     joined = lines[at][indent:]
     for line in lines[at + 1 :]:
@@ -267,7 +373,9 @@ def test_go_genes_are_the_list_intersected_with_gene2go(tmp_path):
     """GEARS set_pert_genes: a listed gene without GO annotation is not perturbable."""
     from helpers import standins
 
-    standins.write_go_gene_list(tmp_path / "essential_all_data_pert_genes.pkl", ["KLF1", "LYL1", "IER5L"])
+    standins.write_go_gene_list(
+        tmp_path / "essential_all_data_pert_genes.pkl", ["KLF1", "LYL1", "IER5L"]
+    )
     standins.write_gene2go(tmp_path / "gene2go_all.pkl", ["KLF1", "LYL1", "CEBPB"])
     cache = tmp_path / "cache"
     data.seed_cache(tmp_path, cache=cache)

@@ -5,8 +5,8 @@ Oracles not written here: scipy's Welch t-test
 (``scipy.stats.ttest_ind(equal_var=False)``) and BH adjustment
 (``scipy.stats.false_discovery_control``), scikit-learn's weighted R2
 (``sklearn.metrics.r2_score``); scPertEval itself is compared in
-tests/parity/test_parity_scperteval.py. Inputs are small synthetic cells drawn here with numpy
-(labelled synthetic).
+tests/parity/test_parity_scperteval.py. Inputs are small synthetic cells drawn here with
+numpy (labelled synthetic).
 """
 
 from __future__ import annotations

@@ -404,8 +404,8 @@ def test_vcc_cache_keeps_different_cells_apart():
 
 
 def test_vcc_de_overlap_is_nan_for_a_condition_with_one_cell(norman_subset):
-    # a rank test needs two cells (scanpy refuses one): such a condition has no DE score,
-    # the others are scored as usual
+    # a rank test needs two cells (scanpy refuses one): such a condition has no DE
+    # score, the others are scored as usual
     import numpy as np
 
     from helpers import baselines

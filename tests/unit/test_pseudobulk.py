@@ -1,4 +1,5 @@
-"""Pseudobulk against a dense reference; chunked and backed reading; evaluation genes."""
+"""Pseudobulk against a dense reference; chunked and backed reading; evaluation
+genes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import pandas as pd
 import pytest
 
 from helpers import loaders
-from helpers.pseudobulk import Pseudobulk, pseudobulk, target_gene_changes, top_control_genes
+from helpers.pseudobulk import (
+    Pseudobulk,
+    pseudobulk,
+    target_gene_changes,
+    top_control_genes,
+)
 
 from tests.gears_layout import make_gears_adata
 
@@ -19,13 +25,19 @@ def dense_reference(adata) -> pd.DataFrame:
 
 
 def test_real_subset_matches_dense_reference(norman_subset):
-    pb = pseudobulk(norman_subset, chunk_size=700)  # several chunks, boundaries inside conditions
+    pb = pseudobulk(
+        norman_subset, chunk_size=700
+    )  # several chunks, boundaries inside conditions
     ref = dense_reference(norman_subset).loc[pb.conditions]
-    np.testing.assert_allclose(pb.means.to_numpy(), ref.to_numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        pb.means.to_numpy(), ref.to_numpy(), rtol=1e-10, atol=1e-12
+    )
     assert pb.n_cells["ctrl"] == 100 and pb.n_cells.sum() == norman_subset.n_obs
     assert pb.dataset == "norman2019_subset"
     np.testing.assert_allclose(pb.delta.loc["ctrl"].to_numpy(), 0.0)
-    np.testing.assert_allclose(pb.delta.loc["KLF1"], pb.means.loc["KLF1"] - pb.means.loc["ctrl"])
+    np.testing.assert_allclose(
+        pb.delta.loc["KLF1"], pb.means.loc["KLF1"] - pb.means.loc["ctrl"]
+    )
 
 
 def test_chunk_size_does_not_change_the_result(norman_subset):
@@ -43,7 +55,9 @@ def test_backed_file_matches_in_memory(tmp_path, dense):
     a = pseudobulk(backed, chunk_size=17).means
     b = pseudobulk(memory).means
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-10)
-    np.testing.assert_allclose(b.to_numpy(), dense_reference(memory).loc[b.index].to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        b.to_numpy(), dense_reference(memory).loc[b.index].to_numpy(), rtol=1e-10
+    )
 
 
 def test_top_control_genes_breaks_ties_first_come():
@@ -79,7 +93,14 @@ def test_subset_and_long_table(norman_subset):
     pb = pseudobulk(norman_subset)
     small = pb.subset(["ctrl", "KLF1"], pb.genes[:5])
     long = small.to_long()
-    assert len(long) == 10 and set(long.columns) == {"dataset", "condition", "n_cells", "gene", "mean", "delta"}
+    assert len(long) == 10 and set(long.columns) == {
+        "dataset",
+        "condition",
+        "n_cells",
+        "gene",
+        "mean",
+        "delta",
+    }
     with pytest.raises(KeyError, match="Conditions not in the pseudobulk"):
         pb.subset(["ctrl", "NOPE"])
 
@@ -94,13 +115,24 @@ def test_equals_scanpy_aggregate_on_a_small_sparse_example(fmt):
     rng = np.random.default_rng(7)
     X = sp.random(400, 60, density=0.15, format="csr", random_state=3, dtype=np.float32)
     X.data = np.log1p(X.data * 20).astype(np.float32)
-    labels = rng.choice(["ctrl", "A", "B", "A+B", "C"], size=400)  # cells of a condition interleaved
-    obs = pd.DataFrame({"condition": pd.Categorical(labels)}, index=[f"c{i}" for i in range(400)])
+    labels = rng.choice(
+        ["ctrl", "A", "B", "A+B", "C"], size=400
+    )  # cells of a condition interleaved
+    obs = pd.DataFrame(
+        {"condition": pd.Categorical(labels)}, index=[f"c{i}" for i in range(400)]
+    )
     var = pd.DataFrame(index=[f"g{j}" for j in range(60)])
     matrix = {"csr": X, "csc": X.tocsc(), "dense": X.toarray()}[fmt]
     adata = ad.AnnData(matrix, obs=obs, var=var)
     ours = pseudobulk(adata, chunk_size=37).means
-    oracle = sc.get.aggregate(ad.AnnData(X, obs=obs, var=var), by="condition", func="mean")
-    expected = pd.DataFrame(np.asarray(oracle.layers["mean"]), index=oracle.obs_names.astype(str),
-                            columns=oracle.var_names)
-    np.testing.assert_allclose(ours.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-10)
+    oracle = sc.get.aggregate(
+        ad.AnnData(X, obs=obs, var=var), by="condition", func="mean"
+    )
+    expected = pd.DataFrame(
+        np.asarray(oracle.layers["mean"]),
+        index=oracle.obs_names.astype(str),
+        columns=oracle.var_names,
+    )
+    np.testing.assert_allclose(
+        ours.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=0, atol=1e-10
+    )

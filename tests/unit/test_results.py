@@ -1,4 +1,5 @@
-"""helpers.results.save_table: the chapters' result files, the same bytes on every run."""
+"""helpers.results.save_table: the chapters' result files, the same bytes on every
+run."""
 
 import gzip
 import time
@@ -18,7 +19,9 @@ def results_base(tmp_path, monkeypatch):
 
 def test_gzip_table_has_no_time_stamp_and_reads_back(results_base):
     table = pd.DataFrame({"x": [1.5, 2.0]}, index=pd.Index(["A", "B"], name="gene"))
-    first = results.save_table(table, "05_embeddings", "e", index=True, gzip=True).read_bytes()
+    first = results.save_table(
+        table, "05_embeddings", "e", index=True, gzip=True
+    ).read_bytes()
     time.sleep(1.1)  # gzip's header stamps whole seconds
     path = results.save_table(table, "05_embeddings", "e", index=True, gzip=True)
     assert path == results_base / "05_embeddings" / "e.csv.gz"

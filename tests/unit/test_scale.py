@@ -1,8 +1,8 @@
 """helpers.scale: the Dask pseudobulk equals the book's in-memory one over every layout.
 
 Oracles: helpers.pseudobulk.pseudobulk on the AnnData in memory (itself checked against
-scanpy.get.aggregate in tests/unit/test_pseudobulk.py) and, for ``counts=True``, scanpy's own
-normalize_total(target_sum=1e4) + log1p before it.
+scanpy.get.aggregate in tests/unit/test_pseudobulk.py) and, for ``counts=True``,
+scanpy's own normalize_total(target_sum=1e4) + log1p before it.
 """
 
 from __future__ import annotations
@@ -137,8 +137,9 @@ def test_several_by_columns_and_gene_subset(tmp_path):
     )
 
 
-@pytest.mark.parametrize("categories", [["ctrl", "B", "a", "10", "9", "unused"],
-                                        [3, 1, 2, 10, 99]])
+@pytest.mark.parametrize(
+    "categories", [["ctrl", "B", "a", "10", "9", "unused"], [3, 1, 2, 10, 99]]
+)
 def test_categorical_groups_match_their_string_labels(tmp_path, categories):
     """The categorical fast path of the group codes (stored codes renumbered) gives
     the groups, order and means that the string labels give; unused categories are
@@ -158,8 +159,9 @@ def test_categorical_groups_match_their_string_labels(tmp_path, categories):
     )
     assert list(result.means.index) == sorted(str(c) for c in categories[:-1])
     assert (
-        np.abs(result.means.to_numpy() - expected.loc[result.means.index].to_numpy())
-        .max()
+        np.abs(
+            result.means.to_numpy() - expected.loc[result.means.index].to_numpy()
+        ).max()
         <= 1e-6
     )
     strings = screen.obs.assign(grp=screen.obs["grp"].astype(str))

@@ -6,7 +6,6 @@ lengths."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd

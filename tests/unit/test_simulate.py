@@ -12,14 +12,20 @@ from helpers.simulate import simulate_screen, write_norman_scale_h5ad
 
 @pytest.fixture(scope="module")
 def screen():
-    return simulate_screen(n_genes=600, cells_per_condition=40, cell_lines=("lineA", "lineB"), seed=3)
+    return simulate_screen(
+        n_genes=600, cells_per_condition=40, cell_lines=("lineA", "lineB"), seed=3
+    )
 
 
 def test_same_seed_same_data_and_truth(screen):
-    again = simulate_screen(n_genes=600, cells_per_condition=40, cell_lines=("lineA", "lineB"), seed=3)
+    again = simulate_screen(
+        n_genes=600, cells_per_condition=40, cell_lines=("lineA", "lineB"), seed=3
+    )
     for line in screen.adatas:
         assert (screen.adatas[line].X != again.adatas[line].X).nnz == 0
-        assert (screen.adatas[line].obs["condition"] == again.adatas[line].obs["condition"]).all()
+        assert (
+            screen.adatas[line].obs["condition"] == again.adatas[line].obs["condition"]
+        ).all()
     assert screen.truth.interactions.equals(again.truth.interactions)
     other = simulate_screen(n_genes=600, cells_per_condition=40, seed=4)
     assert (other.adata.X != screen.adata.X).nnz > 0
@@ -28,9 +34,15 @@ def test_same_seed_same_data_and_truth(screen):
 def test_norman_shape(screen):
     adata = screen.adata
     table = loaders.condition_table(adata)
-    assert table["kind"].value_counts().to_dict() == {"control": 1, "single": 100, "double": 124}
+    assert table["kind"].value_counts().to_dict() == {
+        "control": 1,
+        "single": 100,
+        "double": 124,
+    }
     assert adata.n_vars == 600 and adata.uns["perturbbook"]["synthetic"] is True
-    assert "counts" in adata.layers and adata.uns["perturbbook"]["layout"] == "simulated"
+    assert (
+        "counts" in adata.layers and adata.uns["perturbbook"]["layout"] == "simulated"
+    )
     # every double's singles are present, as in Norman
     singles = set(table.loc[table["kind"] == "single", "condition"])
     for double in table.loc[table["kind"] == "double", "condition"]:
@@ -50,11 +62,16 @@ def test_doubles_are_additive_plus_planted_interactions(screen):
         a, b = double.split("+")
         additive = truth.single_effects.loc[a] + truth.single_effects.loc[b]
         deviation = truth.double_effects.loc[double] - additive
-        planted = truth.interactions[truth.interactions["condition"] == double].set_index("gene")
+        planted = truth.interactions[
+            truth.interactions["condition"] == double
+        ].set_index("gene")
         assert set(deviation[deviation.abs() > 0].index) == set(planted.index)
         np.testing.assert_allclose(deviation[planted.index], planted["interaction"])
-        # planted only where both singles move the gene the same way; buffering shrinks, synergy amplifies
-        same_sign = np.sign(truth.single_effects.loc[a, planted.index]) == np.sign(truth.single_effects.loc[b, planted.index])
+        # planted only where both singles move the gene the same way; buffering shrinks,
+        # synergy amplifies
+        same_sign = np.sign(truth.single_effects.loc[a, planted.index]) == np.sign(
+            truth.single_effects.loc[b, planted.index]
+        )
         assert same_sign.all()
         ratio = planted["interaction"] / planted["additive"]
         assert (ratio[planted["type"] == "buffering"].between(-0.9, -0.5)).all()
@@ -68,7 +85,8 @@ def test_pseudobulk_recovers_the_true_effects(screen):
     singles = screen.truth.single_effects.index
     true = screen.truth.single_effects.loc[singles, top].to_numpy().ravel()
     observed = pb.delta.loc[singles, top].to_numpy().ravel()
-    # log1p of normalised counts compresses changes of weakly expressed genes, so r is ~0.75, not 1
+    # log1p of normalised counts compresses changes of weakly expressed genes, so r is
+    # ~0.75, not 1
     assert np.corrcoef(true, observed)[0, 1] > 0.7
 
 
@@ -80,7 +98,11 @@ def test_planted_interactions_are_visible_in_the_data(screen):
     observed_dev = []
     for row in planted.itertuples():
         a, b = row.condition.split("+")
-        observed_dev.append(delta.at[row.condition, row.gene] - delta.at[a, row.gene] - delta.at[b, row.gene])
+        observed_dev.append(
+            delta.at[row.condition, row.gene]
+            - delta.at[a, row.gene]
+            - delta.at[b, row.gene]
+        )
     # the sign of the observed deviation from additivity follows the planted interaction
     agree = np.sign(observed_dev) == np.sign(planted["interaction"].to_numpy())
     assert agree.mean() > 0.8
@@ -97,16 +119,21 @@ def test_second_cell_line_shares_programs_not_baseline(screen):
     pb_a, pb_b = pseudobulk(screen.adatas["lineA"]), pseudobulk(line_b)
     shared = sorted(conditions_b - {"ctrl"})
     genes = pb_a.top_control_genes(200).intersection(pb_b.top_control_genes(200))
-    r_delta = np.corrcoef(pb_a.delta.loc[shared, genes].to_numpy().ravel(), pb_b.delta.loc[shared, genes].to_numpy().ravel())[0, 1]
+    r_delta = np.corrcoef(
+        pb_a.delta.loc[shared, genes].to_numpy().ravel(),
+        pb_b.delta.loc[shared, genes].to_numpy().ravel(),
+    )[0, 1]
     assert r_delta > 0.5
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_single": 10, "n_genes": 5}, "n_single must be <= n_genes"),
-     ({"n_single": 5, "n_double": 11}, "only 10 pairs"),
-     ({"modality": "CRISPRx"}, "modality"),
-     ({"cells_per_condition": 0}, "at least 1")],
+    [
+        ({"n_single": 10, "n_genes": 5}, "n_single must be <= n_genes"),
+        ({"n_single": 5, "n_double": 11}, "only 10 pairs"),
+        ({"modality": "CRISPRx"}, "modality"),
+        ({"cells_per_condition": 0}, "at least 1"),
+    ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -114,15 +141,29 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_norman_scale_writer_streams_a_canonical_file(tmp_path):
-    path = write_norman_scale_h5ad(tmp_path / "sim.h5ad", n_cells=2500, n_genes=300, n_single=20, n_double=15,
-                                   chunk_cells=700, seed=1)
+    path = write_norman_scale_h5ad(
+        tmp_path / "sim.h5ad",
+        n_cells=2500,
+        n_genes=300,
+        n_single=20,
+        n_double=15,
+        chunk_cells=700,
+        seed=1,
+    )
     backed = loaders.read_canonical(path, backed="r")
     assert backed.shape == (2500, 300) and backed.uns["perturbbook"]["synthetic"]
     memory = loaders.read_canonical(path)
     a, b = pseudobulk(backed, chunk_size=333).means, pseudobulk(memory).means
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-10)
     assert len(a) == 1 + 20 + 15
-    again = write_norman_scale_h5ad(tmp_path / "sim2.h5ad", n_cells=2500, n_genes=300, n_single=20, n_double=15,
-                                    chunk_cells=700, seed=1)
+    again = write_norman_scale_h5ad(
+        tmp_path / "sim2.h5ad",
+        n_cells=2500,
+        n_genes=300,
+        n_single=20,
+        n_double=15,
+        chunk_cells=700,
+        seed=1,
+    )
     assert (loaders.read_canonical(again).X != memory.X).nnz == 0
     assert not list(tmp_path.glob("*.part"))

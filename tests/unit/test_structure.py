@@ -107,7 +107,8 @@ def _resolve(dotted: str):
 
 
 def chapter_functions() -> dict[str, list[str]]:
-    """Every helpers function (not class) the chapters call -> the chapters calling it."""
+    """Every helpers function (not class) the chapters call -> the chapters calling
+    it."""
     calls: dict[str, list[str]] = {}
     for notebook in NOTEBOOKS:
         for dotted in called_helpers(_code(notebook)):
@@ -134,9 +135,7 @@ def signature_problems(function) -> list[str]:
     """
     params = list(inspect.signature(function).parameters.values())
     positional = [
-        p.name
-        for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     problems = []
     if len(positional) > MAX_POSITIONAL:
@@ -149,8 +148,9 @@ def signature_problems(function) -> list[str]:
         problems.append("no docstring")
     else:
         missing = [
-            p.name for p in params if p.name not in ("self", "cls")
-            and not _names_in_docstring(doc, p.name)
+            p.name
+            for p in params
+            if p.name not in ("self", "cls") and not _names_in_docstring(doc, p.name)
         ]
         if missing:
             problems.append(f"docstring does not name {', '.join(missing)}")
@@ -160,14 +160,18 @@ def signature_problems(function) -> list[str]:
 def test_the_finder_resolves_every_import_style():
     source = (
         "import helpers\nimport helpers.linear as lin\nfrom helpers import plotting\n"
-        "from helpers.metrics import paper as pm\nfrom helpers.splits import holdout_split\n"
+        "from helpers.metrics import paper as pm\nfrom helpers.splits import "
+        "holdout_split\n"
         "from helpers.noise import l2_noise_floor as floor\n"
         "helpers.data.fetch('x')\nlin.fit(1)\nplotting.forest(2)\npm.l2(3)\n"
         "holdout_split(4)\nfloor(5)\nprint(6)\nx = lin.fit\n"
     )
     assert called_helpers(source) == {
-        "helpers.data.fetch", "helpers.linear.fit", "helpers.plotting.forest",
-        "helpers.metrics.paper.l2", "helpers.splits.holdout_split",
+        "helpers.data.fetch",
+        "helpers.linear.fit",
+        "helpers.plotting.forest",
+        "helpers.metrics.paper.l2",
+        "helpers.splits.holdout_split",
         "helpers.noise.l2_noise_floor",
     }
 
@@ -243,7 +247,8 @@ def _error_classes() -> list[type]:
         module = module.removesuffix(".__init__")
         tree = ast.parse(path.read_text())
         names = [
-            node.name for node in tree.body
+            node.name
+            for node in tree.body
             if isinstance(node, ast.ClassDef) and node.name.endswith("Error")
         ]
         if names:

@@ -1,5 +1,5 @@
-"""TrainingLog.steps: the optimiser steps of the tiny transformer's pretraining (chapter 4
-prints them). Oracle: ceil(cells / batch_size) steps per epoch, counted by hand."""
+"""TrainingLog.steps: the optimiser steps of the tiny transformer's pretraining (chapter
+4 prints them). Oracle: ceil(cells / batch_size) steps per epoch, counted by hand."""
 
 import math
 

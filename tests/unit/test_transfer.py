@@ -58,7 +58,8 @@ def test_lookup_fills_unmeasured_genes_with_the_training_mean_change(screens):
     ours, other = screens
     train = ours.subset(["ctrl", "A", "C"])  # g3 never changes in training
     pred = transfer.lookup_other_screen(train, ["B"], other_pb=other).values
-    # g3's training mean change: mean(3, 3, 3) - 3 = 0; g1, g2 come from the other screen
+    # g3's training mean change: mean(3, 3, 3) - 3 = 0; g1, g2 come from the other
+    # screen
     assert pred.loc["B"].tolist() == pytest.approx([1.5, 1.0, 3.0])
     train2 = ours.subset(["ctrl", "A+C"])  # g3: c + mean change = 3 + (mean(3, 2) - 3)
     assert transfer.lookup_other_screen(train2, ["B"], other_pb=other).values.loc[

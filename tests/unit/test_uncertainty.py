@@ -1,4 +1,5 @@
-"""helpers.uncertainty: crossed-factor bootstrap, checked against closed-form variances."""
+"""helpers.uncertainty: crossed-factor bootstrap, checked against closed-form
+variances."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from helpers import uncertainty
 
 
 def test_one_factor_is_the_ordinary_bootstrap_variance():
-    # The bootstrap variance of a mean of n iid values is sigma^2_hat / n (sigma_hat with
-    # ddof=0): Efron & Tibshirani (1993), eq. 6.9.
+    # The bootstrap variance of a mean of n iid values is sigma^2_hat / n (sigma_hat
+    # with ddof=0): Efron & Tibshirani (1993), eq. 6.9.
     rng = np.random.default_rng(3)
-    frame = pd.DataFrame({"condition": [f"c{i}" for i in range(40)],
-                          "v": rng.normal(size=40)})
+    frame = pd.DataFrame(
+        {"condition": [f"c{i}" for i in range(40)], "v": rng.normal(size=40)}
+    )
     w = uncertainty.crossed_weights(frame, ["condition"], n_boot=20000, seed=1)
     means = (w * frame["v"].to_numpy()).sum(1) / w.sum(1)
     expected = frame["v"].std(ddof=0) / np.sqrt(40)
@@ -22,8 +24,8 @@ def test_one_factor_is_the_ordinary_bootstrap_variance():
 
 
 def test_repeated_splits_do_not_shrink_the_interval():
-    # The same 10 conditions scored in 5 splits with identical values carry the information
-    # of 10 values, not 50: the interval must equal the one-split interval.
+    # The same 10 conditions scored in 5 splits with identical values carry the
+    # information of 10 values, not 50: the interval must equal the one-split interval.
     rng = np.random.default_rng(0)
     v = rng.normal(size=10)
     one = pd.DataFrame({"condition": range(10), "split": 0, "v": v})
@@ -35,12 +37,14 @@ def test_repeated_splits_do_not_shrink_the_interval():
 
 
 def test_two_crossed_factors_match_the_random_effects_variance():
-    # v = a_i + b_j (no noise), I = J = 30: var(mean) = var(a)/I + var(b)/J; the pigeonhole
-    # bootstrap is close to it for additive effects (Owen 2007, Theorem 1).
+    # v = a_i + b_j (no noise), I = J = 30: var(mean) = var(a)/I + var(b)/J; the
+    # pigeonhole bootstrap is close to it for additive effects (Owen 2007, Theorem 1).
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=30), 2 * rng.normal(size=30)
-    grid = pd.DataFrame([(i, j, a[i] + b[j]) for i in range(30) for j in range(30)],
-                        columns=["condition", "split", "v"])
+    grid = pd.DataFrame(
+        [(i, j, a[i] + b[j]) for i in range(30) for j in range(30)],
+        columns=["condition", "split", "v"],
+    )
     w = uncertainty.crossed_weights(grid, ["condition", "split"], n_boot=4000, seed=4)
     means = (w * grid["v"].to_numpy()).sum(1) / w.sum(1)
     expected = np.sqrt(a.var() / 30 + b.var() / 30)
@@ -50,16 +54,24 @@ def test_two_crossed_factors_match_the_random_effects_variance():
 def test_paired_interval_direction_and_sentence():
     rows = []
     for c in range(12):
-        rows += [{"method": "good", "condition": c, "l2": 1.0 + 0.01 * c},
-                 {"method": "bad", "condition": c, "l2": 2.0 + 0.02 * c}]
+        rows += [
+            {"method": "good", "condition": c, "l2": 1.0 + 0.01 * c},
+            {"method": "bad", "condition": c, "l2": 2.0 + 0.02 * c},
+        ]
     frame = pd.DataFrame(rows)
-    r = uncertainty.paired_interval(frame, "good", "bad", value="l2", lower_is_better=True)
+    r = uncertainty.paired_interval(
+        frame, "good", "bad", value="l2", lower_is_better=True
+    )
     assert r["direction"] == "better" and r["estimate"] > 0
     assert uncertainty.describe(r).startswith("good is better than bad on l2")
-    r = uncertainty.paired_interval(frame, "bad", "good", value="l2", lower_is_better=True)
+    r = uncertainty.paired_interval(
+        frame, "bad", "good", value="l2", lower_is_better=True
+    )
     assert r["direction"] == "worse"
     noisy = frame.assign(l2=np.random.default_rng(1).normal(size=len(frame)))
-    r = uncertainty.paired_interval(noisy, "good", "bad", value="l2", lower_is_better=True)
+    r = uncertainty.paired_interval(
+        noisy, "good", "bad", value="l2", lower_is_better=True
+    )
     assert "cannot be told apart" in uncertainty.describe(r)
 
 

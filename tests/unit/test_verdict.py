@@ -1,5 +1,6 @@
-"""Chapter 9's verdict: ranks, claims, planted-truth agreement, the reference leak, and the command
-line's ``--metrics`` option. Expected values are worked out by hand in each test."""
+"""Chapter 9's verdict: ranks, claims, planted-truth agreement, the reference leak, and
+the command line's ``--metrics`` option. Expected values are worked out by hand in each
+test."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ NAN = float("nan")
 
 @pytest.fixture
 def means():
-    # l2: lower is better; pearson_delta: higher is better; the positive control is not ranked
+    # l2: lower is better; pearson_delta: higher is better; the positive control is not
+    # ranked
     return pd.DataFrame(
         {
             "method": [
@@ -46,7 +48,8 @@ def test_ranks_by_hand(means):
         },
         nan_ok=True,
     )
-    # pearson_delta descending: gears 1, additive 2, mean 3; "no change" is undefined -> no rank
+    # pearson_delta descending: gears 1, additive 2, mean 3; "no change" is undefined ->
+    # no rank
     pd_ranks = long.loc["pearson_delta", "rank"]
     assert (
         pd_ranks["gears"] == 1 and pd_ranks["additive"] == 2 and pd_ranks["mean"] == 3
@@ -209,7 +212,8 @@ def test_agreement_with_planted_by_hand():
         }
     )
     table = verdict.agreement_with_planted(verdict.verdict(means)).set_index("metric")
-    # planted ranks a, b, c; l2 ranks a, b, c (rho 1); pearson_delta ranks c, b, a (rho -1)
+    # planted ranks a, b, c; l2 ranks a, b, c (rho 1); pearson_delta ranks c, b, a (rho
+    # -1)
     assert table.loc["l2", "spearman_rho"] == pytest.approx(1.0)
     assert table.loc["pearson_delta", "spearman_rho"] == pytest.approx(-1.0)
 
@@ -244,9 +248,10 @@ def test_reference_choice_on_the_real_subset():
     # "no change" has no predicted change against the control: undefined, not a number
     assert np.isnan(leak.loc["no_change", "control"])
     # the mean baseline averages the training pseudobulks with the control (the paper's
-    # definition); against the perturbations' mean (control excluded) only the control's share
-    # 1/(n+1) of (ctrl - that mean) is left: its correlation with the observed changes against
-    # that reference equals minus their correlation with (ctrl - reference)
+    # definition); against the perturbations' mean (control excluded) only the control's
+    # share 1/(n+1) of (ctrl - that mean) is left: its correlation with the observed
+    # changes against that reference equals minus their correlation with (ctrl -
+    # reference)
     split = task.splits[0]
     train = [c for c in split.train if c != "ctrl"]
     genes = task.truth.ctrl.sort_values(ascending=False, kind="stable").index[:1000]

@@ -1,29 +1,36 @@
-"""scGPT's perturbation network (``TransformerGenerator``) with the released parameter names (chapter 4).
+"""scGPT's perturbation network (``TransformerGenerator``) with the released parameter
+names (chapter 4).
 
-The torch modules only; :mod:`.checkpoint` reads and writes the released checkpoint layout,
-:mod:`.training` pretrains, fine-tunes and predicts, :mod:`.method` plugs the model into
-:func:`helpers.benchmark.run`.
+The torch modules only; :mod:`.checkpoint` reads and writes the released checkpoint
+layout, :mod:`.training` pretrains, fine-tunes and predicts, :mod:`.method` plugs the
+model into :func:`helpers.benchmark.run`.
 
 
 Two architecture versions, as released by scGPT (``ScGPTConfig.version``):
 
-* ``"0.2.1"`` (default; the version the paper's benchmark ran, tag v0.2.1): the summed gene + value +
-  perturbation embeddings go through ``bn = BatchNorm1d(d, eps=6.1e-5)`` (over the feature dimension: the
-  tensor is permuted to ``(batch, d, tokens)`` and back; statistics are taken over every token of the batch,
-  padded tokens included) right before the transformer (no dropout in between; the only dropout before the
-  transformer is the value encoder's, applied before the sum); the decoder is ``ExprDecoder``
-  (``decoder.fc.*``: Linear-LeakyReLU-Linear-LeakyReLU-Linear per token).
+* ``"0.2.1"`` (default; the version the paper's benchmark ran, tag v0.2.1): the summed
+  gene + value + perturbation embeddings go through ``bn = BatchNorm1d(d, eps=6.1e-5)``
+  (over the feature dimension: the tensor is permuted to ``(batch, d, tokens)`` and
+  back; statistics are taken over every token of the batch, padded tokens included)
+  right before the transformer (no dropout in between; the only dropout before the
+  transformer is the value encoder's, applied before the sum); the decoder is
+  ``ExprDecoder`` (``decoder.fc.*``: Linear-LeakyReLU-Linear-LeakyReLU-Linear per
+  token).
 * ``"0.2.2+"`` (master since commit 40f3a32, 2024-01-15): no BatchNorm; the decoder is
   ``AffineExprDecoder``: two ``ExprDecoder`` heads (``decoder.coeff_decoder.fc.*``,
-  ``decoder.bias_decoder.fc.*``) and ``prediction = coeff(h) * input value + bias(h)`` (master's defaults:
-  no activation, no adaptive bias, no explicit zero probabilities).
+  ``decoder.bias_decoder.fc.*``) and ``prediction = coeff(h) * input value + bias(h)``
+  (master's defaults: no activation, no adaptive bias, no explicit zero probabilities).
 
 Shared by both:
 
-* ``encoder``: gene-token embedding ``encoder.embedding`` followed by ``encoder.enc_norm`` (LayerNorm);
-* ``value_encoder``: continuous value encoder, ``x -> Dropout(LayerNorm(Linear(ReLU(Linear(clamp(x, max=512))))))``;
-* ``pert_encoder``: ``nn.Embedding(3, d, padding_idx=pert_pad_id)``, flag 1 marks a perturbed gene;
-* ``transformer_encoder``: ``nn.TransformerEncoder`` of post-norm ``nn.TransformerEncoderLayer`` (ReLU).
+* ``encoder``: gene-token embedding ``encoder.embedding`` followed by
+  ``encoder.enc_norm`` (LayerNorm);
+* ``value_encoder``: continuous value encoder, ``x ->
+  Dropout(LayerNorm(Linear(ReLU(Linear(clamp(x, max=512))))))``;
+* ``pert_encoder``: ``nn.Embedding(3, d, padding_idx=pert_pad_id)``, flag 1 marks a
+  perturbed gene;
+* ``transformer_encoder``: ``nn.TransformerEncoder`` of post-norm
+  ``nn.TransformerEncoderLayer`` (ReLU).
 
 A cell is a set of gene tokens (no positions).
 """
@@ -54,7 +61,8 @@ VERSIONS = ("0.2.1", "0.2.2+")
 
 @dataclass
 class ScGPTConfig:
-    """Architecture hyper-parameters, read from a checkpoint's ``args.json`` (same key names)."""
+    """Architecture hyper-parameters, read from a checkpoint's ``args.json`` (same key
+    names)."""
 
     ntoken: int
     embsize: int = 512
@@ -70,29 +78,57 @@ class ScGPTConfig:
 
     def __post_init__(self):
         if self.version not in VERSIONS:
-            raise InputError(f"Unknown scGPT architecture version {self.version!r}; choose one of {VERSIONS} "
-                             "(0.2.1: the paper's, with BatchNorm and ExprDecoder; 0.2.2+: master's AffineExprDecoder).")
+            raise InputError(
+                f"Unknown scGPT architecture version {self.version!r}; choose "
+                f"one of {VERSIONS} "
+                "(0.2.1: the paper's, with BatchNorm and ExprDecoder; 0.2.2+: "
+                "master's AffineExprDecoder)."
+            )
 
     @classmethod
     def from_args(cls, args: dict, ntoken: int, **overrides) -> "ScGPTConfig":
-        """The configuration an ``args.json`` describes (``args``), for ``ntoken`` tokens;
-        ``overrides`` replace single values (e.g. ``dropout``, ``version``)."""
-        from .checkpoint import CheckpointError  # the checkpoint module builds this network
+        """The configuration an ``args.json`` describes (``args``), for ``ntoken``
+        tokens; ``overrides`` replace single values (e.g. ``dropout``, ``version``)."""
+        from .checkpoint import (
+            CheckpointError,
+        )  # the checkpoint module builds this network
 
-        missing = [k for k in ("embsize", "nheads", "d_hid", "nlayers") if k not in args]
+        missing = [
+            k for k in ("embsize", "nheads", "d_hid", "nlayers") if k not in args
+        ]
         if missing:
-            raise CheckpointError(f"args.json lacks {missing}; it must describe the model (embsize, nheads, d_hid, nlayers).")
-        known = {k: args[k] for k in ("embsize", "nheads", "d_hid", "nlayers", "dropout", "pad_token", "pad_value",
-                                      "pert_pad_id") if k in args}
+            raise CheckpointError(
+                f"args.json lacks {missing}; it must describe the model "
+                "(embsize, nheads, d_hid, nlayers)."
+            )
+        known = {
+            k: args[k]
+            for k in (
+                "embsize",
+                "nheads",
+                "d_hid",
+                "nlayers",
+                "dropout",
+                "pad_token",
+                "pad_value",
+                "pert_pad_id",
+            )
+            if k in args
+        }
         extra = {k: v for k, v in args.items() if k not in known}
         return cls(ntoken=ntoken, extra=extra, **{**known, **overrides})
 
     def to_args(self) -> dict:
-        """The ``args.json`` of this configuration (the released keys, ``extra`` included)."""
+        """The ``args.json`` of this configuration (the released keys, ``extra``
+        included)."""
         args = asdict(self)
         extra = args.pop("extra")
         args.pop("ntoken")
-        args.pop("version")  # the released args.json has no version; the tensors tell it (see detect_version)
+        args.pop(
+            "version"
+            # the released args.json has no version; the tensors tell it (see
+            # detect_version)
+        )
         return {**extra, **args}
 
 
@@ -126,30 +162,42 @@ class ExprDecoder(nn.Module):
 
     def __init__(self, d: int):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, 1))
+        self.fc = nn.Sequential(
+            nn.Linear(d, d),
+            nn.LeakyReLU(),
+            nn.Linear(d, d),
+            nn.LeakyReLU(),
+            nn.Linear(d, 1),
+        )
 
-    def forward(self, x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.fc(x).squeeze(-1)
 
 
 class AffineExprDecoder(nn.Module):
-    """scGPT >= 0.2.2's ``AffineExprDecoder`` (master's defaults): ``coeff(h) * input value + bias(h)``."""
+    """scGPT >= 0.2.2's ``AffineExprDecoder`` (master's defaults): ``coeff(h) * input
+    value + bias(h)``."""
 
     def __init__(self, d: int):
         super().__init__()
         self.coeff_decoder = ExprDecoder(d)
         self.bias_decoder = ExprDecoder(d)
 
-    def forward(self, x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.coeff_decoder(x) * values + self.bias_decoder(x)
 
 
 class ScGPTPerturbationModel(nn.Module):
-    """scGPT's perturbation ``TransformerGenerator`` of ``config.version``, with the released parameter names.
+    """scGPT's perturbation ``TransformerGenerator`` of ``config.version``, with the
+    released parameter names.
 
-    ``forward(gene_ids, values, pert_flags, padding_mask)`` returns the predicted expression of every
-    token (scGPT's ``mlm_output``), ``[batch, tokens]``. ``config``: the architecture
-    (:class:`ScGPTConfig`); ``pad_id``: the vocabulary id of ``<pad>``.
+    ``forward(gene_ids, values, pert_flags, padding_mask)`` returns the predicted
+    expression of every token (scGPT's ``mlm_output``), ``[batch, tokens]``. ``config``:
+    the architecture (:class:`ScGPTConfig`); ``pad_id``: the vocabulary id of ``<pad>``.
     """
 
     def __init__(self, config: ScGPTConfig, pad_id: int):
@@ -162,26 +210,46 @@ class ScGPTPerturbationModel(nn.Module):
         self.pert_encoder = nn.Embedding(3, d, padding_idx=config.pert_pad_id)
         if config.version == "0.2.1":
             self.bn = nn.BatchNorm1d(d, eps=6.1e-5)
-        layer = nn.TransformerEncoderLayer(d, config.nheads, config.d_hid, config.dropout, batch_first=True)
-        self.transformer_encoder = nn.TransformerEncoder(layer, config.nlayers, enable_nested_tensor=False)
-        self.decoder = ExprDecoder(d) if config.version == "0.2.1" else AffineExprDecoder(d)
+        layer = nn.TransformerEncoderLayer(
+            d, config.nheads, config.d_hid, config.dropout, batch_first=True
+        )
+        self.transformer_encoder = nn.TransformerEncoder(
+            layer, config.nlayers, enable_nested_tensor=False
+        )
+        self.decoder = (
+            ExprDecoder(d) if config.version == "0.2.1" else AffineExprDecoder(d)
+        )
 
     @property
     def version(self) -> str:
         return self.config.version
 
-    def forward(self, gene_ids: torch.Tensor, values: torch.Tensor, pert_flags: torch.Tensor,
-                padding_mask: torch.Tensor | None = None, *, always_mask: bool = False) -> torch.Tensor:
-        """Predicted expression of every token: ``[batch, tokens]`` from ids, input values and 0/1 flags.
+    def forward(
+        self,
+        gene_ids: torch.Tensor,
+        values: torch.Tensor,
+        pert_flags: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        *,
+        always_mask: bool = False,
+    ) -> torch.Tensor:
+        """Predicted expression of every token: ``[batch, tokens]`` from ids, input
+        values and 0/1 flags.
 
-        ``padding_mask`` (True = ignore this token as a key) defaults to the ``<pad>`` tokens. When no token
-        of the batch is padded, the transformer runs without a mask (same output, faster inference);
-        ``always_mask=True`` passes the all-False mask anyway, as scGPT does (for comparisons).
+        ``padding_mask`` (True = ignore this token as a key) defaults to the ``<pad>``
+        tokens. When no token of the batch is padded, the transformer runs without a
+        mask (same output, faster inference); ``always_mask=True`` passes the all-False
+        mask anyway, as scGPT does (for comparisons).
         """
-        x = self.encoder(gene_ids) + self.value_encoder(values) + self.pert_encoder(pert_flags)
+        x = (
+            self.encoder(gene_ids)
+            + self.value_encoder(values)
+            + self.pert_encoder(pert_flags)
+        )
         if self.config.version == "0.2.1":
-            # BatchNorm1d normalises dim 1: (batch, tokens, d) -> (batch, d, tokens) and back. In training
-            # mode the statistics cover every token of the batch, padded ones included, as in scGPT 0.2.1.
+            # BatchNorm1d normalises dim 1: (batch, tokens, d) -> (batch, d, tokens) and
+            # back. In training mode the statistics cover every token of the batch,
+            # padded ones included, as in scGPT 0.2.1.
             x = self.bn(x.permute(0, 2, 1)).permute(0, 2, 1)
         if padding_mask is None:
             padding_mask = gene_ids.eq(self.pad_id)
@@ -191,18 +259,35 @@ class ScGPTPerturbationModel(nn.Module):
         return self.decoder(h, values)
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 TINY_NOTE = "tiny configuration trained by the book (not scGPT_human)"
 
 
-def tiny_config(ntoken: int, *, embsize: int = 32, nheads: int = 2, d_hid: int = 64, nlayers: int = 2,
-                dropout: float = 0.1, version: str = "0.2.1") -> ScGPTConfig:
-    """A small configuration that trains in minutes on a CPU (the real scGPT_human: 512 / 8 / 512 / 12).
+def tiny_config(
+    ntoken: int,
+    *,
+    embsize: int = 32,
+    nheads: int = 2,
+    d_hid: int = 64,
+    nlayers: int = 2,
+    dropout: float = 0.1,
+    version: str = "0.2.1",
+) -> ScGPTConfig:
+    """A small configuration that trains in minutes on a CPU (the real scGPT_human: 512
+    / 8 / 512 / 12).
 
-    ``args.json`` of a checkpoint saved from it carries ``"note": TINY_NOTE`` (see :func:`is_book_checkpoint`).
+    ``args.json`` of a checkpoint saved from it carries ``"note": TINY_NOTE`` (see
+    :func:`is_book_checkpoint`).
     """
-    return ScGPTConfig(ntoken=ntoken, embsize=embsize, nheads=nheads, d_hid=d_hid, nlayers=nlayers, dropout=dropout,
-                       version=version, extra={"note": TINY_NOTE})
-
+    return ScGPTConfig(
+        ntoken=ntoken,
+        embsize=embsize,
+        nheads=nheads,
+        d_hid=d_hid,
+        nlayers=nlayers,
+        dropout=dropout,
+        version=version,
+        extra={"note": TINY_NOTE},
+    )
