@@ -102,6 +102,30 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     return vocab
 
 
+def config_from_args(args: dict, ntoken: int, **overrides) -> ScGPTConfig:
+    """The configuration an ``args.json`` describes (``args``), for ``ntoken`` tokens;
+    ``overrides`` replace single values (e.g. ``dropout``, ``version``)."""
+    missing = [k for k in ("embsize", "nheads", "d_hid", "nlayers") if k not in args]
+    if missing:
+        raise CheckpointError(
+            f"args.json lacks {missing}; it must describe the model "
+            "(embsize, nheads, d_hid, nlayers)."
+        )
+    keys = (
+        "embsize",
+        "nheads",
+        "d_hid",
+        "nlayers",
+        "dropout",
+        "pad_token",
+        "pad_value",
+        "pert_pad_id",
+    )
+    known = {k: args[k] for k in keys if k in args}
+    extra = {k: v for k, v in args.items() if k not in known}
+    return ScGPTConfig(ntoken=ntoken, extra=extra, **{**known, **overrides})
+
+
 def _rename_flash_keys(state: dict) -> dict:
     """flash-attention names -> PyTorch names: ``self_attn.Wqkv.*`` ->
     ``self_attn.in_proj_*`` (same packed q;k;v)."""
@@ -281,7 +305,7 @@ def load_pretrained(
     if dropout is not None:
         overrides["dropout"] = dropout
     chosen, reason = _choose_version(state, version, required=False)
-    config = ScGPTConfig.from_args(
+    config = config_from_args(
         args, ntoken=max(vocab.values()) + 1, version=chosen, **overrides
     )
     model = ScGPTPerturbationModel(config, pad_id=vocab[config.pad_token])
@@ -337,7 +361,7 @@ def load_model(
     vocab, args, state = _read_folder(path)
     chosen, reason = _choose_version(state, version, required=True)
     overrides = {} if dropout is None else {"dropout": dropout}
-    config = ScGPTConfig.from_args(
+    config = config_from_args(
         args, ntoken=max(vocab.values()) + 1, version=chosen, **overrides
     )
     model = ScGPTPerturbationModel(config, pad_id=vocab[config.pad_token])

@@ -85,50 +85,14 @@ class ScGPTConfig:
                 "master's AffineExprDecoder)."
             )
 
-    @classmethod
-    def from_args(cls, args: dict, ntoken: int, **overrides) -> "ScGPTConfig":
-        """The configuration an ``args.json`` describes (``args``), for ``ntoken``
-        tokens; ``overrides`` replace single values (e.g. ``dropout``, ``version``)."""
-        from .checkpoint import (
-            CheckpointError,
-        )  # the checkpoint module builds this network
-
-        missing = [
-            k for k in ("embsize", "nheads", "d_hid", "nlayers") if k not in args
-        ]
-        if missing:
-            raise CheckpointError(
-                f"args.json lacks {missing}; it must describe the model "
-                "(embsize, nheads, d_hid, nlayers)."
-            )
-        known = {
-            k: args[k]
-            for k in (
-                "embsize",
-                "nheads",
-                "d_hid",
-                "nlayers",
-                "dropout",
-                "pad_token",
-                "pad_value",
-                "pert_pad_id",
-            )
-            if k in args
-        }
-        extra = {k: v for k, v in args.items() if k not in known}
-        return cls(ntoken=ntoken, extra=extra, **{**known, **overrides})
-
     def to_args(self) -> dict:
         """The ``args.json`` of this configuration (the released keys, ``extra``
         included)."""
         args = asdict(self)
         extra = args.pop("extra")
         args.pop("ntoken")
-        args.pop(
-            "version"
-            # the released args.json has no version; the tensors tell it (see
-            # detect_version)
-        )
+        # the released args.json has no version; the tensors tell it (detect_version)
+        args.pop("version")
         return {**extra, **args}
 
 
