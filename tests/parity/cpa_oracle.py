@@ -28,6 +28,11 @@ to OUT_DIR (described in ``tests/data/cpa/README.md``):
   loss (NB negative log-likelihood, CPA's ``loss``), the gradients of a few parameters,
   and the encoder's dropout masks (packed bits; torch versions draw different masks
   from one seed, so the book replays these).
+- ``training.npz``: four trainings of the paper's CPA (seed 8206, ``TRAIN_EPOCHS``
+  epochs, the paper's trainer settings; the first with cpa-tools' own random stream,
+  the others with torch and numpy reseeded to 1, 2, 3 after the model was built):
+  their ``CPA_pred`` on the control counts ``x`` paired with the screen's conditions,
+  the training reconstruction loss per epoch and the validation ``cpa_metric``.
 """
 
 import json
@@ -191,6 +196,46 @@ def train_batch(model, adata):
     return out
 
 
+TRAIN_EPOCHS = 40
+STREAMS = [None, 1, 2, 3]
+
+
+def train_real(adata, split, stream, x_ctrl):
+    """The paper's CPA (seed 8206) trained TRAIN_EPOCHS epochs with the paper's trainer
+    settings; ``stream`` reseeds torch and numpy after the model is built, so the runs
+    share their initial weights and differ only in the random stream of the training
+    (batch order, dropout masks, the adversary's initial weights)."""
+    import cpa
+    import scvi
+
+    scvi.settings.seed = MODEL_PARAMS["seed"]
+    model = cpa.CPA(adata=adata, **split, **MODEL_PARAMS)
+    if stream is not None:
+        torch.manual_seed(stream)
+        np.random.seed(stream)
+    model.train(
+        max_epochs=TRAIN_EPOCHS,
+        use_gpu=False,
+        batch_size=2048,
+        plan_kwargs=TRAINER_PARAMS,
+        early_stopping_patience=5,
+        check_val_every_n_epoch=5,
+        save_path=False,
+        enable_progress_bar=False,
+    )
+    hist = model.epoch_history
+    train = hist[hist["mode"] == "train"]["recon_loss"].to_numpy()
+    valid = hist[hist["mode"] == "valid"]
+    metric = valid["r2_mean"] + 0.5 * valid["r2_var"]
+    metric = metric + np.exp(valid["disnt_after"] - valid["disnt_basal"])
+    x_true = adata.X.copy()
+    adata.X = x_ctrl.copy()
+    model.predict(adata, batch_size=2048)
+    pred = np.asarray(adata.obsm["CPA_pred"]).copy()
+    adata.X = x_true
+    return pred, train, metric.to_numpy()
+
+
 def main(out_dir):
     import cpa
     import scvi
@@ -241,6 +286,14 @@ def main(out_dir):
     preds["doses"] = np.asarray(adata.obsm[KEYS.PERTURBATIONS_DOSAGES])
     np.savez_compressed(out / "predictions.npz", **preds)
     np.savez_compressed(out / "train_batch.npz", **train_batch(model, adata))
+
+    ctrl = np.asarray(adata.X[np.asarray(adata.obs["condition"] == "ctrl")])
+    x_ctrl = ctrl[rng.choice(ctrl.shape[0], size=adata.n_obs, replace=True), :]
+    runs = {"x": x_ctrl, "streams": np.array([-1 if s is None else s for s in STREAMS])}
+    for i, stream in enumerate(STREAMS):
+        pred, curve, metric = train_real(adata, split, stream, x_ctrl)
+        runs[f"pred_{i}"], runs[f"recon_{i}"], runs[f"metric_{i}"] = pred, curve, metric
+    np.savez_compressed(out / "training.npz", **runs)
     versions = {"cpa-tools": cpa.__version__, "torch": torch.__version__}
     versions["scvi-tools"] = scvi.__version__
     (out / "versions.json").write_text(json.dumps(versions, indent=1) + "\n")
