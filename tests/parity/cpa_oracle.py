@@ -28,11 +28,13 @@ to OUT_DIR (described in ``tests/data/cpa/README.md``):
   loss (NB negative log-likelihood, CPA's ``loss``), the gradients of a few parameters,
   and the encoder's dropout masks (packed bits; torch versions draw different masks
   from one seed, so the book replays these).
-- ``training.npz``: four trainings of the paper's CPA (seed 8206, ``TRAIN_EPOCHS``
+- ``training.npz``: six trainings of the paper's CPA (seed 8206, ``TRAIN_EPOCHS``
   epochs, the paper's trainer settings; the first with cpa-tools' own random stream,
-  the others with torch and numpy reseeded to 1, 2, 3 after the model was built):
+  the others with torch and numpy reseeded to 1..5 after the model was built):
   their ``CPA_pred`` on the control counts ``x`` paired with the screen's conditions,
-  the training reconstruction loss per epoch and the validation ``cpa_metric``.
+  the training reconstruction loss per epoch and the validation ``cpa_metric``; the
+  same with batch size 64 under keys starting ``b64_`` (several batches per epoch,
+  so the adversary's own steps run too).
 """
 
 import json
@@ -197,10 +199,10 @@ def train_batch(model, adata):
 
 
 TRAIN_EPOCHS = 40
-STREAMS = [None, 1, 2, 3]
+STREAMS = [None, 1, 2, 3, 4, 5]
 
 
-def train_real(adata, split, stream, x_ctrl):
+def train_real(adata, split, stream, x_ctrl, batch_size=2048):
     """The paper's CPA (seed 8206) trained TRAIN_EPOCHS epochs with the paper's trainer
     settings; ``stream`` reseeds torch and numpy after the model is built, so the runs
     share their initial weights and differ only in the random stream of the training
@@ -216,7 +218,7 @@ def train_real(adata, split, stream, x_ctrl):
     model.train(
         max_epochs=TRAIN_EPOCHS,
         use_gpu=False,
-        batch_size=2048,
+        batch_size=batch_size,
         plan_kwargs=TRAINER_PARAMS,
         early_stopping_patience=5,
         check_val_every_n_epoch=5,
@@ -290,9 +292,13 @@ def main(out_dir):
     ctrl = np.asarray(adata.X[np.asarray(adata.obs["condition"] == "ctrl")])
     x_ctrl = ctrl[rng.choice(ctrl.shape[0], size=adata.n_obs, replace=True), :]
     runs = {"x": x_ctrl, "streams": np.array([-1 if s is None else s for s in STREAMS])}
-    for i, stream in enumerate(STREAMS):
-        pred, curve, metric = train_real(adata, split, stream, x_ctrl)
-        runs[f"pred_{i}"], runs[f"recon_{i}"], runs[f"metric_{i}"] = pred, curve, metric
+    # batch 2048 (the paper's; one batch per epoch here) and batch 64 (four batches per
+    # epoch, so that after the pre-training two of every three are adversary steps)
+    for prefix, batch_size in (("", 2048), ("b64_", 64)):
+        for i, stream in enumerate(STREAMS):
+            pred, curve, metric = train_real(adata, split, stream, x_ctrl, batch_size)
+            runs[f"{prefix}pred_{i}"] = pred
+            runs[f"{prefix}recon_{i}"], runs[f"{prefix}metric_{i}"] = curve, metric
     np.savez_compressed(out / "training.npz", **runs)
     versions = {"cpa-tools": cpa.__version__, "torch": torch.__version__}
     versions["scvi-tools"] = scvi.__version__

@@ -15,9 +15,10 @@ need only the book's venv: the book loads the real ``CPA.save`` folders and must
   gradients (relative to each gradient's largest entry, 1e-4);
 - the perturbation rows and doses cpa-tools' ``setup_anndata`` encoded;
 - the same initial weights for the same seed;
-- after training with the paper's settings on the tiny screen (40 epochs, seed 8206),
-  losses, validation metric and predictions within 1.5 x the spread of four real runs
-  (see ``test_training_matches_real_cpa_within_its_own_spread``).
+- after training with the paper's settings on the tiny screen (40 epochs, seed 8206,
+  six random streams on each side), the mean losses, validation metric and
+  predictions no farther from the real mean than one real run strays (see
+  ``test_training_matches_real_cpa_within_its_own_spread``).
 
 ``test_live_oracle`` reruns the oracle through ``.venv-cpa`` (or the python in
 ``PERTURBBOOK_CPA_PYTHON``) into a temporary folder and compares again; it is skipped
@@ -46,7 +47,6 @@ ORACLE = ROOT / "tests" / "data" / "cpa"
 PRED_RTOL = 1e-5
 LOSS_RTOL = 1e-5
 GRAD_TOL = 1e-4
-TRAIN_FACTOR = 1.5
 
 
 def _screen(folder: Path):
@@ -235,9 +235,10 @@ def test_live_oracle(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     print("live eval:", _check_predictions(tmp_path))
     print("live train batch:", _check_train_batch(tmp_path))
-    spread, to_book, _ = _train_distances(tmp_path)
-    print("live training: real spread", spread, "book to real", to_book)
-    assert np.all(to_book <= TRAIN_FACTOR * spread), (to_book, spread)
+    for prefix, batch_size in (("", 2048), ("b64_", 64)):
+        one_real, book_mean, _ = _train_distances(tmp_path, prefix, batch_size)
+        print("live training", batch_size, one_real, book_mean)
+        assert np.all(book_mean <= one_real), (book_mean, one_real)
 
 
 def test_initial_weights_match_real_cpa():
@@ -258,68 +259,85 @@ def _per_condition(pred, conditions):
     return np.stack([logged[conditions == c].mean(0) for c in np.unique(conditions)])
 
 
-def _train_distances(folder: Path):
+def _train_distances(folder: Path, prefix: str = "", batch_size: int = 2048):
+    """How far the mean of the book's runs sits from the mean of the real runs, and how
+    far one real run strays from that mean, per quantity (training reconstruction loss
+    per epoch, validation cpa_metric per check, per-condition mean of log1p CPA_pred).
+    """
     import anndata as ad
 
     adata = ad.read_h5ad(folder / "screen.h5ad")
     runs = np.load(folder / "training.npz")
     conds = adata.obs["condition_harm"].to_numpy().astype(str)
     split = adata.obs["split"].map({"train": "train", "test": "valid", "ood": "ood"})
-    n_real = len(runs["streams"])
-    reals = [
-        (
-            runs[f"recon_{i}"],
-            runs[f"metric_{i}"],
-            _per_condition(runs[f"pred_{i}"], conds),
-        )
-        for i in range(n_real)
+    streams = [int(s) for s in runs["streams"]]
+    real = [
+        np.stack([runs[f"{prefix}recon_{i}"] for i in range(len(streams))]),
+        np.stack([runs[f"{prefix}metric_{i}"] for i in range(len(streams))]),
+        np.stack(
+            [
+                _per_condition(runs[f"{prefix}pred_{i}"], conds)
+                for i in range(len(streams))
+            ]
+        ),
     ]
+    book = [[], [], []]
+    untrained = None
+    for stream in streams:
+        model = new_model(adata.var_names, conds)
+        if untrained is None:
+            untrained = _per_condition(model.predict_counts(runs["x"], conds), conds)
+        if stream >= 0:
+            torch.manual_seed(stream)
+            np.random.seed(stream)
+        history = train(
+            model,
+            adata.X,
+            conds,
+            split=split.to_numpy(),
+            max_epochs=real[0].shape[1],
+            batch_size=batch_size,
+        )
+        book[0].append(history.loc[history["mode"] == "train", "recon_loss"].to_numpy())
+        book[1].append(history.loc[history["mode"] == "valid", "cpa_metric"].to_numpy())
+        book[2].append(_per_condition(model.predict_counts(runs["x"], conds), conds))
+    one_real, book_mean = [], []
+    for r, b in zip(real, book):
+        b = np.stack(b)
+        assert b.shape == r.shape
+        centre = r.mean(axis=0)
+        one_real.append(float(np.abs(r - centre).max()))
+        book_mean.append(float(np.abs(b.mean(axis=0) - centre).max()))
+    to_untrained = float(np.abs(untrained - real[2].mean(axis=0)).max())
+    return np.array(one_real), np.array(book_mean), to_untrained
 
-    def dist(u, v):
-        return np.array([float(np.abs(np.asarray(a) - b).max()) for a, b in zip(u, v)])
 
-    spread = np.max(
-        [dist(reals[i], reals[j]) for i in range(n_real) for j in range(i)], axis=0
-    )
-    model = new_model(adata.var_names, conds)
-    untrained = _per_condition(model.predict_counts(runs["x"], conds), conds)
-    history = train(
-        model,
-        adata.X,
-        conds,
-        split=split.to_numpy(),
-        max_epochs=len(runs["recon_0"]),
-    )
-    book = (
-        history.loc[history["mode"] == "train", "recon_loss"].to_numpy(),
-        history.loc[history["mode"] == "valid", "cpa_metric"].to_numpy(),
-        _per_condition(model.predict_counts(runs["x"], conds), conds),
-    )
-    for real in reals:
-        assert len(book[0]) == len(real[0]) and len(book[1]) == len(real[1])
-    to_book = np.max([dist(book, real) for real in reals], axis=0)
-    to_untrained = max(float(np.abs(untrained - real[2]).max()) for real in reals)
-    return spread, to_book, to_untrained
-
-
-def test_training_matches_real_cpa_within_its_own_spread():
+@pytest.mark.parametrize("batch_size", [2048, 64])
+def test_training_matches_real_cpa_within_its_own_spread(batch_size):
     """Train the book's CPA as the paper does on the tiny screen (seed 8206, 40 epochs)
-    and compare with four runs of the real cpa-tools from the same initial weights.
+    and compare with six runs of the real cpa-tools from the same initial weights.
 
-    The real runs differ only in their random stream (batch order, dropout masks, the
-    adversary's initial weights); the book's run differs from them in exactly that (its
-    torch draws other dropout masks from the same seed), so it is one more draw of the
-    same process. Tolerance: the book's largest distance to a real run may be at most
-    1.5 x the largest distance between two real runs, per quantity: the training
-    reconstruction loss per epoch, the validation cpa_metric per check, and the paper's
-    output (per-condition mean of log1p CPA_pred). Measured: 1.05x, 0.55x, 0.76x of the
-    spreads 0.16, 0.0024, 0.014. The untrained model sits ~80x the spread away from the
-    trained ones, so a training that learns too little or too much fails.
+    Both sides run six times from the same initial weights (cpa-tools' and the book's
+    initial weights are equal, tested above), with six random streams (batch order,
+    dropout masks, the adversary's initial weights; torch versions draw differently
+    from one seed, so bit-equality is impossible). Per quantity - training
+    reconstruction loss per epoch, validation cpa_metric per check, the paper's output
+    (per-condition mean of log1p CPA_pred) - the mean of the book's runs must sit no
+    farther from the mean of the real runs than the farthest single real run does.
+    For the same model the left side is a difference of two 6-run means (standard
+    deviation ~0.58 of one run's), the right side the largest of six one-run
+    deviations (~0.91 of one run's each), so a faithful model passes with room (ratios
+    measured: 0.22-0.40 at batch 2048, 0.42-0.68 at batch 64) and a bias as large as
+    one run's scatter fails. Batch 64 gives four batches per epoch, so after the
+    pre-training two of every three are adversary steps (the paper's batch 2048 gives
+    one batch here, never an adversary-only step). The untrained model sits far
+    outside, so a training that learns too little or too much fails.
     """
-    spread, to_book, to_untrained = _train_distances(ORACLE)
-    print("real spread", spread, "book to real", to_book, "untrained", to_untrained)
-    assert np.all(to_book <= TRAIN_FACTOR * spread), (to_book, spread)
-    assert to_untrained > 10 * TRAIN_FACTOR * spread[2]
+    prefix = "" if batch_size == 2048 else f"b{batch_size}_"
+    one_real, book_mean, to_untrained = _train_distances(ORACLE, prefix, batch_size)
+    print(batch_size, "one real run", one_real, "book mean", book_mean, to_untrained)
+    assert np.all(book_mean <= one_real), (book_mean, one_real)
+    assert to_untrained > 5 * one_real[2]
 
 
 def test_training_refuses_bad_inputs():
