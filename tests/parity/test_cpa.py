@@ -21,8 +21,10 @@ need only the book's venv: the book loads the real ``CPA.save`` folders and must
   ``test_training_matches_real_cpa_within_its_own_spread``).
 
 ``test_live_oracle`` reruns the oracle through ``.venv-cpa`` (or the python in
-``PERTURBBOOK_CPA_PYTHON``) into a temporary folder and compares again; it is skipped
-with the reason when that environment is missing or ``PERTURBBOOK_SKIP_CPA=1``.
+``PERTURBBOOK_CPA_PYTHON``) into a temporary folder and compares again, and
+``test_real_cpa_reads_a_folder_the_book_trained_and_saved`` has the real ``CPA.load``
+read a folder the book trained and saved; both are skipped with the reason when that
+environment is missing or ``PERTURBBOOK_SKIP_CPA=1``.
 """
 
 from __future__ import annotations
@@ -353,3 +355,42 @@ def test_training_refuses_bad_inputs():
     with pytest.raises(InputError) as err:
         train(model, x, conds, split=["train"] * 2 + ["valid"] * 2, learning_rate=1)
     assert "learning_rate" in _one_line(err.value)
+
+
+def test_new_model_save_round_trip(tmp_path):
+    model = new_model([f"g{i}" for i in range(5)], ["ctrl", "A", "B", "A+B"], seed=3)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.pert_encoder == {"<PAD>": 0, "ctrl": 1, "A": 2, "B": 3}
+    x = np.arange(1, 21, dtype=np.float32).reshape(4, 5)
+    conds = ["ctrl", "A", "B", "B+A"]
+    np.testing.assert_array_equal(
+        again.predict_counts(x, conds), model.predict_counts(x, conds)
+    )
+
+
+def test_real_cpa_reads_a_folder_the_book_trained_and_saved(tmp_path):
+    """The book trains the real untrained folder 10 epochs and saves it; the real
+    ``CPA.load`` reads the folder and ``CPA.predict`` gives the book's predictions
+    (relative 1e-5; measured 3.3e-7)."""
+    import anndata as ad
+
+    python = _cpa_python()
+    adata = ad.read_h5ad(ORACLE / "screen.h5ad")
+    split = adata.obs["split"].map({"train": "train", "test": "valid", "ood": "ood"})
+    conds = adata.obs["condition_harm"].to_numpy().astype(str)
+    model = load_model(ORACLE / "small_untrained")
+    train(model, adata.X, conds, split=split.to_numpy(), max_epochs=10)
+    model.save(tmp_path / "book")
+    x = np.load(ORACLE / "training.npz")["x"]
+    np.save(tmp_path / "x.npy", x)
+    script = ROOT / "tests" / "parity" / "cpa_load_check.py"
+    args = [tmp_path / "book", ORACLE / "screen.h5ad", tmp_path / "x.npy"]
+    args = [str(python), str(script), *map(str, args), str(tmp_path / "real.npy")]
+    env = dict(os.environ, PYTHONPATH="", PYTHONNOUSERSITE="1")
+    run = subprocess.run(
+        args, check=False, capture_output=True, text=True, timeout=600, env=env
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    real = np.load(tmp_path / "real.npy")
+    np.testing.assert_allclose(model.predict_counts(x, conds), real, rtol=PRED_RTOL)

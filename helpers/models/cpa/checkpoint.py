@@ -20,6 +20,8 @@ the same layout back (the other entries of ``attr_dict`` are kept as read).
 from __future__ import annotations
 
 import json
+import pickle
+import types
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,35 @@ DEFAULTS = {
 }
 CONTROL = "ctrl"
 PAD = "<PAD>"
+
+
+class _PortablePickler(pickle.Pickler):
+    """Pickles numpy arrays and scalars by public names only (``numpy.array``,
+    ``numpy.reshape``, ``numpy.int64``, ...), so that the numpy 1.23 of cpa-tools'
+    environment can read what the book's numpy 2 wrote (numpy 2 refers to
+    ``numpy._core``, which numpy 1.x lacks)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.ndarray):
+            return np.reshape, (_Flat(obj), obj.shape)
+        if isinstance(obj, np.generic):
+            return type(obj), (obj.item(),)
+        return NotImplemented
+
+
+class _Flat:
+    """An array's entries as a list; unpickles as ``numpy.array(entries, dtype)``."""
+
+    def __init__(self, array: np.ndarray):
+        self.entries, self.dtype = array.ravel().tolist(), array.dtype.str
+
+    def __reduce__(self):
+        return np.array, (self.entries, self.dtype)
+
+
+# torch.save takes a module with a Pickler
+_PORTABLE = types.ModuleType("cpa_portable_pickle")
+_PORTABLE.Pickler = _PortablePickler
 
 
 class CheckpointError(BookError, ValueError):
@@ -164,6 +195,13 @@ class CPAModel:
     def save(self, folder) -> Path:
         """Write ``model.pt`` and ``CPA_info.json`` in the real cpa-tools layout.
 
+        A model read by :func:`load_model` keeps the folder's ``attr_dict`` (cpa-tools'
+        AnnData registry and init parameters), so the real ``CPA.load(folder, adata)``
+        reads what this writes (tested, through cpa-tools' own environment). A model
+        from ``training.new_model`` has no registry: it writes only the
+        hyper-parameters, which :func:`load_model` reads and cpa-tools does not.
+        numpy objects are pickled by public names, readable by numpy 1.x and 2.x.
+
         Parameters
         ----------
         folder
@@ -183,7 +221,7 @@ class CPAModel:
             "var_names": self.var_names,
             "attr_dict": attr,
         }
-        torch.save(blob, folder / "model.pt")
+        torch.save(blob, folder / "model.pt", pickle_module=_PORTABLE)
         info = {
             "pert_encoder": self.pert_encoder,
             "covars_encoder": self._extra.get("covars_encoder", {}),
