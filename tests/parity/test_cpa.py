@@ -336,7 +336,12 @@ def test_training_matches_real_cpa_within_its_own_spread(batch_size):
     outside, so a training that learns too little or too much fails.
     """
     prefix = "" if batch_size == 2048 else f"b{batch_size}_"
-    one_real, book_mean, to_untrained = _train_distances(ORACLE, prefix, batch_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster on a busy machine
+    try:
+        one_real, book_mean, to_untrained = _train_distances(ORACLE, prefix, batch_size)
+    finally:
+        torch.set_num_threads(threads)
     print(batch_size, "one real run", one_real, "book mean", book_mean, to_untrained)
     assert np.all(book_mean <= one_real), (book_mean, one_real)
     assert to_untrained > 5 * one_real[2]

@@ -97,6 +97,11 @@ class CPAModel:
         Perturbation name -> embedding row (``<PAD>`` = 0).
     var_names
         Gene names in column order.
+    max_comb_len
+        Most perturbations in one condition (cpa-tools' ``max_comb_len``; the paper: 2).
+    extra
+        What :func:`load_model` read besides the weights (``attr_dict``,
+        ``covars_encoder``, ``pert_smiles_map``), written back by :meth:`save`.
     """
 
     def __init__(
