@@ -399,3 +399,20 @@ def test_real_cpa_reads_a_folder_the_book_trained_and_saved(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     real = np.load(tmp_path / "real.npy")
     np.testing.assert_allclose(model.predict_counts(x, conds), real, rtol=PRED_RTOL)
+
+
+def test_validation_checks_follow_lightning_and_scvi():
+    # hand-computed from Lightning 1.9's EarlyStopping (mode max, min_delta 0,
+    # strict) and scvi-tools 0.20's SaveBestState (strict, not at epoch 0)
+    from helpers.models.cpa.training import _Checks
+
+    checks = _Checks(patience=5)
+    metrics = [1.0, 2.0, 2.0, 1.5, 3.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    epochs = [4 + 5 * i for i in range(len(metrics))]
+    kept = [checks.keep(e, m) for e, m in zip(epochs, metrics)]
+    assert kept == [True, True, False, False, True] + [False] * 5
+    checks = _Checks(patience=5)
+    stops = [checks.stop(m) for m in metrics]
+    assert stops == [False] * 9 + [True]
+    assert _Checks(patience=5).stop(float("nan"))
+    assert not _Checks(patience=1).keep(0, 5.0)

@@ -202,6 +202,33 @@ def _cpa_metric(net, x, perts, doses, labels) -> float:
     )
 
 
+class _Checks:
+    """cpa-tools' two validation callbacks on ``cpa_metric``: scvi-tools'
+    ``SaveBestState`` (keep the weights at a strictly better value, from epoch 1 on)
+    and Lightning's ``EarlyStopping`` (mode max, min_delta 0: stop at a non-finite
+    value or after ``patience`` checks without a strictly better one)."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_kept = self.best_seen = -math.inf
+        self.wait = 0
+
+    def keep(self, epoch: int, metric: float) -> bool:
+        if epoch > 0 and metric > self.best_kept:
+            self.best_kept = metric
+            return True
+        return False
+
+    def stop(self, metric: float) -> bool:
+        if not math.isfinite(metric):
+            return True
+        if metric > self.best_seen:
+            self.best_seen, self.wait = metric, 0
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+
 def _schedule(trainer: dict, epoch: int) -> tuple[float, float, bool]:
     pre = trainer["n_epochs_pretrain_ae"]
     # cpa-tools' alpha_mixup: with a pre-training the epoch is reset to 0 first
@@ -312,8 +339,8 @@ def train(model: CPAModel, counts, conditions, *, split, **settings) -> pd.DataF
         )
         return loss, grad.pow(2).mean()
 
-    best_state, best_metric = copy.deepcopy(net.state_dict()), -math.inf
-    stop_best, wait = -math.inf, 0
+    best_state = copy.deepcopy(net.state_dict())
+    checks = _Checks(run["early_stopping_patience"])
     history = []
     for epoch in range(run["max_epochs"]):
         alpha, adv_lambda, start_adv = _schedule(trainer, epoch)
@@ -392,16 +419,10 @@ def train(model: CPAModel, counts, conditions, *, split, **settings) -> pd.DataF
                 "cpa_metric": metric,
             }
         )
-        if epoch > 0 and metric > best_metric:
-            best_state, best_metric = copy.deepcopy(net.state_dict()), metric
-        if not math.isfinite(metric):
+        if checks.keep(epoch, metric):
+            best_state = copy.deepcopy(net.state_dict())
+        if checks.stop(metric):
             break
-        if metric > stop_best:
-            stop_best, wait = metric, 0
-        else:
-            wait += 1
-            if wait >= run["early_stopping_patience"]:
-                break
     net.load_state_dict(best_state)
     net.eval()
     return pd.DataFrame(history)
