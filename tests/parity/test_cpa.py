@@ -266,6 +266,15 @@ def _train_distances(folder: Path, prefix: str = "", batch_size: int = 2048):
     far one real run strays from that mean, per quantity (training reconstruction loss
     per epoch, validation cpa_metric per check, per-condition mean of log1p CPA_pred).
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster on a busy machine
+    try:
+        return _train_distances_once(folder, prefix, batch_size)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_distances_once(folder: Path, prefix: str, batch_size: int):
     import anndata as ad
 
     adata = ad.read_h5ad(folder / "screen.h5ad")
@@ -336,12 +345,7 @@ def test_training_matches_real_cpa_within_its_own_spread(batch_size):
     outside, so a training that learns too little or too much fails.
     """
     prefix = "" if batch_size == 2048 else f"b{batch_size}_"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: one thread is faster on a busy machine
-    try:
-        one_real, book_mean, to_untrained = _train_distances(ORACLE, prefix, batch_size)
-    finally:
-        torch.set_num_threads(threads)
+    one_real, book_mean, to_untrained = _train_distances(ORACLE, prefix, batch_size)
     print(batch_size, "one real run", one_real, "book mean", book_mean, to_untrained)
     assert np.all(book_mean <= one_real), (book_mean, one_real)
     assert to_untrained > 5 * one_real[2]
