@@ -50,6 +50,11 @@ bash scripts/make_celleval_venv.sh
 # and anndata >= 0.12.7: its own environment too (.venv-scperteval), made once.
 echo "[setup] the scPertEval environment for the parity test"
 bash scripts/make_scperteval_venv.sh
+# The real cpa-tools 0.8.1 (the paper's CPA) needs Python 3.10 and the paper's old pins (torch 2.0.0, ...): its
+# own environment (.venv-cpa, ~5 GB), made once where a Python 3.10 exists; the live CPA parity tests of command 2
+# run it (the stored oracle of tests/data/cpa is checked either way).
+echo "[setup] the cpa-tools environment for the CPA parity test"
+bash scripts/make_cpa_venv.sh
 # ruff (tests/book/test_lint.py), check-jsonschema and zizmor (tests/book/test_workflows.py) lint in command 2;
 # their own environment (.venv-lint), made once.
 echo "[setup] the lint environment (ruff, check-jsonschema, zizmor)"

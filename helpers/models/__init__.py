@@ -8,6 +8,9 @@
   parameter names): ``network``, ``checkpoint``, ``training``, ``method``.
 * :mod:`.gears`: the real GEARS (``cell-gears``) on the book's splits: ``runner``,
   ``method``.
+* :mod:`.cpa`: CPA (cpa-tools 0.8.1's network, checkpoint layout and training plan
+  with the paper's settings), in the book's own torch: ``network``, ``checkpoint``,
+  ``training``; ``tests/parity/test_cpa.py`` checks it against the real cpa-tools.
 * :mod:`.device` (where a model runs) and :mod:`.log` (what a training run cost),
   shared.
 

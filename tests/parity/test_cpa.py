@@ -223,6 +223,7 @@ def _cpa_python() -> Path:
     return path
 
 
+@pytest.mark.cpa
 def test_live_oracle(tmp_path):
     python = _cpa_python()
     env = dict(os.environ, PYTHONPATH="", PYTHONNOUSERSITE="1")
@@ -378,6 +379,7 @@ def test_new_model_save_round_trip(tmp_path):
     )
 
 
+@pytest.mark.cpa
 def test_real_cpa_reads_a_folder_the_book_trained_and_saved(tmp_path):
     """The book trains the real untrained folder 10 epochs and saves it; the real
     ``CPA.load`` reads the folder and ``CPA.predict`` gives the book's predictions
