@@ -19,7 +19,10 @@ if [ -z "${PYTHON:-}" ]; then
   if python3.10 -c "" >/dev/null 2>&1; then
     PYTHON=python3.10
   else
-    PYTHON="$HOME/.pyenv/versions/3.10.13/bin/python3.10"
+    # pyenv's own 3.10 (its shim needs a pyenv version set to run it)
+    PYTHON="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10.*/bin/python3.10 2>/dev/null \
+      | sort -V | tail -1)"
+    PYTHON="${PYTHON:-python3.10}"
   fi
 fi
 if ! "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then
