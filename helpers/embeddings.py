@@ -23,7 +23,9 @@ embedded by g's row; doubles sum their rows).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 import sqlite3
 import warnings
@@ -255,10 +257,15 @@ def text_embedding(
             index=pd.Index(list(texts.index), name="gene"),
             columns=[f"text{i + 1}" for i in range(vectors.shape[1])],
         )
+        # one text, cached and parsed: a cold and a warm cache give the same embedding
+        # to the last bit (the values a cached run reads back)
+        text = table.to_csv()
+        table = pd.read_csv(io.StringIO(text), index_col=0)
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
-            table.to_csv(tmp, compression={"method": "gzip", "mtime": 0})
+            with gzip.GzipFile(tmp, "wb", mtime=0) as handle:
+                handle.write(text.encode())
             os.replace(tmp, path)
     table.attrs["provenance"] = (
         f"{TEXT_MODEL} on gene descriptions from {annotations.ANNOTATION_SOURCE} "

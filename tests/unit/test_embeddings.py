@@ -125,6 +125,14 @@ def test_text_embedding_puts_related_genes_close():
     np.testing.assert_allclose(again.to_numpy(), table.to_numpy(), atol=1e-6)
 
 
+def test_text_embedding_is_the_same_from_a_cold_and_a_warm_cache():
+    genes = ["CEBPA", "GATA1", "RPL3"]
+    cold = embeddings.text_embedding(genes, cache=False)  # computed, cache untouched
+    embeddings.text_embedding(genes)  # computed and written, or read
+    warm = embeddings.text_embedding(genes)  # read from the cache file
+    pd.testing.assert_frame_equal(cold, warm, check_exact=True)
+
+
 def test_descriptions_come_from_the_annotation_database():
     text = embeddings.gene_descriptions(["CEBPA"])["CEBPA"]
     assert (
