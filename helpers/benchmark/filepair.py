@@ -179,16 +179,16 @@ def _unavailable(rule: FilePairRule, counts: dict[str, bool]) -> str | None:
     """Why ``rule``'s family cannot score these files (None: it can)."""
     if not rule.runs:
         return rule.reason
+    not_counts = [name for name, is_counts in counts.items() if not is_counts]
+    if rule.needs_counts and not_counts:
+        return (
+            f"it needs integer counts and the {not_counts[0]} file holds non-integer "
+            "values (log-normalised?); pass the raw counts or leave it out of --metrics"
+        )
     if rule.how == "families" and rule.family not in FAMILIES:
         return "it is not registered in helpers.metrics.FAMILIES in this version"
     if rule.how == "anndata" and _module(rule.family) is None:
         return f"helpers.metrics.{rule.family} is not in this version of the book"
-    not_counts = [name for name, is_counts in counts.items() if not is_counts]
-    if rule.needs_counts and not_counts:
-        return (
-            f"it needs integer counts and {not_counts[0]} holds non-integer values "
-            "(log-normalised?); pass the raw counts or leave it out of --metrics"
-        )
     return None
 
 
