@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import anndata as ad
@@ -53,7 +53,13 @@ import scipy.sparse as sp
 from ..conditions import CONTROL
 from ..errors import InputError
 from ..loaders import LoaderError, normalize_condition
-from ..metrics import FAMILIES, evaluate, metric_input, score_families
+from ..metrics import (
+    FAMILIES,
+    MetricInput,
+    evaluate,
+    metric_input,
+    score_families,
+)
 from ..predictions import Predictions
 from ..pseudobulk import pseudobulk
 from ..simulate import _log_normalise
@@ -86,6 +92,8 @@ class FilePairRule:
       ``score_anndata(real, pred, ...)`` on the files' cells) or ``"refused"``;
     * ``gets``: the representation the family scores (``--help`` prints it);
     * ``needs_counts``: True if both files must hold integer counts;
+    * ``pred_cells``: True if the family scores the predicted cells themselves
+      (``MetricInput.pred_cells``, which the book's MetricInput may not carry yet);
     * ``reason``: why a refused family cannot run without a task (one line).
     """
 
@@ -93,6 +101,7 @@ class FilePairRule:
     how: str
     gets: str = ""
     needs_counts: bool = False
+    pred_cells: bool = False
     reason: str = ""
 
     @property
@@ -152,9 +161,10 @@ RULES: dict[str, FilePairRule] = {
         ),
         FilePairRule(
             "distribution",
-            "refused",
-            reason="the energy distance needs predicted cells, which the families' "
-            "MetricInput does not carry; score the predicted cells with --task",
+            "families",
+            "the energy distance of the predicted cells to the real cells of each "
+            "perturbation (log-normalised cells)",
+            pred_cells=True,
         ),
     )
 }
@@ -187,6 +197,8 @@ def _unavailable(rule: FilePairRule, counts: dict[str, bool]) -> str | None:
         )
     if rule.how == "families" and rule.family not in FAMILIES:
         return "it is not registered in helpers.metrics.FAMILIES in this version"
+    if rule.pred_cells and "pred_cells" not in {f.name for f in fields(MetricInput)}:
+        return "this version's MetricInput carries no predicted cells"
     if rule.how == "anndata" and _module(rule.family) is None:
         return f"helpers.metrics.{rule.family} is not in this version of the book"
     return None
@@ -296,7 +308,7 @@ def _conditions(adata, *, name: str, pert_col: str, control: str) -> dict[str, s
 
 def _canonical(adata, labels: dict[str, str], pert_col: str, genes) -> ad.AnnData:
     """The cells with ``obs["condition"]``, log-normalised ``X``, over ``genes``."""
-    X = adata[:, pd.Index(genes)].X if not adata.var_names.equals(genes) else adata.X
+    X = adata.X  # the pred file is already in the real file's gene order
     if _is_counts(X):
         X = _log_normalise(sp.csr_matrix(X, dtype=np.float32))
     condition = adata.obs[pert_col].astype(str).map(labels).to_numpy()
@@ -370,6 +382,8 @@ def score_files(
             f"e.g. {list(only_real)[:3]}; {len(only_pred)} only in pred, e.g. "
             f"{list(only_pred)[:3]}); predict the real file's genes."
         )
+    if not genes.equals(other):  # the real file's gene order for every family
+        cells["pred"] = cells["pred"][:, genes].copy()
     labels = {
         role: _conditions(
             cells[role], name=shown[role], pert_col=pert_col, control=control
@@ -461,12 +475,15 @@ def _score_book(cells, labels, families, genes, pert_col, exclude_target, name):
         assignment={CONTROL: "train", **{c: "test" for c in conditions}},
     )
     flag = {} if exclude_target is None else {"exclude_target": bool(exclude_target)}
+    # evaluate's own default is False: the keyword only when it changes something
+    paper_flag = {"exclude_target": True} if exclude_target else {}
     table = pd.DataFrame(index=pd.Index(conditions, name="condition"))
     for family in families:
         if RULES[family].how == "evaluate":
-            part = evaluate(predictions, truth, split, genes=genes, **flag)
+            part = evaluate(predictions, truth, split, genes=genes, **paper_flag)
             part = part.set_index("condition")[["l2", "pearson_delta", "r"]]
         else:
+            extra = {"pred_cells": pred} if RULES[family].pred_cells else {}
             inp = metric_input(
                 predictions,
                 truth,
@@ -475,6 +492,7 @@ def _score_book(cells, labels, families, genes, pert_col, exclude_target, name):
                 conditions=conditions,
                 cells=real,
                 **flag,
+                **extra,
             )
             part = score_families(inp, [family]).set_index("condition")
             part = part[FAMILIES[family].COLUMNS]

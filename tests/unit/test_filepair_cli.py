@@ -182,6 +182,19 @@ def test_paper_metrics_equal_a_hand_worked_three_gene_case(files, tmp_path, caps
     assert "log-normalised" in out and "metrics.csv" in out
 
 
+def test_the_pred_files_gene_order_does_not_matter(files, tmp_path, capsys):
+    pred = ad.read_h5ad(files["hand_pred"])[:, ["X3", "X1", "X2"]].copy()
+    path = _write(tmp_path, "shuffled.h5ad", pred)
+    args = ("--pert-col", "guide", "--control", "NTC")
+    code, _, err = run_score(
+        capsys, files, tmp_path / "a", *args, real=files["hand_real"], pred=path
+    )
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "a" / "metrics.csv").set_index("perturbation")
+    assert table.loc["A", "l2"] == pytest.approx(1.0, abs=1e-12)
+    assert table.loc["A", "pearson_delta"] == pytest.approx(9 / np.sqrt(84), abs=1e-12)
+
+
 def test_counts_are_log_normalised_per_10k_before_the_pseudobulk(files, scored_all):
     real = _numpy_pseudobulk(files["counts"]["real"])
     pred = _numpy_pseudobulk(files["counts"]["pred"])
