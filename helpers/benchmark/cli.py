@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from ..errors import BookError
@@ -203,7 +204,14 @@ def _rules_text() -> str:
     lines = ["metric families (--metrics) and what each scores:"]
     for rule in filepair.RULES.values():
         what = rule.gets if rule.runs else f"refused: {rule.reason}"
-        lines.append(f"  {rule.family}: {what}")
+        lines.append(
+            textwrap.fill(
+                f"{rule.family}: {what}",
+                width=79,
+                initial_indent="  ",
+                subsequent_indent="    ",
+            )
+        )
     return "\n".join(lines)
 
 
@@ -214,14 +222,22 @@ def score_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark score",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Score predicted cells against observed cells, one row per "
-        "perturbation, without a task. Both files: the Virtual Cell Challenge "
-        "layout (cells in X, genes in var_names, the perturbation in obs). Integer "
-        "counts are log-normalised (log1p(counts / total * 1e4)) for every family "
-        "but vcc2026, which needs the counts.",
+        description=textwrap.fill(
+            "Score predicted cells against observed cells, one row per "
+            "perturbation, without a task; writes OUT/metrics.csv. Both files: the "
+            "Virtual Cell Challenge layout (cells in X, genes in var_names, the "
+            "perturbation in obs). Integer counts are log-normalised (log1p(counts "
+            "/ total * 1e4), helpers.simulate._log_normalise) for every family but "
+            "vcc2026, which needs the counts.",
+            width=79,
+        ),
         epilog=_rules_text()
-        + "\n\nexit codes: 0 scored; 1 bad input (one line on standard error names "
-        "the problem and the fix); 2 usage error",
+        + "\n\n"
+        + textwrap.fill(
+            "exit codes: 0 scored; 1 bad input (one line on standard error names "
+            "the problem and the fix); 2 usage error",
+            width=79,
+        ),
     )
     parser.add_argument("--real", required=True, help="observed cells (.h5ad)")
     parser.add_argument("--pred", required=True, help="predicted cells (.h5ad)")
