@@ -437,14 +437,16 @@ def score_files(
         )
     for family in families:
         if RULES[family].how == "anndata":
-            part = _module(family).score_anndata(
+            module = _module(family)
+            part = module.score_anndata(
                 cells["real"],
                 cells["pred"],
                 pert_col=pert_col,
                 control=control,
                 exclude_target=True if exclude_target is None else exclude_target,
             )
-            part = part.reindex([real_perts[c] for c in conditions])
+            # the family's metric columns, by name (not its components)
+            part = part.reindex([real_perts[c] for c in conditions])[module.COLUMNS]
             part.index = pd.Index(conditions, name="condition")
             table = table.join(part)
     table.insert(0, "perturbation", [real_perts[c] for c in conditions])
