@@ -1,0 +1,380 @@
+"""The four DE members of cell-eval2 0.20.0's ``--preset vcc2026``, on integer counts.
+
+:func:`score_de` scores predicted cells against observed cells with the four Wilcoxon
+DE metrics that the 2026 Virtual Cell Challenge scores (``cell_eval2/configs/
+vcc2026.yaml``, profile ``vcc2026`` in ``catalog.py``), under cell-eval2's own names:
+``de_wilcoxon_lfc_nmae``, ``de_wilcoxon_direction_fidelity_yield_raw``,
+``de_wilcoxon_direction_reach_raw`` and ``de_wilcoxon_sig_jaccard``. The values are the
+raw per-perturbation values that ``cell-eval2 run --preset vcc2026`` writes to
+``results.csv`` (before any rescaling to the baseline and the replicate).
+
+**DE tables** (cell-eval2 ``de_compute.py::compute_de``, CPU path: ``backend="auto"``
+without a GPU and without pdex resolves to scanpy; ``input_type="counts"``,
+``target_sum=1e6``, ``mean_calc="arithmetic"``, ``epsilon=1e-9``,
+``filter_gene_min_cpm_cell=5``, ``fdr_scope="per_pert"``). Counts ``x_cg`` of cell
+``c`` and gene ``g`` become ``cpm_cg = x_cg / (sum_g' x_cg' / 1e6)`` (scanpy
+``normalize_total``; ``_to_linear``). For each perturbation ``t`` against the control
+``0`` (under ``control_source="real"`` the control cells are the REAL ones on both sides:
+``run.py::_pred_de_input`` folds the real control into the predictions):
+
+* ``lfc_tg = log2((m_tg + 1e-9) / (m_0g + 1e-9))``, ``m`` the arithmetic mean of
+  ``cpm`` over the group's cells (``_lfc_from_means``);
+* ``p_tg``: two-sided Wilcoxon rank-sum of ``log1p(cpm)``, normal approximation with
+  tie correction, as ``scanpy.tl.rank_genes_groups(method="wilcoxon",
+  tie_correct=True, reference=control)`` (``_de_scanpy_pvalues``; the book's
+  :func:`helpers.metrics.vcc.wilcoxon_vs_control`, which equals scanpy);
+* gene gate: keep gene ``g`` iff the control's mean CPM ``m_0g > 5`` - one gene set for
+  every perturbation and for both sides (``_apply_cpm_filter``, #351);
+* ``q_tg``: Benjamini-Hochberg over the kept genes of ``t`` (``_bh_per_target``,
+  ``scipy.stats.false_discovery_control``). Significant: ``q_tg < 0.05``; a NaN
+  ``lfc`` is never significant (``de.py::apply_nan_policy``, ``nan_lfc_policy="mask"``).
+
+**Target exclusion** (cell-eval2 #172; ``de.py::resolve_target_genes`` and
+``exclude_on_target``, ``partition.py``). A perturbation label that equals a kept gene's
+name "resolves"; its own gene's row leaves every set below, on both sides. A label that
+names no kept gene excludes nothing. ``exclude_target=False`` excludes nothing for any
+label (cell-eval2's ``--no-target-genes``). With ``G`` the kept genes less the target's
+own, ``R_t = {g in G: q^real_tg < 0.05}`` (``N_t = |R_t|``), ``P_t = {g in G:
+q^pred_tg < 0.05}``, and ``A_t = {g in G: lfc^real_tg finite and != 0}`` (genes whose
+direction the reference can adjudicate):
+
+* ``de_wilcoxon_sig_jaccard`` (``metrics/de.py::de_sig_jaccard``)::
+
+      J_t = |R_t ∩ P_t| / |R_t ∪ P_t|,   1 when R_t and P_t are both empty
+
+* ``de_wilcoxon_lfc_nmae`` (``metrics/de.py::de_lfc_nmae``, ``min_gate_size=10``), over
+  the gate ``S_t = {g in R_t: lfc^real_tg finite}``, a non-finite predicted ``lfc`` read
+  as 0::
+
+      nmae_t = mean_{g in S_t} |lfc^pred_tg - lfc^real_tg| / mean_{g in S_t} |lfc^real_tg|
+
+  NaN (cell-eval2 omits the perturbation) when ``|S_t| < 10`` or the denominator is 0 or
+  not finite.
+
+* ``de_wilcoxon_direction_fidelity_yield_raw`` (``metrics/direction.py::
+  _fidelity_family``): ``n_t = |P_t ∩ A_t|`` and ``k_t`` = the genes of ``P_t ∩ A_t``
+  whose predicted ``lfc`` is non-zero, not NaN and has the real one's sign::
+
+      fy_t = k_t / max(n_t, N_t),   NaN when n_t = N_t = 0
+
+* ``de_wilcoxon_direction_reach_raw`` (``metrics/direction.py::de_direction_reach`` with
+  ``universe="adjudicated"``, ``corrected=False``; ``_purity_curve``, ``_k_star``). Rank
+  the genes of ``R_t`` by the PREDICTION: significant first, then ``q^pred`` ascending,
+  ``p^pred`` ascending (NaN last), ``|lfc^pred|`` descending (NaN last), gene name. For
+  each prefix, ``d`` = its genes in ``A_t`` and ``m`` = its sign matches; with
+  ``REACH_PURITY_FLOOR = 0.9``::
+
+      k*_t = max {d : d > 0 and m / d >= 0.9} (0 if none),   reach_t = k*_t / N_t
+
+  NaN when ``N_t = 0``.
+
+**Differences from the peer.** (1) cell-eval2 refuses a panel where no label resolves to
+a gene (``de.py::require_resolution``, the construct-ID guard); here such a panel is
+scored without exclusion, as :mod:`helpers.metrics.vcc` does, since the book's labels
+are gene names and an unmeasured target is ordinary (the caller can see it:
+:func:`resolved_targets`). (2) A perturbation with fewer than 2 cells on either side, or
+an absent one, is refused with :class:`~helpers.errors.InputError` (scanpy's rank test
+refuses one cell; cell-eval2 refuses differing target sets). (3) Floating-point sums run
+in another order than polars' (means, the BH step-up is the same scipy call), so values
+agree to about 1e-12, not bit for bit; ``tests/parity/test_parity_vcc2026_de.py`` runs
+cell-eval2 itself and states the tolerance. (4) No GPU backend (gpudge) and no pdex:
+cell-eval2's DE numbers "differ between engines", and this module is its scanpy path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.stats import false_discovery_control
+
+from ..conditions import CONTROL
+from ..errors import InputError
+from .vcc import wilcoxon_vs_control
+
+__all__ = [
+    "COLUMNS",
+    "score_de",
+    "de_arrays",
+    "metrics_from_arrays",
+    "resolved_targets",
+    "counts_to_cpm",
+    "P_ADJ_THRESHOLD",
+    "MIN_CPM",
+    "MIN_GATE_SIZE",
+    "REACH_PURITY_FLOOR",
+    "EPSILON",
+    "TARGET_SUM",
+]
+
+COLUMNS: list[str] = [
+    "de_wilcoxon_lfc_nmae",
+    "de_wilcoxon_direction_fidelity_yield_raw",
+    "de_wilcoxon_direction_reach_raw",
+    "de_wilcoxon_sig_jaccard",
+]
+P_ADJ_THRESHOLD = 0.05  # vcc2026.yaml de.p_adj_threshold
+MIN_CPM = 5.0  # vcc2026.yaml filter.filter_gene_min_cpm_cell
+MIN_GATE_SIZE = 10  # metrics/de.py::de_lfc_nmae default
+REACH_PURITY_FLOOR = 0.9  # metrics/direction.py::REACH_PURITY_FLOOR
+EPSILON = 1e-9  # vcc2026.yaml de.epsilon
+TARGET_SUM = 1e6  # vcc2026.yaml target_sum
+
+
+def _counts(adata, side: str) -> np.ndarray:
+    """The cells' counts as a dense float64 array, refused unless non-negative integers."""
+    X = adata.X
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size and not np.issubdtype(data.dtype, np.number):
+        raise InputError(f"The {side} matrix is not numeric; pass integer counts.")
+    data = np.asarray(data, dtype=np.float64)
+    if not np.isfinite(data).all():
+        raise InputError(
+            f"The {side} counts contain NaN or infinite values; pass integer counts."
+        )
+    if (data < 0).any():
+        raise InputError(
+            f"The {side} counts contain negative values; the vcc2026 DE metrics need "
+            "raw integer counts (not log-normalised or centred data)."
+        )
+    if (data != np.round(data)).any():
+        raise InputError(
+            f"The {side} counts are not integers; the vcc2026 DE metrics need raw "
+            "counts (rebuild them from log-normalised data first)."
+        )
+    return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+
+
+def counts_to_cpm(X: np.ndarray) -> np.ndarray:
+    """Counts per million per cell, as scanpy ``normalize_total(target_sum=1e6)``:
+    ``x / (sum_g x / 1e6)`` (a cell with no counts stays 0).
+
+    ``X``: cells x genes, float64 counts.
+    """
+    size = X.sum(axis=1) / TARGET_SUM
+    size[size == 0] = 1.0
+    return X / size[:, None]
+
+
+def _labels(adata, pert_col: str, side: str) -> np.ndarray:
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(f"The {side} data are empty (no cells or no genes).")
+    if pert_col not in adata.obs:
+        raise InputError(
+            f"The {side} data have no obs column {pert_col!r}; pass pert_col= (the "
+            "column naming each cell's perturbation)."
+        )
+    return adata.obs[pert_col].astype(str).to_numpy()
+
+
+def de_arrays(
+    cells_cpm: np.ndarray,
+    labels: np.ndarray,
+    ctrl_cpm: np.ndarray,
+    *,
+    perts: list[str],
+) -> dict[str, np.ndarray]:
+    """cell-eval2's CPU DE of each perturbation's cells against the control cells.
+
+    ``cells_cpm``: the perturbed cells' CPM (cells x genes); ``labels``: their
+    perturbation; ``ctrl_cpm``: the control cells' CPM; ``perts``: the perturbations, in
+    output order. Returns ``lfc``, ``p_value`` (perturbations x genes) and ``p_adj``
+    (BH over the kept genes, NaN on the others), and ``kept`` (genes whose control mean
+    CPM exceeds :data:`MIN_CPM`). Formulas: module docstring.
+    """
+    codes = np.full(len(labels), "", dtype=object)
+    group_of = {p: f"g{i}" for i, p in enumerate(perts)}
+    for p, code in group_of.items():
+        codes[labels == p] = code
+    keep = codes != ""
+    X = np.vstack([cells_cpm[keep], ctrl_cpm])
+    lab = np.concatenate([codes[keep].astype(str), np.full(len(ctrl_cpm), CONTROL)])
+    tests = wilcoxon_vs_control(np.log1p(X), lab, list(group_of.values()))
+    ref_mean = ctrl_cpm.mean(axis=0)
+    kept = ref_mean > MIN_CPM
+    n_g = ctrl_cpm.shape[1]
+    lfc = np.empty((len(perts), n_g))
+    pval = np.empty((len(perts), n_g))
+    padj = np.full((len(perts), n_g), np.nan)
+    for i, p in enumerate(perts):
+        mean = cells_cpm[labels == p].mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lfc[i] = np.log2((mean + EPSILON) / (ref_mean + EPSILON))
+        pval[i] = tests[group_of[p]][0]
+        pk = pval[i, kept]
+        ok = ~np.isnan(pk)
+        adj = np.full(pk.shape, np.nan)
+        if ok.any():
+            adj[ok] = false_discovery_control(pk[ok], method="bh")
+        padj[i, kept] = adj
+    return {"lfc": lfc, "p_value": pval, "p_adj": padj, "kept": kept}
+
+
+def resolved_targets(
+    perts: list[str], genes: pd.Index, kept: np.ndarray
+) -> dict[str, int]:
+    """{perturbation: column of its own gene} for the labels that name a kept gene
+    (cell-eval2 ``de.py::resolve_target_genes``: exact label = feature name).
+
+    ``perts``: perturbation labels; ``genes``: the gene names; ``kept``: the gate's mask.
+    """
+    where = {str(g): j for j, g in enumerate(genes) if kept[j]}
+    return {p: where[p] for p in perts if p in where}
+
+
+def _sig(padj: np.ndarray, lfc: np.ndarray) -> np.ndarray:
+    # NaN p_adj (gated gene) compares False; a NaN log2FC is masked (apply_nan_policy)
+    with np.errstate(invalid="ignore"):
+        return (padj < P_ADJ_THRESHOLD) & ~np.isnan(lfc)
+
+
+def _defined(lfc: np.ndarray) -> np.ndarray:
+    """A log2FC carries a direction: not NaN and not 0 (direction.py::_defined)."""
+    return ~np.isnan(lfc) & (lfc != 0)
+
+
+def _reach(
+    real_lfc, real_sig, pred, name_rank: np.ndarray, cols: np.ndarray
+) -> tuple[int, int]:
+    """(k*, N) of one perturbation over the gene columns ``cols`` (module docstring)."""
+    adjud = cols[real_sig[cols]]
+    n_conf = adjud.size
+    if n_conf == 0:
+        return 0, 0
+    lfc_p = pred["lfc"][adjud]
+    q = pred["p_adj"][adjud]
+    p = pred["p_value"][adjud]
+    sig_p = _sig(q, lfc_p)
+    q_key = np.where(np.isnan(q), np.inf, q)
+    p_key = np.where(np.isnan(p), np.inf, p)
+    abs_key = np.where(np.isnan(lfc_p), -np.inf, np.abs(lfc_p))
+    order = np.lexsort((name_rank[adjud], -abs_key, p_key, q_key, ~sig_p))
+    lfc_r = real_lfc[adjud][order]
+    lfc_p = lfc_p[order]
+    in_denom = _defined(lfc_r)
+    match = in_denom & _defined(lfc_p) & (np.sign(lfc_p) == np.sign(lfc_r))
+    n_denom = np.cumsum(in_denom)
+    n_match = np.cumsum(match)
+    ok = n_denom > 0
+    purity = np.zeros(len(order))
+    purity[ok] = n_match[ok] / n_denom[ok]
+    hit = ok & (purity >= REACH_PURITY_FLOOR)
+    return (int(n_denom[hit].max()) if hit.any() else 0), n_conf
+
+
+def metrics_from_arrays(
+    real: dict, pred: dict, genes: pd.Index, *, perts: list[str], targets: dict
+) -> pd.DataFrame:
+    """The four members per perturbation from two DE results of :func:`de_arrays`.
+
+    ``real``, ``pred``: the truth's and the prediction's DE (same genes, same gate);
+    ``genes``: the gene names; ``perts``: the perturbations (rows of both);
+    ``targets``: {perturbation: own gene's column} to exclude (:func:`resolved_targets`,
+    or {} to exclude nothing). Formulas: module docstring.
+    """
+    kept = real["kept"]
+    names = np.asarray(genes, dtype=str)
+    name_rank = np.empty(len(names), dtype=np.int64)
+    name_rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    rows = []
+    for i, p in enumerate(perts):
+        use = kept.copy()
+        if p in targets:
+            use[targets[p]] = False
+        cols = np.flatnonzero(use)
+        r_lfc, p_lfc = real["lfc"][i], pred["lfc"][i]
+        r_sig = _sig(real["p_adj"][i], r_lfc)
+        p_sig = _sig(pred["p_adj"][i], p_lfc)
+        R, P = r_sig[cols], p_sig[cols]
+        union = int((R | P).sum())
+        jaccard = 1.0 if union == 0 else int((R & P).sum()) / union
+        # lfc_nmae: the real-side gate
+        gate = cols[R & np.isfinite(r_lfc[cols])]
+        nmae = np.nan
+        if gate.size >= MIN_GATE_SIZE:
+            pl = p_lfc[gate]
+            pl = np.where(np.isfinite(pl), pl, 0.0)
+            den = np.abs(r_lfc[gate]).mean()
+            if np.isfinite(den) and den != 0.0:
+                nmae = float(np.abs(pl - r_lfc[gate]).mean() / den)
+        # direction: the scored set P ∩ A
+        adjud = _defined(r_lfc[cols])
+        scored = P & adjud
+        n_pred = int(scored.sum())
+        same = np.sign(p_lfc[cols]) == np.sign(r_lfc[cols])
+        k = int((scored & _defined(p_lfc[cols]) & same).sum())
+        n_conf = int(R.sum())
+        denom = max(n_pred, n_conf)
+        fy = np.nan if denom == 0 else k / denom
+        pred_i = {key: pred[key][i] for key in ("lfc", "p_adj", "p_value")}
+        k_star, n_reach = _reach(r_lfc, r_sig, pred_i, name_rank, cols)
+        reach = np.nan if n_reach == 0 else k_star / n_reach
+        rows.append((nmae, fy, reach, jaccard))
+    out = pd.DataFrame(rows, columns=COLUMNS, index=pd.Index(perts, name="perturbation"))
+    return out.astype(np.float64)
+
+
+def score_de(
+    real,
+    pred,
+    *,
+    pert_col: str = "target",
+    control: str = "non-targeting",
+    exclude_target: bool = True,
+) -> pd.DataFrame:
+    """cell-eval2 ``--preset vcc2026``'s four DE members per perturbation.
+
+    ``real``, ``pred``: AnnData of integer-count cells (``X`` dense or sparse), the same
+    genes in ``var_names``, each cell's perturbation in ``obs[pert_col]``; the control
+    cells (label ``control``) of ``real`` are the DE reference on both sides (the
+    prediction's own control cells, if any, are not used, as in cell-eval2's
+    ``control_source="real"``). ``exclude_target``: drop each perturbation's own gene
+    where its label names a measured gene (cell-eval2 #172); False keeps it
+    (``--no-target-genes``). Returns one row per non-control perturbation of ``real``
+    (index ``perturbation``, sorted) and the columns :data:`COLUMNS`, raw values as
+    cell-eval2's ``results.csv`` holds them (NaN where it omits one). Formulas and the
+    differences from cell-eval2: module docstring.
+    """
+    r_labels = _labels(real, pert_col, "real")
+    p_labels = _labels(pred, pert_col, "predicted")
+    genes = pd.Index(real.var_names.astype(str))
+    if not genes.is_unique:
+        raise InputError("The real data's gene names repeat; make var_names unique.")
+    if not genes.equals(pd.Index(pred.var_names.astype(str))):
+        raise InputError(
+            "The real and predicted data have different genes (or gene order); score "
+            "predictions over the real data's var_names, in the same order."
+        )
+    is_ctrl = r_labels == control
+    if not is_ctrl.any():
+        raise InputError(
+            f"The real data have no control cells ({pert_col} == {control!r}); pass "
+            "control= naming the control label."
+        )
+    perts = sorted(set(r_labels[~is_ctrl].tolist()))
+    if not perts:
+        raise InputError("The real data have only control cells; nothing to score.")
+    pred_perts = set(p_labels[p_labels != control].tolist())
+    missing = [p for p in perts if p not in pred_perts]
+    extra = sorted(pred_perts - set(perts))
+    if missing or extra:
+        what = f"missing {missing[:5]}" if missing else f"not in the truth {extra[:5]}"
+        raise InputError(
+            f"The predictions' perturbations differ from the truth's ({what}); predict "
+            "every perturbation of the real data and no other."
+        )
+    for side, labels in (("real", r_labels), ("predicted", p_labels)):
+        few = [p for p in perts if int((labels == p).sum()) < 2]
+        if few:
+            raise InputError(
+                f"The {side} data have fewer than 2 cells for {few[:5]}; a rank test "
+                "needs at least 2 cells per perturbation."
+            )
+    r_cpm = counts_to_cpm(_counts(real, "real"))
+    p_keep = p_labels != control
+    p_cpm = counts_to_cpm(_counts(pred[p_keep], "predicted"))
+    ctrl_cpm = r_cpm[is_ctrl]
+    de_real = de_arrays(r_cpm[~is_ctrl], r_labels[~is_ctrl], ctrl_cpm, perts=perts)
+    de_pred = de_arrays(p_cpm, p_labels[p_keep], ctrl_cpm, perts=perts)
+    targets = resolved_targets(perts, genes, de_real["kept"]) if exclude_target else {}
+    return metrics_from_arrays(de_real, de_pred, genes, perts=perts, targets=targets)
