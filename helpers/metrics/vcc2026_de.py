@@ -14,8 +14,8 @@ without a GPU and without pdex resolves to scanpy; ``input_type="counts"``,
 ``filter_gene_min_cpm_cell=5``, ``fdr_scope="per_pert"``). Counts ``x_cg`` of cell
 ``c`` and gene ``g`` become ``cpm_cg = x_cg / (sum_g' x_cg' / 1e6)`` (scanpy
 ``normalize_total``; ``_to_linear``). For each perturbation ``t`` against the control
-``0`` (under ``control_source="real"`` the control cells are the REAL ones on both sides:
-``run.py::_pred_de_input`` folds the real control into the predictions):
+``0`` (under ``control_source="real"`` the control cells are the REAL ones on both
+sides: ``run.py::_pred_de_input`` folds the real control into the predictions):
 
 * ``lfc_tg = log2((m_tg + 1e-9) / (m_0g + 1e-9))``, ``m`` the arithmetic mean of
   ``cpm`` over the group's cells (``_lfc_from_means``);
@@ -46,7 +46,7 @@ direction the reference can adjudicate):
   the gate ``S_t = {g in R_t: lfc^real_tg finite}``, a non-finite predicted ``lfc`` read
   as 0::
 
-      nmae_t = mean_{g in S_t} |lfc^pred_tg - lfc^real_tg| / mean_{g in S_t} |lfc^real_tg|
+      nmae_t = mean_{S_t} |lfc^pred_tg - lfc^real_tg| / mean_{S_t} |lfc^real_tg|
 
   NaN (cell-eval2 omits the perturbation) when ``|S_t| < 10`` or the denominator is 0 or
   not finite.
@@ -122,7 +122,7 @@ TARGET_SUM = 1e6  # vcc2026.yaml target_sum
 
 
 def _counts(adata, side: str) -> np.ndarray:
-    """The cells' counts as a dense float64 array, refused unless non-negative integers."""
+    """The cells' counts, dense float64; refused unless non-negative integers."""
     X = adata.X
     data = X.data if sp.issparse(X) else np.asarray(X)
     if data.size and not np.issubdtype(data.dtype, np.number):
@@ -216,14 +216,21 @@ def resolved_targets(
     """{perturbation: column of its own gene} for the labels that name a kept gene
     (cell-eval2 ``de.py::resolve_target_genes``: exact label = feature name).
 
-    ``perts``: perturbation labels; ``genes``: the gene names; ``kept``: the gate's mask.
+    ``perts``: perturbation labels; ``genes``: gene names; ``kept``: the gate's mask.
     """
     where = {str(g): j for j, g in enumerate(genes) if kept[j]}
     return {p: where[p] for p in perts if p in where}
 
 
+def _masked(de: dict) -> dict:
+    """``p_adj = 1`` where the log2FC is NaN (cell-eval2 ``apply_nan_policy``, "mask"):
+    such a gene is neither significant nor ranked among the significant ones."""
+    padj = np.where(np.isnan(de["lfc"]) & ~np.isnan(de["p_adj"]), 1.0, de["p_adj"])
+    return {**de, "p_adj": padj}
+
+
 def _sig(padj: np.ndarray, lfc: np.ndarray) -> np.ndarray:
-    # NaN p_adj (gated gene) compares False; a NaN log2FC is masked (apply_nan_policy)
+    # NaN p_adj (a gated gene) compares False; a NaN log2FC is never significant
     with np.errstate(invalid="ignore"):
         return (padj < P_ADJ_THRESHOLD) & ~np.isnan(lfc)
 
@@ -272,6 +279,7 @@ def metrics_from_arrays(
     ``targets``: {perturbation: own gene's column} to exclude (:func:`resolved_targets`,
     or {} to exclude nothing). Formulas: module docstring.
     """
+    real, pred = _masked(real), _masked(pred)
     kept = real["kept"]
     names = np.asarray(genes, dtype=str)
     name_rank = np.empty(len(names), dtype=np.int64)
@@ -285,11 +293,11 @@ def metrics_from_arrays(
         r_lfc, p_lfc = real["lfc"][i], pred["lfc"][i]
         r_sig = _sig(real["p_adj"][i], r_lfc)
         p_sig = _sig(pred["p_adj"][i], p_lfc)
-        R, P = r_sig[cols], p_sig[cols]
-        union = int((R | P).sum())
-        jaccard = 1.0 if union == 0 else int((R & P).sum()) / union
+        in_r, in_p = r_sig[cols], p_sig[cols]
+        union = int((in_r | in_p).sum())
+        jaccard = 1.0 if union == 0 else int((in_r & in_p).sum()) / union
         # lfc_nmae: the real-side gate
-        gate = cols[R & np.isfinite(r_lfc[cols])]
+        gate = cols[in_r & np.isfinite(r_lfc[cols])]
         nmae = np.nan
         if gate.size >= MIN_GATE_SIZE:
             pl = p_lfc[gate]
@@ -299,18 +307,20 @@ def metrics_from_arrays(
                 nmae = float(np.abs(pl - r_lfc[gate]).mean() / den)
         # direction: the scored set P ∩ A
         adjud = _defined(r_lfc[cols])
-        scored = P & adjud
+        scored = in_p & adjud
         n_pred = int(scored.sum())
         same = np.sign(p_lfc[cols]) == np.sign(r_lfc[cols])
         k = int((scored & _defined(p_lfc[cols]) & same).sum())
-        n_conf = int(R.sum())
+        n_conf = int(in_r.sum())
         denom = max(n_pred, n_conf)
         fy = np.nan if denom == 0 else k / denom
         pred_i = {key: pred[key][i] for key in ("lfc", "p_adj", "p_value")}
         k_star, n_reach = _reach(r_lfc, r_sig, pred_i, name_rank, cols)
         reach = np.nan if n_reach == 0 else k_star / n_reach
         rows.append((nmae, fy, reach, jaccard))
-    out = pd.DataFrame(rows, columns=COLUMNS, index=pd.Index(perts, name="perturbation"))
+    out = pd.DataFrame(
+        rows, columns=COLUMNS, index=pd.Index(perts, name="perturbation")
+    )
     return out.astype(np.float64)
 
 
