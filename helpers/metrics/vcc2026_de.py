@@ -98,6 +98,7 @@ __all__ = [
     "de_arrays",
     "metrics_from_arrays",
     "resolved_targets",
+    "lfc_nmae_reference",
     "counts_to_cpm",
     "P_ADJ_THRESHOLD",
     "MIN_CPM",
@@ -121,7 +122,7 @@ EPSILON = 1e-9  # vcc2026.yaml de.epsilon
 TARGET_SUM = 1e6  # vcc2026.yaml target_sum
 
 
-def _counts(adata, side: str) -> np.ndarray:
+def _counts(adata, side: str, *, fractional: bool = False) -> np.ndarray:
     """The cells' counts, dense float64; refused unless non-negative integers."""
     X = adata.X
     data = X.data if sp.issparse(X) else np.asarray(X)
@@ -137,7 +138,7 @@ def _counts(adata, side: str) -> np.ndarray:
             f"The {side} counts contain negative values; the vcc2026 DE metrics need "
             "raw integer counts (not log-normalised or centred data)."
         )
-    if (data != np.round(data)).any():
+    if not fractional and (data != np.round(data)).any():
         raise InputError(
             f"The {side} counts are not integers; the vcc2026 DE metrics need raw "
             "counts (rebuild them from log-normalised data first)."
@@ -240,23 +241,21 @@ def _defined(lfc: np.ndarray) -> np.ndarray:
     return ~np.isnan(lfc) & (lfc != 0)
 
 
-def _reach(
-    real_lfc, real_sig, pred, name_rank: np.ndarray, cols: np.ndarray
-) -> tuple[int, int]:
-    """(k*, N) of one perturbation over the gene columns ``cols`` (module docstring)."""
-    adjud = cols[real_sig[cols]]
-    n_conf = adjud.size
-    if n_conf == 0:
-        return 0, 0
-    lfc_p = pred["lfc"][adjud]
-    q = pred["p_adj"][adjud]
-    p = pred["p_value"][adjud]
+def _reach(pool: np.ndarray, real_lfc, pred: dict, name_rank: np.ndarray) -> int:
+    """k* of one perturbation: the deepest pure prefix of the genes ``pool`` (the real
+    significant genes that the prediction's table holds) ranked by the prediction
+    (module docstring)."""
+    if pool.size == 0:
+        return 0
+    lfc_p = pred["lfc"][pool]
+    q = pred["p_adj"][pool]
+    p = pred["p_value"][pool]
     sig_p = _sig(q, lfc_p)
     q_key = np.where(np.isnan(q), np.inf, q)
     p_key = np.where(np.isnan(p), np.inf, p)
     abs_key = np.where(np.isnan(lfc_p), -np.inf, np.abs(lfc_p))
-    order = np.lexsort((name_rank[adjud], -abs_key, p_key, q_key, ~sig_p))
-    lfc_r = real_lfc[adjud][order]
+    order = np.lexsort((name_rank[pool], -abs_key, p_key, q_key, ~sig_p))
+    lfc_r = real_lfc[pool][order]
     lfc_p = lfc_p[order]
     in_denom = _defined(lfc_r)
     match = in_denom & _defined(lfc_p) & (np.sign(lfc_p) == np.sign(lfc_r))
@@ -266,7 +265,22 @@ def _reach(
     purity = np.zeros(len(order))
     purity[ok] = n_match[ok] / n_denom[ok]
     hit = ok & (purity >= REACH_PURITY_FLOOR)
-    return (int(n_denom[hit].max()) if hit.any() else 0), n_conf
+    return int(n_denom[hit].max()) if hit.any() else 0
+
+
+def _nmae(gate: np.ndarray, real_lfc, other_lfc) -> float:
+    """``mean |other - real| / mean |real|`` over ``gate`` (a non-finite ``other`` read
+    as 0); NaN below :data:`MIN_GATE_SIZE` genes or at a zero or non-finite
+    denominator (metrics/de.py::de_lfc_nmae)."""
+    if gate.size < MIN_GATE_SIZE:
+        return np.nan
+    r = real_lfc[gate]
+    o = other_lfc[gate]
+    o = np.where(np.isfinite(o), o, 0.0)
+    den = np.abs(r).mean()
+    if not (np.isfinite(den) and den != 0.0):
+        return np.nan
+    return float(np.abs(o - r).mean() / den)
 
 
 def metrics_from_arrays(
@@ -274,49 +288,45 @@ def metrics_from_arrays(
 ) -> pd.DataFrame:
     """The four members per perturbation from two DE results of :func:`de_arrays`.
 
-    ``real``, ``pred``: the truth's and the prediction's DE (same genes, same gate);
+    ``real``, ``pred``: the truth's and the prediction's DE over the same genes (each
+    with its own CPM gate ``kept``: the same one when both use the real control);
     ``genes``: the gene names; ``perts``: the perturbations (rows of both);
     ``targets``: {perturbation: own gene's column} to exclude (:func:`resolved_targets`,
-    or {} to exclude nothing). Formulas: module docstring.
+    or {} to exclude nothing). A gene outside a side's gate is absent from that side's
+    table, as in cell-eval2: it is in neither set, the prediction's log2FC there reads
+    as 0 (``lfc_nmae``) and it is not ranked (direction). Formulas: module docstring.
     """
     real, pred = _masked(real), _masked(pred)
-    kept = real["kept"]
     names = np.asarray(genes, dtype=str)
     name_rank = np.empty(len(names), dtype=np.int64)
     name_rank[np.argsort(names, kind="stable")] = np.arange(len(names))
     rows = []
     for i, p in enumerate(perts):
-        use = kept.copy()
+        use_r, use_p = real["kept"].copy(), pred["kept"].copy()
         if p in targets:
-            use[targets[p]] = False
-        cols = np.flatnonzero(use)
-        r_lfc, p_lfc = real["lfc"][i], pred["lfc"][i]
-        r_sig = _sig(real["p_adj"][i], r_lfc)
-        p_sig = _sig(pred["p_adj"][i], p_lfc)
-        in_r, in_p = r_sig[cols], p_sig[cols]
+            use_r[targets[p]] = use_p[targets[p]] = False
+        r_lfc = real["lfc"][i]
+        p_lfc = np.where(pred["kept"], pred["lfc"][i], np.nan)
+        in_r = _sig(real["p_adj"][i], r_lfc) & use_r
+        in_p = _sig(pred["p_adj"][i], p_lfc) & use_p
         union = int((in_r | in_p).sum())
         jaccard = 1.0 if union == 0 else int((in_r & in_p).sum()) / union
-        # lfc_nmae: the real-side gate
-        gate = cols[in_r & np.isfinite(r_lfc[cols])]
-        nmae = np.nan
-        if gate.size >= MIN_GATE_SIZE:
-            pl = p_lfc[gate]
-            pl = np.where(np.isfinite(pl), pl, 0.0)
-            den = np.abs(r_lfc[gate]).mean()
-            if np.isfinite(den) and den != 0.0:
-                nmae = float(np.abs(pl - r_lfc[gate]).mean() / den)
-        # direction: the scored set P ∩ A
-        adjud = _defined(r_lfc[cols])
-        scored = in_p & adjud
+        nmae = _nmae(np.flatnonzero(in_r & np.isfinite(r_lfc)), r_lfc, p_lfc)
+        # direction: genes in both tables (the inner join), the scored set P ∩ A
+        scored = in_p & use_r & _defined(r_lfc)
         n_pred = int(scored.sum())
-        same = np.sign(p_lfc[cols]) == np.sign(r_lfc[cols])
-        k = int((scored & _defined(p_lfc[cols]) & same).sum())
+        same = np.sign(p_lfc) == np.sign(r_lfc)
+        k = int((scored & _defined(p_lfc) & same).sum())
         n_conf = int(in_r.sum())
         denom = max(n_pred, n_conf)
         fy = np.nan if denom == 0 else k / denom
-        pred_i = {key: pred[key][i] for key in ("lfc", "p_adj", "p_value")}
-        k_star, n_reach = _reach(r_lfc, r_sig, pred_i, name_rank, cols)
-        reach = np.nan if n_reach == 0 else k_star / n_reach
+        pred_i = {
+            "lfc": p_lfc,
+            "p_adj": pred["p_adj"][i],
+            "p_value": pred["p_value"][i],
+        }
+        k_star = _reach(np.flatnonzero(in_r & use_p), r_lfc, pred_i, name_rank)
+        reach = np.nan if n_conf == 0 else k_star / n_conf
         rows.append((nmae, fy, reach, jaccard))
     out = pd.DataFrame(
         rows, columns=COLUMNS, index=pd.Index(perts, name="perturbation")
@@ -324,27 +334,8 @@ def metrics_from_arrays(
     return out.astype(np.float64)
 
 
-def score_de(
-    real,
-    pred,
-    *,
-    pert_col: str = "target",
-    control: str = "non-targeting",
-    exclude_target: bool = True,
-) -> pd.DataFrame:
-    """cell-eval2 ``--preset vcc2026``'s four DE members per perturbation.
-
-    ``real``, ``pred``: AnnData of integer-count cells (``X`` dense or sparse), the same
-    genes in ``var_names``, each cell's perturbation in ``obs[pert_col]``; the control
-    cells (label ``control``) of ``real`` are the DE reference on both sides (the
-    prediction's own control cells, if any, are not used, as in cell-eval2's
-    ``control_source="real"``). ``exclude_target``: drop each perturbation's own gene
-    where its label names a measured gene (cell-eval2 #172); False keeps it
-    (``--no-target-genes``). Returns one row per non-control perturbation of ``real``
-    (index ``perturbation``, sorted) and the columns :data:`COLUMNS`, raw values as
-    cell-eval2's ``results.csv`` holds them (NaN where it omits one). Formulas and the
-    differences from cell-eval2: module docstring.
-    """
+def _check_pair(real, pred, pert_col: str, control: str) -> tuple[np.ndarray, ...]:
+    """(real labels, predicted labels, genes) after the shared input checks."""
     r_labels = _labels(real, pert_col, "real")
     p_labels = _labels(pred, pert_col, "predicted")
     genes = pd.Index(real.var_names.astype(str))
@@ -355,15 +346,65 @@ def score_de(
             "The real and predicted data have different genes (or gene order); score "
             "predictions over the real data's var_names, in the same order."
         )
-    is_ctrl = r_labels == control
+    return r_labels, p_labels, genes
+
+
+def _perturbations(labels: np.ndarray, control: str, pert_col: str, side: str):
+    is_ctrl = labels == control
     if not is_ctrl.any():
         raise InputError(
-            f"The real data have no control cells ({pert_col} == {control!r}); pass "
+            f"The {side} data have no control cells ({pert_col} == {control!r}); pass "
             "control= naming the control label."
         )
-    perts = sorted(set(r_labels[~is_ctrl].tolist()))
+    perts = sorted(set(labels[~is_ctrl].tolist()))
     if not perts:
-        raise InputError("The real data have only control cells; nothing to score.")
+        raise InputError(f"The {side} data have only control cells; nothing to score.")
+    return is_ctrl, perts
+
+
+def _enough_cells(labels: np.ndarray, perts: list[str], side: str) -> None:
+    few = [p for p in perts if int((labels == p).sum()) < 2]
+    if few:
+        raise InputError(
+            f"The {side} data have fewer than 2 cells for {few[:5]}; a rank test "
+            "needs at least 2 cells per perturbation."
+        )
+
+
+def score_de(
+    real,
+    pred,
+    *,
+    pert_col: str = "target",
+    control: str = "non-targeting",
+    exclude_target: bool = True,
+    control_source: str = "real",
+    allow_fractional: bool = False,
+) -> pd.DataFrame:
+    """cell-eval2 ``--preset vcc2026``'s four DE members per perturbation.
+
+    ``real``, ``pred``: AnnData of integer-count cells (``X`` dense or sparse), the same
+    genes in ``var_names``, each cell's perturbation in ``obs[pert_col]``, control label
+    ``control``. ``exclude_target``: drop each perturbation's own gene where its label
+    names a measured gene (cell-eval2 #172); False keeps it (``--no-target-genes``).
+    ``control_source``: ``"real"`` (the preset's scored leg) tests the predicted cells
+    against the REAL control cells, so the prediction's own control cells are not used;
+    ``"pred"`` (cell-eval2's anchor leg, one split half scored against the other) tests
+    each side against its own control cells, each side with its own CPM gate.
+    ``allow_fractional``: accept fractional predicted values (a mean baseline;
+    cell-eval2's ``allow_fractional_counts``); the real side must hold integers.
+
+    Returns one row per non-control perturbation of ``real`` (index ``perturbation``,
+    sorted) and the columns :data:`COLUMNS`, raw values as cell-eval2's ``results.csv``
+    holds them (NaN where it omits one). Formulas and the differences from cell-eval2:
+    module docstring.
+    """
+    if control_source not in ("real", "pred"):
+        raise InputError(
+            f"control_source must be 'real' or 'pred', not {control_source!r}."
+        )
+    r_labels, p_labels, genes = _check_pair(real, pred, pert_col, control)
+    is_ctrl, perts = _perturbations(r_labels, control, pert_col, "real")
     pred_perts = set(p_labels[p_labels != control].tolist())
     missing = [p for p in perts if p not in pred_perts]
     extra = sorted(pred_perts - set(perts))
@@ -373,18 +414,87 @@ def score_de(
             f"The predictions' perturbations differ from the truth's ({what}); predict "
             "every perturbation of the real data and no other."
         )
-    for side, labels in (("real", r_labels), ("predicted", p_labels)):
-        few = [p for p in perts if int((labels == p).sum()) < 2]
-        if few:
-            raise InputError(
-                f"The {side} data have fewer than 2 cells for {few[:5]}; a rank test "
-                "needs at least 2 cells per perturbation."
-            )
+    _enough_cells(r_labels, perts, "real")
+    _enough_cells(p_labels, perts, "predicted")
     r_cpm = counts_to_cpm(_counts(real, "real"))
-    p_keep = p_labels != control
-    p_cpm = counts_to_cpm(_counts(pred[p_keep], "predicted"))
     ctrl_cpm = r_cpm[is_ctrl]
     de_real = de_arrays(r_cpm[~is_ctrl], r_labels[~is_ctrl], ctrl_cpm, perts=perts)
-    de_pred = de_arrays(p_cpm, p_labels[p_keep], ctrl_cpm, perts=perts)
+    if control_source == "pred":
+        p_ctrl, _ = _perturbations(p_labels, control, pert_col, "predicted")
+        p_all = counts_to_cpm(_counts(pred, "predicted", fractional=allow_fractional))
+        p_cpm, p_lab, p_ref = p_all[~p_ctrl], p_labels[~p_ctrl], p_all[p_ctrl]
+    else:
+        p_keep = p_labels != control
+        p_cpm = counts_to_cpm(
+            _counts(pred[p_keep], "predicted", fractional=allow_fractional)
+        )
+        p_lab, p_ref = p_labels[p_keep], ctrl_cpm
+    de_pred = de_arrays(p_cpm, p_lab, p_ref, perts=perts)
     targets = resolved_targets(perts, genes, de_real["kept"]) if exclude_target else {}
     return metrics_from_arrays(de_real, de_pred, genes, perts=perts, targets=targets)
+
+
+def lfc_nmae_reference(
+    real,
+    halves: tuple,
+    *,
+    pert_col: str = "target",
+    control: str = "non-targeting",
+    exclude_target: bool = True,
+) -> pd.Series:
+    """cell-eval2's split-half reference of ``de_wilcoxon_lfc_nmae``, per perturbation
+    (``lfc_nmae_ref.py::compute_lfc_nmae_reference``, column ``nmae_ref_raw``; the
+    anchor's value for this member, ``anchor.py::_lfc_nmae_raw``, is its mean).
+
+    ``real``: all real count cells; ``halves``: ``(half_a, half_b)``, a disjoint split
+    of ``real`` that splits the control too (the caller makes it, as cell-eval2's
+    ``ceiling.py::_disjoint_halves``); ``pert_col``, ``control``,
+    ``exclude_target``: as in :func:`score_de`. Three DE tables, each against its own
+    control cells and CPM gate: the full data's gives the gate ``S_t`` (significant,
+    finite log2FC, own gene excluded) and the denominator, the halves' the numerator::
+
+        ref_t = mean_{S_t} |lfc^A_tg - lfc^B_tg| / mean_{S_t} |lfc^full_tg|
+
+    a log2FC missing from a half (gene outside its gate) read as 0; NaN where
+    ``|S_t| < 10`` or the denominator is 0 or not finite. Index ``perturbation``.
+    """
+    half_a, half_b = halves
+    labels, _, genes = _check_pair(real, half_a, pert_col, control)
+    _check_pair(real, half_b, pert_col, control)
+    is_ctrl, perts = _perturbations(labels, control, pert_col, "real")
+    cpm = counts_to_cpm(_counts(real, "real"))
+    full = _masked(
+        de_arrays(cpm[~is_ctrl], labels[~is_ctrl], cpm[is_ctrl], perts=perts)
+    )
+    sides = []
+    for name, half in (("first half", half_a), ("second half", half_b)):
+        lab = _labels(half, pert_col, name)
+        h_ctrl, _ = _perturbations(lab, control, pert_col, name)
+        _enough_cells(lab, [p for p in perts if p in set(lab.tolist())], name)
+        absent = [p for p in perts if not (lab == p).any()]
+        if absent:
+            raise InputError(
+                f"The {name} has no cells of {absent[:5]}; split every perturbation "
+                "with at least 2 cells into both halves."
+            )
+        h_cpm = counts_to_cpm(_counts(half, name))
+        de = de_arrays(h_cpm[~h_ctrl], lab[~h_ctrl], h_cpm[h_ctrl], perts=perts)
+        sides.append(np.where(de["kept"], de["lfc"], np.nan))
+    targets = resolved_targets(perts, genes, full["kept"]) if exclude_target else {}
+    out = []
+    for i, p in enumerate(perts):
+        use = full["kept"].copy()
+        if p in targets:
+            use[targets[p]] = False
+        r_lfc = full["lfc"][i]
+        gate = np.flatnonzero(_sig(full["p_adj"][i], r_lfc) & use & np.isfinite(r_lfc))
+        a = np.where(np.isfinite(sides[0][i]), sides[0][i], 0.0)
+        b = np.where(np.isfinite(sides[1][i]), sides[1][i], 0.0)
+        den = np.abs(r_lfc[gate]).mean() if gate.size else np.nan
+        if gate.size < MIN_GATE_SIZE or not (np.isfinite(den) and den != 0.0):
+            out.append(np.nan)
+        else:
+            out.append(float(np.abs(a[gate] - b[gate]).mean() / den))
+    return pd.Series(
+        out, index=pd.Index(perts, name="perturbation"), name="nmae_ref_raw"
+    )
