@@ -14,8 +14,9 @@ without a GPU and without pdex resolves to scanpy; ``input_type="counts"``,
 ``filter_gene_min_cpm_cell=5``, ``fdr_scope="per_pert"``). Counts ``x_cg`` of cell
 ``c`` and gene ``g`` become ``cpm_cg = x_cg / (sum_g' x_cg' / 1e6)`` (scanpy
 ``normalize_total``; ``_to_linear``). For each perturbation ``t`` against the control
-``0`` (under ``control_source="real"`` the control cells are the REAL ones on both
-sides: ``run.py::_pred_de_input`` folds the real control into the predictions):
+``0`` (under ``control_source="real"``, the preset's, the control cells are the REAL
+ones on both sides: ``run.py::_pred_de_input`` folds the real control into the
+predictions; under ``"pred"``, the anchor's, each side uses its own):
 
 * ``lfc_tg = log2((m_tg + 1e-9) / (m_0g + 1e-9))``, ``m`` the arithmetic mean of
   ``cpm`` over the group's cells (``_lfc_from_means``);
@@ -24,7 +25,8 @@ sides: ``run.py::_pred_de_input`` folds the real control into the predictions):
   tie_correct=True, reference=control)`` (``_de_scanpy_pvalues``; the book's
   :func:`helpers.metrics.vcc.wilcoxon_vs_control`, which equals scanpy);
 * gene gate: keep gene ``g`` iff the control's mean CPM ``m_0g > 5`` - one gene set for
-  every perturbation and for both sides (``_apply_cpm_filter``, #351);
+  every perturbation (``_apply_cpm_filter``, #351); a gene outside it has no row in
+  that side's table (the same set on both sides when they share the control);
 * ``q_tg``: Benjamini-Hochberg over the kept genes of ``t`` (``_bh_per_target``,
   ``scipy.stats.false_discovery_control``). Significant: ``q_tg < 0.05``; a NaN
   ``lfc`` is never significant (``de.py::apply_nan_policy``, ``nan_lfc_policy="mask"``).
@@ -33,18 +35,19 @@ sides: ``run.py::_pred_de_input`` folds the real control into the predictions):
 ``exclude_on_target``, ``partition.py``). A perturbation label that equals a kept gene's
 name "resolves"; its own gene's row leaves every set below, on both sides. A label that
 names no kept gene excludes nothing. ``exclude_target=False`` excludes nothing for any
-label (cell-eval2's ``--no-target-genes``). With ``G`` the kept genes less the target's
-own, ``R_t = {g in G: q^real_tg < 0.05}`` (``N_t = |R_t|``), ``P_t = {g in G:
-q^pred_tg < 0.05}``, and ``A_t = {g in G: lfc^real_tg finite and != 0}`` (genes whose
-direction the reference can adjudicate):
+label (cell-eval2's ``--no-target-genes``). With ``G^real``, ``G^pred`` each side's kept
+genes less the target's own, ``R_t = {g in G^real: q^real_tg < 0.05}`` (``N_t =
+|R_t|``), ``P_t = {g in G^pred: q^pred_tg < 0.05}``, and ``A_t = {g in G^real ∩
+G^pred: lfc^real_tg not NaN and != 0}`` (genes in both tables whose direction the
+reference can adjudicate):
 
 * ``de_wilcoxon_sig_jaccard`` (``metrics/de.py::de_sig_jaccard``)::
 
       J_t = |R_t ∩ P_t| / |R_t ∪ P_t|,   1 when R_t and P_t are both empty
 
 * ``de_wilcoxon_lfc_nmae`` (``metrics/de.py::de_lfc_nmae``, ``min_gate_size=10``), over
-  the gate ``S_t = {g in R_t: lfc^real_tg finite}``, a non-finite predicted ``lfc`` read
-  as 0::
+  the gate ``S_t = {g in R_t: lfc^real_tg finite}``, a non-finite or absent predicted
+  ``lfc`` read as 0::
 
       nmae_t = mean_{S_t} |lfc^pred_tg - lfc^real_tg| / mean_{S_t} |lfc^real_tg|
 
@@ -59,14 +62,19 @@ direction the reference can adjudicate):
 
 * ``de_wilcoxon_direction_reach_raw`` (``metrics/direction.py::de_direction_reach`` with
   ``universe="adjudicated"``, ``corrected=False``; ``_purity_curve``, ``_k_star``). Rank
-  the genes of ``R_t`` by the PREDICTION: significant first, then ``q^pred`` ascending,
-  ``p^pred`` ascending (NaN last), ``|lfc^pred|`` descending (NaN last), gene name. For
-  each prefix, ``d`` = its genes in ``A_t`` and ``m`` = its sign matches; with
-  ``REACH_PURITY_FLOOR = 0.9``::
+  the genes of ``R_t ∩ G^pred`` by the PREDICTION: significant first, then ``q^pred``
+  ascending, ``p^pred`` ascending (NaN last), ``|lfc^pred|`` descending (NaN last), gene
+  name. For each prefix, ``d`` = its genes in ``A_t`` and ``m`` = its sign matches;
+  with ``REACH_PURITY_FLOOR = 0.9``::
 
       k*_t = max {d : d > 0 and m / d >= 0.9} (0 if none),   reach_t = k*_t / N_t
 
   NaN when ``N_t = 0``.
+
+:func:`lfc_nmae_reference` is the split-half reference that cell-eval2's anchor puts in
+place of ``de_wilcoxon_lfc_nmae``'s own split value (``lfc_nmae_ref.py``,
+``anchor.py::_lfc_nmae_raw``): the same ratio with the two halves' log2FCs in the
+numerator and the full data's gate and denominator.
 
 **Differences from the peer.** (1) cell-eval2 refuses a panel where no label resolves to
 a gene (``de.py::require_resolution``, the construct-ID guard); here such a panel is
@@ -74,11 +82,12 @@ scored without exclusion, as :mod:`helpers.metrics.vcc` does, since the book's l
 are gene names and an unmeasured target is ordinary (the caller can see it:
 :func:`resolved_targets`). (2) A perturbation with fewer than 2 cells on either side, or
 an absent one, is refused with :class:`~helpers.errors.InputError` (scanpy's rank test
-refuses one cell; cell-eval2 refuses differing target sets). (3) Floating-point sums run
-in another order than polars' (means, the BH step-up is the same scipy call), so values
-agree to about 1e-12, not bit for bit; ``tests/parity/test_parity_vcc2026_de.py`` runs
+refuses one cell; cell-eval2 refuses differing target sets). (3) Means are summed in
+another order than polars' (the BH step-up is the same scipy call), so values agree to a
+few 1e-16 rather than bit for bit; ``tests/parity/test_parity_vcc2026_de.py`` runs
 cell-eval2 itself and states the tolerance. (4) No GPU backend (gpudge) and no pdex:
-cell-eval2's DE numbers "differ between engines", and this module is its scanpy path.
+cell-eval2's DE numbers "differ between engines", and this module is its CPU scanpy
+path, the one cell-eval2 takes on a machine without a GPU and without pdex.
 """
 
 from __future__ import annotations

@@ -287,15 +287,62 @@ def test_guards(pair):
         v.score_de(real[:0].copy(), pred)
     with pytest.raises(InputError, match="no obs column"):
         v.score_de(real, pred, pert_col="gene")
-    one = real[(real.obs["target"] != "DRUG").to_numpy() | (np.arange(real.n_obs) == 0)]
     keep = (real.obs["target"] != "DRUG").to_numpy()
-    keep[np.flatnonzero(~keep)[0]] = True
+    keep[np.flatnonzero(~keep)[0]] = True  # one DRUG cell left
     with pytest.raises(InputError, match="fewer than 2 cells"):
         v.score_de(real[keep].copy(), pred)
-    del one
+    with pytest.raises(InputError, match="control_source"):
+        v.score_de(real, pred, control_source="both")
+    no_ctrl = pred[pred.obs["target"] != CONTROL].copy()
+    with pytest.raises(InputError, match="predicted data have no control"):
+        v.score_de(real, no_ctrl, control_source="pred")
+    # fractional predictions only where allowed; the real side never
+    v.score_de(real, frac, allow_fractional=True)
+    with pytest.raises(InputError, match="not integers"):
+        v.score_de(_with(real, X=real.X + 0.5), pred, allow_fractional=True)
 
 
 def test_sparse_input_equals_dense(pair):
     real, pred = pair
     sparse = _with(real, X=sp.csr_matrix(real.X))
     pd.testing.assert_frame_equal(v.score_de(sparse, pred), v.score_de(real, pred))
+
+
+def test_pred_control_with_the_real_control_is_the_real_control_score(pair):
+    """``control_source="pred"`` with the prediction's control cells equal to the real
+    ones gives the ``"real"`` score (the only difference is whose control is used)."""
+    real, pred = pair
+    ctrl_real = real[real.obs["target"] == CONTROL]
+    swapped = ad.concat([pred[pred.obs["target"] != CONTROL], ctrl_real])
+    swapped.obs_names_make_unique()
+    pd.testing.assert_frame_equal(
+        v.score_de(real, swapped, control_source="pred"), v.score_de(real, pred)
+    )
+
+
+def test_lfc_nmae_reference_closed_forms(pair):
+    real, _ = pair
+    # two identical halves: |lfc_A - lfc_B| = 0 on every gated gene -> 0 exactly; NaN
+    # where the perturbation has fewer than 10 gated genes (G002, no effect)
+    ref = v.lfc_nmae_reference(real, (real, real))
+    assert list(ref.index) == sorted(ref.index) and ref.index.name == "perturbation"
+    assert (ref.dropna() == 0.0).all() and ref.notna().sum() >= 5
+    assert np.isnan(ref["G002"])
+    # a half whose effect is flat (its perturbed cells are its control cells): its
+    # log2FC is 0 on every gated gene, the other half equals the full data -> the
+    # numerator is the denominator -> 1
+    labels = real.obs["target"].astype(str).to_numpy()
+    ctrl = np.flatnonzero(labels == CONTROL)
+    blocks, names = [real[ctrl].X], [CONTROL] * len(ctrl)
+    for p in sorted(set(labels) - {CONTROL}):
+        blocks.append(real[ctrl].X)
+        names += [p] * len(ctrl)
+    flat = ad.AnnData(
+        np.vstack(blocks),
+        obs=pd.DataFrame({"target": names}, index=[f"f{i}" for i in range(len(names))]),
+        var=real.var.copy(),
+    )
+    one = v.lfc_nmae_reference(real, (real, flat))
+    np.testing.assert_allclose(one.dropna(), 1.0, rtol=1e-12)
+    with pytest.raises(InputError, match="has no cells of"):
+        v.lfc_nmae_reference(real, (real, real[real.obs["target"] != "DRUG"].copy()))
