@@ -34,7 +34,9 @@ predictions; under ``"pred"``, the anchor's, each side uses its own):
 **Target exclusion** (cell-eval2 #172; ``de.py::resolve_target_genes`` and
 ``exclude_on_target``, ``partition.py``). A perturbation label that equals a kept gene's
 name "resolves"; its own gene's row leaves every set below, on both sides. A label that
-names no kept gene excludes nothing. ``exclude_target=False`` excludes nothing for any
+names no kept gene excludes nothing. ``targets=`` (a callable label -> genes) replaces
+the label by its genes, e.g. both genes of a book double ``A+B``, which cell-eval2
+cannot resolve. ``exclude_target=False`` excludes nothing for any
 label (cell-eval2's ``--no-target-genes``). With ``G^real``, ``G^pred`` each side's kept
 genes less the target's own, ``R_t = {g in G^real: q^real_tg < 0.05}`` (``N_t =
 |R_t|``), ``P_t = {g in G^pred: q^pred_tg < 0.05}``, and ``A_t = {g in G^real ∩
@@ -221,15 +223,25 @@ def de_arrays(
 
 
 def resolved_targets(
-    perts: list[str], genes: pd.Index, kept: np.ndarray
-) -> dict[str, int]:
-    """{perturbation: column of its own gene} for the labels that name a kept gene
-    (cell-eval2 ``de.py::resolve_target_genes``: exact label = feature name).
+    perts: list[str], genes: pd.Index, kept: np.ndarray, *, targets=None
+) -> dict[str, list[int]]:
+    """{perturbation: columns of its own genes} for the labels whose target genes are
+    kept genes (cell-eval2 ``de.py::resolve_target_genes``: the label equals a feature
+    name in the real DE table); labels that resolve to nothing are left out.
 
-    ``perts``: perturbation labels; ``genes``: gene names; ``kept``: the gate's mask.
+    ``perts``: perturbation labels; ``genes``: gene names; ``kept``: the real side's CPM
+    gate; ``targets``: None (the label is the gene, cell-eval2's rule) or a callable
+    label -> gene names (the book's doubles ``A+B`` name two genes; cell-eval2's
+    ``target_gene_map`` maps a label to one).
     """
     where = {str(g): j for j, g in enumerate(genes) if kept[j]}
-    return {p: where[p] for p in perts if p in where}
+    out = {}
+    for p in perts:
+        names = [p] if targets is None else [str(g) for g in targets(p)]
+        cols = sorted({where[g] for g in names if g in where})
+        if cols:
+            out[p] = cols
+    return out
 
 
 def _masked(de: dict) -> dict:
@@ -300,10 +312,11 @@ def metrics_from_arrays(
     ``real``, ``pred``: the truth's and the prediction's DE over the same genes (each
     with its own CPM gate ``kept``: the same one when both use the real control);
     ``genes``: the gene names; ``perts``: the perturbations (rows of both);
-    ``targets``: {perturbation: own gene's column} to exclude (:func:`resolved_targets`,
-    or {} to exclude nothing). A gene outside a side's gate is absent from that side's
-    table, as in cell-eval2: it is in neither set, the prediction's log2FC there reads
-    as 0 (``lfc_nmae``) and it is not ranked (direction). Formulas: module docstring.
+    ``targets``: {perturbation: its own genes' columns} to exclude
+    (:func:`resolved_targets`, or {} to exclude nothing). A gene outside a side's gate
+    is absent from that side's table, as in cell-eval2: it is in neither set, the
+    prediction's log2FC there reads as 0 (``lfc_nmae``) and it is not ranked
+    (direction). Formulas: module docstring.
     """
     real, pred = _masked(real), _masked(pred)
     names = np.asarray(genes, dtype=str)
@@ -389,6 +402,7 @@ def score_de(
     exclude_target: bool = True,
     control_source: str = "real",
     allow_fractional: bool = False,
+    targets=None,
 ) -> pd.DataFrame:
     """cell-eval2 ``--preset vcc2026``'s four DE members per perturbation.
 
@@ -402,6 +416,8 @@ def score_de(
     each side against its own control cells, each side with its own CPM gate.
     ``allow_fractional``: accept fractional predicted values (a mean baseline;
     cell-eval2's ``allow_fractional_counts``); the real side must hold integers.
+    ``targets``: None (a label is its own target gene) or a callable label -> gene
+    names (:func:`resolved_targets`).
 
     Returns one row per non-control perturbation of ``real`` (index ``perturbation``,
     sorted) and the columns :data:`COLUMNS`, raw values as cell-eval2's ``results.csv``
@@ -439,8 +455,10 @@ def score_de(
         )
         p_lab, p_ref = p_labels[p_keep], ctrl_cpm
     de_pred = de_arrays(p_cpm, p_lab, p_ref, perts=perts)
-    targets = resolved_targets(perts, genes, de_real["kept"]) if exclude_target else {}
-    return metrics_from_arrays(de_real, de_pred, genes, perts=perts, targets=targets)
+    own = {}
+    if exclude_target:
+        own = resolved_targets(perts, genes, de_real["kept"], targets=targets)
+    return metrics_from_arrays(de_real, de_pred, genes, perts=perts, targets=own)
 
 
 def lfc_nmae_reference(
@@ -450,6 +468,7 @@ def lfc_nmae_reference(
     pert_col: str = "target",
     control: str = "non-targeting",
     exclude_target: bool = True,
+    targets=None,
 ) -> pd.Series:
     """cell-eval2's split-half reference of ``de_wilcoxon_lfc_nmae``, per perturbation
     (``lfc_nmae_ref.py::compute_lfc_nmae_reference``, column ``nmae_ref_raw``; the
@@ -458,9 +477,10 @@ def lfc_nmae_reference(
     ``real``: all real count cells; ``halves``: ``(half_a, half_b)``, a disjoint split
     of ``real`` that splits the control too (the caller makes it, as cell-eval2's
     ``ceiling.py::_disjoint_halves``); ``pert_col``, ``control``,
-    ``exclude_target``: as in :func:`score_de`. Three DE tables, each against its own
-    control cells and CPM gate: the full data's gives the gate ``S_t`` (significant,
-    finite log2FC, own gene excluded) and the denominator, the halves' the numerator::
+    ``exclude_target``, ``targets``: as in :func:`score_de`. Three DE tables, each
+    against its own control cells and CPM gate: the full data's gives the gate ``S_t``
+    (significant, finite log2FC, own genes excluded) and the denominator, the halves'
+    the numerator::
 
         ref_t = mean_{S_t} |lfc^A_tg - lfc^B_tg| / mean_{S_t} |lfc^full_tg|
 
@@ -489,12 +509,14 @@ def lfc_nmae_reference(
         h_cpm = counts_to_cpm(_counts(half, name))
         de = de_arrays(h_cpm[~h_ctrl], lab[~h_ctrl], h_cpm[h_ctrl], perts=perts)
         sides.append(np.where(de["kept"], de["lfc"], np.nan))
-    targets = resolved_targets(perts, genes, full["kept"]) if exclude_target else {}
+    own = {}
+    if exclude_target:
+        own = resolved_targets(perts, genes, full["kept"], targets=targets)
     out = []
     for i, p in enumerate(perts):
         use = full["kept"].copy()
-        if p in targets:
-            use[targets[p]] = False
+        if p in own:
+            use[own[p]] = False
         r_lfc = full["lfc"][i]
         gate = np.flatnonzero(_sig(full["p_adj"][i], r_lfc) & use & np.isfinite(r_lfc))
         a = np.where(np.isfinite(sides[0][i]), sides[0][i], 0.0)

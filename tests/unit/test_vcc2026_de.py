@@ -232,8 +232,26 @@ def test_de_arrays_equal_scipy_mannwhitney_and_bh():
 
 def test_resolved_targets_need_a_kept_gene():
     genes = pd.Index(["A", "B", "C"])
-    got = v.resolved_targets(["A", "B", "X"], genes, np.array([True, False, True]))
-    assert got == {"A": 0}  # B is gated away, X names no gene
+    kept = np.array([True, False, True])
+    got = v.resolved_targets(["A", "B", "X"], genes, kept)
+    assert got == {"A": [0]}  # B is gated away, X names no gene
+    # a callable maps a double to both of its genes (only the kept ones count)
+    both = v.resolved_targets(
+        ["A+C", "B+C"], genes, kept, targets=lambda p: p.split("+")
+    )
+    assert both == {"A+C": [0, 2], "B+C": [2]}
+
+
+def test_a_double_excludes_both_genes():
+    genes = list("abcdef")
+    real = _de(np.ones(6), [S, S, S, N, N, N])  # R = {a, b, c}
+    pred = _de(np.ones(6), [N, S, S, S, N, N])  # P = {b, c, d}
+    # "b+c" without b and c: R = {a}, P = {d} -> 0 / 2
+    own = v.resolved_targets(
+        ["b+c"], pd.Index(genes), np.ones(6, bool), targets=lambda p: p.split("+")
+    )
+    got = _score(real, pred, genes, own, pert="b+c")
+    assert got["de_wilcoxon_sig_jaccard"] == 0.0
 
 
 # --- score_de: the switch and the guards ----------------------------------------------
