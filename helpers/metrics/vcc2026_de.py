@@ -84,7 +84,9 @@ scored without exclusion, as :mod:`helpers.metrics.vcc` does, since the book's l
 are gene names and an unmeasured target is ordinary (the caller can see it:
 :func:`resolved_targets`). (2) A perturbation with fewer than 2 cells on either side, or
 an absent one, is refused with :class:`~helpers.errors.InputError` (scanpy's rank test
-refuses one cell; cell-eval2 refuses differing target sets). (3) Means are summed in
+refuses one cell; cell-eval2 refuses differing target sets). Under
+``control_source="real"`` the prediction's own control cells are neither used nor
+checked (cell-eval2 validates the whole file). (3) Means are summed in
 another order than polars' (the BH step-up is the same scipy call), so values agree to a
 few 1e-16 rather than bit for bit; ``tests/parity/test_parity_vcc2026_de.py`` runs
 cell-eval2 itself and states the tolerance. (4) No GPU backend (gpudge) and no pdex:
