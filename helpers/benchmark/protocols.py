@@ -89,6 +89,9 @@ __all__ = [
     "score_protocol",
     "decompose",
     "decomposition_table",
+    "testable",
+    "flip_counts",
+    "findings",
     "figure",
 ]
 
@@ -526,8 +529,9 @@ def _with_status(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def decomposition_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """The decomposition as one wide table: rows (task, claim, metric role), columns
-    the protocols; each cell ``status: effect [lower, upper]`` (module docstring).
+    """The decomposition as one wide table: rows the testable (task, claim, metric
+    role) (:func:`testable`), columns the protocols; each cell ``status: effect
+    [lower, upper]`` (module docstring).
 
     ``table``: :func:`decompose`'s long table (several tasks concatenated);
     ``digits``: rounding of the effect and interval.
@@ -543,11 +547,104 @@ def decomposition_table(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             f"[{row.lower:.{digits}g}, {row.upper:.{digits}g}]"
         )
 
+    table = testable(table)
     order = list(pd.unique(table["protocol"]))
     wide = table.assign(cell=table.apply(cell, axis=1)).pivot(
         index=["task", "key", "role"], columns="protocol", values="cell"
     )
     return wide[order]
+
+
+def testable(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`decompose`'s table whose (task, claim, metric role) is
+    testable under at least one protocol (a claim about a method no protocol has, e.g.
+    a deep model on the simulator, says nothing about protocols).
+
+    ``table``: :func:`decompose`'s long table.
+    """
+    keys = ["task", "key", "role"]
+    some = table.groupby(keys, sort=False)["result"].transform(
+        lambda r: (r != "not testable").any()
+    )
+    return table[some.astype(bool)]
+
+
+def flip_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """How many testable (task, claim, metric role) rows (:func:`testable`) each
+    protocol leaves in each status (holds, fails, flips, undecided, not testable);
+    rows = protocols in table order.
+
+    ``table``: :func:`decompose`'s long table (several tasks concatenated).
+    """
+    table = testable(table)
+    order = list(pd.unique(table["protocol"]))
+    counts = table.groupby("protocol")["status"].value_counts().unstack(fill_value=0)
+    columns = [s for s in _COLOURS if s in counts.columns]
+    return counts.reindex(index=order)[columns]
+
+
+def _describe(row) -> str:
+    if row.result == "not testable":
+        return "not testable"
+    head = f"flips to {row.result}" if row.status == "flips" else row.result
+    return (
+        f"{head} (support {row.support:.2f}, margin {row.effect:.3g} "
+        f"[{row.lower:.3g}, {row.upper:.3g}], {row.n_conditions} perturbations x "
+        f"{row.n_splits} split(s))"
+    )
+
+
+def findings(table: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
+    """The decomposition's verdicts as Markdown bullets, one per testable (task, claim,
+    metric role), written from :func:`decompose`'s table: the result under the paper's
+    protocol, what changing each single choice does to it, and the result under
+    CellSimBench's protocol, each with support, margin (positive = the claim holds) and
+    95% interval; then one line naming the claims no protocol can test.
+
+    ``table``: :func:`decompose`'s long table; ``labels``: task -> how to name its data.
+    """
+    labels = labels or {}
+    lines = []
+    keys = ["task", "key", "role"]
+    kept = testable(table)
+    for (task, key, role), part in kept.groupby(keys, sort=False):
+        part = part.set_index("protocol")
+        paper = part.loc[PAPER.name]
+        detail = [f"paper's protocol ({paper.metric}): {_describe(paper)}"]
+        changes: dict[str, list[str]] = {}
+        for row in part[part["changed"].isin(CHOICES)].itertuples():
+            if row.result == paper.result:
+                phrase = "unchanged"
+            elif row.status == "flips":
+                phrase = f"flips to {row.result} (support {row.support:.2f})"
+            elif row.result == "not testable":
+                phrase = "not testable"
+            else:
+                phrase = f"{row.result} (support {row.support:.2f})"
+            changes.setdefault(phrase, []).append(row.changed)
+        for phrase, choices in changes.items():
+            detail.append(f"changing the {' or the '.join(choices)}: {phrase}")
+        if CELLSIMBENCH.name in part.index:
+            other = part.loc[CELLSIMBENCH.name]
+            detail.append(
+                f"CellSimBench's protocol ({other.metric}): {_describe(other)}"
+            )
+        where = labels.get(task, task)
+        claim = part["claim"].iloc[0]
+        lines.append(
+            f"- *{claim}* ({where}, {role} metric): " + "; ".join(detail) + "."
+        )
+    dropped = table.drop(kept.index)[["task", "claim"]].drop_duplicates()
+    if len(dropped):
+        names = "; ".join(
+            f"*{row.claim}* ({labels.get(row.task, row.task)})"
+            for row in dropped.itertuples()
+        )
+        lines.append(
+            "- Not testable under any protocol (a method it needs is missing): "
+            f"{names}."
+        )
+    return "\n".join(lines)
 
 
 _COLOURS = {
@@ -560,9 +657,9 @@ _COLOURS = {
 
 
 def figure(table: pd.DataFrame, *, labels: dict[str, str] | None = None):
-    """One figure: rows (task, claim, metric role), columns the protocols; each cell
-    coloured by its status (holds, fails, flips against the paper's protocol,
-    undecided, not testable) and labelled with its support.
+    """One figure: rows the testable (task, claim, metric role), columns the
+    protocols; each cell coloured by its status (holds, fails, flips against the
+    paper's protocol, undecided, not testable) and labelled with its support.
 
     ``table``: :func:`decompose`'s long table; ``labels``: task -> how to name its data
     (e.g. "SYNTHETIC doubles"). Returns the matplotlib figure.
@@ -572,6 +669,7 @@ def figure(table: pd.DataFrame, *, labels: dict[str, str] | None = None):
     from matplotlib.patches import Patch
 
     labels = labels or {}
+    table = testable(table)
     order = list(pd.unique(table["protocol"]))
     rows = table[["task", "key", "role"]].drop_duplicates().reset_index(drop=True)
     statuses = list(_COLOURS)
