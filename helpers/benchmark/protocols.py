@@ -391,8 +391,8 @@ def _effects(resampled: dict, claim, metric: str) -> tuple[float, float, float]:
 
 
 def claim_methods(task: Task) -> list[str]:
-    """The task's reference methods that a claim of its kind names (the others cannot
-    change a verdict; fitting them would only cost time)."""
+    """The reference methods of ``task`` that a claim of its kind names (the others
+    cannot change a verdict; fitting them would only cost time)."""
     named = {
         m
         for claim in CLAIMS

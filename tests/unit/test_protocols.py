@@ -216,3 +216,52 @@ def test_figure_has_one_cell_per_variant_and_claim(decomposed):
 def test_paper_profile_task_is_registered():
     for name in protocols.PROFILE_TASKS["paper"]:
         assert benchmark.get_task(name).kind == "single"
+
+
+def test_findings_and_counts_are_written_from_the_table():
+    rows = []
+    for protocol, changed, result, support in [
+        ("paper", "none", "fails", 0.0),
+        ("paper + split", "split", "fails", 0.01),
+        ("paper + genes", "genes", "fails", 0.0),
+        ("paper + metric", "metric", "holds", 0.99),
+        ("paper + reference", "reference", "undecided", 0.6),
+        ("cellsimbench", "split, genes, metric, reference", "holds", 0.98),
+    ]:
+        rows.append(
+            {
+                "task": "t",
+                "protocol": protocol,
+                "changed": changed,
+                "metric": "l2",
+                "key": "k",
+                "claim": "A beats B",
+                "role": "error",
+                "n_conditions": 7,
+                "n_splits": 2,
+                "effect": 0.5 if result == "holds" else -0.5,
+                "lower": 0.1 if result == "holds" else -0.9,
+                "upper": 0.9 if result == "holds" else -0.1,
+                "support": support,
+                "result": result,
+            }
+        )
+    # a claim no protocol can test
+    rows.append(
+        rows[0]
+        | {"key": "gone", "claim": "C beats D", "result": "not testable"}
+        | {"effect": np.nan, "support": np.nan}
+    )
+    table = protocols._with_status(pd.DataFrame(rows))
+    text = protocols.findings(table, {"t": "toy data"})
+    assert "changing the metric: flips to holds (support 0.99)" in text
+    assert "changing the reference: undecided (support 0.60)" in text
+    assert "changing the split or the genes: unchanged" in text
+    assert "CellSimBench's protocol (l2): flips to holds (support 0.98" in text
+    assert (
+        "Not testable under any protocol" in text and "*C beats D* (toy data)" in text
+    )
+    counts = protocols.flip_counts(table)
+    assert counts.loc["paper + metric", "flips"] == 1
+    assert counts.loc["paper", "fails"] == 1
+    assert counts.to_numpy().sum() == 6  # the untestable claim is left out
