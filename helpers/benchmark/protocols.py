@@ -8,7 +8,9 @@ is four of them (:class:`Protocol`):
 
 * ``split``: ``"paper"`` - the task's seeded splits (:mod:`helpers.splits`, the paper's
   partitions; ``method_spec.md`` sections 2.1 and 4.1) - or ``"cv5"`` - 5-fold
-  cross-validation over the perturbations (CellSimBench): the task's perturbations of
+  cross-validation over the perturbations (CellSimBench's split as scPertEval's
+  authors describe it; scPertEval itself has no splits, and the fold assignment here
+  is the book's own, not CellSimBench's code): the task's perturbations of
   its kind (the doubles whose singles are measured, or the singles) are shuffled with a
   seed and dealt into 5 folds; each fold is held out once, everything else trains.
 * ``genes``: ``"top1000"`` - the 1,000 genes most expressed in control (the paper,
@@ -21,10 +23,13 @@ is four of them (:class:`Protocol`):
   (:mod:`helpers.metrics.calibrated`; scPertEval ``wmse_exp2`` and
   ``weighted_r2_*_exp2``). Each metric choice is a pair: an **error** metric and a
   **correlation** metric (the R2 of the change plays the correlation's role).
-  CellSimBench also rescales each metric between a negative and a positive control (the
-  DRF); a rescaling by the same two numbers for every method does not change which
-  method ranks first (:mod:`helpers.metrics.calibrated`, ``book_drf``), so the ranking
-  claims below are decided by the weighted metrics themselves.
+  CellSimBench also rescales each metric between a negative and a positive control
+  (the DRF). The book's per-method DRF (a ratio of means,
+  :func:`helpers.metrics.calibrated.book_drf`) orders the methods exactly as the
+  metric's mean does, so it cannot change a ranking claim; the peers' mean of clipped
+  per-condition ratios can, for the reason :mod:`helpers.metrics.calibrated` gives, and
+  is not used to rank methods. The ranking claims below are decided by the weighted
+  metrics themselves.
 * ``reference``: what a change is measured from, for the correlation metric:
   ``"control"`` - the control pseudobulk ``c`` (the paper; scPertEval
   ``pearson_ctrl``) - or ``"perturbed"`` - the equal-weight mean of every *other*
