@@ -458,7 +458,8 @@ def decompose(
     (:func:`helpers.benchmark.verdict.resampled_means`).
 
     Returns (the long table - one row per protocol, claim and metric role: task,
-    protocol, changed, the four choices, claim, key, metric, role, better, worse,
+    protocol, changed, the four choices (split, genes, ``metrics`` - the metric
+    choice - and reference), claim, key, metric (the column), role, better, worse,
     n_conditions, n_splits, effect, lower, upper, support, against, result; and
     protocol name -> per-condition table). The methods are fitted once per split
     choice.
@@ -493,7 +494,10 @@ def decompose(
                     "task": task.name,
                     "protocol": protocol.name,
                     "changed": ", ".join(changed) or "none",
-                    **protocol.choices(),
+                    "split": protocol.split,
+                    "genes": protocol.genes,
+                    "metrics": protocol.metric,
+                    "reference": protocol.reference,
                     "n_genes": len(gene_set(truth, protocol.genes, k=n_top)),
                     "key": row.key,
                     "claim": row.claim,

@@ -269,3 +269,18 @@ def test_findings_and_counts_are_written_from_the_table():
     assert counts.loc["paper + metric", "flips"] == 1
     assert counts.loc["paper", "fails"] == 1
     assert counts.to_numpy().sum() == 6  # the untestable claim is left out
+
+
+def test_long_table_keeps_the_choices_and_the_metric_column(decomposed):
+    _, long, _ = decomposed
+    row = long[long["protocol"] == "paper + metric"].iloc[0]
+    assert (row["split"], row["genes"], row["metrics"], row["reference"]) == (
+        "paper",
+        "top1000",
+        "calibrated",
+        "control",
+    )
+    assert set(long.loc[long["protocol"] == "paper", "metric"]) == {
+        "l2",
+        "pearson_delta",
+    }
