@@ -49,6 +49,7 @@ class MetricInput:
     train: pd.DataFrame
     cells: ad.AnnData | None = None
     cache: dict = field(default_factory=dict)
+    exclude_target: bool = False
 
     @property
     def conditions(self) -> list[str]:
@@ -64,6 +65,7 @@ def metric_input(
     conditions=None,
     cells: ad.AnnData | None = None,
     cache: dict | None = None,
+    exclude_target: bool = False,
 ) -> MetricInput:
     """The :class:`MetricInput` of ``predictions`` on ``split`` (``conditions``: default
     the held-out conditions the predictions cover, in the split's order)."""
@@ -82,4 +84,5 @@ def metric_input(
         train=truth.means.loc[train, genes].astype(np.float64),
         cells=cells,
         cache={} if cache is None else cache,
+        exclude_target=exclude_target,
     )
