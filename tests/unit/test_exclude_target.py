@@ -297,3 +297,54 @@ def test_run_passes_exclude_target_to_every_family(toy_task, exclude, expected):
         assert row[column] == pytest.approx(expected, abs=1e-12), column
     # L2 over all six genes either way: sqrt(9 + 1 + 1 + 9)
     assert row["l2"] == pytest.approx(np.sqrt(20.0))
+
+
+# --- chapter 9's comparison: rescoring a run and comparing the rankings ---------------
+def test_score_excluded_rescores_the_run_without_targets(toy_task):
+    from helpers.benchmark import exclusion, verdict
+
+    mine = Predictions(
+        pd.DataFrame(
+            10.0 + np.array([MINE, [0, 0, 0, 1, 1, 1]], dtype=float),
+            index=["A+B", "A+C"],
+            columns=GENES_DOUBLE,
+        ),
+        "mine",
+        "toy",
+        0,
+    )
+    scored = verdict.score_all(toy_task, {"mine": [mine]}, families="systema")
+    found = exclusion.measured_targets(toy_task)
+    # targets A, B, C (of A, B, C, B+C, A+B, A+C) are all among the 6 genes
+    assert found["measured"] == ["A", "B", "C"] and found["n_genes"] == 6
+    assert found["held_out_measured"] == ["A+B", "A+C"]
+    without = exclusion.score_excluded(toy_task, scored, families="systema")
+    row = without.set_index(["method", "condition"]).loc[("mine", "A+B")]
+    for column in ["pearson_delta", "r", "pearson_delta_perturbed_mean"]:
+        assert row[column] == pytest.approx(-1.0, abs=1e-12), column
+    before = scored.metrics.set_index(["method", "condition"]).loc[("mine", "A+B")]
+    assert before["pearson_delta"] == pytest.approx(77 / 92, abs=1e-12)
+
+
+def test_exclusion_ranks_by_hand():
+    # two methods on two perturbations of one split. With the target: x beats y on
+    # both (0.9 > 0.5, 0.8 > 0.4); without: y beats x on both (0.6 > 0.1, 0.7 > 0.2).
+    # Every resample of the two perturbations keeps both orders: the best method
+    # changes in all of them.
+    keys = pd.DataFrame(
+        {"method": ["x", "x", "y", "y"], "seed": 0, "condition": ["P", "Q"] * 2}
+    )
+    with_t = keys.assign(pearson_delta=[0.9, 0.8, 0.5, 0.4], l2=1.0)
+    without = keys.assign(pearson_delta=[0.1, 0.2, 0.6, 0.7])
+    from helpers.benchmark import exclusion
+
+    out = exclusion.exclusion_ranks(with_t, without, n_boot=50).set_index("method")
+    assert out["rank_with"].to_dict() == {"x": 1.0, "y": 2.0}
+    assert out["rank_without"].to_dict() == {"x": 2.0, "y": 1.0}
+    assert out.loc["x", "mean_with"] == pytest.approx(0.85)
+    assert out.loc["y", "mean_without"] == pytest.approx(0.65)
+    assert (out["best_with"] == "x").all() and (out["best_without"] == "y").all()
+    assert (out["support_change"] == 1.0).all() and (out["result"] == "changes").all()
+    # the same values both ways: the best never changes
+    same = exclusion.exclusion_ranks(with_t, with_t[without.columns], n_boot=50)
+    assert (same["support_change"] == 0.0).all() and (same["result"] == "stays").all()
