@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from ..ceilings import evaluation_truth
 from ..conditions import CONTROL, condition_genes
@@ -83,7 +84,12 @@ def measured_targets(task: Task, *, n_top: int = 1000) -> dict:
 
 
 def score_excluded(
-    task: Task, scored: Scored, *, families="all", n_top: int = 1000
+    task: Task,
+    scored: Scored,
+    *,
+    families="all",
+    n_top: int = 1000,
+    max_splits: int | None = None,
 ) -> pd.DataFrame:
     """The :data:`HONOURING` columns of every method of ``scored``, with each
     condition's targets left out (``exclude_target=True``).
@@ -91,26 +97,39 @@ def score_excluded(
     ``task``, ``scored``: the task and its :func:`helpers.benchmark.verdict.score_all`
     result (its ``predictions`` are rescored; the positive controls are not: they are
     shown, never ranked); ``families``: the families it was scored with; ``n_top``: its
-    evaluation genes. The truth is the one ``score_all`` used: half A of each held-out
-    condition where a family needs cells (:func:`helpers.ceilings.evaluation_truth`,
-    same split seed, same halves), else all cells. Columns: method, seed, condition and
-    the honouring columns of ``families``.
+    evaluation genes; ``max_splits``: rescore only the first splits of ``scored`` (None
+    = all). The truth is the one ``score_all`` used: half A of each held-out condition
+    where a family needs cells (:func:`helpers.ceilings.evaluation_truth`, same split
+    seed, same halves), else all cells. Columns: method, seed, condition and the
+    honouring columns of ``families``.
+
+    The paper's and Systema's columns are recomputed for every condition (the centroid
+    accuracy of one condition depends on the targets of all of them). The calibrated
+    and vcc columns of a condition depend only on that condition (its DE weights, its
+    DE lists); where none of its targets is an evaluation gene the option changes
+    nothing, so only the conditions with a measured target are rescored and the others
+    keep ``scored``'s values, which are the same numbers.
     """
     names = family_names(families)
     truth = task.truth
     genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
     cells = family_cells(task, names, genes)
     splits = {split.seed: split for split in task.splits}
-    missing = [seed for seed in scored.predictions if seed not in splits]
+    seeds = list(scored.predictions)[:max_splits]
+    missing = [seed for seed in seeds if seed not in splits]
     if missing:
         raise InputError(
             f"The scored predictions hold split seeds {missing} that task "
             f"{task.name!r} does not have; pass the score_all result of this task."
         )
+    cheap = [n for n in names if n == "systema"]
+    local = [n for n in names if n not in cheap]
     columns = HONOURING["paper"] + [c for n in names for c in HONOURING[n]]
+    copied = [c for n in local for c in HONOURING[n]]
+    measured = set(genes)
     tables = []
-    for seed, runs in scored.predictions.items():
-        split = splits[seed]
+    for seed in seeds:
+        split, runs = splits[seed], scored.predictions[seed]
         if cells is None:
             reference, reference_cells = truth, None
         else:
@@ -128,19 +147,42 @@ def score_excluded(
             if not len(part):
                 continue
             part = part[_KEYS + HONOURING["paper"]]
-            if names:
-                inp = metric_input(
-                    pred,
-                    reference,
-                    split,
-                    genes,
-                    cells=reference_cells,
-                    cache=cache,
-                    exclude_target=True,
-                )
-                part = part.merge(score_families(inp, names), on=_KEYS, how="left")
+            options = dict(cells=reference_cells, cache=cache, exclude_target=True)
+            if cheap:
+                inp = metric_input(pred, reference, split, genes, **options)
+                part = part.merge(score_families(inp, cheap), on=_KEYS, how="left")
+            if local:
+                part = part.merge(_kept(scored.metrics, part, copied), on=_KEYS)
+                hit = [
+                    c
+                    for c in part["condition"]
+                    if measured.intersection(condition_genes(c))
+                ]
+                if hit:
+                    inp = metric_input(
+                        pred, reference, split, genes, conditions=hit, **options
+                    )
+                    new = score_families(inp, local).set_index(_KEYS)[copied]
+                    part = part.set_index(_KEYS)
+                    part.loc[new.index, copied] = new.to_numpy()
+                    part = part.reset_index()
             tables.append(part)
     return pd.concat(tables, ignore_index=True)[_KEYS + columns]
+
+
+def _kept(
+    metrics: pd.DataFrame, rows: pd.DataFrame, columns: list[str]
+) -> pd.DataFrame:
+    """``metrics``' values of ``columns`` on the (method, seed, condition)s of
+    ``rows``; every row must be there."""
+    keys = rows[_KEYS]
+    found = keys.merge(metrics[_KEYS + columns], on=_KEYS, how="left", indicator=True)
+    if (found["_merge"] != "both").any():
+        raise InputError(
+            "The scored metrics lack rows of the scored predictions; pass the metrics "
+            "and predictions of the same score_all run."
+        )
+    return found.drop(columns="_merge")
 
 
 def exclusion_ranks(
@@ -165,7 +207,8 @@ def exclusion_ranks(
     ``rank_without`` (1 = best among the methods; undefined means get no rank), and per
     metric ``best_with``, ``best_without`` (observed), ``support_change`` (the share of
     resamples whose best method without the targets differs from the one with them,
-    resamples where either is undefined left out), ``n_conditions``, ``n_splits`` and
+    resamples where either is undefined left out), ``support_order_change`` (the share
+    of resamples in which any method's rank differs), ``n_conditions``, ``n_splits`` and
     ``result``: "changes" (support >= ``threshold``), "stays" (support <= 1 -
     ``threshold``) or "undecided".
     """
@@ -198,6 +241,13 @@ def exclusion_ranks(
             if usable.any()
             else float("nan")
         )
+        orders = [_order(v, lower) for v in (a, b)]
+        both = (best_a[1:] >= 0) | (best_b[1:] >= 0)
+        order_change = float(
+            (orders[0][1:] != orders[1][1:]).any(axis=1)[both].mean()
+            if both.any()
+            else np.nan
+        )
         result = (
             "changes"
             if support >= threshold
@@ -221,6 +271,7 @@ def exclusion_ranks(
                     "best_with": order[best_a[0]] if best_a[0] >= 0 else None,
                     "best_without": order[best_b[0]] if best_b[0] >= 0 else None,
                     "support_change": support,
+                    "support_order_change": order_change,
                     "n_conditions": r_with["n_conditions"],
                     "n_splits": r_with["n_splits"],
                     "n_resamples": int(usable.sum()),
@@ -228,6 +279,14 @@ def exclusion_ranks(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _order(values: np.ndarray, lower: bool) -> np.ndarray:
+    """Per row (resample), each method's rank (1 = best, ties share the best rank),
+    0 where its mean is undefined."""
+    v = np.where(np.isfinite(values), values, np.inf if lower else -np.inf)
+    ranks = rankdata(v if lower else -v, method="min", axis=1)
+    return np.where(np.isfinite(values), ranks, 0)
 
 
 def _best_index(values: np.ndarray, lower: bool) -> np.ndarray:

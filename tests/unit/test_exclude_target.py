@@ -345,6 +345,82 @@ def test_exclusion_ranks_by_hand():
     assert out.loc["y", "mean_without"] == pytest.approx(0.65)
     assert (out["best_with"] == "x").all() and (out["best_without"] == "y").all()
     assert (out["support_change"] == 1.0).all() and (out["result"] == "changes").all()
+    assert (out["support_order_change"] == 1.0).all()
     # the same values both ways: the best never changes
     same = exclusion.exclusion_ranks(with_t, with_t[without.columns], n_boot=50)
     assert (same["support_change"] == 0.0).all() and (same["result"] == "stays").all()
+    assert (same["support_order_change"] == 0.0).all()
+
+
+@pytest.fixture
+def cell_task(monkeypatch):
+    """A double screen with cells: targets A, B, C measured, D and E not; held out
+    A+B, B+C (measured targets) and D+E (none measured)."""
+    from helpers.benchmark.tasks import Task
+
+    genes = ["A", "B", "C", "g1", "g2", "g3"]
+    rng = np.random.default_rng(11)
+    blocks, labels = [], []
+    conditions = ["ctrl", "A", "B", "C", "D", "E", "A+B", "B+C", "D+E"]
+    for k, condition in enumerate(conditions):
+        x = rng.gamma(4.0, 0.5, size=(10, len(genes)))
+        for g in condition.split("+"):
+            if g in genes:
+                x[:, genes.index(g)] *= 0.1  # the target knocked down
+        x[:, 3 + k % 3] += 0.5 * (condition != "ctrl")
+        blocks.append(x)
+        labels += [condition] * 10
+    obs = pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(90)])
+    adata = ad.AnnData(
+        np.vstack(blocks).astype(np.float32), obs=obs, var=pd.DataFrame(index=genes)
+    )
+    truth = pseudobulk(adata)
+    task = Task(
+        "toy_cells",
+        "quick",
+        "double",
+        "hand-made",
+        lambda: (adata, truth, None),
+        lambda pb: [
+            holdout_split(pb.conditions, ["A+B", "B+C", "D+E"], dataset="toy", seed=1)
+        ],
+    )
+    monkeypatch.setitem(benchmark.TASKS, task.name, task)
+    return task
+
+
+def test_score_excluded_equals_rescoring_every_condition(cell_task):
+    """Rescoring only the conditions with a measured target (calibrated, vcc) gives
+    the same table as rescoring every condition directly."""
+    from helpers.benchmark import exclusion, verdict
+    from helpers.ceilings import evaluation_truth
+
+    scored = verdict.score_all(cell_task, families="all")
+    got = exclusion.score_excluded(cell_task, scored, families="all")
+    split = cell_task.splits[0]
+    genes = cell_task.truth.genes
+    reference, cells = evaluation_truth(cell_task.truth, cell_task.adata(), split)
+    rows = []
+    for pred in scored.predictions[split.seed].values():
+        inp = metric_input(
+            pred, reference, split, genes, cells=cells, exclude_target=True
+        )
+        table = score_families(inp, "all")
+        paper = evaluate(
+            pred, reference, split, genes=genes, allow_missing=True, exclude_target=True
+        )
+        rows.append(table.merge(paper, on=["method", "seed", "condition"]))
+    direct = pd.concat(rows).set_index(["method", "condition"])
+    got = got.set_index(["method", "condition"])
+    assert len(got) == len(direct) and len(got) >= 3 * 3
+    for column in [c for cs in exclusion.HONOURING.values() for c in cs]:
+        pd.testing.assert_series_equal(
+            got[column], direct.loc[got.index, column], check_names=False
+        )
+    # D+E has no measured target: its values are those scored with the targets
+    before = scored.metrics.set_index(["method", "condition"])
+    de = got.xs("D+E", level="condition")
+    assert np.allclose(
+        de["de_overlap_vcc"],
+        before.xs("D+E", level="condition").loc[de.index, "de_overlap_vcc"],
+    )
