@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextPath
+from matplotlib.ticker import MaxNLocator
 
 from .profiles import dataset_label
 
@@ -37,6 +38,7 @@ __all__ = [
     "similarity_heatmap",
     "rank_lines",
     "metric_ranks",
+    "rank_heatmap",
 ]
 
 TITLE_SIZE = 10
@@ -642,6 +644,31 @@ def rank_lines(
     return ax
 
 
+def _metric_order(lists) -> list[str]:
+    """One order of every metric of several panels: each list's order is kept, a metric
+    missing from the order so far goes right after its predecessor in its own list."""
+    order: list[str] = []
+    for metrics in lists:
+        for i, metric in enumerate(metrics):
+            if metric in order:
+                continue
+            before = metrics[i - 1] if i else None
+            position = order.index(before) + 1 if before in order else len(order)
+            order.insert(position, metric)
+    return order
+
+
+def _groups(labels) -> list[tuple[str, int, int]]:
+    """Consecutive runs of equal ``labels``: (label, first position, last position)."""
+    runs: list[tuple[str, int, int]] = []
+    for i, label in enumerate(labels):
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, runs[-1][1], i)
+        else:
+            runs.append((label, i, i))
+    return runs
+
+
 def metric_ranks(tables: dict[str, tuple[pd.DataFrame, str]], *, width: float = 9.0):
     """How the ranking of the methods moves from metric to metric (chapter 9): one panel
     per task, stacked, x = metrics grouped by family, y = rank (1 = best), one line per
@@ -650,33 +677,140 @@ def metric_ranks(tables: dict[str, tuple[pd.DataFrame, str]], *, width: float = 
     ``tables``: title -> (the long table of :func:`helpers.benchmark.verdict.verdict`,
     dataset). Unranked values (positive controls, undefined metrics) are not drawn.
     Panels are stacked, not side by side, so each keeps its own data label under its
-    title.
+    title. All panels share one x axis (every metric of every panel, in family order, a
+    metric a panel lacks left empty there); its labels are written once, under the
+    last panel, vertically, so that neighbouring names cannot run into each other; the
+    families are named above the first panel.
 
     ``width``: the figure width in inches.
     """
-    fig, axes = plt.subplots(
-        len(tables), 1, figsize=(width, 3.1 * len(tables)), squeeze=False
+    ranked = {title: long[long["rank"].notna()] for title, (long, _) in tables.items()}
+    metrics = _metric_order(
+        [list(dict.fromkeys(part["metric"])) for part in ranked.values()]
     )
-    for ax, (title, (long, dataset)) in zip(axes[:, 0], tables.items()):
-        ranked = long[long["rank"].notna()]
-        metrics = list(dict.fromkeys(ranked["metric"]))
-        families = ranked.drop_duplicates("metric").set_index("metric")["family"]
-        for method, part in ranked.groupby("method", sort=False):
-            part = part.set_index("metric").reindex(metrics)
-            ax.plot(
-                range(len(metrics)), part["rank"].to_numpy(), marker="o", label=method
-            )
-        ax.set_xticks(range(len(metrics)), metrics, rotation=35, ha="right", fontsize=7)
-        edges = [
-            i
-            for i in range(1, len(metrics))
-            if families[metrics[i]] != families[metrics[i - 1]]
-        ]
-        for edge in edges:
-            ax.axvline(edge - 0.5, color="0.8", lw=0.8)
+    family = {}
+    for part in ranked.values():
+        first = part.drop_duplicates("metric").set_index("metric")
+        derived = (
+            first["derived"].astype(bool)
+            if "derived" in first
+            else pd.Series(False, index=first.index)
+        )
+        names = first["family"].astype(str)
+        family |= names.where(~derived, names + " (derived)").to_dict()
+    groups = _groups([family[m] for m in metrics])
+    fig, axes = plt.subplots(
+        len(tables),
+        1,
+        figsize=(width, 2.6 * len(tables) + 2.2),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    position = {m: i for i, m in enumerate(metrics)}
+    for ax, (title, (_, dataset)) in zip(axes[:, 0], tables.items()):
+        for method, part in ranked[title].groupby("method", sort=False):
+            x = part["metric"].map(position).to_numpy()
+            order = np.argsort(x)
+            ax.plot(x[order], part["rank"].to_numpy()[order], marker="o", label=method)
+        for _, first, _last in groups[1:]:
+            ax.axvline(first - 0.5, color="0.8", lw=0.8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.invert_yaxis()
         ax.set_ylabel("rank (1 = best)")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         titled(ax, title, dataset)
-    fig.tight_layout()
+    bottom = axes[-1, 0]
+    bottom.set_xticks(range(len(metrics)), metrics, rotation=90, fontsize=7)
+    bottom.set_xlim(-0.5, len(metrics) - 0.5)
+    top = axes[0, 0].secondary_xaxis("top")
+    slot = (width - 2.4) / max(
+        len(metrics), 1
+    )  # inches per metric (axes ~ width - 2.4)
+    top.set_xticks(
+        [(first + last) / 2 for _, first, last in groups],
+        [
+            wrap(name, 0.9 * slot * (last - first + 1), 7)
+            for name, first, last in groups
+        ],
+        fontsize=7,
+    )
+    top.tick_params(length=0)
     return fig
+
+
+def _wrap_name(name: str, width: float, size: float) -> str:
+    """``name`` broken after underscores into lines at most ``width`` inches wide (a
+    single longer piece stays whole)."""
+    pieces = [p for p in name.replace("_", "_\n").split("\n") if p]
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and _text_width(lines[-1] + piece, size) <= width:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
+def rank_heatmap(
+    ranks: pd.DataFrame,
+    dataset: str,
+    ax=None,
+    *,
+    title: str = "Rank of each method by each metric (1 = best)",
+):
+    """The ranks of every method under every metric as a grid (chapter 9): rows =
+    metrics grouped by family (the groups named on the right, separated by lines),
+    columns = methods, each cell coloured by and labelled with the rank; ``n/a`` where
+    the metric is undefined for the method.
+
+    ``ranks``: :func:`helpers.benchmark.verdict.verdict_ranks`' grid (rows (group,
+    metric), columns methods); ``dataset``: the data's name (in the title); ``ax``: the
+    axes (a new figure sized to the grid if None); ``title``: the panel title. The
+    values behind the ranks are in the verdict table the chapter saves.
+    """
+    n_rows, n_cols = ranks.shape
+    column_width = min(0.95, 4.6 / max(n_cols, 1))  # the figure stays 9 inches wide
+    if ax is None:
+        size = (2.9 + column_width * n_cols + 1.5, 1.7 + 0.27 * n_rows)
+        ax = plt.subplots(figsize=size, layout="constrained")[1]
+    values = ranks.to_numpy(dtype=float)
+    top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+    cmap = plt.get_cmap("YlGn_r").with_extremes(bad="0.92")
+    ax.imshow(
+        np.ma.masked_invalid(values),
+        cmap=cmap,
+        vmin=1,
+        vmax=max(top, 2.0),
+        aspect="auto",
+    )
+    for i in range(n_rows):
+        for j in range(n_cols):
+            v = values[i, j]
+            shade = (v - 1) / max(top - 1, 1) if np.isfinite(v) else 1.0
+            ax.text(
+                j,
+                i,
+                f"{v:.0f}" if np.isfinite(v) else "n/a",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if shade < 0.45 else ("0.45" if np.isnan(v) else "black"),
+            )
+    metrics = list(ranks.index.get_level_values(-1))
+    groups = _groups(list(ranks.index.get_level_values(0)))
+    ax.set_yticks(range(n_rows), metrics, fontsize=8)
+    names = [_wrap_name(str(m), column_width * 0.9, 8) for m in ranks.columns]
+    ax.set_xticks(range(n_cols), names, fontsize=8)
+    ax.tick_params(length=0)
+    for _, first, _last in groups[1:]:
+        ax.axhline(first - 0.5, color="white", lw=3)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks(
+        [(first + last) / 2 for _, first, last in groups],
+        [name for name, _, _ in groups],
+        fontsize=8,
+    )
+    right.tick_params(length=0)
+    titled(ax, title, dataset)
+    return ax

@@ -242,6 +242,7 @@ def run(
     perturbation_key: str = "target_gene",
     control_label: str = "non-targeting",
     metrics: str | list[str] = "paper",
+    exclude_target: bool = False,
 ) -> BenchmarkResult:
     """Score a model on a task beside the reference methods; return metrics and a
     leaderboard.
@@ -278,6 +279,11 @@ def run(
     list). The calibrated families also score their positive controls
     (:data:`POSITIVE_CONTROLS`, built from the observed cells) and add calibrated
     summaries per method to the leaderboard.
+
+    ``exclude_target``: every metric that correlates or ranks across genes leaves out
+    each perturbation's own target gene(s) (:mod:`helpers.metrics.paper`, "Target-gene
+    exclusion"; the per-gene averages keep every gene). Default False: the paper's
+    protocol.
     """
     if (model is None) == (predictions is None):
         raise InputError(
@@ -369,7 +375,12 @@ def run(
         if cells_for_families is not None and _needs_controls(families):
             reference, _ = ceilings.evaluation_truth(truth, cells_for_families, split)
         table = evaluate(
-            pred, reference, split, n_top=n_top, allow_missing=allow_missing
+            pred,
+            reference,
+            split,
+            n_top=n_top,
+            allow_missing=allow_missing,
+            exclude_target=exclude_target,
         )
         if table.attrs.get("missing_conditions"):
             warnings.append(
@@ -391,7 +402,12 @@ def run(
                     runs[ref_name].values, ref_name, truth.dataset, split.seed
                 )
             ref_table = evaluate(
-                runs[ref_name], reference, split, n_top=n_top, allow_missing=True
+                runs[ref_name],
+                reference,
+                split,
+                n_top=n_top,
+                allow_missing=True,
+                exclude_target=exclude_target,
             )
             if len(ref_table):
                 tables.append(ref_table)
@@ -406,6 +422,7 @@ def run(
                 cells_for_families,
                 family_cache,
                 n_top,
+                exclude_target=exclude_target,
             )
             tables += control_tables
             family_tables += rows
@@ -585,6 +602,8 @@ def family_rows(
     cells,
     cache: dict,
     n_top: int,
+    *,
+    exclude_target: bool = False,
 ) -> tuple[dict[str, Predictions], list[pd.DataFrame], list[pd.DataFrame]]:
     """One split's metric-family columns for ``runs`` and the positive controls the
     families need.
@@ -598,7 +617,7 @@ def family_rows(
     Without controls the methods are scored against the task's truth. Returns (the
     controls' predictions, their rows of :func:`helpers.metrics.evaluate`, the family
     columns of every run and control from :func:`helpers.metrics.score_families`). Used
-    by :func:`run`.
+    by :func:`run`; ``exclude_target``: as there.
     """
     controls = (
         positive_controls(job, split, families, cells) if cells is not None else {}
@@ -610,16 +629,35 @@ def family_rows(
     rows, control_tables = [], []
     for p in runs.values():
         inp = metric_input(
-            p, reference, split, genes, cells=reference_cells, cache=cache
+            p,
+            reference,
+            split,
+            genes,
+            cells=reference_cells,
+            cache=cache,
+            exclude_target=exclude_target,
         )
         if len(inp.conditions):
             rows.append(score_families(inp, families))
     for control in controls.values():
         control_tables.append(
-            evaluate(control, reference, split, genes=genes, allow_missing=True)
+            evaluate(
+                control,
+                reference,
+                split,
+                genes=genes,
+                allow_missing=True,
+                exclude_target=exclude_target,
+            )
         )
         inp = metric_input(
-            control, reference, split, genes, cells=reference_cells, cache=cache
+            control,
+            reference,
+            split,
+            genes,
+            cells=reference_cells,
+            cache=cache,
+            exclude_target=exclude_target,
         )
         if len(inp.conditions):
             rows.append(score_families(inp, families))

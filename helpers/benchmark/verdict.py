@@ -59,6 +59,7 @@ __all__ = [
     "method_means",
     "verdict",
     "verdict_wide",
+    "verdict_ranks",
     "agreement_with_planted",
     "conclusions",
     "findings",
@@ -416,6 +417,35 @@ def verdict_wide(long: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     )
     wide.columns.name = None
     return wide
+
+
+def verdict_ranks(long: pd.DataFrame) -> pd.DataFrame:
+    """The ranks of :func:`verdict`'s table as a grid: rows = (group, metric), columns
+    = the ranked methods (positive controls left out: they are shown, never ranked),
+    values = rank (1 = best; NaN where the metric is undefined for the method).
+
+    ``group`` is the metric's family, with `` (derived)`` appended for the per-method
+    summaries (:data:`DERIVED_PREFIXES`); rows keep ``long``'s order, so each group's
+    metrics are contiguous. The values themselves stay in ``long`` (saved by the
+    chapter); :func:`helpers.plotting.rank_heatmap` draws this grid.
+
+    ``long``: :func:`verdict`'s table.
+    """
+    table = long[~long["method"].isin(list(POSITIVE_CONTROLS))]
+    derived = (
+        table["derived"].astype(bool)
+        if "derived" in table
+        else table["metric"].str.startswith(DERIVED_PREFIXES)
+    )
+    family = table["family"].astype(str)
+    table = table.assign(group=family.where(~derived, family + " (derived)"))
+    rows = pd.MultiIndex.from_frame(
+        table[["group", "metric"]].drop_duplicates(), names=["group", "metric"]
+    )
+    grid = table.pivot(index=["group", "metric"], columns="method", values="rank")
+    grid = grid.reindex(index=rows, columns=list(dict.fromkeys(table["method"])))
+    grid.columns.name = None
+    return grid.astype(float)
 
 
 def scale_check(means: pd.DataFrame) -> pd.DataFrame:

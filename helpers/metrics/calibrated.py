@@ -41,6 +41,15 @@ evaluation genes ``G``.
   weighted variance of the observed change is 0 (scikit-learn would return 0 or 1 there,
   a number made of nothing).
 
+**Target-gene exclusion** (:attr:`MetricInput.exclude_target`; :mod:`.paper`).
+``r2_delta_weighted`` honours it: it compares the predicted and observed changes across
+genes (a weighted R2, centred on the weighted mean change), so for condition ``p`` it
+is computed over the evaluation genes that are not ``p``'s targets, with the weights
+``w`` recomputed (min-max, squared, normalised) over those genes - a measured target
+usually has the largest ``|t|`` and would otherwise also set the weights' scale.
+``weighted_mse`` is a weighted per-gene average, not a correlation or a ranking, and
+keeps every gene.
+
 **Dynamic range fraction** (:func:`summarise`; scPertEval ``calibrators.py:
 _drf_per_pert`` and the ``drf`` aggregate; CellSimBench
 ``analyses/calibration/calibration_analysis.py: calculate_drf``). Per condition, with
@@ -90,6 +99,7 @@ from ..conditions import CONTROL
 from ..errors import InputError
 from . import paper
 from .inputs import MetricInput
+from .paper import non_target_mask
 from .spec import MetricSpec
 
 __all__ = [
@@ -398,7 +408,7 @@ def r2_delta_weighted(prediction, observed, ctrl, weights) -> float:
 
 def score(inp: MetricInput) -> pd.DataFrame:
     """``weighted_mse`` and ``r2_delta_weighted`` per held-out condition (definitions:
-    module docstring)."""
+    module docstring; ``r2_delta_weighted`` honours ``inp.exclude_target``)."""
     if inp.cells is None:
         raise InputError(
             "The 'calibrated' metrics need the truth's cells (DE weights); "
@@ -421,14 +431,15 @@ def score(inp: MetricInput) -> pd.DataFrame:
     pred, obs, ctrl = inp.pred.to_numpy(), inp.obs.to_numpy(), inp.ctrl.to_numpy()
     stat = t.loc[inp.conditions, inp.genes].to_numpy()
     rows = []
-    for i in range(len(inp.conditions)):
+    for i, condition in enumerate(inp.conditions):
         w = mejia_weights(stat[i])
-        rows.append(
-            (
-                weighted_mse(pred[i], obs[i], w),
-                r2_delta_weighted(pred[i], obs[i], ctrl, w),
-            )
-        )
+        if inp.exclude_target:
+            keep = non_target_mask(inp.genes, condition)
+            w_kept = mejia_weights(stat[i, keep])
+            r2 = r2_delta_weighted(pred[i, keep], obs[i, keep], ctrl[keep], w_kept)
+        else:
+            r2 = r2_delta_weighted(pred[i], obs[i], ctrl, w)
+        rows.append((weighted_mse(pred[i], obs[i], w), r2))
     return pd.DataFrame(
         rows, index=pd.Index(inp.conditions, name="condition"), columns=COLUMNS
     )

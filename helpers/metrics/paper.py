@@ -18,6 +18,18 @@ first come).
 * Error vs top-n genes:       ``l2`` over the first ``n`` genes for a grid of ``n``,
   with genes sorted by control expression (``order="control"``) or by observed |y - c|
   (``order="de"``).
+
+**Target-gene exclusion** (``exclude_target=True`` here, in :func:`metric_input` and
+in ``helpers.benchmark.run``). A perturbation changes its own target's transcript most
+(CRISPRi knocks it down, CRISPRa raises it); when the target is measured, that one gene
+can decide a correlation or a ranking across genes. With the option, every metric that
+correlates or ranks across genes leaves out, for condition ``p``, the genes
+``T(p)`` = ``p``'s targets (:func:`helpers.conditions.condition_genes`, both genes of a
+double; :func:`non_target_mask`): ``pearson_delta`` and ``r`` here are computed over
+the genes of ``G`` not in ``T(p)``. The per-gene averages (``l2`` here, MAE, weighted
+MSE) are not correlations or rankings and keep every gene; ``n_genes`` counts the
+evaluation genes ``G``. The default (False) is the paper's protocol. Which metric of
+each family honours the option is said in its module's docstring.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..conditions import CONTROL, match_conditions
+from ..conditions import CONTROL, condition_genes, match_conditions
 from ..errors import InputError
 from ..predictions import PredictionError, Predictions
 from ..pseudobulk import Pseudobulk, top_control_genes
@@ -44,6 +56,7 @@ __all__ = [
     "ratio_to_baseline",
     "bootstrap_mean_ratio",
     "forest",
+    "non_target_mask",
     "METRIC_COLUMNS",
     "NAME",
     "COLUMNS",
@@ -131,6 +144,18 @@ def pearson_r(prediction, observed) -> float:
     return _cor(
         np.asarray(prediction, dtype=np.float64), np.asarray(observed, dtype=np.float64)
     )
+
+
+def non_target_mask(genes, condition: str) -> np.ndarray:
+    """Boolean mask over ``genes``: True for a gene that is not a target of
+    ``condition`` (``T(p)``: :func:`helpers.conditions.condition_genes`, both genes of a
+    double; ``ctrl`` has none).
+
+    ``genes``: the evaluation genes (any sequence of names); ``condition``: a canonical
+    condition name (``"A"``, ``"A+B"``).
+    """
+    targets = condition_genes(str(condition))
+    return ~pd.Index(genes).isin(targets)
 
 
 def _check_against_truth(
@@ -227,6 +252,7 @@ def evaluate(
     subsets: tuple[str, ...] = HELD_OUT,
     allow_missing: bool = False,
     allow_missing_genes: bool = False,
+    exclude_target: bool = False,
 ) -> pd.DataFrame:
     """Score predictions against observed pseudobulks: one row per condition (see
     :data:`METRIC_COLUMNS`).
@@ -241,6 +267,9 @@ def evaluate(
     (``B+A`` for the dataset's ``A+B``) is the same perturbation and scored as ``A+B``.
     ``predictions``: a :class:`helpers.predictions.Predictions`; ``subsets``: the
     split's subsets that count as held out (default test and val).
+    ``exclude_target``: compute ``pearson_delta`` and ``r`` of condition ``p`` over the
+    evaluation genes that are not ``p``'s targets (module docstring); ``l2`` and
+    ``n_genes`` keep every evaluation gene.
     """
     if not isinstance(predictions, Predictions):
         raise PredictionError(
@@ -267,6 +296,11 @@ def evaluate(
     ctrl = truth.ctrl[genes].to_numpy()
     rows = []
     for i, condition in enumerate(conditions):
+        keep = (
+            non_target_mask(genes, condition)
+            if exclude_target
+            else np.ones(len(genes), dtype=bool)
+        )
         rows.append(
             {
                 "dataset": truth.dataset or predictions.dataset,
@@ -277,8 +311,8 @@ def evaluate(
                 "split": split.subset_of(condition) if split else "none",
                 "condition": condition,
                 "l2": l2(pred[i], obs[i]),
-                "pearson_delta": pearson_delta(pred[i], obs[i], ctrl),
-                "r": pearson_r(pred[i], obs[i]),
+                "pearson_delta": pearson_delta(pred[i, keep], obs[i, keep], ctrl[keep]),
+                "r": pearson_r(pred[i, keep], obs[i, keep]),
                 "n_genes": len(genes),
             }
         )

@@ -41,6 +41,16 @@ condition ``p``, ``y_hat_p`` its prediction, over the evaluation genes ``G``.
   a correlation); NaN when ``|Q| < 2`` (no other condition to compare with).
   scPertEval's ``nir`` (``protocols/metrics.py``, squared distances, ties broken by
   seeded noise) agrees wherever no two distances tie.
+
+**Target-gene exclusion** (:attr:`MetricInput.exclude_target`; :mod:`.paper`). Both
+columns honour it. ``pearson_delta_perturbed_mean`` of ``p`` is computed over the
+evaluation genes that are not ``p``'s targets. ``centroid_accuracy`` drops, once for
+the whole comparison, every gene that is a target of any held-out condition of ``Q``
+(cell-eval2's ``exclusion_scope="panel"``): all distances of a row are then taken over
+one gene set, and neither the prediction's own target nor another condition's target
+can decide which truth it lies closest to. Dropping only ``p``'s own targets from row
+``p`` (cell-eval2's legacy ``"row"`` scope) would leave every other condition's
+knocked-down target in its distances, a channel a prediction could score through.
 """
 
 from __future__ import annotations
@@ -50,8 +60,9 @@ import pandas as pd
 from scipy.spatial.distance import cdist
 
 from ..errors import InputError
+from ..conditions import condition_genes
 from .inputs import MetricInput
-from .paper import pearson_delta
+from .paper import non_target_mask, pearson_delta
 from .spec import MetricSpec
 
 __all__ = [
@@ -111,11 +122,15 @@ def perturbed_mean(train: pd.DataFrame) -> pd.Series:
     return train.mean(axis=0)
 
 
-def centroid_accuracies(pred: pd.DataFrame, obs: pd.DataFrame) -> pd.Series:
+def centroid_accuracies(
+    pred: pd.DataFrame, obs: pd.DataFrame, *, exclude_target: bool = False
+) -> pd.Series:
     """Systema's centroid accuracy of every predicted condition (module docstring).
 
     ``pred`` and ``obs``: conditions x genes with the same columns; every predicted
     condition must be a row of ``obs`` (the candidates ``Q`` are all rows of ``obs``).
+    ``exclude_target``: leave out every gene that is a target of a row of ``obs``
+    (module docstring, "panel" scope).
     """
     missing = pred.index.difference(obs.index)
     if len(missing):
@@ -123,8 +138,17 @@ def centroid_accuracies(pred: pd.DataFrame, obs: pd.DataFrame) -> pd.Series:
             f"Centroid accuracy needs the true profile of every predicted condition; "
             f"missing {list(missing)[:5]}."
         )
-    P = pred.to_numpy(dtype=np.float64)
-    Y = obs[pred.columns].to_numpy(dtype=np.float64)
+    columns = pd.Index(pred.columns)
+    if exclude_target:
+        targets = {g for q in obs.index for g in condition_genes(str(q))}
+        columns = columns[~columns.isin(list(targets))]
+        if not len(columns):
+            raise InputError(
+                "Every evaluation gene is the target of a held-out condition; "
+                "centroid accuracy without targets has no gene left: score more genes."
+            )
+    P = pred[columns].to_numpy(dtype=np.float64)
+    Y = obs[columns].to_numpy(dtype=np.float64)
     dist = cdist(P, Y, metric="euclidean")  # as Systema's centroid_accuracy.py
     own = obs.index.get_indexer(pred.index)
     self_dist = dist[np.arange(len(own)), own]
@@ -136,14 +160,24 @@ def centroid_accuracies(pred: pd.DataFrame, obs: pd.DataFrame) -> pd.Series:
 
 
 def score(inp: MetricInput) -> pd.DataFrame:
-    """Per-condition Systema metrics of one method (columns :data:`COLUMNS`)."""
+    """Per-condition Systema metrics of one method (columns :data:`COLUMNS`); both
+    honour ``inp.exclude_target`` (module docstring)."""
     ref = perturbed_mean(inp.train).reindex(inp.genes).to_numpy(dtype=np.float64)
     pred = inp.pred.to_numpy(dtype=np.float64)
     obs = inp.obs.to_numpy(dtype=np.float64)
-    pdm = [pearson_delta(pred[i], obs[i], ref) for i in range(len(inp.conditions))]
+    pdm = []
+    for i, condition in enumerate(inp.conditions):
+        keep = (
+            non_target_mask(inp.genes, condition)
+            if inp.exclude_target
+            else np.ones(len(inp.genes), dtype=bool)
+        )
+        pdm.append(pearson_delta(pred[i, keep], obs[i, keep], ref[keep]))
     table = pd.DataFrame(
         {"pearson_delta_perturbed_mean": pdm},
         index=pd.Index(inp.conditions, name="condition"),
     )
-    table["centroid_accuracy"] = centroid_accuracies(inp.pred, inp.obs).to_numpy()
+    table["centroid_accuracy"] = centroid_accuracies(
+        inp.pred, inp.obs, exclude_target=inp.exclude_target
+    ).to_numpy()
     return table[COLUMNS]

@@ -79,6 +79,14 @@ log-normalised values, as :func:`helpers.pseudobulk.pseudobulk` computes it.
   is 0 in every cell. "No change" gives ``f = 1``: cells distributed like the control,
   (almost) no DE gene, overlap 0.
 
+**Target-gene exclusion** (:attr:`MetricInput.exclude_target`; :mod:`.paper`).
+``de_overlap_vcc`` honours it: with the option, ``p``'s targets are removed from both
+ranked lists ``R_p`` and ``P_p`` before the top ``k`` are compared (``k`` = the
+truth's significant genes that are not targets), so a knocked-down target that every
+method predicts cannot count as agreement. ``discrimination_score_l1`` always leaves the
+held-out conditions' targets out (cell-eval2's default, "panel" scope, above), so the
+option does not change it. ``mae`` is a per-gene average and keeps every gene.
+
 ``summarise`` turns the three per-condition metrics into cell-eval2's replicate scale
 (``score.py::_replicate_entries`` + ``scoring.py::score_one``): per method, ``u`` = the
 mean over its conditions (NaN skipped; cell-eval2 ``run.aggregate_metrics``), ``b`` =
@@ -407,14 +415,27 @@ def _ranked_significant(table: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def de_overlaps(
-    pred_table: pd.DataFrame, real_table: pd.DataFrame, conditions
+    pred_table: pd.DataFrame,
+    real_table: pd.DataFrame,
+    conditions,
+    *,
+    exclude_target: bool = False,
 ) -> pd.Series:
-    """``de_overlap_vcc`` per condition from the two DE tables (module docstring)."""
+    """``de_overlap_vcc`` per condition from the two DE tables (module docstring).
+
+    ``pred_table``, ``real_table``: :func:`de_table`'s tables of the prediction and the
+    truth; ``conditions``: the conditions to score; ``exclude_target``: drop each
+    condition's targets from both ranked lists first.
+    """
     real, pred = _ranked_significant(real_table), _ranked_significant(pred_table)
     out = {}
     for p in conditions:
         r_genes = real.get(p, np.array([], dtype=str))
         p_genes = pred.get(p, np.array([], dtype=str))
+        if exclude_target:
+            targets = condition_genes(str(p))
+            r_genes = r_genes[~np.isin(r_genes, targets)]
+            p_genes = p_genes[~np.isin(p_genes, targets)]
         k = r_genes.size
         out[p] = 0.0 if k == 0 else np.intersect1d(r_genes[:k], p_genes[:k]).size / k
     return pd.Series(out, name="de_overlap_vcc", dtype=np.float64)
@@ -505,7 +526,8 @@ def prediction_cells(inp: MetricInput) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score(inp: MetricInput) -> pd.DataFrame:
-    """Per-condition VCC metrics of one method (columns :data:`COLUMNS`)."""
+    """Per-condition VCC metrics of one method (columns :data:`COLUMNS`);
+    ``de_overlap_vcc`` honours ``inp.exclude_target`` (module docstring)."""
     if inp.cells is None:
         raise InputError(
             "The 'vcc' metrics need the truth's cells (DE statistics); pass cells= "
@@ -532,7 +554,9 @@ def score(inp: MetricInput) -> pd.DataFrame:
         real_de = _truth_de(sub, X, labels)
         pred_de = de_table(*prediction_cells(sub), inp.genes, testable)
         table.loc[testable, "de_overlap_vcc"] = (
-            de_overlaps(pred_de, real_de, testable).reindex(testable).to_numpy()
+            de_overlaps(pred_de, real_de, testable, exclude_target=inp.exclude_target)
+            .reindex(testable)
+            .to_numpy()
         )
     return table[COLUMNS]
 

@@ -228,6 +228,17 @@ PANEL_HELPERS = {
         _similarity(), d, ax=ax
     ),
     "rank_lines": lambda d, ax: plotting.rank_lines(_ranked(), d, ax=ax),
+    "rank_heatmap": lambda d, ax: plotting.rank_heatmap(
+        _ranked()
+        .T.iloc[:4, :3]
+        .set_axis(
+            pd.MultiIndex.from_arrays(
+                [["paper", "paper", "vcc", "vcc"], _ranked().columns[:4]]
+            )
+        ),
+        d,
+        ax=ax,
+    ),
 }
 
 
