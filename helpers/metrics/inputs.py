@@ -37,7 +37,9 @@ class MetricInput:
       included), for the families that need cell-level statistics (DE weights, DE sets);
       else None;
     * ``cache``: a dict shared by all methods of one task, for truth-only quantities (DE
-      statistics of the observed cells) so they are computed once.
+      statistics of the observed cells) so they are computed once;
+    * ``pred_cells``: the method's predicted cells (canonical ``obs["condition"]``),
+      where it predicted cells, for the ``distribution`` family; else None.
     """
 
     method: str
@@ -49,6 +51,7 @@ class MetricInput:
     train: pd.DataFrame
     cells: ad.AnnData | None = None
     cache: dict = field(default_factory=dict)
+    pred_cells: ad.AnnData | None = None
 
     @property
     def conditions(self) -> list[str]:
@@ -64,9 +67,11 @@ def metric_input(
     conditions=None,
     cells: ad.AnnData | None = None,
     cache: dict | None = None,
+    pred_cells: ad.AnnData | None = None,
 ) -> MetricInput:
     """The :class:`MetricInput` of ``predictions`` on ``split`` (``conditions``: default
-    the held-out conditions the predictions cover, in the split's order)."""
+    the held-out conditions the predictions cover, in the split's order; ``pred_cells``:
+    the method's predicted cells, if any)."""
     genes = pd.Index(genes)
     if conditions is None:
         conditions = [c for c in split.held_out if c in predictions.conditions]
@@ -82,4 +87,5 @@ def metric_input(
         train=truth.means.loc[train, genes].astype(np.float64),
         cells=cells,
         cache={} if cache is None else cache,
+        pred_cells=pred_cells,
     )
