@@ -284,7 +284,7 @@ def rescale(value, zero, one):
     replicate's). Numbers or arrays.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (value - zero) / (one - zero)
+        return (value - zero) / (one - zero) + 0.0  # + 0.0: no signed zero
 
 
 def _ceiling_table(inp: MetricInput) -> pd.DataFrame:
@@ -308,8 +308,9 @@ def _ceiling_table(inp: MetricInput) -> pd.DataFrame:
 def _mean_baseline(inp: MetricInput) -> np.ndarray:
     """The mean baseline's prediction (:func:`helpers.baselines.mean_baseline`): the
     mean of the control's and the training perturbations' pseudobulks."""
-    rows = pd.concat([inp.ctrl.to_frame(CONTROL).T, inp.train])
-    return rows.mean(axis=0).to_numpy(dtype=np.float64)
+    rows = np.vstack([inp.ctrl.to_numpy()[None, :], inp.train.to_numpy()])
+    # row-major, rows in the split's order (the control first), as the baseline sums
+    return np.ascontiguousarray(rows, dtype=np.float64).mean(axis=0)
 
 
 def score(inp: MetricInput) -> pd.DataFrame:
