@@ -147,24 +147,27 @@ def observed_top_genes(inp: MetricInput, n_de: int = N_DE) -> dict[str, list[str
 
 
 def score(inp: MetricInput) -> pd.DataFrame:
-    """``de_overlap`` per condition of ``inp`` (module docstring).
+    """``de_overlap`` per condition of ``inp`` (module docstring); NaN for every
+    condition, with ``attrs["reason"]``, when there are fewer than :data:`N_DE`
+    evaluation genes.
 
     ``inp``: one method's predictions on one split, with the truth's cells.
     """
+    index = pd.Index(inp.conditions, name="condition")
     if len(inp.genes) < N_DE:
-        raise InputError(
-            f"de_overlap compares {N_DE} genes but there are only {len(inp.genes)} "
-            "evaluation genes; evaluate on more genes."
+        out = pd.DataFrame({"de_overlap": np.nan}, index=index)
+        out.attrs["reason"] = (
+            f"de_overlap compares {N_DE} genes; there are {len(inp.genes)} evaluation "
+            "genes"
         )
+        return out
     observed = observed_top_genes(inp)
     ctrl = inp.ctrl[inp.genes].to_numpy(dtype=np.float64)
     values = [
         overlap(np.abs(inp.pred.loc[c].to_numpy() - ctrl), inp.genes, observed[c])
         for c in inp.conditions
     ]
-    return pd.DataFrame(
-        {"de_overlap": values}, index=pd.Index(inp.conditions, name="condition")
-    )
+    return pd.DataFrame({"de_overlap": values}, index=index)
 
 
 SPECS = (
