@@ -123,7 +123,7 @@ def _score(inp, names) -> pd.DataFrame:
 
 
 def extra_columns(
-    task: Task, split, runs: dict[str, Predictions], n_top: int, *, skip=()
+    task: Task, split, runs: dict[str, Predictions], *, n_top: int = 1000, skip=()
 ) -> pd.DataFrame:
     """The columns of :data:`EXTRA_FAMILIES` for every run of one split, against the
     task's truth and cells (the families' ``score``; DE genes and bounds of the truth

@@ -411,7 +411,7 @@ def run(
             family_tables += rows
         if with_cells:
             extra_tables.append(
-                beyond.extra_columns(job, split, runs, n_top, skip=families)
+                beyond.extra_columns(job, split, runs, n_top=n_top, skip=families)
             )
         if pred_cells is not None:
             energy_tables.append(
@@ -682,7 +682,7 @@ def score_methods(
     extra = []
     for split in task.splits:
         runs = {p.method: p for p in predictions if p.seed == split.seed}
-        extra.append(beyond.extra_columns(task, split, runs, n_top))
+        extra.append(beyond.extra_columns(task, split, runs, n_top=n_top))
     metrics = metrics.merge(
         pd.concat(extra, ignore_index=True),
         on=["method", "seed", "condition"],
