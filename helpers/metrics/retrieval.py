@@ -77,17 +77,15 @@ def own_ranks(similarity: np.ndarray, own: np.ndarray) -> np.ndarray:
     ``(|Q| + 1) / 2``; NaN similarities of other candidates are not counted.
     """
     n = similarity.shape[1]
-    out = np.empty(similarity.shape[0], dtype=np.float64)
-    for i, column in enumerate(own):
-        s = similarity[i]
-        mine = s[column]
-        if np.isnan(mine):
-            out[i] = (n + 1) / 2.0  # constant predicted change: all candidates tie
-            continue
-        others = np.delete(s, column)
-        others = others[~np.isnan(others)]
-        out[i] = 1.0 + np.sum(others > mine) + 0.5 * np.sum(others == mine)
-    return out
+    own = np.asarray(own, dtype=np.int64)
+    mine = similarity[np.arange(similarity.shape[0]), own][:, None]
+    # NaN compares False, so NaN similarities are not counted; the own column is
+    # equal to itself once
+    greater = (similarity > mine).sum(axis=1)
+    ties = (similarity == mine).sum(axis=1) - 1
+    rank = 1.0 + greater + 0.5 * ties
+    # a constant predicted change: all candidates tie
+    return np.where(np.isnan(mine[:, 0]), (n + 1) / 2.0, rank)
 
 
 def normalised(rank: np.ndarray, n_candidates: int) -> np.ndarray:
