@@ -13,6 +13,10 @@ estimated from the cells themselves, and they are **not** the same number:
   can beat the *replicate*, because a model's error need not be as large as a
   replicate's noise (e.g. a smooth prediction estimated from many training conditions).
 
+The computation (split halves, the bounds, the rescaling) is the ``ceiling`` metric
+family's, :mod:`helpers.metrics.ceiling`; this module re-exports it and adds what is
+built from the same halves (the positive controls, the evaluation truth).
+
 **Split halves.** For every condition ``p`` the cells are shuffled
 (``numpy.random.default_rng([seed, crc32(p)])``, so a condition's halves do not depend
 on the other conditions) and cut into two disjoint halves ``A`` and ``B`` of ``m =
@@ -88,17 +92,23 @@ the oracle.
 
 from __future__ import annotations
 
-import zlib
-
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .loaders import CONTROL
-from .metrics.paper import pearson_delta
-from .predictions import Predictions
-from .pseudobulk import Pseudobulk, group_sums, pseudobulk, top_control_genes
 from .errors import InputError
+from .loaders import CONTROL
+from .metrics.ceiling import (
+    CEILING_COLUMNS,
+    _halves_codes,
+    noise_ceiling,
+    oracle_pearson,
+    rescale,
+    spearman_brown,
+    split_halves,
+)
+from .predictions import Predictions
+from .pseudobulk import Pseudobulk, group_sums, pseudobulk
 
 __all__ = [
     "split_halves",
@@ -113,199 +123,6 @@ __all__ = [
     "split_half_reference",
     "evaluation_truth",
 ]
-
-CEILING_COLUMNS = [
-    "dataset",
-    "condition",
-    "n_cells",
-    "n_half",
-    "l2_half",
-    "pearson_delta_half",
-    "l2_ceiling",
-    "pearson_delta_ceiling",
-    "l2_oracle",
-    "pearson_delta_oracle",
-    "n_genes",
-    "n_repeats",
-]
-
-
-def spearman_brown(r, factor: float = 2.0):
-    """Reliability of a mean of ``factor`` times as many cells: ``factor r / (1 +
-    (factor - 1) r)``."""
-    r = np.asarray(r, dtype=np.float64)
-    return factor * r / (1.0 + (factor - 1.0) * r)
-
-
-def oracle_pearson(reliability):
-    """Expected correlation of the true mean with one noisy full-depth mean:
-    ``sqrt(R)``.
-
-    ``R`` is the full-depth reliability (Spearman-Brown of the split-half r; module
-    docstring); ``R <= 0`` (no detectable signal) gives 0, NaN stays NaN.
-    """
-    r = np.asarray(reliability, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isnan(r), np.nan, np.sqrt(np.clip(r, 0.0, None)))
-
-
-def _halves_codes(
-    labels: pd.Categorical, seed: int, wanted: set[str] | None
-) -> np.ndarray:
-    """Group code per cell: condition k -> k (half A) or n + k (half B); -1 = not
-    used."""
-    codes = np.asarray(labels.codes, dtype=np.int64)
-    n = len(labels.categories)
-    out = np.full(len(codes), -1, dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(n + 1))
-    names = [str(c) for c in labels.categories]
-    for k in range(n):
-        if wanted is not None and names[k] not in wanted:
-            continue
-        rows = order[bounds[k] : bounds[k + 1]]
-        if len(rows) < 2:
-            continue
-        # one generator per (seed, condition name): a condition's halves do not depend
-        # on which other conditions are asked for or on the order of the cells' labels
-        rng = np.random.default_rng([seed, zlib.crc32(names[k].encode())])
-        rows = rows[rng.permutation(len(rows))]
-        cut = len(rows) // 2
-        out[rows[:cut]] = k
-        out[rows[cut : 2 * cut]] = n + k
-    return out
-
-
-def split_halves(
-    adata: ad.AnnData, seed: int, *, by: str = "condition", conditions=None
-) -> tuple[Pseudobulk, Pseudobulk]:
-    """Pseudobulks of two random halves of each condition's cells (seeded; see the
-    module docstring).
-
-    Conditions with fewer than 2 cells are left out. ``conditions`` restricts the
-    conditions (default: all). Returns (half A, half B) as
-    :class:`~helpers.pseudobulk.Pseudobulk`; both keep a ``ctrl`` row (the control
-    halves), which :func:`noise_ceiling` does not use.
-    """
-    if by not in adata.obs:
-        raise KeyError(
-            f"obs has no column {by!r}; load the cells with "
-            "helpers.loaders.load_dataset."
-        )
-    if adata.isbacked:
-        raise InputError(
-            "split_halves needs cells in memory; load the dataset without backed='r' "
-            "(or pass adata.to_memory())."
-        )
-    labels = pd.Categorical(adata.obs[by].astype(str))
-    wanted = None if conditions is None else set(map(str, conditions)) | {CONTROL}
-    codes = _halves_codes(labels, seed, wanted)
-    n = len(labels.categories)
-    sums = group_sums(adata.X, codes, 2 * n)
-    counts = np.bincount(codes[codes >= 0], minlength=2 * n)
-    dataset = adata.uns.get("perturbbook", {}).get("dataset", "")
-    names = pd.Index([str(c) for c in labels.categories], name="condition")
-    out = []
-    for half in (0, 1):
-        part = slice(half * n, (half + 1) * n)
-        keep = counts[part] > 0
-        means = pd.DataFrame(
-            sums[part][keep] / counts[part][keep, None],
-            index=names[keep],
-            columns=pd.Index(adata.var_names, name="gene"),
-        )
-        out.append(
-            Pseudobulk(
-                means,
-                pd.Series(counts[part][keep], index=names[keep], name="n_cells"),
-                dataset,
-            )
-        )
-    return out[0], out[1]
-
-
-def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson correlation; NaN where a row is constant (as
-    helpers.metrics.pearson_delta)."""
-    out = np.full(a.shape[0], np.nan)
-    for i in range(a.shape[0]):
-        out[i] = pearson_delta(a[i], b[i], 0.0)
-    return out
-
-
-def noise_ceiling(
-    adata: ad.AnnData,
-    truth: Pseudobulk | None = None,
-    conditions=None,
-    *,
-    seed: int = 0,
-    n_repeats: int = 5,
-    n_top: int = 1000,
-    genes=None,
-) -> pd.DataFrame:
-    """Replicate agreement and oracle bound of L2 and Pearson delta per condition.
-
-    Formulas: module docstring. ``truth`` (default: ``pseudobulk(adata)``) gives the
-    control profile ``c`` and the evaluation genes (top ``n_top`` control-expressed
-    genes, or ``genes``), exactly as in :func:`helpers.metrics.evaluate`. One row per
-    perturbed condition with at least 2 cells; columns :data:`CEILING_COLUMNS`:
-    ``*_half`` (half vs half), ``*_ceiling`` (an independent full-size replicate) and
-    ``*_oracle`` (the true mean, the best achievable score); ``n_cells`` counts the
-    condition's cells in ``adata``, ``n_half`` those of one half.
-
-    ``conditions``: the perturbed conditions scored (default: all with at least 2
-    cells); ``seed``: the random halves; ``n_repeats``: how many random splits into
-    halves are averaged.
-    """
-    if n_repeats < 1:
-        raise InputError("n_repeats must be at least 1.")
-    truth = pseudobulk(adata) if truth is None else truth
-    if genes is None:
-        genes = top_control_genes(truth.ctrl, min(n_top, len(truth.genes)))
-    genes = pd.Index(genes)
-    ctrl = truth.ctrl[genes].to_numpy()
-    wanted = [
-        c
-        for c in (truth.conditions if conditions is None else conditions)
-        if c != CONTROL
-    ]
-    total_l2, total_r, found = None, None, None
-    for repeat in range(n_repeats):
-        half_a, half_b = split_halves(adata, seed + repeat, conditions=wanted)
-        found = [c for c in wanted if c in half_a.conditions and c in half_b.conditions]
-        a = half_a.means.loc[found, genes].to_numpy()
-        b = half_b.means.loc[found, genes].to_numpy()
-        l2_half = np.sqrt(((a - b) ** 2).sum(axis=1))
-        r_half = _row_pearson(b - ctrl, a - ctrl)
-        total_l2 = l2_half if total_l2 is None else total_l2 + l2_half
-        total_r = r_half if total_r is None else total_r + r_half
-    l2_half, r_half = total_l2 / n_repeats, total_r / n_repeats
-    n_cells = (
-        adata.obs["condition"].astype(str).value_counts().reindex(found).to_numpy()
-    )
-    n_half = half_a.n_cells.reindex(found).to_numpy()
-    depth = (
-        n_cells / n_half
-    )  # full depth over half depth: 2 for an even number of cells
-    reliability = spearman_brown(r_half, factor=depth)
-    table = pd.DataFrame(
-        {
-            "dataset": truth.dataset,
-            "condition": found,
-            "n_cells": n_cells.astype(int),
-            "n_half": n_half.astype(int),
-            "l2_half": l2_half,
-            "pearson_delta_half": r_half,
-            "l2_ceiling": l2_half / np.sqrt(depth),
-            "pearson_delta_ceiling": reliability,
-            "l2_oracle": l2_half / np.sqrt(2.0 * depth),
-            "pearson_delta_oracle": oracle_pearson(reliability),
-            "n_genes": len(genes),
-            "n_repeats": n_repeats,
-        }
-    )
-    return table[CEILING_COLUMNS]
-
 
 _ORACLE_NEEDED = [
     "l2_ceiling",
@@ -347,13 +164,10 @@ def normalised_scores(
     out = metrics.join(base, on=keys)
     ceil = ceiling.set_index(["dataset", "condition"])[_ORACLE_NEEDED]
     out = out.join(ceil, on=["dataset", "condition"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["norm_l2"] = (out["l2_base"] - out["l2"]) / (
-            out["l2_base"] - out["l2_oracle"]
-        )
-        out["norm_pearson_delta"] = (
-            out["pearson_delta"] - out["pearson_delta_base"]
-        ) / (out["pearson_delta_oracle"] - out["pearson_delta_base"])
+    out["norm_l2"] = rescale(out["l2"], out["l2_base"], out["l2_oracle"])
+    out["norm_pearson_delta"] = rescale(
+        out["pearson_delta"], out["pearson_delta_base"], out["pearson_delta_oracle"]
+    )
     return out.drop(columns=["l2_base", "pearson_delta_base"])
 
 
@@ -421,11 +235,12 @@ def normalised_summary(
                         "ceiling_pearson_delta": ceil_pd,
                         "oracle_l2": orac_l2,
                         "oracle_pearson_delta": orac_pd,
-                        "norm_l2": (base_l2 - mean_l2) / (base_l2 - orac_l2),
-                        "norm_pearson_delta": (mean_pd - base_pd) / (orac_pd - base_pd),
-                        "norm_l2_replicate": (base_l2 - mean_l2) / (base_l2 - ceil_l2),
-                        "norm_pearson_delta_replicate": (mean_pd - base_pd)
-                        / (ceil_pd - base_pd),
+                        "norm_l2": rescale(mean_l2, base_l2, orac_l2),
+                        "norm_pearson_delta": rescale(mean_pd, base_pd, orac_pd),
+                        "norm_l2_replicate": rescale(mean_l2, base_l2, ceil_l2),
+                        "norm_pearson_delta_replicate": rescale(
+                            mean_pd, base_pd, ceil_pd
+                        ),
                         "noise_l2": float(np.sqrt((part["l2_oracle"] ** 2).mean())),
                         "error_l2": float(
                             np.sqrt(

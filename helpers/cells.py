@@ -13,10 +13,8 @@ perturbation column in ``obs`` (``target_gene`` by default), a control label
   :func:`helpers.pseudobulk.pseudobulk` into a :class:`helpers.predictions.Predictions`,
   so every metric of :mod:`helpers.metrics` applies unchanged.
 * :func:`energy_distances` scores cells against cells, per condition, with the energy
-  distance (V-statistic, Euclidean distances from ``scipy.spatial.distance.cdist``; the
-  same value as ``dcor.energy_distance``): ``E(X, Y) = 2 mean_{i,j} ||x_i - y_j|| -
-  mean_{i,i'} ||x_i - x_i'|| - mean_{j,j'} ||y_j - y_j'||`` over the evaluation genes; 0
-  iff the two samples coincide as distributions (for large samples).
+  distance: the ``distribution`` metric family's computation
+  (:mod:`helpers.metrics.distribution`, formula there), re-exported here.
 * :func:`to_cell_eval` exports the book's pseudobulk predictions (and the observed
   cells) in that layout, e.g. for ``cell-eval run``.
 """
@@ -32,8 +30,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .loaders import CONTROL, LoaderError, normalize_condition
+from .metrics.distribution import dense_block as _dense
+from .metrics.distribution import energy_distances
 from .predictions import PredictionError, Predictions
-from .pseudobulk import pseudobulk, top_control_genes
+from .pseudobulk import pseudobulk
 
 __all__ = [
     "read_predicted_cells",
@@ -148,78 +148,6 @@ def predictions_from_cells(
         )
     means = pseudobulk(cells).means.drop(index=CONTROL)
     return Predictions(means, method, dataset, seed)
-
-
-def _dense(matrix, rows, cols) -> np.ndarray:
-    block = matrix[rows][:, cols]
-    return np.asarray(
-        block.toarray() if sp.issparse(block) else block, dtype=np.float64
-    )
-
-
-def energy_distances(
-    pred_cells: ad.AnnData,
-    obs_cells: ad.AnnData,
-    conditions=None,
-    *,
-    genes=None,
-    n_top: int = 1000,
-    max_cells: int = 200,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Energy distance per condition between predicted and observed cells (formula:
-    module docstring).
-
-    Both AnnData need canonical ``obs["condition"]`` (see :func:`read_predicted_cells`).
-    Genes: ``genes`` or the top ``n_top`` control-expressed genes of the observed cells.
-    At most ``max_cells`` cells per side are used (a seeded random subset), which bounds
-    the cost. Columns: condition, n_pred, n_obs, energy_distance.
-    """
-    from scipy.spatial.distance import cdist
-
-    if genes is None:
-        ctrl = pseudobulk(obs_cells).ctrl
-        genes = top_control_genes(ctrl, min(n_top, len(ctrl)))
-    genes = pd.Index(genes)
-    cols_pred = pred_cells.var_names.get_indexer(genes)
-    cols_obs = obs_cells.var_names.get_indexer(genes)
-    if (cols_pred < 0).any() or (cols_obs < 0).any():
-        raise PredictionError(
-            "Some evaluation genes are missing from the predicted or observed cells."
-        )
-    lab_pred = pred_cells.obs["condition"].astype(str).to_numpy()
-    lab_obs = obs_cells.obs["condition"].astype(str).to_numpy()
-    if conditions is None:
-        conditions = sorted(set(lab_pred) - {CONTROL})
-    rng = np.random.default_rng(seed)
-    rows = []
-    for condition in conditions:
-        idx_pred = np.flatnonzero(lab_pred == condition)
-        idx_obs = np.flatnonzero(lab_obs == condition)
-        if len(idx_pred) == 0 or len(idx_obs) == 0:
-            raise PredictionError(
-                f"No {'predicted' if len(idx_pred) == 0 else 'observed'} cells for "
-                f"{condition!r}."
-            )
-        if len(idx_pred) > max_cells:
-            idx_pred = np.sort(rng.choice(idx_pred, max_cells, replace=False))
-        if len(idx_obs) > max_cells:
-            idx_obs = np.sort(rng.choice(idx_obs, max_cells, replace=False))
-        x = _dense(pred_cells.X, idx_pred, cols_pred)
-        y = _dense(obs_cells.X, idx_obs, cols_obs)
-        rows.append(
-            {
-                "condition": condition,
-                "n_pred": len(idx_pred),
-                "n_obs": len(idx_obs),
-                "energy_distance": float(
-                    2 * cdist(x, y).mean() - cdist(x, x).mean() - cdist(y, y).mean()
-                ),
-            }
-        )
-    return pd.DataFrame(
-        rows, columns=["condition", "n_pred", "n_obs", "energy_distance"]
-    )
 
 
 def to_cell_eval(

@@ -47,11 +47,13 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
 from .loaders import CONTROL
+from .metrics.de_agreement import overlap, top_de_genes
+from .metrics.retrieval import correlations, normalised, own_ranks
 from .predictions import PredictionError, Predictions
 from .pseudobulk import Pseudobulk, top_control_genes
 from .splits import Split
-from .errors import InputError
 
 __all__ = [
     "retrieval_ranks",
@@ -110,23 +112,6 @@ def reference_profile(
     raise InputError(f"reference must be 'control' or 'mean', got {reference!r}.")
 
 
-def _row_cor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every row of ``a`` with every row of ``b`` (NaN for
-    constant rows)."""
-
-    def standardise(m):
-        centred = m - m.mean(axis=1, keepdims=True)
-        norm = np.sqrt((centred**2).sum(axis=1, keepdims=True))
-        scale = np.maximum(1.0, np.abs(m).max(axis=1, keepdims=True))
-        constant = norm <= 1e-12 * scale * np.sqrt(m.shape[1])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = centred / norm
-        out[constant[:, 0]] = np.nan
-        return out
-
-    return standardise(a) @ standardise(b).T
-
-
 def similarity_matrix(
     predictions: Predictions,
     truth: Pseudobulk,
@@ -158,7 +143,7 @@ def similarity_matrix(
     pred = predictions.values.loc[conditions, genes].to_numpy() - ref
     obs = truth.means.loc[candidates, genes].to_numpy() - ref
     return pd.DataFrame(
-        _row_cor(pred, obs),
+        correlations(pred, obs),
         index=pd.Index(conditions, name="condition"),
         columns=pd.Index(candidates, name="candidate"),
     )
@@ -193,100 +178,39 @@ def retrieval_ranks(
         genes=genes,
     )
     n = sim.shape[1]
-    rows = []
-    for condition in sim.index:
-        if condition not in sim.columns:
-            raise PredictionError(
-                f"{condition!r} is predicted but not among the candidates."
-            )
-        s = sim.loc[condition].to_numpy()
-        own = s[sim.columns.get_loc(condition)]
-        if np.isnan(own):
-            rank = (n + 1) / 2.0  # constant predicted change: all candidates tie
-        else:
-            others = np.delete(s, sim.columns.get_loc(condition))
-            others = others[~np.isnan(others)]
-            rank = 1.0 + np.sum(others > own) + 0.5 * np.sum(others == own)
-        rows.append(
-            {
-                "dataset": truth.dataset or predictions.dataset,
-                "method": predictions.method,
-                "seed": predictions.seed if predictions.seed is not None else pd.NA,
-                "condition": condition,
-                "reference": reference,
-                "rank": float(rank),
-                "n_candidates": n,
-                "normalised_rank": (rank - 1.0) / (n - 1.0) if n > 1 else np.nan,
-            }
+    absent = [c for c in sim.index if c not in sim.columns]
+    if absent:
+        raise PredictionError(
+            f"{absent[0]!r} is predicted but not among the candidates; include it."
         )
+    rank = own_ranks(sim.to_numpy(), sim.columns.get_indexer(sim.index))
+    rows = [
+        {
+            "dataset": truth.dataset or predictions.dataset,
+            "method": predictions.method,
+            "seed": predictions.seed if predictions.seed is not None else pd.NA,
+            "condition": condition,
+            "reference": reference,
+            "rank": float(rank[i]),
+            "n_candidates": n,
+            "normalised_rank": float(normalised(rank[i], n)),
+        }
+        for i, condition in enumerate(sim.index)
+    ]
     return pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS)
 
 
 def de_genes(
     adata: ad.AnnData, conditions, *, n_de: int = 20, genes=None, method: str = "t-test"
 ) -> dict[str, list[str]]:
-    """Top-``n_de`` DE genes of each condition's cells vs the control cells (scanpy, see
-    module docstring).
-
-    Uses ``scanpy.tl.rank_genes_groups(groupby="condition", reference="ctrl",
-    method=method)`` on ``X`` (log-normalised) restricted to ``genes`` (default: all);
-    ties in the adjusted p-value are broken by |score|. Deterministic (neither test
-    draws random numbers).
+    """Top-``n_de`` DE genes of each condition's cells vs the control cells: the
+    ``de_agreement`` family's :func:`helpers.metrics.de_agreement.top_de_genes`.
 
     ``adata``: the cells (with the control); ``conditions``: the conditions whose DE
-    genes are wanted.
+    genes are wanted; ``n_de``: how many; ``genes``: the genes tested (default: all);
+    ``method``: scanpy's test (``"t-test"`` or ``"wilcoxon"``).
     """
-    import warnings
-
-    import scanpy as sc
-
-    conditions = [c for c in conditions if c != CONTROL]
-    labels = adata.obs["condition"].astype(str)
-    keep = labels.isin(conditions + [CONTROL]).to_numpy()
-    cols = (
-        slice(None) if genes is None else adata.var_names.get_indexer(pd.Index(genes))
-    )
-    if genes is not None and (np.asarray(cols) < 0).any():
-        raise InputError("Some DE genes are not measured in the cells.")
-    block = adata.X[np.flatnonzero(keep)][:, cols]
-    block = (
-        block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-    )  # dense: scanpy's fast path
-    sub = ad.AnnData(
-        block.astype(np.float64),
-        obs=pd.DataFrame(
-            {"condition": pd.Categorical(labels[keep])}, index=adata.obs_names[keep]
-        ),
-        var=pd.DataFrame(index=adata.var_names[cols]),
-    )
-    with (
-        warnings.catch_warnings()
-    ):  # scanpy's own pandas PerformanceWarnings / log2 of 0
-        warnings.simplefilter("ignore")
-        sc.tl.rank_genes_groups(
-            sub,
-            groupby="condition",
-            groups=conditions,
-            reference=CONTROL,
-            method=method,
-            n_genes=sub.n_vars,
-        )
-    result = sub.uns["rank_genes_groups"]
-    out = {}
-    for condition in conditions:
-        table = pd.DataFrame(
-            {
-                "names": result["names"][condition],
-                "scores": result["scores"][condition],
-                "pvals_adj": result["pvals_adj"][condition],
-            }
-        )
-        table["abs_score"] = table["scores"].abs()
-        table = table.sort_values(
-            ["pvals_adj", "abs_score"], ascending=[True, False], kind="stable"
-        )
-        out[condition] = table["names"].astype(str).head(n_de).tolist()
-    return out
+    return top_de_genes(adata, conditions, n_de=n_de, genes=genes, method=method)
 
 
 def de_overlap(
@@ -319,12 +243,7 @@ def de_overlap(
     rows = []
     for condition in conditions:
         change = np.abs(predictions.values.loc[condition, genes].to_numpy() - ctrl)
-        if change.max() - change.min() <= 1e-12 * max(1.0, change.max()):
-            overlap = np.nan  # constant predicted change: no top genes
-        else:
-            top = genes[np.argsort(-change, kind="stable")[:n_de]]
-            observed = observed_de[condition][:n_de]
-            overlap = len(set(top) & set(observed)) / n_de
+        value = overlap(change, genes, observed_de[condition], n_de)
         rows.append(
             {
                 "dataset": truth.dataset or predictions.dataset,
@@ -332,7 +251,7 @@ def de_overlap(
                 "seed": predictions.seed if predictions.seed is not None else pd.NA,
                 "condition": condition,
                 "n_de": n_de,
-                "de_overlap": overlap,
+                "de_overlap": value,
             }
         )
     return pd.DataFrame(rows, columns=DE_COLUMNS)

@@ -427,7 +427,9 @@ def run(
             tables += control_tables
             family_tables += rows
         if with_cells:
-            extra_tables.append(beyond.extra_columns(job, split, runs, n_top))
+            extra_tables.append(
+                beyond.extra_columns(job, split, runs, n_top=n_top, skip=families)
+            )
         if pred_cells is not None:
             energy_tables.append(
                 beyond.energy_table(job, pred_cells, split, name, n_top)
@@ -451,7 +453,6 @@ def run(
     if extra_tables:
         extra = pd.concat(extra_tables, ignore_index=True)
         metrics = metrics.merge(extra, on=["method", "seed", "condition"], how="left")
-        metrics = beyond.add_ceiling(job, metrics, n_top)
     if family_tables:
         metrics = metrics.merge(
             pd.concat(family_tables, ignore_index=True),
@@ -719,13 +720,12 @@ def score_methods(
     extra = []
     for split in task.splits:
         runs = {p.method: p for p in predictions if p.seed == split.seed}
-        extra.append(beyond.extra_columns(task, split, runs, n_top))
+        extra.append(beyond.extra_columns(task, split, runs, n_top=n_top))
     metrics = metrics.merge(
         pd.concat(extra, ignore_index=True),
         on=["method", "seed", "condition"],
         how="left",
     )
-    metrics = beyond.add_ceiling(task, metrics, n_top)
     board = summarise(metrics, by=("method",)).merge(
         beyond.board_columns(metrics), on="method", how="left"
     )

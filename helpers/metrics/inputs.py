@@ -37,7 +37,12 @@ class MetricInput:
       included), for the families that need cell-level statistics (DE weights, DE sets);
       else None;
     * ``cache``: a dict shared by all methods of one task, for truth-only quantities (DE
-      statistics of the observed cells) so they are computed once.
+      statistics of the observed cells) so they are computed once;
+    * ``exclude_target``: True drops each condition's own target gene(s) from the genes
+      that the metrics which rank or correlate across genes use (each family's
+      docstring says which honour it; :func:`helpers.metrics.paper.non_target_mask`);
+    * ``pred_cells``: the method's predicted cells (canonical ``obs["condition"]``),
+      where it predicted cells, for the ``distribution`` family; else None.
     """
 
     method: str
@@ -50,6 +55,7 @@ class MetricInput:
     cells: ad.AnnData | None = None
     cache: dict = field(default_factory=dict)
     exclude_target: bool = False
+    pred_cells: ad.AnnData | None = None
 
     @property
     def conditions(self) -> list[str]:
@@ -66,9 +72,11 @@ def metric_input(
     cells: ad.AnnData | None = None,
     cache: dict | None = None,
     exclude_target: bool = False,
+    pred_cells: ad.AnnData | None = None,
 ) -> MetricInput:
     """The :class:`MetricInput` of ``predictions`` on ``split`` (``conditions``: default
-    the held-out conditions the predictions cover, in the split's order)."""
+    the held-out conditions the predictions cover, in the split's order; ``pred_cells``:
+    the method's predicted cells, if any)."""
     genes = pd.Index(genes)
     if conditions is None:
         conditions = [c for c in split.held_out if c in predictions.conditions]
@@ -85,4 +93,5 @@ def metric_input(
         cells=cells,
         cache={} if cache is None else cache,
         exclude_target=exclude_target,
+        pred_cells=pred_cells,
     )
