@@ -106,20 +106,9 @@ def _genes(task: Task, n_top: int) -> pd.Index:
 
 
 def _score(inp, names) -> pd.DataFrame:
-    """:func:`helpers.metrics.score_families` of ``names``; while
-    :mod:`helpers.metrics.families` does not register chapter 8's families yet, the same
-    contract applied here (each module's ``score(inp)``, columns ``COLUMNS``)."""
-    if all(name in families.FAMILIES for name in names):
-        return families.score_families(inp, list(names))
-    modules = {module.NAME: module for module in (*_MODULES, distribution)}
-    table = pd.DataFrame(index=pd.Index(inp.conditions, name="condition"))
-    for name in names:
-        module = modules[name]
-        table = table.join(module.score(inp).reindex(table.index)[module.COLUMNS])
-    table = table.reset_index()
-    table.insert(0, "method", inp.method)
-    table.insert(1, "seed", inp.seed)
-    return table
+    """:func:`helpers.metrics.score_families` of ``names`` (chapter 8's families, which
+    ``"all"`` leaves out: :data:`helpers.metrics.families.NOT_IN_ALL`)."""
+    return families.score_families(inp, list(names))
 
 
 def extra_columns(

@@ -15,8 +15,9 @@ The families, in the order their columns appear in the book's tables:
 
 * scoring families (:data:`helpers.metrics.families.FAMILIES`, ``--metrics``): ``paper``
   (:mod:`.paper`), ``systema``, ``calibrated``, ``vcc``;
-* chapter 8's families, computed by the benchmark's extras: ``retrieval``,
-  ``de_agreement``, ``ceiling``, ``distribution``.
+* chapter 8's families, registered in :data:`helpers.metrics.families.FAMILIES` as well
+  (they run only when named, not in ``"all"``):
+  ``retrieval``, ``de_agreement``, ``ceiling``, ``distribution``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,22 @@ A family is a module of :mod:`helpers.metrics` with
 
 The paper's family is :func:`helpers.metrics.paper.evaluate` itself (``l2``,
 ``pearson_delta``, ``r``); ``--metrics paper`` adds nothing to it.
+
+Chapter 8's families are registered too: ``retrieval`` (ranks of the own
+perturbation), ``de_agreement`` (top-20 DE overlap), ``ceiling`` (replicate and oracle
+bounds from split halves of the truth's cells, and ``norm_*``: 0 = the mean baseline,
+1 = the oracle) and ``distribution`` (energy distance of predicted cells).
+
+**What ``"all"`` means**: the families of the peer benchmarks that chapter 9 weighs the
+paper's verdict with (Systema, CellSimBench / scPertEval, the Virtual Cell Challenge),
+i.e. every family but :data:`NOT_IN_ALL`. Chapter 8's four families are diagnostics of
+the data and of a prediction, not peers' verdicts, and run when named
+(``--metrics retrieval``): ``ceiling`` (four of its six columns are bounds of the data,
+the same for every method; it cuts every condition's cells into halves five times),
+``distribution`` (it needs predicted *cells*: a pseudobulk prediction gets NaN, with the
+reason in ``attrs["reason"]``), and ``retrieval`` and ``de_agreement``, whose values
+take only a few steps where few conditions are held out (a rank among 5), so that as
+votes they would add ties rather than evidence.
 """
 
 from __future__ import annotations
@@ -20,12 +36,22 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InputError
-from . import calibrated, catalog, systema, vcc
+from . import (
+    calibrated,
+    catalog,
+    ceiling,
+    de_agreement,
+    distribution,
+    retrieval,
+    systema,
+    vcc,
+)
 from .inputs import MetricInput
 
 __all__ = [
     "FAMILIES",
     "FAMILY_CHOICES",
+    "NOT_IN_ALL",
     "DIRECTIONS",
     "COLUMN_FAMILY",
     "needs_cells",
@@ -36,7 +62,20 @@ __all__ = [
     "describe",
 ]
 
-FAMILIES = {module.NAME: module for module in (systema, calibrated, vcc)}
+FAMILIES = {
+    module.NAME: module
+    for module in (
+        systema,
+        calibrated,
+        vcc,
+        retrieval,
+        de_agreement,
+        ceiling,
+        distribution,
+    )
+}
+#: Registered, run when named, but not part of ``"all"`` (module docstring).
+NOT_IN_ALL = (retrieval.NAME, de_agreement.NAME, ceiling.NAME, distribution.NAME)
 FAMILY_CHOICES = ("paper", *FAMILIES, "all")
 
 #: Which way is better for every per-condition column of the scoring families (paper and
@@ -49,13 +88,13 @@ COLUMN_FAMILY = {column: catalog.SPECS[column].family for column in DIRECTIONS}
 
 
 def family_names(choice: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"paper"`` -> []; ``"all"`` -> every family; a name or list of names -> those
-    (checked)."""
+    """``"paper"`` -> []; ``"all"`` -> every family but :data:`NOT_IN_ALL`; a name or
+    list of names -> those (checked)."""
     names = [choice] if isinstance(choice, str) else list(choice)
     out: list[str] = []
     for name in names:
         if name == "all":
-            out += [n for n in FAMILIES if n not in out]
+            out += [n for n in FAMILIES if n not in out and n not in NOT_IN_ALL]
         elif name == "paper":
             continue
         elif name in FAMILIES:
