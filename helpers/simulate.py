@@ -45,6 +45,7 @@ __all__ = [
     "SimulationTruth",
     "SimulatedScreen",
     "simulate_screen",
+    "log_normalise",
     "write_norman_scale_h5ad",
 ]
 
@@ -264,7 +265,10 @@ def _draw_cells(
     return sp.csr_matrix(counts.astype(np.float32))
 
 
-def _log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
+def log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
+    """``log1p(counts / total * 1e4)`` per cell (cells x genes, CSR, float32): the
+    log-normalised layer of the book's screens (the published Norman / Replogle files'
+    ``X``; a cell with no counts stays 0). ``counts``: raw counts, cells x genes."""
     totals = np.asarray(counts.sum(axis=1)).ravel()
     totals[totals == 0] = 1.0
     X = sp.diags((1e4 / totals).astype(np.float32)) @ counts
@@ -359,7 +363,7 @@ def simulate_screen(
             index=[f"{line}_cell{i:06d}" for i in range(len(cell_condition))],
         )
         adata = ad.AnnData(
-            X=_log_normalise(counts),
+            X=log_normalise(counts),
             obs=obs,
             var=pd.DataFrame(index=pd.Index(model.genes)),
             layers={"counts": counts},
@@ -446,7 +450,7 @@ def write_norman_scale_h5ad(
                 stop = min(start + chunk_cells, n_cells)
                 rows = cell_condition[start:stop]
                 X.append(
-                    _log_normalise(
+                    log_normalise(
                         _draw_cells(rng, baseline + effects[rows], library_size, 8.0)
                     )
                 )

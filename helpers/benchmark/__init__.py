@@ -25,16 +25,23 @@ Command line (same code)::
     python -m helpers.benchmark --list
     python -m helpers.benchmark --task simulated_doubles \\
         --predictions my_predictions.csv --out results/
+    # two .h5ad files of cells (Virtual Cell Challenge layout), no task:
+    python -m helpers.benchmark score --real real.h5ad --pred pred.h5ad \\
+        --metrics paper,vcc2026 --out results/
 
 ``run_methods`` / ``run_baselines`` are the plain loops the chapters use.
 
 One job per module: :mod:`.tasks` (the task registry), :mod:`.runner` (the run loop),
 :mod:`.guards` (unit checks on submitted predictions), :mod:`.leaderboard` (the table),
-:mod:`.cli` (the command line), :mod:`.beyond` (chapter 8: split audit, noise ceiling,
-retrieval, DE overlap and predicted cells, e.g. ``--predictions cells.h5ad`` in the
-cell-eval layout), :mod:`.verdict` (chapter 9: every metric family on one set of
-predictions). Imports point one way: cli -> runner -> beyond / guards / leaderboard ->
-tasks; verdict -> runner.
+:mod:`.cli` (the command line), :mod:`.filepair` (two files of cells scored without a
+task), :mod:`.beyond` (chapter 8: split audit and predicted cells, e.g. ``--predictions
+cells.h5ad`` in the cell-eval layout; its metrics are families of
+:mod:`helpers.metrics`),
+:mod:`.verdict` (chapter 9: every metric family on one set of predictions),
+:mod:`.exclusion` (chapter 9: the targeted gene left out), :mod:`.protocols` (chapter 9:
+the paper's and CellSimBench's protocols, one choice at a time). Imports point one way:
+cli -> filepair / runner -> beyond / guards / leaderboard -> tasks; verdict -> runner;
+exclusion, protocols -> verdict, runner.
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def score_main(argv: list[str]) -> int:
             "perturbation, without a task; writes OUT/metrics.csv. Both files: the "
             "Virtual Cell Challenge layout (cells in X, genes in var_names, the "
             "perturbation in obs). Integer counts are log-normalised (log1p(counts "
-            "/ total * 1e4), helpers.simulate._log_normalise) for every family but "
+            "/ total * 1e4), helpers.simulate.log_normalise) for every family but "
             "vcc2026, which needs the counts.",
             width=79,
         ),

@@ -17,7 +17,7 @@ cells), the families receive a :class:`helpers.metrics.MetricInput` built by
 
 **Representation.** A file whose ``X`` holds only non-negative integers is read as
 counts; any other non-negative values as log-normalised. Counts are log-normalised for
-the book's families with :func:`helpers.simulate._log_normalise`, the transform of the
+the book's families with :func:`helpers.simulate.log_normalise`, the transform of the
 book's data, ``log1p(counts / total_counts * 1e4)`` per cell (natural log), the same
 as the simulator's and the stand-ins' files. ``vcc2026`` scores the integer counts
 themselves (cell-eval2's input) and refuses any other file. Negative values are neither
@@ -62,7 +62,7 @@ from ..metrics import (
 )
 from ..predictions import Predictions
 from ..pseudobulk import pseudobulk
-from ..simulate import _log_normalise
+from ..simulate import log_normalise
 from ..splits import Split
 
 __all__ = [
@@ -310,7 +310,7 @@ def _canonical(adata, labels: dict[str, str], pert_col: str, genes) -> ad.AnnDat
     """The cells with ``obs["condition"]``, log-normalised ``X``, over ``genes``."""
     X = adata.X  # the pred file is already in the real file's gene order
     if _is_counts(X):
-        X = _log_normalise(sp.csr_matrix(X, dtype=np.float32))
+        X = log_normalise(sp.csr_matrix(X, dtype=np.float32))
     condition = adata.obs[pert_col].astype(str).map(labels).to_numpy()
     categories = [CONTROL, *sorted(set(condition) - {CONTROL})]
     obs = pd.DataFrame(

@@ -42,6 +42,7 @@ from .paper import (
     evaluate,
     forest,
     l2,
+    non_target_mask,
     pearson_delta,
     pearson_r,
     ratio_to_baseline,
