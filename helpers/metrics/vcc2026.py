@@ -1,5 +1,5 @@
-"""Metric family ``vcc2026``: the Virtual Cell Challenge 2026 score, as cell-eval2 0.20.0
-computes it with ``--preset vcc2026`` (chapter 9).
+"""Metric family ``vcc2026``: the Virtual Cell Challenge 2026 score, as cell-eval2
+0.20.0 computes it with ``--preset vcc2026`` (chapter 9).
 
 The preset (``cell_eval2/configs/vcc2026.yaml``) scores **integer counts** (obs
 ``target``, control ``non-targeting``) with six metrics per perturbation, then rescales
@@ -14,12 +14,13 @@ comparator of a counts run): the pseudobulk of a group ``p`` of count cells is
 
     mu_pg = log1p(T * S_pg / sum_h S_ph),   S_pg = sum over the cells of p of counts,
 
-with ``T = 5e4`` (:data:`BULK_TARGET_SUM`, the preset's ``bulk_target_sum``): the group's
-counts are summed, normalised once and logged once. Labels are sorted (``np.unique``).
+with ``T = 5e4`` (:data:`BULK_TARGET_SUM`, the preset's ``bulk_target_sum``): the
+group's counts are summed, normalised once and logged once. Labels are sorted
+(``np.unique``).
 
 **Sampling correction** (``moments.jackknife_correction``): for a group of ``n >= 2``
-cells with library sizes ``l_i`` and ``r_i = sum_g S_pg - l_i``, the leave-one-out bulk is
-``v_ig = log1p(T * (S_pg - y_ig) / r_i)`` (0 where ``r_i = 0``) and
+cells with library sizes ``l_i`` and ``r_i = sum_g S_pg - l_i``, the leave-one-out bulk
+is ``v_ig = log1p(T * (S_pg - y_ig) / r_i)`` (0 where ``r_i = 0``) and
 
     C_p = max(0, (n - 1) / n * sum_g sum_i (v_ig - mean_i v_ig)^2),    C_p = 0 if n < 2.
 
@@ -32,8 +33,8 @@ is a measured gene (cell-eval2 ``distances.resolve_exclusion_columns``); the boo
 * ``pds_cosine`` (``metrics/discrimination.py::discrimination_score``, ``distance=
   "cosine"``, ``rank_denominator="n-1"``, ``tie_policy="midrank"``, ``exclusion_scope=
   "panel"``, ``control_source="real"``). Effects against the REAL control on both sides,
-  ``e_hat_p = mu_hat_p - mu_ctrl`` and ``e_q = mu_q - mu_ctrl``, over the genes left after
-  removing every panel target ``{t(q) : q}`` (one gene set for all pairs). With
+  ``e_hat_p = mu_hat_p - mu_ctrl`` and ``e_q = mu_q - mu_ctrl``, over the genes left
+  after removing every panel target ``{t(q) : q}`` (one gene set for all pairs). With
   ``d(p, q) = 1 - cos(e_hat_p, e_q)`` (1 where a norm is 0; clipped to [0, 2]) and ``n``
   the real perturbations:
 
@@ -54,10 +55,10 @@ is a measured gene (cell-eval2 ``distances.resolve_exclusion_columns``); the boo
   (``xbar``: the unweighted mean over the scored rows), each row's own target cell left
   out. (As in cell-eval2, the target gene leaves the squared distances but the
   corrections stay whole.) The member's value is ``sum_p num_p / sum_p den_p`` over the
-  perturbations where both are finite (:func:`aggregate`); 1.0 = "predicted the control",
-  0 = perfect. cell-eval2 writes no per-perturbation value for it; this module's
-  per-perturbation column is ``num_p / den_p`` (shown, never averaged), and the two
-  components travel as :data:`COMPONENTS`.
+  perturbations where both are finite (:func:`aggregate`); 1.0 = "predicted the
+  control", 0 = perfect. cell-eval2 writes no per-perturbation value for it; this
+  module's per-perturbation column is ``num_p / den_p`` (shown, never averaged), and the
+  two components travel as :data:`COMPONENTS`.
 
 **Counts from log-normalised data** (:func:`counts_from_lognorm`): the book's tasks hold
 ``log1p(counts / total * s)``; as the paper's scripts do, each cell's ``expm1(x)`` is
@@ -173,7 +174,7 @@ SPECS = tuple(
         NAME,
         _DIRECTION[column],
         True,
-        f"{PEER} ({'metrics/discrimination.py' if column == 'pds_cosine' else 'run.py'})",
+        f"{PEER} ({'metrics/discrimination.py' if column == 'pds_cosine' else 'run'})",
         column,
         _DESCRIPTIONS[column],
         perfect=_PERFECT[column],
@@ -286,10 +287,10 @@ def jackknife(X, labels, *, target_sum: float = BULK_TARGET_SUM) -> np.ndarray:
         if np.any(rest < 0):
             raise InputError("Negative counts reached the jackknife; pass counts.")
         safe = np.where(rest > 0, rest, 1.0)[:, None]
-        V = np.log1p(target_sum * (P[None, :] - Y) / safe)
+        v = np.log1p(target_sum * (P[None, :] - Y) / safe)
         b = np.log1p(target_sum * P / tot)
-        V = np.where((rest > 0)[:, None], V, 0.0) - b[None, :]
-        q = np.einsum("ij,ij->j", V, V) - V.sum(axis=0) ** 2 / n
+        v = np.where((rest > 0)[:, None], v, 0.0) - b[None, :]
+        q = np.einsum("ij,ij->j", v, v) - v.sum(axis=0) ** 2 / n
         out[k] = max((n - 1) / n * float(q.sum()), 0.0)
     return out
 
@@ -337,9 +338,9 @@ def pds_cosine(
 ) -> pd.Series:
     """``pds_cosine`` per predicted perturbation (module docstring).
 
-    ``pred``, ``real``: ``(labels, mu)`` from :func:`bulk_means`; ``genes``: the columns;
-    ``control``: the control label; ``control_source``: ``"real"`` (the preset) or
-    ``"pred"`` (the replicate anchor subtracts each side's own control);
+    ``pred``, ``real``: ``(labels, mu)`` from :func:`bulk_means`; ``genes``: the
+    columns; ``control``: the control label; ``control_source``: ``"real"`` (the
+    preset) or ``"pred"`` (the replicate anchor subtracts each side's own control);
     ``exclude_target``: drop the panel's target genes; ``targets``: label -> genes
     (default: the label is the gene).
     """
@@ -586,8 +587,8 @@ def score_expression(
     table["pds_cosine"] = pds.reindex(order).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         table["expr_mse_unbiased_capped_norm"] = (
-            comp[COMPONENTS[0]] / comp[COMPONENTS[1]]
-        ).reindex(order).to_numpy()
+            (comp[COMPONENTS[0]] / comp[COMPONENTS[1]]).reindex(order).to_numpy()
+        )
     for c in COMPONENTS:
         table[c] = comp[c].reindex(order).to_numpy()
     return table
@@ -616,7 +617,11 @@ def score_anndata(
     line.
     """
     _check_pair(
-        real, pred, pert_col=pert_col, control=control, allow_fractional=allow_fractional
+        real,
+        pred,
+        pert_col=pert_col,
+        control=control,
+        allow_fractional=allow_fractional,
     )
     table = score_expression(
         real,
@@ -630,7 +635,11 @@ def score_anndata(
         from . import vcc2026_de  # engineer 2's module (the four DE members)
 
         part = vcc2026_de.score_de(
-            real, pred, pert_col=pert_col, control=control, exclude_target=exclude_target
+            real,
+            pred,
+            pert_col=pert_col,
+            control=control,
+            exclude_target=exclude_target,
         )
         for c in DE_COLUMNS:
             table[c] = part[c].reindex(table.index).to_numpy(dtype=np.float64)
@@ -711,7 +720,9 @@ def baseline_predictions(
     rng = np.random.default_rng(seed)
     non_control = sorted(set(labels[labels != control].tolist()))
     positions = [np.flatnonzero(labels == p) for p in non_control]
-    source = np.concatenate([rng.integers(0, ctrl.shape[0], size=p.size) for p in positions])
+    source = np.concatenate(
+        [rng.integers(0, ctrl.shape[0], size=p.size) for p in positions]
+    )
     emitted = sp.csr_matrix(ctrl[source], dtype=np.float64)
     emitted.data = (emitted.data * scale[emitted.indices]).astype(np.float32)
     emitted = sp.csr_matrix(emitted, dtype=np.float32)
@@ -765,7 +776,9 @@ def anchor(
     (cell-eval2's ``de_wilcoxon_lfc_nmae`` anchor is a separate full-gate estimator,
     ``lfc_nmae_ref.py``, which that module provides if it can).
     """
-    seeds = [int(s) for s in np.random.SeedSequence(int(base_seed)).generate_state(n_splits)]
+    seeds = [
+        int(s) for s in np.random.SeedSequence(int(base_seed)).generate_state(n_splits)
+    ]
     rows = {}
     for seed in seeds:
         half_a, half_b = split_halves(real, pert_col=pert_col, seed=seed)
@@ -819,7 +832,9 @@ def _score_one(u: float, b: float, r: float, metric: str) -> float:
             q = (x - r) / (b - r)
             s = 1.0 - q
             if s < 0.0 and boxcox:
-                s = max(-_PENALTY_CAP, -(q**_PENALTY_EXPONENT - 1.0) / _PENALTY_EXPONENT)
+                s = max(
+                    -_PENALTY_CAP, -(q**_PENALTY_EXPONENT - 1.0) / _PENALTY_EXPONENT
+                )
             return s
         return (x - b) / (r - b)
 
@@ -833,9 +848,7 @@ def _score_one(u: float, b: float, r: float, metric: str) -> float:
     return clip(core(float(u)))
 
 
-def rescale(
-    user: pd.Series, baseline: pd.Series, replicate: pd.Series
-) -> pd.Series:
+def rescale(user: pd.Series, baseline: pd.Series, replicate: pd.Series) -> pd.Series:
     """Each member's score on the replicate scale: 0 = the baseline, 1 = the replicate
     (``cell-eval2 score --anchor``, column ``from_replicate``; module docstring).
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -39,7 +38,8 @@ pytestmark = pytest.mark.celleval
 TOL = 1e-9
 N_SPLITS = 3
 
-PEER_SCRIPT = """
+PEER_SCRIPT = (
+    """
 import json, sys
 import polars as pl
 from cell_eval2.cli import main
@@ -53,7 +53,9 @@ main(["score", "--user-agg", f"{d}/run/agg_results.csv", "--baseline-agg",
 pl.read_parquet(f"{d}/run/anchor_splits.parquet").write_csv(f"{d}/anchor_splits.csv")
 pl.read_parquet(f"{d}/run/anchor_agg.parquet").write_csv(f"{d}/anchor_agg.csv")
 print(json.dumps({"ok": True}))
-""" % N_SPLITS
+"""
+    % N_SPLITS
+)
 
 
 def _fixture() -> tuple[ad.AnnData, ad.AnnData]:
