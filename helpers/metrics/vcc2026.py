@@ -57,8 +57,9 @@ is a measured gene (cell-eval2 ``distances.resolve_exclusion_columns``); the boo
   corrections stay whole.) The member's value is ``sum_p num_p / sum_p den_p`` over the
   perturbations where both are finite (:func:`aggregate`); 1.0 = "predicted the
   control", 0 = perfect. cell-eval2 writes no per-perturbation value for it; this
-  module's per-perturbation column is ``num_p / den_p`` (shown, never averaged), and the
-  two components travel as :data:`COMPONENTS`.
+  module's per-perturbation column is ``num_p / mean_q den_q``, whose mean over the
+  perturbations is that ratio of sums, and the two components travel as
+  :data:`COMPONENTS`.
 
 **Counts from log-normalised data** (:func:`counts_from_lognorm`): the book's tasks hold
 ``log1p(counts / total * s)``; as the paper's scripts do, each cell's ``expm1(x)`` is
@@ -204,6 +205,14 @@ def _csr64(X) -> sp.csr_matrix:
     return sp.csr_matrix(X, dtype=np.float64)
 
 
+def _rows(X, idx) -> np.ndarray:
+    """Rows ``idx`` of a sparse or dense matrix, dense float64."""
+    part = X[idx]
+    if sp.issparse(part):
+        return part.toarray().astype(np.float64)
+    return np.asarray(part, dtype=np.float64)
+
+
 def counts_from_lognorm(adata: ad.AnnData) -> ad.AnnData:
     """Integer counts rebuilt from log-normalised cells, as the paper's scripts do.
 
@@ -256,9 +265,9 @@ def bulk_means(
 
     ``X``: cells x genes (counts); ``labels``: each cell's group; ``target_sum``: ``T``.
     """
-    X = _csr64(X)
+    X = X.tocsr() if sp.issparse(X) else np.asarray(X)
     perts, rows = _groups(labels)
-    sums = np.vstack([np.asarray(X[r].sum(axis=0)).ravel() for r in rows])
+    sums = np.vstack([_rows(X, r).sum(axis=0) for r in rows])
     totals = sums.sum(axis=1)
     scale = np.zeros_like(totals)
     scale[totals > 0] = target_sum / totals[totals > 0]
@@ -271,14 +280,14 @@ def jackknife(X, labels, *, target_sum: float = BULK_TARGET_SUM) -> np.ndarray:
 
     ``X``: cells x genes (counts); ``labels``: each cell's group; ``target_sum``: ``T``.
     """
-    X = _csr64(X)
+    X = X.tocsr() if sp.issparse(X) else np.asarray(X)
     perts, rows = _groups(labels)
     out = np.zeros(perts.size)
     for k, r in enumerate(rows):
         n = r.size
         if n < 2:
             continue
-        Y = X[r].toarray()
+        Y = _rows(X, r)
         P = Y.sum(axis=0)
         tot = float(P.sum())
         if tot <= 0.0:
@@ -475,10 +484,6 @@ def expr_components(
 # --------------------------------------------------------------------------- checks
 
 
-def _dense_or_csr(X):
-    return X.tocsr() if sp.issparse(X) else np.asarray(X)
-
-
 def _check_counts(adata: ad.AnnData, what: str, *, allow_fractional: bool) -> None:
     X = adata.X
     values = X.data if sp.issparse(X) else np.asarray(X).ravel()
@@ -555,15 +560,19 @@ def score_expression(
     exclude_target: bool = True,
     control_source: str = "real",
     targets=None,
+    real_stats: tuple | None = None,
 ) -> pd.DataFrame:
     """The two expression members per perturbation (index ``perturbation``): columns
-    ``pds_cosine``, ``expr_mse_unbiased_capped_norm`` (``num_p / den_p``) and the two
+    ``pds_cosine``, ``expr_mse_unbiased_capped_norm`` (:func:`_norm_column`) and the two
     :data:`COMPONENTS`. Inputs are checked by :func:`score_anndata`; arguments as
-    there, plus ``control_source`` and ``targets`` (:func:`pds_cosine`)."""
+    there, plus ``control_source`` and ``targets`` (:func:`pds_cosine`) and
+    ``real_stats``: the real side's ``(labels, mu, C)`` if already computed."""
     genes = pd.Index(real.var_names).astype(str)
     r_lab = real.obs[pert_col].astype(str).to_numpy()
     p_lab = pred.obs[pert_col].astype(str).to_numpy()
-    r_perts, r_mu = bulk_means(real.X, r_lab)
+    if real_stats is None:
+        real_stats = (*bulk_means(real.X, r_lab), jackknife(real.X, r_lab))
+    r_perts, r_mu, r_c = real_stats
     p_perts, p_mu = bulk_means(pred.X, p_lab)
     pds = pds_cosine(
         (p_perts, p_mu),
@@ -576,7 +585,7 @@ def score_expression(
     )
     comp = expr_components(
         (p_perts, p_mu, jackknife(pred.X, p_lab)),
-        (r_perts, r_mu, jackknife(real.X, r_lab)),
+        (r_perts, r_mu, r_c),
         genes,
         control=control,
         exclude_target=exclude_target,
@@ -585,13 +594,26 @@ def score_expression(
     order = [p for p in r_perts if p != control]
     table = pd.DataFrame(index=pd.Index(order, name="perturbation"))
     table["pds_cosine"] = pds.reindex(order).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table["expr_mse_unbiased_capped_norm"] = (
-            (comp[COMPONENTS[0]] / comp[COMPONENTS[1]]).reindex(order).to_numpy()
-        )
     for c in COMPONENTS:
         table[c] = comp[c].reindex(order).to_numpy()
+    table["expr_mse_unbiased_capped_norm"] = _norm_column(table)
     return table
+
+
+def _norm_column(table: pd.DataFrame) -> np.ndarray:
+    """The per-perturbation column of ``expr_mse_unbiased_capped_norm``: ``num_p /
+    mean_q den_q`` over the perturbations ``q`` where both components are finite (NaN
+    elsewhere), so its mean over perturbations IS cell-eval2's ratio of sums ``sum num /
+    sum den``; the denominator is the real data's, the same for every method. (A
+    per-perturbation ``num_p / den_p`` would not average to it, and ``den_p`` can be
+    near 0 or negative for a weak perturbation.)"""
+    num = table[COMPONENTS[0]].to_numpy(dtype=np.float64)
+    den = table[COMPONENTS[1]].to_numpy(dtype=np.float64)
+    ok = np.isfinite(num) & np.isfinite(den)
+    out = np.full(num.shape, np.nan)
+    if ok.any() and den[ok].mean() != 0:
+        out[ok] = num[ok] / den[ok].mean()
+    return out
 
 
 def score_anndata(
@@ -604,6 +626,7 @@ def score_anndata(
     allow_fractional: bool = False,
     de: bool = True,
     targets=None,
+    real_stats: tuple | None = None,
 ) -> pd.DataFrame:
     """All six members per perturbation of ``real`` (index ``perturbation``, columns
     :data:`COLUMNS`, then :data:`COMPONENTS`), as ``cell-eval2 run --preset vcc2026``.
@@ -613,7 +636,8 @@ def score_anndata(
     ``allow_fractional``: accept fractional predicted counts (a mean baseline, the
     book's rescaled control cells); ``de``: add the four DE members
     (:func:`helpers.metrics.vcc2026_de.score_de`); ``targets``: label -> genes (default:
-    the label is the gene). Bad input raises :class:`helpers.errors.InputError` with one
+    the label is the gene); ``real_stats``: the real side's ``(labels, mu, C)`` if
+    already computed. Bad input raises :class:`helpers.errors.InputError` with one
     line.
     """
     _check_pair(
@@ -630,6 +654,7 @@ def score_anndata(
         control=control,
         exclude_target=exclude_target,
         targets=targets,
+        real_stats=real_stats,
     )
     if de:
         from . import vcc2026_de  # engineer 2's module (the four DE members)
@@ -875,10 +900,11 @@ def overall_score(scores: pd.Series) -> float:
 # ---------------------------------------------------------------- the book's tasks
 
 
-def _truth_counts(inp: MetricInput) -> tuple[ad.AnnData, np.ndarray]:
+def _truth_counts(inp: MetricInput) -> tuple[ad.AnnData, np.ndarray, tuple]:
     """The truth's held-out and control cells as counts over the evaluation genes
-    (rebuilt from the log-normalised cells over all their genes), cached; with each
-    cell's log-normalised values over the evaluation genes."""
+    (rebuilt from the log-normalised cells over all their genes), their log-normalised
+    values over the evaluation genes, and their ``(labels, mu, C)``; cached per task
+    and split (shared by every method)."""
     key = ("vcc2026_truth", id(inp.cells), tuple(inp.conditions), tuple(inp.genes))
     if key not in inp.cache:
         cells = inp.cells
@@ -891,25 +917,48 @@ def _truth_counts(inp: MetricInput) -> tuple[ad.AnnData, np.ndarray]:
                 "same dataset as the pseudobulks."
             )
         sub = cells[use]
-        counts = counts_from_lognorm(sub)[:, cols]
-        counts = ad.AnnData(
-            counts.X,
+        counts = counts_from_lognorm(sub).X[:, cols]
+        truth = ad.AnnData(
+            counts,
             obs=pd.DataFrame({PERT_COL: labels[use]}, index=sub.obs_names),
             var=pd.DataFrame(index=pd.Index(inp.genes).astype(str)),
         )
-        lognorm = _dense_or_csr(sub.X[:, cols])
-        lognorm = lognorm.toarray() if sp.issparse(lognorm) else lognorm
-        inp.cache[key] = (cells, counts, np.asarray(lognorm, dtype=np.float64))
+        lognorm = _rows(sub.X, slice(None))[:, cols]
+        stats = (*bulk_means(counts, labels[use]), jackknife(counts, labels[use]))
+        inp.cache[key] = (cells, truth, lognorm, stats)
     return inp.cache[key][1:]
 
 
-def _predicted_counts(inp: MetricInput, truth: ad.AnnData, lognorm: np.ndarray):
-    """Control count cells rescaled to the prediction (:func:`score`)."""
-    from .vcc import _scale_to_mean
+def _scale_factors(lin: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per gene the factor ``f >= 0`` with ``mean_c log1p(f * lin_cg) = target_g``
+    (the definition of :func:`helpers.metrics.vcc.predicted_cells`), by Newton's method
+    on ``t = log f``: the left side is convex and increasing in ``t`` and the start
+    ``f = expm1(target) / mean(lin)`` lies left of the root (Jensen), so the iterates
+    converge; 0 where ``target <= 0`` or where no sampled cell expresses the gene."""
+    f = np.zeros(lin.shape[1])
+    solve = (lin > 0).any(axis=0) & (target > 0)
+    if not solve.any():
+        return f
+    x, y = lin[:, solve], target[solve]
+    t = np.log(np.expm1(y) / x.mean(axis=0))
+    for _ in range(60):
+        a = x * np.exp(t)[None, :]
+        step = (np.log1p(a).mean(axis=0) - y) / (a / (1.0 + a)).mean(axis=0)
+        t = np.clip(t - step, -40.0, 40.0)
+        if np.all(np.abs(step) < 1e-12):
+            break
+    f[solve] = np.exp(t)
+    return f
 
+
+def _predicted_counts(
+    inp: MetricInput, truth: ad.AnnData, lognorm: np.ndarray
+) -> ad.AnnData:
+    """Control count cells rescaled to the prediction (:func:`score`), then the
+    truth's control cells; dense."""
     labels = truth.obs[PERT_COL].to_numpy()
     ctrl = np.flatnonzero(labels == CONTROL)
-    ctrl_counts = truth.X[ctrl].toarray().astype(np.float64)
+    ctrl_counts = _rows(truth.X, ctrl)
     ctrl_lin = np.expm1(lognorm[ctrl])
     seed = 0 if inp.seed is None else int(inp.seed)
     blocks, out_labels = [], []
@@ -917,13 +966,13 @@ def _predicted_counts(inp: MetricInput, truth: ad.AnnData, lognorm: np.ndarray):
         n = min(int((labels == p).sum()), ctrl.size)
         rng = np.random.default_rng([seed, zlib.crc32(str(p).encode())])
         rows = np.sort(rng.choice(ctrl.size, n, replace=False))
-        f = _scale_to_mean(ctrl_lin[rows], inp.pred.loc[p].to_numpy(dtype=np.float64))
-        blocks.append(ctrl_counts[rows] * np.nan_to_num(f, nan=0.0))
+        target = inp.pred.loc[p].to_numpy(dtype=np.float64)
+        blocks.append(ctrl_counts[rows] * _scale_factors(ctrl_lin[rows], target))
         out_labels += [p] * n
     blocks.append(ctrl_counts)
     out_labels += [CONTROL] * ctrl.size
     return ad.AnnData(
-        sp.csr_matrix(np.vstack(blocks)),
+        np.vstack(blocks),
         obs=pd.DataFrame(
             {PERT_COL: out_labels}, index=[f"pred{i}" for i in range(len(out_labels))]
         ),
@@ -939,16 +988,16 @@ def score(inp: MetricInput) -> pd.DataFrame:
     evaluation genes); the predicted cells of condition ``p`` are formed as
     :mod:`helpers.metrics.vcc` forms them - ``n_p`` seeded control cells, each gene
     scaled by the factor ``f_g`` that makes the cells' mean log-normalised value the
-    prediction - and here it is their *counts* that are scaled (``f_g * counts``,
-    fractional, as cell-eval2's own baseline is); then :func:`score_anndata` with the
-    control ``ctrl``, targets excluded (both genes of a double). The expr members'
-    control is the truth's control cells, which the predicted side carries too.
+    prediction (:func:`_scale_factors`) - and here it is their *counts* that are
+    scaled (``f_g * counts``, fractional, as cell-eval2's own baseline is); then
+    :func:`score_anndata` with the control ``ctrl``, targets excluded (both genes of a
+    double). The control of both sides is the truth's control cells.
     """
     if inp.cells is None:
         raise InputError(
             "The 'vcc2026' metrics need the truth's cells; pass cells= to metric_input."
         )
-    truth, lognorm = _truth_counts(inp)
+    truth, lognorm, stats = _truth_counts(inp)
     labels = truth.obs[PERT_COL].to_numpy()
     missing = [p for p in inp.conditions if not (labels == p).any()]
     if missing or not (labels == CONTROL).any():
@@ -964,6 +1013,7 @@ def score(inp: MetricInput) -> pd.DataFrame:
         control=CONTROL,
         allow_fractional=True,
         targets=condition_genes,
+        real_stats=stats,
     )
     table.index.name = "condition"
     return table.reindex(inp.conditions)[COLUMNS]
