@@ -120,6 +120,10 @@ __all__ = [
     "rescale",
     "overall_score",
     "score",
+    "summarise",
+    "BASELINE_METHOD",
+    "REPLICATE_METHOD",
+    "SUMMARY_COLUMNS",
 ]
 
 NAME = "vcc2026"
@@ -169,7 +173,10 @@ _PERFECT = {
     "de_wilcoxon_direction_reach_raw": 1.0,
     "de_wilcoxon_sig_jaccard": 1.0,
 }
-SPECS = tuple(
+BASELINE_METHOD = "mean"
+REPLICATE_METHOD = "split_half_replicate"
+SUMMARY_COLUMNS = ["method", *(f"vcc2026_score_{m}" for m in COLUMNS), "vcc2026_score"]
+_PER_PERTURBATION = tuple(
     MetricSpec(
         column,
         NAME,
@@ -181,6 +188,33 @@ SPECS = tuple(
         perfect=_PERFECT[column],
     )
     for column in COLUMNS
+)
+#: The family's columns: per perturbation, then :func:`summarise`'s.
+SPECS = (
+    *_PER_PERTURBATION,
+    *(
+        MetricSpec(
+            f"vcc2026_score_{column}",
+            NAME,
+            "higher",
+            True,
+            f"{PEER} (score.py::_replicate_entries)",
+            None,
+            f"{column} on the replicate scale (0 = mean baseline, 1 = replicate)",
+            role="summary",
+        )
+        for column in COLUMNS
+    ),
+    MetricSpec(
+        "vcc2026_score",
+        NAME,
+        "higher",
+        True,
+        f"{PEER} (score.py, from_replicate)",
+        "avg_score",
+        "mean of the six vcc2026 members' replicate-scale scores",
+        role="summary",
+    ),
 )
 
 #: cell-eval2's scoring policy per member (``catalog.py``): (direction, Box-Cox tail,
@@ -1017,3 +1051,55 @@ def score(inp: MetricInput) -> pd.DataFrame:
     )
     table.index.name = "condition"
     return table.reindex(inp.conditions)[COLUMNS]
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The competition's scores per method on a book task (columns
+    :data:`SUMMARY_COLUMNS`): each member rescaled by :func:`rescale` and their mean
+    (:func:`overall_score`).
+
+    ``metrics``: per-condition :data:`COLUMNS` of several methods (columns method,
+    seed, condition, ...). The scale's ends are the book's positive controls on the
+    same (seed, condition) rows: the mean baseline (:data:`BASELINE_METHOD`, the
+    training perturbations' mean; cell-eval2's baseline averages the reference's own
+    perturbations, :func:`baseline_predictions`) and the split-half replicate
+    (:data:`REPLICATE_METHOD`, one split per seed; cell-eval2 averages five,
+    :func:`anchor`). Each aggregate is the mean of the per-condition column (for
+    ``expr_mse_unbiased_capped_norm`` that is the ratio of sums within a split). A
+    member whose scale has no headroom, or a table without the two controls, gives
+    NaN (cell-eval2 would stop).
+    """
+    keys = ["seed", "condition"]
+    table = metrics.copy()
+    table["seed"] = table["seed"].astype("object").where(table["seed"].notna(), -1)
+    have = set(table["method"])
+    rows = []
+    for method in pd.unique(table["method"]):
+        row = {"method": method}
+        if not {BASELINE_METHOD, REPLICATE_METHOD} <= have:
+            rows.append(row)
+            continue
+        shared = None
+        for name in (method, BASELINE_METHOD, REPLICATE_METHOD):
+            idx = pd.MultiIndex.from_frame(table.loc[table["method"] == name, keys])
+            shared = idx if shared is None else shared.intersection(idx)
+        means = {}
+        for name in (method, BASELINE_METHOD, REPLICATE_METHOD):
+            part = table[table["method"] == name].set_index(keys)
+            part = part[[c for c in COLUMNS if c in part]].reindex(shared)
+            means[name] = part.mean(axis=0, skipna=True)
+        scores = {}
+        for m in COLUMNS:
+            try:
+                scores[m] = _score_one(
+                    float(means[method].get(m, np.nan)),
+                    float(means[BASELINE_METHOD].get(m, np.nan)),
+                    float(means[REPLICATE_METHOD].get(m, np.nan)),
+                    m,
+                )
+            except InputError:
+                scores[m] = np.nan
+            row[f"vcc2026_score_{m}"] = scores[m]
+        row["vcc2026_score"] = float(np.mean(list(scores.values())))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

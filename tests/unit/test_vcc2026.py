@@ -232,3 +232,26 @@ def test_good_input_scores_every_perturbation():
     assert list(table.index) == ["G0", "G1"]
     assert list(table.columns) == [*vcc2026.COLUMNS, *vcc2026.COMPONENTS]
     assert table["pds_cosine"].between(0, 1).all()
+
+
+def test_summarise_rescales_between_the_book_controls():
+    rows = []
+    values = {  # method -> (pds_cosine, capped_norm) on two conditions
+        "mean": [(0.4, 1.0), (0.6, 1.0)],
+        "split_half_replicate": [(0.8, 0.2), (1.0, 0.2)],
+        "m": [(0.6, 0.6), (0.8, 0.4)],
+    }
+    for method, pairs in values.items():
+        for condition, (pds, norm) in zip(["A", "B"], pairs):
+            row = {"method": method, "seed": 1, "condition": condition}
+            row |= {c: np.nan for c in vcc2026.DE_COLUMNS}
+            row |= {"pds_cosine": pds, "expr_mse_unbiased_capped_norm": norm}
+            rows.append(row)
+    out = vcc2026.summarise(pd.DataFrame(rows)).set_index("method")
+    # pds: (0.7 - 0.5) / (0.9 - 0.5); norm: 1 - (0.5 - 0.2) / (1.0 - 0.2)
+    assert out.loc["m", "vcc2026_score_pds_cosine"] == pytest.approx(0.5)
+    norm = "vcc2026_score_expr_mse_unbiased_capped_norm"
+    assert out.loc["m", norm] == pytest.approx(0.625)
+    assert out.loc["split_half_replicate", "vcc2026_score_pds_cosine"] == 1.0
+    # the DE members are missing here: no scale, NaN, so the overall score is NaN
+    assert np.isnan(out.loc["m", "vcc2026_score"])
