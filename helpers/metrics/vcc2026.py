@@ -699,6 +699,8 @@ def score_anndata(
             pert_col=pert_col,
             control=control,
             exclude_target=exclude_target,
+            allow_fractional=allow_fractional,
+            targets=targets,
         )
         for c in DE_COLUMNS:
             table[c] = part[c].reindex(table.index).to_numpy(dtype=np.float64)
@@ -832,8 +834,9 @@ def anchor(
     the mean over the splits of its aggregate (:func:`aggregate`). Returns one row per
     split (index ``seed``) and member, plus a last row ``replicate`` (the mean).
     ``de``: add the DE members through :func:`helpers.metrics.vcc2026_de.score_de`
-    (cell-eval2's ``de_wilcoxon_lfc_nmae`` anchor is a separate full-gate estimator,
-    ``lfc_nmae_ref.py``, which that module provides if it can).
+    (each half against its own control), except ``de_wilcoxon_lfc_nmae``, whose anchor
+    in cell-eval2 is a separate estimator on the same split (``lfc_nmae_ref.py``,
+    :func:`helpers.metrics.vcc2026_de.lfc_nmae_reference`).
     """
     seeds = [
         int(s) for s in np.random.SeedSequence(int(base_seed)).generate_state(n_splits)
@@ -858,12 +861,20 @@ def anchor(
                 pert_col=pert_col,
                 control=control,
                 exclude_target=exclude_target,
+                control_source="pred",
             )
             for c in DE_COLUMNS:
                 table[c] = part[c].reindex(table.index).to_numpy(dtype=np.float64)
-            ref = getattr(vcc2026_de, "lfc_nmae_reference", None)
-            if ref is not None:
-                table["de_wilcoxon_lfc_nmae"] = ref(real, seed=seed)
+            ref = vcc2026_de.lfc_nmae_reference(
+                real,
+                (half_a, half_b),
+                pert_col=pert_col,
+                control=control,
+                exclude_target=exclude_target,
+            )
+            table["de_wilcoxon_lfc_nmae"] = ref.reindex(table.index).to_numpy(
+                dtype=np.float64
+            )
         rows[seed] = aggregate(table)
     out = pd.DataFrame(rows).T
     out.index.name = "seed"
