@@ -267,10 +267,9 @@ def counts_from_lognorm(adata: ad.AnnData) -> ad.AnnData:
     lin = X.copy()
     lin.data = np.expm1(lin.data)
     unit = np.ones(X.shape[0])
-    for i in range(X.shape[0]):
-        row = lin.data[lin.indptr[i] : lin.indptr[i + 1]]
-        if row.size:
-            unit[i] = row.min()
+    filled = np.diff(lin.indptr) > 0
+    if filled.any():
+        unit[filled] = np.minimum.reduceat(lin.data, lin.indptr[:-1][filled])
     lin.data = np.rint(lin.data / np.repeat(unit, np.diff(lin.indptr)))
     lin.eliminate_zeros()
     return ad.AnnData(

@@ -201,3 +201,45 @@ def test_rescaled_from_book_aggregates(peer, book):
         vcc2026.aggregate(book)[members], baseline[members], replicate[members]
     )
     assert worst(scores[members], peer["score"][members]) < TOL
+
+
+@pytest.fixture(scope="module")
+def six(peer):
+    """All six members end to end (needs :mod:`helpers.metrics.vcc2026_de`)."""
+    pytest.importorskip(
+        "helpers.metrics.vcc2026_de", reason="the DE members' module is not merged yet"
+    )
+    real = peer["real"]
+    user = vcc2026.score_anndata(real, peer["pred"])
+    base = vcc2026.score_anndata(
+        real, vcc2026.baseline_predictions(real), allow_fractional=True
+    )
+    anchor = vcc2026.anchor(real, n_splits=N_SPLITS)
+    return user, base, anchor
+
+
+def test_six_members_per_perturbation_and_aggregate(peer, six):
+    user = six[0]
+    results = peer["results"].reindex(user.index)
+    for column in vcc2026.COLUMNS:
+        if column != "expr_mse_unbiased_capped_norm":  # no per-perturbation peer value
+            assert worst(user[column], results[column]) < TOL, column
+    agg = vcc2026.aggregate(user)
+    base = vcc2026.aggregate(six[1])
+    for column in vcc2026.COLUMNS:
+        assert abs(agg[column] - peer["user_agg"][column]) < TOL, column
+        assert abs(base[column] - peer["base_agg"][column]) < TOL, column
+
+
+def test_six_members_anchor_rescaled_and_overall(peer, six):
+    user, base, anchor = six
+    replicate = anchor.loc["replicate"]
+    for column in vcc2026.COLUMNS:
+        assert abs(replicate[column] - peer["anchor"][column]) < TOL, column
+    scores = vcc2026.rescale(
+        vcc2026.aggregate(user), vcc2026.aggregate(base), replicate
+    )
+    members = vcc2026.COLUMNS
+    assert worst(scores[members], peer["score"][members]) < TOL
+    overall = vcc2026.overall_score(scores)
+    assert abs(overall - peer["score"]["avg_score"]) < TOL
