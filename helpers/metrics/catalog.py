@@ -34,6 +34,7 @@ from . import (
     retrieval,
     systema,
     vcc,
+    vcc2026,
 )
 from .spec import MetricSpec
 
@@ -55,6 +56,7 @@ FAMILY_MODULES = (
     systema,
     calibrated,
     vcc,
+    vcc2026,
     retrieval,
     de_agreement,
     ceiling,

@@ -20,9 +20,9 @@ bounds from split halves of the truth's cells, and ``norm_*``: 0 = the mean base
 1 = the oracle) and ``distribution`` (energy distance of predicted cells).
 
 **What ``"all"`` means**: the families of the peer benchmarks that chapter 9 weighs the
-paper's verdict with (Systema, CellSimBench / scPertEval, the Virtual Cell Challenge),
-i.e. every family but :data:`NOT_IN_ALL`. Chapter 8's four families are diagnostics of
-the data and of a prediction, not peers' verdicts, and run when named
+paper's verdict with (Systema, CellSimBench / scPertEval, the Virtual Cell Challenge
+2025 and 2026), i.e. every family but :data:`NOT_IN_ALL`. Chapter 8's four families are
+diagnostics of the data and of a prediction, not peers' verdicts, and run when named
 (``--metrics retrieval``): ``ceiling`` (four of its six columns are bounds of the data,
 the same for every method; it cuts every condition's cells into halves five times),
 ``distribution`` (it needs predicted *cells*: a pseudobulk prediction gets NaN, with the
@@ -45,6 +45,7 @@ from . import (
     retrieval,
     systema,
     vcc,
+    vcc2026,
 )
 from .inputs import MetricInput
 
@@ -68,6 +69,7 @@ FAMILIES = {
         systema,
         calibrated,
         vcc,
+        vcc2026,
         retrieval,
         de_agreement,
         ceiling,

@@ -62,6 +62,8 @@ LOWER = {
     "normalised_rank",
     "rank_vs_control",
     "rank_vs_mean",
+    "expr_mse_unbiased_capped_norm",
+    "de_wilcoxon_lfc_nmae",
 }
 HIGHER = {
     "pearson_delta",
@@ -74,6 +76,10 @@ HIGHER = {
     "de_overlap",
     "norm_l2",
     "norm_pearson_delta",
+    "pds_cosine",
+    "de_wilcoxon_direction_fidelity_yield_raw",
+    "de_wilcoxon_direction_reach_raw",
+    "de_wilcoxon_sig_jaccard",
 }
 PERTURBATIONS = ["A", "B", "C", "D", "E", "F"]
 HELD_OUT = ["D", "E", "F"]

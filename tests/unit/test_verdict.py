@@ -235,12 +235,13 @@ def test_uninformative_conditions_by_hand(five):
 
 def test_family_names():
     assert family_names("paper") == []
-    assert family_names("all") == ["systema", "calibrated", "vcc"]
+    assert family_names("all") == ["systema", "calibrated", "vcc", "vcc2026"]
     assert FAMILY_CHOICES == (
         "paper",
         "systema",
         "calibrated",
         "vcc",
+        "vcc2026",
         "retrieval",
         "de_agreement",
         "ceiling",
