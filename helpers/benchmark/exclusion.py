@@ -46,13 +46,14 @@ __all__ = [
 
 #: The per-condition metrics that honour ``exclude_target`` (family -> columns): the
 #: correlations and rankings across genes. The per-gene averages (l2, mae,
-#: weighted_mse) keep every gene, and ``discrimination_score_l1`` leaves the targets out
-#: always (cell-eval2's default).
+#: weighted_mse) keep every gene, and ``discrimination_score_l1`` and the ``vcc2026``
+#: family leave the targets out always (cell-eval2's default and its vcc2026 preset).
 HONOURING = {
     "paper": ["pearson_delta", "r"],
     "systema": ["pearson_delta_perturbed_mean", "centroid_accuracy"],
     "calibrated": ["r2_delta_weighted"],
     "vcc": ["de_overlap_vcc"],
+    "vcc2026": [],
 }
 _KEYS = ["method", "seed", "condition"]
 
@@ -122,6 +123,7 @@ def score_excluded(
             f"The scored predictions hold split seeds {missing} that task "
             f"{task.name!r} does not have; pass the score_all result of this task."
         )
+    names = [n for n in names if HONOURING.get(n)]  # vcc2026: targets out always
     cheap = [n for n in names if n == "systema"]
     local = [n for n in names if n not in cheap]
     columns = HONOURING["paper"] + [c for n in names for c in HONOURING[n]]
