@@ -54,6 +54,8 @@ HONOURING = {
     "calibrated": ["r2_delta_weighted"],
     "vcc": ["de_overlap_vcc"],
     "vcc2026": [],
+    "retrieval": ["rank_vs_control", "rank_vs_mean"],
+    "de_agreement": ["de_overlap"],
 }
 _KEYS = ["method", "seed", "condition"]
 
@@ -124,7 +126,8 @@ def score_excluded(
             f"{task.name!r} does not have; pass the score_all result of this task."
         )
     names = [n for n in names if HONOURING.get(n)]  # vcc2026: targets out always
-    cheap = [n for n in names if n == "systema"]
+    # a panel-scope metric of one condition depends on the targets of all of them
+    cheap = [n for n in names if n in ("systema", "retrieval")]
     local = [n for n in names if n not in cheap]
     columns = HONOURING["paper"] + [c for n in names for c in HONOURING[n]]
     copied = [c for n in local for c in HONOURING[n]]

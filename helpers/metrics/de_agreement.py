@@ -11,6 +11,10 @@ has no top genes: NaN. Higher is better, 1 = all found. Chapter 9's ``de_overlap
 (:mod:`helpers.metrics.vcc`) is the Virtual Cell Challenge's version of the same idea:
 it compares significant sets, not two top-``n`` lists (see :mod:`helpers.retrieval`).
 
+With ``inp.exclude_target`` the condition's own target genes (both genes of a double)
+are left out of both lists: ``T_p`` is then the first ``n`` observed DE genes that are
+not targets, and ``P_p`` the ``n`` largest predicted changes among the other genes.
+
 This module holds the computation; :mod:`helpers.retrieval` wraps it for the book's
 objects (other ``n``, whole tables) and imports it from here, never the reverse.
 """
@@ -23,7 +27,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from ..conditions import CONTROL
+from ..conditions import CONTROL, condition_genes
 from ..errors import InputError
 from .inputs import MetricInput
 from .spec import MetricSpec
@@ -161,12 +165,23 @@ def score(inp: MetricInput) -> pd.DataFrame:
             "genes"
         )
         return out
-    observed = observed_top_genes(inp)
     ctrl = inp.ctrl[inp.genes].to_numpy(dtype=np.float64)
-    values = [
-        overlap(np.abs(inp.pred.loc[c].to_numpy() - ctrl), inp.genes, observed[c])
-        for c in inp.conditions
-    ]
+    if not inp.exclude_target:
+        observed = observed_top_genes(inp)
+        values = [
+            overlap(np.abs(inp.pred.loc[c].to_numpy() - ctrl), inp.genes, observed[c])
+            for c in inp.conditions
+        ]
+        return pd.DataFrame({"de_overlap": values}, index=index)
+    # two more observed genes than compared: a double's two targets may be among them
+    observed = observed_top_genes(inp, N_DE + 2)
+    values = []
+    for c in inp.conditions:
+        targets = condition_genes(str(c))
+        mask = ~pd.Index(inp.genes).isin(targets)
+        change = np.abs(inp.pred.loc[c].to_numpy() - ctrl)[mask]
+        kept = [g for g in observed[c] if g not in targets]
+        values.append(overlap(change, pd.Index(inp.genes)[mask], kept))
     return pd.DataFrame({"de_overlap": values}, index=index)
 
 

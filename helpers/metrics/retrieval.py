@@ -19,6 +19,12 @@ always last; NaN with fewer than two candidates.
 perturbations' pseudobulks (``rank_vs_mean``, Systema's reference: it removes the shift
 all perturbations share). Lower is better.
 
+Both ranks honour ``inp.exclude_target``: every gene that is a target of a candidate
+(both genes of a double) is dropped from ``G`` once, for all pairs (cell-eval2's
+``exclusion_scope="panel"``, as Systema's ``centroid_accuracy`` here), so that the
+similarities of one row are taken over one gene set and a prediction cannot find its
+own perturbation through the spike of its target's transcript.
+
 This module holds the computation (:func:`correlations`, :func:`own_ranks`);
 :mod:`helpers.retrieval` wraps it for the book's objects (whole tables with ``rank`` and
 ``n_candidates``, other candidate sets) and imports it from here, never the reverse.
@@ -29,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..conditions import condition_genes
 from .inputs import MetricInput
 from .spec import MetricSpec
 
@@ -105,10 +112,16 @@ def score(inp: MetricInput) -> pd.DataFrame:
     n = len(inp.conditions)
     own = np.arange(n)
     out = {}
+    keep = np.ones(len(inp.genes), dtype=bool)
+    if inp.exclude_target:  # panel scope: the targets of every candidate
+        targets = {g for c in inp.conditions for g in condition_genes(str(c))}
+        keep = ~pd.Index(inp.genes).isin(sorted(targets))
     references = {"rank_vs_control": inp.ctrl, "rank_vs_mean": inp.train.mean(axis=0)}
     for column, reference in references.items():
-        ref = reference[inp.genes].to_numpy(dtype=np.float64)
-        sim = correlations(inp.pred.to_numpy() - ref, inp.obs.to_numpy() - ref)
+        ref = reference[inp.genes].to_numpy(dtype=np.float64)[keep]
+        sim = correlations(
+            inp.pred.to_numpy()[:, keep] - ref, inp.obs.to_numpy()[:, keep] - ref
+        )
         out[column] = normalised(own_ranks(sim, own), n)
     return pd.DataFrame(out, index=pd.Index(inp.conditions, name="condition"))
 
