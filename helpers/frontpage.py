@@ -77,6 +77,7 @@ KNOWN_METHODS = {
     # the book's own models (never a published name: chapter 4)
     "tiny_transformer": Method("tiny transformer (book)", "deep"),
     "scgpt_human_book": Method("scGPT_human, fine-tuned by the book", "deep"),
+    "cpa_book": Method("CPA, trained by the book", "deep"),
 }
 
 

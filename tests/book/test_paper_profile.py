@@ -120,6 +120,7 @@ def test_chapter_runs_on_the_paper_profile(
             "checkpoint_dir": str(tmp_path / "scGPT_human"),
             "epochs": 1,
             "gears_epochs": 1,
+            "cpa_epochs": 2,
             "max_seq_len": 64,
             "max_cells_per_condition": 8,
             "pool_size": 8,
