@@ -413,7 +413,11 @@ def test_score_excluded_equals_rescoring_every_condition(cell_task):
     direct = pd.concat(rows).set_index(["method", "condition"])
     got = got.set_index(["method", "condition"])
     assert len(got) == len(direct) and len(got) >= 3 * 3
-    for column in [c for cs in exclusion.HONOURING.values() for c in cs]:
+    from helpers.metrics import family_names
+
+    honouring = exclusion.HONOURING
+    names = ["paper", *family_names("all")]
+    for column in [c for n in names for c in honouring.get(n, [])]:
         pd.testing.assert_series_equal(
             got[column], direct.loc[got.index, column], check_names=False
         )
@@ -424,3 +428,77 @@ def test_score_excluded_equals_rescoring_every_condition(cell_task):
         de["de_overlap_vcc"],
         before.xs("D+E", level="condition").loc[de.index, "de_overlap_vcc"],
     )
+
+
+def _input(pred, obs, genes, *, exclude, cells=None):
+    from helpers.metrics.inputs import MetricInput
+
+    genes = pd.Index(genes)
+    obs = obs.astype(float)
+    obs.columns = genes
+    return MetricInput(
+        method="m",
+        seed=1,
+        genes=genes,
+        pred=pd.DataFrame(pred, index=obs.index, columns=genes, dtype=float),
+        obs=obs,
+        ctrl=pd.Series(0.0, index=genes),
+        train=pd.DataFrame([[0.0] * len(genes)], index=["C"], columns=genes),
+        cells=cells,
+        exclude_target=exclude,
+    )
+
+
+def test_retrieval_rank_flips_when_the_targets_leave_the_panel():
+    """Genes A, B, x, y; A's prediction gets its target right and the rest like B.
+    With the target: cor(pred_A, obs_A) = 16.75 / (...) > 0 > cor(pred_A, obs_B) (the
+    centred dot products, by hand, are 16.75 and -4.25), rank 1, normalised 0. Without
+    A and B (panel scope): pred_A = (-1, 1), obs_A = (1, -1), obs_B = (-1, 1): the
+    correlations are -1 and 1, rank 2, normalised 1."""
+    from helpers.metrics import retrieval
+
+    genes = ["A", "B", "x", "y"]
+    obs = {"A": [5, 0, 1, -1], "B": [0, 5, -1, 1]}
+    pred = [[5, 0, -1, 1], [0, 5, -1, 1]]
+    with_target = retrieval.score(
+        _input(pred, pd.DataFrame(obs).T, genes, exclude=False)
+    )
+    without = retrieval.score(_input(pred, pd.DataFrame(obs).T, genes, exclude=True))
+    assert with_target.loc["A", "rank_vs_control"] == 0.0
+    assert without.loc["A", "rank_vs_control"] == 1.0
+    # B's prediction is right on every gene: first either way
+    assert with_target.loc["B", "rank_vs_control"] == 0.0
+    assert without.loc["B", "rank_vs_control"] == 0.0
+
+
+def test_de_overlap_leaves_the_own_target_out_of_both_lists():
+    """25 genes: the target A, g1..g19, z1..z4, g20. In A's cells A rises most, then
+    g1..g20 by decreasing steps, the z genes not at all. The prediction moves A and
+    g1..g19 only. With the target both top-20 lists are {A, g1..g19}: overlap 1.
+    Without it the observed list is g1..g20 and the predicted one g1..g19 plus the first
+    unchanged gene in gene order (z1): overlap 19/20."""
+    import anndata as ad
+
+    from helpers.metrics import de_agreement
+
+    rng = np.random.default_rng(0)
+    genes = ["A", *(f"g{i}" for i in range(1, 20)), "z1", "z2", "z3", "z4", "g20"]
+    shift = {"A": 6.0, **{f"g{i}": 4.0 - 0.1 * i for i in range(1, 21)}}
+    up = np.array([shift.get(g, 0.0) for g in genes])
+    # one noise pattern for every gene: equal variances, so the t statistics (and
+    # the ranks) follow the shifts
+    ctrl_cells = np.tile(rng.normal(1.0, 0.1, (60, 1)), (1, len(genes)))
+    a_cells = np.tile(rng.normal(1.0, 0.1, (60, 1)), (1, len(genes))) + up
+    cells = ad.AnnData(
+        np.vstack([ctrl_cells, a_cells]),
+        obs=pd.DataFrame(
+            {"condition": ["ctrl"] * 60 + ["A"] * 60},
+            index=[f"c{i}" for i in range(120)],
+        ),
+        var=pd.DataFrame(index=genes),
+    )
+    predicted = np.where([g != "g20" for g in genes], up, 0.0)
+    obs = pd.DataFrame([up], index=["A"], columns=genes)
+    for exclude, expected in ((False, 1.0), (True, 19 / 20)):
+        inp = _input([predicted], obs, genes, exclude=exclude, cells=cells)
+        assert de_agreement.score(inp).loc["A", "de_overlap"] == pytest.approx(expected)
