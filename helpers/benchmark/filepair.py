@@ -40,9 +40,8 @@ does); ``vcc2026`` reads them as cell-eval2 does.
 
 from __future__ import annotations
 
-import importlib
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
@@ -55,7 +54,6 @@ from ..errors import InputError
 from ..loaders import LoaderError, normalize_condition
 from ..metrics import (
     FAMILIES,
-    MetricInput,
     evaluate,
     metric_input,
     score_families,
@@ -93,7 +91,7 @@ class FilePairRule:
     * ``gets``: the representation the family scores (``--help`` prints it);
     * ``needs_counts``: True if both files must hold integer counts;
     * ``pred_cells``: True if the family scores the predicted cells themselves
-      (``MetricInput.pred_cells``, which the book's MetricInput may not carry yet);
+      (``MetricInput.pred_cells``);
     * ``reason``: why a refused family cannot run without a task (one line).
     """
 
@@ -176,13 +174,8 @@ def family_choices() -> list[str]:
 
 
 def _module(family: str):
-    """The family's module, or None where this version of the book lacks it."""
-    if family in FAMILIES:
-        return FAMILIES[family]
-    try:
-        return importlib.import_module(f"helpers.metrics.{family}")
-    except ModuleNotFoundError:
-        return None
+    """The family's module (:data:`helpers.metrics.FAMILIES`)."""
+    return FAMILIES[family]
 
 
 def _unavailable(rule: FilePairRule, counts: dict[str, bool]) -> str | None:
@@ -195,12 +188,6 @@ def _unavailable(rule: FilePairRule, counts: dict[str, bool]) -> str | None:
             f"it needs integer counts and the {not_counts[0]} file holds non-integer "
             "values (log-normalised?); pass the raw counts or leave it out of --metrics"
         )
-    if rule.how == "families" and rule.family not in FAMILIES:
-        return "it is not registered in helpers.metrics.FAMILIES in this version"
-    if rule.pred_cells and "pred_cells" not in {f.name for f in fields(MetricInput)}:
-        return "this version's MetricInput carries no predicted cells"
-    if rule.how == "anndata" and _module(rule.family) is None:
-        return f"helpers.metrics.{rule.family} is not in this version of the book"
     return None
 
 
@@ -253,6 +240,17 @@ def read_cells(source, *, role: str, pert_col: str, control: str) -> ad.AnnData:
             f"{list(adata.obs.columns)[:8]}); pass --pert-col naming the "
             f"perturbation column (control label {control!r})."
         )
+    if adata.X is None:
+        raise InputError(
+            f"The {name} has no X (its values are only in layers?); write the cells' "
+            "counts or log-normalised values into X."
+        )
+    missing = int(pd.isna(adata.obs[pert_col]).sum())
+    if missing:
+        raise InputError(
+            f"The {name} has {missing} cells without a label in obs[{pert_col!r}]; "
+            "label them or drop them."
+        )
     if adata.var_names.has_duplicates:
         dup = adata.var_names[adata.var_names.duplicated()].unique().tolist()[:3]
         raise InputError(
@@ -266,7 +264,19 @@ def read_cells(source, *, role: str, pert_col: str, control: str) -> ad.AnnData:
             f"The {name} holds negative values (min {values.min():g}); the scores "
             "need counts or log-normalised values, both >= 0 (not scaled data)."
         )
+    if values.size and values.max() > LOG_CP10K_MAX and not _is_counts(adata.X):
+        raise InputError(
+            f"The {name} holds non-integer values up to {values.max():.4g}: neither "
+            f"counts nor log1p(counts / total * 1e4) (at most {LOG_CP10K_MAX:.2f}); "
+            "write integer counts, or log-normalise to 1e4 per cell."
+        )
     return adata
+
+
+#: The largest value of log1p(counts / total * 1e4): one gene holding all of a cell's
+#: counts. Non-integer values above it are neither counts nor the book's
+#: log-normalised scale (fractional counts, CPM, another target sum).
+LOG_CP10K_MAX = float(np.log1p(1e4))
 
 
 def _values(X) -> np.ndarray:
@@ -466,7 +476,20 @@ def _score_book(cells, labels, families, genes, pert_col, exclude_target, name):
     real = _canonical(cells["real"], labels["real"], pert_col, genes)
     pred = _canonical(cells["pred"], labels["pred"], pert_col, genes)
     truth = pseudobulk(real)
-    means = pseudobulk(pred).means
+    if not (pred.obs["condition"] == CONTROL).any():
+        # the pred file's control cells are never scored (the real control is the
+        # reference); a pseudobulk needs a control row, so lend it the real one
+        lent = ad.concat([real[real.obs["condition"] == CONTROL], pred])
+        lent.obs["condition"] = pd.Categorical(
+            lent.obs["condition"].astype(str),
+            categories=[
+                CONTROL,
+                *sorted(set(lent.obs["condition"].astype(str)) - {CONTROL}),
+            ],
+        )
+        means = pseudobulk(lent).means
+    else:
+        means = pseudobulk(pred).means
     means = means.drop(index=CONTROL) if CONTROL in means.index else means
     predictions = Predictions(means, name, truth.dataset, None)
     conditions = [c for c in truth.conditions if c != CONTROL]

@@ -430,7 +430,12 @@ def _predictions_for(
     for name, preds in (extra or {}).items():
         for pred in preds:
             if pred.seed in held and set(pred.conditions) >= held[pred.seed]:
-                predictions.append(pred.renamed(name))
+                # the held-out conditions only: a model's training conditions are
+                # never scored
+                keep = [c for c in pred.conditions if c in held[pred.seed]]
+                predictions.append(
+                    replace(pred, values=pred.values.loc[keep]).renamed(name)
+                )
     return [p for p in predictions if len(p.conditions)]
 
 

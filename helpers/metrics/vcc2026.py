@@ -146,8 +146,9 @@ NEEDS_CELLS = True
 _DESCRIPTIONS = {
     "pds_cosine": "1 - midrank of the own effect among the real effects by cosine "
     "distance (targets excluded)",
-    "expr_mse_unbiased_capped_norm": "sampling-corrected squared error over the "
-    "sampling-corrected real effect (1 = control, 0 = perfect)",
+    "expr_mse_unbiased_capped_norm": "sampling-corrected squared error over the mean "
+    "sampling-corrected real effect; per perturbation num_p / mean(den), so its mean "
+    "is cell-eval2's ratio of sums (1 = control, 0 = perfect, for that mean)",
     "de_wilcoxon_lfc_nmae": "normalised mean absolute error of log2 fold changes on "
     "the real DE genes",
     "de_wilcoxon_direction_fidelity_yield_raw": "share of real DE genes called in the "

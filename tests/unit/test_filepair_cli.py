@@ -248,8 +248,8 @@ def test_all_scores_only_the_families_that_run_without_a_task(scored_all):
 
 
 def test_vcc2026_columns_carry_cell_eval2s_names(files, tmp_path, capsys):
-    """Runs once helpers.metrics.vcc2026 (engineer 1) is merged."""
-    vcc2026 = pytest.importorskip("helpers.metrics.vcc2026")
+    from helpers.metrics import vcc2026
+
     code, _, err = run_score(capsys, files, tmp_path, "--metrics", "vcc2026")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "metrics.csv").set_index("perturbation")
@@ -270,11 +270,38 @@ def test_vcc2026_columns_carry_cell_eval2s_names(files, tmp_path, capsys):
 # --- options ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flag", ["--exclude-target", "--no-exclude-target"])
-def test_the_target_gene_flag_is_accepted(files, tmp_path, capsys, flag):
-    code, _, err = run_score(capsys, files, tmp_path, "--metrics", "calibrated", flag)
+def test_the_target_gene_flag_reaches_the_families(files, tmp_path, capsys):
+    """G0..G3 are measured genes: leaving each perturbation's target out changes the
+    DE-weighted R2, and the two flags give the family's own score with and without
+    the option (the families' exclusion itself is tested in test_exclude_target)."""
+    tables = {}
+    for flag in ("--exclude-target", "--no-exclude-target"):
+        code, _, err = run_score(
+            capsys, files, tmp_path / flag, "--metrics", "calibrated", flag
+        )
+        assert code == 0, err
+        tables[flag] = pd.read_csv(tmp_path / flag / "metrics.csv")
+        assert len(tables[flag]) == 4
+    on, off = (t["r2_delta_weighted"] for t in tables.values())
+    assert not np.allclose(on, off)
+    assert calibrated.COLUMNS == list(tables["--exclude-target"].columns[1:])
+
+
+def test_a_pred_file_without_control_cells_is_scored(files, tmp_path, capsys):
+    """The predicted control cells are never scored: leaving them out changes
+    nothing."""
+    pred = files["counts"]["pred"]
+    path = _write(tmp_path, "p.h5ad", pred[pred.obs["target"] != "non-targeting"])
+    code, _, err = run_score(capsys, files, tmp_path / "a", "--metrics", "paper")
     assert code == 0, err
-    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 4
+    code, _, err = run_score(
+        capsys, files, tmp_path / "b", "--metrics", "paper", pred=path
+    )
+    assert code == 0, err
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "metrics.csv"),
+        pd.read_csv(tmp_path / "b" / "metrics.csv"),
+    )
 
 
 def test_task_mode_passes_the_flag_to_run_only_when_set(monkeypatch, capsys):
@@ -317,9 +344,24 @@ def _bad(files, tmp_path, case):
         )
     if case == "non-integer counts for vcc2026":
         other = real.copy()
-        other.X = other.X * 0.5
+        other.X = np.log1p(other.X)  # log values, as a log-normalised file holds
         path = _write(tmp_path, "r.h5ad", other)
         return path, None, ["--metrics", "vcc2026"], ["vcc2026", "integer counts"]
+    if case == "fractional counts":
+        other = pred.copy()
+        other.X = other.X.toarray() * 1.01 + 0.3  # neither counts nor log1p(CP10k)
+        path = _write(tmp_path, "p.h5ad", other)
+        return None, path, [], ["non-integer values", "log1p(counts / total * 1e4)"]
+    if case == "no X":
+        other = ad.AnnData(obs=real.obs.copy(), var=real.var.copy())
+        other.layers["counts"] = real.X.copy()
+        return _write(tmp_path, "r.h5ad", other), None, [], ["no X", "layers"]
+    if case == "unlabelled cells":
+        other = real.copy()
+        other.obs["target"] = other.obs["target"].astype(object)
+        other.obs.iloc[:3, other.obs.columns.get_loc("target")] = None
+        path = _write(tmp_path, "r.h5ad", other)
+        return path, None, [], ["3 cells without a label", "'target'"]
     if case == "negative counts":
         other = real.copy()
         other.X = other.X.toarray() - 1.0
@@ -349,6 +391,9 @@ def _bad(files, tmp_path, case):
         "different genes",
         "no control cells",
         "non-integer counts for vcc2026",
+        "fractional counts",
+        "no X",
+        "unlabelled cells",
         "negative counts",
         "perturbation missing from pred",
         "empty file",
