@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import replace
 
 import anndata as ad
 import numpy as np
@@ -1036,12 +1037,25 @@ def score(inp: MetricInput) -> pd.DataFrame:
     prediction (:func:`_scale_factors`) - and here it is their *counts* that are
     scaled (``f_g * counts``, fractional, as cell-eval2's own baseline is); then
     :func:`score_anndata` with the control ``ctrl``, targets excluded (both genes of a
-    double). The control of both sides is the truth's control cells.
+    double). The control of both sides is the truth's control cells. A condition with
+    fewer than 2 observed cells (a rank test needs two; e.g. the half of a small
+    condition) gets NaN in every member and is left out of the panel.
     """
     if inp.cells is None:
         raise InputError(
             "The 'vcc2026' metrics need the truth's cells; pass cells= to metric_input."
         )
+    labels = inp.cells.obs["condition"].astype(str).value_counts()
+    few = [c for c in inp.conditions if labels.get(c, 0) < 2]
+    if few and labels.get(CONTROL, 0) >= 2:
+        # a rank test needs two cells: such a condition (e.g. half of a small one)
+        # gets NaN in every member and leaves the panel, as in the vcc family
+        kept = [c for c in inp.conditions if c not in few]
+        table = pd.DataFrame(index=pd.Index(inp.conditions, name="condition"))
+        if len(kept) < 2:
+            return table.assign(**{c: np.nan for c in COLUMNS})
+        part = score(replace(inp, pred=inp.pred.loc[kept], obs=inp.obs.loc[kept]))
+        return part.reindex(table.index)[COLUMNS]
     truth, lognorm, stats = _truth_counts(inp)
     labels = truth.obs[PERT_COL].to_numpy()
     missing = [p for p in inp.conditions if not (labels == p).any()]

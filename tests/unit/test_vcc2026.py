@@ -255,3 +255,48 @@ def test_summarise_rescales_between_the_book_controls():
     assert out.loc["split_half_replicate", "vcc2026_score_pds_cosine"] == 1.0
     # the DE members are missing here: no scale, NaN, so the overall score is NaN
     assert np.isnan(out.loc["m", "vcc2026_score"])
+
+
+def test_a_condition_with_one_cell_gets_nan_and_leaves_the_panel():
+    """A rank test needs two cells: in a task's split half a small condition can have
+    one. It gets NaN in every member (no error), and the other conditions are scored
+    as a panel without it (the same values as asking for them alone)."""
+    from helpers.metrics.inputs import MetricInput
+    from helpers.simulate import log_normalise
+
+    rng = np.random.default_rng(3)
+    genes = pd.Index([f"G{i}" for i in range(30)])
+    labels = ["ctrl"] * 8 + ["A"] * 6 + ["B"] * 6 + ["C"]
+    mu = np.full((len(labels), 30), 3.0)
+    mu[8:14, :5] *= 4.0  # A
+    mu[14:20, 5:10] *= 4.0  # B
+    counts = sp.csr_matrix(rng.poisson(mu).astype(np.float32))
+    cells = ad.AnnData(
+        log_normalise(counts),
+        obs=pd.DataFrame(
+            {"condition": labels}, index=[f"c{i}" for i in range(len(labels))]
+        ),
+        var=pd.DataFrame(index=genes),
+    )
+    X = np.asarray(cells.X.todense())
+    lab = np.array(labels)
+    means = pd.DataFrame(
+        {c: X[lab == c].mean(axis=0) for c in ["ctrl", "A", "B", "C"]}, index=genes
+    ).T
+
+    def inp(conditions):
+        return MetricInput(
+            method="m",
+            seed=1,
+            genes=genes,
+            pred=means.loc[conditions] * 1.1,
+            obs=means.loc[conditions],
+            ctrl=means.loc["ctrl"],
+            train=means.loc[["A"]],
+            cells=cells,
+        )
+
+    table = vcc2026.score(inp(["A", "B", "C"]))
+    assert table.loc["C"].isna().all()
+    alone = vcc2026.score(inp(["A", "B"]))
+    pd.testing.assert_frame_equal(table.loc[["A", "B"]], alone)
