@@ -203,3 +203,59 @@ def test_results_dir(tmp_path, monkeypatch):
     assert path == tmp_path / "01_data" / "t.csv" and path.read_text().startswith("a")
     with pytest.raises(ValueError):
         results.results_dir("../escape")
+
+
+# Calls that return a path inside the clone: shown as a cell's last expression, the
+# path's width depends on where the book was cloned (CI's path overflowed the column).
+PATH_RETURNING = ("save_table", "save_figure", "save")
+
+
+def displayed_paths(nb: dict, name: str) -> list[str]:
+    """Code cells whose last statement is a bare call to a path-returning writer."""
+    import ast
+
+    problems = []
+    for number, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:  # IPython magics: not ours to check here
+            continue
+        last = body[-1] if body else None
+        if (
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
+            and isinstance(last.value.func, ast.Attribute)
+            and last.value.func.attr in PATH_RETURNING
+            and not source.rstrip().endswith(";")
+        ):
+            problems.append(f"{name} cell {number}: {last.value.func.attr}(...)")
+    return problems
+
+
+def test_displayed_paths_are_found():
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": ["x = 1\n", "results.save_table(t, c, 'n')"],
+            },
+            {"cell_type": "code", "source": ["results.save_table(t, c, 'n');"]},
+            {"cell_type": "code", "source": ["p = results.save_table(t, c, 'n')"]},
+            {"cell_type": "markdown", "source": ["results.save_table(t, c, 'n')"]},
+        ]
+    }
+    assert displayed_paths(nb, "demo.ipynb") == ["demo.ipynb cell 0: save_table(...)"]
+
+
+def test_no_cell_displays_a_path_of_the_clone():
+    problems = [
+        p
+        for path in NOTEBOOKS
+        for p in displayed_paths(json.loads(path.read_text()), path.name)
+    ]
+    assert not problems, "cells that would show a path of the clone:\n" + "\n".join(
+        problems
+    )
