@@ -39,10 +39,16 @@ from sklearn.linear_model import Ridge
 
 from ..conditions import CONTROL
 from ..errors import InputError
+from ..linear import RandomControls, random_embedding_like
 from ..predictions import Predictions
 from .contract import TaskData
 
-__all__ = ["ConditionRidge", "embedding_spread", "shrinkage_to_intercept"]
+__all__ = [
+    "ConditionRidge",
+    "embedding_spread",
+    "random_controls",
+    "shrinkage_to_intercept",
+]
 
 
 def _checked_table(embedding: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -111,6 +117,30 @@ class ConditionRidge:
         values = ridge.predict(self.embedding.loc[known].to_numpy())
         table = pd.DataFrame(values, index=known, columns=means.columns)
         return Predictions(table, self.name, train.dataset, train.seed)
+
+
+def random_controls(
+    tables: dict[str, pd.DataFrame], *, seeds=(0, 1, 2, 3, 4)
+) -> RandomControls:
+    """The control for "does the model's embedding carry more than its dimension?": for
+    each ``name -> condition embedding`` in ``tables``, the same ridge on a random
+    Gaussian table of the same conditions, dimension and root-mean-square entry
+    (:func:`helpers.linear.random_embedding_like`), one per seed, named
+    ``<name>_random``. ``seeds``: the embedding seeds. Run with
+    :func:`helpers.controls.run_seeded`; compare with
+    :func:`helpers.controls.versus_controls` (``pairs``: name -> its control).
+    """
+    seeds = tuple(seeds)
+    methods, pairs = {}, {}
+    for name, table in tables.items():
+        control = f"{name}_random"
+        table = _checked_table(table, name)
+        methods[control] = {
+            seed: ConditionRidge(random_embedding_like(table, seed), control)
+            for seed in seeds
+        }
+        pairs[name] = control
+    return RandomControls(methods=methods, pairs=pairs, seeds=seeds)
 
 
 def embedding_spread(embedding: pd.DataFrame, *, exclude_control: bool = True) -> float:

@@ -15,9 +15,11 @@ import pytest
 
 from helpers import baselines, benchmark
 from helpers.errors import InputError
+from helpers import controls
 from helpers.models.condition_ridge import (
     ConditionRidge,
     embedding_spread,
+    random_controls,
     shrinkage_to_intercept,
 )
 from helpers.pseudobulk import Pseudobulk
@@ -124,3 +126,24 @@ def test_too_few_embedded_training_conditions():
     emb = _embedding().loc[["A+B", "A+C", "ctrl"]]
     with pytest.raises(InputError, match="fewer than 2 training conditions"):
         ConditionRidge(emb, "tiny_encoder").fit(truth.means.loc[TRAIN])
+
+
+def test_random_controls_are_the_same_ridge_on_a_random_table():
+    truth, emb = _truth(), _embedding(dim=3)
+    rc = random_controls({"tiny_encoder": emb}, seeds=(0, 1))
+    assert rc.pairs == {"tiny_encoder": "tiny_encoder_random"}
+    first = rc.methods["tiny_encoder_random"][0]
+    assert first.embedding.shape == emb.shape
+    assert list(first.embedding.index) == list(emb.index)
+    assert not np.allclose(first.embedding.to_numpy(), emb.to_numpy())
+    split = holdout_split(CONDITIONS, HELD_OUT, dataset="tiny", seed=1)
+    table = controls.run_seeded(truth, [split], rc)
+    assert sorted(table["embedding_seed"].unique()) == [0, 1]
+    expected = _closed_form(
+        first.embedding.loc[TRAIN].to_numpy(),
+        truth.means.loc[TRAIN].to_numpy(),
+        first.embedding.loc[HELD_OUT].to_numpy(),
+    )
+    got = table[table["embedding_seed"] == 0].set_index("condition").loc[HELD_OUT]
+    l2 = np.sqrt(((expected - truth.means.loc[HELD_OUT].to_numpy()) ** 2).sum(axis=1))
+    np.testing.assert_allclose(got["l2"].to_numpy(), l2, rtol=1e-9)
