@@ -360,6 +360,7 @@ def forest_plot(
     order=None,
     ax=None,
     title: str = "Error relative to the mean baseline (mean ratio, 95% bootstrap CI)",
+    xlabel: str = "L2 / L2 of the mean baseline (lower is better)",
 ):
     """The paper's Fig. 2c: one row per method, one column of points per dataset, ratio
     1 = as good as "mean".
@@ -369,7 +370,8 @@ def forest_plot(
     rows).
 
     ``dataset_labels``: dataset -> column label; ``order``: the methods' order (rows);
-    ``ax``: the axes (a new figure if None); ``title``: the panel title.
+    ``ax``: the axes (a new figure if None); ``title``: the panel title; ``xlabel``:
+    the x axis' label.
     """
     from .published import method_label
 
@@ -414,10 +416,43 @@ def forest_plot(
         )
         labels.append(method_label(m) + (" (published)" if published else ""))
     ax.set_yticks(range(len(order)), labels, fontsize=8)
-    ax.set_xlabel("L2 / L2 of the mean baseline (lower is better)")
+    ax.set_xlabel(xlabel)
     ax.legend(fontsize=7, loc="best")
     _panel_title(ax, title)
     return ax
+
+
+def figure1_beside(table: pd.DataFrame, ax=None):
+    """The paper's Figure 1 recomputed (:func:`helpers.benchmark.figure1.table`): per
+    row, the published model's mean L2 ratio to no change and the book's, one colour
+    per data set, the book's method named in the row label.
+
+    ``table``: the output of :func:`helpers.benchmark.figure1.table`; ``ax``: the axes
+    (a new figure if None).
+    """
+    book = (
+        table[table["source"] == "this book"]
+        .groupby("row")["method"]
+        .agg(lambda s: ", ".join(dict.fromkeys(s)))
+    )
+    rows = list(dict.fromkeys(table["row"]))
+    published = table[table["source"] == "published"].set_index("row")["method"]
+    label = {
+        r: r
+        if r not in book.index or book[r] == published.get(r)
+        else f"{r} (book: {book[r]})"
+        for r in rows
+    }
+    forest = table.assign(method=table["row"].map(label), dataset=table["data"])
+    return forest_plot(
+        forest,
+        {d: d for d in forest["dataset"]},
+        order=[label[r] for r in rows][::-1],
+        ax=ax,
+        title="Figure 1 recomputed: each model's L2 over no change's, per held-out "
+        "double (mean, 95% bootstrap CI)",
+        xlabel="L2 / L2 of no change (lower is better)",
+    )
 
 
 def interaction_cartoon(ax=None):

@@ -39,9 +39,10 @@ cells.h5ad`` in the cell-eval layout; its metrics are families of
 :mod:`helpers.metrics`),
 :mod:`.verdict` (chapter 9: every metric family on one set of predictions),
 :mod:`.exclusion` (chapter 9: the targeted gene left out), :mod:`.protocols` (chapter 9:
-the paper's and CellSimBench's protocols, one choice at a time). Imports point one way:
-cli -> filepair / runner -> beyond / guards / leaderboard -> tasks; verdict -> runner;
-exclusion, protocols -> verdict, runner.
+the paper's and CellSimBench's protocols, one choice at a time), :mod:`.figure1`
+(chapter 5: the paper's Figure 1 recomputed beside the published values). Imports point
+one way: cli -> filepair / runner -> beyond / guards / leaderboard -> tasks; verdict ->
+runner; exclusion, protocols -> verdict, runner; figure1 -> metrics.
 """
 
 from __future__ import annotations
