@@ -1,0 +1,1 @@
+"""scBERT* (chapter 5): placeholder, filled below."""
