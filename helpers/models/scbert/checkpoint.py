@@ -59,7 +59,9 @@ def load_state(path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path} is missing: pass the path of a scBERT .pth checkpoint")
+        raise InputError(
+            f"{path} is missing: pass the path of a scBERT .pth checkpoint"
+        )
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or "model_state_dict" not in ckpt:
         raise InputError(

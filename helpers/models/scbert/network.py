@@ -257,7 +257,9 @@ class PerformerNet(nn.Module):
         self.max_seq_len = max_seq_len
         self.token_emb = nn.Embedding(num_tokens, dim)
         self.pos_emb = None if gene_table is None else _GenePositions(gene_table)
-        self.performer = _Stack(dim, depth, heads, dim_head, n_features, redraw_interval)
+        self.performer = _Stack(
+            dim, depth, heads, dim_head, n_features, redraw_interval
+        )
         self.norm = nn.LayerNorm(dim)
         self.to_out = nn.Linear(dim, num_tokens)
 

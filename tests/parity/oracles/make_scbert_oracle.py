@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     tok = torch.from_numpy(tokens).long()
     with torch.no_grad():
         logits_batch = model(tok).numpy()
-        logits_single = np.concatenate([model(tok[i : i + 1]).numpy() for i in range(4)])
+        logits_single = np.concatenate(
+            [model(tok[i : i + 1]).numpy() for i in range(4)]
+        )
 
     # the paper's fine-tuned checkpoint: to_out replaced by a classifier head
     head = torch.nn.Module()
@@ -115,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     encodings = []
     with torch.no_grad():
         for i in range(3):
-            x, _ = embedder(tok[i : i + 1], output_attentions=True, return_encodings=True)
+            x, _ = embedder(
+                tok[i : i + 1], output_attentions=True, return_encodings=True
+            )
             encodings.append(x[0].numpy())
             pooled[i, :] = x.mean(dim=1)
     pooled = pooled.mean(axis=0).numpy()
