@@ -2,9 +2,10 @@
 
 A model folder holds, as scBERT's release and data folder do:
 
-* ``panglao_pretrain.pth``: ``torch.save({"model_state_dict": PerformerLM.state_dict()})``
-  (token embedding, gene2vec position table ``pos_emb.emb.weight`` of genes + 1 rows,
-  Performer layers with their FAVOR+ ``projection_matrix`` buffers, ``norm``, ``to_out``);
+* ``panglao_pretrain.pth``:
+  ``torch.save({"model_state_dict": PerformerLM.state_dict()})`` (token embedding,
+  gene2vec position table ``pos_emb.emb.weight`` of genes + 1 rows, Performer layers
+  with their FAVOR+ ``projection_matrix`` buffers, ``norm``, ``to_out``);
 * ``panglao_human.h5ad``: the reference whose ``var_names`` give the gene order of the
   positions (only ``var`` is read);
 * ``gene2vec_16906.npy``: the gene2vec table (genes x dim) the constructor reads.
@@ -127,8 +128,8 @@ def load_network(folder, *, gene_positions: bool = True, checkpoint: str | None 
     folder : the model folder (released layout, see the module).
     gene_positions : ``True`` loads as scBERT's fine-tuning does
         (``g2v_position_emb=True``, every tensor, ``strict=True``); ``False`` as the
-        paper's embedding step (``g2v_position_emb=False``, ``strict=False``: the gene2vec
-        table and the output head are not used).
+        paper's embedding step (``g2v_position_emb=False``, ``strict=False``: the
+        gene2vec table and the output head are not used).
     checkpoint : file inside ``folder`` to read (default ``panglao_pretrain.pth``).
     """
     from .network import PerformerNet, config_from_state_dict

@@ -2,8 +2,8 @@
 
 scBERT (TencentAILabHealthcare/scBERT, ``performer_pytorch/performer_pytorch.py``) is a
 Performer language model over one cell: token ``i`` is gene ``i``'s expression bin,
-position ``i`` carries gene ``i``'s gene2vec vector, and one extra token (bin 0) closes the
-sequence. This module re-implements its forward pass in the book's own torch code so
+position ``i`` carries gene ``i``'s gene2vec vector, and one extra token (bin 0) closes
+the sequence. This module re-implements its forward pass in the book's own torch code so
 that ``panglao_pretrain.pth`` (``ckpt["model_state_dict"]``) loads into
 :class:`PerformerNet` with ``strict=True``. Only the settings scBERT uses are built: no
 local attention, no causal mode, no reversible layers, no dropout, softmax kernel.
@@ -49,9 +49,9 @@ def orthogonal_random_features(rows: int, cols: int) -> torch.Tensor:
     cols : head dimension ``d``.
 
     Blocks of ``d`` orthonormal rows (Q of a QR of a standard normal d x d matrix,
-    transposed), the last block cut to ``m`` rows in all; row ``r`` is scaled by the norm
-    of an independent standard normal vector of length ``d``. Draws from torch's global
-    generator in the same order as scBERT.
+    transposed), the last block cut to ``m`` rows in all; row ``r`` is scaled by the
+    norm of an independent standard normal vector of length ``d``. Draws from torch's
+    global generator in the same order as scBERT.
     """
     blocks = []
     for _ in range(rows // cols):
@@ -139,7 +139,7 @@ class _FeedForward(nn.Module):
 
 
 class _Chunk(nn.Module):
-    """Holds the feed-forward under the name ``fn`` (scBERT's ``Chunk`` with 1 chunk)."""
+    """The feed-forward under the name ``fn`` (scBERT's ``Chunk``, 1 chunk)."""
 
     def __init__(self, fn: nn.Module):
         super().__init__()

@@ -2,9 +2,9 @@
 
 Real code: TencentAILabHealthcare/scBERT at commit
 262fd4b91f3f1c21a6e595d03d4ef423e16ffc99, files ``performer_pytorch/__init__.py``,
-``performer_pytorch/performer_pytorch.py``, ``performer_pytorch/reversible.py`` (scBERT's
-own copy of the Performer, not PyPI's ``performer-pytorch``). The embedding protocol is
-the paper's ``benchmark/src/attn_sum_save_modified.py``
+``performer_pytorch/performer_pytorch.py``, ``performer_pytorch/reversible.py``
+(scBERT's own copy of the Performer, not PyPI's ``performer-pytorch``). The embedding
+protocol is the paper's ``benchmark/src/attn_sum_save_modified.py``
 (const-ae/linear_perturbation_prediction-Paper): reload with ``g2v_position_emb=False``,
 ``strict=False``, one cell at a time, ``output_attentions=True, return_encodings=True``,
 mean over positions, the first 3 cells summed into a zeros(100, dim) matrix averaged
