@@ -13,6 +13,6 @@ with the released ``panglao_pretrain.pth``, and the paper's condition embeddings
 code's outputs on the same tiny weights. Importing this package loads no torch.
 """
 
-from .embed import QUICK, TINY, condition_embeddings, pretrain_tiny
+from .embed import QUICK, TINY, condition_embeddings, pool_cells, pretrain_tiny
 
-__all__ = ["QUICK", "TINY", "condition_embeddings", "pretrain_tiny"]
+__all__ = ["QUICK", "TINY", "condition_embeddings", "pool_cells", "pretrain_tiny"]

@@ -16,7 +16,7 @@ import pandas as pd
 from ...errors import InputError
 from ..log import TrainingLog
 
-__all__ = ["QUICK", "TINY", "condition_embeddings", "pretrain_tiny"]
+__all__ = ["QUICK", "TINY", "condition_embeddings", "pool_cells", "pretrain_tiny"]
 
 #: the tiny model's size and pretraining (book settings, not scBERT's 6 x 200)
 TINY = dict(
@@ -262,13 +262,7 @@ def _embed(
             draw = rng.choice(len(cells), size=n_control)
             pasted = values[cells][:, cols].toarray()[draw]
             cell_block[:, cols] = pasted[:n_pooled]
-        ids = tokens(cell_block, bins)
-        with torch.no_grad():
-            pooled = sum(
-                embedder(ids[i : i + 1], return_encodings=True)[0].mean(dim=0)
-                for i in range(n_pooled)
-            )
-        rows.append((pooled / n_control).double().numpy())
+        rows.append(pool_cells(embedder, tokens(cell_block, bins), n_control))
         index.append(condition)
     dim = embedder.token_emb.weight.shape[1]
     table = pd.DataFrame(
@@ -279,6 +273,30 @@ def _embed(
     table.attrs["not_embedded"] = skipped
     table.attrs["finetune"] = ft_log
     return table
+
+
+def pool_cells(embedder, ids, n_control: int) -> np.ndarray:
+    """attn_sum_save_modified.py's pooling: each cell encoded alone, its states averaged
+    over positions, the cells summed and divided by ``n_control``.
+
+    Parameters
+    ----------
+    embedder : :class:`.network.PerformerNet` in eval mode.
+    ids : long tensor of tokens (cells x positions), the cells to encode.
+    n_control : rows of the script's zero matrix (paper 100: the cells drawn, of which
+        only the first 3 are filled).
+
+    ``e = sum_c mean_p h[c, p] / n_control`` (float64). One cell per call matters:
+    the key features' stabiliser is a maximum over the whole batch.
+    """
+    import torch
+
+    with torch.no_grad():
+        total = sum(
+            embedder(ids[i : i + 1], return_encodings=True)[0].mean(dim=0)
+            for i in range(ids.shape[0])
+        )
+    return (total / n_control).double().numpy()
 
 
 def net_genes(folder) -> list[str]:
