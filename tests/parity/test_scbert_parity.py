@@ -24,10 +24,18 @@ from helpers.models.scbert.checkpoint import (  # noqa: E402
     write_gene_order,
 )
 from helpers.models.scbert.network import orthogonal_random_features  # noqa: E402
+from helpers.models.scbert.training import torch_threads  # noqa: E402
 
 ORACLE = Path(__file__).resolve().parents[1] / "data" / "scbert_oracle"
 TOL = 1e-5
 N_GENES = 50
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One thread: the tiny model is fastest so on a shared 2-core machine."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,13 @@ def _adata(seed: int = 0) -> ad.AnnData:
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One thread: the tiny model is fastest so on a shared 2-core machine."""
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def adata():
     return _adata()
@@ -180,10 +187,9 @@ def test_finetuning_trains_only_norm_second_to_last_block_and_head(folder, adata
     before = {k: v.clone() for k, v in net.state_dict().items()}
     values, kept = cell_values(adata, list(adata.var_names))
     labels = np.asarray(adata.obs["condition"].astype(str))[kept]
-    with torch_threads(1):
-        best, log = finetune_classifier(
-            net, values, labels, bins=5, epochs=2, max_cells=100, grad_acc=1
-        )
+    best, log = finetune_classifier(
+        net, values, labels, bins=5, epochs=2, max_cells=100, grad_acc=1
+    )
     assert log.steps > 0 and len(log.train_loss) == len(log.val_loss) <= 2
     after = net.state_dict()
     counter = "performer.calls_since_last_redraw"  # counts training calls, as scBERT
