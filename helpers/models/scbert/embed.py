@@ -100,7 +100,7 @@ def pretrain_tiny(
         "gene2vec_16906.npy": "synthetic stand-in (seeded normal), not gene2vec",
         **cfg,
     }
-    write_folder(folder, net, genes, table, settings_out)
+    write_folder(folder, net, genes=genes, gene_table=table, settings=settings_out)
     log.seconds = time.perf_counter() - start
     return log
 
@@ -122,8 +122,8 @@ def condition_embeddings(
     folder,
     adata,
     conditions,
-    seed: int = 0,
     *,
+    seed: int = 0,
     n_control: int = 100,
     n_pooled: int = 3,
     finetune_epochs: int = 100,

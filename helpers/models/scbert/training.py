@@ -358,7 +358,7 @@ def finetune_classifier(
     return best, log
 
 
-def write_folder(folder, net, genes, gene_table, settings: dict) -> None:
+def write_folder(folder, net, *, genes, gene_table, settings: dict) -> None:
     """Write a model folder in scBERT's released layout (see :mod:`.checkpoint`).
 
     Parameters
