@@ -92,10 +92,12 @@ def test_same_seed_same_bytes_other_seed_other_weights(adata, folder, tmp_path):
 
 
 def test_embedding_is_deterministic(table, folder, adata):
-    again = scbert.condition_embeddings(
-        folder, adata, list(table.index), seed=0, **scbert.QUICK
-    )
+    # no settings: a folder pretrain_tiny wrote gets the quick setting (no fine-tuning)
+    again = scbert.condition_embeddings(folder, adata, list(table.index), seed=0)
     assert again.to_numpy().tobytes() == table.to_numpy().tobytes()
+    assert again.attrs["finetune"].note == "no fine-tuning"
+    other = scbert.condition_embeddings(folder, adata, ["ctrl"], seed=1)
+    assert not np.array_equal(other.loc["ctrl"], table.loc["ctrl"])
 
 
 def test_shapes_and_the_conditions_left_out(table):

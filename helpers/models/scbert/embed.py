@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,10 +127,11 @@ def condition_embeddings(
     seed: int = 0,
     n_control: int = 100,
     n_pooled: int = 3,
-    finetune_epochs: int = 100,
+    finetune_epochs: int | None = None,
     finetune_cells: int = 5000,
     finetune_seed: int = 2021,
     threads: int | None = 1,
+    device: str | None = None,
 ) -> pd.DataFrame:
     """One scBERT embedding per condition, as the paper's scripts computed it.
 
@@ -142,12 +144,15 @@ def condition_embeddings(
         there).
     n_control : control cells drawn with replacement (paper 100).
     n_pooled : cells actually encoded (paper 3, the script's loop).
-    finetune_epochs : fine-tuning epochs (paper 100; 0 skips it). Quick profile:
-        :data:`QUICK` (no fine-tuning).
+    finetune_epochs : fine-tuning epochs (paper 100; 0 skips it). ``None``: the
+        paper's 100 for a released model, the quick setting :data:`QUICK` (0: no
+        fine-tuning) for a folder :func:`pretrain_tiny` wrote (``tiny_scbert.json``).
     finetune_cells : cells subsampled for fine-tuning (paper 5,000).
     finetune_seed : scBERT's fine-tuning seed (2021).
     threads : torch CPU threads (1: fastest for the tiny model on a shared machine;
         ``None`` keeps torch's setting, for the released model).
+    device : where fine-tuning and encoding run (``None``: a GPU when there is one,
+        :func:`helpers.models.device.device_for`).
 
     Steps (paper): counts in the model's gene order, cells with < 200 genes dropped,
     scaled to 1e4, log2(1 + x); fine-tuning as a condition classifier on cells of all
@@ -165,9 +170,13 @@ def condition_embeddings(
     its reason (a target not in the model's genes, no cells); ``attrs["finetune"]``
     is the fine-tuning's :class:`~helpers.models.log.TrainingLog`.
     """
+    from ..device import device_for
     from .training import torch_threads
 
     _check_conditions(adata)
+    if finetune_epochs is None:
+        tiny = (Path(folder) / "tiny_scbert.json").is_file()
+        finetune_epochs = int(QUICK["finetune_epochs"]) if tiny else 100
     with torch_threads(threads):
         return _embed(
             folder,
@@ -179,6 +188,7 @@ def condition_embeddings(
             finetune_epochs=finetune_epochs,
             finetune_cells=finetune_cells,
             finetune_seed=finetune_seed,
+            device=device_for(device),
         )
 
 
@@ -193,6 +203,7 @@ def _embed(
     finetune_epochs,
     finetune_cells,
     finetune_seed,
+    device,
 ):
     import torch
 
@@ -222,13 +233,19 @@ def _embed(
                 epochs=finetune_epochs,
                 max_cells=finetune_cells,
                 seed=finetune_seed,
+                device=device,
             )
         torch.manual_seed(finetune_seed + 1)
         embedder = load_network(folder, gene_positions=False)
+    embedder.to(device)
     if best is not None:
         own = embedder.state_dict()
         embedder.load_state_dict(
-            {k: v for k, v in best.items() if k in own and own[k].shape == v.shape},
+            {
+                k: v.to(device)
+                for k, v in best.items()
+                if k in own and own[k].shape == v.shape
+            },
             strict=False,
         )
     elif finetune_epochs > 0:
@@ -291,12 +308,13 @@ def pool_cells(embedder, ids, n_control: int) -> np.ndarray:
     """
     import torch
 
+    ids = ids.to(embedder.token_emb.weight.device)
     with torch.no_grad():
         total = sum(
             embedder(ids[i : i + 1], return_encodings=True)[0].mean(dim=0)
             for i in range(ids.shape[0])
         )
-    return (total / n_control).double().numpy()
+    return (total / n_control).double().cpu().numpy()
 
 
 def net_genes(folder) -> list[str]:

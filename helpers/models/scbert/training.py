@@ -252,6 +252,7 @@ def finetune_classifier(
     patience: int = 10,
     seed: int = 2021,
     split_seed: int = 0,
+    device=None,
 ):
     """The paper's fine-tuning (finetune_modified.py): ``net`` learns the condition.
 
@@ -267,6 +268,7 @@ def finetune_classifier(
         dropped.
     batch_size, grad_acc, lr, patience, seed : scBERT's 3, 60, 1e-4, 10, 2021.
     split_seed : seed of the subsample.
+    device : torch device to train on (``None``: where ``net`` is).
 
     Only the last norm, the second-to-last Performer block and the new head train; an
     80/20 stratified split; each item is a random cell (scBERT's data set ignores the
@@ -304,6 +306,9 @@ def finetune_classifier(
         p.requires_grad = True
     dim = net.token_emb.weight.shape[1]
     net.to_out = _ClassifierHead.build(dim, net.max_seq_len, len(classes))
+    if device is None:
+        device = net.token_emb.weight.device
+    net.to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = _WarmupCosine(lr)
     for group in optimiser.param_groups:
@@ -312,7 +317,8 @@ def finetune_classifier(
 
     def draw(index):
         rows = [index[py_random.randint(0, len(index) - 1)] for _ in range(batch_size)]
-        return tokens(data[rows].toarray(), bins), torch.from_numpy(y[rows])
+        x = tokens(data[rows].toarray(), bins).to(device)
+        return x, torch.from_numpy(y[rows]).to(device)
 
     best, best_acc, strikes = None, 0.0, 0
     start = time.perf_counter()
@@ -348,7 +354,7 @@ def finetune_classifier(
         accuracy = correct / seen
         if accuracy > best_acc:
             best_acc, strikes, log.best_epoch = accuracy, 0, epoch
-            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         else:
             strikes += 1
             if strikes > patience:
