@@ -3,6 +3,7 @@ protocol recomputed by hand (binning, control draws, pasted targets, pooling).""
 
 from __future__ import annotations
 
+import json
 import math
 
 import anndata as ad
@@ -95,7 +96,8 @@ def test_embedding_is_deterministic(table, folder, adata):
     # no settings: a folder pretrain_tiny wrote gets the quick setting (no fine-tuning)
     again = scbert.condition_embeddings(folder, adata, list(table.index), seed=0)
     assert again.to_numpy().tobytes() == table.to_numpy().tobytes()
-    assert again.attrs["finetune"].note == "no fine-tuning"
+    assert again.attrs["finetune"]["note"] == "no fine-tuning"
+    json.dumps(again.attrs)  # attrs travel into parquet/JSON metadata
     other = scbert.condition_embeddings(folder, adata, ["ctrl"], seed=1)
     assert not np.array_equal(other.loc["ctrl"], table.loc["ctrl"])
 

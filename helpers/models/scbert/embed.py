@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -168,7 +169,8 @@ def condition_embeddings(
     Returns a DataFrame (index: the embeddable ``conditions`` in their order, columns
     ``dim_0..``, float64); ``attrs["not_embedded"]`` maps each left-out condition to
     its reason (a target not in the model's genes, no cells); ``attrs["finetune"]``
-    is the fine-tuning's :class:`~helpers.models.log.TrainingLog`.
+    is the fine-tuning's :class:`~helpers.models.log.TrainingLog` as a plain dict
+    (JSON-ready: losses per epoch, best epoch, steps, seconds, note).
     """
     from ..device import device_for
     from .training import torch_threads
@@ -288,7 +290,7 @@ def _embed(
         columns=[f"dim_{i}" for i in range(dim)],
     )
     table.attrs["not_embedded"] = skipped
-    table.attrs["finetune"] = ft_log
+    table.attrs["finetune"] = dataclasses.asdict(ft_log)
     return table
 
 
