@@ -14,7 +14,8 @@ cell's embedding depends on its batch-mates; ``batch_size=`` shows it and
 ``padding_mask="boolean"`` is the opt-in correction (not what the paper ran).
 """
 
-from .embed import PADDING_MASKS, condition_embeddings, embed_cells, sentence_seed
+from .embed import PADDING_MASKS, condition_embeddings, embed_cells, paper_cells
+from .embed import sentence_seed, vocab_for
 from .files import UceArgs, UceFiles, load_files, real_uce, write_files
 from .pretrain import TINY_ARGS, pretrain_tiny
 from .sentences import cell_sentence, cell_sentences, counts_from_lognorm
@@ -31,9 +32,11 @@ __all__ = [
     "counts_from_lognorm",
     "embed_cells",
     "load_files",
+    "paper_cells",
     "pretrain_tiny",
     "process_like_uce",
     "real_uce",
     "sentence_seed",
+    "vocab_for",
     "write_files",
 ]

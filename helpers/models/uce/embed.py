@@ -23,7 +23,14 @@ from ...errors import InputError
 from .files import UceFiles, load_files, torch_threads
 from .sentences import batches, cell_sentences, counts_from_lognorm, process_like_uce
 
-__all__ = ["condition_embeddings", "embed_cells", "sentence_seed", "PADDING_MASKS"]
+__all__ = [
+    "condition_embeddings",
+    "embed_cells",
+    "paper_cells",
+    "vocab_for",
+    "sentence_seed",
+    "PADDING_MASKS",
+]
 
 PADDING_MASKS = ("additive", "boolean")
 
@@ -38,7 +45,11 @@ def sentence_seed(seed: int, condition: str) -> int:
     return zlib.crc32(f"{int(seed)}:{condition}".encode()) & 0xFFFFFFFF
 
 
-def _vocab(files: UceFiles, genes: list) -> dict:
+def vocab_for(files: UceFiles, genes: list) -> dict:
+    """The sentence settings of :func:`~.sentences.cell_sentence` for ``genes``.
+
+    ``files``: a loaded model folder; ``genes``: the kept genes' symbols (their token
+    rows, chromosome codes and starts, with the model's special tokens)."""
     up = [str(g).upper() for g in genes]
     a = files.args
     return dict(
@@ -87,7 +98,7 @@ def embed_cells(
         raise InputError(
             f"padding_mask={padding_mask!r} is unknown; use one of {PADDING_MASKS}"
         )
-    tokens, lengths = cell_sentences(counts, rng, _vocab(files, genes))
+    tokens, lengths = cell_sentences(counts, rng, vocab_for(files, genes))
     model = files.model
     out = []
     with torch.no_grad():
@@ -112,6 +123,56 @@ def _rows_by_condition(adata) -> dict:
     order = np.argsort(labels, kind="stable")
     uniq, first = np.unique(labels[order], return_index=True)
     return dict(zip(uniq, np.split(order, first[1:])))
+
+
+def paper_cells(
+    adata,
+    conditions,
+    seed: int = 0,
+    *,
+    n_cells: int = 100,
+    gene_rows: dict,
+    unknown_targets: str = "skip",
+):
+    """Yield ``(condition, cells, reason)``: the matrix ``run_uce.py`` hands to UCE.
+
+    ``adata``, ``conditions``, ``seed``, ``n_cells``, ``unknown_targets``: as in
+    :func:`condition_embeddings`; ``gene_rows``: the model's vocabulary (symbol ->
+    token row). ``cells``: n_cells x genes float64 (rebuilt counts of the drawn
+    control cells, the targets' columns overwritten with log-normalised values of
+    cells of the condition, drawn with replacement from one ``RandomState(seed)``
+    stream in the order of ``conditions``); ``None`` with a ``reason`` when the
+    condition is not embedded.
+    """
+    rows = _rows_by_condition(adata)
+    x = sp.csr_matrix(adata.X)
+    var = np.asarray(adata.var_names.astype(str))
+    rng = np.random.RandomState(seed)
+    ctrl = rows["ctrl"]
+    pick = rng.choice(range(len(ctrl)), int(n_cells))
+    base = counts_from_lognorm(x[ctrl[pick]])
+    for cond in conditions:
+        if cond == "ctrl":
+            yield cond, base, ""
+            continue
+        targets = set(cond.split("+")) - {"ctrl"}
+        matches = np.isin(var, list(targets))
+        if matches.sum() != len(targets):
+            yield cond, None, "target gene not measured in adata"
+            continue
+        unknown = sorted(t for t in targets if t.upper() not in gene_rows)
+        if unknown and unknown_targets != "paper":
+            if unknown_targets == "raise":
+                raise InputError(
+                    f"target {unknown[0]} of {cond} has no UCE token in the model; "
+                    "use a model whose vocabulary has it or unknown_targets='skip'"
+                )
+            yield cond, None, f"target {unknown[0]} has no UCE token"
+            continue
+        pert = x[rows[cond]][:, matches].toarray()
+        cells = base.copy()
+        cells[:, matches] = pert[rng.choice(range(pert.shape[0]), len(cells))]
+        yield cond, cells, ""
 
 
 def condition_embeddings(
@@ -142,10 +203,10 @@ def condition_embeddings(
     (the package's behaviour, the default, what the paper ran) or ``"boolean"``
     (corrected, opt-in); ``model_file``: the state-dict file; ``unknown_targets``:
     a target measured but without a UCE token: ``"skip"`` (leave the condition out,
-    reason in ``attrs``) or ``"raise"`` (the paper's script would have embedded it as
-    if unperturbed, since UCE drops genes without a token); ``threads``: torch
-    threads while embedding (1: fastest for the tiny model on a shared CPU; ``None``
-    keeps torch's setting, for the released models).
+    reason in ``attrs``), ``"raise"`` or ``"paper"`` (embed it as the paper's
+    script did: UCE drops genes without a token, so the cells look unperturbed);
+    ``threads``: torch threads while embedding (1: fastest for the tiny model on a
+    shared CPU; ``None`` keeps torch's setting, for the released models).
 
     Quick setting (the paper's 100 cells do not fit the quick profile's time budget on
     2 shared cores with the tiny model): ``n_cells=20, batch_size=20`` (still one
@@ -160,8 +221,10 @@ def condition_embeddings(
     conditions = [str(c) for c in conditions]
     if len(set(conditions)) != len(conditions):
         raise InputError("conditions lists a label twice; pass each condition once")
-    if unknown_targets not in ("skip", "raise"):
-        raise InputError(f"unknown_targets={unknown_targets!r}; use 'skip' or 'raise'")
+    if unknown_targets not in ("skip", "raise", "paper"):
+        raise InputError(
+            f"unknown_targets={unknown_targets!r}; use 'skip', 'raise' or 'paper'"
+        )
     if padding_mask not in PADDING_MASKS:
         raise InputError(
             f"padding_mask={padding_mask!r} is unknown; use one of {PADDING_MASKS}"
@@ -208,34 +271,23 @@ def _condition_embeddings(
     files = load_files(folder, model_file=model_file)
     if sample_size is not None:
         files.args = replace(files.args, sample_size=int(sample_size))
-    x = sp.csr_matrix(adata.X)
     var = np.asarray(adata.var_names.astype(str))
-    rng = np.random.RandomState(seed)
-    ctrl = rows["ctrl"]
-    pick = rng.choice(range(len(ctrl)), int(n_cells))
-    base = counts_from_lognorm(x[ctrl[pick]])
     table, not_embedded = {}, {}
-    for cond in conditions:
-        cells = base
-        if cond != "ctrl":
-            targets = set(cond.split("+")) - {"ctrl"}
-            matches = np.isin(var, list(targets))
-            if matches.sum() != len(targets):
-                not_embedded[cond] = "target gene not measured in adata"
-                continue
-            unknown = sorted(t for t in targets if t.upper() not in files.gene_rows)
-            if unknown:
-                if unknown_targets == "raise":
-                    raise InputError(
-                        f"target {unknown[0]} of {cond} has no UCE token in {folder}; "
-                        "use a model whose vocabulary has it or unknown_targets='skip'"
-                    )
-                not_embedded[cond] = f"target {unknown[0]} has no UCE token"
-                continue
-            pert = x[rows[cond]][:, matches].toarray()
-            cells = base.copy()
-            cells[:, matches] = pert[rng.choice(range(pert.shape[0]), len(cells))]
+    for cond, cells, reason in paper_cells(
+        adata,
+        conditions,
+        seed,
+        n_cells=n_cells,
+        gene_rows=files.gene_rows,
+        unknown_targets=unknown_targets,
+    ):
+        if cells is None:
+            not_embedded[cond] = reason
+            continue
         counts, kept, _ = process_like_uce(cells, var, files.gene_rows)
+        if counts.shape[0] == 0 or counts.shape[1] == 0:
+            not_embedded[cond] = "UCE's filter (>= 10 cells, >= 25 genes) kept nothing"
+            continue
         emb = embed_cells(
             files,
             counts,

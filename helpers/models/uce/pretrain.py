@@ -4,8 +4,10 @@ released layout (chapter 5, UCE*).
 Everything about the token table is SYNTHETIC: UCE's tokens are ESM2 protein
 embeddings of each gene's protein and its chromosome/start come from Ensembl; the
 book's quick task has made-up genes (SIM0001...), so each gene gets a random token
-vector, a random chromosome ``S1``..``S22`` and a random distinct start (all from
-``seed``). The network is the real ``uce.model.TransformerModel`` at a small size.
+vector, a random chromosome (``1``..``22``, ``X``, ``Y``, ``MT``, drawn in proportion
+to the human protein-coding genes per chromosome, so that small chromosomes are often
+missing from a sentence and sentence lengths vary as with real cells) and a random
+distinct start (all from ``seed``). The network is the real ``uce.model.TransformerModel`` at a small size.
 
 The objective: ``uce-model`` ships no training loop, so this follows the UCE paper's
 description (Rosen et al. 2023): a share of each cell's expressed genes (20 %) is
@@ -33,7 +35,43 @@ from .sentences import batches, cell_sentence
 
 __all__ = ["pretrain_tiny", "TINY_ARGS"]
 
-N_CHROM = 22
+# human protein-coding genes per chromosome (rounded; Ensembl), for synthetic draws
+CHROM_SIZES = {
+    **{
+        str(k): n
+        for k, n in zip(
+            range(1, 23),
+            (
+                2050,
+                1300,
+                1080,
+                750,
+                880,
+                1040,
+                930,
+                680,
+                780,
+                730,
+                1300,
+                1030,
+                320,
+                610,
+                600,
+                850,
+                1180,
+                270,
+                1470,
+                540,
+                230,
+                440,
+            ),
+        )
+    },
+    "X": 840,
+    "Y": 60,
+    "MT": 13,
+}
+N_CHROM = len(CHROM_SIZES)
 GENE_OFFSET = 4  # rows 0-3: pad, chromosome-left, chromosome-right, CLS
 TINY_ARGS = dict(
     token_dim=16,
@@ -117,9 +155,11 @@ def _pretrain(
         raise InputError("adata.var_names repeat a gene symbol; make them unique first")
     n_genes = len(genes)
     rng = np.random.RandomState(seed)
-    chrom_idx = rng.randint(0, N_CHROM, size=n_genes)
+    names = list(CHROM_SIZES)
+    share = np.array([CHROM_SIZES[n] for n in names], dtype=float)
+    chrom_idx = rng.choice(N_CHROM, size=n_genes, p=share / share.sum())
     starts = rng.permutation(n_genes).astype(np.int64) * 1000 + 1
-    chromosomes = [f"S{k + 1}" for k in chrom_idx]
+    chromosomes = [names[k] for k in chrom_idx]
     offset = GENE_OFFSET + n_genes
     args = UceArgs(**TINY_ARGS, CHROM_TOKEN_OFFSET=offset)
     gen = torch.Generator().manual_seed(int(seed))
@@ -128,8 +168,8 @@ def _pretrain(
     model = build_network(args)
     model.pe_embedding = torch.nn.Embedding.from_pretrained(tokens.clone())
     # chromosome codes as the real code numbers them: categories sorted by name
-    names = sorted({f"human_{c}" for c in chromosomes})
-    code = {n: i for i, n in enumerate(names)}
+    cats = sorted({f"human_{c}" for c in chromosomes})
+    code = {n: i for i, n in enumerate(cats)}
     vocab = dict(
         tokens=np.arange(GENE_OFFSET, offset, dtype=np.int64),
         chroms=np.array([code[f"human_{c}"] for c in chromosomes], dtype=np.int8),
