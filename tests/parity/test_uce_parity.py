@@ -69,7 +69,7 @@ def book_table(oracle):
         oracle.folder,
         oracle.adata,
         m["conditions"],
-        m["seed"],
+        seed=m["seed"],
         n_cells=m["n_cells"],
         batch_size=m["batch_size"],
         unknown_targets="paper",

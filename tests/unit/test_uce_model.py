@@ -89,14 +89,14 @@ def test_embeddings_shape_dtype_and_determinism(model):
     adata, folder, _ = model
     conds = ["ctrl", "G01", "G02+G03", "G04+NOTHERE"]
     kw = dict(n_cells=10, batch_size=10)
-    a = uce.condition_embeddings(folder, adata, conds, 0, **kw)
-    b = uce.condition_embeddings(folder, adata, conds, 0, **kw)
+    a = uce.condition_embeddings(folder, adata, conds, seed=0, **kw)
+    b = uce.condition_embeddings(folder, adata, conds, seed=0, **kw)
     assert list(a.index) == ["ctrl", "G01", "G02+G03"]
     assert a.shape == (3, uce.TINY_ARGS["output_dim"])
     assert (a.dtypes == np.float64).all()
     assert a.to_numpy().tobytes() == b.to_numpy().tobytes()
     assert "not measured" in a.attrs["not_embedded"]["G04+NOTHERE"]
-    c = uce.condition_embeddings(folder, adata, conds, 1, **kw)
+    c = uce.condition_embeddings(folder, adata, conds, seed=1, **kw)
     assert not np.array_equal(a.to_numpy(), c.to_numpy())
     # the embedding is the mean of unit vectors
     assert (np.linalg.norm(a.to_numpy(), axis=1) <= 1 + 1e-6).all()
@@ -168,12 +168,12 @@ def test_boolean_mask_is_opt_in_and_batch_independent(model):
     adata, folder, _ = model
     kw = dict(n_cells=10)
     paper = [
-        uce.condition_embeddings(folder, adata, ["ctrl"], 0, batch_size=b, **kw)
+        uce.condition_embeddings(folder, adata, ["ctrl"], batch_size=b, **kw)
         for b in (10, 3)
     ]
     fixed = [
         uce.condition_embeddings(
-            folder, adata, ["ctrl"], 0, batch_size=b, padding_mask="boolean", **kw
+            folder, adata, ["ctrl"], batch_size=b, padding_mask="boolean", **kw
         )
         for b in (10, 3)
     ]

@@ -14,7 +14,13 @@ cell's embedding depends on its batch-mates; ``batch_size=`` shows it and
 ``padding_mask="boolean"`` is the opt-in correction (not what the paper ran).
 """
 
-from .embed import PADDING_MASKS, condition_embeddings, embed_cells, paper_cells
+from .embed import (
+    PADDING_MASKS,
+    QUICK_SETTINGS,
+    condition_embeddings,
+    embed_cells,
+    paper_cells,
+)
 from .embed import sentence_seed, vocab_for
 from .files import UceArgs, UceFiles, load_files, real_uce, write_files
 from .pretrain import TINY_ARGS, pretrain_tiny
@@ -23,6 +29,7 @@ from .sentences import process_like_uce
 
 __all__ = [
     "PADDING_MASKS",
+    "QUICK_SETTINGS",
     "TINY_ARGS",
     "UceArgs",
     "UceFiles",

@@ -24,6 +24,7 @@ from .files import UceFiles, load_files, torch_threads
 from .sentences import batches, cell_sentences, counts_from_lognorm, process_like_uce
 
 __all__ = [
+    "QUICK_SETTINGS",
     "condition_embeddings",
     "embed_cells",
     "paper_cells",
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 PADDING_MASKS = ("additive", "boolean")
+# the quick profile's setting (the paper's is n_cells=100, batch_size=100): 20 control
+# cells per condition, all in one batch as in the paper; with the tiny model's 128
+# genes per sentence, 225 conditions take about 30 s on 2 shared cores
+QUICK_SETTINGS = {"n_cells": 20, "batch_size": 20}
 
 
 def sentence_seed(seed: int, condition: str) -> int:
@@ -179,8 +184,8 @@ def condition_embeddings(
     folder,
     adata,
     conditions,
-    seed: int = 0,
     *,
+    seed: int = 0,
     n_cells: int = 100,
     batch_size: int = 100,
     sample_size: int | None = None,
@@ -194,8 +199,8 @@ def condition_embeddings(
     ``folder``: a UCE ``model_files/`` folder (released, or from
     :func:`~.pretrain.pretrain_tiny`); ``adata``: the book's canonical AnnData (``X``
     log-normalised, ``obs['condition']``); ``conditions``: labels to embed (``"ctrl"``
-    included); ``seed``: seeds the draws (paper: ``np.random.seed(1)`` for the control
-    cells and the pasted cells). Keyword-only: ``n_cells`` control cells per condition
+    included). Keyword-only: ``seed`` seeds the draws (paper: ``np.random.seed(1)`` for
+    the control cells and the pasted cells); ``n_cells`` control cells per condition
     (paper 100); ``batch_size`` (paper: 100 for the 4-layer model, 25 for the
     33-layer one; with 100 cells and batch 100 all cells share one batch);
     ``sample_size``: genes per sentence (default: the model folder's, 1,024 for the
@@ -234,7 +239,7 @@ def condition_embeddings(
             folder,
             adata,
             conditions,
-            seed,
+            seed=seed,
             n_cells=n_cells,
             batch_size=batch_size,
             sample_size=sample_size,
@@ -248,8 +253,8 @@ def _condition_embeddings(
     folder,
     adata,
     conditions,
-    seed,
     *,
+    seed,
     n_cells,
     batch_size,
     sample_size,

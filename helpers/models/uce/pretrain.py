@@ -7,7 +7,8 @@ book's quick task has made-up genes (SIM0001...), so each gene gets a random tok
 vector, a random chromosome (``1``..``22``, ``X``, ``Y``, ``MT``, drawn in proportion
 to the human protein-coding genes per chromosome, so that small chromosomes are often
 missing from a sentence and sentence lengths vary as with real cells) and a random
-distinct start (all from ``seed``). The network is the real ``uce.model.TransformerModel`` at a small size.
+distinct start (all from ``seed``). The network is the real
+``uce.model.TransformerModel`` at a small size.
 
 The objective: ``uce-model`` ships no training loop, so this follows the UCE paper's
 description (Rosen et al. 2023): a share of each cell's expressed genes (20 %) is
