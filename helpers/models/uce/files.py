@@ -232,7 +232,9 @@ def load_files(folder, *, model_file: str | None = None) -> UceFiles:
     human = human[~human.index.duplicated()]
     # a gene is in the vocabulary when it has a token and a chromosome position
     placed = set(human.index)
-    genes = [str(k).upper() for k in pe]
+    # get_species_to_pe upper-cases the keys (a dict: case duplicates collapse) and
+    # adata_path_to_prot_chrom_starts takes a gene's position in that key list
+    genes = list(dict.fromkeys(str(k).upper() for k in pe))
     gene_rows = {g: i + offset for i, g in enumerate(genes) if g in placed}
     return UceFiles(
         model=model,
