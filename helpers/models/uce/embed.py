@@ -204,7 +204,7 @@ def condition_embeddings(
     (paper 100); ``batch_size`` (paper: 100 for the 4-layer model, 25 for the
     33-layer one; with 100 cells and batch 100 all cells share one batch);
     ``sample_size``: genes per sentence (default: the model folder's, 1,024 for the
-    released models, 256 for the book's tiny one); ``padding_mask``: ``"additive"``
+    released models, 128 for the book's tiny one); ``padding_mask``: ``"additive"``
     (the package's behaviour, the default, what the paper ran) or ``"boolean"``
     (corrected, opt-in); ``model_file``: the state-dict file; ``unknown_targets``:
     a target measured but without a UCE token: ``"skip"`` (leave the condition out,

@@ -8,16 +8,18 @@ vector, a random chromosome (``1``..``22``, ``X``, ``Y``, ``MT``, drawn in propo
 to the human protein-coding genes per chromosome, so that small chromosomes are often
 missing from a sentence and sentence lengths vary as with real cells) and a random
 distinct start (all from ``seed``). The network is the real
-``uce.model.TransformerModel`` at a small size.
+``uce.model.TransformerModel`` at a small size (:data:`TINY_ARGS`: 4 layers, width 16,
+2 heads, token dimension 16, output 16, 128 genes per sentence; the released model:
+width 1,280, 20 heads, tokens 5,120, 1,024 genes).
 
 The objective: ``uce-model`` ships no training loop, so this follows the UCE paper's
-description (Rosen et al. 2023): a share of each cell's expressed genes (20 %) is
-left out of its sentence; from the CLS embedding and a gene's token the network's own
-``binary_decoder`` (via ``TransformerModel.predict``'s layers) predicts whether the
-gene is expressed, for left-out expressed genes (label 1) and unexpressed genes
-(label 0), with binary cross-entropy. ``binary_decoder`` takes 1,280 gene columns
-(hard-coded in the package); the tiny model's narrower gene embedding is padded with
-zeros to that width.
+description as far as it goes (Rosen et al. 2023): a share of each cell's expressed
+genes (20 %) is left out of its sentence; from the CLS embedding and a gene's token
+the network's own ``binary_decoder`` (the layers of ``TransformerModel.predict``)
+predicts whether the gene is expressed, for left-out expressed genes (label 1) and
+unexpressed genes (label 0), with binary cross-entropy. ``binary_decoder`` takes
+1,280 gene columns (hard-coded in the package); the tiny model's narrower gene
+embedding is padded with zeros to that width.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .sentences import batches, cell_sentence
 
 __all__ = ["pretrain_tiny", "TINY_ARGS"]
 
-# human protein-coding genes per chromosome (rounded; Ensembl), for synthetic draws
+# approximate human protein-coding genes per chromosome, for the synthetic draws
 CHROM_SIZES = {
     **{
         str(k): n
