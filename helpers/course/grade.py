@@ -208,12 +208,14 @@ def grade_notebook(
         missing = record["missing"].get(exercise, [])
         if not failed:
             status = "passed"
-        elif errors:
-            status = f"crashed: {errors[-1]}"
+        elif errors:  # the first error is the cause; later ones often follow it
+            more = f" (and {len(errors) - 1} later errors)" if len(errors) > 1 else ""
+            status = f"crashed: {errors[0]}{more}"
         elif missing:
             status = f"failed: missing {', '.join(missing)}"
         else:
-            status = f"failed: {', '.join(failed)} do(es) not match"
+            verb = "does" if len(failed) == 1 else "do"
+            status = f"failed: {', '.join(failed)} {verb} not match"
         rows.append(row | {"status": status})
     return rows
 
