@@ -232,7 +232,7 @@ def _registered(spec: dict):
     split = Split(
         spec["dataset"], spec["split_seed"], spec["split_kind"], spec["assignment"]
     )
-    name = f"class_challenge_{spec['task']}"
+    name = "class_challenge"
     task = task_registry.Task(
         name,
         "quick",
