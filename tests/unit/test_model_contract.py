@@ -21,6 +21,7 @@ from helpers.models.contract import (
     TaskData,
     as_method,
     from_pseudobulk,
+    validation_split,
 )
 from helpers.predictions import Predictions
 from helpers.pseudobulk import Pseudobulk
@@ -272,3 +273,20 @@ def test_gears_method_meets_the_contract_and_trains_on_training_cells_only(monke
     rows = result.metrics[result.metrics["method"] == "gears_book"]
     assert len(rows) and set(rows["condition"]) <= set(split.held_out)
     assert np.isfinite(rows["l2"]).all()
+
+
+def test_validation_split_holds_back_a_seeded_share_of_the_training_perturbations():
+    # 9 perturbed training conditions: round(0.25 * 9) = 2 held back; a share that
+    # rounds to 0 still holds back 1; the control always stays in training
+    train = ["ctrl"] + [f"G{i}" for i in range(9)]
+    split = holdout_split(train + HELD_OUT, HELD_OUT, dataset="tiny", seed=3)
+    got = validation_split(split, HELD_OUT, fraction=0.25, seed=7, note="{n} watched")
+    draw = np.random.default_rng(7).choice(train[1:], size=2, replace=False)
+    assert sorted(got.conditions("val")) == sorted(draw.tolist())
+    assert got.conditions("test") == HELD_OUT and "ctrl" in got.train
+    assert len(got.train) == 8 and got.note == "2 watched"
+    assert (got.dataset, got.seed, got.kind) == (split.dataset, split.seed, split.kind)
+    again = validation_split(split, HELD_OUT, fraction=0.25, seed=7)
+    assert again.assignment == got.assignment
+    few = validation_split(split, [], fraction=0.01, seed=0)
+    assert len(few.conditions("val")) == 1

@@ -34,7 +34,7 @@ from ...errors import InputError
 from ...predictions import Predictions
 from ...resources import peak_rss_gb
 from ...splits import Split
-from ..contract import TaskData
+from ..contract import TaskData, validation_split
 from .checkpoint import CPAModel
 from .training import PAPER_MODEL, new_model, train
 
@@ -306,17 +306,12 @@ class CpaMethod:
                 "no perturbed training condition to watch; CPA's early stopping needs "
                 "one: give a split with perturbed training conditions"
             )
-        rng = np.random.default_rng(self.seed)
-        n_val = max(1, round(self.val_fraction * len(perturbed)))
-        val = set(rng.choice(perturbed, size=n_val, replace=False).tolist())
-        assignment = {c: "val" if c in val else "train" for c in train.split.train}
-        assignment |= {c: "test" for c in conditions}
-        split = Split(
-            train.split.dataset,
-            train.split.seed,
-            train.split.kind,
-            assignment,
-            note=f"CPA watches {n_val} training perturbations",
+        split = validation_split(
+            train.split,
+            conditions,
+            fraction=self.val_fraction,
+            seed=self.seed,
+            note="CPA watches {n} training perturbations",
         )
         torch.manual_seed(self.cpa_seed)
         run = train_cpa(
