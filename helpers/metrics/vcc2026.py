@@ -92,7 +92,7 @@ import scipy.sparse as sp
 
 from ..conditions import CONTROL, condition_genes
 from ..errors import InputError
-from .inputs import MetricInput
+from .inputs import MetricInput, check_same_perturbations
 from .spec import MetricSpec
 
 __all__ = [
@@ -567,18 +567,14 @@ def _check_pair(real, pred, *, pert_col, control, allow_fractional) -> None:
             f"The real data have no control cells ({pert_col} == {control!r}); "
             "add them or name the control with control (--control)."
         )
-    missing = sorted(set(r_lab) - set(p_lab) - {control})
-    if missing:
-        raise InputError(
-            f"The predictions lack {len(missing)} perturbation(s) of the real data "
-            f"(e.g. {missing[:3]}); predict every perturbation."
-        )
-    extra = sorted(set(p_lab) - set(r_lab))
-    if extra:
-        raise InputError(
-            f"The predictions hold perturbation(s) absent from the real data "
-            f"(e.g. {extra[:3]}); drop them or fix the labels."
-        )
+    check_same_perturbations(
+        set(r_lab) - {control},
+        set(p_lab) - {control},  # the real data hold the control (checked above)
+        lacking="The predictions lack {n} perturbation(s) of the real data "
+        "(e.g. {examples}); predict every perturbation.",
+        surplus="The predictions hold perturbation(s) absent from the real data "
+        "(e.g. {examples}); drop them or fix the labels.",
+    )
     _check_counts(real, "real data", allow_fractional=False)
     _check_counts(pred, "predictions", allow_fractional=allow_fractional)
 
