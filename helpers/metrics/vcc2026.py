@@ -92,6 +92,7 @@ import scipy.sparse as sp
 
 from ..conditions import CONTROL, condition_genes
 from ..errors import InputError
+from ..simulate import counts_from_log_normalised
 from .inputs import MetricInput, check_same_perturbations
 from .spec import MetricSpec
 
@@ -250,7 +251,8 @@ def _rows(X, idx) -> np.ndarray:
 
 
 def counts_from_lognorm(adata: ad.AnnData) -> ad.AnnData:
-    """Integer counts rebuilt from log-normalised cells, as the paper's scripts do.
+    """Integer counts rebuilt from log-normalised cells, as the paper's scripts do
+    (:func:`helpers.simulate.counts_from_log_normalised`, the one recipe).
 
     ``adata.X`` holds ``x = log1p(counts / total * s)`` per cell. Per cell ``c``:
     ``u_c = min {expm1(x_cg) : x_cg > 0}`` (the value of one count) and
@@ -259,23 +261,16 @@ def counts_from_lognorm(adata: ad.AnnData) -> ad.AnnData:
     Perturb-seq); otherwise every count is divided by the smallest one. Returns a new
     AnnData (float32 CSR of whole numbers) with ``adata``'s obs and var.
     """
-    X = _csr64(adata.X)
-    X.eliminate_zeros()
-    if X.nnz and np.min(X.data) < 0:
+    X = adata.X
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size and np.min(data) < 0:
         raise InputError(
             "counts_from_lognorm got negative values; pass log1p-normalised cells "
             "(log1p(counts / total * s)), not scaled or centred data."
         )
-    lin = X.copy()
-    lin.data = np.expm1(lin.data)
-    unit = np.ones(X.shape[0])
-    filled = np.diff(lin.indptr) > 0
-    if filled.any():
-        unit[filled] = np.minimum.reduceat(lin.data, lin.indptr[:-1][filled])
-    lin.data = np.rint(lin.data / np.repeat(unit, np.diff(lin.indptr)))
-    lin.eliminate_zeros()
+    counts, _ = counts_from_log_normalised(X)
     return ad.AnnData(
-        sp.csr_matrix(lin, dtype=np.float32),
+        sp.csr_matrix(counts, dtype=np.float32),
         obs=adata.obs.copy(),
         var=adata.var.copy(),
     )
