@@ -30,16 +30,10 @@ against scPertEval's ``drf``.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from helpers import baselines
 from helpers.ceilings import interpolated_duplicate
@@ -54,7 +48,8 @@ from helpers.metrics.paper import l2
 from helpers.pseudobulk import pseudobulk
 from helpers.splits import complete_doubles, holdout_split
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scperteval import run_peer, scperteval_python, write_inputs
+
 
 # optional peer/runtime: `pytest -m 'not scperteval'` leaves these out
 pytestmark = pytest.mark.scperteval
@@ -109,30 +104,6 @@ with open(out, "w") as fh:
 """
 
 
-def scperteval_python() -> Path:
-    default = ROOT / ".venv-scperteval" / "bin" / "python"
-    path = Path(os.environ.get("PERTURBBOOK_SCPERTEVAL_PYTHON", default))
-    if not path.exists():
-        message = (
-            f"scPertEval environment not found at {path}: "
-            "command 1 (scripts/build_book.sh) "
-            "makes it, or run scripts/make_scperteval_venv.sh"
-        )
-        if os.environ.get("PERTURBBOOK_SKIP_SCPERTEVAL") == "1":
-            pytest.skip(f"PERTURBBOOK_SKIP_SCPERTEVAL=1: {message}")
-        pytest.fail(
-            message
-            + " (PERTURBBOOK_SKIP_SCPERTEVAL=1 skips this cross-check deliberately)"
-        )
-    return path
-
-
-def _cells_frame(conditions) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"condition": list(conditions)}, index=[f"c{i}" for i in range(len(conditions))]
-    )
-
-
 @pytest.fixture(scope="module")
 def setting(norman_subset, tmp_path_factory):
     python = scperteval_python()
@@ -151,42 +122,8 @@ def setting(norman_subset, tmp_path_factory):
         cells, truth, split.held_out, seed=0
     )
 
-    data = ad.AnnData(
-        sp.csr_matrix(cells.X, dtype=np.float64),
-        obs=_cells_frame(cells.obs["condition"].astype(str)),
-        var=pd.DataFrame(index=pd.Index(cells.var_names.astype(str))),
-    )
-    data.write_h5ad(tmp / "data.h5ad")
-    perturbed = [c for c in truth.conditions if c != "ctrl"]
-    files = []
-    for name, pred in preds.items():
-        rows = truth.means.loc[perturbed].copy()
-        rows.loc[pred.conditions] = pred.values.loc[pred.conditions, rows.columns]
-        out = ad.AnnData(
-            rows.to_numpy(dtype=np.float64),
-            obs=_cells_frame(perturbed),
-            var=pd.DataFrame(index=rows.columns.astype(str)),
-        )
-        out.uns["method"] = name
-        out.write_h5ad(tmp / f"{name}.h5ad")
-        files.append(str(tmp / f"{name}.h5ad"))
-    done = subprocess.run(
-        [
-            str(python),
-            "-c",
-            RUNNER,
-            str(tmp / "data.h5ad"),
-            str(tmp / "peer.json"),
-            ",".join(PROTOCOLS),
-            *files,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    peer = json.loads((tmp / "peer.json").read_text())
+    files = write_inputs(tmp, cells, truth, preds)
+    peer = run_peer(python, RUNNER, tmp, [",".join(PROTOCOLS), *files])
 
     cache: dict = {}
     tables = []

@@ -20,23 +20,18 @@ whatever predictions it is given, so the split choice has no peer to equal):
 
 One subprocess per module runs scPertEval's public API (``prepare``, ``score``; the
 spaces registry for ``heg``) in its own environment (the runner pattern of
-tests/parity/test_parity_scperteval.py, whose ``scperteval_python`` it reuses). Shared
-inputs as there: the subset's cells with ``X`` as float64, the book's baselines'
-predictions on the paper's split of the subset as one "cell" per condition, the
-conditions the split does not hold out filled with the observed pseudobulk and not
-compared. Tolerance 1e-6 per condition.
+tests/parity/test_parity_scperteval.py; both write the inputs and run the peer with
+tests/parity/_scperteval.py). Shared inputs as there: the subset's cells with ``X`` as
+float64, the book's baselines' predictions on the paper's split of the subset as one
+"cell" per condition, the conditions the split does not hold out filled with the
+observed pseudobulk and not compared. Tolerance 1e-6 per condition.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from helpers import baselines
 from helpers.benchmark import protocols
@@ -44,7 +39,7 @@ from helpers.metrics import calibrated
 from helpers.pseudobulk import pseudobulk
 from helpers.splits import complete_doubles, holdout_split
 
-from .test_parity_scperteval import _cells_frame, scperteval_python
+from ._scperteval import run_peer, scperteval_python, write_inputs
 
 pytestmark = pytest.mark.scperteval
 
@@ -109,43 +104,9 @@ def setting(norman_subset, tmp_path_factory):
         name: baselines.BASELINES[name](train, split.held_out, seed=1)
         for name in ("additive", "mean", "no_change")
     }
-    data = ad.AnnData(
-        sp.csr_matrix(cells.X, dtype=np.float64),
-        obs=_cells_frame(cells.obs["condition"].astype(str)),
-        var=pd.DataFrame(index=pd.Index(cells.var_names.astype(str))),
-    )
-    data.write_h5ad(tmp / "data.h5ad")
-    perturbed = [c for c in truth.conditions if c != "ctrl"]
-    files = []
-    for name, pred in preds.items():
-        rows = truth.means.loc[perturbed].copy()
-        rows.loc[pred.conditions] = pred.values.loc[pred.conditions, rows.columns]
-        out = ad.AnnData(
-            rows.to_numpy(dtype=np.float64),
-            obs=_cells_frame(perturbed),
-            var=pd.DataFrame(index=rows.columns.astype(str)),
-        )
-        out.uns["method"] = name
-        out.write_h5ad(tmp / f"{name}.h5ad")
-        files.append(str(tmp / f"{name}.h5ad"))
-    done = subprocess.run(
-        [
-            str(python),
-            "-c",
-            RUNNER,
-            str(tmp / "data.h5ad"),
-            str(tmp / "peer.json"),
-            ",".join(PIECES),
-            ",".join(map(str, HEG_K)),
-            *files,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    peer = json.loads((tmp / "peer.json").read_text())
+    files = write_inputs(tmp, cells, truth, preds)
+    args = [",".join(PIECES), ",".join(map(str, HEG_K)), *files]
+    peer = run_peer(python, RUNNER, tmp, args)
     t_stats = calibrated.de_vs_all_perturbed(cells)[0]
     book = {}
     for metric, reference in {spec for spec, _ in PIECES.values()}:

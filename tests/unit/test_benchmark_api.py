@@ -11,8 +11,8 @@ import pytest
 
 from helpers import baselines, benchmark, metrics
 from helpers.predictions import PredictionError, Predictions
-from helpers.pseudobulk import Pseudobulk
-from helpers.splits import holdout_split
+
+from ..helpers_fixtures import register_task, tiny_means
 
 
 def knn_model(train, conditions):
@@ -65,35 +65,10 @@ def test_end_to_end_on_the_real_subset():
     assert set(result.metrics.columns) >= set(metrics.METRIC_COLUMNS)
 
 
-# a hand-made task: three genes A, B, C (also the targets), control at 10, every number
-# below by hand
-_TINY = {
-    "ctrl": [10, 10, 10],
-    "A": [11, 10, 10],
-    "B": [10, 9, 10],
-    "C": [10, 10, 12],
-    "B+C": [10, 9, 12],
-    "A+B": [12, 9, 11],
-    "A+C": [11, 10, 13],
-}
-
-
 @pytest.fixture
 def tiny_task(monkeypatch):
-    means = pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T
-    truth = Pseudobulk(means, pd.Series(50, index=means.index), "tiny")
-    task = benchmark.Task(
-        "tiny_doubles",
-        "quick",
-        "double",
-        "hand-made",
-        lambda: (None, truth, None),
-        lambda pb: [
-            holdout_split(pb.conditions, ["A+B", "A+C"], dataset="tiny", seed=3)
-        ],
-    )
-    monkeypatch.setitem(benchmark.TASKS, task.name, task)
-    return task
+    """The hand-made task of tests/helpers_fixtures.py (no cells)."""
+    return register_task(monkeypatch, "tiny_doubles", tiny_means())
 
 
 def test_leaderboard_numbers_computed_by_hand(tiny_task):

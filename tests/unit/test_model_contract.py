@@ -24,20 +24,10 @@ from helpers.models.contract import (
     validation_split,
 )
 from helpers.predictions import Predictions
-from helpers.pseudobulk import Pseudobulk
 from helpers.splits import holdout_split
 
-_TINY = {
-    "ctrl": [10, 10, 10],
-    "A": [11, 10, 10],
-    "B": [10, 9, 10],
-    "C": [10, 10, 12],
-    "B+C": [10, 9, 12],
-    "A+B": [12, 9, 11],
-    "A+C": [11, 10, 13],
-}
-TRAIN = ["ctrl", "A", "B", "C", "B+C"]
-HELD_OUT = ["A+B", "A+C"]
+from ..helpers_fixtures import HELD_OUT, TRAIN, register_task, tiny_means
+
 MEAN_OF_TRAIN = [10.2, 9.6, 10.8]
 L2_OF_MEAN = {"A+B": np.sqrt(3.64), "A+C": np.sqrt(5.64)}
 
@@ -61,33 +51,18 @@ def _cells(means: pd.DataFrame, n: int = 6) -> ad.AnnData:
     return adata
 
 
-def _task(monkeypatch, name, means, cells):
-    truth = Pseudobulk(means, pd.Series(50, index=means.index), "tiny")
-    task = benchmark.Task(
-        name,
-        "quick",
-        "double",
-        "hand-made",
-        lambda: (cells, truth, None),
-        lambda pb: [holdout_split(pb.conditions, HELD_OUT, dataset="tiny", seed=3)],
-    )
-    monkeypatch.setitem(benchmark.TASKS, task.name, task)
-    return task
-
-
 @pytest.fixture
 def tiny_task(monkeypatch):
     """The hand-made pseudobulks, no cells."""
-    means = pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T
-    return _task(monkeypatch, "tiny_contract_doubles", means, None)
+    return register_task(monkeypatch, "tiny_contract_doubles", tiny_means())
 
 
 @pytest.fixture
 def cells_task(monkeypatch):
     """The same design on the log1p scale, with six cells per condition (for a
     network)."""
-    means = np.log1p(pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T)
-    return _task(monkeypatch, "tiny_contract_cells", means, _cells(means))
+    means = np.log1p(tiny_means())
+    return register_task(monkeypatch, "tiny_contract_cells", means, _cells(means))
 
 
 def _l2(result, method):

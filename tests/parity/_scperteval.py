@@ -1,0 +1,92 @@
+"""What the scPertEval parity modules share: the peer's interpreter, the inputs both
+sides score (written once per module) and the one subprocess that runs a module's
+runner script on them.
+
+Shared inputs (tests/parity/test_parity_scperteval.py says why): the cells with ``X``
+as float64, and per prediction one "cell" per perturbed condition, the held-out ones
+predicted, the others filled with the observed pseudobulk (scPertEval scores every
+perturbation; those are not compared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scperteval_python() -> Path:
+    """The scPertEval environment's python; a missing one fails the test, or skips it
+    with one line under ``PERTURBBOOK_SKIP_SCPERTEVAL=1``."""
+    default = ROOT / ".venv-scperteval" / "bin" / "python"
+    path = Path(os.environ.get("PERTURBBOOK_SCPERTEVAL_PYTHON", default))
+    if not path.exists():
+        message = (
+            f"scPertEval environment not found at {path}: "
+            "command 1 (scripts/build_book.sh) "
+            "makes it, or run scripts/make_scperteval_venv.sh"
+        )
+        if os.environ.get("PERTURBBOOK_SKIP_SCPERTEVAL") == "1":
+            pytest.skip(f"PERTURBBOOK_SKIP_SCPERTEVAL=1: {message}")
+        pytest.fail(
+            message
+            + " (PERTURBBOOK_SKIP_SCPERTEVAL=1 skips this cross-check deliberately)"
+        )
+    return path
+
+
+def cells_frame(conditions) -> pd.DataFrame:
+    """obs with one ``condition`` per cell, cells named ``c0``, ``c1``, ..."""
+    return pd.DataFrame(
+        {"condition": list(conditions)}, index=[f"c{i}" for i in range(len(conditions))]
+    )
+
+
+def write_inputs(tmp: Path, cells, truth, preds: dict) -> list[str]:
+    """Write ``tmp/data.h5ad`` (the cells, float64) and one ``tmp/<name>.h5ad`` per
+    prediction of ``preds`` (name -> Predictions; ``uns["method"]`` = name); returns
+    the prediction files in the order of ``preds``."""
+    data = ad.AnnData(
+        sp.csr_matrix(cells.X, dtype=np.float64),
+        obs=cells_frame(cells.obs["condition"].astype(str)),
+        var=pd.DataFrame(index=pd.Index(cells.var_names.astype(str))),
+    )
+    data.write_h5ad(tmp / "data.h5ad")
+    perturbed = [c for c in truth.conditions if c != "ctrl"]
+    files = []
+    for name, pred in preds.items():
+        rows = truth.means.loc[perturbed].copy()
+        rows.loc[pred.conditions] = pred.values.loc[pred.conditions, rows.columns]
+        out = ad.AnnData(
+            rows.to_numpy(dtype=np.float64),
+            obs=cells_frame(perturbed),
+            var=pd.DataFrame(index=rows.columns.astype(str)),
+        )
+        out.uns["method"] = name
+        out.write_h5ad(tmp / f"{name}.h5ad")
+        files.append(str(tmp / f"{name}.h5ad"))
+    return files
+
+
+def run_peer(python: Path, runner: str, tmp: Path, args: list[str]) -> dict:
+    """Run ``runner`` (a script's text) with ``python`` in ``tmp`` as ``runner
+    tmp/data.h5ad tmp/peer.json *args``; returns the JSON it wrote."""
+    done = subprocess.run(
+        [str(python), "-c", runner, str(tmp / "data.h5ad"), str(tmp / "peer.json")]
+        + list(args),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((tmp / "peer.json").read_text())
