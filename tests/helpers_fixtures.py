@@ -33,11 +33,13 @@ def tiny_means() -> pd.DataFrame:
     return pd.DataFrame(TINY, index=GENES, dtype=float).T
 
 
-def register_task(monkeypatch, name: str, means: pd.DataFrame, cells=None, *, n=50):
+def register_task(
+    monkeypatch, name: str, means: pd.DataFrame, cells=None, *, n=50, held_out=HELD_OUT
+):
     """A quick double-perturbation task ``name`` registered in
     :data:`helpers.benchmark.TASKS` for the test (``monkeypatch`` removes it again):
     truth ``means`` (``n`` cells per condition), optional ``cells``, one split of seed
-    3 holding out :data:`HELD_OUT`."""
+    3 holding out ``held_out`` (default :data:`HELD_OUT`)."""
     truth = Pseudobulk(means, pd.Series(n, index=means.index), "tiny")
     task = benchmark.Task(
         name,
@@ -45,7 +47,7 @@ def register_task(monkeypatch, name: str, means: pd.DataFrame, cells=None, *, n=
         "double",
         "hand-made",
         lambda: (cells, truth, None),
-        lambda pb: [holdout_split(pb.conditions, HELD_OUT, dataset="tiny", seed=3)],
+        lambda pb: [holdout_split(pb.conditions, held_out, dataset="tiny", seed=3)],
     )
     monkeypatch.setitem(benchmark.TASKS, task.name, task)
     return task

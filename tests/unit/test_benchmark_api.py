@@ -71,6 +71,23 @@ def tiny_task(monkeypatch):
     return register_task(monkeypatch, "tiny_doubles", tiny_means())
 
 
+def test_a_task_holding_out_one_condition_gets_a_leaderboard(monkeypatch):
+    """One held-out condition, A+B = (12, 9, 11): additive (11, 9, 10), L2 sqrt(2);
+    mine predicts A's row (11, 10, 10), L2 sqrt(3); one condition has no spread across
+    conditions, so every spread ratio is NaN (it stopped with KeyError 'method')."""
+    register_task(monkeypatch, "tiny_one", tiny_means(), held_out=["A+B"])
+
+    def mine(train, conditions):
+        return train.pseudobulk.means.loc[["A"]].set_axis(list(conditions))
+
+    result = benchmark.run(mine, task="tiny_one", name="mine", progress=False)
+    board = result.leaderboard.set_index("method")
+    assert board.loc["additive", "mean_l2"] == pytest.approx(np.sqrt(2))
+    assert board.loc["mine", "mean_l2"] == pytest.approx(np.sqrt(3))
+    assert board.loc["mine", "ratio_to_additive"] == pytest.approx(np.sqrt(1.5))
+    assert board["spread_ratio"].isna().all() and board.loc["mine", "n"] == 1
+
+
 def test_leaderboard_numbers_computed_by_hand(tiny_task):
     """Train: ctrl, A, B, C, B+C; held out: A+B = (12, 9, 11) and A+C = (11, 10, 13).
 
