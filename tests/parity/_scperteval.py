@@ -21,6 +21,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from helpers import baselines
+from helpers.pseudobulk import pseudobulk
+from helpers.splits import complete_doubles, holdout_split
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,6 +53,25 @@ def cells_frame(conditions) -> pd.DataFrame:
     return pd.DataFrame(
         {"condition": list(conditions)}, index=[f"c{i}" for i in range(len(conditions))]
     )
+
+
+def baselines_on_the_paper_split(cells, *, split_seed: int = 0, seed=None):
+    """``(truth, split, preds)``: the pseudobulks of ``cells``, the paper's split of
+    them (every complete double held out; seed ``split_seed``) and the book's
+    ``additive``, ``mean`` and ``no_change`` baselines' predictions (seed ``seed``)."""
+    truth = pseudobulk(cells)
+    split = holdout_split(
+        truth.conditions,
+        complete_doubles(truth.conditions),
+        dataset=truth.dataset,
+        seed=split_seed,
+    )
+    train = truth.subset(split.train)
+    preds = {
+        name: baselines.BASELINES[name](train, split.held_out, seed=seed)
+        for name in ("additive", "mean", "no_change")
+    }
+    return truth, split, preds
 
 
 def write_inputs(tmp: Path, cells, truth, preds: dict) -> list[str]:

@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import baselines
 from helpers.ceilings import interpolated_duplicate
 from helpers.metrics import (
     calibrated,
@@ -46,9 +45,13 @@ from helpers.metrics import (
 )
 from helpers.metrics.paper import l2
 from helpers.pseudobulk import pseudobulk
-from helpers.splits import complete_doubles, holdout_split
 
-from ._scperteval import run_peer, scperteval_python, write_inputs
+from ._scperteval import (
+    baselines_on_the_paper_split,
+    run_peer,
+    scperteval_python,
+    write_inputs,
+)
 
 
 # optional peer/runtime: `pytest -m 'not scperteval'` leaves these out
@@ -109,15 +112,7 @@ def setting(norman_subset, tmp_path_factory):
     python = scperteval_python()
     tmp = tmp_path_factory.mktemp("scperteval")
     cells = norman_subset
-    truth = pseudobulk(cells)
-    split = holdout_split(
-        truth.conditions, complete_doubles(truth.conditions), dataset=truth.dataset
-    )
-    train = truth.subset(split.train)
-    preds = {
-        name: baselines.BASELINES[name](train, split.held_out)
-        for name in ("additive", "mean", "no_change")
-    }
+    truth, split, preds = baselines_on_the_paper_split(cells)
     preds["interpolated_duplicate"] = interpolated_duplicate(
         cells, truth, split.held_out, seed=0
     )

@@ -33,13 +33,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import baselines
 from helpers.benchmark import protocols
 from helpers.metrics import calibrated
-from helpers.pseudobulk import pseudobulk
-from helpers.splits import complete_doubles, holdout_split
 
-from ._scperteval import run_peer, scperteval_python, write_inputs
+from ._scperteval import (
+    baselines_on_the_paper_split,
+    run_peer,
+    scperteval_python,
+    write_inputs,
+)
 
 pytestmark = pytest.mark.scperteval
 
@@ -92,18 +94,7 @@ def setting(norman_subset, tmp_path_factory):
     python = scperteval_python()
     tmp = tmp_path_factory.mktemp("scperteval_protocols")
     cells = norman_subset
-    truth = pseudobulk(cells)
-    split = holdout_split(
-        truth.conditions,
-        complete_doubles(truth.conditions),
-        dataset=truth.dataset,
-        seed=1,
-    )
-    train = truth.subset(split.train)
-    preds = {
-        name: baselines.BASELINES[name](train, split.held_out, seed=1)
-        for name in ("additive", "mean", "no_change")
-    }
+    truth, split, preds = baselines_on_the_paper_split(cells, split_seed=1, seed=1)
     files = write_inputs(tmp, cells, truth, preds)
     args = [",".join(PIECES), ",".join(map(str, HEG_K)), *files]
     peer = run_peer(python, RUNNER, tmp, args)
