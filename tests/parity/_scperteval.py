@@ -100,12 +100,49 @@ def write_inputs(tmp: Path, cells, truth, preds: dict) -> list[str]:
     return files
 
 
-def run_peer(python: Path, runner: str, tmp: Path, args: list[str]) -> dict:
-    """Run ``runner`` (a script's text) with ``python`` in ``tmp`` as ``runner
-    tmp/data.h5ad tmp/peer.json *args``; returns the JSON it wrote."""
+#: The start of every runner: scPertEval's ``prepare`` for the job's protocols and its
+#: ``score`` of every prediction file (``result["score"][method][protocol]``:
+#: perturbation -> raw value); a module's runner body adds to ``result``.
+RUNNER_HEAD = r"""
+import json, sys, warnings
+import numpy as np
+import anndata as ad
+import scperteval as sp
+warnings.simplefilter("ignore")
+data, out, job = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+protocols = job["protocols"]
+adata = ad.read_h5ad(data)
+prep = sp.prepare(adata, protocols, perturbation_key="condition", control_label="ctrl",
+                  min_cells=2, workers=1)
+result = {"score": {}}
+for path in job["files"]:
+    pred = ad.read_h5ad(path)
+    method = str(pred.uns["method"])
+    result["score"][method] = {}
+    for name in protocols:
+        table = sp.score(prep, name, pred).per_perturbation
+        result["score"][method][name] = dict(zip(table["perturbation"],
+                                                 map(float, table["raw_prediction"])))
+"""
+
+
+def run_peer(python: Path, body: str, tmp: Path, job: dict) -> dict:
+    """Run :data:`RUNNER_HEAD` + ``body`` (a runner's own part, which reads ``job``,
+    ``prep``, ``adata`` and fills ``result``) with ``python`` in ``tmp`` on
+    ``tmp/data.h5ad``; ``job``: ``protocols`` and ``files`` (the prediction files) and
+    what ``body`` reads. Returns the ``result`` it wrote as JSON."""
+    script = (
+        RUNNER_HEAD + body + '\nwith open(out, "w") as fh:\n    json.dump(result, fh)\n'
+    )
     done = subprocess.run(
-        [str(python), "-c", runner, str(tmp / "data.h5ad"), str(tmp / "peer.json")]
-        + list(args),
+        [
+            str(python),
+            "-c",
+            script,
+            str(tmp / "data.h5ad"),
+            str(tmp / "peer.json"),
+            json.dumps(job),
+        ],
         capture_output=True,
         text=True,
         timeout=900,

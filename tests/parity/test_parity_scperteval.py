@@ -65,28 +65,10 @@ PROTOCOLS = {
     "pearson_ctrl_heg_k": "pearson_delta",
 }
 
+#: after the shared start (tests/parity/_scperteval.py RUNNER_HEAD)
 RUNNER = r"""
-import json, sys, warnings
-import numpy as np
-import anndata as ad
-import scperteval as sp
 from scperteval.sources import SOURCES
-warnings.simplefilter("ignore")
-data, out = sys.argv[1], sys.argv[2]
-protocols = sys.argv[3].split(",")
-prediction_files = sys.argv[4:]
-adata = ad.read_h5ad(data)
-prep = sp.prepare(adata, protocols, perturbation_key="condition", control_label="ctrl",
-                  min_cells=2, workers=1)
-result = {"score": {}, "calibrate": {}, "aggregate": {}}
-for path in prediction_files:
-    pred = ad.read_h5ad(path)
-    method = str(pred.uns["method"])
-    result["score"][method] = {}
-    for name in protocols:
-        table = sp.score(prep, name, pred).per_perturbation
-        result["score"][method][name] = dict(zip(table["perturbation"],
-                                                 map(float, table["raw_prediction"])))
+result["calibrate"], result["aggregate"] = {}, {}
 for name in protocols:
     res = sp.calibrate(prep, name, calibrator="drf")
     table = res.per_perturbation
@@ -102,8 +84,6 @@ ctx = prep._run_context(de_method="t-test")
 result["interpolated"] = {p: SOURCES["interpolated"](ctx, p).tolist()
                           for p in ds.perturbations}
 result["genes"] = [str(g) for g in ds.var_names]
-with open(out, "w") as fh:
-    json.dump(result, fh)
 """
 
 
@@ -118,7 +98,7 @@ def setting(norman_subset, tmp_path_factory):
     )
 
     files = write_inputs(tmp, cells, truth, preds)
-    peer = run_peer(python, RUNNER, tmp, [",".join(PROTOCOLS), *files])
+    peer = run_peer(python, RUNNER, tmp, {"protocols": list(PROTOCOLS), "files": files})
 
     cache: dict = {}
     tables = []

@@ -56,36 +56,17 @@ PIECES = {
     "weighted_r2_pert_exp2": (("calibrated", "perturbed"), "r2_delta_weighted"),
 }
 
+#: after the shared start (tests/parity/_scperteval.py RUNNER_HEAD)
 RUNNER = r"""
-import json, sys, warnings
-import numpy as np
-import anndata as ad
-import scperteval as sp
 from scperteval.blocks.spaces import SPACES
-warnings.simplefilter("ignore")
-data, out, names, ks = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-protocols = names.split(",")
-adata = ad.read_h5ad(data)
-prep = sp.prepare(adata, protocols, perturbation_key="condition", control_label="ctrl",
-                  min_cells=2, workers=1)
-result = {"score": {}, "heg": {}}
-for path in sys.argv[5:]:
-    pred = ad.read_h5ad(path)
-    method = str(pred.uns["method"])
-    result["score"][method] = {}
-    for name in protocols:
-        table = sp.score(prep, name, pred).per_perturbation
-        result["score"][method][name] = dict(zip(table["perturbation"],
-                                                 map(float, table["raw_prediction"])))
+result["heg"] = {}
 ctx = prep._run_context(de_method="t-test")
 positions = np.arange(adata.n_vars, dtype=np.float64)[None, :]
 pert = ctx.ds.perturbations[0]
-for k in map(int, ks.split(",")):
+for k in job["heg_k"]:
     key = SPACES.instance("heg", k)
     chosen = SPACES[key](positions, ctx, pert).ravel().astype(int)
     result["heg"][str(k)] = [str(g) for g in np.asarray(adata.var_names)[chosen]]
-with open(out, "w") as fh:
-    json.dump(result, fh)
 """
 
 
@@ -96,8 +77,8 @@ def setting(norman_subset, tmp_path_factory):
     cells = norman_subset
     truth, split, preds = baselines_on_the_paper_split(cells, split_seed=1, seed=1)
     files = write_inputs(tmp, cells, truth, preds)
-    args = [",".join(PIECES), ",".join(map(str, HEG_K)), *files]
-    peer = run_peer(python, RUNNER, tmp, args)
+    job = {"protocols": list(PIECES), "files": files, "heg_k": list(HEG_K)}
+    peer = run_peer(python, RUNNER, tmp, job)
     t_stats = calibrated.de_vs_all_perturbed(cells)[0]
     book = {}
     for metric, reference in {spec for spec, _ in PIECES.values()}:
