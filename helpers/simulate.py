@@ -46,6 +46,7 @@ __all__ = [
     "SimulatedScreen",
     "simulate_screen",
     "log_normalise",
+    "counts_from_log_normalised",
     "write_norman_scale_h5ad",
 ]
 
@@ -275,6 +276,51 @@ def log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
     X = sp.csr_matrix(X, dtype=np.float32)
     np.log1p(X.data, out=X.data)
     return X
+
+
+def counts_from_log_normalised(
+    x, size=None, *, target_sum: float = 1e4
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Counts and size factors behind log-normalised cells ``x = log1p(c / s * T)``,
+    the inverse of :func:`log_normalise` (``T = target_sum``).
+
+    Per cell, the value of one count is ``u = T / s``. With ``size`` (each cell's total
+    count ``s``) it is known; without it, the paper's recipe (``run_cpa.py``): ``u`` is
+    the cell's smallest positive ``expm1(x)``, which assumes its rarest measured gene
+    had 1 count (exact whenever one gene had a single count, otherwise every count is
+    divided by the smallest), and ``s = T / u``. Then ``c = round(expm1(x) / u)``
+    (half to even).
+
+    ``x``: cells x genes log-normalised values (dense or scipy sparse; not changed);
+    ``size``: one total count per cell, or ``None`` for the paper's recipe;
+    ``target_sum``: ``T``. Returns ``(counts, size)``: float64 CSR counts without
+    stored zeros, and each cell's ``s`` (NaN for a cell without a positive value when
+    ``size`` is not given; its counts are ``round(expm1(x))``).
+    """
+    lin = x.tocsr() if sp.issparse(x) else sp.csr_matrix(np.asarray(x))
+    lin = sp.csr_matrix(lin, dtype=np.float64, copy=True)
+    lin.eliminate_zeros()
+    lin.data = np.expm1(lin.data)
+    per_cell = np.diff(lin.indptr)
+    if size is None:
+        positive = np.where(lin.data > 0, lin.data, np.inf)
+        unit = np.full(lin.shape[0], np.inf)
+        filled = per_cell > 0
+        if filled.any():
+            unit[filled] = np.minimum.reduceat(positive, lin.indptr[:-1][filled])
+        size = np.where(np.isfinite(unit), target_sum / unit, np.nan)
+        unit[~np.isfinite(unit)] = 1.0
+    else:
+        size = np.asarray(size, dtype=np.float64).reshape(-1)
+        if len(size) != lin.shape[0] or not (size > 0).all():
+            raise InputError(
+                f"{len(size)} size factors for {lin.shape[0]} cells, or one not "
+                "positive; give one positive total count per cell"
+            )
+        unit = target_sum / size
+    lin.data = np.rint(lin.data / np.repeat(unit, per_cell))
+    lin.eliminate_zeros()
+    return lin, size
 
 
 def simulate_screen(

@@ -58,6 +58,7 @@ from ..metrics import (
     metric_input,
     score_families,
 )
+from ..metrics.inputs import check_same_perturbations
 from ..predictions import Predictions
 from ..pseudobulk import pseudobulk
 from ..simulate import log_normalise
@@ -411,18 +412,14 @@ def score_files(
         raise InputError(
             f"The {shown['real']} has only control cells; it needs perturbed cells."
         )
-    missing = sorted(set(real_perts) - set(pred_perts))
-    if missing:
-        raise InputError(
-            f"{len(missing)} perturbation(s) of the real file have no predicted cells "
-            f"(e.g. {[real_perts[c] for c in missing[:3]]}); predict every one."
-        )
-    extra = sorted(set(pred_perts) - set(real_perts))
-    if extra:
-        raise InputError(
-            f"{len(extra)} predicted perturbation(s) are not in the real file (e.g. "
-            f"{[pred_perts[c] for c in extra[:3]]}); they cannot be scored: drop them."
-        )
+    check_same_perturbations(
+        real_perts,
+        pred_perts,
+        lacking="{n} perturbation(s) of the real file have no predicted cells "
+        "(e.g. {examples}); predict every one.",
+        surplus="{n} predicted perturbation(s) are not in the real file (e.g. "
+        "{examples}); they cannot be scored: drop them.",
+    )
     counts = {role: _is_counts(cells[role].X) for role in cells}
     families, not_scored = [], {}
     for family in requested:

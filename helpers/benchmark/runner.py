@@ -459,7 +459,8 @@ def run(
             on=["method", "seed", "condition"],
             how="left",
         )
-    spread_table = pd.DataFrame(spreads)
+    # a split with one held-out condition has no spread: the table keeps its columns
+    spread_table = pd.DataFrame(spreads, columns=["method", "seed", "spread_ratio"])
     controls_run = [m for m in POSITIVE_CONTROLS if m in set(metrics["method"])]
     # a reference method that cannot run on this task (e.g. the linear model when no
     # target is a measured gene) is listed once as not applicable, not as a row of NaNs

@@ -41,6 +41,7 @@ from .spec import MetricSpec
 __all__ = [
     "MetricSpec",
     "FAMILY_MODULES",
+    "PAPER_FAMILY",
     "SPECS",
     "spec",
     "direction",
@@ -50,7 +51,10 @@ __all__ = [
     "describe",
 ]
 
-#: Every family module, in table order.
+#: The paper's family: :func:`helpers.metrics.paper.evaluate`'s own columns.
+PAPER_FAMILY = paper.NAME
+#: Every family module, in table order: the one list of the families
+#: (:data:`helpers.metrics.families.FAMILIES` is these but the paper's).
 FAMILY_MODULES = (
     paper,
     systema,

@@ -36,17 +36,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import InputError
-from . import (
-    calibrated,
-    catalog,
-    ceiling,
-    de_agreement,
-    distribution,
-    retrieval,
-    systema,
-    vcc,
-    vcc2026,
-)
+from . import catalog, ceiling, de_agreement, distribution, retrieval
 from .inputs import MetricInput
 
 __all__ = [
@@ -63,18 +53,13 @@ __all__ = [
     "describe",
 ]
 
+#: name -> module of every scoring family, in table order: the catalog's family modules
+#: (:data:`helpers.metrics.catalog.FAMILY_MODULES`, the one list) but the paper's, which
+#: is ``evaluate`` itself.
 FAMILIES = {
     module.NAME: module
-    for module in (
-        systema,
-        calibrated,
-        vcc,
-        vcc2026,
-        retrieval,
-        de_agreement,
-        ceiling,
-        distribution,
-    )
+    for module in catalog.FAMILY_MODULES
+    if module.NAME != catalog.PAPER_FAMILY
 }
 #: Registered, run when named, but not part of ``"all"`` (module docstring).
 NOT_IN_ALL = (retrieval.NAME, de_agreement.NAME, ceiling.NAME, distribution.NAME)

@@ -8,6 +8,7 @@ the truth's pseudobulks, the split, optionally the truth's cells); each family m
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import anndata as ad
@@ -15,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from ..conditions import CONTROL
+from ..errors import InputError
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk
 from ..splits import Split
 
-__all__ = ["MetricInput", "metric_input"]
+__all__ = ["MetricInput", "metric_input", "check_same_perturbations"]
 
 
 @dataclass
@@ -95,3 +97,29 @@ def metric_input(
         exclude_target=exclude_target,
         pred_cells=pred_cells,
     )
+
+
+def check_same_perturbations(
+    real: Mapping[str, str] | Iterable[str],
+    pred: Mapping[str, str] | Iterable[str],
+    *,
+    lacking: str,
+    surplus: str,
+) -> None:
+    """Raise one :class:`helpers.errors.InputError` line where the predictions lack a
+    perturbation of the real data, or hold one the real data do not.
+
+    ``real``, ``pred``: the perturbations of each side (control excluded), as keys to
+    compare, or a mapping key -> the label a message shows; ``lacking``, ``surplus``:
+    the two messages, with ``{n}`` (how many) and ``{examples}`` (the first three
+    labels, sorted by key). Missing perturbations are checked first.
+    """
+    real_shown = real if isinstance(real, Mapping) else {c: c for c in real}
+    pred_shown = pred if isinstance(pred, Mapping) else {c: c for c in pred}
+    for message, keys, shown in (
+        (lacking, set(real_shown) - set(pred_shown), real_shown),
+        (surplus, set(pred_shown) - set(real_shown), pred_shown),
+    ):
+        if keys:
+            first = [shown[c] for c in sorted(keys)[:3]]
+            raise InputError(message.format(n=len(keys), examples=first))

@@ -92,7 +92,8 @@ import scipy.sparse as sp
 
 from ..conditions import CONTROL, condition_genes
 from ..errors import InputError
-from .inputs import MetricInput
+from ..simulate import counts_from_log_normalised
+from .inputs import MetricInput, check_same_perturbations
 from .spec import MetricSpec
 
 __all__ = [
@@ -250,7 +251,8 @@ def _rows(X, idx) -> np.ndarray:
 
 
 def counts_from_lognorm(adata: ad.AnnData) -> ad.AnnData:
-    """Integer counts rebuilt from log-normalised cells, as the paper's scripts do.
+    """Integer counts rebuilt from log-normalised cells, as the paper's scripts do
+    (:func:`helpers.simulate.counts_from_log_normalised`, the one recipe).
 
     ``adata.X`` holds ``x = log1p(counts / total * s)`` per cell. Per cell ``c``:
     ``u_c = min {expm1(x_cg) : x_cg > 0}`` (the value of one count) and
@@ -259,23 +261,16 @@ def counts_from_lognorm(adata: ad.AnnData) -> ad.AnnData:
     Perturb-seq); otherwise every count is divided by the smallest one. Returns a new
     AnnData (float32 CSR of whole numbers) with ``adata``'s obs and var.
     """
-    X = _csr64(adata.X)
-    X.eliminate_zeros()
-    if X.nnz and np.min(X.data) < 0:
+    X = adata.X
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size and np.min(data) < 0:
         raise InputError(
             "counts_from_lognorm got negative values; pass log1p-normalised cells "
             "(log1p(counts / total * s)), not scaled or centred data."
         )
-    lin = X.copy()
-    lin.data = np.expm1(lin.data)
-    unit = np.ones(X.shape[0])
-    filled = np.diff(lin.indptr) > 0
-    if filled.any():
-        unit[filled] = np.minimum.reduceat(lin.data, lin.indptr[:-1][filled])
-    lin.data = np.rint(lin.data / np.repeat(unit, np.diff(lin.indptr)))
-    lin.eliminate_zeros()
+    counts, _ = counts_from_log_normalised(X)
     return ad.AnnData(
-        sp.csr_matrix(lin, dtype=np.float32),
+        sp.csr_matrix(counts, dtype=np.float32),
         obs=adata.obs.copy(),
         var=adata.var.copy(),
     )
@@ -567,18 +562,14 @@ def _check_pair(real, pred, *, pert_col, control, allow_fractional) -> None:
             f"The real data have no control cells ({pert_col} == {control!r}); "
             "add them or name the control with control (--control)."
         )
-    missing = sorted(set(r_lab) - set(p_lab) - {control})
-    if missing:
-        raise InputError(
-            f"The predictions lack {len(missing)} perturbation(s) of the real data "
-            f"(e.g. {missing[:3]}); predict every perturbation."
-        )
-    extra = sorted(set(p_lab) - set(r_lab))
-    if extra:
-        raise InputError(
-            f"The predictions hold perturbation(s) absent from the real data "
-            f"(e.g. {extra[:3]}); drop them or fix the labels."
-        )
+    check_same_perturbations(
+        set(r_lab) - {control},
+        set(p_lab) - {control},  # the real data hold the control (checked above)
+        lacking="The predictions lack {n} perturbation(s) of the real data "
+        "(e.g. {examples}); predict every perturbation.",
+        surplus="The predictions hold perturbation(s) absent from the real data "
+        "(e.g. {examples}); drop them or fix the labels.",
+    )
     _check_counts(real, "real data", allow_fractional=False)
     _check_counts(pred, "predictions", allow_fractional=allow_fractional)
 

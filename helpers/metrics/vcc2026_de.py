@@ -101,9 +101,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import false_discovery_control
 
-from ..conditions import CONTROL
 from ..errors import InputError
-from .vcc import wilcoxon_vs_control
+from .vcc import sorted_control, wilcoxon_vs_sorted_control
 
 __all__ = [
     "COLUMNS",
@@ -135,8 +134,9 @@ EPSILON = 1e-9  # vcc2026.yaml de.epsilon
 TARGET_SUM = 1e6  # vcc2026.yaml target_sum
 
 
-def _counts(adata, side: str, *, fractional: bool = False) -> np.ndarray:
-    """The cells' counts, dense float64; refused unless non-negative integers."""
+def _counts(adata, side: str, *, fractional: bool = False):
+    """The cells' counts, float64, sparse (CSR) where ``X`` is sparse, else dense;
+    refused unless non-negative integers."""
     X = adata.X
     data = X.data if sp.issparse(X) else np.asarray(X)
     if data.size and not np.issubdtype(data.dtype, np.number):
@@ -156,7 +156,17 @@ def _counts(adata, side: str, *, fractional: bool = False) -> np.ndarray:
             f"The {side} counts are not integers; the vcc2026 DE metrics need raw "
             "counts (rebuild them from log-normalised data first)."
         )
-    return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    if sp.issparse(X):
+        return sp.csr_matrix(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64)
+
+
+def _cpm_rows(X, rows: np.ndarray) -> np.ndarray:
+    """:func:`counts_to_cpm` of the cells ``rows`` (indices) of the counts ``X``, dense:
+    only those rows are densified."""
+    block = X[rows]
+    block = block.toarray() if sp.issparse(block) else block
+    return counts_to_cpm(np.asarray(block, dtype=np.float64))
 
 
 def counts_to_cpm(X: np.ndarray) -> np.ndarray:
@@ -196,14 +206,15 @@ def de_arrays(
     (BH over the kept genes, NaN on the others), and ``kept`` (genes whose control mean
     CPM exceeds :data:`MIN_CPM`). Formulas: module docstring.
     """
-    codes = np.full(len(labels), "", dtype=object)
-    group_of = {p: f"g{i}" for i, p in enumerate(perts)}
-    for p, code in group_of.items():
-        codes[labels == p] = code
-    keep = codes != ""
-    X = np.vstack([cells_cpm[keep], ctrl_cpm])
-    lab = np.concatenate([codes[keep].astype(str), np.full(len(ctrl_cpm), CONTROL)])
-    tests = wilcoxon_vs_control(np.log1p(X), lab, list(group_of.values()))
+    return _de_by_rows(lambda rows: cells_cpm[rows], labels, ctrl_cpm, perts)
+
+
+def _de_by_rows(cpm_of, labels: np.ndarray, ctrl_cpm: np.ndarray, perts) -> dict:
+    """:func:`de_arrays` with the perturbed cells' CPM read one perturbation at a time:
+    ``cpm_of(rows)`` gives the dense CPM of the cells ``rows`` (indices into
+    ``labels``), so only the control's and one perturbation's cells are dense at once
+    (a row block of a sparse matrix, :func:`_cpm_rows`)."""
+    ctrl = sorted_control(np.log1p(ctrl_cpm))
     ref_mean = ctrl_cpm.mean(axis=0)
     kept = ref_mean > MIN_CPM
     n_g = ctrl_cpm.shape[1]
@@ -211,10 +222,11 @@ def de_arrays(
     pval = np.empty((len(perts), n_g))
     padj = np.full((len(perts), n_g), np.nan)
     for i, p in enumerate(perts):
-        mean = cells_cpm[labels == p].mean(axis=0)
+        cells_cpm = cpm_of(np.flatnonzero(labels == p))
+        mean = cells_cpm.mean(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             lfc[i] = np.log2((mean + EPSILON) / (ref_mean + EPSILON))
-        pval[i] = tests[group_of[p]][0]
+        pval[i] = wilcoxon_vs_sorted_control(ctrl, np.log1p(cells_cpm))[0]
         pk = pval[i, kept]
         ok = ~np.isnan(pk)
         adj = np.full(pk.shape, np.nan)
@@ -222,6 +234,12 @@ def de_arrays(
             adj[ok] = false_discovery_control(pk[ok], method="bh")
         padj[i, kept] = adj
     return {"lfc": lfc, "p_value": pval, "p_adj": padj, "kept": kept}
+
+
+def _de_counts(counts, labels: np.ndarray, ctrl_cpm: np.ndarray, perts) -> dict:
+    """:func:`de_arrays` on the cells' counts (sparse or dense; cells of labels not in
+    ``perts`` are ignored), each perturbation's rows made CPM and dense in turn."""
+    return _de_by_rows(lambda rows: _cpm_rows(counts, rows), labels, ctrl_cpm, perts)
 
 
 def resolved_targets(
@@ -443,20 +461,18 @@ def score_de(
         )
     _enough_cells(r_labels, perts, "real")
     _enough_cells(p_labels, perts, "predicted")
-    r_cpm = counts_to_cpm(_counts(real, "real"))
-    ctrl_cpm = r_cpm[is_ctrl]
-    de_real = de_arrays(r_cpm[~is_ctrl], r_labels[~is_ctrl], ctrl_cpm, perts=perts)
+    r_counts = _counts(real, "real")
+    ctrl_cpm = _cpm_rows(r_counts, np.flatnonzero(is_ctrl))
+    de_real = _de_counts(r_counts, r_labels, ctrl_cpm, perts)
     if control_source == "pred":
         p_ctrl, _ = _perturbations(p_labels, control, pert_col, "predicted")
-        p_all = counts_to_cpm(_counts(pred, "predicted", fractional=allow_fractional))
-        p_cpm, p_lab, p_ref = p_all[~p_ctrl], p_labels[~p_ctrl], p_all[p_ctrl]
+        p_counts = _counts(pred, "predicted", fractional=allow_fractional)
+        p_lab, p_ref = p_labels, _cpm_rows(p_counts, np.flatnonzero(p_ctrl))
     else:
         p_keep = p_labels != control
-        p_cpm = counts_to_cpm(
-            _counts(pred[p_keep], "predicted", fractional=allow_fractional)
-        )
+        p_counts = _counts(pred[p_keep], "predicted", fractional=allow_fractional)
         p_lab, p_ref = p_labels[p_keep], ctrl_cpm
-    de_pred = de_arrays(p_cpm, p_lab, p_ref, perts=perts)
+    de_pred = _de_counts(p_counts, p_lab, p_ref, perts)
     own = {}
     if exclude_target:
         own = resolved_targets(perts, genes, de_real["kept"], targets=targets)
@@ -493,10 +509,9 @@ def lfc_nmae_reference(
     labels, _, genes = _check_pair(real, half_a, pert_col, control)
     _check_pair(real, half_b, pert_col, control)
     is_ctrl, perts = _perturbations(labels, control, pert_col, "real")
-    cpm = counts_to_cpm(_counts(real, "real"))
-    full = _masked(
-        de_arrays(cpm[~is_ctrl], labels[~is_ctrl], cpm[is_ctrl], perts=perts)
-    )
+    counts = _counts(real, "real")
+    ctrl_cpm = _cpm_rows(counts, np.flatnonzero(is_ctrl))
+    full = _masked(_de_counts(counts, labels, ctrl_cpm, perts))
     sides = []
     for name, half in (("first half", half_a), ("second half", half_b)):
         lab = _labels(half, pert_col, name)
@@ -508,8 +523,9 @@ def lfc_nmae_reference(
                 f"The {name} has no cells of {absent[:5]}; split every perturbation "
                 "with at least 2 cells into both halves."
             )
-        h_cpm = counts_to_cpm(_counts(half, name))
-        de = de_arrays(h_cpm[~h_ctrl], lab[~h_ctrl], h_cpm[h_ctrl], perts=perts)
+        h_counts = _counts(half, name)
+        h_ref = _cpm_rows(h_counts, np.flatnonzero(h_ctrl))
+        de = _de_counts(h_counts, lab, h_ref, perts)
         sides.append(np.where(de["kept"], de["lfc"], np.nan))
     own = {}
     if exclude_target:

@@ -30,8 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
+from ..conditions import CONTROL
 from ..errors import InputError
 from ..predictions import Predictions
 from ..pseudobulk import Pseudobulk
@@ -44,6 +46,7 @@ __all__ = [
     "FunctionMethod",
     "from_pseudobulk",
     "as_method",
+    "validation_split",
 ]
 
 _HOW = (
@@ -220,3 +223,40 @@ def as_method(obj, *, name: str | None = None, plain: str = "task") -> Method:
             "as_method: name the method (name=...); it has no name of its own."
         )
     return FunctionMethod(obj, name)
+
+
+def validation_split(
+    split: Split,
+    conditions: Sequence[str],
+    *,
+    fraction: float,
+    seed: int,
+    note: str = "{n} training perturbations held back for validation",
+) -> Split:
+    """``split`` with a seeded share of its training perturbations moved to ``val``.
+
+    For models that stop early on validation conditions (CPA, GEARS): the benchmark
+    holds val and test out together, so the validation set is drawn from the training
+    perturbations, ``n = max(1, round(fraction * P))`` of the ``P`` perturbed training
+    conditions (the control stays in training), chosen without replacement by
+    ``numpy.random.default_rng(seed)``.
+
+    ``split``: the split of the training data (its training conditions are drawn
+    from); ``conditions``: the held-out conditions to predict, assigned ``test``;
+    ``fraction``: the share of perturbed training conditions held back; ``seed``: seeds
+    the draw; ``note``: the new split's note, ``{n}`` replaced by the number held back.
+    Returns a :class:`helpers.splits.Split` with the same dataset, seed and kind.
+    """
+    perturbed = [c for c in split.train if c != CONTROL]
+    rng = np.random.default_rng(seed)
+    n_val = max(1, round(fraction * len(perturbed)))
+    val = set(rng.choice(perturbed, size=n_val, replace=False).tolist())
+    assignment = {c: "val" if c in val else "train" for c in split.train}
+    assignment |= {c: "test" for c in conditions}
+    return Split(
+        split.dataset,
+        split.seed,
+        split.kind,
+        assignment,
+        note=note.format(n=n_val),
+    )

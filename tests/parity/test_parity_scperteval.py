@@ -30,18 +30,11 @@ against scPertEval's ``drf``.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
-from helpers import baselines
 from helpers.ceilings import interpolated_duplicate
 from helpers.metrics import (
     calibrated,
@@ -52,9 +45,14 @@ from helpers.metrics import (
 )
 from helpers.metrics.paper import l2
 from helpers.pseudobulk import pseudobulk
-from helpers.splits import complete_doubles, holdout_split
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._scperteval import (
+    baselines_on_the_paper_split,
+    run_peer,
+    scperteval_python,
+    write_inputs,
+)
+
 
 # optional peer/runtime: `pytest -m 'not scperteval'` leaves these out
 pytestmark = pytest.mark.scperteval
@@ -67,28 +65,10 @@ PROTOCOLS = {
     "pearson_ctrl_heg_k": "pearson_delta",
 }
 
+#: after the shared start (tests/parity/_scperteval.py RUNNER_HEAD)
 RUNNER = r"""
-import json, sys, warnings
-import numpy as np
-import anndata as ad
-import scperteval as sp
 from scperteval.sources import SOURCES
-warnings.simplefilter("ignore")
-data, out = sys.argv[1], sys.argv[2]
-protocols = sys.argv[3].split(",")
-prediction_files = sys.argv[4:]
-adata = ad.read_h5ad(data)
-prep = sp.prepare(adata, protocols, perturbation_key="condition", control_label="ctrl",
-                  min_cells=2, workers=1)
-result = {"score": {}, "calibrate": {}, "aggregate": {}}
-for path in prediction_files:
-    pred = ad.read_h5ad(path)
-    method = str(pred.uns["method"])
-    result["score"][method] = {}
-    for name in protocols:
-        table = sp.score(prep, name, pred).per_perturbation
-        result["score"][method][name] = dict(zip(table["perturbation"],
-                                                 map(float, table["raw_prediction"])))
+result["calibrate"], result["aggregate"] = {}, {}
 for name in protocols:
     res = sp.calibrate(prep, name, calibrator="drf")
     table = res.per_perturbation
@@ -104,33 +84,7 @@ ctx = prep._run_context(de_method="t-test")
 result["interpolated"] = {p: SOURCES["interpolated"](ctx, p).tolist()
                           for p in ds.perturbations}
 result["genes"] = [str(g) for g in ds.var_names]
-with open(out, "w") as fh:
-    json.dump(result, fh)
 """
-
-
-def scperteval_python() -> Path:
-    default = ROOT / ".venv-scperteval" / "bin" / "python"
-    path = Path(os.environ.get("PERTURBBOOK_SCPERTEVAL_PYTHON", default))
-    if not path.exists():
-        message = (
-            f"scPertEval environment not found at {path}: "
-            "command 1 (scripts/build_book.sh) "
-            "makes it, or run scripts/make_scperteval_venv.sh"
-        )
-        if os.environ.get("PERTURBBOOK_SKIP_SCPERTEVAL") == "1":
-            pytest.skip(f"PERTURBBOOK_SKIP_SCPERTEVAL=1: {message}")
-        pytest.fail(
-            message
-            + " (PERTURBBOOK_SKIP_SCPERTEVAL=1 skips this cross-check deliberately)"
-        )
-    return path
-
-
-def _cells_frame(conditions) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"condition": list(conditions)}, index=[f"c{i}" for i in range(len(conditions))]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -138,55 +92,13 @@ def setting(norman_subset, tmp_path_factory):
     python = scperteval_python()
     tmp = tmp_path_factory.mktemp("scperteval")
     cells = norman_subset
-    truth = pseudobulk(cells)
-    split = holdout_split(
-        truth.conditions, complete_doubles(truth.conditions), dataset=truth.dataset
-    )
-    train = truth.subset(split.train)
-    preds = {
-        name: baselines.BASELINES[name](train, split.held_out)
-        for name in ("additive", "mean", "no_change")
-    }
+    truth, split, preds = baselines_on_the_paper_split(cells)
     preds["interpolated_duplicate"] = interpolated_duplicate(
         cells, truth, split.held_out, seed=0
     )
 
-    data = ad.AnnData(
-        sp.csr_matrix(cells.X, dtype=np.float64),
-        obs=_cells_frame(cells.obs["condition"].astype(str)),
-        var=pd.DataFrame(index=pd.Index(cells.var_names.astype(str))),
-    )
-    data.write_h5ad(tmp / "data.h5ad")
-    perturbed = [c for c in truth.conditions if c != "ctrl"]
-    files = []
-    for name, pred in preds.items():
-        rows = truth.means.loc[perturbed].copy()
-        rows.loc[pred.conditions] = pred.values.loc[pred.conditions, rows.columns]
-        out = ad.AnnData(
-            rows.to_numpy(dtype=np.float64),
-            obs=_cells_frame(perturbed),
-            var=pd.DataFrame(index=rows.columns.astype(str)),
-        )
-        out.uns["method"] = name
-        out.write_h5ad(tmp / f"{name}.h5ad")
-        files.append(str(tmp / f"{name}.h5ad"))
-    done = subprocess.run(
-        [
-            str(python),
-            "-c",
-            RUNNER,
-            str(tmp / "data.h5ad"),
-            str(tmp / "peer.json"),
-            ",".join(PROTOCOLS),
-            *files,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    peer = json.loads((tmp / "peer.json").read_text())
+    files = write_inputs(tmp, cells, truth, preds)
+    peer = run_peer(python, RUNNER, tmp, {"protocols": list(PROTOCOLS), "files": files})
 
     cache: dict = {}
     tables = []

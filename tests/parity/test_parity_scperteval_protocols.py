@@ -20,31 +20,28 @@ whatever predictions it is given, so the split choice has no peer to equal):
 
 One subprocess per module runs scPertEval's public API (``prepare``, ``score``; the
 spaces registry for ``heg``) in its own environment (the runner pattern of
-tests/parity/test_parity_scperteval.py, whose ``scperteval_python`` it reuses). Shared
-inputs as there: the subset's cells with ``X`` as float64, the book's baselines'
-predictions on the paper's split of the subset as one "cell" per condition, the
-conditions the split does not hold out filled with the observed pseudobulk and not
-compared. Tolerance 1e-6 per condition.
+tests/parity/test_parity_scperteval.py; both write the inputs and run the peer with
+tests/parity/_scperteval.py). Shared inputs as there: the subset's cells with ``X`` as
+float64, the book's baselines' predictions on the paper's split of the subset as one
+"cell" per condition, the conditions the split does not hold out filled with the
+observed pseudobulk and not compared. Tolerance 1e-6 per condition.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
-import scipy.sparse as sp
 
-from helpers import baselines
 from helpers.benchmark import protocols
 from helpers.metrics import calibrated
-from helpers.pseudobulk import pseudobulk
-from helpers.splits import complete_doubles, holdout_split
 
-from .test_parity_scperteval import _cells_frame, scperteval_python
+from ._scperteval import (
+    baselines_on_the_paper_split,
+    run_peer,
+    scperteval_python,
+    write_inputs,
+)
 
 pytestmark = pytest.mark.scperteval
 
@@ -59,36 +56,17 @@ PIECES = {
     "weighted_r2_pert_exp2": (("calibrated", "perturbed"), "r2_delta_weighted"),
 }
 
+#: after the shared start (tests/parity/_scperteval.py RUNNER_HEAD)
 RUNNER = r"""
-import json, sys, warnings
-import numpy as np
-import anndata as ad
-import scperteval as sp
 from scperteval.blocks.spaces import SPACES
-warnings.simplefilter("ignore")
-data, out, names, ks = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-protocols = names.split(",")
-adata = ad.read_h5ad(data)
-prep = sp.prepare(adata, protocols, perturbation_key="condition", control_label="ctrl",
-                  min_cells=2, workers=1)
-result = {"score": {}, "heg": {}}
-for path in sys.argv[5:]:
-    pred = ad.read_h5ad(path)
-    method = str(pred.uns["method"])
-    result["score"][method] = {}
-    for name in protocols:
-        table = sp.score(prep, name, pred).per_perturbation
-        result["score"][method][name] = dict(zip(table["perturbation"],
-                                                 map(float, table["raw_prediction"])))
+result["heg"] = {}
 ctx = prep._run_context(de_method="t-test")
 positions = np.arange(adata.n_vars, dtype=np.float64)[None, :]
 pert = ctx.ds.perturbations[0]
-for k in map(int, ks.split(",")):
+for k in job["heg_k"]:
     key = SPACES.instance("heg", k)
     chosen = SPACES[key](positions, ctx, pert).ravel().astype(int)
     result["heg"][str(k)] = [str(g) for g in np.asarray(adata.var_names)[chosen]]
-with open(out, "w") as fh:
-    json.dump(result, fh)
 """
 
 
@@ -97,55 +75,10 @@ def setting(norman_subset, tmp_path_factory):
     python = scperteval_python()
     tmp = tmp_path_factory.mktemp("scperteval_protocols")
     cells = norman_subset
-    truth = pseudobulk(cells)
-    split = holdout_split(
-        truth.conditions,
-        complete_doubles(truth.conditions),
-        dataset=truth.dataset,
-        seed=1,
-    )
-    train = truth.subset(split.train)
-    preds = {
-        name: baselines.BASELINES[name](train, split.held_out, seed=1)
-        for name in ("additive", "mean", "no_change")
-    }
-    data = ad.AnnData(
-        sp.csr_matrix(cells.X, dtype=np.float64),
-        obs=_cells_frame(cells.obs["condition"].astype(str)),
-        var=pd.DataFrame(index=pd.Index(cells.var_names.astype(str))),
-    )
-    data.write_h5ad(tmp / "data.h5ad")
-    perturbed = [c for c in truth.conditions if c != "ctrl"]
-    files = []
-    for name, pred in preds.items():
-        rows = truth.means.loc[perturbed].copy()
-        rows.loc[pred.conditions] = pred.values.loc[pred.conditions, rows.columns]
-        out = ad.AnnData(
-            rows.to_numpy(dtype=np.float64),
-            obs=_cells_frame(perturbed),
-            var=pd.DataFrame(index=rows.columns.astype(str)),
-        )
-        out.uns["method"] = name
-        out.write_h5ad(tmp / f"{name}.h5ad")
-        files.append(str(tmp / f"{name}.h5ad"))
-    done = subprocess.run(
-        [
-            str(python),
-            "-c",
-            RUNNER,
-            str(tmp / "data.h5ad"),
-            str(tmp / "peer.json"),
-            ",".join(PIECES),
-            ",".join(map(str, HEG_K)),
-            *files,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    peer = json.loads((tmp / "peer.json").read_text())
+    truth, split, preds = baselines_on_the_paper_split(cells, split_seed=1, seed=1)
+    files = write_inputs(tmp, cells, truth, preds)
+    job = {"protocols": list(PIECES), "files": files, "heg_k": list(HEG_K)}
+    peer = run_peer(python, RUNNER, tmp, job)
     t_stats = calibrated.de_vs_all_perturbed(cells)[0]
     book = {}
     for metric, reference in {spec for spec, _ in PIECES.values()}:

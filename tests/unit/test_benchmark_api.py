@@ -11,8 +11,8 @@ import pytest
 
 from helpers import baselines, benchmark, metrics
 from helpers.predictions import PredictionError, Predictions
-from helpers.pseudobulk import Pseudobulk
-from helpers.splits import holdout_split
+
+from ..helpers_fixtures import register_task, tiny_means
 
 
 def knn_model(train, conditions):
@@ -65,35 +65,27 @@ def test_end_to_end_on_the_real_subset():
     assert set(result.metrics.columns) >= set(metrics.METRIC_COLUMNS)
 
 
-# a hand-made task: three genes A, B, C (also the targets), control at 10, every number
-# below by hand
-_TINY = {
-    "ctrl": [10, 10, 10],
-    "A": [11, 10, 10],
-    "B": [10, 9, 10],
-    "C": [10, 10, 12],
-    "B+C": [10, 9, 12],
-    "A+B": [12, 9, 11],
-    "A+C": [11, 10, 13],
-}
-
-
 @pytest.fixture
 def tiny_task(monkeypatch):
-    means = pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T
-    truth = Pseudobulk(means, pd.Series(50, index=means.index), "tiny")
-    task = benchmark.Task(
-        "tiny_doubles",
-        "quick",
-        "double",
-        "hand-made",
-        lambda: (None, truth, None),
-        lambda pb: [
-            holdout_split(pb.conditions, ["A+B", "A+C"], dataset="tiny", seed=3)
-        ],
-    )
-    monkeypatch.setitem(benchmark.TASKS, task.name, task)
-    return task
+    """The hand-made task of tests/helpers_fixtures.py (no cells)."""
+    return register_task(monkeypatch, "tiny_doubles", tiny_means())
+
+
+def test_a_task_holding_out_one_condition_gets_a_leaderboard(monkeypatch):
+    """One held-out condition, A+B = (12, 9, 11): additive (11, 9, 10), L2 sqrt(2);
+    mine predicts A's row (11, 10, 10), L2 sqrt(3); one condition has no spread across
+    conditions, so every spread ratio is NaN (it stopped with KeyError 'method')."""
+    register_task(monkeypatch, "tiny_one", tiny_means(), held_out=["A+B"])
+
+    def mine(train, conditions):
+        return train.pseudobulk.means.loc[["A"]].set_axis(list(conditions))
+
+    result = benchmark.run(mine, task="tiny_one", name="mine", progress=False)
+    board = result.leaderboard.set_index("method")
+    assert board.loc["additive", "mean_l2"] == pytest.approx(np.sqrt(2))
+    assert board.loc["mine", "mean_l2"] == pytest.approx(np.sqrt(3))
+    assert board.loc["mine", "ratio_to_additive"] == pytest.approx(np.sqrt(1.5))
+    assert board["spread_ratio"].isna().all() and board.loc["mine", "n"] == 1
 
 
 def test_leaderboard_numbers_computed_by_hand(tiny_task):

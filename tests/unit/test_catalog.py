@@ -299,3 +299,14 @@ def test_families_describe_is_built_from_the_catalog():
     assert list(table.columns) == ["family", "metric", "better", "needs_cells"]
     assert list(table["metric"]) == list(families.DIRECTIONS)
     assert (table.set_index("metric")["better"] == pd.Series(families.DIRECTIONS)).all()
+
+
+def test_the_family_list_is_written_once():
+    # the scoring families in table order (written here from the module docstrings):
+    # the catalog's list without the paper's, which is evaluate itself
+    expected = ["systema", "calibrated", "vcc", "vcc2026"]
+    expected += ["retrieval", "de_agreement", "ceiling", "distribution"]
+    assert [m.NAME for m in catalog.FAMILY_MODULES] == ["paper", *expected]
+    assert list(FAMILIES) == expected
+    assert all(FAMILIES[m.NAME] is m for m in catalog.FAMILY_MODULES[1:])
+    assert families.family_names("all") == expected[:4]

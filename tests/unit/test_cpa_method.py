@@ -28,20 +28,9 @@ from helpers import benchmark  # noqa: E402
 from helpers.errors import InputError  # noqa: E402
 from helpers.models.contract import Method  # noqa: E402
 from helpers.models.cpa import method as cpa_method  # noqa: E402
-from helpers.pseudobulk import Pseudobulk  # noqa: E402
-from helpers.splits import holdout_split  # noqa: E402
 
-TRAIN = ["ctrl", "A", "B", "C", "B+C"]
-HELD_OUT = ["A+B", "A+C"]
-_COUNTS = {
-    "ctrl": [10, 10, 10],
-    "A": [11, 10, 10],
-    "B": [10, 9, 10],
-    "C": [10, 10, 12],
-    "B+C": [10, 9, 12],
-    "A+B": [12, 9, 11],
-    "A+C": [11, 10, 13],
-}
+from ..helpers_fixtures import HELD_OUT, TINY, TRAIN, register_task  # noqa: E402
+
 FAST = {"max_epochs": 2, "settings": {"check_val_every_n_epoch": 1}}
 
 
@@ -85,7 +74,7 @@ def _cells() -> ad.AnnData:
     10, log-normalised to 1e4 (the truth's scale)."""
     rng = np.random.default_rng(0)
     rows, conditions = [], []
-    for condition, rate in _COUNTS.items():
+    for condition, rate in TINY.items():
         rows.append(rng.poisson(np.array(rate) * 10.0, (8, 3)) + 1.0)
         conditions += [condition] * 8
     counts = np.vstack(rows)
@@ -116,17 +105,7 @@ def cells_task(monkeypatch, one_thread):
     cells = _cells()
     frame = pd.DataFrame(cells.X, columns=cells.var_names)
     means = frame.groupby(cells.obs["condition"].to_numpy()).mean()
-    truth = Pseudobulk(means, pd.Series(8, index=means.index), "tiny")
-    task = benchmark.Task(
-        "tiny_cpa_cells",
-        "quick",
-        "double",
-        "hand-made",
-        lambda: (cells, truth, None),
-        lambda pb: [holdout_split(pb.conditions, HELD_OUT, dataset="tiny", seed=3)],
-    )
-    monkeypatch.setitem(benchmark.TASKS, task.name, task)
-    return task
+    return register_task(monkeypatch, "tiny_cpa_cells", means, cells, n=8)
 
 
 def test_cpa_method_meets_the_contract_never_reads_held_out_cells_and_repeats(

@@ -21,22 +21,13 @@ from helpers.models.contract import (
     TaskData,
     as_method,
     from_pseudobulk,
+    validation_split,
 )
 from helpers.predictions import Predictions
-from helpers.pseudobulk import Pseudobulk
 from helpers.splits import holdout_split
 
-_TINY = {
-    "ctrl": [10, 10, 10],
-    "A": [11, 10, 10],
-    "B": [10, 9, 10],
-    "C": [10, 10, 12],
-    "B+C": [10, 9, 12],
-    "A+B": [12, 9, 11],
-    "A+C": [11, 10, 13],
-}
-TRAIN = ["ctrl", "A", "B", "C", "B+C"]
-HELD_OUT = ["A+B", "A+C"]
+from ..helpers_fixtures import HELD_OUT, TRAIN, register_task, tiny_means
+
 MEAN_OF_TRAIN = [10.2, 9.6, 10.8]
 L2_OF_MEAN = {"A+B": np.sqrt(3.64), "A+C": np.sqrt(5.64)}
 
@@ -60,33 +51,18 @@ def _cells(means: pd.DataFrame, n: int = 6) -> ad.AnnData:
     return adata
 
 
-def _task(monkeypatch, name, means, cells):
-    truth = Pseudobulk(means, pd.Series(50, index=means.index), "tiny")
-    task = benchmark.Task(
-        name,
-        "quick",
-        "double",
-        "hand-made",
-        lambda: (cells, truth, None),
-        lambda pb: [holdout_split(pb.conditions, HELD_OUT, dataset="tiny", seed=3)],
-    )
-    monkeypatch.setitem(benchmark.TASKS, task.name, task)
-    return task
-
-
 @pytest.fixture
 def tiny_task(monkeypatch):
     """The hand-made pseudobulks, no cells."""
-    means = pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T
-    return _task(monkeypatch, "tiny_contract_doubles", means, None)
+    return register_task(monkeypatch, "tiny_contract_doubles", tiny_means())
 
 
 @pytest.fixture
 def cells_task(monkeypatch):
     """The same design on the log1p scale, with six cells per condition (for a
     network)."""
-    means = np.log1p(pd.DataFrame(_TINY, index=["A", "B", "C"], dtype=float).T)
-    return _task(monkeypatch, "tiny_contract_cells", means, _cells(means))
+    means = np.log1p(tiny_means())
+    return register_task(monkeypatch, "tiny_contract_cells", means, _cells(means))
 
 
 def _l2(result, method):
@@ -272,3 +248,20 @@ def test_gears_method_meets_the_contract_and_trains_on_training_cells_only(monke
     rows = result.metrics[result.metrics["method"] == "gears_book"]
     assert len(rows) and set(rows["condition"]) <= set(split.held_out)
     assert np.isfinite(rows["l2"]).all()
+
+
+def test_validation_split_holds_back_a_seeded_share_of_the_training_perturbations():
+    # 9 perturbed training conditions: round(0.25 * 9) = 2 held back; a share that
+    # rounds to 0 still holds back 1; the control always stays in training
+    train = ["ctrl"] + [f"G{i}" for i in range(9)]
+    split = holdout_split(train + HELD_OUT, HELD_OUT, dataset="tiny", seed=3)
+    got = validation_split(split, HELD_OUT, fraction=0.25, seed=7, note="{n} watched")
+    draw = np.random.default_rng(7).choice(train[1:], size=2, replace=False)
+    assert sorted(got.conditions("val")) == sorted(draw.tolist())
+    assert got.conditions("test") == HELD_OUT and "ctrl" in got.train
+    assert len(got.train) == 8 and got.note == "2 watched"
+    assert (got.dataset, got.seed, got.kind) == (split.dataset, split.seed, split.kind)
+    again = validation_split(split, HELD_OUT, fraction=0.25, seed=7)
+    assert again.assignment == got.assignment
+    few = validation_split(split, [], fraction=0.01, seed=0)
+    assert len(few.conditions("val")) == 1

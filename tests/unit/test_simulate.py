@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from helpers import loaders
+from helpers.errors import InputError
 from helpers.pseudobulk import pseudobulk
-from helpers.simulate import simulate_screen, write_norman_scale_h5ad
+from helpers.simulate import (
+    counts_from_log_normalised,
+    log_normalise,
+    simulate_screen,
+    write_norman_scale_h5ad,
+)
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +174,20 @@ def test_norman_scale_writer_streams_a_canonical_file(tmp_path):
     )
     assert (loaders.read_canonical(again).X != memory.X).nnz == 0
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_counts_from_log_normalised_inverts_log_normalise_by_hand():
+    # totals 9, 6 and 0: cell 1 holds a single count (exact without sizes), cell 2's
+    # smallest count is 2 (halved: 1, 2), cell 3 is empty (no size, zeros)
+    counts = np.array([[1, 3, 0, 5], [2, 4, 0, 0], [0, 0, 0, 0]], dtype=np.float32)
+    x = log_normalise(sp.csr_matrix(counts))
+    before = x.copy()
+    got, size = counts_from_log_normalised(x)
+    expected = [[1, 3, 0, 5], [1, 2, 0, 0], [0, 0, 0, 0]]
+    np.testing.assert_array_equal(got.toarray(), expected)
+    np.testing.assert_allclose(size[:2], [9.0, 3.0], rtol=1e-5)
+    assert np.isnan(size[2]) and (x != before).nnz == 0  # the input is not changed
+    got, size = counts_from_log_normalised(x.toarray(), [9.0, 6.0, 1.0])
+    np.testing.assert_array_equal(got.toarray(), counts)
+    with pytest.raises(InputError, match="2 size factors for 3 cells"):
+        counts_from_log_normalised(x, [9.0, 6.0])

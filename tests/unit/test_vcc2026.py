@@ -219,6 +219,17 @@ def test_bad_input_perturbation_missing_from_pred():
     _one_line(e)
 
 
+def test_bad_input_extra_perturbation_in_pred():
+    real, pred = _pair()
+    extra = pred[pred.obs["target"] == "G1"].copy()
+    extra.obs["target"] = "G9"
+    extra.obs_names = [f"x{i}" for i in range(extra.n_obs)]
+    pred = ad.concat([pred, extra])
+    with pytest.raises(InputError, match=r"absent from the real data.*\['G9'\]") as e:
+        vcc2026.score_anndata(real, pred, de=False)
+    _one_line(e)
+
+
 def test_bad_input_empty_object():
     real, pred = _pair()
     with pytest.raises(InputError, match="empty") as e:

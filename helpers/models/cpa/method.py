@@ -33,8 +33,9 @@ from ...conditions import CONTROL
 from ...errors import InputError
 from ...predictions import Predictions
 from ...resources import peak_rss_gb
+from ...simulate import counts_from_log_normalised
 from ...splits import Split
-from ..contract import TaskData
+from ..contract import TaskData, validation_split
 from .checkpoint import CPAModel
 from .training import PAPER_MODEL, new_model, train
 
@@ -52,13 +53,15 @@ TARGET_SUM = 1e4
 
 
 def counts_from_lognorm(x, size=None) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and size factors behind log-normalised data ``x = log1p(c / s * 1e4)``.
+    """Counts and size factors behind log-normalised data ``x = log1p(c / s * 1e4)``,
+    dense, for CPA (:func:`helpers.simulate.counts_from_log_normalised`, the one
+    recipe).
 
     With ``size`` (each cell's total count ``s``, e.g. ``obs["ncounts"]``):
     ``c = round(expm1(x) * s / 1e4)``. Without it, the paper's recipe
-    (``run_cpa.py``): ``c = expm1(x) / m`` with ``m`` the cell's smallest non-zero
-    ``expm1(x)``, which assumes the cell's rarest measured gene had 1 count, and then
-    ``s = 1e4 / m``.
+    (``run_cpa.py``): ``c = round(expm1(x) / m)`` with ``m`` the cell's smallest
+    non-zero ``expm1(x)``, which assumes the cell's rarest measured gene had 1 count,
+    and then ``s = 1e4 / m``.
 
     Parameters
     ----------
@@ -67,26 +70,13 @@ def counts_from_lognorm(x, size=None) -> tuple[np.ndarray, np.ndarray]:
     size
         One total count per cell, or ``None`` for the paper's recipe.
     """
-    if hasattr(x, "toarray"):
-        x = x.toarray()
-    scaled = np.expm1(np.asarray(x, dtype=np.float64))
-    if size is None:
-        masked = np.where(scaled > 0, scaled, np.inf)
-        smallest = masked.min(axis=1)
-        if not np.isfinite(smallest).all():
-            raise InputError(
-                "a cell has no non-zero value; drop empty cells before rebuilding "
-                "counts for CPA"
-            )
-        size = TARGET_SUM / smallest
-    size = np.asarray(size, dtype=np.float64).reshape(-1)
-    if len(size) != scaled.shape[0] or not (size > 0).all():
+    counts, size = counts_from_log_normalised(x, size, target_sum=TARGET_SUM)
+    if not np.isfinite(size).all():
         raise InputError(
-            f"{len(size)} size factors for {scaled.shape[0]} cells, or one not "
-            "positive; give one positive total count per cell"
+            "a cell has no non-zero value; drop empty cells before rebuilding "
+            "counts for CPA"
         )
-    counts = np.round(scaled * size[:, None] / TARGET_SUM)
-    return counts.astype(np.float32), size
+    return counts.toarray().astype(np.float32), size
 
 
 def scale_profiles(
@@ -306,17 +296,12 @@ class CpaMethod:
                 "no perturbed training condition to watch; CPA's early stopping needs "
                 "one: give a split with perturbed training conditions"
             )
-        rng = np.random.default_rng(self.seed)
-        n_val = max(1, round(self.val_fraction * len(perturbed)))
-        val = set(rng.choice(perturbed, size=n_val, replace=False).tolist())
-        assignment = {c: "val" if c in val else "train" for c in train.split.train}
-        assignment |= {c: "test" for c in conditions}
-        split = Split(
-            train.split.dataset,
-            train.split.seed,
-            train.split.kind,
-            assignment,
-            note=f"CPA watches {n_val} training perturbations",
+        split = validation_split(
+            train.split,
+            conditions,
+            fraction=self.val_fraction,
+            seed=self.seed,
+            note="CPA watches {n} training perturbations",
         )
         torch.manual_seed(self.cpa_seed)
         run = train_cpa(

@@ -15,12 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from ...conditions import CONTROL
 from ...predictions import Predictions
-from ...splits import Split
-from ..contract import TaskData
+from ..contract import TaskData, validation_split
 from .runner import GearsRun, train_gears
 
 __all__ = ["GearsMethod"]
@@ -54,18 +50,12 @@ class GearsMethod:
         held-out conditions to predict.
         """
         conditions = list(conditions)
-        perturbed = [c for c in train.split.train if c != CONTROL]
-        rng = np.random.default_rng(self.seed)
-        n_val = max(1, round(self.val_fraction * len(perturbed)))
-        val = set(rng.choice(perturbed, size=n_val, replace=False).tolist())
-        assignment = {c: "val" if c in val else "train" for c in train.split.train}
-        assignment |= {c: "test" for c in conditions}
-        split = Split(
-            train.split.dataset,
-            train.split.seed,
-            train.split.kind,
-            assignment,
-            note=f"GEARS validates on {n_val} training perturbations",
+        split = validation_split(
+            train.split,
+            conditions,
+            fraction=self.val_fraction,
+            seed=self.seed,
+            note="GEARS validates on {n} training perturbations",
         )
         run = train_gears(
             train.cells(),
