@@ -452,15 +452,23 @@ def condition_embeddings(
         # all perturbed cells of all conditions go through the network in batches of
         # `batch_size` (padding is masked, so a cell's <cls> does not depend on its
         # batch-mates up to float rounding)
-        pert = []
-        for _, tokens in plan:
+        pert, embedded = [], []
+        for c, tokens in plan:
             if perturb_type == "overexpress":
                 pert += [tk.overexpress(s, tokens, max_len) for s in cells]
             else:
-                pert += [tk.delete(s, tokens) for s in cells]
+                try:
+                    pert += [tk.delete(s, tokens) for s in cells]
+                except InputError:
+                    not_embedded[c] = (
+                        "Geneformer's delete fails: no target in a cell shorter than "
+                        "100 tokens"
+                    )
+                    continue
+            embedded.append(c)
         emb = cls_embeddings(model, pert, pad_id=pad_id, batch_size=batch_size)
-        emb = emb.astype(np.float64).reshape(len(plan), len(cells), hidden)
-        means = dict(zip([c for c, _ in plan], emb.mean(axis=1)))
+        emb = emb.astype(np.float64).reshape(len(embedded), len(cells), hidden)
+        means = dict(zip(embedded, emb.mean(axis=1)))
         rows = {
             c: rows[c] if c in rows else means[c]
             for c in conditions
