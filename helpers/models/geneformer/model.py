@@ -357,6 +357,7 @@ def condition_embeddings(
     fine_tune: bool = False,
     train_conditions: Sequence[str] | None = None,
     fine_tune_epochs: int = 10,
+    on_missing: str = "leave_out",
     dictionaries: str | os.PathLike | None = None,
     device: str | None = None,
 ) -> pd.DataFrame:
@@ -373,8 +374,11 @@ def condition_embeddings(
     profile passes 50); ``batch_size``: cells per forward pass (paper 100);
     ``fine_tune``: first fine-tune the model as a classifier of ``train_conditions``
     (the paper does; :func:`fine_tune`; the quick profile skips it);
-    ``fine_tune_epochs``: its epochs (paper 10); ``dictionaries``: folder of the four
-    pickles if not in ``folder``; ``device``: where to run.
+    ``fine_tune_epochs``: its epochs (paper 10); ``on_missing``: ``"leave_out"``
+    (the paper: a condition with a target outside the vocabulary is not embedded) or
+    ``"raise"`` (an :class:`~helpers.errors.InputError` naming it);
+    ``dictionaries``: folder of the four pickles if not in ``folder``; ``device``:
+    where to run.
 
     Embedding of a condition with target tokens :math:`t`:
     :math:`e = \\frac{1}{|C|}\\sum_{c \\in C} h^{(L)}_{\\mathrm{cls}}(\\mathrm{perturb}
@@ -395,6 +399,10 @@ def condition_embeddings(
         raise InputError(
             f"perturb_type {perturb_type!r} is not Geneformer's; use 'overexpress' "
             "or 'delete'"
+        )
+    if on_missing not in ("leave_out", "raise"):
+        raise InputError(
+            f"on_missing {on_missing!r} is unknown; use 'leave_out' or 'raise'"
         )
     dev = device_for(device)
     model_dir = Path(folder)
@@ -445,6 +453,11 @@ def condition_embeddings(
                 continue
             ids = [ids_of.get(g) or _gene_ids([g], gf)[0] for g in genes]
             missing = [g for g, i in zip(genes, ids) if i is None]
+            if missing and on_missing == "raise":
+                raise InputError(
+                    f"condition {c!r}: {', '.join(missing)} not in the model's "
+                    "vocabulary; drop the condition or pass on_missing='leave_out'"
+                )
             if missing:
                 not_embedded[c] = f"{', '.join(missing)} not in the model's vocabulary"
                 continue
