@@ -199,3 +199,30 @@ def test_fine_tune_freezes_the_first_layers(tiny, tmp_path):
         for k, v in before[1].state_dict().items()
     ]
     assert any(moved)
+
+
+def test_masked_loss_equals_transformers_loss():
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from helpers.models.geneformer.model import _mask_tokens, _mlm_loss
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    model = BertForMaskedLM(config).eval()
+    ids = torch.randint(4, 50, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[0, 15:] = 0
+    inputs, labels = _mask_tokens(ids, mask, torch.Generator().manual_seed(1), 50)
+    assert (labels[mask == 0] == -100).all() and (labels != -100).any()
+    with torch.no_grad():
+        hf = model(input_ids=inputs, attention_mask=mask, labels=labels).loss
+        mine = _mlm_loss(model, inputs, mask, labels)
+    assert float(mine) == pytest.approx(float(hf), rel=1e-6)

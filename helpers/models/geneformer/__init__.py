@@ -20,25 +20,13 @@ __all__ = ["pretrain_tiny", "condition_embeddings", "fine_tune", "MODEL_NAME"]
 MODEL_NAME = "tiny_geneformer"
 
 
-def pretrain_tiny(adata, folder, seed=0, **kwargs):
-    """See :func:`helpers.models.geneformer.model.pretrain_tiny` (``adata``,
-    ``folder``, ``seed`` and its keyword settings)."""
-    from .model import pretrain_tiny as _f
-
-    return _f(adata, folder, seed, **kwargs)
+_LAZY = ("pretrain_tiny", "condition_embeddings", "fine_tune")
 
 
-def condition_embeddings(folder, adata, conditions, seed=0, **kwargs):
-    """See :func:`helpers.models.geneformer.model.condition_embeddings` (``folder``,
-    ``adata``, ``conditions``, ``seed`` and its keyword settings)."""
-    from .model import condition_embeddings as _f
+def __getattr__(name):
+    """The functions of :mod:`.model`, imported (with torch) on first use."""
+    if name in _LAZY:
+        from . import model
 
-    return _f(folder, adata, conditions, seed, **kwargs)
-
-
-def fine_tune(folder, adata, train_conditions, **kwargs):
-    """See :func:`helpers.models.geneformer.model.fine_tune` (``folder``, ``adata``,
-    ``train_conditions`` and its keyword settings, ``out_folder`` included)."""
-    from .model import fine_tune as _f
-
-    return _f(folder, adata, train_conditions, **kwargs)
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
