@@ -15,9 +15,23 @@ Importing this package loads no torch; the functions do.
 
 from __future__ import annotations
 
-__all__ = ["pretrain_tiny", "condition_embeddings", "fine_tune", "MODEL_NAME"]
+__all__ = [
+    "pretrain_tiny",
+    "condition_embeddings",
+    "fine_tune",
+    "MODEL_NAME",
+    "SETTINGS",
+]
 
 MODEL_NAME = "tiny_geneformer"
+
+# condition_embeddings' settings per profile: the paper's (150 control cells, the
+# model fine-tuned as a condition classifier first: pass train_conditions= too) and
+# the quick profile's (50 cells, the pretrained tiny model as it is)
+SETTINGS = {
+    "quick": {"max_ncells": 50, "fine_tune": False},
+    "paper": {"max_ncells": 150, "fine_tune": True},
+}
 
 
 _LAZY = ("pretrain_tiny", "condition_embeddings", "fine_tune")
