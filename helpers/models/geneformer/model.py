@@ -465,26 +465,22 @@ def condition_embeddings(
                 not_embedded[c] = f"{', '.join(missing)} not in the model's vocabulary"
                 continue
             plan.append((c, [int(gf.token_dict[i]) for i in ids]))
-        # all perturbed cells of all conditions go through the network in batches of
-        # `batch_size` (padding is masked, so a cell's <cls> does not depend on its
-        # batch-mates up to float rounding)
-        pert, embedded = [], []
+        # one condition at a time, its cells in batches of `batch_size`, as the paper
+        means = {}
         for c, tokens in plan:
             if perturb_type == "overexpress":
-                pert += [tk.overexpress(s, tokens, max_len) for s in cells]
+                pert = [tk.overexpress(s, tokens, max_len) for s in cells]
             else:
                 try:
-                    pert += [tk.delete(s, tokens) for s in cells]
+                    pert = [tk.delete(s, tokens) for s in cells]
                 except InputError:
                     not_embedded[c] = (
                         "Geneformer's delete fails: no target in a cell shorter than "
                         "100 tokens"
                     )
                     continue
-            embedded.append(c)
-        emb = cls_embeddings(model, pert, pad_id=pad_id, batch_size=batch_size)
-        emb = emb.astype(np.float64).reshape(len(embedded), len(cells), hidden)
-        means = dict(zip(embedded, emb.mean(axis=1)))
+            emb = cls_embeddings(model, pert, pad_id=pad_id, batch_size=batch_size)
+            means[c] = emb.astype(np.float64).mean(axis=0)
         rows = {
             c: rows[c] if c in rows else means[c]
             for c in conditions
