@@ -17,6 +17,8 @@ embeddings), as Geneformer uses it. The protocol of the paper's ``run_geneformer
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
 import tempfile
@@ -45,6 +47,36 @@ __all__ = [
 ]
 
 MODEL_NAME = "tiny_geneformer"
+
+
+# --------------------------------------------------------------------------- threads
+@contextlib.contextmanager
+def _cpu_threads(dev):
+    """One torch thread on a CPU machine with at most 4 cores, restored afterwards.
+
+    On the book's shared 2-core machines two threads spin against each other's
+    barriers whenever another process holds a core: pretraining and embedding then ran
+    5 to 10 times slower than on one thread (measured)."""
+    before = torch.get_num_threads()
+    small = torch.device(dev).type == "cpu" and (os.cpu_count() or 1) <= 4
+    if small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if small:
+            torch.set_num_threads(before)
+
+
+def _small_cpu_threads(fn):
+    """Run ``fn`` under :func:`_cpu_threads` (its ``device=`` keyword decides)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _cpu_threads(device_for(kwargs.get("device"))):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # --------------------------------------------------------------------------- data
@@ -171,6 +203,7 @@ def _mlm_loss(model, inputs, mask, labels):
     return torch.nn.functional.cross_entropy(logits, labels[chosen])
 
 
+@_small_cpu_threads
 def pretrain_tiny(
     adata,
     folder: str | os.PathLike,
@@ -180,7 +213,7 @@ def pretrain_tiny(
     hidden: int = 32,
     layers: int = 2,
     heads: int = 2,
-    epochs: int = 2,
+    epochs: int = 4,
     batch_size: int = 32,
     lr: float = 1e-3,
     device: str | None = None,
@@ -348,6 +381,7 @@ def _targets(condition: str) -> list[str]:
     return [g for g in condition.split("+") if g != "ctrl"]
 
 
+@_small_cpu_threads
 def condition_embeddings(
     folder: str | os.PathLike,
     adata,
@@ -373,8 +407,8 @@ def condition_embeddings(
     with Geneformer's fixed seed 42); ``perturb_type``: ``"overexpress"`` or
     ``"delete"``; default ``"overexpress"`` when a condition of ``adata`` has two
     targets (a CRISPRa combinatorial screen such as Norman's, as in the paper) else
-    ``"delete"``; ``max_ncells``: control cells perturbed (paper 150; the quick
-    profile passes 50); ``batch_size``: cells per forward pass (paper 100);
+    ``"delete"``; ``max_ncells``: control cells perturbed (paper 150);
+    ``batch_size``: cells per forward pass (paper 100);
     ``fine_tune``: first fine-tune the model as a classifier of ``train_conditions``
     (the paper does; :func:`fine_tune`; the quick profile skips it);
     ``fine_tune_epochs``: its epochs (paper 10); ``on_missing``: ``"leave_out"``
@@ -500,6 +534,7 @@ def condition_embeddings(
 
 
 # --------------------------------------------------------------------------- fine-tune
+@_small_cpu_threads
 def fine_tune(
     folder: str | os.PathLike,
     adata,
