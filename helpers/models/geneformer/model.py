@@ -258,7 +258,7 @@ def pretrain_tiny(
         name_id_dict={g: g for g in genes},
         mapping_dict={g: g for g in genes},
     )
-    gf = read_folder_dicts_only(folder)
+    gf = _read_dictionaries(folder)
     sentences = tokenize_adata(adata[ctrl], gf, model_input_size=model_input_size)
 
     torch.manual_seed(seed)
@@ -320,7 +320,7 @@ def pretrain_tiny(
     return log
 
 
-def read_folder_dicts_only(folder: Path) -> GeneformerFolder:
+def _read_dictionaries(folder: Path) -> GeneformerFolder:
     """The dictionaries of ``folder`` before its weights exist (used while
     pretraining)."""
     import pickle
