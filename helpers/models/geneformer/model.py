@@ -51,6 +51,24 @@ MODEL_NAME = "tiny_geneformer"
 
 # --------------------------------------------------------------------------- threads
 @contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' warnings (unused heads) and progress bars (weights loaded, shards
+    written) off while loading or saving, restored after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def _cpu_threads(dev):
     """One torch thread on a CPU machine with at most 4 cores, restored afterwards.
 
@@ -315,7 +333,8 @@ def pretrain_tiny(
             )
         log.val_loss.append(float(loss.item()))
     log.best_epoch = len(log.val_loss)  # the last epoch's weights are saved
-    model.to("cpu").save_pretrained(folder)
+    with _quiet_transformers():
+        model.to("cpu").save_pretrained(folder)
     log.seconds, log.peak_rss_gb = time.perf_counter() - start, _peak_rss_gb()
     return log
 
@@ -343,14 +362,9 @@ def _read_dictionaries(folder: Path) -> GeneformerFolder:
 # --------------------------------------------------------------------------- embed
 def _load_encoder(folder: Path, dev):
     from transformers import BertModel
-    from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the MLM / classifier heads are not used
-    try:
+    with _quiet_transformers():  # the MLM / classifier heads are not used
         model = BertModel.from_pretrained(str(folder), add_pooling_layer=False)
-    finally:
-        hf_logging.set_verbosity(verbosity)
     return model.to(dev).eval()
 
 
@@ -564,7 +578,6 @@ def fine_tune(
     epoch with the lowest held-out loss is kept. Returns the run's log.
     """
     from transformers import BertForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     start = time.perf_counter()
     gf = read_folder(folder, dictionaries=dictionaries)
@@ -585,14 +598,10 @@ def fine_tune(
     y = np.concatenate([[k] * len(p) for k, p in enumerate(picked)])
     torch.manual_seed(seed)
     dev = device_for(device)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with _quiet_transformers():
         model = BertForSequenceClassification.from_pretrained(
             str(folder), num_labels=len(labels)
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
     max_len = int(model.config.max_position_embeddings)
     sentences = tokenize_adata(adata[cells], gf, model_input_size=max_len)
     for layer in model.bert.encoder.layer[:freeze_layers]:
@@ -661,7 +670,8 @@ def fine_tune(
         log.val_loss.append(total / len(val))
         if log.val_loss[-1] < best:
             best, log.best_epoch = log.val_loss[-1], epoch + 1
-            model.to("cpu").save_pretrained(out_folder)
+            with _quiet_transformers():
+                model.to("cpu").save_pretrained(out_folder)
             model.to(dev)
     log.seconds, log.peak_rss_gb = time.perf_counter() - start, _peak_rss_gb()
     return log
