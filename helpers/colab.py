@@ -28,6 +28,7 @@ out).
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import json
@@ -43,16 +44,32 @@ from pathlib import Path
 from .errors import BookError, EnvironmentProblem, InputError
 
 __all__ = [
+    "COURSE_TAG",
+    "TAG_VARIABLE",
     "BASE_NEEDS",
     "REQUIREMENTS",
     "PROTECTED",
     "RestartRequired",
     "repository_url",
     "setup_cell",
+    "setup_cell_source",
+    "setup_cell_problems",
+    "write_setup_cells",
     "cell_needs",
     "missing",
     "setup",
 ]
+
+# The git ref every chapter's setup cell clones: THE one place to change it. Each
+# semester set it to the release tag of the course (e.g. "v2027.1", pushed with
+# `git tag v2027.1 && git push origin v2027.1`), then run `python -m helpers.colab`,
+# which writes it into every chapter's setup cell and the student copies. "main" until
+# the first release tag exists (the publish workflow runs on tags "v*" but creates
+# none).
+COURSE_TAG = "main"
+# Overrides COURSE_TAG for one session (e.g. `%env PERTURBBOOK_COURSE_TAG=v2027.2`
+# before the setup cell).
+TAG_VARIABLE = "PERTURBBOOK_COURSE_TAG"
 
 # What the ``helpers`` package itself imports on every chapter's path, beyond what Colab
 # always has (numpy, scipy, pandas, scikit-learn, matplotlib). openpyxl:
@@ -156,6 +173,117 @@ def setup_cell(notebook: str | os.PathLike) -> str:
             "tagged remove-cell."
         )
     return "".join(cell["source"])
+
+
+# Every chapter's setup cell: this text with <URL>, <TAG> and <NEEDS> filled in by
+# setup_cell_source(). Standard library only (it runs before the clone). A failed clone
+# prints git's message and stops the cell with SystemExit: one line, no traceback.
+_CELL = """\
+# Colab only (hidden in the book): clone this book's repository at the course's release
+# tag, then install what this chapter needs and Colab lacks (helpers/colab.py: what may
+# change, when to restart). Instructors: the tag is COURSE_TAG in helpers/colab.py; set
+# it each semester, then `python -m helpers.colab` rewrites this cell in every chapter.
+import os, subprocess, sys
+if "google.colab" in sys.modules:
+    url = "<URL>"
+    tag = os.environ.get("<TAG_VARIABLE>", "<TAG>")
+    repo = os.environ.get("PERTURBBOOK_COLAB_REPO", "/content/perturbation-book")
+    if not os.path.isdir(os.path.join(repo, ".git")):
+        clone = ["git", "clone", "--depth", "1", "--branch", tag, url, repo]
+        done = subprocess.run(clone, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(done.stderr.strip() or done.stdout.strip(), file=sys.stderr)
+            raise SystemExit(
+                f"Cloning {url} at {tag!r} failed (git's message above): check the "
+                "tag and the URL in this cell, and the network; then run it again."
+            )
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from helpers import colab
+    colab.setup(<NEEDS>)
+    os.chdir(os.path.join(repo, "notebooks"))"""
+
+
+def setup_cell_source(
+    needs=(),
+    *,
+    tag: str | None = None,
+    url: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> str:
+    """The source every chapter's setup cell must have: the one template with the
+    repository's URL, the course's tag and the chapter's needs.
+
+    ``needs``: the chapter's import names beyond :data:`BASE_NEEDS` (as passed to
+    :func:`setup`); ``tag``: the git ref to clone (default :data:`COURSE_TAG`);
+    ``url``: the repository (default :func:`repository_url` of ``root``); ``root``: the
+    book's folder (default: this checkout).
+    """
+    tag = COURSE_TAG if tag is None else tag
+    if not re.fullmatch(r"[\w./-]+", tag):
+        raise InputError(
+            f"course tag {tag!r} is not a git ref name; use letters, digits, '.', '-', "
+            "'_' or '/' (e.g. v2027.1)."
+        )
+    needs = list(needs)
+    if not all(isinstance(n, str) and re.fullmatch(r"\w+", n) for n in needs):
+        raise InputError(f"needs {needs!r}: give import names such as ['scanpy'].")
+    return (
+        _CELL.replace("<URL>", url or repository_url(root))
+        .replace("<TAG_VARIABLE>", TAG_VARIABLE)
+        .replace("<TAG>", tag)
+        .replace("<NEEDS>", json.dumps(needs))
+    )
+
+
+def setup_cell_problems(
+    notebook: str | os.PathLike, *, tag: str | None = None
+) -> list[str]:
+    """How a notebook's setup cell differs from :func:`setup_cell_source` with its own
+    needs (an empty list when it is the template).
+
+    ``notebook``: path of the ``.ipynb``; ``tag``: the expected tag (default
+    :data:`COURSE_TAG`).
+    """
+    path = Path(notebook)
+    source = setup_cell(path)
+    expected = setup_cell_source(
+        cell_needs(path), tag=tag, root=path.resolve().parents[1]
+    )
+    if source == expected:
+        return []
+    got, want = source.splitlines(), expected.splitlines()
+    line = next(
+        (i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+        min(len(got), len(want)),
+    )
+    return [
+        f"{path.name}: setup cell differs from the template at line {line + 1} "
+        "(run: python -m helpers.colab)"
+    ]
+
+
+def write_setup_cells(
+    root: str | os.PathLike | None = None, *, tag: str | None = None
+) -> list[Path]:
+    """Rewrite the first code cell of every ``notebooks/*.ipynb`` from the template
+    (each keeps its needs); return the notebooks changed.
+
+    ``root``: the book's folder (default: this checkout); ``tag``: the git ref to clone
+    (default :data:`COURSE_TAG`).
+    """
+    root = Path(root or Path(__file__).resolve().parents[1])
+    changed = []
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        source = setup_cell_source(cell_needs(path), tag=tag, root=root)
+        nb = json.loads(path.read_text())
+        cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        if "".join(cell["source"]) == source:
+            continue
+        cell["source"] = source.splitlines(keepends=True)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        changed.append(path)
+    return changed
 
 
 def cell_needs(notebook: str | os.PathLike) -> list[str]:
@@ -298,3 +426,35 @@ def setup(needs=(), *, quiet: bool = True) -> list[str]:
         "loaded was changed."
     )
     return requirements
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.colab [--tag TAG]``: write every chapter's setup cell from
+    the template, then the student copies."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.colab",
+        description="Rewrite every chapter's Colab setup cell from the template "
+        "(helpers.colab.setup_cell_source) and regenerate the student copies.",
+    )
+    parser.add_argument(
+        "--tag",
+        help=f"git ref the cells clone (default: COURSE_TAG = {COURSE_TAG!r}); set "
+        "COURSE_TAG in helpers/colab.py to make it permanent (the tests check it)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        changed = write_setup_cells(tag=args.tag)
+    except BookError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from .student import write_student_copies  # not stdlib-only: imported here
+
+    write_student_copies()
+    for path in changed:
+        print(f"rewrote the setup cell of {path}")
+    print(f"{len(changed)} setup cells changed; student copies regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,13 @@ tag (a ``<details>`` element in the HTML) with the cell-level prompts ``Show sol
 / ``Hide solution`` (:data:`SOLUTION_METADATA`); :func:`hide_solution` applies exactly
 that and :func:`hidden_solution_problems` checks a chapter for it. In the student copy
 the solution's source becomes ``# Your solution here`` and the tag and prompts are
-dropped. ``python -m helpers.student`` writes ``student/<chapter>.ipynb`` for every
+dropped.
+
+The self-check answers (```` ```{admonition} Answer ```` blocks with ``:class:
+dropdown`` under each question of "## Self-check") fold away in the book, but Jupyter
+and Colab show them as plain text, so the student copy holds them out: each block
+becomes the line :data:`ANSWER_PLACEHOLDER`, and the questions stay.
+``python -m helpers.student`` writes ``student/<chapter>.ipynb`` for every
 chapter; a test checks that the committed copies are up to date.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +29,9 @@ from .results import book_root
 from .errors import InputError
 
 __all__ = [
+    "ANSWER_PLACEHOLDER",
+    "answer_blocks",
+    "hold_out_answers",
     "SOLUTION_METADATA",
     "SOLUTION_TAG",
     "hidden_solution_problems",
@@ -37,6 +47,17 @@ SOLUTION_TAG = "hide-cell"
 SOLUTION_METADATA = {
     "mystnb": {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}
 }
+# A MyST answer block: ```{admonition} Answer ... ``` (or ::: fences), any fence
+# length, body up to the matching closing fence.
+_ANSWER = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})\{admonition\}[ \t]+Answer\b[^\n]*\n"
+    r"(?P<body>.*?)^(?P=fence)[ \t]*$",
+    re.M | re.S,
+)
+ANSWER_PLACEHOLDER = (
+    "*Answer: held out of the student copy; it is in the full notebook "
+    "(`notebooks/`), or ask your instructor.*"
+)
 _PARTIAL_HIDE_TAGS = ("hide-input", "hide-output", "remove-input", "remove-output")
 
 
@@ -91,12 +112,45 @@ def hidden_solution_problems(notebook: dict, name: str = "notebook") -> list[str
     return problems
 
 
+def answer_blocks(text: str) -> list[str]:
+    """The bodies of the ``{admonition} Answer`` blocks in a markdown text, without
+    their option lines (``:class: dropdown``).
+
+    ``text``: a markdown cell's source.
+    """
+    bodies = []
+    for match in _ANSWER.finditer(text):
+        lines = match.group("body").splitlines()
+        bodies.append(
+            "\n".join(line for line in lines if not line.startswith(":")).strip()
+        )
+    return bodies
+
+
+def hold_out_answers(text: str) -> tuple[str, int]:
+    """A markdown text with every ``{admonition} Answer`` block replaced by
+    :data:`ANSWER_PLACEHOLDER`, and the number of blocks replaced.
+
+    ``text``: a markdown cell's source.
+    """
+    return _ANSWER.subn(ANSWER_PLACEHOLDER, text)
+
+
 def student_copy(notebook: dict) -> dict:
-    """A copy of a notebook (nbformat JSON as dict) with solution cells emptied and
-    outputs cleared."""
+    """A copy of a notebook (nbformat JSON as dict) with solution cells emptied,
+    self-check answers held out and outputs cleared.
+
+    ``notebook``: the chapter as nbformat JSON (a dict); it is not changed.
+    """
     nb = copy.deepcopy(notebook)
-    removed = 0
+    removed = answers = 0
     for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text, n = hold_out_answers("".join(cell["source"]))
+            if n:
+                cell["source"] = text.splitlines(keepends=True)
+                answers += n
+            continue
         if cell["cell_type"] != "code":
             continue
         cell["outputs"], cell["execution_count"] = [], None
@@ -111,13 +165,21 @@ def student_copy(notebook: dict) -> dict:
             if "mystnb" in metadata and not prompts:
                 del metadata["mystnb"]
             removed += 1
-    nb.setdefault("metadata", {})["student_copy"] = {"solutions_removed": removed}
+    nb.setdefault("metadata", {})["student_copy"] = {
+        "solutions_removed": removed,
+        "answers_held_out": answers,
+    }
     return nb
 
 
 def write_student_copies(
     root: Path | None = None, out: Path | None = None
 ) -> list[Path]:
+    """Write ``student/<chapter>.ipynb`` (:func:`student_copy`) for every chapter.
+
+    ``root``: the book's folder (default: this checkout); ``out``: the folder for the
+    copies (default ``student/`` in ``root``).
+    """
     root = root or book_root()
     out = out or root / "student"
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -50,16 +52,122 @@ def test_student_copies_have_the_chapters_setup_cells():
         )
 
 
+def test_every_setup_cell_is_the_template_with_the_one_tag():
+    """Each chapter's cell (and its student copy's) is helpers.colab's template with the
+    chapter's needs and COURSE_TAG, which helpers/colab.py assigns exactly once."""
+    assignments = re.findall(
+        r"^COURSE_TAG = \"([^\"]+)\"$",
+        (ROOT / "helpers" / "colab.py").read_text(),
+        re.M,
+    )
+    assert assignments == [colab.COURSE_TAG]
+    for folder in FOLDERS:
+        for path in sorted((ROOT / folder).glob("*.ipynb")):
+            source = colab.setup_cell(path)
+            expected = colab.setup_cell_source(colab.cell_needs(path), root=ROOT)
+            assert source == expected, (
+                f"{folder}/{path.name}: setup cell is not the template; run: "
+                "python -m helpers.colab"
+            )
+            assert colab.setup_cell_problems(path) == []
+            # the tag, spelled once, reaches git's --branch
+            assert re.findall(r'"PERTURBBOOK_COURSE_TAG", "([^"]+)"', source) == [
+                colab.COURSE_TAG
+            ]
+            assert '"--branch", tag' in source and "check=True" not in source
+
+
+def test_setup_cell_problems_names_the_fix(tmp_path):
+    book = tmp_path / "book"
+    (book / "notebooks").mkdir(parents=True)
+    (book / "_config.yml").write_text((ROOT / "_config.yml").read_text())
+    nb = json.loads((ROOT / "notebooks" / "01_data.ipynb").read_text())
+    path = book / "notebooks" / "01_data.ipynb"
+    path.write_text(json.dumps(nb))
+    assert colab.setup_cell_problems(path) == []
+    assert colab.setup_cell_problems(path, tag="v2027.1") == [
+        "01_data.ipynb: setup cell differs from the template at line 8 "
+        "(run: python -m helpers.colab)"
+    ]
+    assert colab.write_setup_cells(book, tag="v2027.1") == [path]
+    assert colab.setup_cell_problems(path, tag="v2027.1") == []
+    cell = colab.setup_cell(path)
+    assert 'os.environ.get("PERTURBBOOK_COURSE_TAG", "v2027.1")' in cell
+    with pytest.raises(ValueError, match="not a git ref name"):
+        colab.setup_cell_source([], tag="v1; rm -rf /")
+
+
 def test_setup_cell_shape():
     source = colab.setup_cell(ROOT / "notebooks" / "01_data.ipynb")
     lines = source.splitlines()
-    clone = next(i for i, line in enumerate(lines) if "git" in line and "clone" in line)
+    clone = next(i for i, line in enumerate(lines) if '"git", "clone"' in line)
     install = next(i for i, line in enumerate(lines) if "colab.setup(" in line)
     # the clone is guarded on its own and the install is not inside that guard: a re-run
     # after a failed install installs again
     assert lines[clone - 1].strip().startswith("if not os.path.isdir(")
     assert len(lines[install]) - len(lines[install].lstrip()) == 4
     assert "pip" not in source and '"google.colab" in sys.modules' in source
+
+
+def _git(*args, cwd=None):
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory):
+    """A local bare repository standing in for GitHub: tag v1 has notebooks/which.txt
+    = "v1"; the branch main has moved on ("later")."""
+    work = tmp_path_factory.mktemp("origin")
+    src, bare = work / "src", work / "origin.git"
+    (src / "notebooks").mkdir(parents=True)
+    _git("init", "-q", "-b", "main", str(src))
+    (src / "notebooks" / "which.txt").write_text("v1")
+    _git("add", ".", cwd=src)
+    _git("commit", "-qm", "one", cwd=src)
+    _git("tag", "v1", cwd=src)
+    (src / "notebooks" / "which.txt").write_text("later")
+    _git("commit", "-qam", "two", cwd=src)
+    _git("clone", "-q", "--bare", str(src), str(bare))
+    return bare.as_uri()
+
+
+def _run_cell(monkeypatch, tmp_path, url, tag_env):
+    """Run the template cell as Colab would (google.colab imported), cloning ``url``
+    into tmp_path/repo, with colab.setup replaced by a recorder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("PERTURBBOOK_COLAB_REPO", str(tmp_path / "repo"))
+    monkeypatch.setenv("PERTURBBOOK_COURSE_TAG", tag_env)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    calls = []
+    monkeypatch.setattr(colab, "setup", lambda needs: calls.append(needs))
+    exec(compile(colab.setup_cell_source(["scanpy"], url=url), "cell", "exec"), {})
+    return calls
+
+
+def test_the_cell_clones_the_tag(monkeypatch, tmp_path, origin):
+    calls = _run_cell(monkeypatch, tmp_path, origin, "v1")
+    assert (tmp_path / "repo" / "notebooks" / "which.txt").read_text() == "v1"
+    assert calls == [["scanpy"]] and Path.cwd() == tmp_path / "repo" / "notebooks"
+
+
+def test_a_failed_clone_prints_gits_message_and_one_line(
+    monkeypatch, tmp_path, origin, capsys
+):
+    with pytest.raises(SystemExit) as stop:
+        _run_cell(monkeypatch, tmp_path, origin, "no-such-tag")
+    message = str(stop.value)
+    assert "\n" not in message and "check the tag and the URL" in message
+    assert "network" in message and "'no-such-tag'" in message
+    # git's own words on stderr, not a CalledProcessError
+    err = capsys.readouterr().err
+    assert "fatal:" in err and "no-such-tag" in err and "CalledProcessError" not in err
+    assert not (tmp_path / "repo" / ".git").exists()
 
 
 def test_one_repository_url_everywhere():

@@ -1,15 +1,19 @@
-"""Student copies: solutions removed, and the committed copies in sync with the
-chapters."""
+"""Student copies: solutions removed, self-check answers held out (questions kept), and
+the committed copies in sync with the chapters."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from helpers.student import (
+    ANSWER_PLACEHOLDER,
     PLACEHOLDER,
+    answer_blocks,
+    hold_out_answers,
     SOLUTION_TAG,
     hidden_solution_problems,
     hide_solution,
@@ -82,3 +86,61 @@ def test_committed_student_copies_are_up_to_date(tmp_path):
             f"{new.name} is stale: python -m helpers.student"
         )
     assert PLACEHOLDER.strip() in (ROOT / "student" / "01_data.ipynb").read_text()
+
+
+def _answers_and_questions(nb: dict) -> tuple[list[str], list[str]]:
+    """The full notebook's self-check answers (body lines of each ```{admonition}
+    Answer block) and questions (numbered lines of its "## Self-check" cell), read
+    line by line here, independently of helpers.student's pattern."""
+    answers, questions = [], []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        lines = "".join(cell["source"]).splitlines()
+        self_check = bool(lines) and lines[0].strip() == "## Self-check"
+        inside = None
+        for line in lines:
+            if inside is None and self_check and re.match(r"\d+\. ", line):
+                questions.append(line)
+            elif inside is None and line.startswith("```{admonition} Answer"):
+                inside = []
+            elif inside is not None and line.strip() == "```":
+                answers.append("\n".join(inside))
+                inside = None
+            elif inside is not None and not line.startswith(":"):
+                inside.append(line)
+    return answers, questions
+
+
+@pytest.mark.parametrize(
+    "chapter", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+)
+def test_student_copies_hold_out_the_self_check_answers(chapter):
+    full = json.loads((ROOT / "notebooks" / chapter).read_text())
+    student = json.loads((ROOT / "student" / chapter).read_text())
+    answers, questions = _answers_and_questions(full)
+    assert answers and questions, f"{chapter}: no self-check found in the chapter"
+    text = "\n".join("".join(c["source"]) for c in student["cells"])
+    for answer in answers:
+        for line in filter(None, (s.strip() for s in answer.splitlines())):
+            assert line not in text, f"student/{chapter} shows an answer: {line[:60]}"
+    for question in questions:
+        assert question in text, f"student/{chapter} lost a question: {question[:60]}"
+    assert "{admonition} Answer" not in text and "dropdown" not in text
+    assert text.count(ANSWER_PLACEHOLDER) == len(answers)
+    assert student["metadata"]["student_copy"]["answers_held_out"] == len(answers)
+
+
+def test_hold_out_answers_hand_worked():
+    text = (
+        "1. Why?\n\n````{admonition} Answer\n:class: dropdown\nBecause.\n````\n\n"
+        "2. How?\n\n:::{admonition} Answer\nLike this.\n:::\n\n"
+        "```{admonition} Learning goals\n:class: tip\n- keep me\n```\n"
+    )
+    held, n = hold_out_answers(text)
+    assert n == 2
+    assert held == (
+        f"1. Why?\n\n{ANSWER_PLACEHOLDER}\n\n2. How?\n\n{ANSWER_PLACEHOLDER}\n\n"
+        "```{admonition} Learning goals\n:class: tip\n- keep me\n```\n"
+    )
+    assert answer_blocks(text) == ["Because.", "Like this."]
