@@ -291,7 +291,7 @@ def timing_page(
     }
     runtimes = {k: v[0] for k, v in ran.items() if v[2] == "ok"}
     lines = [
-        "### Minutes per chapter",
+        "#### Minutes per chapter",
         "",
         f"Run time is **measured**: the seconds each chapter took when this book was "
         f"built, on a machine with {cores} CPU cores"
@@ -348,13 +348,18 @@ def timing_page(
     fit = track_fit(effort, runtimes, tracks=checked)
     lines += [
         "",
-        "### Do the tracks fit?",
+        "#### Do the tracks fit?",
         "",
         "Computed from the minutes above. *In class* is the code, exercises and run "
         "time of the chapters worked in the session's block; their reading is done "
         "before. *Outside* is that reading, the reading-only chapters, the homework "
         "chapters in full and any exercises moved out of class because the block is "
-        "full.",
+        "full."
+        + (
+            ""
+            if set(effort["chapter"]) <= set(runtimes)
+            else " Chapters this build did not run (or that failed) count no run time."
+        ),
         "",
         "| track | session | chapters (mode) | in class (min) | block (min) | "
         "exercises moved to homework | outside (min) | outside budget (min) | fits |",
