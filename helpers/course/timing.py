@@ -307,7 +307,7 @@ def timing_page(
         f"code cell a student runs, {MINUTES_PER_EXERCISE:g} minutes per exercise. "
         "No pilot class has timed them yet.",
         "",
-        "| chapter | run (s, build) |"
+        f"| chapter | run (s, this build, {cores} cores) |"
         + (" run (s, Colab-like) |" if colab else "")
         + " words | reading (min, est.) | code cells | code (min, est.) | "
         "exercises | exercises (min, est.) | total (min, est. + run) |",
