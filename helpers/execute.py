@@ -44,6 +44,7 @@ import pandas as pd
 import yaml
 
 from . import frontpage
+from .course import timing
 from .results import book_root, results_base, results_dir
 
 __all__ = [
@@ -62,6 +63,7 @@ CHECKPOINT_ENV = "PERTURBBOOK_SCGPT_CHECKPOINT"
 MIRROR_NOTE_ENV = "PERTURBBOOK_MIRROR_NOTE"
 
 PAGE_SUFFIXES = (".md", ".ipynb")
+TIMING_PAGE = "course_timing.md"  # written by the build, included by course.md
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib", "logo.png")
 VERSION_PACKAGES = (
     "numpy",
@@ -565,6 +567,20 @@ def status_page(status: pd.DataFrame, versions: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def course_timing_page(root: Path, status: pd.DataFrame) -> str:
+    """Markdown of ``course_timing.md`` (included by ``course.md``): each chapter's
+    measured run time in this build (and the Colab-like runtime's, where
+    ``$COLAB_LIKE_DIR/summary.tsv`` or ``_build/colab_like/summary.tsv`` exists),
+    the estimated student minutes and the fit of the course's tracks."""
+    colab_dir = os.environ.get("COLAB_LIKE_DIR") or root / "_build" / "colab_like"
+    return timing.timing_page(
+        status,
+        timing.effort_table(root),
+        cores=os.cpu_count(),
+        colab=timing.read_colab_like(Path(colab_dir) / "summary.tsv"),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.execute", description=__doc__.split("\n")[0]
@@ -596,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     versions = package_versions()
     versions.to_csv(results / "versions.csv", index=False)
     (out / "status.md").write_text(status_page(status, versions))
+    (out / TIMING_PAGE).write_text(course_timing_page(root, status))
     index = out / f"{toc_files(root)[0]}.md"
     figure_error = ""
     if index.exists():
