@@ -91,6 +91,11 @@ def make(
     arguments of :func:`helpers.simulate.simulate_screen` (e.g. a smaller screen).
     Returns the sealed spec (a dict).
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(
+            f"seed must be a non-negative integer (the secret seed of the screen), "
+            f"got {seed!r}."
+        )
     job = task_registry.get_task(task)
     out = Path(out)
     spec: dict = {"task": task, "kind": job.kind, "split_seed": _SPLIT_SEED}

@@ -122,3 +122,16 @@ def test_a_missing_sealed_folder_is_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "o")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "challenge make" in err
+
+
+def test_a_negative_seed_gets_one_line(tmp_path, capsys):
+    from helpers.course import cli
+
+    code = cli.main(["challenge", "make", "--out", str(tmp_path / "c"), "--seed", "-3"])
+    assert code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: seed must be a non-negative integer (the secret seed of the screen), "
+        "got -3."
+    ]
+    assert not (tmp_path / "c").exists()
